@@ -1,1 +1,178 @@
-fn main() {}
+//! `kioskctl`: the technician's command line to a running kioskd.
+//!
+//! Exit codes: 0 done; 1 kioskd refused or the read failed; 2 usage;
+//! 3 kioskd unreachable; 4 timed out.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kiosk_proto::{Client, ClientError, ErrorCode, Event, EventEnvelope};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Technician CLI for kioskd")]
+struct Args {
+    /// kioskd's socket.
+    #[arg(long, global = true, env = "KIOSK_SOCKET", default_value = kiosk::config::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Daemon and device status.
+    Status,
+    /// ID readers and what they see.
+    Readers,
+    /// Wait for a card and print its identity, masked.
+    ReadCard {
+        /// Seconds to wait for a card.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Print events as they happen (masked), until interrupted.
+    Events {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kioskctl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kioskctl: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &ClientError) -> u8 {
+    match e {
+        ClientError::Connect { .. } => 3,
+        ClientError::Timeout(_) => 4,
+        ClientError::Api(api) if api.code == ErrorCode::Timeout => 4,
+        _ => 1,
+    }
+}
+
+async fn run(args: &Args) -> Result<(), ClientError> {
+    let mut client = Client::connect(&args.socket).await?;
+    match &args.command {
+        Command::Status => {
+            let status = client.status().await?;
+            if args.json {
+                return print_json(&status);
+            }
+            println!("kiosk    {} (branch {}, {})", status.kiosk_id, status.branch_id, status.profile);
+            println!("kioskd   {} up {}s", status.daemon_version, status.uptime_s);
+            for d in &status.devices {
+                println!(
+                    "{:<8} {:<10} {:<14} {}{}",
+                    d.kind,
+                    d.name,
+                    d.state.to_string(),
+                    d.detail.as_deref().unwrap_or(""),
+                    d.last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default()
+                );
+            }
+        }
+        Command::Readers => {
+            let readers = client.readers().await?;
+            if args.json {
+                return print_json(&readers);
+            }
+            for r in &readers {
+                println!(
+                    "{:<10} {:<9} {:<14} card:{:<3} sam:{} pcsc:[{}] reads ok/failed: {}/{}",
+                    r.name,
+                    r.transport,
+                    r.state.to_string(),
+                    if r.card_present { "yes" } else { "no" },
+                    r.sam_id.as_deref().unwrap_or("-"),
+                    r.pcsc_readers.join(", "),
+                    r.reads_ok,
+                    r.reads_failed
+                );
+            }
+        }
+        Command::ReadCard { timeout } => {
+            if !args.json {
+                eprintln!("waiting for a card ({timeout} s)...");
+            }
+            let read = client.read_card(Some(timeout.saturating_mul(1000))).await?;
+            if args.json {
+                return print_json(&read);
+            }
+            let id = &read.identity;
+            println!("reader       {}", read.reader);
+            println!("card type    {}", id.card_type.corebank_id_type());
+            println!("name         {}", id.name);
+            if let Some(en) = &id.english_name {
+                println!("english name {en}");
+            }
+            println!("number       {}", id.number);
+            println!("birth date   {}", id.birth_date);
+            if let Some(a) = &id.address {
+                println!("address      {a}");
+            }
+            println!("valid        {} .. {}", id.valid_from, id.valid_until);
+            println!("read in      {} ms", read.read_ms);
+        }
+        Command::Events { count } => {
+            client.subscribe().await?;
+            let mut seen = 0u64;
+            while count.is_none_or(|c| seen < c) {
+                let ev = client.next_event().await?;
+                if args.json {
+                    print_json(&ev)?;
+                } else {
+                    println!("{}", describe(&ev));
+                }
+                seen += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<(), ClientError> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn describe(ev: &EventEnvelope) -> String {
+    let what = match &ev.event {
+        Event::DeviceState { device, state, detail } => {
+            format!("device {device} {state} {}", detail.as_deref().unwrap_or(""))
+        }
+        Event::ReaderAttached { reader, pcsc_name } => format!("reader {reader} attached: {pcsc_name}"),
+        Event::ReaderDetached { reader, pcsc_name } => format!("reader {reader} detached: {pcsc_name}"),
+        Event::CardPresent { reader } => format!("card present on {reader}"),
+        Event::CardAbsent { reader } => format!("card removed from {reader}"),
+        Event::CardRead { reader, identity, read_ms } => format!(
+            "card read on {reader} in {read_ms} ms: {} {} {} valid {}..{}",
+            identity.card_type.corebank_id_type(),
+            identity.name,
+            identity.number,
+            identity.valid_from,
+            identity.valid_until
+        ),
+        Event::ReadFailed { reader, code, message } => format!("read failed on {reader}: {code}: {message}"),
+    };
+    format!("#{} {}", ev.seq, what)
+}

@@ -1,1 +1,73 @@
-fn main() {}
+//! `kioskd --config FILE`: the kiosk daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use kiosk::config::Config;
+use kiosk::daemon::{self, Shared};
+
+/// The bank-branch kiosk daemon: owns the ID readers and serves the local API.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The kiosk's configuration file (see docs/configuration.md).
+    #[arg(long, short, env = "KIOSK_CONFIG")]
+    config: PathBuf,
+    /// Check the configuration, print every problem, and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kioskd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        println!("{}: ok", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    kiosk::logging::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kioskd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let shared = Shared::new(config);
+        let stop = shared.shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stop requested");
+            stop.cancel();
+        });
+        match daemon::run(shared).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "kioskd failed");
+                eprintln!("kioskd: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers the daemon still runs; it just cannot stop gracefully.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

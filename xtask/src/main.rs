@@ -1,1 +1,124 @@
-fn main() {}
+//! `cargo xtask setup|demo|test|bench`: the README's commands.
+//!
+//! Every command first makes sure the system packages the kiosk needs are
+//! installed (with `apt-get`, as root or through `sudo`), so a fresh Debian
+//! machine with only Rust needs nothing else.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+mod bench;
+mod demo;
+
+/// Debian packages every command needs: PC/SC daemon and library, the
+/// vpcd virtual reader driver used by the simulators, pkg-config for
+/// pcsc-sys.
+const PACKAGES: &[&str] = &["pcscd", "libpcsclite-dev", "vsmartcard-vpcd", "pkg-config", "procps"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("test") => setup().and_then(|()| test(&args[1..])),
+        Some("demo") => setup().and_then(|()| demo::run(&args[1..])),
+        Some("bench") => setup().and_then(|()| bench::run(&args[1..])),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 setup   install missing system packages (apt-get)\n  \
+                 demo    start simulators and kioskd on the demo profile\n  \
+                 test    formatting, clippy -D warnings, every test\n  \
+                 bench   measure read latency, idle CPU and RSS; write docs/BENCHMARKS.md"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn is_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+/// Install the missing system packages.
+pub fn setup() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !is_installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let as_root = nix_is_root();
+    let apt = |args: &[&str]| -> Result<()> {
+        let mut cmd = if as_root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        let status = cmd.status().context("running apt-get")?;
+        if !status.success() {
+            bail!("apt-get {} failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    // The package lists may be missing on a fresh machine.
+    if apt(&["install", "-y", "--no-install-recommends"].iter().copied().chain(missing.iter().copied()).collect::<Vec<_>>())
+        .is_err()
+    {
+        apt(&["update"])?;
+        apt(&["install", "-y", "--no-install-recommends"].iter().copied().chain(missing.iter().copied()).collect::<Vec<_>>())?;
+    }
+    Ok(())
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Run a command in the workspace root, failing on a non-zero exit.
+pub fn run_in_root(program: &str, args: &[&str]) -> Result<()> {
+    eprintln!("xtask: {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("starting {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run_in_root(&cargo, &["fmt", "--all", "--", "--check"])?;
+    run_in_root(&cargo, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    let mut args = vec!["test", "--workspace"];
+    args.extend(extra.iter().map(String::as_str));
+    run_in_root(&cargo, &args)?;
+    Ok(())
+}

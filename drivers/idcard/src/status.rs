@@ -14,15 +14,29 @@ pub enum SamStatus {
 }
 
 impl SamStatus {
+    /// The typed status of an SW3 byte; every byte maps to exactly one status,
+    /// unknown ones to [`SamError::Unknown`].
     pub fn from_sw3(sw3: u8) -> SamStatus {
-        todo!()
+        match sw3 {
+            0x90 => SamStatus::Ok,
+            0x9F => SamStatus::CardFound,
+            other => SamStatus::Error(SamError::from_sw3(other)),
+        }
     }
+    /// The SW3 byte of this status (inverse of [`SamStatus::from_sw3`]).
     pub fn sw3(self) -> u8 {
-        todo!()
+        match self {
+            SamStatus::Ok => 0x90,
+            SamStatus::CardFound => 0x9F,
+            SamStatus::Error(e) => e.sw3(),
+        }
     }
     /// `Ok(())` for `90`/`9F`, the error otherwise.
     pub fn into_result(self) -> Result<(), SamError> {
-        todo!()
+        match self {
+            SamStatus::Ok | SamStatus::CardFound => Ok(()),
+            SamStatus::Error(e) => Err(e),
+        }
     }
 }
 
@@ -62,8 +76,83 @@ pub enum SamError {
 }
 
 impl SamError {
+    /// Every failure with a code of its own (all but [`SamError::Unknown`]),
+    /// for tests, simulators and technician screens.
+    pub const KNOWN: [SamError; 14] = [
+        SamError::Checksum,
+        SamError::Length,
+        SamError::BadCommand,
+        SamError::Unrecognised,
+        SamError::CardAuthenticatesSamFailed,
+        SamError::SamAuthenticatesCardFailed,
+        SamError::Verification,
+        SamError::WrongCardType,
+        SamError::ReadFailed,
+        SamError::RandomFailed,
+        SamError::SelfTestFailed,
+        SamError::NotAuthorised,
+        SamError::NoCard,
+        SamError::SelectFailed,
+    ];
+    /// The error for a failure SW3; codes without a meaning of their own
+    /// (including the success codes `90`/`9F`) become [`SamError::Unknown`].
+    pub fn from_sw3(sw3: u8) -> SamError {
+        match sw3 {
+            0x10 => SamError::Checksum,
+            0x11 => SamError::Length,
+            0x21 => SamError::BadCommand,
+            0x24 => SamError::Unrecognised,
+            0x31 => SamError::CardAuthenticatesSamFailed,
+            0x32 => SamError::SamAuthenticatesCardFailed,
+            0x33 => SamError::Verification,
+            0x40 => SamError::WrongCardType,
+            0x41 => SamError::ReadFailed,
+            0x47 => SamError::RandomFailed,
+            0x60 => SamError::SelfTestFailed,
+            0x66 => SamError::NotAuthorised,
+            0x80 => SamError::NoCard,
+            0x81 => SamError::SelectFailed,
+            other => SamError::Unknown(other),
+        }
+    }
+    /// The SW3 byte of this error (inverse of [`SamError::from_sw3`]).
+    pub fn sw3(self) -> u8 {
+        match self {
+            SamError::Checksum => 0x10,
+            SamError::Length => 0x11,
+            SamError::BadCommand => 0x21,
+            SamError::Unrecognised => 0x24,
+            SamError::CardAuthenticatesSamFailed => 0x31,
+            SamError::SamAuthenticatesCardFailed => 0x32,
+            SamError::Verification => 0x33,
+            SamError::WrongCardType => 0x40,
+            SamError::ReadFailed => 0x41,
+            SamError::RandomFailed => 0x47,
+            SamError::SelfTestFailed => 0x60,
+            SamError::NotAuthorised => 0x66,
+            SamError::NoCard => 0x80,
+            SamError::SelectFailed => 0x81,
+            SamError::Unknown(code) => code,
+        }
+    }
     /// A stable machine-readable reason, e.g. `no_card`, `read_failed`.
     pub fn reason(self) -> &'static str {
-        todo!()
+        match self {
+            SamError::Checksum => "checksum",
+            SamError::Length => "length",
+            SamError::BadCommand => "bad_command",
+            SamError::Unrecognised => "unrecognised",
+            SamError::CardAuthenticatesSamFailed => "card_authenticates_sam_failed",
+            SamError::SamAuthenticatesCardFailed => "sam_authenticates_card_failed",
+            SamError::Verification => "verification_failed",
+            SamError::WrongCardType => "wrong_card_type",
+            SamError::ReadFailed => "read_failed",
+            SamError::RandomFailed => "random_failed",
+            SamError::SelfTestFailed => "self_test_failed",
+            SamError::NotAuthorised => "not_authorised",
+            SamError::NoCard => "no_card",
+            SamError::SelectFailed => "select_failed",
+            SamError::Unknown(_) => "unknown",
+        }
     }
 }

@@ -1,0 +1,171 @@
+//! An async client of the local API, used by kioskctl, the UI and tests.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
+
+use crate::messages::*;
+
+/// Everything that can go wrong talking to kioskd.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("cannot connect to kioskd at {path}: {source}")]
+    Connect { path: String, source: std::io::Error },
+    #[error("connection to kioskd failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("kioskd closed the connection")]
+    Closed,
+    #[error("kioskd sent a line this client does not understand: {0}")]
+    Protocol(String),
+    #[error("kioskd refused: {} ({:?})", .0.message, .0.code)]
+    Api(ApiError),
+    #[error("no answer from kioskd within {0:?}")]
+    Timeout(Duration),
+}
+
+impl From<LinesCodecError> for ClientError {
+    fn from(e: LinesCodecError) -> Self {
+        match e {
+            LinesCodecError::MaxLineLengthExceeded => {
+                ClientError::Protocol("line longer than the protocol allows".into())
+            }
+            LinesCodecError::Io(e) => ClientError::Io(e),
+        }
+    }
+}
+
+/// One connection to kioskd.
+#[derive(Debug)]
+pub struct Client {
+    reader: FramedRead<OwnedReadHalf, LinesCodec>,
+    writer: FramedWrite<OwnedWriteHalf, LinesCodec>,
+    next_id: u64,
+    events: VecDeque<EventEnvelope>,
+}
+
+impl Client {
+    /// Connect to the daemon's socket.
+    pub async fn connect(path: impl AsRef<Path>) -> Result<Client, ClientError> {
+        let path = path.as_ref();
+        let stream = UnixStream::connect(path).await.map_err(|source| ClientError::Connect {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let (r, w) = stream.into_split();
+        Ok(Client {
+            reader: FramedRead::new(r, LinesCodec::new_with_max_length(crate::MAX_LINE)),
+            writer: FramedWrite::new(w, LinesCodec::new_with_max_length(crate::MAX_LINE)),
+            next_id: 1,
+            events: VecDeque::new(),
+        })
+    }
+
+    /// Send a request and wait for its answer; events that arrive in the
+    /// meantime are kept for [`Client::next_event`].
+    pub async fn call(&mut self, request: &Request) -> Result<serde_json::Value, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let line = serde_json::to_string(&request.to_line(id))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.writer.send(line).await?;
+        loop {
+            match self.read_line().await? {
+                ServerLine::Event(ev) => self.events.push_back(ev),
+                ServerLine::Response(resp) if resp.id == id => {
+                    return match (resp.ok, resp.result, resp.error) {
+                        (true, result, _) => Ok(result.unwrap_or(serde_json::Value::Null)),
+                        (false, _, Some(err)) => Err(ClientError::Api(err)),
+                        (false, _, None) => {
+                            Err(ClientError::Protocol("error answer without error".into()))
+                        }
+                    };
+                }
+                ServerLine::Response(resp) => {
+                    return Err(ClientError::Protocol(format!(
+                        "answer for request {} while waiting for {id}",
+                        resp.id
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Like [`Client::call`], with the result parsed into `T`.
+    pub async fn call_typed<T: DeserializeOwned>(
+        &mut self,
+        request: &Request,
+    ) -> Result<T, ClientError> {
+        let value = self.call(request).await?;
+        serde_json::from_value(value).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    pub async fn hello(&mut self) -> Result<HelloInfo, ClientError> {
+        self.call_typed(&Request::Hello).await
+    }
+
+    pub async fn status(&mut self) -> Result<StatusInfo, ClientError> {
+        self.call_typed(&Request::Status).await
+    }
+
+    pub async fn readers(&mut self) -> Result<Vec<ReaderInfo>, ClientError> {
+        self.call_typed(&Request::Readers).await
+    }
+
+    /// Wait for a card read (the daemon applies the timeout).
+    pub async fn read_card(&mut self, timeout_ms: Option<u64>) -> Result<CardReadInfo, ClientError> {
+        self.call_typed(&Request::ReadCard(ReadCardParams { timeout_ms })).await
+    }
+
+    /// Ask for events on this connection.
+    pub async fn subscribe(&mut self) -> Result<(), ClientError> {
+        self.call(&Request::Subscribe).await.map(|_| ())
+    }
+
+    /// The next event (after [`Client::subscribe`]).
+    pub async fn next_event(&mut self) -> Result<EventEnvelope, ClientError> {
+        if let Some(ev) = self.events.pop_front() {
+            return Ok(ev);
+        }
+        loop {
+            match self.read_line().await? {
+                ServerLine::Event(ev) => return Ok(ev),
+                ServerLine::Response(resp) => {
+                    return Err(ClientError::Protocol(format!(
+                        "unexpected answer for request {}",
+                        resp.id
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Wait for the first event `pick` accepts, up to `timeout`; other
+    /// events are dropped.
+    pub async fn wait_event<T>(
+        &mut self,
+        timeout: Duration,
+        mut pick: impl FnMut(&Event) -> Option<T>,
+    ) -> Result<T, ClientError> {
+        let wait = async {
+            loop {
+                let ev = self.next_event().await?;
+                if let Some(t) = pick(&ev.event) {
+                    return Ok(t);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.map_err(|_| ClientError::Timeout(timeout))?
+    }
+
+    async fn read_line(&mut self) -> Result<ServerLine, ClientError> {
+        let line = self.reader.next().await.ok_or(ClientError::Closed)??;
+        serde_json::from_str(&line).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+}

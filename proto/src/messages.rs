@@ -1,0 +1,289 @@
+//! Requests, responses and events of the local API.
+
+use kiosk_idcard::CardType;
+use serde::{Deserialize, Serialize};
+
+/// A request line as it travels: an id chosen by the client (echoed in the
+/// answer), the method's name and its parameters (omitted, `null` or `{}`
+/// for methods without parameters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestLine {
+    pub id: u64,
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+}
+
+/// The methods, with their parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Protocol and daemon versions.
+    Hello,
+    /// Daemon and device status.
+    Status,
+    /// The ID readers and what they see.
+    Readers,
+    /// Wait for a card read; answers at once with a card already read and
+    /// still on a reader.
+    ReadCard(ReadCardParams),
+    /// Start receiving events on this connection.
+    Subscribe,
+}
+
+/// Parameters of `read_card`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadCardParams {
+    /// How long to wait for a card; default 30000, at most 600000.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+impl Request {
+    /// The method's name on the wire.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Request::Hello => "hello",
+            Request::Status => "status",
+            Request::Readers => "readers",
+            Request::ReadCard(_) => "read_card",
+            Request::Subscribe => "subscribe",
+        }
+    }
+
+    /// The request as a line with this id.
+    pub fn to_line(&self, id: u64) -> RequestLine {
+        let params = match self {
+            Request::ReadCard(p) => serde_json::to_value(p).ok(),
+            _ => None,
+        };
+        RequestLine { id, method: self.method().to_string(), params }
+    }
+
+    /// Parse a request line's method and parameters.
+    pub fn from_line(line: &RequestLine) -> Result<Request, ApiError> {
+        fn params<T: serde::de::DeserializeOwned + Default>(
+            method: &str,
+            value: &Option<serde_json::Value>,
+        ) -> Result<T, ApiError> {
+            match value {
+                None | Some(serde_json::Value::Null) => Ok(T::default()),
+                Some(v) => serde_json::from_value(v.clone()).map_err(|e| ApiError {
+                    code: ErrorCode::BadRequest,
+                    message: format!("invalid params for {method}: {e}"),
+                }),
+            }
+        }
+        fn no_params(method: &str, value: &Option<serde_json::Value>) -> Result<(), ApiError> {
+            match value {
+                None | Some(serde_json::Value::Null) => Ok(()),
+                Some(serde_json::Value::Object(m)) if m.is_empty() => Ok(()),
+                Some(_) => Err(ApiError {
+                    code: ErrorCode::BadRequest,
+                    message: format!("{method} takes no params"),
+                }),
+            }
+        }
+        let m = line.method.as_str();
+        Ok(match m {
+            "hello" => no_params(m, &line.params).map(|()| Request::Hello)?,
+            "status" => no_params(m, &line.params).map(|()| Request::Status)?,
+            "readers" => no_params(m, &line.params).map(|()| Request::Readers)?,
+            "subscribe" => no_params(m, &line.params).map(|()| Request::Subscribe)?,
+            "read_card" => Request::ReadCard(params(m, &line.params)?),
+            other => {
+                return Err(ApiError {
+                    code: ErrorCode::UnknownMethod,
+                    message: format!("unknown method {other:?}"),
+                });
+            }
+        })
+    }
+}
+
+/// An answer line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseEnvelope {
+    /// The request's id; 0 when the request line could not be parsed.
+    pub id: u64,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+}
+
+/// A refusal or failure, with a stable code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Stable error codes of the local API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The line is not a JSON request of this protocol.
+    BadRequest,
+    /// The method is not known.
+    UnknownMethod,
+    /// The line exceeds [`crate::MAX_LINE`].
+    LineTooLong,
+    /// Waiting ended without the awaited event.
+    Timeout,
+    /// The kiosk has no ID reader configured.
+    NoReader,
+    /// A card was placed but could not be read; the message says why.
+    ReadFailed,
+    /// The daemon is stopping.
+    ShuttingDown,
+    /// Anything else; details are in the daemon's log.
+    Internal,
+}
+
+/// A line from the daemon: either an answer or an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ServerLine {
+    Event(EventEnvelope),
+    Response(ResponseEnvelope),
+}
+
+/// An event line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventEnvelope {
+    /// Increases by one per event the daemon emits.
+    pub seq: u64,
+    /// Unix time in milliseconds.
+    pub at_ms: i64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What happens on the kiosk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum Event {
+    /// A device's state changed.
+    DeviceState { device: String, state: DeviceState, detail: Option<String> },
+    /// A PC/SC reader appeared under this reader.
+    ReaderAttached { reader: String, pcsc_name: String },
+    /// A PC/SC reader went away.
+    ReaderDetached { reader: String, pcsc_name: String },
+    /// A card entered the reader's field.
+    CardPresent { reader: String },
+    /// The card left.
+    CardAbsent { reader: String },
+    /// A card was read.
+    CardRead { reader: String, identity: MaskedIdentity, read_ms: u64 },
+    /// A card was placed but could not be read.
+    ReadFailed { reader: String, code: String, message: String },
+}
+
+/// Device states, after XFS4IoT's `Common.Status.device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DeviceState {
+    Starting,
+    Online,
+    Offline,
+    NoDevice,
+    HardwareError,
+    Busy,
+}
+
+impl std::fmt::Display for DeviceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            DeviceState::Starting => "starting",
+            DeviceState::Online => "online",
+            DeviceState::Offline => "offline",
+            DeviceState::NoDevice => "noDevice",
+            DeviceState::HardwareError => "hardwareError",
+            DeviceState::Busy => "busy",
+        };
+        f.write_str(s)
+    }
+}
+
+/// An identity as it may leave the daemon (rule S1): card type and
+/// validity in the clear, everything personal masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskedIdentity {
+    pub card_type: CardType,
+    /// e.g. `张*`
+    pub name: String,
+    /// English name of a foreign card, masked, e.g. `T*** J***`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub english_name: Option<String>,
+    /// e.g. `110***********1234`
+    pub number: String,
+    /// Always `****-**-**`.
+    pub birth_date: String,
+    /// `***` when the card has an address, absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// `YYYY-MM-DD`
+    pub valid_from: String,
+    /// `YYYY-MM-DD` or `long_term`
+    pub valid_until: String,
+    /// Whether the card carried a photo (the photo never leaves kioskd).
+    pub has_photo: bool,
+}
+
+/// Answer to `hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloInfo {
+    pub protocol: u32,
+    pub daemon_version: String,
+    pub kiosk_id: String,
+}
+
+/// Answer to `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    pub daemon_version: String,
+    pub kiosk_id: String,
+    pub branch_id: String,
+    pub profile: String,
+    pub uptime_s: u64,
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// One device in `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub name: String,
+    /// `id_reader`, ...
+    pub kind: String,
+    pub state: DeviceState,
+    pub detail: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// One reader in `readers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReaderInfo {
+    pub name: String,
+    /// `pcsc`, `sam` or `pcsc+sam`.
+    pub transport: String,
+    pub state: DeviceState,
+    pub detail: Option<String>,
+    /// PC/SC readers currently attached under this reader's name pattern.
+    pub pcsc_readers: Vec<String>,
+    pub sam_id: Option<String>,
+    pub card_present: bool,
+    pub reads_ok: u64,
+    pub reads_failed: u64,
+    pub last_error: Option<String>,
+}
+
+/// Answer to `read_card`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CardReadInfo {
+    pub reader: String,
+    pub identity: MaskedIdentity,
+    pub read_ms: u64,
+}

@@ -1,0 +1,233 @@
+//! The local API server: a Unix socket, one JSON object per line
+//! (`kiosk-proto`). Each connection gets a reader task that answers
+//! requests and, after `subscribe`, a forwarder of events; both write
+//! through one writer task so lines never interleave.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use kiosk_proto::{
+    ApiError, ErrorCode, Event, EventEnvelope, Request, RequestLine, ResponseEnvelope, MAX_LINE,
+};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
+
+use crate::daemon::Shared;
+use crate::Error;
+
+/// Lines queued for one client before it counts as too slow and is dropped.
+const CLIENT_QUEUE: usize = 256;
+const DEFAULT_READ_CARD_TIMEOUT_MS: u64 = 30_000;
+const MAX_READ_CARD_TIMEOUT_MS: u64 = 600_000;
+
+/// Bind the socket, replacing a stale socket file but never a live daemon.
+pub fn bind(path: &Path) -> Result<UnixListener, Error> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(Error::AlreadyRunning { path: path.to_path_buf() });
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| Error::Listen { path: path.to_path_buf(), source })?;
+    }
+    let listener =
+        UnixListener::bind(path).map_err(|source| Error::Listen { path: path.to_path_buf(), source })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|source| Error::Listen { path: path.to_path_buf(), source })?;
+    Ok(listener)
+}
+
+/// Accept clients until shutdown; then wait for the open connections to close.
+pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(shared.config.api.max_clients));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            handle_connection(stream, shared).await;
+            drop(permit);
+        });
+        // Reap finished connections so the set does not grow.
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
+    let (r, w) = stream.into_split();
+    let mut lines = FramedRead::new(r, LinesCodec::new_with_max_length(MAX_LINE));
+    let (out_tx, mut out_rx) = mpsc::channel::<String>(CLIENT_QUEUE);
+    let writer = tokio::spawn(async move {
+        let mut sink = FramedWrite::new(w, LinesCodec::new());
+        while let Some(line) = out_rx.recv().await {
+            if sink.send(line).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut forwarder: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        let next = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            next = lines.next() => next,
+        };
+        let line = match next {
+            None => break,
+            Some(Ok(line)) => line,
+            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+                let err = api_error(ErrorCode::LineTooLong, format!("line longer than {MAX_LINE} bytes"));
+                let _ = out_tx.send(answer(0, Err(err))).await;
+                // The rest of that line is discarded by the codec; go on.
+                continue;
+            }
+            Some(Err(LinesCodecError::Io(e))) => {
+                tracing::debug!(error = %e, "client connection error");
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: Result<RequestLine, _> = serde_json::from_str(&line);
+        let (id, request) = match parsed {
+            Ok(req_line) => (req_line.id, Request::from_line(&req_line)),
+            Err(e) => (0, Err(api_error(ErrorCode::BadRequest, format!("not a request line: {e}")))),
+        };
+        let request = match request {
+            Ok(r) => r,
+            Err(err) => {
+                if out_tx.send(answer(id, Err(err))).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        if let Request::Subscribe = request {
+            if forwarder.is_none() {
+                // Subscribe before answering so no event after the answer is missed.
+                let events = shared.subscribe();
+                let _ = out_tx.send(answer(id, Ok(serde_json::json!({"subscribed": true})))).await;
+                forwarder = Some(tokio::spawn(forward_events(events, out_tx.clone())));
+            } else {
+                let _ = out_tx.send(answer(id, Ok(serde_json::json!({"subscribed": true})))).await;
+            }
+            continue;
+        }
+        // Long waits (read_card) run beside the connection so the client can
+        // keep talking; answers carry their id.
+        let shared = shared.clone();
+        let out = out_tx.clone();
+        tokio::spawn(async move {
+            let result = handle_request(request, &shared).await;
+            let _ = out.send(answer(id, result)).await;
+        });
+    }
+    if let Some(f) = forwarder {
+        f.abort();
+    }
+    drop(out_tx);
+    let _ = writer.await;
+}
+
+async fn forward_events(mut events: broadcast::Receiver<EventEnvelope>, out: mpsc::Sender<String>) {
+    loop {
+        match events.recv().await {
+            Ok(ev) => {
+                let Ok(line) = serde_json::to_string(&ev) else { continue };
+                if out.send(line).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "a subscriber is too slow; events dropped for it");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn handle_request(request: Request, shared: &Shared) -> Result<serde_json::Value, ApiError> {
+    match request {
+        Request::Hello => to_value(shared.hello()),
+        Request::Status => to_value(shared.status()),
+        Request::Readers => to_value(shared.readers()),
+        Request::ReadCard(params) => {
+            if !shared.has_readers() {
+                return Err(api_error(ErrorCode::NoReader, "this kiosk has no ID reader configured"));
+            }
+            let timeout_ms = params
+                .timeout_ms
+                .unwrap_or(DEFAULT_READ_CARD_TIMEOUT_MS)
+                .min(MAX_READ_CARD_TIMEOUT_MS);
+            let mut events = shared.subscribe();
+            if let Some(current) = shared.current_card() {
+                return to_value(current);
+            }
+            let wait = async {
+                loop {
+                    match events.recv().await {
+                        Ok(EventEnvelope { event: Event::CardRead { reader, identity, read_ms }, .. }) => {
+                            return to_value(kiosk_proto::CardReadInfo { reader, identity, read_ms });
+                        }
+                        Ok(EventEnvelope { event: Event::ReadFailed { message, .. }, .. }) => {
+                            return Err(api_error(ErrorCode::ReadFailed, message));
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            return Err(api_error(ErrorCode::ShuttingDown, "kioskd is stopping"));
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                r = tokio::time::timeout(Duration::from_millis(timeout_ms), wait) => r.unwrap_or_else(|_| {
+                    Err(api_error(ErrorCode::Timeout, format!("no card read within {timeout_ms} ms")))
+                }),
+                _ = shared.shutdown.cancelled() => Err(api_error(ErrorCode::ShuttingDown, "kioskd is stopping")),
+            }
+        }
+        Request::Subscribe => Ok(serde_json::json!({"subscribed": true})),
+    }
+}
+
+fn to_value<T: serde::Serialize>(v: T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| api_error(ErrorCode::Internal, e.to_string()))
+}
+
+fn api_error(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError { code, message: message.into() }
+}
+
+fn answer(id: u64, result: Result<serde_json::Value, ApiError>) -> String {
+    let env = match result {
+        Ok(v) => ResponseEnvelope { id, ok: true, result: Some(v), error: None },
+        Err(e) => ResponseEnvelope { id, ok: false, result: None, error: Some(e) },
+    };
+    serde_json::to_string(&env).unwrap_or_else(|_| {
+        format!(r#"{{"id":{id},"ok":false,"error":{{"code":"internal","message":"unserialisable answer"}}}}"#)
+    })
+}

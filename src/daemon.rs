@@ -1,0 +1,332 @@
+//! The daemon's shared state and event bus, and its `run` loop.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use kiosk_idreader::CardRead;
+use kiosk_proto::{
+    CardReadInfo, DeviceInfo, DeviceState, Event, EventEnvelope, HelloInfo, MaskedIdentity,
+    ReaderInfo, StatusInfo,
+};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// Events buffered per subscriber before it is considered lagging.
+const EVENT_BUFFER: usize = 1024;
+
+/// State shared by the API server and the device supervisors.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Arc<Config>,
+    started: Instant,
+    seq: AtomicU64,
+    events: broadcast::Sender<EventEnvelope>,
+    state: Mutex<State>,
+    /// Cancelled when the daemon stops.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    readers: BTreeMap<String, ReaderState>,
+}
+
+/// What the daemon knows of one ID reader.
+#[derive(Debug)]
+struct ReaderState {
+    transport: String,
+    state: DeviceState,
+    detail: Option<String>,
+    pcsc_readers: BTreeSet<String>,
+    sam_id: Option<String>,
+    card_present: bool,
+    /// The card on the reader, as read. The full read stays in the daemon
+    /// and is dropped (its identity zeroized) when the card leaves.
+    current: Option<CurrentCard>,
+    reads_ok: u64,
+    reads_failed: u64,
+    last_error: Option<String>,
+}
+
+#[derive(Debug)]
+struct CurrentCard {
+    info: CardReadInfo,
+    #[allow(dead_code)] // held for the customer session (flows, next issue)
+    read: Box<CardRead>,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Arc<Shared> {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let mut state = State::default();
+        for r in &config.readers {
+            state.readers.insert(
+                r.name.clone(),
+                ReaderState {
+                    transport: r.transport_name().to_string(),
+                    state: DeviceState::Starting,
+                    detail: None,
+                    pcsc_readers: BTreeSet::new(),
+                    sam_id: None,
+                    card_present: false,
+                    current: None,
+                    reads_ok: 0,
+                    reads_failed: 0,
+                    last_error: None,
+                },
+            );
+        }
+        Arc::new(Shared {
+            config: Arc::new(config),
+            started: Instant::now(),
+            seq: AtomicU64::new(0),
+            events,
+            state: Mutex::new(state),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A receiver of every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<EventEnvelope> {
+        self.events.subscribe()
+    }
+
+    /// Publish an event to every subscriber.
+    pub fn emit(&self, event: Event) {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let at_ms = chrono::Utc::now().timestamp_millis();
+        // No subscriber is fine: events are not stored.
+        let _ = self.events.send(EventEnvelope { seq, at_ms, event });
+    }
+
+    pub fn hello(&self) -> HelloInfo {
+        HelloInfo {
+            protocol: kiosk_proto::PROTOCOL_VERSION,
+            daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+            kiosk_id: self.config.kiosk.id.clone(),
+        }
+    }
+
+    pub fn status(&self) -> StatusInfo {
+        let state = self.lock();
+        StatusInfo {
+            daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+            kiosk_id: self.config.kiosk.id.clone(),
+            branch_id: self.config.kiosk.branch_id.clone(),
+            profile: self.config.kiosk.profile.as_str().to_string(),
+            uptime_s: self.started.elapsed().as_secs(),
+            devices: state
+                .readers
+                .iter()
+                .map(|(name, r)| DeviceInfo {
+                    name: name.clone(),
+                    kind: "id_reader".into(),
+                    state: r.state,
+                    detail: r.detail.clone(),
+                    last_error: r.last_error.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn readers(&self) -> Vec<ReaderInfo> {
+        let state = self.lock();
+        state
+            .readers
+            .iter()
+            .map(|(name, r)| ReaderInfo {
+                name: name.clone(),
+                transport: r.transport.clone(),
+                state: r.state,
+                detail: r.detail.clone(),
+                pcsc_readers: r.pcsc_readers.iter().cloned().collect(),
+                sam_id: r.sam_id.clone(),
+                card_present: r.card_present,
+                reads_ok: r.reads_ok,
+                reads_failed: r.reads_failed,
+                last_error: r.last_error.clone(),
+            })
+            .collect()
+    }
+
+    pub fn has_readers(&self) -> bool {
+        !self.lock().readers.is_empty()
+    }
+
+    /// The card already read and still on a reader, if any.
+    pub fn current_card(&self) -> Option<CardReadInfo> {
+        self.lock().readers.values().find_map(|r| r.current.as_ref().map(|c| c.info.clone()))
+    }
+
+    // ---- updates from the device supervisors ----
+
+    pub(crate) fn set_device_state(&self, reader: &str, new: DeviceState, detail: Option<String>) {
+        let changed = {
+            let mut state = self.lock();
+            let Some(r) = state.readers.get_mut(reader) else { return };
+            let changed = r.state != new || r.detail != detail;
+            if matches!(new, DeviceState::HardwareError | DeviceState::NoDevice | DeviceState::Offline) {
+                if let Some(d) = &detail {
+                    r.last_error = Some(d.clone());
+                }
+            }
+            if !matches!(new, DeviceState::Online | DeviceState::Busy) {
+                r.card_present = false;
+                r.current = None;
+            }
+            r.state = new;
+            r.detail = detail.clone();
+            changed
+        };
+        if changed {
+            tracing::info!(reader, state = %new, detail = detail.as_deref().unwrap_or(""), "device state");
+            self.emit(Event::DeviceState { device: reader.to_string(), state: new, detail });
+        }
+    }
+
+    pub(crate) fn pcsc_attached(&self, reader: &str, pcsc_name: &str, attached: bool) {
+        {
+            let mut state = self.lock();
+            let Some(r) = state.readers.get_mut(reader) else { return };
+            if attached {
+                r.pcsc_readers.insert(pcsc_name.to_string());
+            } else {
+                r.pcsc_readers.remove(pcsc_name);
+            }
+        }
+        let (reader, pcsc_name) = (reader.to_string(), pcsc_name.to_string());
+        tracing::info!(%reader, %pcsc_name, attached, "PC/SC reader");
+        self.emit(if attached {
+            Event::ReaderAttached { reader, pcsc_name }
+        } else {
+            Event::ReaderDetached { reader, pcsc_name }
+        });
+    }
+
+    pub(crate) fn set_sam_id(&self, reader: &str, sam_id: String) {
+        let mut state = self.lock();
+        if let Some(r) = state.readers.get_mut(reader) {
+            tracing::info!(reader, %sam_id, "SAM id");
+            r.sam_id = Some(sam_id);
+        }
+    }
+
+    pub(crate) fn card_present(&self, reader: &str, present: bool) {
+        {
+            let mut state = self.lock();
+            let Some(r) = state.readers.get_mut(reader) else { return };
+            if r.card_present == present {
+                return;
+            }
+            r.card_present = present;
+            if !present {
+                // rule S2: the card's data goes with the card.
+                r.current = None;
+            }
+        }
+        tracing::debug!(reader, present, "card presence");
+        let reader = reader.to_string();
+        self.emit(if present { Event::CardPresent { reader } } else { Event::CardAbsent { reader } });
+    }
+
+    pub(crate) fn card_read(&self, reader: &str, read: Box<CardRead>, read_ms: u64) {
+        let identity: MaskedIdentity = crate::masking::mask_identity(
+            &read.identity,
+            &self.config.masking,
+            !read.photo.is_empty(),
+        );
+        let info = CardReadInfo { reader: reader.to_string(), identity: identity.clone(), read_ms };
+        {
+            let mut state = self.lock();
+            let Some(r) = state.readers.get_mut(reader) else { return };
+            r.reads_ok += 1;
+            r.card_present = true;
+            r.current = Some(CurrentCard { info, read });
+        }
+        tracing::info!(
+            reader,
+            card_type = ?identity.card_type,
+            number = %identity.number,
+            valid_until = %identity.valid_until,
+            read_ms,
+            "card read"
+        );
+        self.emit(Event::CardRead { reader: reader.to_string(), identity, read_ms });
+    }
+
+    pub(crate) fn read_failed(&self, reader: &str, code: &str, message: &str) {
+        {
+            let mut state = self.lock();
+            let Some(r) = state.readers.get_mut(reader) else { return };
+            r.reads_failed += 1;
+            r.last_error = Some(message.to_string());
+        }
+        tracing::warn!(reader, code, message, "card read failed");
+        self.emit(Event::ReadFailed {
+            reader: reader.to_string(),
+            code: code.to_string(),
+            message: message.to_string(),
+        });
+    }
+}
+
+/// Run the daemon until `shared.shutdown` is cancelled: devices, then the
+/// API. Returns once every device thread has stopped and the socket is
+/// removed.
+pub async fn run(shared: Arc<Shared>) -> Result<(), crate::Error> {
+    let listener = crate::api::bind(&shared.config.api.socket)?;
+    let devices = crate::devices::start(shared.clone());
+    tracing::info!(
+        kiosk = %shared.config.kiosk.id,
+        profile = shared.config.kiosk.profile.as_str(),
+        socket = %shared.config.api.socket.display(),
+        readers = shared.config.readers.len(),
+        "kioskd ready"
+    );
+    notify_ready();
+    crate::api::serve(listener, shared.clone()).await;
+    notify_stopping();
+    devices.stop().await;
+    let _ = std::fs::remove_file(&shared.config.api.socket);
+    tracing::info!("kioskd stopped");
+    Ok(())
+}
+
+/// Tell a service manager (systemd `Type=notify`, or a test harness) that
+/// the daemon is serving: `READY=1` to the datagram socket named in
+/// `NOTIFY_SOCKET`. Without that variable it does nothing.
+pub fn notify_ready() {
+    notify("READY=1");
+}
+
+/// Tell the service manager the daemon is stopping.
+pub fn notify_stopping() {
+    notify("STOPPING=1");
+}
+
+fn notify(message: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let path = path.to_string_lossy().into_owned();
+    let addr = match path.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
+        None => SocketAddr::from_pathname(&path),
+    };
+    let sent = addr.and_then(|addr| {
+        let sock = UnixDatagram::unbound()?;
+        sock.send_to_addr(message.as_bytes(), &addr)
+    });
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "cannot notify the service manager");
+    }
+}

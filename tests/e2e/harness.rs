@@ -1,0 +1,166 @@
+//! Start kioskd as a real process on a temporary config and talk to it.
+
+use std::io::Read;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kiosk_proto::{Client, DeviceState, Event};
+
+/// How long a test waits for anything before failing.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running kioskd on its own temporary directory.
+pub struct Kioskd {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config_path: PathBuf,
+    log_path: PathBuf,
+}
+
+impl Kioskd {
+    /// Write a config with these `[[readers]]` tables and start kioskd,
+    /// returning once it reports ready (sd_notify protocol, no polling).
+    pub fn start(readers_toml: &str) -> Kioskd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("kioskd.sock");
+        let config_path = dir.path().join("kiosk.toml");
+        let config = format!(
+            r#"[kiosk]
+id = "K-TEST-01"
+branch_id = "0101"
+branch_name = "Test branch"
+profile = "smart_teller"
+
+[api]
+socket = "{}"
+
+[log]
+level = "trace"
+
+{readers_toml}
+"#,
+            socket.display()
+        );
+        std::fs::write(&config_path, config).expect("write config");
+        let mut k = Kioskd { child: None, dir, socket, config_path, log_path: PathBuf::new() };
+        k.spawn();
+        k
+    }
+
+    fn spawn(&mut self) {
+        let n = std::fs::read_dir(self.dir.path()).map(|d| d.count()).unwrap_or(0);
+        self.log_path = self.dir.path().join(format!("kioskd-{n}.log"));
+        let notify_path = self.dir.path().join(format!("notify-{n}.sock"));
+        let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
+        notify.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let log = std::fs::File::create(&self.log_path).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kioskd"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env_remove("KIOSK_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kioskd");
+        self.child = Some(child);
+        let mut buf = [0u8; 64];
+        match notify.recv(&mut buf) {
+            Ok(n) if buf[..n].starts_with(b"READY=1") => {}
+            other => panic!("kioskd did not get ready: {other:?}\n{}", self.log()),
+        }
+    }
+
+    /// Stop with SIGKILL and start again on the same config.
+    pub fn restart_hard(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.socket).await.expect("connect to kioskd")
+    }
+
+    /// A client subscribed to events.
+    pub async fn subscriber(&self) -> Client {
+        let mut c = self.client().await;
+        c.subscribe().await.expect("subscribe");
+        c
+    }
+
+    /// Run kioskctl against this daemon.
+    pub fn kioskctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_kioskctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run kioskctl")
+    }
+
+    /// Send SIGTERM and wait for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        child.wait().expect("wait")
+    }
+
+    /// Is the process still running?
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Everything kioskd has logged (all runs).
+    pub fn log(&self) -> String {
+        let mut all = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            for p in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "log")) {
+                let mut s = String::new();
+                if let Ok(mut f) = std::fs::File::open(p) {
+                    let _ = f.read_to_string(&mut s);
+                }
+                all.push_str(&s);
+            }
+        }
+        all
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+}
+
+impl Drop for Kioskd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Wait until `reader` reports `state`.
+pub async fn wait_state(client: &mut Client, reader: &str, state: DeviceState) {
+    let r = client
+        .wait_event(DEADLINE, |e| match e {
+            Event::DeviceState { device, state: s, .. } if device == reader && *s == state => Some(()),
+            _ => None,
+        })
+        .await;
+    r.unwrap_or_else(|e| panic!("{reader} never became {state}: {e}"));
+}
+
+/// A deadline helper for loops that wait on a condition.
+pub fn deadline() -> Instant {
+    Instant::now() + DEADLINE
+}
