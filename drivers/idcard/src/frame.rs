@@ -96,7 +96,11 @@ impl Command {
     /// The request for this command (no data).
     pub fn request(self) -> Request {
         let (cmd, para) = self.code();
-        Request { cmd, para, data: Vec::new() }
+        Request {
+            cmd,
+            para,
+            data: Vec::new(),
+        }
     }
 }
 
@@ -112,7 +116,11 @@ impl Request {
     /// Parse a request payload (`CMD PARA DATA..`, without preamble/len/chk).
     pub fn from_payload(payload: &[u8]) -> Result<Request, FrameError> {
         match payload {
-            [cmd, para, data @ ..] => Ok(Request { cmd: *cmd, para: *para, data: data.to_vec() }),
+            [cmd, para, data @ ..] => Ok(Request {
+                cmd: *cmd,
+                para: *para,
+                data: data.to_vec(),
+            }),
             _ => Err(FrameError::ShortPayload(payload.len())),
         }
     }
@@ -156,14 +164,22 @@ impl Response {
     /// A response with `SW1 SW2 = 00 00` (what SAMs send) and `status` as
     /// SW3; for simulators and tests.
     pub fn new(status: crate::status::SamStatus, data: Vec<u8>) -> Response {
-        Response { sw1: 0, sw2: 0, sw3: status.sw3(), data }
+        Response {
+            sw1: 0,
+            sw2: 0,
+            sw3: status.sw3(),
+            data,
+        }
     }
     /// Parse a response payload (`SW1 SW2 SW3 DATA..`).
     pub fn from_payload(payload: &[u8]) -> Result<Response, FrameError> {
         match payload {
-            [sw1, sw2, sw3, data @ ..] => {
-                Ok(Response { sw1: *sw1, sw2: *sw2, sw3: *sw3, data: data.to_vec() })
-            }
+            [sw1, sw2, sw3, data @ ..] => Ok(Response {
+                sw1: *sw1,
+                sw2: *sw2,
+                sw3: *sw3,
+                data: data.to_vec(),
+            }),
             _ => Err(FrameError::ShortPayload(payload.len())),
         }
     }
@@ -211,7 +227,9 @@ pub fn try_encode_frame(payload: &[u8]) -> Result<Vec<u8>, FrameError> {
 
 /// XOR over the length bytes and the payload.
 fn checksum(len_bytes: [u8; 2], payload: &[u8]) -> u8 {
-    payload.iter().fold(len_bytes[0] ^ len_bytes[1], |acc, b| acc ^ b)
+    payload
+        .iter()
+        .fold(len_bytes[0] ^ len_bytes[1], |acc, b| acc ^ b)
 }
 
 /// Errors of frame parsing.
@@ -250,17 +268,34 @@ pub struct FrameDecoder {
 
 impl Default for FrameDecoder {
     fn default() -> Self {
-        FrameDecoder { buf: Vec::new(), skipped: 0, max_len: DEFAULT_MAX_LEN }
+        FrameDecoder {
+            buf: Vec::new(),
+            skipped: 0,
+            max_len: DEFAULT_MAX_LEN,
+        }
     }
 }
 
 /// What [`FrameDecoder::next_frame`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Decoded {
     /// A whole frame's payload (without preamble, length, checksum).
     Frame(Vec<u8>),
     /// More bytes are needed.
     Incomplete,
+}
+
+impl std::fmt::Debug for Decoded {
+    // A payload may be a read response full of personal data: size only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decoded::Frame(payload) => f
+                .debug_tuple("Frame")
+                .field(&format_args!("{} bytes", payload.len()))
+                .finish(),
+            Decoded::Incomplete => f.write_str("Incomplete"),
+        }
+    }
 }
 
 impl FrameDecoder {
@@ -269,7 +304,10 @@ impl FrameDecoder {
     }
     /// A decoder accepting `LEN` up to `max_len` (clamped to `2..=MAX_LEN`).
     pub fn with_max_len(max_len: usize) -> Self {
-        FrameDecoder { max_len: max_len.clamp(2, MAX_LEN), ..Self::default() }
+        FrameDecoder {
+            max_len: max_len.clamp(2, MAX_LEN),
+            ..Self::default()
+        }
     }
     /// The largest `LEN` this decoder accepts.
     pub fn max_len(&self) -> usize {
@@ -385,11 +423,14 @@ impl CardData {
     /// # Panics
     /// If a part is longer than 65 535 bytes.
     pub fn to_data(&self) -> Vec<u8> {
-        let parts: Vec<&[u8]> =
-            [Some(self.text.as_slice()), Some(self.photo.as_slice()), self.fingerprint.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect();
+        let parts: Vec<&[u8]> = [
+            Some(self.text.as_slice()),
+            Some(self.photo.as_slice()),
+            self.fingerprint.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let mut data = Vec::with_capacity(parts.iter().map(|p| 2 + p.len()).sum());
         for part in &parts {
             let len = u16::try_from(part.len()).expect("card data part longer than 65535 bytes");

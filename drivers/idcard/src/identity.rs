@@ -51,7 +51,9 @@ pub enum Sex {
 }
 
 /// End of a card's validity period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Validity {
     Until(NaiveDate),
@@ -104,7 +106,10 @@ impl std::fmt::Debug for Identity {
         f.debug_struct("Identity")
             .field("card_type", &self.card_type)
             .field("name", &mask.name(&self.name))
-            .field("english_name", &self.english_name.as_deref().map(|n| mask.name(n)))
+            .field(
+                "english_name",
+                &self.english_name.as_deref().map(|n| mask.name(n)),
+            )
             .field("sex", &self.sex)
             .field("ethnic_code", &hide(&self.ethnic_code))
             .field("nationality", &hide(&self.nationality))
@@ -114,7 +119,10 @@ impl std::fmt::Debug for Identity {
             .field("issuer", &self.issuer)
             .field("valid_from", &self.valid_from)
             .field("valid_until", &self.valid_until)
-            .field("pass_number", &self.pass_number.as_deref().map(|n| mask.id_number(n)))
+            .field(
+                "pass_number",
+                &self.pass_number.as_deref().map(|n| mask.id_number(n)),
+            )
             .field("issue_count", &self.issue_count)
             .finish()
     }
@@ -143,8 +151,9 @@ impl Identity {
     /// leniently (anything but `1`/`2` is [`Sex::Unknown`]): no rule uses it,
     /// so a smudged code should not refuse an otherwise good card.
     pub fn decode(text: &[u8]) -> Result<Identity, IdentityError> {
-        let block: &[u8; TEXT_BLOCK_LEN] =
-            text.try_into().map_err(|_| IdentityError::Length(text.len()))?;
+        let block: &[u8; TEXT_BLOCK_LEN] = text
+            .try_into()
+            .map_err(|_| IdentityError::Length(text.len()))?;
         let card_type = card_type_of(block)?;
         let layout = Layout::of(card_type);
         let get = |field: Field| -> Result<Option<String>, IdentityError> {
@@ -156,15 +165,29 @@ impl Identity {
                 None => Ok(None),
             }
         };
-        let required = |field: Field| get(field)?.ok_or(IdentityError::Missing { field: field.name() });
+        let required = |field: Field| {
+            get(field)?.ok_or(IdentityError::Missing {
+                field: field.name(),
+            })
+        };
 
-        let name = if card_type.is_foreign() { get(Field::Name)?.unwrap_or_default() } else { required(Field::Name)? };
+        let name = if card_type.is_foreign() {
+            get(Field::Name)?.unwrap_or_default()
+        } else {
+            required(Field::Name)?
+        };
         let birth_date = required(Field::BirthDate)?;
-        parse_date(&birth_date).ok_or(IdentityError::Date { field: Field::BirthDate.name() })?;
+        parse_date(&birth_date).ok_or(IdentityError::Date {
+            field: Field::BirthDate.name(),
+        })?;
         let valid_from = required(Field::ValidFrom)?;
-        let valid_from = parse_date(&valid_from).ok_or(IdentityError::Date { field: Field::ValidFrom.name() })?;
+        let valid_from = parse_date(&valid_from).ok_or(IdentityError::Date {
+            field: Field::ValidFrom.name(),
+        })?;
         let valid_until = required(Field::ValidUntil)?;
-        let valid_until = parse_validity(&valid_until).ok_or(IdentityError::Date { field: Field::ValidUntil.name() })?;
+        let valid_until = parse_validity(&valid_until).ok_or(IdentityError::Date {
+            field: Field::ValidUntil.name(),
+        })?;
 
         Ok(Identity {
             card_type,
@@ -326,13 +349,14 @@ pub fn ethnic_name(code: &str) -> Option<&'static str> {
     }
 }
 
-/// GB 3304 codes 01..=56, in code order.
+/// GB 3304 codes 01..=56, in code order, ten a row.
+#[rustfmt::skip]
 const ETHNIC_GROUPS: [&str; 56] = [
-    "汉", "蒙古", "回", "藏", "维吾尔", "苗", "彝", "壮", "布依", "朝鲜", //
-    "满", "侗", "瑶", "白", "土家", "哈尼", "哈萨克", "傣", "黎", "傈僳", //
-    "佤", "畲", "高山", "拉祜", "水", "东乡", "纳西", "景颇", "柯尔克孜", "土", //
-    "达斡尔", "仫佬", "羌", "布朗", "撒拉", "毛南", "仡佬", "锡伯", "阿昌", "普米", //
-    "塔吉克", "怒", "乌孜别克", "俄罗斯", "鄂温克", "德昂", "保安", "裕固", "京", "塔塔尔", //
+    "汉", "蒙古", "回", "藏", "维吾尔", "苗", "彝", "壮", "布依", "朝鲜",
+    "满", "侗", "瑶", "白", "土家", "哈尼", "哈萨克", "傣", "黎", "傈僳",
+    "佤", "畲", "高山", "拉祜", "水", "东乡", "纳西", "景颇", "柯尔克孜", "土",
+    "达斡尔", "仫佬", "羌", "布朗", "撒拉", "毛南", "仡佬", "锡伯", "阿昌", "普米",
+    "塔吉克", "怒", "乌孜别克", "俄罗斯", "鄂温克", "德昂", "保安", "裕固", "京", "塔塔尔",
     "独龙", "鄂伦春", "赫哲", "门巴", "珞巴", "基诺",
 ];
 
@@ -388,7 +412,10 @@ impl CardType {
         }
     }
     fn is_foreign(self) -> bool {
-        matches!(self, CardType::ForeignPermanent2017 | CardType::ForeignPermanent2023)
+        matches!(
+            self,
+            CardType::ForeignPermanent2017 | CardType::ForeignPermanent2023
+        )
     }
 }
 
@@ -538,7 +565,10 @@ impl Layout {
         Layout { fields }
     }
     fn range(&self, field: Field) -> Option<std::ops::Range<usize>> {
-        self.fields.iter().find(|(f, _, _)| *f == field).map(|&(_, off, len)| off..off + len)
+        self.fields
+            .iter()
+            .find(|(f, _, _)| *f == field)
+            .map(|&(_, off, len)| off..off + len)
     }
 }
 
@@ -548,7 +578,9 @@ fn decode_ucs2(bytes: &[u8], field: &'static str) -> Result<String, IdentityErro
     if !bytes.len().is_multiple_of(2) {
         return Err(IdentityError::Encoding { field });
     }
-    let units = bytes.chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]]));
+    let units = bytes
+        .chunks_exact(2)
+        .map(|p| u16::from_le_bytes([p[0], p[1]]));
     let mut s = char::decode_utf16(units)
         .collect::<Result<String, _>>()
         .map_err(|_| IdentityError::Encoding { field })?;
@@ -587,7 +619,11 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
 }
 
 fn parse_validity(s: &str) -> Option<Validity> {
-    if s == LONG_TERM { Some(Validity::LongTerm) } else { parse_date(s).map(Validity::Until) }
+    if s == LONG_TERM {
+        Some(Validity::LongTerm)
+    } else {
+        parse_date(s).map(Validity::Until)
+    }
 }
 
 fn format_date(date: NaiveDate) -> String {

@@ -36,7 +36,11 @@ pub enum IdNumberError {
 /// ISO 7064 MOD 11-2 check character of the first 17 digits.
 pub fn check_char(first17: &str) -> Result<char, IdNumberError> {
     let digits = ascii_digits(first17, 17)?;
-    let sum: u32 = digits.iter().zip(WEIGHTS).map(|(&d, w)| u32::from(d) * w).sum();
+    let sum: u32 = digits
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(&d, w)| u32::from(d) * w)
+        .sum();
     Ok(CHECK_CHARS[(sum % 11) as usize])
 }
 
@@ -48,14 +52,26 @@ fn ascii_digits(s: &str, len: usize) -> Result<Vec<u8>, IdNumberError> {
     }
     s.chars()
         .enumerate()
-        .map(|(i, c)| c.to_digit(10).map(|d| d as u8).ok_or(IdNumberError::Character(i + 1)))
+        .map(|(i, c)| {
+            c.to_digit(10)
+                .map(|d| d as u8)
+                .ok_or(IdNumberError::Character(i + 1))
+        })
         .collect()
 }
 
 /// Is the leading two-digit region code a province-level code (or a
 /// residence permit's 81/82/83, or a 2023 foreign card's leading 9)?
 fn plausible_region(code: u8) -> bool {
-    matches!(code, 11..=15 | 21..=23 | 31..=37 | 41..=46 | 50..=54 | 61..=65 | 71 | 81..=83 | 90..=99)
+    matches!(
+        code,
+        // Provinces, autonomous regions, municipalities (71: Taiwan).
+        11..=15 | 21..=23 | 31..=37 | 41..=46 | 50..=54 | 61..=65 | 71
+        // Residence permits of Hong Kong, Macao and Taiwan residents.
+        | 81..=83
+        // 2023 foreign permanent resident cards: 9, then a province code.
+        | 90..=99
+    )
 }
 
 /// Validate an 18-character number: digits, check char (`X` upper-case),
@@ -93,7 +109,10 @@ pub fn birth_date(number: &str) -> Result<NaiveDate, IdNumberError> {
     let digits: Vec<char> = number.chars().collect();
     let field = |from: usize, to: usize| -> Result<u32, IdNumberError> {
         (from..to).try_fold(0u32, |acc, i| {
-            digits[i].to_digit(10).map(|d| acc * 10 + d).ok_or(IdNumberError::Character(i + 1))
+            digits[i]
+                .to_digit(10)
+                .map(|d| acc * 10 + d)
+                .ok_or(IdNumberError::Character(i + 1))
         })
     };
     let (year, month, day) = (field(6, 10)?, field(10, 12)?, field(12, 14)?);

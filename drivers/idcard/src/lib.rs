@@ -40,4 +40,4 @@ pub mod status;
 
 pub use frame::{Command, FrameDecoder, FrameError, Request, Response};
 pub use identity::{CardType, Identity, IdentityError, Sex, Validity};
-pub use status::{SamStatus, SamError};
+pub use status::{SamError, SamStatus};

@@ -18,7 +18,13 @@ pub struct MaskPolicy {
 
 impl Default for MaskPolicy {
     fn default() -> Self {
-        MaskPolicy { id_keep_head: 3, id_keep_tail: 4, phone_keep_head: 3, phone_keep_tail: 4, name_keep_head: 1 }
+        MaskPolicy {
+            id_keep_head: 3,
+            id_keep_tail: 4,
+            phone_keep_head: 3,
+            phone_keep_tail: 4,
+            name_keep_head: 1,
+        }
     }
 }
 
