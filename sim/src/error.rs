@@ -35,7 +35,9 @@ pub enum SimError {
     #[error("{0} exists and is not a symlink; refusing to replace it")]
     LinkOccupied(PathBuf),
     /// A pcscd that this process did not start is running (its socket is machine-wide).
-    #[error("another pcscd is running (pid {pid:?}, socket {socket}); stop it first (tests need their own)")]
+    #[error(
+        "another pcscd is running (pid {pid:?}, socket {socket}); stop it first (tests need their own)"
+    )]
     ForeignPcscd { pid: Option<i32>, socket: PathBuf },
     /// pcscd failed to start or stop.
     #[error("pcscd: {0}")]

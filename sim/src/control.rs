@@ -1,0 +1,394 @@
+//! Runtime control of running simulators over a Unix socket, one JSON
+//! object a line each way.
+//!
+//! Requests (`device` may be left out: the first configured device is meant):
+//!
+//! ```json
+//! {"cmd":"place","device":"sam0","profile":"resident-expired"}
+//! {"cmd":"remove","device":"sam0"}
+//! {"cmd":"fault","device":"sam0","fault":{"kind":"slow","delay_ms":1500}}
+//! {"cmd":"unplug","device":"sam0"}
+//! {"cmd":"replug","device":"sam0"}
+//! {"cmd":"stats"}
+//! {"cmd":"devices"}
+//! ```
+//!
+//! `profile` is a built-in profile name or a path to a profile file.
+//! Answers: `{"ok":true}`, `{"ok":false,"error":"..."}`, with `stats` (by
+//! device name) or `devices` where asked.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use crate::error::{Result, SimError};
+use crate::profile::{CardProfile, Fault};
+use crate::sam::{SamSim, SamStats};
+use crate::vicc::{ViccStats, VirtualCard};
+
+/// One request on the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ControlRequest {
+    Place {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        profile: String,
+    },
+    Remove {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+    },
+    Fault {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        fault: Fault,
+    },
+    Unplug {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+    },
+    Replug {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+    },
+    Stats {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+    },
+    Devices,
+}
+
+/// Counters of one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DeviceStats {
+    Sam(SamStats),
+    Card(ViccStats),
+}
+
+/// The answer to a [`ControlRequest`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlResponse {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<BTreeMap<String, DeviceStats>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<String>>,
+}
+
+impl ControlResponse {
+    fn ok() -> ControlResponse {
+        ControlResponse {
+            ok: true,
+            ..Default::default()
+        }
+    }
+    fn error(e: impl ToString) -> ControlResponse {
+        ControlResponse {
+            ok: false,
+            error: Some(e.to_string()),
+            ..Default::default()
+        }
+    }
+}
+
+/// A simulated device.
+#[derive(Debug)]
+pub enum Device {
+    Sam(SamSim),
+    Card(VirtualCard),
+}
+
+impl Device {
+    fn place(&self, p: CardProfile) {
+        match self {
+            Device::Sam(s) => s.place(p),
+            Device::Card(c) => c.place(p),
+        }
+    }
+    fn remove(&self) {
+        match self {
+            Device::Sam(s) => s.remove(),
+            Device::Card(c) => c.remove(),
+        }
+    }
+    fn set_fault(&self, f: Fault) {
+        match self {
+            Device::Sam(s) => s.set_fault(f),
+            Device::Card(c) => c.set_fault(f),
+        }
+    }
+    fn stats(&self) -> DeviceStats {
+        match self {
+            Device::Sam(s) => DeviceStats::Sam(s.stats()),
+            Device::Card(c) => DeviceStats::Card(c.stats()),
+        }
+    }
+}
+
+/// Named devices, in configuration order.
+#[derive(Debug, Default)]
+pub struct Devices {
+    list: Vec<(String, Device)>,
+}
+
+impl Devices {
+    pub fn new() -> Devices {
+        Devices::default()
+    }
+
+    /// Add a device under `name` (names must be unique).
+    pub fn add(&mut self, name: impl Into<String>, device: Device) -> Result<()> {
+        let name = name.into();
+        if self.get(&name).is_some() {
+            return Err(SimError::Io {
+                context: format!("device name {name} used twice"),
+                source: std::io::ErrorKind::AlreadyExists.into(),
+            });
+        }
+        self.list.push((name, device));
+        Ok(())
+    }
+
+    /// A device by name.
+    pub fn get(&self, name: &str) -> Option<&Device> {
+        self.list.iter().find(|(n, _)| n == name).map(|(_, d)| d)
+    }
+
+    /// Device names in order.
+    pub fn names(&self) -> Vec<String> {
+        self.list.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    fn pick(&self, name: Option<&str>) -> std::result::Result<(&str, &Device), String> {
+        match name {
+            Some(n) => self
+                .list
+                .iter()
+                .find(|(d, _)| d == n)
+                .map(|(n, d)| (n.as_str(), d)),
+            None => self.list.first().map(|(n, d)| (n.as_str(), d)),
+        }
+        .ok_or_else(|| {
+            format!(
+                "no device {:?} (devices: {})",
+                name.unwrap_or("<first>"),
+                self.names().join(", ")
+            )
+        })
+    }
+
+    /// Carry out one request.
+    pub fn handle(&self, req: &ControlRequest) -> ControlResponse {
+        match self.try_handle(req) {
+            Ok(r) => r,
+            Err(e) => ControlResponse::error(e),
+        }
+    }
+
+    fn try_handle(&self, req: &ControlRequest) -> std::result::Result<ControlResponse, String> {
+        match req {
+            ControlRequest::Place { device, profile } => {
+                let (_, d) = self.pick(device.as_deref())?;
+                let p = CardProfile::resolve(profile).map_err(|e| e.to_string())?;
+                d.place(p);
+            }
+            ControlRequest::Remove { device } => self.pick(device.as_deref())?.1.remove(),
+            ControlRequest::Fault { device, fault } => {
+                self.pick(device.as_deref())?.1.set_fault(*fault)
+            }
+            ControlRequest::Unplug { device } | ControlRequest::Replug { device } => {
+                let (name, d) = self.pick(device.as_deref())?;
+                let Device::Sam(sam) = d else {
+                    return Err(format!(
+                        "device {name} is not a serial SAM: it cannot be unplugged"
+                    ));
+                };
+                let r = if matches!(req, ControlRequest::Unplug { .. }) {
+                    sam.unplug()
+                } else {
+                    sam.replug()
+                };
+                r.map_err(|e| e.to_string())?;
+            }
+            ControlRequest::Stats { device } => {
+                let stats = match device {
+                    Some(_) => {
+                        let (name, d) = self.pick(device.as_deref())?;
+                        BTreeMap::from([(name.to_string(), d.stats())])
+                    }
+                    None => self
+                        .list
+                        .iter()
+                        .map(|(n, d)| (n.clone(), d.stats()))
+                        .collect(),
+                };
+                return Ok(ControlResponse {
+                    stats: Some(stats),
+                    ..ControlResponse::ok()
+                });
+            }
+            ControlRequest::Devices => {
+                return Ok(ControlResponse {
+                    devices: Some(self.names()),
+                    ..ControlResponse::ok()
+                });
+            }
+        }
+        Ok(ControlResponse::ok())
+    }
+}
+
+/// The control socket's server: a thread accepting connections, one thread
+/// per connection. Drop stops it and removes the socket file.
+#[derive(Debug)]
+pub struct ControlServer {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ControlServer {
+    /// Listen on `path` (a stale socket file there is replaced; a live one is an error).
+    pub fn start(path: impl Into<PathBuf>, devices: Arc<Devices>) -> Result<ControlServer> {
+        let path = path.into();
+        if path.exists() {
+            if UnixStream::connect(&path).is_ok() {
+                return Err(SimError::Io {
+                    context: format!(
+                        "control socket {} is in use by another kiosk-sim",
+                        path.display()
+                    ),
+                    source: std::io::ErrorKind::AddrInUse.into(),
+                });
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(SimError::io(format!("creating {}", parent.display())))?;
+        }
+        let listener = UnixListener::bind(&path)
+            .map_err(SimError::io(format!("binding {}", path.display())))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("kiosk-sim-control".into())
+                .spawn(move || accept_loop(listener, devices, stop))
+                .map_err(SimError::io("spawning the control thread"))?
+        };
+        info!(socket = %path.display(), "control socket listening");
+        Ok(ControlServer {
+            path,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn accept_loop(listener: UnixListener, devices: Arc<Devices>, stop: Arc<AtomicBool>) {
+    for conn in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match conn {
+            Ok(conn) => {
+                let devices = devices.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("kiosk-sim-control-conn".into())
+                    .spawn(move || serve(conn, &devices));
+                if let Err(e) = spawned {
+                    warn!(error = %e, "control connection thread");
+                }
+            }
+            Err(e) => warn!(error = %e, "control accept"),
+        }
+    }
+}
+
+fn serve(conn: UnixStream, devices: &Devices) {
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
+    for line in BufReader::new(conn).lines() {
+        let Ok(line) = line else { return };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let resp = match serde_json::from_str::<ControlRequest>(&line) {
+            Ok(req) => {
+                debug!(?req, "control request");
+                devices.handle(&req)
+            }
+            Err(e) => ControlResponse::error(format!("bad request: {e}")),
+        };
+        let Ok(mut text) = serde_json::to_string(&resp) else {
+            return;
+        };
+        text.push('\n');
+        if out.write_all(text.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Send one request to a control socket and wait (up to `timeout`) for the answer.
+pub fn send(
+    path: impl AsRef<Path>,
+    req: &ControlRequest,
+    timeout: Duration,
+) -> Result<ControlResponse> {
+    let path = path.as_ref();
+    let mut conn = UnixStream::connect(path)
+        .map_err(SimError::io(format!("connecting to {}", path.display())))?;
+    conn.set_read_timeout(Some(timeout))
+        .map_err(SimError::io("setting a read timeout"))?;
+    let mut text = serde_json::to_string(req).map_err(|e| SimError::Io {
+        context: "encoding the request".into(),
+        source: e.into(),
+    })?;
+    text.push('\n');
+    conn.write_all(text.as_bytes())
+        .map_err(SimError::io("sending the request"))?;
+    let mut line = String::new();
+    BufReader::new(conn)
+        .read_line(&mut line)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => SimError::Timeout {
+                what: "the control socket's answer".into(),
+                after: timeout,
+            },
+            _ => SimError::io("reading the answer")(e),
+        })?;
+    serde_json::from_str(&line).map_err(|e| SimError::Io {
+        context: format!("bad answer {line:?}"),
+        source: e.into(),
+    })
+}

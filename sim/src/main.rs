@@ -1,0 +1,270 @@
+//! `kiosk-sim`: run simulated ID-reader devices and control them.
+//!
+//! ```text
+//! kiosk-sim serve --config sim.toml
+//! kiosk-sim serve --sam /tmp/kiosk-sim/sam0 --card-port 35963 --profile resident
+//! kiosk-sim card place resident-expired [--device sam0] [--control SOCKET]
+//! kiosk-sim card remove [--device sam0]
+//! kiosk-sim card fault slow:1500 [--device sam0]
+//! kiosk-sim unplug|replug [--device sam0]
+//! kiosk-sim stats
+//! kiosk-sim profiles
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use kiosk_sim::control::{self, ControlRequest};
+use kiosk_sim::serve::{CardEntry, DEFAULT_CONTROL, SamEntry, ServeConfig};
+use kiosk_sim::{CardProfile, Fault};
+use nix::sys::signal::{SigSet, Signal};
+use tracing::info;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kiosk-sim",
+    version,
+    about = "Simulated GA 467 SAM (pty) and virtual ID card (vpcd) for the kiosk"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run simulated devices and the control socket until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// Place, remove or break the card of a running `serve`.
+    Card {
+        #[command(subcommand)]
+        action: CardCmd,
+    },
+    /// Unplug a SAM module (its link disappears, the kiosk sees EOF).
+    Unplug(Target),
+    /// Plug a SAM module back in (same link, new pty).
+    Replug(Target),
+    /// Print the counters of a running `serve` as JSON.
+    Stats(Target),
+    /// List the built-in card profiles.
+    Profiles,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Config file (TOML); flags below add devices to it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Run a SAM module on a pty behind this symlink (repeatable: sam0, sam1, ...).
+    #[arg(long = "sam", value_name = "LINK")]
+    sam: Vec<PathBuf>,
+    /// The SAM modules' line speed.
+    #[arg(long, default_value_t = 115_200)]
+    baud: u32,
+    /// Delay SAM answers by their wire time at that speed.
+    #[arg(long)]
+    wire_time: bool,
+    /// Run a virtual card connecting to vpcd on this port and the next (repeatable: card0, ...).
+    #[arg(long = "card-port", value_name = "PORT")]
+    card_port: Vec<u16>,
+    /// Emulate the reader's internal SAM line speed for tunnelled frames.
+    #[arg(long)]
+    card_baud: Option<u32>,
+    /// Header of the GA 467 tunnelling APDU.
+    #[arg(long, default_value = "FF699600")]
+    tunnel_header: String,
+    /// A card profile (name or file) placed on every flag-configured device at start.
+    #[arg(long)]
+    profile: Option<String>,
+    /// The control socket (overrides the config file's).
+    #[arg(long)]
+    control: Option<PathBuf>,
+    /// Also run a private pcscd (own network namespace, needs root) with a
+    /// vpcd reader for each --card-port.
+    #[arg(long)]
+    pcscd: bool,
+}
+
+#[derive(Debug, Args)]
+struct Target {
+    /// Device name (default: the first configured device).
+    #[arg(long)]
+    device: Option<String>,
+    /// Control socket of the running `kiosk-sim serve`.
+    #[arg(long, default_value = DEFAULT_CONTROL)]
+    control: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum CardCmd {
+    /// Place a card: a built-in profile name or a profile file.
+    Place {
+        profile: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Take the card away.
+    Remove(Target),
+    /// Set a fault: none, bad_checksum, pull_mid_read, slow:MS, sw3:COMMAND:HEX, or JSON.
+    Fault {
+        fault: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve(args) => serve(args),
+        Cmd::Card { action } => match action {
+            CardCmd::Place { profile, target } => {
+                // Check locally first for a clear message (the server resolves it again).
+                if CardProfile::resolve(&profile).is_err() {
+                    bail!(
+                        "unknown profile {profile:?}: see `kiosk-sim profiles`, or give a profile file"
+                    );
+                }
+                let profile = if std::path::Path::new(&profile).exists()
+                    && CardProfile::builtin(&profile).is_err()
+                {
+                    std::fs::canonicalize(&profile)?
+                        .to_string_lossy()
+                        .into_owned()
+                } else {
+                    profile
+                };
+                request(
+                    &target,
+                    ControlRequest::Place {
+                        device: target.device.clone(),
+                        profile,
+                    },
+                )
+            }
+            CardCmd::Remove(target) => request(
+                &target,
+                ControlRequest::Remove {
+                    device: target.device.clone(),
+                },
+            ),
+            CardCmd::Fault { fault, target } => {
+                let fault: Fault = fault.parse()?;
+                request(
+                    &target,
+                    ControlRequest::Fault {
+                        device: target.device.clone(),
+                        fault,
+                    },
+                )
+            }
+        },
+        Cmd::Unplug(target) => request(
+            &target,
+            ControlRequest::Unplug {
+                device: target.device.clone(),
+            },
+        ),
+        Cmd::Replug(target) => request(
+            &target,
+            ControlRequest::Replug {
+                device: target.device.clone(),
+            },
+        ),
+        Cmd::Stats(target) => request(
+            &target,
+            ControlRequest::Stats {
+                device: target.device.clone(),
+            },
+        ),
+        Cmd::Profiles => {
+            for p in CardProfile::builtins() {
+                println!(
+                    "{:<22} {:<22} {}",
+                    p.name,
+                    format!("{:?}", p.identity.card_type),
+                    p.description
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn request(target: &Target, req: ControlRequest) -> anyhow::Result<()> {
+    let resp =
+        control::send(&target.control, &req, Duration::from_secs(30)).with_context(|| {
+            format!(
+                "is `kiosk-sim serve` running with --control {}?",
+                target.control.display()
+            )
+        })?;
+    if !resp.ok {
+        bail!("{}", resp.error.unwrap_or_else(|| "failed".into()));
+    }
+    if resp.stats.is_some() || resp.devices.is_some() {
+        println!("{}", serde_json::to_string_pretty(&resp)?);
+    }
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => ServeConfig::load(path)?,
+        None => ServeConfig::default(),
+    };
+    for link in &args.sam {
+        config.sam.push(SamEntry {
+            name: None,
+            link: link.clone(),
+            baud: args.baud,
+            emulate_wire_time: args.wire_time,
+            sam_id: None,
+            profile: args.profile.clone(),
+            fault: None,
+        });
+    }
+    for port in &args.card_port {
+        config.card.push(CardEntry {
+            name: None,
+            port: *port,
+            tunnel_header: Some(args.tunnel_header.clone()),
+            emulate_baud: args.card_baud,
+            sam_id: None,
+            netns: None,
+            profile: args.profile.clone(),
+            fault: None,
+        });
+    }
+    config.pcscd |= args.pcscd;
+    if let Some(control) = args.control {
+        config.control = Some(control);
+    }
+    if config.sam.is_empty() && config.card.is_empty() {
+        bail!("nothing to serve: give --config, --sam LINK or --card-port PORT");
+    }
+    // pcscd first: a child inherits the signal mask, and a pcscd with
+    // SIGTERM blocked cannot be stopped cleanly.
+    let pcscd = config.start_pcscd()?;
+    // Block the stop signals before any thread starts (threads inherit the
+    // mask), then wait for one here: a clean shutdown removes links and sockets.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.thread_block().context("blocking signals")?;
+    let running = config.start_with(pcscd)?;
+    info!(devices = ?running.devices.names(), control = %running.control.path().display(), "kiosk-sim serving");
+    let signal = signals.wait().context("waiting for a signal")?;
+    info!(?signal, "stopping");
+    drop(running);
+    Ok(())
+}

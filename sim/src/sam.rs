@@ -1,0 +1,915 @@
+//! The GA 467 SAM: [`SamCore`], the sans-IO state machine, and [`SamSim`],
+//! a SAM module on a pseudo-terminal.
+//!
+//! # What the SAM answers
+//!
+//! | request | card placed | no card |
+//! |---|---|---|
+//! | `10 FF` reset | `90` (forgets the selection) | `90` |
+//! | `11 FF` status | `90` | `90` |
+//! | `12 FF` SAM id | `90` + 16 bytes | same |
+//! | `20 01` find | `9F` + `00 00 00 00` | `80` |
+//! | `20 02` select | `90` + 8 zero bytes | `81` |
+//! | `30 01` read text+photo | `90` + `CardData` (text 256, photo 1024) | `80` |
+//! | `30 10` read with fingerprint | `90` + `CardData` with FP_LEN (0 without fingerprints) | `80` |
+//! | `30 03` appended address | `90` + 70 bytes, or `91` without data when none | `80` |
+//! | a read before a successful select | `41` (read failed) | `80` |
+//! | bad request checksum | `10` | `10` |
+//! | short request payload / bad length | `11` | `11` |
+//! | unknown command | `21` | `21` |
+//!
+//! Every response has `SW1 SW2 = 00 00`. A selection lasts until the card is
+//! removed or replaced, or the SAM is reset; reads may be repeated.
+//!
+//! # Faults
+//! The device's fault ([`SamCore::set_fault`]) wins over the placed card's
+//! own ([`CardProfile::fault`]); see [`Fault`] for what each does.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kiosk_idcard::Command;
+use kiosk_idcard::frame::{Decoded, FrameDecoder, FrameError, Request, Response};
+use serde::{Deserialize, Serialize};
+use serialport::{SerialPort, TTYPort};
+use tracing::{debug, info, warn};
+
+use crate::error::{Result, SimError};
+use crate::profile::{CardProfile, Fault, command_name, is_read};
+
+/// A SAM id from its printed parts (`%02d.%02d-%08d-%010d-%010d` over
+/// little-endian u16, u16, u32, u32, u32).
+pub const fn sam_id_from_parts(a: u16, b: u16, c: u32, d: u32, e: u32) -> [u8; 16] {
+    let (a, b, c, d, e) = (
+        a.to_le_bytes(),
+        b.to_le_bytes(),
+        c.to_le_bytes(),
+        d.to_le_bytes(),
+        e.to_le_bytes(),
+    );
+    [
+        a[0], a[1], b[0], b[1], c[0], c[1], c[2], c[3], d[0], d[1], d[2], d[3], e[0], e[1], e[2],
+        e[3],
+    ]
+}
+
+/// The default SAM id, printed `05.01-20101216-0011223344-1234567890`.
+pub const DEFAULT_SAM_ID: [u8; 16] = sam_id_from_parts(5, 1, 20101216, 11223344, 1234567890);
+
+/// SW3 codes the simulator answers.
+pub mod sw3 {
+    pub const OK: u8 = 0x90;
+    pub const CARD_FOUND: u8 = 0x9F;
+    pub const NO_APPENDED_ADDRESS: u8 = 0x91;
+    pub const CHECKSUM: u8 = 0x10;
+    pub const LENGTH: u8 = 0x11;
+    pub const BAD_COMMAND: u8 = 0x21;
+    pub const READ_FAILED: u8 = 0x41;
+    pub const NO_CARD: u8 = 0x80;
+    pub const SELECT_FAILED: u8 = 0x81;
+}
+
+/// Counters of one simulated SAM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamStats {
+    /// Requests seen (whole frames, including ones with a bad checksum).
+    pub requests: u64,
+    /// Bytes received from the kiosk.
+    pub bytes_in: u64,
+    /// Bytes sent to the kiosk.
+    pub bytes_out: u64,
+    /// Successful read responses (`30 01`, `30 10`, `30 03` with SW3 90)
+    /// delivered in full.
+    pub reads_completed: u64,
+}
+
+/// The SAM's answer to one request, before the transport delivers it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SamReply {
+    /// The request's command, if it was a known one.
+    pub command: Option<Command>,
+    /// The SW3 answered.
+    pub sw3: u8,
+    /// The bytes to send: a whole response frame, or its first part when
+    /// the card was pulled ([`SamReply::pulled`]).
+    pub bytes: Vec<u8>,
+    /// Extra delay before answering (the `Slow` fault).
+    pub delay: Duration,
+    /// The card was pulled during this read: `bytes` is cut off and the
+    /// card is gone.
+    pub pulled: bool,
+    /// Delivering this reply in full completes a successful read.
+    pub completes_read: bool,
+}
+
+impl fmt::Debug for SamReply {
+    // The bytes hold card data: print only their length.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SamReply")
+            .field("command", &self.command)
+            .field("sw3", &format_args!("{:02X}", self.sw3))
+            .field("len", &self.bytes.len())
+            .field("delay", &self.delay)
+            .field("pulled", &self.pulled)
+            .finish()
+    }
+}
+
+/// The GA 467 SAM as a state machine: requests in, replies out, no I/O.
+/// Shared by the pty SAM ([`SamSim`]) and the reader-with-SAM of the
+/// virtual card ([`crate::vicc`]).
+#[derive(Debug)]
+pub struct SamCore {
+    sam_id: [u8; 16],
+    card: Option<CardProfile>,
+    fault: Fault,
+    selected: bool,
+    stats: SamStats,
+}
+
+impl SamCore {
+    pub fn new(sam_id: [u8; 16]) -> SamCore {
+        SamCore {
+            sam_id,
+            card: None,
+            fault: Fault::None,
+            selected: false,
+            stats: SamStats::default(),
+        }
+    }
+
+    /// Put a card in the field (replacing any); it must be found and selected again.
+    pub fn place(&mut self, card: CardProfile) {
+        info!(profile = %card.name, "card placed");
+        self.card = Some(card);
+        self.selected = false;
+    }
+
+    /// Take the card away.
+    pub fn remove(&mut self) {
+        if let Some(card) = self.card.take() {
+            info!(profile = %card.name, "card removed");
+        }
+        self.selected = false;
+    }
+
+    /// The card in the field.
+    pub fn card(&self) -> Option<&CardProfile> {
+        self.card.as_ref()
+    }
+
+    /// Set the device's fault (`Fault::None` falls back to the card's own).
+    pub fn set_fault(&mut self, fault: Fault) {
+        info!(?fault, "fault set");
+        self.fault = fault;
+    }
+
+    /// The fault in force: the device's, else the placed card's.
+    pub fn effective_fault(&self) -> Fault {
+        match (self.fault, &self.card) {
+            (Fault::None, Some(card)) => card.fault,
+            (fault, _) => fault,
+        }
+    }
+
+    pub fn stats(&self) -> SamStats {
+        self.stats
+    }
+
+    /// Count bytes received by the transport.
+    pub fn record_in(&mut self, bytes: usize) {
+        self.stats.bytes_in += bytes as u64;
+    }
+
+    /// Count bytes the transport sent; `completed_read` when that was a
+    /// whole successful read response.
+    pub fn record_out(&mut self, bytes: usize, completed_read: bool) {
+        self.stats.bytes_out += bytes as u64;
+        if completed_read {
+            self.stats.reads_completed += 1;
+        }
+    }
+
+    /// Count a request the transport answered itself (e.g. with garbage at
+    /// the wrong baud rate).
+    pub fn record_request(&mut self) {
+        self.stats.requests += 1;
+    }
+
+    /// Answer one whole request frame (tunnelled requests); `None` if
+    /// `frame` holds no whole frame.
+    pub fn handle_frame(&mut self, frame: &[u8]) -> Option<SamReply> {
+        let mut decoder = FrameDecoder::new();
+        decoder.push(frame);
+        match decoder.next_frame() {
+            Ok(Decoded::Frame(payload)) => Some(self.handle_payload(&payload)),
+            Ok(Decoded::Incomplete) => None,
+            Err(e) => Some(self.handle_frame_error(&e)),
+        }
+    }
+
+    /// Answer a frame the decoder refused (bad checksum → SW3 10, bad length → SW3 11).
+    pub fn handle_frame_error(&mut self, err: &FrameError) -> SamReply {
+        self.stats.requests += 1;
+        refuse(err)
+    }
+
+    /// Answer one request payload (`CMD PARA DATA..`).
+    pub fn handle_payload(&mut self, payload: &[u8]) -> SamReply {
+        self.stats.requests += 1;
+        let request = match Request::from_payload(payload) {
+            Ok(r) => r,
+            Err(e) => return refuse(&e),
+        };
+        let Some(command) = request.command() else {
+            debug!(
+                cmd = format_args!("{:02X} {:02X}", request.cmd, request.para),
+                "SAM: unknown command"
+            );
+            return plain(None, sw3::BAD_COMMAND, Vec::new());
+        };
+        let fault = self.effective_fault();
+        if let Fault::Sw3 { command: c, sw3 } = fault
+            && c == command
+        {
+            debug!(
+                command = command_name(command),
+                sw3 = format_args!("{sw3:02X}"),
+                "SAM: injected SW3"
+            );
+            return plain(Some(command), sw3, Vec::new());
+        }
+        let (sw3, data) = self.answer(command);
+        let mut reply = plain(Some(command), sw3, data);
+        if is_read(command) {
+            reply.completes_read = sw3 == sw3::OK;
+            match fault {
+                Fault::BadChecksum => {
+                    if let Some(last) = reply.bytes.last_mut() {
+                        *last ^= 0xFF;
+                    }
+                    reply.completes_read = false;
+                }
+                Fault::Slow { delay_ms } => reply.delay = Duration::from_millis(delay_ms),
+                Fault::PullMidRead if sw3 == sw3::OK => {
+                    reply.bytes.truncate(reply.bytes.len() / 2);
+                    reply.pulled = true;
+                    reply.completes_read = false;
+                    info!(command = command_name(command), "card pulled mid-read");
+                    self.remove();
+                }
+                _ => {}
+            }
+        }
+        debug!(
+            command = command_name(command),
+            sw3 = format_args!("{sw3:02X}"),
+            len = reply.bytes.len(),
+            "SAM answer"
+        );
+        reply
+    }
+
+    fn answer(&mut self, command: Command) -> (u8, Vec<u8>) {
+        match command {
+            Command::ResetSam => {
+                self.selected = false;
+                (sw3::OK, Vec::new())
+            }
+            Command::SamStatus => (sw3::OK, Vec::new()),
+            Command::SamId => (sw3::OK, self.sam_id.to_vec()),
+            Command::FindCard => match self.card {
+                Some(_) => (sw3::CARD_FOUND, vec![0; 4]),
+                None => (sw3::NO_CARD, Vec::new()),
+            },
+            Command::SelectCard => match self.card {
+                Some(_) => {
+                    self.selected = true;
+                    (sw3::OK, vec![0; 8])
+                }
+                None => (sw3::SELECT_FAILED, Vec::new()),
+            },
+            Command::ReadTextPhoto
+            | Command::ReadTextPhotoFingerprint
+            | Command::ReadAppendedAddress => {
+                let Some(card) = &self.card else {
+                    return (sw3::NO_CARD, Vec::new());
+                };
+                if !self.selected {
+                    return (sw3::READ_FAILED, Vec::new());
+                }
+                match command {
+                    Command::ReadTextPhoto => (sw3::OK, card.card_data(false).to_data()),
+                    Command::ReadTextPhotoFingerprint => (sw3::OK, card.card_data(true).to_data()),
+                    _ => match card.appended_address_block() {
+                        Some(block) => (sw3::OK, block.to_vec()),
+                        None => (sw3::NO_APPENDED_ADDRESS, Vec::new()),
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn plain(command: Option<Command>, sw3: u8, data: Vec<u8>) -> SamReply {
+    let bytes = Response {
+        sw1: 0,
+        sw2: 0,
+        sw3,
+        data,
+    }
+    .to_frame();
+    SamReply {
+        command,
+        sw3,
+        bytes,
+        delay: Duration::ZERO,
+        pulled: false,
+        completes_read: false,
+    }
+}
+
+fn refuse(err: &FrameError) -> SamReply {
+    let sw3 = match err {
+        FrameError::Checksum { .. } => sw3::CHECKSUM,
+        FrameError::Length(_) | FrameError::ShortPayload(_) => sw3::LENGTH,
+    };
+    debug!(error = %err, sw3 = format_args!("{sw3:02X}"), "SAM request refused");
+    plain(None, sw3, Vec::new())
+}
+
+/// Time `bytes` take on a UART at `baud` (8N1: 10 bits a byte).
+pub fn wire_time(bytes: usize, baud: u32) -> Duration {
+    if baud == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_micros(bytes as u64 * 10 * 1_000_000 / u64::from(baud))
+}
+
+/// Configuration of a [`SamSim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamSimConfig {
+    /// The symlink the simulator creates (or replaces) pointing to the pty
+    /// slave, like `/dev/serial/by-id/...`; its directory is created if missing.
+    pub link: PathBuf,
+    /// The SAM's line speed; a reader at another speed gets garbage.
+    pub baud: u32,
+    /// Delay each answer by the wire time of request and response at `baud`.
+    pub emulate_wire_time: bool,
+    /// The SAM's 16-byte id (`12 FF`).
+    pub sam_id: [u8; 16],
+}
+
+impl SamSimConfig {
+    /// 115200 baud, no wire-time emulation, [`DEFAULT_SAM_ID`].
+    pub fn new(link: impl Into<PathBuf>) -> SamSimConfig {
+        SamSimConfig {
+            link: link.into(),
+            baud: 115_200,
+            emulate_wire_time: false,
+            sam_id: DEFAULT_SAM_ID,
+        }
+    }
+}
+
+enum Ctrl {
+    Unplug(SyncSender<Result<()>>),
+    Replug(SyncSender<Result<()>>),
+    Stop,
+}
+
+/// A GA 467 SAM module on a pseudo-terminal, served by a background thread.
+///
+/// The kiosk opens [`SamSim::link`] (a symlink to the pty slave) as a
+/// serial port. Control methods take `&self` and may be called from any
+/// thread. Dropping the handle stops the thread and removes the symlink.
+#[derive(Debug)]
+pub struct SamSim {
+    link: PathBuf,
+    baud: u32,
+    core: Arc<Mutex<SamCore>>,
+    pty_path: Arc<Mutex<Option<PathBuf>>>,
+    ctrl: Sender<Ctrl>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SamSim {
+    /// Create the pty, point the link at it and start answering.
+    pub fn start(config: SamSimConfig) -> Result<SamSim> {
+        let core = Arc::new(Mutex::new(SamCore::new(config.sam_id)));
+        let pty = Pty::open(config.baud)?;
+        point_link(&config.link, &pty.path)?;
+        info!(link = %config.link.display(), pty = %pty.path.display(), baud = config.baud, "SAM simulator plugged in");
+        let pty_path = Arc::new(Mutex::new(Some(pty.path.clone())));
+        let (ctrl, ctrl_rx) = mpsc::channel();
+        let worker = Worker {
+            config: config.clone(),
+            core: core.clone(),
+            ctrl: ctrl_rx,
+            pty: Some(pty),
+            pty_path: pty_path.clone(),
+            decoder: FrameDecoder::new(),
+            garbage_seed: 0x5EED,
+        };
+        let thread = std::thread::Builder::new()
+            .name("kiosk-sim-sam".into())
+            .spawn(move || worker.run())
+            .map_err(SimError::io("spawning the SAM thread"))?;
+        Ok(SamSim {
+            link: config.link,
+            baud: config.baud,
+            core,
+            pty_path,
+            ctrl,
+            thread: Some(thread),
+        })
+    }
+
+    /// Place a card on the reader.
+    pub fn place(&self, card: CardProfile) {
+        self.core().place(card);
+    }
+
+    /// Take the card away.
+    pub fn remove(&self) {
+        self.core().remove();
+    }
+
+    /// Set the device's fault (wins over the card profile's own; `Fault::None` clears it).
+    pub fn set_fault(&self, fault: Fault) {
+        self.core().set_fault(fault);
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SamStats {
+        self.core().stats()
+    }
+
+    /// The stable path the kiosk opens.
+    pub fn link(&self) -> &Path {
+        &self.link
+    }
+
+    /// The SAM's configured line speed.
+    pub fn baud(&self) -> u32 {
+        self.baud
+    }
+
+    /// The pty slave the link points to now (`None` while unplugged).
+    pub fn pty_path(&self) -> Option<PathBuf> {
+        self.pty_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Is the simulated module plugged in?
+    pub fn is_plugged(&self) -> bool {
+        self.pty_path().is_some()
+    }
+
+    /// Unplug the module: the pty master is closed (the kiosk's reads see
+    /// EOF/EIO) and the link is removed. Returns once that is done.
+    pub fn unplug(&self) -> Result<()> {
+        self.call(Ctrl::Unplug)
+    }
+
+    /// Plug the module back in: a new pty pair, the link re-pointed to it
+    /// (same path, another `/dev/pts/N`). Returns once the link is in place.
+    pub fn replug(&self) -> Result<()> {
+        self.call(Ctrl::Replug)
+    }
+
+    fn call(&self, make: fn(SyncSender<Result<()>>) -> Ctrl) -> Result<()> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.ctrl
+            .send(make(tx))
+            .map_err(|_| SimError::Stopped("sam"))?;
+        rx.recv().map_err(|_| SimError::Stopped("sam"))?
+    }
+
+    fn core(&self) -> MutexGuard<'_, SamCore> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for SamSim {
+    fn drop(&mut self) {
+        let _ = self.ctrl.send(Ctrl::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        remove_link(&self.link);
+    }
+}
+
+/// The pty pair: the master we talk through, and our own slave fd, kept
+/// open so the pty survives the kiosk closing it (and so its termios, i.e.
+/// the kiosk's baud rate, can be read).
+struct Pty {
+    master: TTYPort,
+    slave: TTYPort,
+    path: PathBuf,
+}
+
+impl Pty {
+    fn open(baud: u32) -> Result<Pty> {
+        let serial = |context: &str| {
+            let context = context.to_string();
+            move |source| SimError::Serial { context, source }
+        };
+        let (mut master, mut slave) = TTYPort::pair().map_err(serial("creating a pty pair"))?;
+        let path = slave
+            .name()
+            .map(PathBuf::from)
+            .ok_or_else(|| SimError::Io {
+                context: "pty slave has no name".into(),
+                source: std::io::ErrorKind::NotFound.into(),
+            })?;
+        // The kiosk's serial port sets the speed it wants; start at ours.
+        slave
+            .set_baud_rate(baud)
+            .map_err(serial("setting the pty's baud rate"))?;
+        master
+            .set_timeout(POLL)
+            .map_err(serial("setting the pty read timeout"))?;
+        Ok(Pty {
+            master,
+            slave,
+            path,
+        })
+    }
+}
+
+/// How often the worker looks at its control channel while idle.
+const POLL: Duration = Duration::from_millis(50);
+
+enum Flow {
+    Go,
+    Abandon,
+    Stop,
+}
+
+struct Worker {
+    config: SamSimConfig,
+    core: Arc<Mutex<SamCore>>,
+    ctrl: Receiver<Ctrl>,
+    pty: Option<Pty>,
+    pty_path: Arc<Mutex<Option<PathBuf>>>,
+    decoder: FrameDecoder,
+    garbage_seed: u64,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut buf = [0u8; 4096];
+        loop {
+            loop {
+                match self.ctrl.try_recv() {
+                    Ok(msg) => {
+                        if let Flow::Stop = self.control(msg) {
+                            return;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            let Some(pty) = self.pty.as_mut() else {
+                // Unplugged: nothing to do until told.
+                match self.ctrl.recv() {
+                    Ok(msg) => {
+                        if let Flow::Stop = self.control(msg) {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+                continue;
+            };
+            match pty.master.read(&mut buf) {
+                Ok(0) => {
+                    if let Flow::Stop = self.idle() {
+                        return;
+                    }
+                }
+                Ok(n) => {
+                    if let Flow::Stop = self.on_bytes(&buf[..n]) {
+                        return;
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    warn!(error = %e, "SAM pty read failed");
+                    if let Flow::Stop = self.idle() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wait one poll period for a control message (instead of spinning on a broken pty).
+    fn idle(&mut self) -> Flow {
+        match self.ctrl.recv_timeout(POLL) {
+            Ok(msg) => self.control(msg),
+            Err(RecvTimeoutError::Timeout) => Flow::Go,
+            Err(RecvTimeoutError::Disconnected) => Flow::Stop,
+        }
+    }
+
+    fn control(&mut self, msg: Ctrl) -> Flow {
+        match msg {
+            Ctrl::Stop => Flow::Stop,
+            Ctrl::Unplug(done) => {
+                self.unplug();
+                let _ = done.send(Ok(()));
+                Flow::Abandon
+            }
+            Ctrl::Replug(done) => {
+                let result = self.replug();
+                let _ = done.send(result);
+                Flow::Abandon
+            }
+        }
+    }
+
+    fn unplug(&mut self) {
+        if self.pty.take().is_some() {
+            remove_link(&self.config.link);
+            *self.pty_path.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            self.decoder.clear();
+            info!(link = %self.config.link.display(), "SAM simulator unplugged");
+        }
+    }
+
+    fn replug(&mut self) -> Result<()> {
+        let pty = Pty::open(self.config.baud)?;
+        point_link(&self.config.link, &pty.path)?;
+        info!(link = %self.config.link.display(), pty = %pty.path.display(), "SAM simulator plugged in again");
+        *self.pty_path.lock().unwrap_or_else(|e| e.into_inner()) = Some(pty.path.clone());
+        self.pty = Some(pty);
+        self.decoder.clear();
+        Ok(())
+    }
+
+    fn core(&self) -> MutexGuard<'_, SamCore> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
+        self.core().record_in(bytes.len());
+        self.decoder.push(bytes);
+        loop {
+            let (reply, request_len) = match self.decoder.next_frame() {
+                Ok(Decoded::Incomplete) => return Flow::Go,
+                Ok(Decoded::Frame(payload)) => {
+                    let request_len = payload.len() + 8;
+                    match self.reader_baud() {
+                        Some(b) if b == self.config.baud => {
+                            (self.core().handle_payload(&payload), request_len)
+                        }
+                        other => (self.garbage(other), request_len),
+                    }
+                }
+                Err(e) => (self.core().handle_frame_error(&e), 0),
+            };
+            if let flow @ (Flow::Stop | Flow::Abandon) = self.deliver(reply, request_len) {
+                return flow;
+            }
+        }
+    }
+
+    /// The speed the kiosk set on its end of the pty.
+    fn reader_baud(&self) -> Option<u32> {
+        self.pty.as_ref().and_then(|p| p.slave.baud_rate().ok())
+    }
+
+    /// What a UART at the wrong speed makes of the SAM's answer: bytes
+    /// without any preamble, about as many as the kiosk's speed makes of an
+    /// 11-byte frame.
+    fn garbage(&mut self, reader_baud: Option<u32>) -> SamReply {
+        self.core().record_request();
+        let reader = u64::from(reader_baud.unwrap_or(self.config.baud / 2).max(1));
+        let len = (11 * reader)
+            .div_ceil(u64::from(self.config.baud.max(1)))
+            .clamp(1, 64) as usize;
+        debug!(reader_baud = ?reader_baud, sam_baud = self.config.baud, len, "baud mismatch: answering garbage");
+        const NOISE: [u8; 8] = [0x00, 0xFF, 0x80, 0xF8, 0xE0, 0xFE, 0x78, 0x06];
+        let bytes = (0..len)
+            .map(|_| {
+                self.garbage_seed = self
+                    .garbage_seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                NOISE[(self.garbage_seed >> 61) as usize]
+            })
+            .collect();
+        SamReply {
+            command: None,
+            sw3: 0,
+            bytes,
+            delay: Duration::ZERO,
+            pulled: false,
+            completes_read: false,
+        }
+    }
+
+    fn deliver(&mut self, reply: SamReply, request_len: usize) -> Flow {
+        let mut delay = reply.delay;
+        if self.config.emulate_wire_time {
+            delay += wire_time(request_len + reply.bytes.len(), self.config.baud);
+        }
+        if !delay.is_zero()
+            && let flow @ (Flow::Stop | Flow::Abandon) = self.wait(delay)
+        {
+            return flow;
+        }
+        let Some(pty) = self.pty.as_mut() else {
+            return Flow::Abandon;
+        };
+        match pty
+            .master
+            .write_all(&reply.bytes)
+            .and_then(|()| pty.master.flush())
+        {
+            Ok(()) => self
+                .core()
+                .record_out(reply.bytes.len(), reply.completes_read),
+            Err(e) => warn!(error = %e, "SAM pty write failed"),
+        }
+        Flow::Go
+    }
+
+    /// Sleep for `d`, still obeying control messages; `Abandon` if the pty
+    /// went away meanwhile (the pending answer has nowhere to go).
+    fn wait(&mut self, d: Duration) -> Flow {
+        let deadline = Instant::now() + d;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Flow::Go;
+            }
+            match self.ctrl.recv_timeout(deadline - now) {
+                // Unplugged or replugged: the answer is lost with the old pty.
+                Ok(msg) => return self.control(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Flow::Stop,
+            }
+        }
+    }
+}
+
+/// Create or atomically replace the symlink `link` → `target`.
+fn point_link(link: &Path, target: &Path) -> Result<()> {
+    if let Some(parent) = link.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(SimError::io(format!("creating {}", parent.display())))?;
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(link)
+        && !meta.file_type().is_symlink()
+    {
+        return Err(SimError::LinkOccupied(link.to_path_buf()));
+    }
+    let file_name = link
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = link.with_file_name(format!(".{file_name}.kiosk-sim-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)
+        .map_err(SimError::io(format!("creating symlink {}", tmp.display())))?;
+    std::fs::rename(&tmp, link).map_err(SimError::io(format!(
+        "moving symlink to {}",
+        link.display()
+    )))
+}
+
+/// Remove `link` if it is a symlink.
+fn remove_link(link: &Path) {
+    if std::fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
+        let _ = std::fs::remove_file(link);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiosk_idcard::Identity;
+    use kiosk_idcard::frame::CardData;
+
+    fn answer(core: &mut SamCore, command: Command) -> Response {
+        let reply = core.handle_frame(&command.request_frame()).unwrap();
+        let mut d = FrameDecoder::new();
+        d.push(&reply.bytes);
+        match d.next_frame().unwrap() {
+            Decoded::Frame(p) => Response::from_payload(&p).unwrap(),
+            Decoded::Incomplete => panic!("incomplete reply"),
+        }
+    }
+
+    #[test]
+    fn default_sam_id_prints_as_documented() {
+        assert_eq!(
+            kiosk_idcard::frame::format_sam_id(&DEFAULT_SAM_ID).unwrap(),
+            "05.01-20101216-0011223344-1234567890"
+        );
+    }
+
+    #[test]
+    fn find_select_read_then_decode() {
+        let mut core = SamCore::new(DEFAULT_SAM_ID);
+        assert_eq!(answer(&mut core, Command::FindCard).sw3, sw3::NO_CARD);
+        assert_eq!(
+            answer(&mut core, Command::SelectCard).sw3,
+            sw3::SELECT_FAILED
+        );
+        let card = CardProfile::builtin("resident").unwrap();
+        core.place(card.clone());
+        assert_eq!(
+            answer(&mut core, Command::ReadTextPhoto).sw3,
+            sw3::READ_FAILED,
+            "read before select"
+        );
+        let found = answer(&mut core, Command::FindCard);
+        assert_eq!((found.sw3, found.data.len()), (sw3::CARD_FOUND, 4));
+        assert_eq!(answer(&mut core, Command::SelectCard).sw3, sw3::OK);
+        let read = answer(&mut core, Command::ReadTextPhoto);
+        assert_eq!(read.sw3, sw3::OK);
+        let data = CardData::parse(&read.data, false).unwrap();
+        assert_eq!(Identity::decode(&data.text).unwrap(), card.identity);
+        assert_eq!(data.photo, card.photo());
+        assert_eq!(
+            answer(&mut core, Command::ReadAppendedAddress).sw3,
+            sw3::NO_APPENDED_ADDRESS
+        );
+        let fp = answer(&mut core, Command::ReadTextPhotoFingerprint);
+        let data = CardData::parse(&fp.data, true).unwrap();
+        assert_eq!(data.fingerprint.as_deref().map(<[u8]>::len).unwrap_or(0), 0);
+    }
+
+    #[test]
+    fn bad_checksum_and_unknown_commands() {
+        let mut core = SamCore::new(DEFAULT_SAM_ID);
+        let mut frame = Command::SamStatus.request_frame();
+        *frame.last_mut().unwrap() ^= 1;
+        assert_eq!(core.handle_frame(&frame).unwrap().sw3, sw3::CHECKSUM);
+        let unknown = Request {
+            cmd: 0x55,
+            para: 0x01,
+            data: vec![],
+        }
+        .to_frame();
+        assert_eq!(core.handle_frame(&unknown).unwrap().sw3, sw3::BAD_COMMAND);
+        assert_eq!(core.stats().requests, 2);
+    }
+
+    #[test]
+    fn device_fault_wins_over_card_fault() {
+        let mut core = SamCore::new(DEFAULT_SAM_ID);
+        core.place(CardProfile::builtin("fault-sw3-41").unwrap());
+        assert_eq!(
+            core.effective_fault(),
+            Fault::Sw3 {
+                command: Command::ReadTextPhoto,
+                sw3: 0x41
+            }
+        );
+        core.set_fault(Fault::Slow { delay_ms: 5 });
+        assert_eq!(core.effective_fault(), Fault::Slow { delay_ms: 5 });
+        core.set_fault(Fault::None);
+        answer(&mut core, Command::SelectCard);
+        assert_eq!(answer(&mut core, Command::ReadTextPhoto).sw3, 0x41);
+    }
+
+    #[test]
+    fn pull_mid_read_cuts_the_answer_and_removes_the_card() {
+        let mut core = SamCore::new(DEFAULT_SAM_ID);
+        core.place(CardProfile::builtin("fault-pulled").unwrap());
+        answer(&mut core, Command::SelectCard);
+        let reply = core
+            .handle_frame(&Command::ReadTextPhoto.request_frame())
+            .unwrap();
+        assert!(reply.pulled && !reply.completes_read);
+        assert!(reply.bytes.len() < 1295 && reply.bytes.len() > 10);
+        assert!(core.card().is_none());
+        assert_eq!(answer(&mut core, Command::FindCard).sw3, sw3::NO_CARD);
+    }
+
+    #[test]
+    fn wire_time_is_ten_bits_a_byte() {
+        assert_eq!(wire_time(960, 9600), Duration::from_secs(1));
+        assert_eq!(wire_time(10, 0), Duration::ZERO);
+    }
+}

@@ -1,0 +1,261 @@
+//! What `kiosk-sim serve` runs: devices from a config file (or flags) and
+//! the control socket.
+//!
+//! ```toml
+//! control = "/tmp/kiosk-sim.sock"
+//! pcscd = true                     # optional: run a private pcscd (own network
+//!                                  # namespace) with a vpcd reader per [[card]]
+//!
+//! [[sam]]                          # a SAM module on a pty (names default to sam0, sam1, ...)
+//! name = "sam0"
+//! link = "/tmp/kiosk-sim/sam0"     # the symlink the kiosk opens
+//! baud = 115200
+//! emulate_wire_time = true
+//! sam_id = "05000100E0B83201B041AB00D2029649"   # optional, 16 bytes hex
+//! profile = "resident"             # optional: a card placed at start
+//!
+//! [[card]]                         # a virtual card for vpcd (card0, card1, ...)
+//! port = 35963                     # vpcd's port; slot 1 is port + 1
+//! netns = "/run/netns/NAME"        # optional: connect from that network namespace
+//! tunnel_header = "FF 69 96 00"
+//! emulate_baud = 115200
+//! profile = "resident"
+//! fault = { kind = "none" }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::control::{ControlServer, Device, Devices};
+use crate::error::{Result, SimError};
+use crate::pcscd::Pcscd;
+use crate::profile::{CardProfile, Fault};
+use crate::sam::{DEFAULT_SAM_ID, SamSim, SamSimConfig};
+use crate::vicc::{DEFAULT_TUNNEL_HEADER, ViccConfig, VirtualCard};
+
+/// The control socket used when none is configured.
+pub const DEFAULT_CONTROL: &str = "/tmp/kiosk-sim.sock";
+
+/// The devices to run.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// The control socket's path ([`DEFAULT_CONTROL`] if unset).
+    pub control: Option<PathBuf>,
+    /// Run a private pcscd with a vpcd reader for each card (the cards
+    /// then connect inside its network namespace).
+    #[serde(default)]
+    pub pcscd: bool,
+    #[serde(default)]
+    pub sam: Vec<SamEntry>,
+    #[serde(default)]
+    pub card: Vec<CardEntry>,
+}
+
+/// One SAM module on a pty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamEntry {
+    pub name: Option<String>,
+    pub link: PathBuf,
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    #[serde(default)]
+    pub emulate_wire_time: bool,
+    pub sam_id: Option<String>,
+    pub profile: Option<String>,
+    pub fault: Option<Fault>,
+}
+
+/// One virtual card (vpcd, two slots).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardEntry {
+    pub name: Option<String>,
+    pub port: u16,
+    pub tunnel_header: Option<String>,
+    pub emulate_baud: Option<u32>,
+    pub sam_id: Option<String>,
+    pub netns: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub fault: Option<Fault>,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+
+/// Running devices, their control socket and the optional pcscd; drop
+/// stops everything.
+#[derive(Debug)]
+pub struct Running {
+    pub devices: Arc<Devices>,
+    pub control: ControlServer,
+    pub pcscd: Option<Pcscd>,
+}
+
+impl ServeConfig {
+    /// Read a config file.
+    pub fn load(path: &Path) -> Result<ServeConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(SimError::io(format!("reading {}", path.display())))?;
+        toml::from_str(&text).map_err(|e| SimError::Io {
+            context: format!("{}: {e}", path.display()),
+            source: std::io::ErrorKind::InvalidData.into(),
+        })
+    }
+
+    /// Start pcscd if configured, every device, place the configured cards,
+    /// open the control socket.
+    pub fn start(&self) -> Result<Running> {
+        let pcscd = self.start_pcscd()?;
+        self.start_with(pcscd)
+    }
+
+    /// The private pcscd, if `pcscd = true`: one vpcd entry per card port.
+    pub fn start_pcscd(&self) -> Result<Option<Pcscd>> {
+        if !self.pcscd {
+            return Ok(None);
+        }
+        let ports: Vec<u16> = self.card.iter().map(|c| c.port).collect();
+        Pcscd::start(&ports).map(Some)
+    }
+
+    /// Like [`ServeConfig::start`] with an already started pcscd (from
+    /// [`ServeConfig::start_pcscd`]).
+    pub fn start_with(&self, pcscd: Option<Pcscd>) -> Result<Running> {
+        let mut devices = Devices::new();
+        for (i, e) in self.sam.iter().enumerate() {
+            let config = SamSimConfig {
+                link: e.link.clone(),
+                baud: e.baud,
+                emulate_wire_time: e.emulate_wire_time,
+                sam_id: e
+                    .sam_id
+                    .as_deref()
+                    .map(parse_hex16)
+                    .transpose()?
+                    .unwrap_or(DEFAULT_SAM_ID),
+            };
+            let sam = SamSim::start(config)?;
+            if let Some(p) = &e.profile {
+                sam.place(CardProfile::resolve(p)?);
+            }
+            if let Some(f) = e.fault {
+                sam.set_fault(f);
+            }
+            devices.add(
+                e.name.clone().unwrap_or_else(|| format!("sam{i}")),
+                Device::Sam(sam),
+            )?;
+        }
+        for (i, e) in self.card.iter().enumerate() {
+            let config = ViccConfig {
+                port: e.port,
+                tunnel_header: e
+                    .tunnel_header
+                    .as_deref()
+                    .map(parse_header)
+                    .transpose()?
+                    .unwrap_or(DEFAULT_TUNNEL_HEADER),
+                emulate_baud: e.emulate_baud,
+                sam_id: e
+                    .sam_id
+                    .as_deref()
+                    .map(parse_hex16)
+                    .transpose()?
+                    .unwrap_or(DEFAULT_SAM_ID),
+                netns: e
+                    .netns
+                    .clone()
+                    .or_else(|| pcscd.as_ref().map(|p| p.netns().to_path_buf())),
+            };
+            let card = VirtualCard::start(config)?;
+            if let Some(p) = &e.profile {
+                card.place(CardProfile::resolve(p)?);
+            }
+            if let Some(f) = e.fault {
+                card.set_fault(f);
+            }
+            devices.add(
+                e.name.clone().unwrap_or_else(|| format!("card{i}")),
+                Device::Card(card),
+            )?;
+        }
+        let devices = Arc::new(devices);
+        let control = ControlServer::start(
+            self.control
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CONTROL.into()),
+            devices.clone(),
+        )?;
+        Ok(Running {
+            devices,
+            control,
+            pcscd,
+        })
+    }
+}
+
+/// Bytes from hex with optional spaces or colons.
+pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    let hex: String = s
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect()
+}
+
+fn parse_hex16(s: &str) -> Result<[u8; 16]> {
+    parse_hex(s)
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| SimError::Io {
+            context: format!("sam_id {s:?} is not 16 hex bytes"),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        })
+}
+
+/// A 4-byte APDU header from hex (`FF 69 96 00`).
+pub fn parse_header(s: &str) -> Result<[u8; 4]> {
+    parse_hex(s)
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| SimError::Io {
+            context: format!("tunnel header {s:?} is not 4 hex bytes"),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parses() {
+        let c: ServeConfig = toml::from_str(
+            r#"
+            control = "/tmp/x.sock"
+            [[sam]]
+            link = "/tmp/sam0"
+            emulate_wire_time = true
+            profile = "resident"
+            [[card]]
+            port = 40000
+            tunnel_header = "FF 69 96 00"
+            fault = { kind = "slow", delay_ms = 10 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.sam[0].baud, 115_200);
+        assert_eq!(c.card[0].fault, Some(Fault::Slow { delay_ms: 10 }));
+        assert_eq!(parse_header("FF699600").unwrap(), DEFAULT_TUNNEL_HEADER);
+        assert!(parse_header("FF69").is_err());
+    }
+}
