@@ -1,0 +1,350 @@
+//! Reader configuration (one [`ReaderConfig`] per physical reader).
+//!
+//! ```toml
+//! # PC/SC reader that tunnels GA 467 frames through pseudo-APDUs
+//! name = "counter-1"
+//! read_appended_address = true
+//! [pcsc]
+//! reader = "Virtual PCD 00"     # exact name, or a prefix of it
+//! tunnel = "apdu"               # apdu | control | none
+//! apdu_header = "FF699600"      # default
+//! extended_apdu = true          # default
+//!
+//! # or: a SAM module on a serial port (alone, or with [pcsc] tunnel = "none"
+//! # for presence)
+//! [sam]
+//! path = "/dev/serial/by-id/usb-Prolific_PL2303-if00-port0"
+//! baud = "auto"                 # or 115200, 57600, 38400, 19200, 9600
+//! poll_interval_ms = 250        # default; only without PC/SC presence
+//! response_timeout_ms = 2000    # default
+//! retries = 2                   # default
+//! ```
+//!
+//! Unknown keys are rejected. [`ReaderConfig::validate`] checks what serde
+//! cannot ([`crate::ReaderDevice::spawn`] calls it).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ReaderError;
+
+/// Baud rates tried by auto-detection, in this order (after the last rate
+/// found, which is tried first).
+pub const AUTO_BAUD_RATES: [u32; 5] = [115_200, 57_600, 38_400, 19_200, 9_600];
+
+/// The default pseudo-APDU header for tunnelled GA 467 frames.
+pub const DEFAULT_APDU_HEADER: [u8; 4] = [0xFF, 0x69, 0x96, 0x00];
+
+/// One ID reader: PC/SC for presence (and data through a tunnel), a serial
+/// SAM for data, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReaderConfig {
+    /// The name events carry (`ReaderEvent::*::reader`); not the PC/SC name.
+    pub name: String,
+    /// PC/SC reader: presence, card UID, and (unless `tunnel = "none"`) the
+    /// SAM frames.
+    #[serde(default)]
+    pub pcsc: Option<PcscConfig>,
+    /// SAM module on a serial port.
+    #[serde(default)]
+    pub sam: Option<SamConfig>,
+    /// Read text + photo + fingerprint (`30 10`) instead of text + photo
+    /// (`30 01`). Default `false`.
+    #[serde(default)]
+    pub read_fingerprint: bool,
+    /// Also read the appended address (`30 03`). Default `false`.
+    #[serde(default)]
+    pub read_appended_address: bool,
+}
+
+/// How GA 467 frames reach the SAM of a PC/SC reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tunnel {
+    /// Wrapped in a pseudo-APDU (`apdu_header` + Lc + frame + Le) sent
+    /// with `SCardTransmit` to the card in the reader. The default.
+    #[default]
+    Apdu,
+    /// Sent raw with `SCardControl(control_code)`.
+    Control,
+    /// The PC/SC reader only tells presence (and the UID); a `[sam]` reads.
+    None,
+}
+
+/// A PC/SC reader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcscConfig {
+    /// The reader's exact PC/SC name, or a prefix of it (the first reader,
+    /// in pcscd's order, whose name starts with it is used; an exact match
+    /// wins).
+    pub reader: String,
+    /// Default `apdu`.
+    #[serde(default)]
+    pub tunnel: Tunnel,
+    /// CLA INS P1 P2 of the pseudo-APDU, as 8 hex digits. Default
+    /// `"FF699600"`.
+    #[serde(default = "default_apdu_header", with = "hex4")]
+    pub apdu_header: [u8; 4],
+    /// Use extended-length pseudo-APDUs for answers longer than 256 bytes
+    /// (the reads). Default `true`; `false` for readers that only take
+    /// short APDUs: long answers then come in `61 XX` / `GET RESPONSE`
+    /// pieces.
+    #[serde(default = "default_true")]
+    pub extended_apdu: bool,
+    /// The control code for `tunnel = "control"`, as passed to
+    /// `SCardControl` (on pcsc-lite, `SCARD_CTL_CODE(n)` is `0x42000000 + n`).
+    #[serde(default)]
+    pub control_code: Option<u32>,
+}
+
+/// A SAM module on a serial port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamConfig {
+    /// A stable path (`/dev/serial/by-id/...`): the port is reopened by it
+    /// after an unplug.
+    pub path: PathBuf,
+    /// `"auto"` (the default) or a fixed rate.
+    #[serde(default)]
+    pub baud: Baud,
+    /// How often a SAM-only reader sends find-card to detect presence, in
+    /// ms. Default 250. Not used when a PC/SC reader tells presence.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// How long to wait for an answer, in ms, on top of the time the answer
+    /// needs on the wire at the current baud rate. Default 2000.
+    #[serde(default = "default_response_timeout_ms")]
+    pub response_timeout_ms: u64,
+    /// How often a failed exchange (bad checksum, no answer) is tried again.
+    /// Default 2.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+impl SamConfig {
+    /// A config for `path` with every default.
+    pub fn new(path: impl Into<PathBuf>) -> SamConfig {
+        SamConfig {
+            path: path.into(),
+            baud: Baud::Auto,
+            poll_interval_ms: default_poll_interval_ms(),
+            response_timeout_ms: default_response_timeout_ms(),
+            retries: default_retries(),
+        }
+    }
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_timeout_ms)
+    }
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+impl PcscConfig {
+    /// A config for `reader` with every default (pseudo-APDU tunnel).
+    pub fn new(reader: impl Into<String>) -> PcscConfig {
+        PcscConfig {
+            reader: reader.into(),
+            tunnel: Tunnel::Apdu,
+            apdu_header: DEFAULT_APDU_HEADER,
+            extended_apdu: true,
+            control_code: None,
+        }
+    }
+}
+
+/// A serial baud rate: detected, or fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Baud {
+    /// Try [`AUTO_BAUD_RATES`] with a SAM-status request until a valid
+    /// frame answers; the rate found is remembered and tried first next time.
+    #[default]
+    Auto,
+    Fixed(u32),
+}
+
+impl Serialize for Baud {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Baud::Auto => s.serialize_str("auto"),
+            Baud::Fixed(rate) => s.serialize_u32(*rate),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Baud {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Baud;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"auto\" or a baud rate")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Baud, E> {
+                if v.eq_ignore_ascii_case("auto") {
+                    Ok(Baud::Auto)
+                } else {
+                    v.parse::<u32>()
+                        .map(Baud::Fixed)
+                        .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Baud, E> {
+                u32::try_from(v)
+                    .map(Baud::Fixed)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Baud, E> {
+                u32::try_from(v)
+                    .map(Baud::Fixed)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn default_apdu_header() -> [u8; 4] {
+    DEFAULT_APDU_HEADER
+}
+fn default_true() -> bool {
+    true
+}
+fn default_poll_interval_ms() -> u64 {
+    250
+}
+fn default_response_timeout_ms() -> u64 {
+    2000
+}
+fn default_retries() -> u32 {
+    2
+}
+
+/// `[u8; 4]` as 8 hex digits (spaces allowed when reading).
+mod hex4 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 4], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.iter().map(|b| format!("{b:02X}")).collect::<String>())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 4], D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("{text:?} is not 4 bytes of hex, e.g. \"FF699600\""))
+        })
+    }
+
+    pub fn parse(text: &str) -> Option<[u8; 4]> {
+        let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if digits.len() != 8 {
+            return None;
+        }
+        let mut out = [0u8; 4];
+        for (i, pair) in digits.chunks(2).enumerate() {
+            let pair = std::str::from_utf8(pair).ok()?;
+            out[i] = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(out)
+    }
+}
+
+impl ReaderConfig {
+    /// A serial-SAM-only reader.
+    pub fn serial(name: impl Into<String>, sam: SamConfig) -> ReaderConfig {
+        ReaderConfig {
+            name: name.into(),
+            pcsc: None,
+            sam: Some(sam),
+            read_fingerprint: false,
+            read_appended_address: false,
+        }
+    }
+
+    /// A PC/SC reader (tunnel per `pcsc.tunnel`).
+    pub fn pcsc(name: impl Into<String>, pcsc: PcscConfig) -> ReaderConfig {
+        ReaderConfig {
+            name: name.into(),
+            pcsc: Some(pcsc),
+            sam: None,
+            read_fingerprint: false,
+            read_appended_address: false,
+        }
+    }
+
+    /// Check what serde cannot: a name; at least one of `pcsc` / `sam`;
+    /// `tunnel = "none"` only with a `sam`; `tunnel = "control"` only with a
+    /// `control_code`; a non-empty reader name; positive baud, poll interval
+    /// and timeout.
+    pub fn validate(&self) -> Result<(), ReaderError> {
+        let bad = |msg: String| Err(ReaderError::Config(msg));
+        if self.name.trim().is_empty() {
+            return bad("reader name is empty".into());
+        }
+        let name = &self.name;
+        if self.pcsc.is_none() && self.sam.is_none() {
+            return bad(format!("reader {name:?} needs [pcsc] or [sam] (or both)"));
+        }
+        if let Some(pcsc) = &self.pcsc {
+            if pcsc.reader.is_empty() {
+                return bad(format!("reader {name:?}: pcsc.reader is empty"));
+            }
+            match pcsc.tunnel {
+                Tunnel::None if self.sam.is_none() => {
+                    return bad(format!(
+                        "reader {name:?}: pcsc.tunnel = \"none\" needs a [sam] to read the card's data"
+                    ));
+                }
+                Tunnel::Control if pcsc.control_code.is_none() => {
+                    return bad(format!(
+                        "reader {name:?}: pcsc.tunnel = \"control\" needs pcsc.control_code"
+                    ));
+                }
+                _ => {}
+            }
+            if pcsc.tunnel != Tunnel::None && self.sam.is_some() {
+                return bad(format!(
+                    "reader {name:?}: [sam] is given, so the PC/SC reader only tells presence: set pcsc.tunnel = \"none\""
+                ));
+            }
+        }
+        if let Some(sam) = &self.sam {
+            if sam.path.as_os_str().is_empty() {
+                return bad(format!("reader {name:?}: sam.path is empty"));
+            }
+            if sam.baud == Baud::Fixed(0) {
+                return bad(format!(
+                    "reader {name:?}: sam.baud must be \"auto\" or a positive rate"
+                ));
+            }
+            if sam.poll_interval_ms == 0 {
+                return bad(format!(
+                    "reader {name:?}: sam.poll_interval_ms must be positive"
+                ));
+            }
+            if sam.response_timeout_ms == 0 {
+                return bad(format!(
+                    "reader {name:?}: sam.response_timeout_ms must be positive"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_header_parses() {
+        assert_eq!(hex4::parse("FF699600"), Some([0xFF, 0x69, 0x96, 0x00]));
+        assert_eq!(hex4::parse("ff 69 96 01"), Some([0xFF, 0x69, 0x96, 0x01]));
+        assert_eq!(hex4::parse("FF6996"), None);
+        assert_eq!(hex4::parse("GG699600"), None);
+    }
+}
