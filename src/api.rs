@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use kiosk_proto::{
-    ApiError, ErrorCode, Event, EventEnvelope, Request, RequestLine, ResponseEnvelope, MAX_LINE,
+    ApiError, ErrorCode, Event, EventEnvelope, MAX_LINE, Request, RequestLine, ResponseEnvelope,
 };
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
 
-use crate::daemon::Shared;
 use crate::Error;
+use crate::daemon::Shared;
 
 /// Lines queued for one client before it counts as too slow and is dropped.
 const CLIENT_QUEUE: usize = 256;
@@ -28,18 +28,28 @@ const MAX_READ_CARD_TIMEOUT_MS: u64 = 600_000;
 pub fn bind(path: &Path) -> Result<UnixListener, Error> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(Error::AlreadyRunning { path: path.to_path_buf() });
+            return Err(Error::AlreadyRunning {
+                path: path.to_path_buf(),
+            });
         }
         let _ = std::fs::remove_file(path);
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| Error::Listen { path: path.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Listen {
+            path: path.to_path_buf(),
+            source,
+        })?;
     }
-    let listener =
-        UnixListener::bind(path).map_err(|source| Error::Listen { path: path.to_path_buf(), source })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(|source| Error::Listen { path: path.to_path_buf(), source })?;
+    let listener = UnixListener::bind(path).map_err(|source| Error::Listen {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(|source| {
+        Error::Listen {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
     Ok(listener)
 }
 
@@ -99,7 +109,10 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
             None => break,
             Some(Ok(line)) => line,
             Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
-                let err = api_error(ErrorCode::LineTooLong, format!("line longer than {MAX_LINE} bytes"));
+                let err = api_error(
+                    ErrorCode::LineTooLong,
+                    format!("line longer than {MAX_LINE} bytes"),
+                );
                 let _ = out_tx.send(answer(0, Err(err))).await;
                 // The rest of that line is discarded by the codec; go on.
                 continue;
@@ -115,7 +128,13 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
         let parsed: Result<RequestLine, _> = serde_json::from_str(&line);
         let (id, request) = match parsed {
             Ok(req_line) => (req_line.id, Request::from_line(&req_line)),
-            Err(e) => (0, Err(api_error(ErrorCode::BadRequest, format!("not a request line: {e}")))),
+            Err(e) => (
+                0,
+                Err(api_error(
+                    ErrorCode::BadRequest,
+                    format!("not a request line: {e}"),
+                )),
+            ),
         };
         let request = match request {
             Ok(r) => r,
@@ -130,10 +149,14 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
             if forwarder.is_none() {
                 // Subscribe before answering so no event after the answer is missed.
                 let events = shared.subscribe();
-                let _ = out_tx.send(answer(id, Ok(serde_json::json!({"subscribed": true})))).await;
+                let _ = out_tx
+                    .send(answer(id, Ok(serde_json::json!({"subscribed": true}))))
+                    .await;
                 forwarder = Some(tokio::spawn(forward_events(events, out_tx.clone())));
             } else {
-                let _ = out_tx.send(answer(id, Ok(serde_json::json!({"subscribed": true})))).await;
+                let _ = out_tx
+                    .send(answer(id, Ok(serde_json::json!({"subscribed": true}))))
+                    .await;
             }
             continue;
         }
@@ -157,13 +180,18 @@ async fn forward_events(mut events: broadcast::Receiver<EventEnvelope>, out: mps
     loop {
         match events.recv().await {
             Ok(ev) => {
-                let Ok(line) = serde_json::to_string(&ev) else { continue };
+                let Ok(line) = serde_json::to_string(&ev) else {
+                    continue;
+                };
                 if out.send(line).await.is_err() {
                     return;
                 }
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "a subscriber is too slow; events dropped for it");
+                tracing::warn!(
+                    missed = n,
+                    "a subscriber is too slow; events dropped for it"
+                );
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
@@ -177,7 +205,10 @@ async fn handle_request(request: Request, shared: &Shared) -> Result<serde_json:
         Request::Readers => to_value(shared.readers()),
         Request::ReadCard(params) => {
             if !shared.has_readers() {
-                return Err(api_error(ErrorCode::NoReader, "this kiosk has no ID reader configured"));
+                return Err(api_error(
+                    ErrorCode::NoReader,
+                    "this kiosk has no ID reader configured",
+                ));
             }
             let timeout_ms = params
                 .timeout_ms
@@ -190,10 +221,25 @@ async fn handle_request(request: Request, shared: &Shared) -> Result<serde_json:
             let wait = async {
                 loop {
                     match events.recv().await {
-                        Ok(EventEnvelope { event: Event::CardRead { reader, identity, read_ms }, .. }) => {
-                            return to_value(kiosk_proto::CardReadInfo { reader, identity, read_ms });
+                        Ok(EventEnvelope {
+                            event:
+                                Event::CardRead {
+                                    reader,
+                                    identity,
+                                    read_ms,
+                                },
+                            ..
+                        }) => {
+                            return to_value(kiosk_proto::CardReadInfo {
+                                reader,
+                                identity,
+                                read_ms,
+                            });
                         }
-                        Ok(EventEnvelope { event: Event::ReadFailed { message, .. }, .. }) => {
+                        Ok(EventEnvelope {
+                            event: Event::ReadFailed { message, .. },
+                            ..
+                        }) => {
                             return Err(api_error(ErrorCode::ReadFailed, message));
                         }
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
@@ -219,13 +265,26 @@ fn to_value<T: serde::Serialize>(v: T) -> Result<serde_json::Value, ApiError> {
 }
 
 fn api_error(code: ErrorCode, message: impl Into<String>) -> ApiError {
-    ApiError { code, message: message.into() }
+    ApiError {
+        code,
+        message: message.into(),
+    }
 }
 
 fn answer(id: u64, result: Result<serde_json::Value, ApiError>) -> String {
     let env = match result {
-        Ok(v) => ResponseEnvelope { id, ok: true, result: Some(v), error: None },
-        Err(e) => ResponseEnvelope { id, ok: false, result: None, error: Some(e) },
+        Ok(v) => ResponseEnvelope {
+            id,
+            ok: true,
+            result: Some(v),
+            error: None,
+        },
+        Err(e) => ResponseEnvelope {
+            id,
+            ok: false,
+            result: None,
+            error: Some(e),
+        },
     };
     serde_json::to_string(&env).unwrap_or_else(|_| {
         format!(r#"{{"id":{id},"ok":false,"error":{{"code":"internal","message":"unserialisable answer"}}}}"#)

@@ -71,7 +71,10 @@ pub struct ApiSection {
 
 impl Default for ApiSection {
     fn default() -> Self {
-        ApiSection { socket: PathBuf::from(DEFAULT_SOCKET), max_clients: 64 }
+        ApiSection {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            max_clients: 64,
+        }
     }
 }
 
@@ -87,7 +90,10 @@ pub struct LogSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        LogSection { level: "info".into(), format: LogFormat::Text }
+        LogSection {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -105,7 +111,10 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text).map_err(|problems| Error::Config { path: path.to_path_buf(), problems })
+        Config::parse(&text).map_err(|problems| Error::Config {
+            path: path.to_path_buf(),
+            problems,
+        })
     }
 
     /// Parse and check config text; every problem found, each naming its key.
@@ -116,7 +125,11 @@ impl Config {
             vec![format!("{key}: {}", one_line(&e.inner().to_string()))]
         })?;
         let problems = config.check();
-        if problems.is_empty() { Ok(config) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
     }
 
     fn check(&self) -> Vec<String> {
@@ -133,16 +146,27 @@ impl Config {
         if self.api.max_clients == 0 {
             problems.push("api.max_clients: must be at least 1".into());
         }
-        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
-            problems.push(format!("log.level: {:?} is not a valid filter", self.log.level));
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            problems.push(format!(
+                "log.level: {:?} is not a valid filter",
+                self.log.level
+            ));
         }
         let mut names = BTreeSet::new();
         for (i, reader) in self.readers.iter().enumerate() {
             if !names.insert(reader.name.as_str()) {
-                problems.push(format!("readers[{i}].name: {:?} is used twice", reader.name));
+                problems.push(format!(
+                    "readers[{i}].name: {:?} is used twice",
+                    reader.name
+                ));
             }
-            for p in reader.check() {
-                problems.push(format!("readers[{i}].{p}"));
+            if let Err(e) = reader.validate() {
+                problems.push(format!("readers[{i}]: {e}"));
             }
         }
         problems
@@ -151,7 +175,12 @@ impl Config {
 
 /// toml's messages span several lines with a source excerpt; keep the gist.
 fn one_line(message: &str) -> String {
-    message.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|')).collect::<Vec<_>>().join(" ")
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|'))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -194,9 +223,18 @@ profile = "smart_teller"
     fn every_semantic_problem_is_reported_at_once() {
         let text = MINIMAL.replace("K-1", "").replace("0101", " ") + "\n[log]\nlevel = \"[[[\"\n";
         let problems = Config::parse(&text).expect_err("several problems");
-        assert!(problems.iter().any(|p| p.starts_with("kiosk.id")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.starts_with("kiosk.branch_id")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.starts_with("log.level")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.starts_with("kiosk.id")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.starts_with("kiosk.branch_id")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.starts_with("log.level")),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -210,6 +248,9 @@ profile = "smart_teller"
                 seen += 1;
             }
         }
-        assert!(seen >= 3, "expected smart-teller, queue-machine and demo profiles");
+        assert!(
+            seen >= 3,
+            "expected smart-teller, queue-machine and demo profiles"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The daemon's shared state and event bus, and its `run` loop.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -41,7 +41,7 @@ struct ReaderState {
     transport: String,
     state: DeviceState,
     detail: Option<String>,
-    pcsc_readers: BTreeSet<String>,
+    attached: bool,
     sam_id: Option<String>,
     card_present: bool,
     /// The card on the reader, as read. The full read stays in the daemon
@@ -67,10 +67,10 @@ impl Shared {
             state.readers.insert(
                 r.name.clone(),
                 ReaderState {
-                    transport: r.transport_name().to_string(),
+                    transport: transport_name(r).to_string(),
                     state: DeviceState::Starting,
                     detail: None,
-                    pcsc_readers: BTreeSet::new(),
+                    attached: false,
                     sam_id: None,
                     card_present: false,
                     current: None,
@@ -92,7 +92,9 @@ impl Shared {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind; keep serving.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A receiver of every event from now on.
@@ -148,7 +150,7 @@ impl Shared {
                 transport: r.transport.clone(),
                 state: r.state,
                 detail: r.detail.clone(),
-                pcsc_readers: r.pcsc_readers.iter().cloned().collect(),
+                attached: r.attached,
                 sam_id: r.sam_id.clone(),
                 card_present: r.card_present,
                 reads_ok: r.reads_ok,
@@ -164,7 +166,10 @@ impl Shared {
 
     /// The card already read and still on a reader, if any.
     pub fn current_card(&self) -> Option<CardReadInfo> {
-        self.lock().readers.values().find_map(|r| r.current.as_ref().map(|c| c.info.clone()))
+        self.lock()
+            .readers
+            .values()
+            .find_map(|r| r.current.as_ref().map(|c| c.info.clone()))
     }
 
     // ---- updates from the device supervisors ----
@@ -172,9 +177,14 @@ impl Shared {
     pub(crate) fn set_device_state(&self, reader: &str, new: DeviceState, detail: Option<String>) {
         let changed = {
             let mut state = self.lock();
-            let Some(r) = state.readers.get_mut(reader) else { return };
+            let Some(r) = state.readers.get_mut(reader) else {
+                return;
+            };
             let changed = r.state != new || r.detail != detail;
-            if matches!(new, DeviceState::HardwareError | DeviceState::NoDevice | DeviceState::Offline) {
+            if matches!(
+                new,
+                DeviceState::HardwareError | DeviceState::NoDevice | DeviceState::Offline
+            ) {
                 if let Some(d) = &detail {
                     r.last_error = Some(d.clone());
                 }
@@ -189,26 +199,28 @@ impl Shared {
         };
         if changed {
             tracing::info!(reader, state = %new, detail = detail.as_deref().unwrap_or(""), "device state");
-            self.emit(Event::DeviceState { device: reader.to_string(), state: new, detail });
+            self.emit(Event::DeviceState {
+                device: reader.to_string(),
+                state: new,
+                detail,
+            });
         }
     }
 
-    pub(crate) fn pcsc_attached(&self, reader: &str, pcsc_name: &str, attached: bool) {
+    pub(crate) fn set_attached(&self, reader: &str, attached: bool) {
         {
             let mut state = self.lock();
-            let Some(r) = state.readers.get_mut(reader) else { return };
-            if attached {
-                r.pcsc_readers.insert(pcsc_name.to_string());
-            } else {
-                r.pcsc_readers.remove(pcsc_name);
-            }
+            let Some(r) = state.readers.get_mut(reader) else {
+                return;
+            };
+            r.attached = attached;
         }
-        let (reader, pcsc_name) = (reader.to_string(), pcsc_name.to_string());
-        tracing::info!(%reader, %pcsc_name, attached, "PC/SC reader");
+        tracing::info!(reader, attached, "reader hardware");
+        let reader = reader.to_string();
         self.emit(if attached {
-            Event::ReaderAttached { reader, pcsc_name }
+            Event::ReaderAttached { reader }
         } else {
-            Event::ReaderDetached { reader, pcsc_name }
+            Event::ReaderDetached { reader }
         });
     }
 
@@ -223,7 +235,9 @@ impl Shared {
     pub(crate) fn card_present(&self, reader: &str, present: bool) {
         {
             let mut state = self.lock();
-            let Some(r) = state.readers.get_mut(reader) else { return };
+            let Some(r) = state.readers.get_mut(reader) else {
+                return;
+            };
             if r.card_present == present {
                 return;
             }
@@ -235,7 +249,11 @@ impl Shared {
         }
         tracing::debug!(reader, present, "card presence");
         let reader = reader.to_string();
-        self.emit(if present { Event::CardPresent { reader } } else { Event::CardAbsent { reader } });
+        self.emit(if present {
+            Event::CardPresent { reader }
+        } else {
+            Event::CardAbsent { reader }
+        });
     }
 
     pub(crate) fn card_read(&self, reader: &str, read: Box<CardRead>, read_ms: u64) {
@@ -244,10 +262,16 @@ impl Shared {
             &self.config.masking,
             !read.photo.is_empty(),
         );
-        let info = CardReadInfo { reader: reader.to_string(), identity: identity.clone(), read_ms };
+        let info = CardReadInfo {
+            reader: reader.to_string(),
+            identity: identity.clone(),
+            read_ms,
+        };
         {
             let mut state = self.lock();
-            let Some(r) = state.readers.get_mut(reader) else { return };
+            let Some(r) = state.readers.get_mut(reader) else {
+                return;
+            };
             r.reads_ok += 1;
             r.card_present = true;
             r.current = Some(CurrentCard { info, read });
@@ -260,13 +284,19 @@ impl Shared {
             read_ms,
             "card read"
         );
-        self.emit(Event::CardRead { reader: reader.to_string(), identity, read_ms });
+        self.emit(Event::CardRead {
+            reader: reader.to_string(),
+            identity,
+            read_ms,
+        });
     }
 
     pub(crate) fn read_failed(&self, reader: &str, code: &str, message: &str) {
         {
             let mut state = self.lock();
-            let Some(r) = state.readers.get_mut(reader) else { return };
+            let Some(r) = state.readers.get_mut(reader) else {
+                return;
+            };
             r.reads_failed += 1;
             r.last_error = Some(message.to_string());
         }
@@ -316,7 +346,9 @@ pub fn notify_stopping() {
 fn notify(message: &str) {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixDatagram};
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
     let path = path.to_string_lossy().into_owned();
     let addr = match path.strip_prefix('@') {
         Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
@@ -328,5 +360,14 @@ fn notify(message: &str) {
     });
     if let Err(e) = sent {
         tracing::warn!(error = %e, "cannot notify the service manager");
+    }
+}
+
+/// `pcsc`, `sam` or `pcsc+sam`.
+fn transport_name(r: &kiosk_idreader::ReaderConfig) -> &'static str {
+    match (&r.pcsc, &r.sam) {
+        (Some(_), Some(_)) => "pcsc+sam",
+        (Some(_), None) => "pcsc",
+        _ => "sam",
     }
 }

@@ -67,7 +67,12 @@ fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Option<ReaderHandle>> {
     slot.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn supervise(config: ReaderConfig, shared: Arc<Shared>, slot: Slot, runtime: tokio::runtime::Handle) {
+fn supervise(
+    config: ReaderConfig,
+    shared: Arc<Shared>,
+    slot: Slot,
+    runtime: tokio::runtime::Handle,
+) {
     let reader = config.name.clone();
     let mut delay = Duration::from_millis(250);
     loop {
@@ -77,7 +82,19 @@ fn supervise(config: ReaderConfig, shared: Arc<Shared>, slot: Slot, runtime: tok
             if shared.shutdown.is_cancelled() {
                 return;
             }
-            *guard = Some(ReaderDevice::spawn(config.clone(), tx));
+            match ReaderDevice::spawn(config.clone(), tx) {
+                Ok(handle) => *guard = Some(handle),
+                Err(e) => {
+                    // Checked at config load; a failure here is permanent.
+                    drop(guard);
+                    shared.set_device_state(
+                        &reader,
+                        DeviceState::HardwareError,
+                        Some(e.to_string()),
+                    );
+                    return;
+                }
+            }
         }
         let mut saw_events = false;
         for event in rx {
@@ -108,16 +125,20 @@ fn supervise(config: ReaderConfig, shared: Arc<Shared>, slot: Slot, runtime: tok
 
 fn apply(shared: &Shared, reader: &str, event: ReaderEvent) {
     match event {
-        ReaderEvent::State { state, detail, .. } => shared.set_device_state(reader, map_state(state), detail),
-        ReaderEvent::Attached { pcsc_name, .. } => shared.pcsc_attached(reader, &pcsc_name, true),
-        ReaderEvent::Detached { pcsc_name, .. } => shared.pcsc_attached(reader, &pcsc_name, false),
+        ReaderEvent::State { state, detail, .. } => {
+            shared.set_device_state(reader, map_state(state), detail)
+        }
+        ReaderEvent::Attached { .. } => shared.set_attached(reader, true),
+        ReaderEvent::Detached { .. } => shared.set_attached(reader, false),
         ReaderEvent::CardPresent { .. } => shared.card_present(reader, true),
         ReaderEvent::CardAbsent { .. } => shared.card_present(reader, false),
         ReaderEvent::CardRead { read, started, .. } => {
             let read_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             shared.card_read(reader, read, read_ms);
         }
-        ReaderEvent::ReadFailed { reason, .. } => shared.read_failed(reader, reason.code(), &reason.to_string()),
+        ReaderEvent::ReadFailed { reason, .. } => {
+            shared.read_failed(reader, reason.code, &reason.message)
+        }
         ReaderEvent::SamId { sam_id, .. } => shared.set_sam_id(reader, sam_id),
     }
 }

@@ -29,11 +29,20 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read config {}: {source}", path.display())]
-    ConfigRead { path: PathBuf, source: std::io::Error },
+    ConfigRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {} is invalid:\n  {}", path.display(), problems.join("\n  "))]
-    Config { path: PathBuf, problems: Vec<String> },
+    Config {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
     #[error("cannot listen on {}: {source}", path.display())]
-    Listen { path: PathBuf, source: std::io::Error },
+    Listen {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("another kioskd is already listening on {}", path.display())]
     AlreadyRunning { path: PathBuf },
     #[error("I/O error: {0}")]

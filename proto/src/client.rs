@@ -17,7 +17,10 @@ use crate::messages::*;
 #[derive(Debug, Error)]
 pub enum ClientError {
     #[error("cannot connect to kioskd at {path}: {source}")]
-    Connect { path: String, source: std::io::Error },
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("connection to kioskd failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("kioskd closed the connection")]
@@ -54,10 +57,12 @@ impl Client {
     /// Connect to the daemon's socket.
     pub async fn connect(path: impl AsRef<Path>) -> Result<Client, ClientError> {
         let path = path.as_ref();
-        let stream = UnixStream::connect(path).await.map_err(|source| ClientError::Connect {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|source| ClientError::Connect {
+                path: path.display().to_string(),
+                source,
+            })?;
         let (r, w) = stream.into_split();
         Ok(Client {
             reader: FramedRead::new(r, LinesCodec::new_with_max_length(crate::MAX_LINE)),
@@ -119,8 +124,12 @@ impl Client {
     }
 
     /// Wait for a card read (the daemon applies the timeout).
-    pub async fn read_card(&mut self, timeout_ms: Option<u64>) -> Result<CardReadInfo, ClientError> {
-        self.call_typed(&Request::ReadCard(ReadCardParams { timeout_ms })).await
+    pub async fn read_card(
+        &mut self,
+        timeout_ms: Option<u64>,
+    ) -> Result<CardReadInfo, ClientError> {
+        self.call_typed(&Request::ReadCard(ReadCardParams { timeout_ms }))
+            .await
     }
 
     /// Ask for events on this connection.
@@ -161,7 +170,9 @@ impl Client {
                 }
             }
         };
-        tokio::time::timeout(timeout, wait).await.map_err(|_| ClientError::Timeout(timeout))?
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
     }
 
     async fn read_line(&mut self) -> Result<ServerLine, ClientError> {

@@ -58,7 +58,11 @@ impl Request {
             Request::ReadCard(p) => serde_json::to_value(p).ok(),
             _ => None,
         };
-        RequestLine { id, method: self.method().to_string(), params }
+        RequestLine {
+            id,
+            method: self.method().to_string(),
+            params,
+        }
     }
 
     /// Parse a request line's method and parameters.
@@ -167,19 +171,32 @@ pub struct EventEnvelope {
 #[serde(tag = "event", content = "data", rename_all = "snake_case")]
 pub enum Event {
     /// A device's state changed.
-    DeviceState { device: String, state: DeviceState, detail: Option<String> },
-    /// A PC/SC reader appeared under this reader.
-    ReaderAttached { reader: String, pcsc_name: String },
-    /// A PC/SC reader went away.
-    ReaderDetached { reader: String, pcsc_name: String },
+    DeviceState {
+        device: String,
+        state: DeviceState,
+        detail: Option<String>,
+    },
+    /// The reader's hardware appeared (PC/SC reader attached, serial SAM
+    /// port present).
+    ReaderAttached { reader: String },
+    /// The reader's hardware went away.
+    ReaderDetached { reader: String },
     /// A card entered the reader's field.
     CardPresent { reader: String },
     /// The card left.
     CardAbsent { reader: String },
     /// A card was read.
-    CardRead { reader: String, identity: MaskedIdentity, read_ms: u64 },
+    CardRead {
+        reader: String,
+        identity: MaskedIdentity,
+        read_ms: u64,
+    },
     /// A card was placed but could not be read.
-    ReadFailed { reader: String, code: String, message: String },
+    ReadFailed {
+        reader: String,
+        code: String,
+        message: String,
+    },
 }
 
 /// Device states, after XFS4IoT's `Common.Status.device`.
@@ -271,8 +288,8 @@ pub struct ReaderInfo {
     pub transport: String,
     pub state: DeviceState,
     pub detail: Option<String>,
-    /// PC/SC readers currently attached under this reader's name pattern.
-    pub pcsc_readers: Vec<String>,
+    /// Whether the reader's hardware is attached.
+    pub attached: bool,
     pub sam_id: Option<String>,
     pub card_present: bool,
     pub reads_ok: u64,

@@ -44,7 +44,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kioskctl: {e}");
@@ -77,7 +80,10 @@ async fn run(args: &Args) -> Result<(), ClientError> {
             if args.json {
                 return print_json(&status);
             }
-            println!("kiosk    {} (branch {}, {})", status.kiosk_id, status.branch_id, status.profile);
+            println!(
+                "kiosk    {} (branch {}, {})",
+                status.kiosk_id, status.branch_id, status.profile
+            );
             println!("kioskd   {} up {}s", status.daemon_version, status.uptime_s);
             for d in &status.devices {
                 println!(
@@ -86,7 +92,10 @@ async fn run(args: &Args) -> Result<(), ClientError> {
                     d.name,
                     d.state.to_string(),
                     d.detail.as_deref().unwrap_or(""),
-                    d.last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default()
+                    d.last_error
+                        .as_deref()
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
                 );
             }
         }
@@ -97,13 +106,13 @@ async fn run(args: &Args) -> Result<(), ClientError> {
             }
             for r in &readers {
                 println!(
-                    "{:<10} {:<9} {:<14} card:{:<3} sam:{} pcsc:[{}] reads ok/failed: {}/{}",
+                    "{:<10} {:<9} {:<14} attached:{:<3} card:{:<3} sam:{} reads ok/failed: {}/{}",
                     r.name,
                     r.transport,
                     r.state.to_string(),
+                    if r.attached { "yes" } else { "no" },
                     if r.card_present { "yes" } else { "no" },
                     r.sam_id.as_deref().unwrap_or("-"),
-                    r.pcsc_readers.join(", "),
                     r.reads_ok,
                     r.reads_failed
                 );
@@ -157,14 +166,25 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<(), ClientError> {
 
 fn describe(ev: &EventEnvelope) -> String {
     let what = match &ev.event {
-        Event::DeviceState { device, state, detail } => {
-            format!("device {device} {state} {}", detail.as_deref().unwrap_or(""))
+        Event::DeviceState {
+            device,
+            state,
+            detail,
+        } => {
+            format!(
+                "device {device} {state} {}",
+                detail.as_deref().unwrap_or("")
+            )
         }
-        Event::ReaderAttached { reader, pcsc_name } => format!("reader {reader} attached: {pcsc_name}"),
-        Event::ReaderDetached { reader, pcsc_name } => format!("reader {reader} detached: {pcsc_name}"),
+        Event::ReaderAttached { reader } => format!("reader {reader} attached"),
+        Event::ReaderDetached { reader } => format!("reader {reader} detached"),
         Event::CardPresent { reader } => format!("card present on {reader}"),
         Event::CardAbsent { reader } => format!("card removed from {reader}"),
-        Event::CardRead { reader, identity, read_ms } => format!(
+        Event::CardRead {
+            reader,
+            identity,
+            read_ms,
+        } => format!(
             "card read on {reader} in {read_ms} ms: {} {} {} valid {}..{}",
             identity.card_type.corebank_id_type(),
             identity.name,
@@ -172,7 +192,11 @@ fn describe(ev: &EventEnvelope) -> String {
             identity.valid_from,
             identity.valid_until
         ),
-        Event::ReadFailed { reader, code, message } => format!("read failed on {reader}: {code}: {message}"),
+        Event::ReadFailed {
+            reader,
+            code,
+            message,
+        } => format!("read failed on {reader}: {code}: {message}"),
     };
     format!("#{} {}", ev.seq, what)
 }

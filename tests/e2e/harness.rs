@@ -2,9 +2,9 @@
 
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kiosk_proto::{Client, DeviceState, Event};
 
@@ -45,13 +45,21 @@ level = "trace"
             socket.display()
         );
         std::fs::write(&config_path, config).expect("write config");
-        let mut k = Kioskd { child: None, dir, socket, config_path, log_path: PathBuf::new() };
+        let mut k = Kioskd {
+            child: None,
+            dir,
+            socket,
+            config_path,
+            log_path: PathBuf::new(),
+        };
         k.spawn();
         k
     }
 
     fn spawn(&mut self) {
-        let n = std::fs::read_dir(self.dir.path()).map(|d| d.count()).unwrap_or(0);
+        let n = std::fs::read_dir(self.dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
         self.log_path = self.dir.path().join(format!("kioskd-{n}.log"));
         let notify_path = self.dir.path().join(format!("notify-{n}.sock"));
         let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
@@ -75,17 +83,10 @@ level = "trace"
         }
     }
 
-    /// Stop with SIGKILL and start again on the same config.
-    pub fn restart_hard(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        self.spawn();
-    }
-
     pub async fn client(&self) -> Client {
-        Client::connect(&self.socket).await.expect("connect to kioskd")
+        Client::connect(&self.socket)
+            .await
+            .expect("connect to kioskd")
     }
 
     /// A client subscribed to events.
@@ -115,7 +116,9 @@ level = "trace"
 
     /// Is the process still running?
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Everything kioskd has logged (all runs).
@@ -124,7 +127,10 @@ level = "trace"
         if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
             let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
             paths.sort();
-            for p in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "log")) {
+            for p in paths
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            {
                 let mut s = String::new();
                 if let Ok(mut f) = std::fs::File::open(p) {
                     let _ = f.read_to_string(&mut s);
@@ -133,10 +139,6 @@ level = "trace"
             }
         }
         all
-    }
-
-    pub fn log_path(&self) -> &Path {
-        &self.log_path
     }
 }
 
@@ -149,18 +151,20 @@ impl Drop for Kioskd {
     }
 }
 
-/// Wait until `reader` reports `state`.
+/// Wait until `reader` is in `state` (the client must be subscribed, so
+/// nothing between the check and the wait is missed).
 pub async fn wait_state(client: &mut Client, reader: &str, state: DeviceState) {
+    let readers = client.readers().await.expect("readers");
+    if readers.iter().any(|r| r.name == reader && r.state == state) {
+        return;
+    }
     let r = client
         .wait_event(DEADLINE, |e| match e {
-            Event::DeviceState { device, state: s, .. } if device == reader && *s == state => Some(()),
+            Event::DeviceState {
+                device, state: s, ..
+            } if device == reader && *s == state => Some(()),
             _ => None,
         })
         .await;
     r.unwrap_or_else(|e| panic!("{reader} never became {state}: {e}"));
-}
-
-/// A deadline helper for loops that wait on a condition.
-pub fn deadline() -> Instant {
-    Instant::now() + DEADLINE
 }

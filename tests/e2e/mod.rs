@@ -1,1 +1,4 @@
+pub mod api;
 pub mod harness;
+pub mod pcsc;
+pub mod sam_serial;

@@ -1,1 +1,3 @@
-pub fn run(_args: &[String]) -> anyhow::Result<()> { anyhow::bail!("not yet") }
+pub fn run(_args: &[String]) -> anyhow::Result<()> {
+    anyhow::bail!("not yet")
+}

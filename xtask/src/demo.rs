@@ -1,1 +1,213 @@
-pub fn run(_args: &[String]) -> anyhow::Result<()> { anyhow::bail!("not yet") }
+//! `cargo xtask demo [--smoke]`: the whole kiosk on simulated devices.
+//!
+//! Starts `kiosk-sim serve` (a SAM on a pty at `/tmp/kiosk-demo/sam0`, a
+//! virtual ID card behind a private pcscd with the vpcd reader) and kioskd
+//! on `kiosk-config/demo.toml`, then waits for Ctrl-C. `--smoke` instead
+//! places a card on each reader, reads it with kioskctl, and stops: the
+//! demo's own check, run by `cargo xtask test`.
+
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::root;
+
+pub const DEMO_DIR: &str = "/tmp/kiosk-demo";
+
+/// Children that are stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Guard(pub Vec<(String, Child)>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for (name, child) in self.0.iter_mut().rev() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    _ => {
+                        eprintln!("xtask: {name} did not stop; killing it");
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+pub fn build_binaries(release: bool) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec![
+        "build",
+        "--quiet",
+        "-p",
+        "kiosk",
+        "-p",
+        "kiosk-sim",
+        "--bins",
+    ];
+    if release {
+        args.push("--release");
+    }
+    crate::run_in_root(&cargo, &args)
+}
+
+pub fn bin(name: &str, release: bool) -> PathBuf {
+    target_dir()
+        .join(if release { "release" } else { "debug" })
+        .join(name)
+}
+
+/// Wait until something accepts connections on a Unix socket.
+pub fn wait_for_socket(path: &Path, what: &str, child: &mut Child) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while UnixStream::connect(path).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!("{what} exited ({status}) before it was ready");
+        }
+        if Instant::now() > deadline {
+            bail!("{what} did not open {} within 30 s", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Start kioskd on `config` and wait for its sd_notify READY=1.
+pub fn start_kioskd(config: &Path, dir: &Path, release: bool, log: Stdio) -> Result<Child> {
+    let notify_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&notify_path);
+    let notify = UnixDatagram::bind(&notify_path).context("notify socket")?;
+    notify.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let child = Command::new(bin("kioskd", release))
+        .arg("--config")
+        .arg(config)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting kioskd")?;
+    let mut buf = [0u8; 32];
+    match notify.recv(&mut buf) {
+        Ok(n) if buf[..n].starts_with(b"READY=1") => Ok(child),
+        other => bail!("kioskd did not report ready: {other:?}"),
+    }
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let smoke = args.iter().any(|a| a == "--smoke");
+    build_binaries(false)?;
+    let dir = Path::new(DEMO_DIR);
+    std::fs::create_dir_all(dir)?;
+    let control = dir.join("sim.sock");
+    let mut guard = Guard(Vec::new());
+
+    let mut sim = Command::new(bin("kiosk-sim", false))
+        .args(["serve", "--sam"])
+        .arg(dir.join("sam0"))
+        .args(["--card-port", "35963", "--pcscd", "--control"])
+        .arg(&control)
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting kiosk-sim")?;
+    let waited = wait_for_socket(&control, "kiosk-sim", &mut sim);
+    guard.0.push(("kiosk-sim".into(), sim));
+    waited?;
+
+    let config = root().join("kiosk-config/demo.toml");
+    let kioskd = start_kioskd(&config, dir, false, Stdio::inherit())?;
+    guard.0.push(("kioskd".into(), kioskd));
+
+    let sim_bin = bin("kiosk-sim", false);
+    let ctl = bin("kioskctl", false);
+    let socket = dir.join("kioskd.sock");
+    if smoke {
+        for device in ["sam0", "card0"] {
+            let placed = Command::new(&sim_bin)
+                .args(["card", "place", "resident", "--device", device, "--control"])
+                .arg(&control)
+                .status()?;
+            if !placed.success() {
+                bail!("placing a card on {device} failed");
+            }
+            let out = Command::new(&ctl)
+                .arg("--socket")
+                .arg(&socket)
+                .args(["read-card", "--json", "--timeout", "20"])
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "kioskctl read-card failed on {device}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            println!(
+                "{device}: {}",
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .collect::<String>()
+            );
+            let _ = Command::new(&sim_bin)
+                .args(["card", "remove", "--device", device, "--control"])
+                .arg(&control)
+                .status()?;
+            // Wait until kioskd has seen the card go, so the next read is the next card.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let out = Command::new(&ctl)
+                    .arg("--socket")
+                    .arg(&socket)
+                    .args(["readers", "--json"])
+                    .output()?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                if !text.contains("\"card_present\": true") {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("kioskd still sees a card on {device}");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        println!("demo smoke test: both readers read a card through kioskd");
+        return Ok(());
+    }
+
+    println!(
+        "\nThe demo kiosk is running. In another terminal:\n\n\
+         \x20 export KIOSK_SOCKET={sock}\n\
+         \x20 {ctl} events                     # watch\n\
+         \x20 {sim} card place resident --device card0 --control {control}   # PC/SC reader\n\
+         \x20 {sim} card place foreign-2023 --device sam0 --control {control} # serial SAM\n\
+         \x20 {ctl} read-card\n\
+         \x20 {sim} card remove --device card0 --control {control}\n\
+         \x20 {sim} profiles                   # every simulated card\n\n\
+         Ctrl-C stops everything.",
+        sock = socket.display(),
+        ctl = ctl.display(),
+        sim = sim_bin.display(),
+        control = control.display(),
+    );
+    // Run until kioskd ends (Ctrl-C reaches the whole process group).
+    if let Some((_, kioskd)) = guard.0.last_mut() {
+        let _ = kioskd.wait();
+    }
+    Ok(())
+}

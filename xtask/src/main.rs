@@ -14,8 +14,17 @@ mod demo;
 
 /// Debian packages every command needs: PC/SC daemon and library, the
 /// vpcd virtual reader driver used by the simulators, pkg-config for
-/// pcsc-sys.
-const PACKAGES: &[&str] = &["pcscd", "libpcsclite-dev", "vsmartcard-vpcd", "pkg-config", "procps"];
+/// pcsc-sys, `ip` and `nsenter` to give the simulators' pcscd a private
+/// loopback-only network namespace (vpcd listens on every interface).
+const PACKAGES: &[&str] = &[
+    "pcscd",
+    "libpcsclite-dev",
+    "vsmartcard-vpcd",
+    "pkg-config",
+    "procps",
+    "iproute2",
+    "util-linux",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,7 +56,10 @@ fn main() -> ExitCode {
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn is_installed(package: &str) -> bool {
@@ -60,7 +72,11 @@ fn is_installed(package: &str) -> bool {
 
 /// Install the missing system packages.
 pub fn setup() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !is_installed(p)).collect();
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !is_installed(p))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -82,11 +98,19 @@ pub fn setup() -> Result<()> {
         Ok(())
     };
     // The package lists may be missing on a fresh machine.
-    if apt(&["install", "-y", "--no-install-recommends"].iter().copied().chain(missing.iter().copied()).collect::<Vec<_>>())
-        .is_err()
+    if apt(&["install", "-y", "--no-install-recommends"]
+        .iter()
+        .copied()
+        .chain(missing.iter().copied())
+        .collect::<Vec<_>>())
+    .is_err()
     {
         apt(&["update"])?;
-        apt(&["install", "-y", "--no-install-recommends"].iter().copied().chain(missing.iter().copied()).collect::<Vec<_>>())?;
+        apt(&["install", "-y", "--no-install-recommends"]
+            .iter()
+            .copied()
+            .chain(missing.iter().copied())
+            .collect::<Vec<_>>())?;
     }
     Ok(())
 }
@@ -116,7 +140,17 @@ pub fn run_in_root(program: &str, args: &[&str]) -> Result<()> {
 fn test(extra: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run_in_root(&cargo, &["fmt", "--all", "--", "--check"])?;
-    run_in_root(&cargo, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    run_in_root(
+        &cargo,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
     run_in_root(&cargo, &args)?;

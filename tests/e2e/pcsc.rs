@@ -1,0 +1,117 @@
+//! kioskd with a PC/SC reader: a real pcscd (in its own network namespace)
+//! with the vpcd virtual reader and the virtual ID card, GA 467 frames
+//! tunnelled through pseudo-APDUs. One test, because pcscd is machine-wide
+//! and PC/SC tests run one at a time.
+
+use kiosk_idcard::CardType;
+use kiosk_idcard::mask::MaskPolicy;
+use kiosk_proto::{CardReadInfo, DeviceState, Event};
+use kiosk_sim::{CardProfile, Pcscd, ViccConfig, VirtualCard};
+
+use super::harness::{DEADLINE, Kioskd, wait_state};
+
+async fn next_read(client: &mut kiosk_proto::Client) -> Result<CardReadInfo, (String, String)> {
+    client
+        .wait_event(DEADLINE, |e| match e {
+            Event::CardRead {
+                reader,
+                identity,
+                read_ms,
+            } => Some(Ok(CardReadInfo {
+                reader: reader.clone(),
+                identity: identity.clone(),
+                read_ms: *read_ms,
+            })),
+            Event::ReadFailed { code, message, .. } => Some(Err((code.clone(), message.clone()))),
+            _ => None,
+        })
+        .await
+        .expect("a card_read or read_failed event")
+}
+
+async fn wait_absent(client: &mut kiosk_proto::Client) {
+    client
+        .wait_event(DEADLINE, |e| {
+            matches!(e, Event::CardAbsent { .. }).then_some(())
+        })
+        .await
+        .expect("card absent event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcsc_reader_reads_every_card_type_and_survives_removal_and_pcscd_restart() {
+    let card = VirtualCard::start(ViccConfig::default()).expect("virtual card");
+    let mut pcscd = Pcscd::start(&[card.ports()[0]]).expect("pcscd");
+    let kioskd = Kioskd::start(
+        "[[readers]]\nname = \"desk\"\nread_appended_address = true\n\n[readers.pcsc]\nreader = \"Virtual PCD 00 00\"\ntunnel = \"apdu\"\n",
+    );
+    let mut events = kioskd.subscriber().await;
+    wait_state(&mut events, "desk", DeviceState::Online).await;
+
+    // Every card type, read through kioskd and seen through kioskctl.
+    let policy = MaskPolicy::default();
+    for (profile, card_type) in [
+        ("resident", CardType::Resident),
+        ("resident-appended", CardType::Resident),
+        ("foreign-2017", CardType::ForeignPermanent2017),
+        ("foreign-2023", CardType::ForeignPermanent2023),
+        ("hkmotw", CardType::HkMoTwResidence),
+    ] {
+        let p = CardProfile::builtin(profile).expect("profile");
+        let expected_number = policy.id_number(&p.identity.number);
+        card.place(p);
+        let read = next_read(&mut events)
+            .await
+            .unwrap_or_else(|e| panic!("{profile}: {e:?}"));
+        assert_eq!(read.identity.card_type, card_type, "{profile}");
+        let out = kioskd.kioskctl(&["read-card", "--json", "--timeout", "10"]);
+        assert!(
+            out.status.success(),
+            "{profile}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seen: CardReadInfo = serde_json::from_slice(&out.stdout).expect("kioskctl JSON");
+        assert_eq!(seen.reader, "desk");
+        assert_eq!(seen.identity.card_type, card_type, "{profile}");
+        assert_eq!(seen.identity.number, expected_number, "{profile}");
+        card.remove();
+        wait_absent(&mut events).await;
+    }
+
+    // A card pulled in the middle of the read: a clear reason, nothing read.
+    card.place(CardProfile::builtin("fault-pulled").expect("profile"));
+    let (code, message) = next_read(&mut events)
+        .await
+        .expect_err("a pulled card must not read");
+    assert!(!code.is_empty() && !message.is_empty());
+    card.remove();
+
+    // pcscd restarts under kioskd: it reconnects and reads again.
+    for _ in 0..2 {
+        pcscd.restart().expect("restart pcscd");
+        card.place(CardProfile::builtin("resident").expect("profile"));
+        let read = loop {
+            // Events from before the restart may still be queued; wait for a read.
+            match next_read(&mut events).await {
+                Ok(r) => break r,
+                Err(_) => continue,
+            }
+        };
+        assert_eq!(read.identity.card_type, CardType::Resident);
+        card.remove();
+        wait_absent(&mut events).await;
+    }
+
+    let mut client = kioskd.client().await;
+    let readers = client.readers().await.expect("readers");
+    assert_eq!(readers[0].state, DeviceState::Online);
+    assert!(readers[0].reads_failed >= 1);
+    let log = kioskd.log();
+    for name in CardProfile::builtin_names() {
+        let p = CardProfile::builtin(name).expect("profile");
+        assert!(
+            !log.contains(&p.identity.number),
+            "full ID number of {name} in kioskd's log"
+        );
+    }
+}
