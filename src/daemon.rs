@@ -181,13 +181,12 @@ impl Shared {
                 return;
             };
             let changed = r.state != new || r.detail != detail;
-            if matches!(
+            let is_fault = matches!(
                 new,
                 DeviceState::HardwareError | DeviceState::NoDevice | DeviceState::Offline
-            ) {
-                if let Some(d) = &detail {
-                    r.last_error = Some(d.clone());
-                }
+            );
+            if let (true, Some(d)) = (is_fault, &detail) {
+                r.last_error = Some(d.clone());
             }
             if !matches!(new, DeviceState::Online | DeviceState::Busy) {
                 r.card_present = false;
@@ -359,7 +358,7 @@ fn notify(message: &str) {
         sock.send_to_addr(message.as_bytes(), &addr)
     });
     if let Err(e) = sent {
-        tracing::warn!(error = %e, "cannot notify the service manager");
+        tracing::debug!(error = %e, "cannot notify the service manager");
     }
 }
 

@@ -142,16 +142,12 @@ impl Client {
         if let Some(ev) = self.events.pop_front() {
             return Ok(ev);
         }
-        loop {
-            match self.read_line().await? {
-                ServerLine::Event(ev) => return Ok(ev),
-                ServerLine::Response(resp) => {
-                    return Err(ClientError::Protocol(format!(
-                        "unexpected answer for request {}",
-                        resp.id
-                    )));
-                }
-            }
+        match self.read_line().await? {
+            ServerLine::Event(ev) => Ok(ev),
+            ServerLine::Response(resp) => Err(ClientError::Protocol(format!(
+                "unexpected answer for request {}",
+                resp.id
+            ))),
         }
     }
 

@@ -394,9 +394,14 @@ pub struct SamSim {
     baud: u32,
     core: Arc<Mutex<SamCore>>,
     pty_path: Arc<Mutex<Option<PathBuf>>>,
+    found_at: FoundAt,
     ctrl: Sender<Ctrl>,
     thread: Option<JoinHandle<()>>,
 }
+
+/// When the first find-card request after a placement arrived that found
+/// the card: the start of the kiosk's read on the wire (for benchmarks).
+type FoundAt = Arc<Mutex<Option<Instant>>>;
 
 impl SamSim {
     /// Create the pty, point the link at it and start answering.
@@ -407,9 +412,11 @@ impl SamSim {
         info!(link = %config.link.display(), pty = %pty.path.display(), baud = config.baud, "SAM simulator plugged in");
         let pty_path = Arc::new(Mutex::new(Some(pty.path.clone())));
         let (ctrl, ctrl_rx) = mpsc::channel();
+        let found_at = FoundAt::default();
         let worker = Worker {
             config: config.clone(),
             core: core.clone(),
+            found_at: found_at.clone(),
             ctrl: ctrl_rx,
             pty: Some(pty),
             pty_path: pty_path.clone(),
@@ -425,6 +432,7 @@ impl SamSim {
             baud: config.baud,
             core,
             pty_path,
+            found_at,
             ctrl,
             thread: Some(thread),
         })
@@ -432,7 +440,14 @@ impl SamSim {
 
     /// Place a card on the reader.
     pub fn place(&self, card: CardProfile) {
+        *self.found_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.core().place(card);
+    }
+
+    /// When the first find-card request that found the card placed last
+    /// arrived (the kiosk's read starts on the wire then).
+    pub fn card_found_at(&self) -> Option<Instant> {
+        *self.found_at.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Take the card away.
@@ -556,6 +571,7 @@ enum Flow {
 }
 
 struct Worker {
+    found_at: FoundAt,
     config: SamSimConfig,
     core: Arc<Mutex<SamCore>>,
     ctrl: Receiver<Ctrl>,
@@ -678,7 +694,15 @@ impl Worker {
                     let request_len = payload.len() + 8;
                     match self.reader_baud() {
                         Some(b) if b == self.config.baud => {
-                            (self.core().handle_payload(&payload), request_len)
+                            let reply = self.core().handle_payload(&payload);
+                            if reply.command == Some(Command::FindCard)
+                                && reply.sw3 == sw3::CARD_FOUND
+                            {
+                                let mut found =
+                                    self.found_at.lock().unwrap_or_else(|e| e.into_inner());
+                                found.get_or_insert_with(Instant::now);
+                            }
+                            (reply, request_len)
                         }
                         other => (self.garbage(other), request_len),
                     }
