@@ -154,5 +154,7 @@ fn test(extra: &[String]) -> Result<()> {
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
     run_in_root(&cargo, &args)?;
+    // The demo itself, end to end: both simulated readers read a card.
+    demo::run(&["--smoke".to_string()])?;
     Ok(())
 }
