@@ -257,6 +257,15 @@ async fn handle_request(request: Request, shared: &Shared) -> Result<serde_json:
             }
         }
         Request::Subscribe => Ok(serde_json::json!({"subscribed": true})),
+        Request::SyncStatus
+        | Request::SyncList(_)
+        | Request::SyncRetry(_)
+        | Request::SyncRejected
+        | Request::AuditVerify
+        | Request::SubmitChange(_) => Err(api_error(
+            ErrorCode::NotAllowed,
+            "this kiosk has no store configured",
+        )),
     }
 }
 

@@ -132,6 +132,30 @@ impl Client {
             .await
     }
 
+    pub async fn sync_status(&mut self) -> Result<SyncStatusInfo, ClientError> {
+        self.call_typed(&Request::SyncStatus).await
+    }
+
+    pub async fn sync_list(&mut self, params: SyncListParams) -> Result<Vec<ChangeSummary>, ClientError> {
+        self.call_typed(&Request::SyncList(params)).await
+    }
+
+    pub async fn sync_retry(&mut self, change_id: &str) -> Result<ChangeSummary, ClientError> {
+        self.call_typed(&Request::SyncRetry(ChangeIdParams { change_id: change_id.to_string() })).await
+    }
+
+    pub async fn sync_rejected(&mut self) -> Result<Vec<ChangeSummary>, ClientError> {
+        self.call_typed(&Request::SyncRejected).await
+    }
+
+    pub async fn audit_verify(&mut self) -> Result<AuditReport, ClientError> {
+        self.call_typed(&Request::AuditVerify).await
+    }
+
+    pub async fn submit_change(&mut self, params: SubmitChangeParams) -> Result<SubmittedChange, ClientError> {
+        self.call_typed(&Request::SubmitChange(params)).await
+    }
+
     /// Ask for events on this connection.
     pub async fn subscribe(&mut self) -> Result<(), ClientError> {
         self.call(&Request::Subscribe).await.map(|_| ())

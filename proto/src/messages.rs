@@ -29,6 +29,111 @@ pub enum Request {
     ReadCard(ReadCardParams),
     /// Start receiving events on this connection.
     Subscribe,
+    /// The sync backlog and the link to the core bank.
+    SyncStatus,
+    /// Changes in the outbox (no personal data).
+    SyncList(SyncListParams),
+    /// Put a rejected or backing-off change back in the queue now.
+    SyncRetry(ChangeIdParams),
+    /// Changes the bank rejected for good, with its reasons.
+    SyncRejected,
+    /// Check the audit trail's hash chain.
+    AuditVerify,
+    /// Record a confirmed change directly (demo and test kiosks only:
+    /// `api.allow_direct_changes`); the customer flows do this for real.
+    SubmitChange(SubmitChangeParams),
+}
+
+/// Parameters of `sync_list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncListParams {
+    /// Only changes in this state (`pending`, `in_flight`, `delivered`, `rejected`).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// At most this many, newest first; default 100.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// A change id parameter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeIdParams {
+    pub change_id: String,
+}
+
+/// Parameters of `submit_change`: the change as the core bank will get it,
+/// without `change_id`, `occurred_at_ms` and `source` (kioskd sets them).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitChangeParams {
+    pub customer_id: String,
+    /// `{"kind": "id_validity", "id_validity": {...}}` or `{"kind": "mobile", "mobile": {...}}`.
+    pub change: serde_json::Value,
+}
+
+impl std::fmt::Debug for SubmitChangeParams {
+    // The change holds personal data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubmitChangeParams").field("customer_id", &self.customer_id).finish_non_exhaustive()
+    }
+}
+
+/// Answer to `submit_change`: the change is durable in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmittedChange {
+    pub change_id: String,
+}
+
+/// Answer to `sync_status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncStatusInfo {
+    /// Changes not yet acknowledged by the bank (pending or in flight).
+    pub backlog: u64,
+    /// Age of the oldest of them, in seconds.
+    pub oldest_pending_age_s: Option<u64>,
+    /// Changes the bank rejected for good.
+    pub rejected: u64,
+    /// Changes the bank acknowledged.
+    pub delivered: u64,
+    pub last_error: Option<String>,
+    pub last_delivery_at_ms: Option<i64>,
+    /// Whether the last contact with the core bank succeeded.
+    pub core_reachable: Option<bool>,
+    /// Our clock minus the bank's, from the last health check.
+    pub clock_skew_ms: Option<i64>,
+}
+
+/// One change in `sync_list` / `sync_rejected`: no personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSummary {
+    pub change_id: String,
+    /// `id_validity` or `mobile`.
+    pub kind: String,
+    /// The bank's customer id (opaque, not personal data).
+    pub customer_id: String,
+    /// `pending`, `in_flight`, `delivered` or `rejected`.
+    pub state: String,
+    pub attempts: u32,
+    pub created_at_ms: i64,
+    pub last_error: Option<String>,
+    /// `applied` or `superseded` once delivered.
+    pub outcome: Option<String>,
+    pub core_ref: Option<String>,
+    /// The bank's rejection code and message.
+    pub rejection_code: Option<String>,
+    pub rejection_message: Option<String>,
+}
+
+/// Answer to `audit_verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReport {
+    pub records: u64,
+    pub ok: bool,
+    /// The first record that breaks the chain, and why.
+    pub first_bad_seq: Option<u64>,
+    pub problem: Option<String>,
 }
 
 /// Parameters of `read_card`.
@@ -49,6 +154,12 @@ impl Request {
             Request::Readers => "readers",
             Request::ReadCard(_) => "read_card",
             Request::Subscribe => "subscribe",
+            Request::SyncStatus => "sync_status",
+            Request::SyncList(_) => "sync_list",
+            Request::SyncRetry(_) => "sync_retry",
+            Request::SyncRejected => "sync_rejected",
+            Request::AuditVerify => "audit_verify",
+            Request::SubmitChange(_) => "submit_change",
         }
     }
 
@@ -56,6 +167,9 @@ impl Request {
     pub fn to_line(&self, id: u64) -> RequestLine {
         let params = match self {
             Request::ReadCard(p) => serde_json::to_value(p).ok(),
+            Request::SyncList(p) => serde_json::to_value(p).ok(),
+            Request::SyncRetry(p) => serde_json::to_value(p).ok(),
+            Request::SubmitChange(p) => serde_json::to_value(p).ok(),
             _ => None,
         };
         RequestLine {
@@ -79,6 +193,16 @@ impl Request {
                 }),
             }
         }
+        fn required<T: serde::de::DeserializeOwned>(
+            method: &str,
+            value: &Option<serde_json::Value>,
+        ) -> Result<T, ApiError> {
+            let v = value.clone().unwrap_or(serde_json::Value::Null);
+            serde_json::from_value(v).map_err(|e| ApiError {
+                code: ErrorCode::BadRequest,
+                message: format!("invalid params for {method}: {e}"),
+            })
+        }
         fn no_params(method: &str, value: &Option<serde_json::Value>) -> Result<(), ApiError> {
             match value {
                 None | Some(serde_json::Value::Null) => Ok(()),
@@ -96,6 +220,12 @@ impl Request {
             "readers" => no_params(m, &line.params).map(|()| Request::Readers)?,
             "subscribe" => no_params(m, &line.params).map(|()| Request::Subscribe)?,
             "read_card" => Request::ReadCard(params(m, &line.params)?),
+            "sync_status" => no_params(m, &line.params).map(|()| Request::SyncStatus)?,
+            "sync_list" => Request::SyncList(params(m, &line.params)?),
+            "sync_retry" => Request::SyncRetry(required(m, &line.params)?),
+            "sync_rejected" => no_params(m, &line.params).map(|()| Request::SyncRejected)?,
+            "audit_verify" => no_params(m, &line.params).map(|()| Request::AuditVerify)?,
+            "submit_change" => Request::SubmitChange(required(m, &line.params)?),
             other => {
                 return Err(ApiError {
                     code: ErrorCode::UnknownMethod,
@@ -143,6 +273,14 @@ pub enum ErrorCode {
     ReadFailed,
     /// The daemon is stopping.
     ShuttingDown,
+    /// No such change.
+    NotFound,
+    /// This kiosk does not allow the request (e.g. `submit_change` without
+    /// `api.allow_direct_changes`).
+    NotAllowed,
+    /// The local store refused to record (disk full, read-only): nothing
+    /// was recorded, nothing already stored is lost.
+    StoreUnavailable,
     /// Anything else; details are in the daemon's log.
     Internal,
 }

@@ -34,12 +34,46 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+    /// The outbox of changes and the link to the core bank.
+    Sync {
+        #[command(subcommand)]
+        action: SyncCmd,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCmd,
+    },
     /// Print events as they happen (masked), until interrupted.
     Events {
         /// Stop after this many events.
         #[arg(long)]
         count: Option<u64>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SyncCmd {
+    /// Backlog, oldest pending age, last error, core-bank reachability.
+    Status,
+    /// Changes in the outbox (masked: no personal data).
+    List {
+        /// Only this state: pending, in_flight, delivered, rejected.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Send a rejected or backing-off change again now.
+    Retry { change_id: String },
+    /// Changes the bank rejected for good, with its reasons.
+    Rejected,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCmd {
+    /// Check the audit trail's hash chain; exit 1 if it is broken.
+    Verify,
 }
 
 fn main() -> ExitCode {
@@ -141,6 +175,74 @@ async fn run(args: &Args) -> Result<(), ClientError> {
             println!("valid        {} .. {}", id.valid_from, id.valid_until);
             println!("read in      {} ms", read.read_ms);
         }
+        Command::Sync { action } => match action {
+            SyncCmd::Status => {
+                let st = client.sync_status().await?;
+                if args.json {
+                    return print_json(&st);
+                }
+                println!("backlog      {}", st.backlog);
+                println!(
+                    "oldest       {}",
+                    st.oldest_pending_age_s.map(|s| format!("{s} s")).unwrap_or_else(|| "-".into())
+                );
+                println!("delivered    {}", st.delivered);
+                println!("rejected     {}", st.rejected);
+                println!(
+                    "core bank    {}",
+                    match st.core_reachable {
+                        Some(true) => "reachable",
+                        Some(false) => "unreachable",
+                        None => "not contacted yet",
+                    }
+                );
+                if let Some(skew) = st.clock_skew_ms {
+                    println!("clock skew   {skew} ms");
+                }
+                println!("last error   {}", st.last_error.as_deref().unwrap_or("-"));
+            }
+            SyncCmd::List { state, limit } => {
+                let list = client
+                    .sync_list(kiosk_proto::SyncListParams { state: state.clone(), limit: Some(*limit) })
+                    .await?;
+                if args.json {
+                    return print_json(&list);
+                }
+                print_changes(&list);
+            }
+            SyncCmd::Retry { change_id } => {
+                let c = client.sync_retry(change_id).await?;
+                if args.json {
+                    return print_json(&c);
+                }
+                println!("{} is {} again", c.change_id, c.state);
+            }
+            SyncCmd::Rejected => {
+                let list = client.sync_rejected().await?;
+                if args.json {
+                    return print_json(&list);
+                }
+                print_changes(&list);
+            }
+        },
+        Command::Audit { action: AuditCmd::Verify } => {
+            let report = client.audit_verify().await?;
+            if args.json {
+                print_json(&report)?;
+            } else if report.ok {
+                println!("audit trail intact: {} records", report.records);
+            } else {
+                println!(
+                    "audit trail BROKEN at record {}: {}",
+                    report.first_bad_seq.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+                    report.problem.as_deref().unwrap_or("unknown")
+                );
+            }
+            if !report.ok {
+                // A broken chain is a finding, not a failure to talk: exit 1.
+                std::process::exit(1);
+            }
+        }
         Command::Events { count } => {
             client.subscribe().await?;
             let mut seen = 0u64;
@@ -199,4 +301,19 @@ fn describe(ev: &EventEnvelope) -> String {
         } => format!("read failed on {reader}: {code}: {message}"),
     };
     format!("#{} {}", ev.seq, what)
+}
+
+fn print_changes(list: &[kiosk_proto::ChangeSummary]) {
+    for c in list {
+        println!(
+            "{} {:<11} {:<10} {:<9} tries:{} {}{}",
+            c.change_id,
+            c.kind,
+            c.customer_id,
+            c.state,
+            c.attempts,
+            c.outcome.as_deref().or(c.rejection_code.as_deref()).unwrap_or(""),
+            c.last_error.as_deref().or(c.rejection_message.as_deref()).map(|e| format!(" ({e})")).unwrap_or_default()
+        );
+    }
 }
