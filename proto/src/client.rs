@@ -136,12 +136,18 @@ impl Client {
         self.call_typed(&Request::SyncStatus).await
     }
 
-    pub async fn sync_list(&mut self, params: SyncListParams) -> Result<Vec<ChangeSummary>, ClientError> {
+    pub async fn sync_list(
+        &mut self,
+        params: SyncListParams,
+    ) -> Result<Vec<ChangeSummary>, ClientError> {
         self.call_typed(&Request::SyncList(params)).await
     }
 
     pub async fn sync_retry(&mut self, change_id: &str) -> Result<ChangeSummary, ClientError> {
-        self.call_typed(&Request::SyncRetry(ChangeIdParams { change_id: change_id.to_string() })).await
+        self.call_typed(&Request::SyncRetry(ChangeIdParams {
+            change_id: change_id.to_string(),
+        }))
+        .await
     }
 
     pub async fn sync_rejected(&mut self) -> Result<Vec<ChangeSummary>, ClientError> {
@@ -152,7 +158,10 @@ impl Client {
         self.call_typed(&Request::AuditVerify).await
     }
 
-    pub async fn submit_change(&mut self, params: SubmitChangeParams) -> Result<SubmittedChange, ClientError> {
+    pub async fn submit_change(
+        &mut self,
+        params: SubmitChangeParams,
+    ) -> Result<SubmittedChange, ClientError> {
         self.call_typed(&Request::SubmitChange(params)).await
     }
 

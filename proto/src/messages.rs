@@ -76,7 +76,9 @@ pub struct SubmitChangeParams {
 impl std::fmt::Debug for SubmitChangeParams {
     // The change holds personal data.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SubmitChangeParams").field("customer_id", &self.customer_id).finish_non_exhaustive()
+        f.debug_struct("SubmitChangeParams")
+            .field("customer_id", &self.customer_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -334,6 +336,25 @@ pub enum Event {
         reader: String,
         code: String,
         message: String,
+    },
+    /// A confirmed change is durable in the outbox.
+    ChangeRecorded { change_id: String, kind: String },
+    /// The core bank acknowledged a change (`applied` or `superseded`).
+    ChangeDelivered {
+        change_id: String,
+        outcome: String,
+        core_ref: String,
+    },
+    /// The core bank rejected a change for good (rule C4).
+    ChangeRejected {
+        change_id: String,
+        code: String,
+        message: String,
+    },
+    /// The sync link changed: the core bank became reachable or not.
+    CoreBankLink {
+        reachable: bool,
+        detail: Option<String>,
     },
 }
 

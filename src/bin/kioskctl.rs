@@ -299,6 +299,18 @@ fn describe(ev: &EventEnvelope) -> String {
             code,
             message,
         } => format!("read failed on {reader}: {code}: {message}"),
+        Event::ChangeRecorded { change_id, kind } => format!("change {change_id} ({kind}) recorded"),
+        Event::ChangeDelivered { change_id, outcome, core_ref } => {
+            format!("change {change_id} delivered: {outcome} ({core_ref})")
+        }
+        Event::ChangeRejected { change_id, code, message } => {
+            format!("change {change_id} rejected by the bank: {code}: {message}")
+        }
+        Event::CoreBankLink { reachable, detail } => format!(
+            "core bank {}{}",
+            if *reachable { "reachable" } else { "unreachable" },
+            detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+        ),
     };
     format!("#{} {}", ev.seq, what)
 }
