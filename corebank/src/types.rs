@@ -249,6 +249,18 @@ pub struct ChangeResult {
     pub core_ref: String,
 }
 
+/// `GET /v1/changes/{change_id}` → 200: the answer body the core bank gave
+/// to the first `POST /v1/changes` with that id, as stored for idempotency:
+/// either the accepted result (`{"status", "core_ref"}`) or the error body
+/// of a rejection (`{"code", "message"}`). Serialised untagged, i.e. as that
+/// body itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredChange {
+    Accepted(ChangeResult),
+    Rejected(ErrorBody),
+}
+
 /// Business rejection codes of `POST /v1/changes` (`422`).
 pub mod rejection {
     pub const STALE_CARD: &str = "stale_card";
@@ -287,6 +299,29 @@ mod tests {
         assert_eq!(v["source"]["channel"], "smart_teller");
         let back: ChangeRequest = serde_json::from_value(v).expect("parse");
         assert_eq!(back, req);
+    }
+
+    #[test]
+    fn stored_changes_are_the_first_answer_body() {
+        let accepted: StoredChange =
+            serde_json::from_str(r#"{"status":"superseded","core_ref":"R1"}"#).expect("parse");
+        assert_eq!(
+            accepted,
+            StoredChange::Accepted(ChangeResult {
+                status: ChangeStatus::Superseded,
+                core_ref: "R1".into()
+            })
+        );
+        let rejected: StoredChange =
+            serde_json::from_str(r#"{"code":"stale_card","message":"older card"}"#).expect("parse");
+        assert!(matches!(rejected, StoredChange::Rejected(ref e) if e.code == "stale_card"));
+        assert_eq!(
+            serde_json::to_value(&rejected).expect("serialise"),
+            serde_json::json!({"code":"stale_card","message":"older card"})
+        );
+        assert!(
+            serde_json::from_str::<StoredChange>(r#"{"status":"weird","core_ref":"x"}"#).is_err()
+        );
     }
 
     #[test]
