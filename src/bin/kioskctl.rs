@@ -184,7 +184,9 @@ async fn run(args: &Args) -> Result<(), ClientError> {
                 println!("backlog      {}", st.backlog);
                 println!(
                     "oldest       {}",
-                    st.oldest_pending_age_s.map(|s| format!("{s} s")).unwrap_or_else(|| "-".into())
+                    st.oldest_pending_age_s
+                        .map(|s| format!("{s} s"))
+                        .unwrap_or_else(|| "-".into())
                 );
                 println!("delivered    {}", st.delivered);
                 println!("rejected     {}", st.rejected);
@@ -203,7 +205,10 @@ async fn run(args: &Args) -> Result<(), ClientError> {
             }
             SyncCmd::List { state, limit } => {
                 let list = client
-                    .sync_list(kiosk_proto::SyncListParams { state: state.clone(), limit: Some(*limit) })
+                    .sync_list(kiosk_proto::SyncListParams {
+                        state: state.clone(),
+                        limit: Some(*limit),
+                    })
                     .await?;
                 if args.json {
                     return print_json(&list);
@@ -225,7 +230,9 @@ async fn run(args: &Args) -> Result<(), ClientError> {
                 print_changes(&list);
             }
         },
-        Command::Audit { action: AuditCmd::Verify } => {
+        Command::Audit {
+            action: AuditCmd::Verify,
+        } => {
             let report = client.audit_verify().await?;
             if args.json {
                 print_json(&report)?;
@@ -234,7 +241,10 @@ async fn run(args: &Args) -> Result<(), ClientError> {
             } else {
                 println!(
                     "audit trail BROKEN at record {}: {}",
-                    report.first_bad_seq.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+                    report
+                        .first_bad_seq
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "?".into()),
                     report.problem.as_deref().unwrap_or("unknown")
                 );
             }
@@ -299,17 +309,34 @@ fn describe(ev: &EventEnvelope) -> String {
             code,
             message,
         } => format!("read failed on {reader}: {code}: {message}"),
-        Event::ChangeRecorded { change_id, kind } => format!("change {change_id} ({kind}) recorded"),
-        Event::ChangeDelivered { change_id, outcome, core_ref } => {
+        Event::ChangeRecorded { change_id, kind } => {
+            format!("change {change_id} ({kind}) recorded")
+        }
+        Event::ChangeDelivered {
+            change_id,
+            outcome,
+            core_ref,
+        } => {
             format!("change {change_id} delivered: {outcome} ({core_ref})")
         }
-        Event::ChangeRejected { change_id, code, message } => {
+        Event::ChangeRejected {
+            change_id,
+            code,
+            message,
+        } => {
             format!("change {change_id} rejected by the bank: {code}: {message}")
         }
         Event::CoreBankLink { reachable, detail } => format!(
             "core bank {}{}",
-            if *reachable { "reachable" } else { "unreachable" },
-            detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+            if *reachable {
+                "reachable"
+            } else {
+                "unreachable"
+            },
+            detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
         ),
     };
     format!("#{} {}", ev.seq, what)
@@ -324,8 +351,15 @@ fn print_changes(list: &[kiosk_proto::ChangeSummary]) {
             c.customer_id,
             c.state,
             c.attempts,
-            c.outcome.as_deref().or(c.rejection_code.as_deref()).unwrap_or(""),
-            c.last_error.as_deref().or(c.rejection_message.as_deref()).map(|e| format!(" ({e})")).unwrap_or_default()
+            c.outcome
+                .as_deref()
+                .or(c.rejection_code.as_deref())
+                .unwrap_or(""),
+            c.last_error
+                .as_deref()
+                .or(c.rejection_message.as_deref())
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
         );
     }
 }
