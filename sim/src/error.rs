@@ -48,12 +48,27 @@ pub enum SimError {
     /// The simulator's worker thread is gone.
     #[error("simulator thread {0} has stopped")]
     Stopped(&'static str),
+    /// A configuration or fixture value is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The core-bank simulator's database failed; `context` says where.
+    #[error("{context}: {source}")]
+    Db {
+        context: String,
+        #[source]
+        source: rusqlite::Error,
+    },
 }
 
 impl SimError {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SimError {
         let context = context.into();
         move |source| SimError::Io { context, source }
+    }
+
+    pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> SimError {
+        let context = context.into();
+        move |source| SimError::Db { context, source }
     }
 }
 

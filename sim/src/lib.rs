@@ -1,6 +1,7 @@
-//! Simulators of what surrounds the kiosk's ID readers, driven through the
-//! same interfaces as the real devices: a GA 467 SAM module on a
-//! pseudo-terminal, and a virtual ID card in pcscd's vpcd virtual reader.
+//! Simulators of what surrounds the kiosk, driven through the same
+//! interfaces as the real things: a GA 467 SAM module on a pseudo-terminal,
+//! a virtual ID card in pcscd's vpcd virtual reader, and the core bank's
+//! HTTP interface ([`corebank`]).
 //!
 //! # Design
 //!
@@ -39,19 +40,28 @@
 //!   Unix socket taking JSON lines (`place`, `remove`, `fault`, `unplug`,
 //!   `replug`, `stats`), for demos and end-to-end tests in other processes.
 //!
-//! Everything is blocking std I/O on background threads (no async runtime);
-//! threads wait on reads with timeouts, channels or condition variables,
-//! never spin, and stop when their handle drops. Logs name profiles and
-//! commands, never card contents.
+//! * **Core bank** ([`corebank`]): an HTTP server on loopback implementing
+//!   `shared/corebank-api.md` (signatures, nonces, idempotency, lookups,
+//!   security questions, OTPs, changes) with its state in its own SQLite
+//!   file and faults injected at start or at run time; see its module docs.
+//!
+//! The reader simulators are blocking std I/O on background threads (no
+//! async runtime); threads wait on reads with timeouts, channels or
+//! condition variables, never spin, and stop when their handle drops. Logs
+//! name profiles and commands, never card contents. The core-bank simulator
+//! runs its own tokio runtime behind a blocking handle.
 
 pub mod control;
+pub mod corebank;
 pub mod error;
 pub mod pcscd;
+pub mod printer;
 pub mod profile;
 pub mod sam;
 pub mod serve;
 pub mod vicc;
 
+pub use corebank::{CoreBankConfig, CoreBankSim, Faults as CoreBankFaults};
 pub use error::{Result, SimError};
 pub use pcscd::Pcscd;
 pub use profile::{CardProfile, Fault};

@@ -9,6 +9,11 @@
 //! kiosk-sim unplug|replug [--device sam0]
 //! kiosk-sim stats
 //! kiosk-sim profiles
+//! kiosk-sim corebank --listen 127.0.0.1:8700 --db FILE --key-file FILE [--fixtures FILE]
+//!                    [--synthetic N] [--faults JSON] [--otp-ttl-s S] [--otp-min-interval-s S]
+//!                    [--allow-kiosk ID ...]
+//! kiosk-sim corebank-faults [--url http://127.0.0.1:8700] ['{"error_rate":0.2}']
+//! kiosk-sim corebank-ctl [--url URL] stats|faults [JSON]|sms MOBILE|customer ID|reset|clock [ADVANCE_MS]
 //! ```
 
 use std::path::PathBuf;
@@ -50,6 +55,72 @@ enum Cmd {
     Stats(Target),
     /// List the built-in card profiles.
     Profiles,
+    /// Run the core-bank simulator (HTTP on loopback) until SIGINT/SIGTERM;
+    /// prints its base URL on stdout once listening.
+    Corebank(CorebankArgs),
+    /// Show the faults of a running core-bank simulator, or set them (JSON).
+    CorebankFaults {
+        #[arg(long, default_value = DEFAULT_COREBANK_URL)]
+        url: String,
+        /// A faults JSON object; replaces all faults (omitted fields: no fault).
+        json: Option<String>,
+    },
+    /// Talk to a running core-bank simulator's control API.
+    CorebankCtl {
+        #[arg(long, default_value = DEFAULT_COREBANK_URL)]
+        url: String,
+        #[command(subcommand)]
+        action: CorebankCtl,
+    },
+}
+
+const DEFAULT_COREBANK_URL: &str = "http://127.0.0.1:8700";
+
+#[derive(Debug, Args)]
+struct CorebankArgs {
+    /// Loopback address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8700")]
+    listen: std::net::SocketAddr,
+    /// The simulator's SQLite file (created if missing; state is kept).
+    #[arg(long)]
+    db: PathBuf,
+    /// Customers file (default: the built-in sim/fixtures/customers.toml).
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
+    /// Also create this many synthetic customers (S000001...).
+    #[arg(long, default_value_t = 0)]
+    synthetic: usize,
+    /// The shared signing key (hex, or raw bytes).
+    #[arg(long)]
+    key_file: PathBuf,
+    /// Faults at start, as JSON (see `corebank-faults`).
+    #[arg(long)]
+    faults: Option<String>,
+    /// OTP lifetime in seconds.
+    #[arg(long, default_value_t = 300)]
+    otp_ttl_s: u64,
+    /// Least seconds between two OTPs for one customer.
+    #[arg(long, default_value_t = 30)]
+    otp_min_interval_s: u64,
+    /// Accept only these kiosk ids (repeatable; default: any).
+    #[arg(long = "allow-kiosk", value_name = "ID")]
+    allow_kiosk: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum CorebankCtl {
+    /// Counters: requests, applications per change, duplicates, faults.
+    Stats,
+    /// Show the faults, or replace them with a JSON object.
+    Faults { json: Option<String> },
+    /// Messages sent to a mobile number (OTP codes and notices).
+    Sms { mobile: String },
+    /// A customer as the simulator holds it now.
+    Customer { id: String },
+    /// Forget all state and reload the customers.
+    Reset,
+    /// Show the simulator's clock, or move it forward by ADVANCE_MS.
+    Clock { advance_ms: Option<i64> },
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +257,9 @@ fn main() -> anyhow::Result<()> {
                 device: target.device.clone(),
             },
         ),
+        Cmd::Corebank(args) => corebank(args),
+        Cmd::CorebankFaults { url, json } => corebank_ctl(&url, CorebankCtl::Faults { json }),
+        Cmd::CorebankCtl { url, action } => corebank_ctl(&url, action),
         Cmd::Profiles => {
             for p in CardProfile::builtins() {
                 println!(
@@ -266,5 +340,70 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let signal = signals.wait().context("waiting for a signal")?;
     info!(?signal, "stopping");
     drop(running);
+    Ok(())
+}
+
+fn corebank(args: CorebankArgs) -> anyhow::Result<()> {
+    use kiosk_sim::corebank::{CoreBankConfig, CoreBankSim, Faults, FixtureSource, KeySource};
+    let mut config = CoreBankConfig::new(&args.db, KeySource::File(args.key_file.clone()));
+    config.listen = args.listen;
+    if let Some(f) = &args.fixtures {
+        config.fixtures = FixtureSource::File(f.clone());
+    }
+    config.synthetic = args.synthetic;
+    if let Some(json) = &args.faults {
+        config.faults = Faults::from_json(json).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+    }
+    config.otp_ttl_s = args.otp_ttl_s;
+    config.otp_min_interval_s = args.otp_min_interval_s;
+    if !args.allow_kiosk.is_empty() {
+        config.allowed_kiosks = Some(args.allow_kiosk.clone());
+    }
+    // Block the stop signals before the runtime's threads start (they
+    // inherit the mask), then wait for one here.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.thread_block().context("blocking signals")?;
+    let sim = CoreBankSim::start(config)?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", sim.base_url())?;
+        out.flush()?;
+    }
+    let signal = signals.wait().context("waiting for a signal")?;
+    info!(?signal, "stopping");
+    sim.stop();
+    Ok(())
+}
+
+fn corebank_ctl(url: &str, action: CorebankCtl) -> anyhow::Result<()> {
+    let (method, path, body) = match action {
+        CorebankCtl::Stats => ("GET", "/_sim/stats".to_string(), None),
+        CorebankCtl::Faults { json: None } => ("GET", "/_sim/faults".into(), None),
+        CorebankCtl::Faults { json: Some(j) } => ("PUT", "/_sim/faults".into(), Some(j)),
+        CorebankCtl::Sms { mobile } => ("GET", format!("/_sim/sms?mobile={mobile}"), None),
+        CorebankCtl::Customer { id } => ("GET", format!("/_sim/customers/{id}"), None),
+        CorebankCtl::Reset => ("POST", "/_sim/reset".into(), Some(String::new())),
+        CorebankCtl::Clock { advance_ms: None } => ("GET", "/_sim/clock".into(), None),
+        CorebankCtl::Clock {
+            advance_ms: Some(ms),
+        } => (
+            "POST",
+            "/_sim/clock".into(),
+            Some(format!("{{\"advance_ms\":{ms}}}")),
+        ),
+    };
+    let (status, text) = kiosk_sim::corebank::http_request(url, method, &path, body.as_deref())
+        .with_context(|| format!("is `kiosk-sim corebank` running at {url}?"))?;
+    let pretty = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(text);
+    println!("{pretty}");
+    if !(200..300).contains(&status) {
+        bail!("HTTP {status}");
+    }
     Ok(())
 }

@@ -796,7 +796,7 @@ impl Worker {
 }
 
 /// Create or atomically replace the symlink `link` → `target`.
-fn point_link(link: &Path, target: &Path) -> Result<()> {
+pub(crate) fn point_link(link: &Path, target: &Path) -> Result<()> {
     if let Some(parent) = link.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(SimError::io(format!("creating {}", parent.display())))?;
@@ -821,7 +821,7 @@ fn point_link(link: &Path, target: &Path) -> Result<()> {
 }
 
 /// Remove `link` if it is a symlink.
-fn remove_link(link: &Path) {
+pub(crate) fn remove_link(link: &Path) {
     if std::fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
         let _ = std::fs::remove_file(link);
     }

@@ -1,0 +1,64 @@
+//! ESC/POS for the kiosk's ticket printer: queue tickets and slips built as
+//! values, rendered to bytes, sent over a serial port, with the printer's
+//! real-time status checked around every print.
+//!
+//! # Design
+//!
+//! **Protocol without I/O.** [`command`] has one function per command,
+//! returning its exact bytes (`command::init() == [0x1B, 0x40]`). A
+//! [`Document`] is a checked list of [`Element`]s (text, alignment, bold,
+//! character size, line spacing, QR code, CODE128 barcode, feed, cut)
+//! built with [`Document::builder`]; it does not know the printer, and
+//! [`Document::render`] makes the bytes for a printer model's
+//! [`TextEncoding`]: `ESC @`, the character mode (`FS &` and GB18030 / GBK
+//! / Big5 for Chinese printers; `FS .` and PC437 or ASCII otherwise, with
+//! Chinese text as `?`), then the elements. Text cannot carry control
+//! characters and QR / barcode data cannot carry `DLE`, so a rendered
+//! document never contains a real-time command that the printer would act
+//! on mid-stream. [`QueueTicket`] lays out rule Q1's ticket.
+//!
+//! **Status as request objects.** A [`StatusQuery`] is one `DLE EOT n`: it
+//! writes its bytes and checks its reply ([`StatusQuery::parse`] →
+//! [`StatusReply`]), rejecting a byte whose fixed bits are wrong or whose
+//! shape belongs to another query. [`PrinterStatus`] gathers the four
+//! replies (Epson's bit layout; table in [`status`]) and says what stops
+//! printing ([`PrinterStatus::fault`]) and what only warns
+//! ([`PrinterStatus::warnings`]). It converts both ways
+//! ([`PrinterStatus::from_bytes`], [`PrinterStatus::to_bytes`]), so a
+//! simulator can answer with the same layout.
+//!
+//! **A small transport.** [`SerialPrinter`] is the only code that touches
+//! the device: it opens the configured stable path ([`PrinterConfig`]:
+//! baud, flow control, encoding, timeouts), flushes stale input before
+//! every status request, checks all four statuses before sending a
+//! document and the printer and paper status after it, and returns
+//! [`Printed`] (with [`Warning::PaperNearEnd`] when the roll runs low) or
+//! a typed [`EscposError`]: `PaperOut`, `CoverOpen`, `Offline`, `Fault`
+//! (each saying whether the document had been sent), `Unplugged`,
+//! `StatusTimeout`, `WriteTimeout`. Unplugging is normal: end-of-file,
+//! `EIO`, a hang-up or the path vanishing close the port, and it is
+//! reopened by its path ([`SerialPrinter::reconnect`] with capped
+//! exponential backoff, or once by the next print).
+//!
+//! Everything is blocking std I/O with timeouts; the kiosk runs the
+//! printer in its own thread. The printer simulator that the tests use
+//! lives in `kiosk-sim` (`kiosk_sim::printer`): it decodes what it is sent
+//! with its own parser, so the two sides check each other.
+
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod config;
+pub mod document;
+pub mod encoding;
+pub mod error;
+pub mod serial;
+pub mod status;
+
+pub use command::{Align, CharSize, Cut, HriPosition, QrErrorCorrection};
+pub use config::{FlowControl, PrinterConfig};
+pub use document::{BarcodeOptions, Document, DocumentBuilder, Element, QrOptions, QueueTicket};
+pub use encoding::TextEncoding;
+pub use error::EscposError;
+pub use serial::{Printed, SerialPrinter};
+pub use status::{PaperState, PrinterFault, PrinterStatus, StatusQuery, StatusReply, Warning};

@@ -1,0 +1,141 @@
+//! Property tests: the parsers never panic, status bits round-trip, and a
+//! rendered document never carries a real-time command or a stray control
+//! byte in its text.
+
+use kiosk_escpos::{
+    Align, BarcodeOptions, CharSize, Cut, Document, HriPosition, PaperState, PrinterStatus,
+    QrErrorCorrection, QrOptions, StatusQuery, TextEncoding,
+};
+use proptest::prelude::*;
+
+fn any_query() -> impl Strategy<Value = StatusQuery> {
+    prop::sample::select(StatusQuery::ALL.to_vec())
+}
+
+fn any_status() -> impl Strategy<Value = PrinterStatus> {
+    (
+        prop::array::uniform9(any::<bool>()),
+        prop::sample::select(vec![
+            PaperState::Present,
+            PaperState::NearEnd,
+            PaperState::Out,
+        ]),
+    )
+        .prop_map(|(b, paper)| PrinterStatus {
+            online: b[0],
+            drawer_pin3_high: b[1],
+            cover_open: b[2],
+            feed_button: b[3],
+            paper_end_stop: b[4],
+            error: b[5],
+            cutter_error: b[6],
+            unrecoverable_error: b[7],
+            auto_recoverable_error: b[8],
+            paper,
+        })
+}
+
+fn any_encoding() -> impl Strategy<Value = TextEncoding> {
+    prop::sample::select(vec![
+        TextEncoding::Gb18030,
+        TextEncoding::Gbk,
+        TextEncoding::Big5,
+        TextEncoding::Cp437,
+        TextEncoding::Ascii,
+    ])
+}
+
+/// Bits a reply to `q` leaves undefined.
+fn undefined(q: StatusQuery) -> u8 {
+    match q {
+        StatusQuery::ErrorCause => 0x04,
+        _ => 0,
+    }
+}
+
+/// Does `bytes` contain a real-time command a printer would act on?
+fn real_time_command_at(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(3).position(|w| {
+        w[0] == 0x10
+            && match w[1] {
+                0x04 => matches!(w[2], 1..=4 | 7 | 8),
+                0x05 => w[2] <= 2,
+                0x14 => (1..=8).contains(&w[2]),
+                _ => false,
+            }
+    })
+}
+
+proptest! {
+    #[test]
+    fn parsing_any_byte_never_panics(n in any::<u8>(), byte in any::<u8>()) {
+        if let Some(q) = StatusQuery::from_n(n) {
+            let _ = q.parse(byte);
+        }
+    }
+
+    #[test]
+    fn parsing_any_four_bytes_never_panics(bytes in any::<[u8; 4]>()) {
+        let _ = PrinterStatus::from_bytes(bytes);
+    }
+
+    #[test]
+    fn an_accepted_byte_has_the_fixed_bits_and_round_trips(q in any_query(), byte in any::<u8>()) {
+        if let Ok(reply) = q.parse(byte) {
+            prop_assert_eq!(byte & 0x93, 0x12);
+            prop_assert_eq!(reply.query(), q);
+            prop_assert_eq!(reply.to_byte(), byte & !undefined(q));
+        }
+    }
+
+    #[test]
+    fn status_round_trips_through_bytes(status in any_status()) {
+        let bytes = status.to_bytes();
+        for (q, b) in StatusQuery::ALL.into_iter().zip(bytes) {
+            prop_assert!(q.accepts(b), "{:?} {:02X}", q, b);
+        }
+        prop_assert_eq!(PrinterStatus::from_bytes(bytes).unwrap(), status);
+    }
+
+    #[test]
+    fn encoded_text_has_no_control_bytes(text in any::<String>(), enc in any_encoding()) {
+        let bytes = enc.encode(&text);
+        prop_assert!(bytes.iter().all(|&b| b >= 0x20 && b != 0x7F), "{:02X?}", bytes);
+    }
+
+    #[test]
+    fn gb18030_text_round_trips(text in "[^\\p{Cc}]*") {
+        let enc = TextEncoding::Gb18030;
+        prop_assert_eq!(enc.decode(&enc.encode(&text)), text);
+    }
+
+    #[test]
+    fn rendered_documents_carry_no_real_time_command(
+        texts in prop::collection::vec(any::<String>(), 0..4),
+        n in any::<u8>(),
+        qr in "[ -~\\u{4e00}-\\u{4e20}]{1,40}",
+        qr_len in 0usize..1200,
+        code in "[ -~]{1,30}",
+        enc in any_encoding(),
+    ) {
+        let mut b = Document::builder()
+            .align(Align::Right)
+            .line_spacing(Some(n))
+            .feed(n)
+            .size(CharSize::new(n % 8 + 1, (n / 8) % 8 + 1).unwrap());
+        for t in &texts {
+            b = b.line(t);
+        }
+        let long_qr = "x".repeat(qr_len);
+        let doc = b
+            .qr(&qr, QrOptions { module_size: n % 16 + 1, error_correction: QrErrorCorrection::L })
+            .qr(&format!("{long_qr}1"), QrOptions::default())
+            .barcode(&code, BarcodeOptions { height: n.max(1), width: 2 + n % 5, hri: HriPosition::Both })
+            .feed(n)
+            .cut(Cut::FeedPartial(n))
+            .build()
+            .unwrap();
+        let bytes = doc.render(enc);
+        prop_assert_eq!(real_time_command_at(&bytes), None, "{:02X?}", bytes);
+    }
+}

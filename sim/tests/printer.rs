@@ -1,0 +1,527 @@
+//! The printer simulator over a real pty, driven by kiosk-escpos's
+//! `SerialPrinter` as the kiosk drives its ticket printer: tickets built
+//! with the escpos builder come out decoded field by field; paper, cover,
+//! offline and unplug faults give the kiosk typed errors.
+//!
+//! Waiting is on the simulator's condition variable or on the printer's
+//! own replies; no test sleeps to synchronise.
+
+use std::time::{Duration, Instant};
+
+use kiosk_escpos::{
+    Align as EAlign, BarcodeOptions, CharSize, Cut, Document, EscposError, HriPosition, PaperState,
+    PrinterConfig, PrinterFault, QrOptions, QueueTicket, SerialPrinter, StatusQuery, Warning,
+};
+use kiosk_sim::printer::{
+    Align, CutKind, DecodedTicket, PrinterSim, PrinterSimConfig, PrinterState,
+};
+use kiosk_sim::sam::wire_time;
+
+const WAIT: Duration = Duration::from_secs(5);
+const QR: &str = "https://例子.cn/q?n=A023&b=西城";
+
+fn start(dir: &tempfile::TempDir) -> PrinterSim {
+    start_with(dir, |_| {})
+}
+
+fn start_with(dir: &tempfile::TempDir, f: impl FnOnce(&mut PrinterSimConfig)) -> PrinterSim {
+    let mut config = PrinterSimConfig::new(dir.path().join("by-id/usb-1a86_USB_Serial-if00-port0"));
+    f(&mut config);
+    PrinterSim::start(config).unwrap()
+}
+
+fn config(sim: &PrinterSim) -> PrinterConfig {
+    let mut c = PrinterConfig::new(sim.link());
+    c.baud = sim.baud();
+    c.status_timeout_ms = 2000;
+    c
+}
+
+fn open(sim: &PrinterSim) -> SerialPrinter {
+    SerialPrinter::open(config(sim)).unwrap()
+}
+
+fn ticket() -> Document {
+    Document::builder()
+        .align(EAlign::Center)
+        .bold(true)
+        .line("某某银行 西城支行")
+        .bold(false)
+        .size(CharSize::DOUBLE)
+        .line("个人业务")
+        .size(CharSize::new(4, 4).unwrap())
+        .line("A023")
+        .size(CharSize::NORMAL)
+        .align(EAlign::Left)
+        .line("您前面还有 5 人等候")
+        .qr(QR, QrOptions::default())
+        .barcode(
+            "A023",
+            BarcodeOptions {
+                hri: HriPosition::Below,
+                ..BarcodeOptions::default()
+            },
+        )
+        .align(EAlign::Right)
+        .line("2025-03-14 09:31")
+        .feed(3)
+        .cut(Cut::FeedPartial(0))
+        .build()
+        .unwrap()
+}
+
+fn check_ticket(t: &DecodedTicket) {
+    assert_eq!(
+        t.texts(),
+        vec![
+            "某某银行 西城支行",
+            "个人业务",
+            "A023",
+            "您前面还有 5 人等候",
+            "2025-03-14 09:31"
+        ]
+    );
+    let line = |i: usize| {
+        let l = &t.lines[i];
+        (l.align, l.bold, l.width, l.height)
+    };
+    assert_eq!(line(0), (Align::Center, true, 1, 1));
+    assert_eq!(line(1), (Align::Center, false, 2, 2));
+    assert_eq!(line(2), (Align::Center, false, 4, 4));
+    assert_eq!(line(3), (Align::Left, false, 1, 1));
+    assert_eq!(line(4), (Align::Right, false, 1, 1));
+    assert_eq!(t.qr, vec![QR]);
+    assert_eq!(t.barcodes, vec!["A023"]);
+    assert_eq!(t.cut, Some(CutKind::Partial));
+    assert_eq!(t.feed_lines, 3);
+    assert_eq!(t.resets, 1);
+    assert!(t.unknown.is_empty(), "unknown commands: {:02X?}", t.unknown);
+}
+
+#[test]
+fn a_ticket_prints_and_decodes_field_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(&dir);
+    let mut printer = open(&sim);
+    let doc = ticket();
+    let printed = printer.print(&doc).unwrap();
+    assert!(printed.warnings.is_empty());
+    assert_eq!(printed.status.paper, PaperState::Present);
+    assert_eq!(printed.bytes, doc.render(printer.config().encoding).len());
+
+    let tickets = sim.wait_for_tickets(1, WAIT).unwrap();
+    assert_eq!(tickets.len(), 1);
+    check_ticket(&tickets[0]);
+    assert_eq!(tickets[0].bytes, printed.bytes);
+
+    // A second ticket: the rule Q1 layout.
+    let queue = QueueTicket {
+        branch: "某某银行 西城支行".into(),
+        service: "对公业务".into(),
+        number: "B007".into(),
+        waiting: "您前面还有 0 人等候".into(),
+        issued_at: "2025-03-14 09:32".into(),
+        masked_name: Some("欧**".into()),
+        qr: None,
+    };
+    printer.print(&queue.document().unwrap()).unwrap();
+    let tickets = sim.wait_for_tickets(2, WAIT).unwrap();
+    let t = &tickets[1];
+    let number = t.line("B007").unwrap();
+    assert_eq!(
+        (number.width, number.height, number.bold, number.align),
+        (4, 4, true, Align::Center)
+    );
+    assert!(t.line("欧**").is_some());
+    assert!(t.qr.is_empty());
+    assert_eq!(t.cut, Some(CutKind::Partial));
+
+    let stats = sim.stats();
+    assert_eq!(stats.tickets, 2);
+    assert_eq!(stats.rejected_bytes, 0);
+    assert_eq!(stats.garbled_bytes, 0);
+    // open: 4 queries; each print: 4 before, 2 after.
+    assert_eq!(stats.status_queries, 4 + 6 + 6);
+}
+
+#[test]
+fn paper_out_before_printing_is_an_error_and_nothing_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(&dir);
+    let mut printer = open(&sim);
+    sim.set_state(PrinterState::PaperOut);
+    let err = printer.print(&ticket()).unwrap_err();
+    assert!(
+        matches!(err, EscposError::PaperOut { sent: false }),
+        "{err:?}"
+    );
+    assert_eq!(err.printer_fault(), Some(PrinterFault::PaperOut));
+    // Only the 8 status requests reached the printer (all answered, so
+    // all received): no document byte.
+    let stats = sim.stats();
+    assert_eq!(stats.bytes_in, 8 * 3);
+    assert_eq!(stats.rejected_bytes, 0);
+    assert!(sim.tickets().is_empty());
+
+    let status = printer.status().unwrap();
+    assert_eq!(status.paper, PaperState::Out);
+    assert!(!status.online && status.paper_end_stop);
+
+    // A new roll: the same ticket prints (the number is not lost, Q4).
+    sim.set_state(PrinterState::Ready);
+    printer.print(&ticket()).unwrap();
+    check_ticket(&sim.wait_for_tickets(1, WAIT).unwrap()[0]);
+}
+
+#[test]
+fn paper_near_end_prints_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(&dir);
+    sim.set_state(PrinterState::PaperNearEnd);
+    let mut printer = open(&sim);
+    let printed = printer.print(&ticket()).unwrap();
+    assert_eq!(printed.warnings, vec![Warning::PaperNearEnd]);
+    assert_eq!(printed.status.paper, PaperState::NearEnd);
+    check_ticket(&sim.wait_for_tickets(1, WAIT).unwrap()[0]);
+}
+
+#[test]
+fn cover_open_offline_and_cutter_error_refuse_the_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(&dir);
+    let mut printer = open(&sim);
+
+    sim.set_state(PrinterState::CoverOpen);
+    let err = printer.print(&ticket()).unwrap_err();
+    assert!(
+        matches!(err, EscposError::CoverOpen { sent: false }),
+        "{err:?}"
+    );
+
+    sim.set_state(PrinterState::Offline);
+    let err = printer.print(&ticket()).unwrap_err();
+    assert!(
+        matches!(err, EscposError::Offline { sent: false }),
+        "{err:?}"
+    );
+
+    sim.set_state(PrinterState::CutterError);
+    let err = printer.print(&ticket()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EscposError::Fault {
+                fault: PrinterFault::CutterError,
+                sent: false
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(sim.tickets().is_empty());
+    assert_eq!(sim.stats().rejected_bytes, 0);
+
+    sim.set_state(PrinterState::Ready);
+    printer.print(&ticket()).unwrap();
+    assert_eq!(sim.wait_for_tickets(1, WAIT).unwrap().len(), 1);
+}
+
+#[test]
+fn unplug_mid_ticket_is_an_error_and_after_replug_it_prints_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(&dir);
+    let mut printer = open(&sim);
+    // The four status requests before printing, then 60 bytes of the
+    // ticket, then the cable is pulled.
+    sim.unplug_after(4 * 3 + 60);
+    let err = printer.print(&ticket()).unwrap_err();
+    assert!(err.is_unplugged(), "{err:?}");
+    assert!(!printer.is_open());
+    assert!(!sim.is_plugged());
+    assert!(sim.tickets().is_empty());
+    let interrupted = sim.interrupted();
+    assert_eq!(interrupted.len(), 1);
+    assert_eq!(interrupted[0].cut, None);
+    assert_eq!(interrupted[0].texts()[0], "某某银行 西城支行");
+    assert!(interrupted[0].qr.is_empty());
+
+    // Still unplugged: the next print says so at once.
+    assert!(printer.print(&ticket()).unwrap_err().is_unplugged());
+
+    sim.replug().unwrap();
+    let printed = printer.print(&ticket()).unwrap();
+    assert!(printed.warnings.is_empty());
+    let tickets = sim.wait_for_tickets(1, WAIT).unwrap();
+    check_ticket(&tickets[0]);
+    assert_eq!(sim.stats().unplugs, 1);
+}
+
+#[test]
+fn a_printer_replugged_while_idle_is_reopened_by_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(&dir);
+    let mut printer = open(&sim);
+    let first_pty = sim.pty_path().unwrap();
+    sim.unplug().unwrap();
+    sim.replug().unwrap();
+    assert_ne!(sim.pty_path().unwrap(), first_pty);
+    // The old port is dead; print notices before sending and reopens.
+    printer.print(&ticket()).unwrap();
+    check_ticket(&sim.wait_for_tickets(1, WAIT).unwrap()[0]);
+
+    // reconnect() waits for the device with backoff.
+    sim.unplug().unwrap();
+    assert!(
+        printer
+            .reconnect(Duration::from_millis(150))
+            .unwrap_err()
+            .is_unplugged()
+    );
+    sim.replug().unwrap();
+    assert_eq!(printer.reconnect(WAIT).unwrap().fault(), None);
+}
+
+#[test]
+fn a_stale_status_byte_in_the_input_is_flushed_before_asking() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(&dir);
+    let mut printer = open(&sim);
+    // A leftover "paper out" paper-sensor reply (0x7E) waits in the
+    // kiosk's input; read as the answer to DLE EOT 1 it would mean
+    // "offline".
+    sim.inject(&[0x7E]).unwrap();
+    let printed = printer.print(&ticket()).unwrap();
+    assert!(printed.warnings.is_empty());
+    assert!(printed.status.online);
+    check_ticket(&sim.wait_for_tickets(1, WAIT).unwrap()[0]);
+
+    sim.inject(&[0x72, 0x1A]).unwrap();
+    assert_eq!(printer.status().unwrap().fault(), None);
+}
+
+#[test]
+fn at_the_wrong_speed_the_printer_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(&dir);
+    let mut config = config(&sim);
+    config.baud = 9600;
+    config.status_timeout_ms = 200;
+    match SerialPrinter::open(config) {
+        Err(EscposError::StatusTimeout {
+            query, received, ..
+        }) => {
+            assert_eq!(query, StatusQuery::Printer);
+            assert!(received.is_empty());
+        }
+        other => panic!("expected a status timeout, got {other:?}"),
+    }
+    assert_eq!(sim.stats().garbled_bytes, 3);
+    assert_eq!(sim.stats().status_queries, 0);
+}
+
+#[test]
+fn wire_time_is_emulated_at_the_configured_speed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_with(&dir, |c| {
+        c.baud = 19_200;
+        c.emulate_wire_time = true;
+    });
+    let mut printer = open(&sim);
+    let doc = ticket();
+    let started = Instant::now();
+    let printed = printer.print(&doc).unwrap();
+    let took = started.elapsed();
+    // The reply after the ticket comes once the whole ticket has crossed
+    // the emulated line.
+    let wire = wire_time(printed.bytes, 19_200);
+    assert!(
+        took >= wire,
+        "printing took {took:?}, the wire needs {wire:?}"
+    );
+    let last = sim.last_byte_at().unwrap();
+    assert!(
+        last >= started + wire,
+        "last byte {:?} after start",
+        last - started
+    );
+    check_ticket(&sim.wait_for_tickets(1, WAIT).unwrap()[0]);
+}
+
+/// The sans-IO printer, fed raw bytes (its decoder is independent of
+/// kiosk-escpos, so these vectors are written out by hand).
+mod core {
+    use kiosk_sim::printer::{Align, CutKind, DecodedTicket, PrinterCore, PrinterState};
+
+    fn ticket_bytes() -> Vec<u8> {
+        let mut b = vec![0x1B, 0x40, 0x1C, 0x26, 0x1B, 0x61, 0x01, 0x1D, 0x21, 0x33];
+        b.extend_from_slice(b"A023\n");
+        b.extend_from_slice(&[0x1D, 0x21, 0x00, 0x1B, 0x45, 0x01]);
+        b.extend_from_slice(&[0xB2, 0xE2, 0xCA, 0xD4, 0x0A]); // 测试
+        b.extend_from_slice(&[0x1D, 0x28, 0x6B, 0x05, 0x00, 0x31, 0x50, 0x30, b'Q', b'1']);
+        b.extend_from_slice(&[0x1D, 0x28, 0x6B, 0x03, 0x00, 0x31, 0x51, 0x30]);
+        b.extend_from_slice(&[0x1D, 0x6B, 0x49, 0x06, b'{', b'B', b'A', b'0', b'2', b'3']);
+        b.extend_from_slice(&[0x1B, 0x64, 0x02, 0x1D, 0x56, 0x42, 0x00]);
+        b
+    }
+
+    fn check(t: &DecodedTicket) {
+        assert_eq!(t.texts(), vec!["A023", "测试"]);
+        let number = &t.lines[0];
+        assert_eq!(
+            (number.align, number.bold, number.width, number.height),
+            (Align::Center, false, 4, 4)
+        );
+        let chinese = &t.lines[1];
+        assert_eq!((chinese.bold, chinese.width), (true, 1));
+        assert_eq!(t.qr, vec!["Q1"]);
+        assert_eq!(t.barcodes, vec!["A023"]);
+        assert_eq!(t.cut, Some(CutKind::Partial));
+        assert_eq!(t.feed_lines, 2);
+        assert_eq!(t.resets, 1);
+        assert!(t.unknown.is_empty(), "{:?}", t.unknown);
+    }
+
+    #[test]
+    fn decodes_a_ticket_whole_and_byte_by_byte() {
+        let mut core = PrinterCore::new();
+        assert!(core.receive(&ticket_bytes()).is_empty());
+        check(&core.tickets()[0]);
+        assert_eq!(core.tickets()[0].bytes, ticket_bytes().len());
+
+        let mut core = PrinterCore::new();
+        for b in ticket_bytes() {
+            core.receive(&[b]);
+        }
+        assert_eq!(core.tickets().len(), 1);
+        check(&core.tickets()[0]);
+        assert_eq!(core.tickets()[0].bytes, ticket_bytes().len());
+    }
+
+    #[test]
+    fn status_queries_are_answered_mid_stream_and_split_across_reads() {
+        let mut core = PrinterCore::new();
+        let bytes = ticket_bytes();
+        // DLE EOT 4 split over two reads, between two commands of the
+        // ticket. (Inside a command's parameters it would be answered too,
+        // and also taken as the parameters, as printers do: the builder
+        // never puts one there.)
+        let (head, tail) = bytes.split_at(18);
+        assert!(core.receive(&[head, &[0x10, 0x04][..]].concat()).is_empty());
+        let replies = core.receive(&[&[0x04][..], tail, &[0x10, 0x04, 0x01]].concat());
+        assert_eq!(replies, vec![0x12, 0x12]);
+        check(&core.tickets()[0]);
+        assert_eq!(core.stats().status_queries, 2);
+
+        core.set_state(PrinterState::PaperNearEnd);
+        assert_eq!(
+            core.receive(&[0x10, 0x04, 0x04, 0x10, 0x04, 0x01]),
+            vec![0x1E, 0x12]
+        );
+        // n outside 1..4 is no status request.
+        assert!(
+            core.receive(&[0x10, 0x04, 0x05, 0x10, 0x04, 0x00])
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn every_state_answers_as_documented() {
+        for state in PrinterState::ALL {
+            let mut core = PrinterCore::new();
+            core.set_state(state);
+            let replies =
+                core.receive(&[0x10, 0x04, 1, 0x10, 0x04, 2, 0x10, 0x04, 3, 0x10, 0x04, 4]);
+            let expected: Vec<u8> = (1..=4).map(|n| state.status_byte(n).unwrap()).collect();
+            assert_eq!(replies, expected, "{state}");
+            assert!(replies.iter().all(|b| b & 0x93 == 0x12));
+            assert_eq!(state.name().parse::<PrinterState>(), Ok(state));
+        }
+        assert_eq!(PrinterState::Ready.status_byte(1), Some(0x12));
+        assert_eq!(PrinterState::PaperOut.status_byte(4), Some(0x7E));
+        assert_eq!(PrinterState::CoverOpen.status_byte(2), Some(0x16));
+        assert!("jammed".parse::<PrinterState>().is_err());
+        assert_eq!(
+            "paper-out".parse::<PrinterState>(),
+            Ok(PrinterState::PaperOut)
+        );
+    }
+
+    #[test]
+    fn a_printer_that_cannot_print_discards_and_counts() {
+        let mut core = PrinterCore::new();
+        core.set_state(PrinterState::PaperOut);
+        let bytes = ticket_bytes();
+        assert_eq!(
+            core.receive(&[&bytes[..], &[0x10, 0x04, 0x04]].concat()),
+            vec![0x7E]
+        );
+        assert!(core.tickets().is_empty());
+        assert_eq!(core.stats().rejected_bytes, bytes.len() as u64);
+    }
+
+    #[test]
+    fn a_state_change_mid_ticket_interrupts_it() {
+        let mut core = PrinterCore::new();
+        let bytes = ticket_bytes();
+        core.receive(&bytes[..30]);
+        core.set_state(PrinterState::CoverOpen);
+        core.receive(&bytes[30..]);
+        assert!(core.tickets().is_empty());
+        assert_eq!(core.interrupted().len(), 1);
+        assert_eq!(core.interrupted()[0].texts(), vec!["A023", "测试"]);
+        assert_eq!(core.interrupted()[0].cut, None);
+        assert_eq!(core.stats().interrupted_tickets, 1);
+        core.set_state(PrinterState::Ready);
+        core.receive(&bytes);
+        check(&core.tickets()[0]);
+    }
+
+    #[test]
+    fn dle_enq_clears_a_cutter_error() {
+        let mut core = PrinterCore::new();
+        core.set_state(PrinterState::CutterError);
+        assert_eq!(core.receive(&[0x10, 0x04, 0x03]), vec![0x1A]);
+        core.receive(&[0x10, 0x05, 0x01]);
+        assert_eq!(core.state(), PrinterState::Ready);
+    }
+
+    #[test]
+    fn code128_code_sets_pc437_and_full_cut() {
+        let mut core = PrinterCore::new();
+        let mut b = vec![0x1B, 0x40, b'C', b'a', b'f', 0x82, b' ', 0x9C, 0x0A];
+        b.extend_from_slice(&[0x1D, 0x6B, 0x49, 0x06, b'{', b'B', b'a', b'{', b'{', b'b']);
+        b.extend_from_slice(&[0x1D, 0x6B, 0x49, 0x05, b'{', b'C', 12, 34, 5]);
+        b.extend_from_slice(&[0x1D, 0x6B, 0x04]);
+        b.extend_from_slice(b"*A1*\0");
+        b.extend_from_slice(&[0x1D, 0x56, 0x00]);
+        core.receive(&b);
+        let t = &core.tickets()[0];
+        assert_eq!(t.texts(), vec!["Café £"]);
+        assert_eq!(t.barcodes, vec!["a{b", "123405", "*A1*"]);
+        assert_eq!(t.cut, Some(CutKind::Full));
+    }
+
+    #[test]
+    fn esc_at_drops_an_unprinted_line_and_the_modes() {
+        let mut core = PrinterCore::new();
+        core.receive(&[
+            0x1B, 0x45, 0x01, b'x', 0x1B, 0x40, b'y', 0x0A, 0x1D, 0x56, 0x01,
+        ]);
+        let t = &core.tickets()[0];
+        assert_eq!(t.texts(), vec!["y"]);
+        assert!(!t.lines[0].bold);
+        assert_eq!(t.resets, 1);
+    }
+
+    #[test]
+    fn esc_bang_print_mode_and_unknown_commands() {
+        let mut core = PrinterCore::new();
+        // ESC ! 0x38: bold, double height and width. ESC ~ is unknown.
+        core.receive(&[0x1B, 0x21, 0x38, b'B', 0x0A, 0x1B, b'~', 0x1D, 0x56, 0x30]);
+        let t = &core.tickets()[0];
+        assert_eq!(
+            (t.lines[0].bold, t.lines[0].width, t.lines[0].height),
+            (true, 2, 2)
+        );
+        assert_eq!(t.unknown, vec![vec![0x1B, b'~']]);
+    }
+}
