@@ -30,6 +30,10 @@ pub struct Config {
     pub masking: MaskPolicy,
     #[serde(default)]
     pub readers: Vec<ReaderConfig>,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub sync: SyncSection,
 }
 
 /// `[kiosk]`: who this kiosk is.
@@ -67,6 +71,9 @@ pub struct ApiSection {
     pub socket: PathBuf,
     /// Connections served at once; more wait to be accepted.
     pub max_clients: usize,
+    /// Open the `submit_change` method, which records a change without a
+    /// customer flow: for demo and test kiosks only.
+    pub allow_direct_changes: bool,
 }
 
 impl Default for ApiSection {
@@ -74,6 +81,7 @@ impl Default for ApiSection {
         ApiSection {
             socket: PathBuf::from(DEFAULT_SOCKET),
             max_clients: 64,
+            allow_direct_changes: false,
         }
     }
 }
@@ -102,6 +110,61 @@ impl Default for LogSection {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// Where the local database lives when the config does not say.
+pub const DEFAULT_STORE_PATH: &str = "/var/lib/kiosk/kiosk.db";
+/// Where the store's key file lives when the config does not say.
+pub const DEFAULT_KEY_FILE: &str = "/etc/kiosk/store.key";
+
+/// `[store]`: the local SQLite database (outbox, audit trail, queue counters).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// The database file (SQLite, WAL: `-wal` and `-shm` files sit next to it).
+    pub path: PathBuf,
+    /// 32 random bytes as 64 hex digits, mode 0600; encrypts the personal
+    /// data of queued changes. Never stored in the database.
+    pub key_file: PathBuf,
+    /// How long a change's encrypted payload is kept after the core bank's
+    /// final answer before it is purged (rule S2).
+    pub retention_hours: u64,
+    /// How long a write waits for another connection's lock.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            path: PathBuf::from(DEFAULT_STORE_PATH),
+            key_file: PathBuf::from(DEFAULT_KEY_FILE),
+            retention_hours: 168,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+/// `[sync]`: delivery of the outbox to the core bank.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSection {
+    /// The first retry's delay after a transient failure.
+    pub backoff_min_ms: u64,
+    /// The longest delay between retries (the delay doubles up to it).
+    pub backoff_max_ms: u64,
+    /// Fraction of each delay taken off at random (0 = none, 1 = up to all),
+    /// so that kiosks do not retry in step after an outage.
+    pub jitter: f64,
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        SyncSection {
+            backoff_min_ms: 500,
+            backoff_max_ms: 60_000,
+            jitter: 0.2,
+        }
+    }
 }
 
 impl Config {
@@ -157,6 +220,34 @@ impl Config {
                 self.log.level
             ));
         }
+        if self.store.path.as_os_str().is_empty() {
+            problems.push("store.path: must not be empty".into());
+        }
+        if self.store.key_file.as_os_str().is_empty() {
+            problems.push("store.key_file: must not be empty".into());
+        } else if self.store.key_file == self.store.path {
+            problems.push("store.key_file: must not be the database file".into());
+        }
+        if self.store.retention_hours > 24 * 366 {
+            problems.push("store.retention_hours: at most 8784 (one year)".into());
+        }
+        if !(1..=600_000).contains(&self.store.busy_timeout_ms) {
+            problems.push("store.busy_timeout_ms: must be between 1 and 600000".into());
+        }
+        if !(1..=3_600_000).contains(&self.sync.backoff_min_ms) {
+            problems.push("sync.backoff_min_ms: must be between 1 and 3600000".into());
+        }
+        if self.sync.backoff_max_ms < self.sync.backoff_min_ms {
+            problems.push("sync.backoff_max_ms: must not be less than sync.backoff_min_ms".into());
+        } else if self.sync.backoff_max_ms > 86_400_000 {
+            problems.push("sync.backoff_max_ms: at most 86400000 (one day)".into());
+        }
+        if !(0.0..=1.0).contains(&self.sync.jitter) {
+            problems.push(format!(
+                "sync.jitter: {} is not between 0 and 1",
+                self.sync.jitter
+            ));
+        }
         let mut names = BTreeSet::new();
         for (i, reader) in self.readers.iter().enumerate() {
             if !names.insert(reader.name.as_str()) {
@@ -203,6 +294,35 @@ profile = "smart_teller"
         assert_eq!(c.log.level, "info");
         assert!(c.readers.is_empty());
         assert_eq!(c.masking, MaskPolicy::default());
+        assert_eq!(c.store.path, PathBuf::from(DEFAULT_STORE_PATH));
+        assert_eq!(c.store.key_file, PathBuf::from(DEFAULT_KEY_FILE));
+        assert_eq!(c.store.retention_hours, 168);
+        assert_eq!(c.sync.backoff_min_ms, 500);
+        assert_eq!(c.sync.backoff_max_ms, 60_000);
+        assert_eq!(c.sync.jitter, 0.2);
+    }
+
+    #[test]
+    fn store_and_sync_problems_name_their_keys() {
+        let text = format!(
+            "{MINIMAL}\n[store]\npath = \"/x.db\"\nkey_file = \"/x.db\"\nbusy_timeout_ms = 0\n\
+             [sync]\nbackoff_min_ms = 1000\nbackoff_max_ms = 10\njitter = 1.5\n"
+        );
+        let problems = Config::parse(&text).expect_err("several problems");
+        for key in [
+            "store.key_file",
+            "store.busy_timeout_ms",
+            "sync.backoff_max_ms",
+            "sync.jitter",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(key)),
+                "{key}: {problems:?}"
+            );
+        }
+        let text = format!("{MINIMAL}\n[sync]\nbackof_min_ms = 1\n");
+        let problems = Config::parse(&text).expect_err("unknown key");
+        assert!(problems[0].contains("backof_min_ms"), "{problems:?}");
     }
 
     #[test]

@@ -12,6 +12,11 @@
 //! * [`api`]: the local API on a Unix socket, JSON lines (`kiosk-proto`).
 //! * [`masking`]: the only road from a full identity to what leaves the
 //!   daemon (rule S1).
+//! * [`store`]: the SQLite database: the outbox of confirmed changes
+//!   (personal data encrypted at rest), the hash-chained audit trail and the
+//!   queue counters (rules C1, S2, S3, Q2).
+//! * [`sync`]: delivers the outbox to the core bank: a state machine that
+//!   decides (no I/O) and a thin loop that does the calls (rules C2, C4).
 //!
 //! Personal data never reaches a log line: device code logs reader names,
 //! states and masked forms only.
@@ -22,6 +27,8 @@ pub mod daemon;
 pub mod devices;
 pub mod logging;
 pub mod masking;
+pub mod store;
+pub mod sync;
 
 use std::path::PathBuf;
 
@@ -47,4 +54,80 @@ pub enum Error {
     AlreadyRunning { path: PathBuf },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+
+    // The store (`store`). No variant carries personal data: only paths,
+    // change ids (UUIDs) and SQLite's own messages, which never quote values.
+    /// The database (or its disk) is full: the write was rolled back,
+    /// nothing was recorded, everything already stored is intact.
+    #[error("the local database {} is full: nothing was recorded", path.display())]
+    StoreFull { path: PathBuf },
+    /// The database cannot be written (read-only file, file system or
+    /// connection): nothing was recorded, what is stored can still be read.
+    #[error("the local database {} is read-only: nothing was recorded", path.display())]
+    StoreReadOnly { path: PathBuf },
+    /// Another connection held the database longer than `store.busy_timeout_ms`.
+    #[error("the local database {} stayed locked by another process", path.display())]
+    StoreBusy { path: PathBuf },
+    /// The database was migrated by a newer kioskd.
+    #[error(
+        "the local database {} has schema version {found}; this kioskd knows up to {known}",
+        path.display()
+    )]
+    StoreTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    /// Any other SQLite failure.
+    #[error("local database {}: {source}", path.display())]
+    Store {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// The store's key file is missing or malformed.
+    #[error("store key file {}: {reason}", path.display())]
+    KeyFile { path: PathBuf, reason: String },
+    /// The store's key file can be read by group or others.
+    #[error(
+        "store key file {} is accessible by group or others (mode {mode:03o}); run chmod 600 on it",
+        path.display()
+    )]
+    KeyFileMode { path: PathBuf, mode: u32 },
+    /// The key file is not the one the database's payloads were encrypted with.
+    #[error("store key file {} does not match the database {}", key_file.display(), path.display())]
+    WrongKey { key_file: PathBuf, path: PathBuf },
+    /// A change with this id is already in the outbox.
+    #[error("change {change_id} is already recorded")]
+    ChangeExists { change_id: String },
+    /// No change with this id in the outbox.
+    #[error("no change {change_id} in the outbox")]
+    ChangeNotFound { change_id: String },
+    /// The change is not in a state that allows the operation.
+    #[error("change {change_id} is {state}: cannot {action}")]
+    ChangeState {
+        change_id: String,
+        state: &'static str,
+        action: &'static str,
+    },
+    /// A stored payload failed authentication (damaged, edited, or moved to
+    /// another row).
+    #[error("change {change_id}: its stored payload is damaged or was tampered with")]
+    PayloadUnreadable { change_id: String },
+    /// The payload was purged after the bank's answer and retention (rule S2).
+    #[error("change {change_id}: its payload was purged after the bank's answer (rule S2)")]
+    PayloadPurged { change_id: String },
+    /// A change that cannot be recorded as given (never quotes personal data).
+    #[error("invalid change: {0}")]
+    InvalidChange(String),
+}
+
+impl Error {
+    /// The store could not record anything (full, read-only, locked): the
+    /// local API's `store_unavailable`.
+    pub fn is_store_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::StoreFull { .. } | Error::StoreReadOnly { .. } | Error::StoreBusy { .. }
+        )
+    }
 }

@@ -21,9 +21,16 @@ pub struct Kioskd {
 }
 
 impl Kioskd {
-    /// Write a config with these `[[readers]]` tables and start kioskd,
-    /// returning once it reports ready (sd_notify protocol, no polling).
-    pub fn start(readers_toml: &str) -> Kioskd {
+    /// Write a config with these extra tables (readers, store, ...) and
+    /// start kioskd, returning once it reports ready (sd_notify protocol,
+    /// no polling).
+    pub fn start(extra_toml: &str) -> Kioskd {
+        Kioskd::start_with(extra_toml, false)
+    }
+
+    /// Like [`Kioskd::start`]; `allow_direct_changes` opens the test-only
+    /// `submit_change` method.
+    pub fn start_with(extra_toml: &str, allow_direct_changes: bool) -> Kioskd {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("kioskd.sock");
         let config_path = dir.path().join("kiosk.toml");
@@ -36,11 +43,12 @@ profile = "smart_teller"
 
 [api]
 socket = "{}"
+allow_direct_changes = {allow_direct_changes}
 
 [log]
 level = "trace"
 
-{readers_toml}
+{extra_toml}
 "#,
             socket.display()
         );
@@ -80,6 +88,21 @@ level = "trace"
         match notify.recv(&mut buf) {
             Ok(n) if buf[..n].starts_with(b"READY=1") => {}
             other => panic!("kioskd did not get ready: {other:?}\n{}", self.log()),
+        }
+    }
+
+    /// Stop with SIGKILL (no chance to clean up) and start again on the
+    /// same config.
+    pub fn restart_hard(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 

@@ -1,0 +1,182 @@
+//! The schema, as an append-only list of migrations.
+//!
+//! `PRAGMA user_version` holds how many of [`MIGRATIONS`] the database has
+//! had. Opening applies the missing ones, in order, in one exclusive
+//! transaction together with the new `user_version`: a crash mid-way leaves
+//! the old schema, never half of a new one.
+//!
+//! **Never edit or remove an entry**: databases in the field have run it.
+//! Change the schema by appending a migration.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::Error;
+
+/// Every migration, oldest first. Append only.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: outbox, audit trail, queue counters.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
+
+    -- One row per confirmed change. `seq` is the commit order; rows are
+    -- never deleted (a purge drops the sealed payload only, rule S2).
+    CREATE TABLE outbox (
+        seq                INTEGER PRIMARY KEY,
+        change_id          TEXT NOT NULL UNIQUE,
+        kind               TEXT NOT NULL,
+        customer_id        TEXT NOT NULL,
+        -- pending: to POST; reconcile: to GET before any resend;
+        -- delivered / rejected: the bank's final answer.
+        state              TEXT NOT NULL
+                           CHECK (state IN ('pending', 'reconcile', 'delivered', 'rejected')),
+        -- Set, and committed, before a request goes out; cleared with its
+        -- outcome. Still set after a restart: the outcome is unknown.
+        in_flight          INTEGER NOT NULL DEFAULT 0 CHECK (in_flight IN (0, 1)),
+        nonce              BLOB,
+        payload            BLOB,
+        attempts           INTEGER NOT NULL DEFAULT 0,
+        failures           INTEGER NOT NULL DEFAULT 0,
+        created_at_ms      INTEGER NOT NULL,
+        updated_at_ms      INTEGER NOT NULL,
+        next_attempt_at_ms INTEGER NOT NULL,
+        last_error         TEXT,
+        outcome            TEXT CHECK (outcome IN ('applied', 'superseded')),
+        core_ref           TEXT,
+        rejection_code     TEXT,
+        rejection_message  TEXT,
+        acked_at_ms        INTEGER,
+        purged_at_ms       INTEGER,
+        CHECK ((nonce IS NULL) = (payload IS NULL)),
+        CHECK (payload IS NOT NULL OR state IN ('delivered', 'rejected'))
+    ) STRICT;
+    CREATE INDEX outbox_open ON outbox (customer_id, seq)
+        WHERE state IN ('pending', 'reconcile');
+    CREATE INDEX outbox_state ON outbox (state, seq);
+    CREATE TRIGGER outbox_no_delete BEFORE DELETE ON outbox
+    BEGIN SELECT RAISE(ABORT, 'outbox rows are never deleted'); END;
+
+    -- Append-only, hash-chained (audit.rs).
+    CREATE TABLE audit (
+        seq       INTEGER PRIMARY KEY,
+        at_ms     INTEGER NOT NULL,
+        actor     TEXT NOT NULL,
+        action    TEXT NOT NULL,
+        subject   TEXT,
+        detail    TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash      TEXT NOT NULL
+    ) STRICT;
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+
+    -- Ticket numbers per service and business day (rule Q2).
+    CREATE TABLE queue_counter (
+        service      TEXT NOT NULL,
+        business_day TEXT NOT NULL,
+        last_number  INTEGER NOT NULL,
+        PRIMARY KEY (service, business_day)
+    ) STRICT;
+    "#,
+];
+
+/// Bring the schema up to date.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
+    let known = MIGRATIONS.len() as i64;
+    let err = |source| super::classify(path, source);
+    let version = |c: &Connection| c.pragma_query_value(None, "user_version", |r| r.get(0));
+    let too_new = |found| Error::StoreTooNew {
+        path: path.to_path_buf(),
+        found,
+        known,
+    };
+    let current: i64 = version(conn).map_err(err)?;
+    if current == known {
+        // Nothing to write: a read-only database opens too.
+        return Ok(());
+    }
+    if current > known {
+        return Err(too_new(current));
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Exclusive)
+        .map_err(err)?;
+    // Another process may have migrated between the check and the lock.
+    let current: i64 = version(&tx).map_err(err)?;
+    if current > known {
+        return Err(too_new(current));
+    }
+    for migration in &MIGRATIONS[usize::try_from(current).unwrap_or(0)..] {
+        tx.execute_batch(migration).map_err(err)?;
+    }
+    tx.pragma_update(None, "user_version", known).map_err(err)?;
+    tx.commit().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::{Store, StoreOptions};
+    use super::*;
+
+    fn user_version(c: &Connection) -> i64 {
+        c.pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version")
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let t = TestDir::new();
+        let mut conn = Connection::open(t.db()).expect("open");
+        migrate(&mut conn, &t.db()).expect("first");
+        assert_eq!(user_version(&conn), MIGRATIONS.len() as i64);
+        conn.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')", [])
+            .expect("insert");
+        migrate(&mut conn, &t.db()).expect("second");
+        assert_eq!(user_version(&conn), MIGRATIONS.len() as i64);
+        let kept: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'x'", [], |r| r.get(0))
+            .expect("row kept");
+        assert_eq!(kept, "y");
+        drop(conn);
+        // And through Store::open, twice.
+        drop(t.open());
+        drop(t.open());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let t = TestDir::new();
+        let mut conn = Connection::open(t.db()).expect("open");
+        migrate(&mut conn, &t.db()).expect("migrate");
+        conn.pragma_update(None, "user_version", 99).expect("bump");
+        drop(conn);
+        let e = Store::open(&t.db(), &t.key(), &StoreOptions::default()).expect_err("too new");
+        assert!(matches!(e, Error::StoreTooNew { found: 99, .. }), "{e}");
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_old_schema() {
+        let t = TestDir::new();
+        let mut conn = Connection::open(t.db()).expect("open");
+        // A table in the way makes migration 1 fail half-way.
+        conn.execute_batch("CREATE TABLE queue_counter (x INTEGER)")
+            .expect("obstacle");
+        migrate(&mut conn, &t.db()).expect_err("must fail");
+        assert_eq!(user_version(&conn), 0);
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('meta', 'outbox', 'audit')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(tables, 0, "nothing of the migration was kept");
+    }
+}

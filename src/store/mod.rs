@@ -1,0 +1,448 @@
+//! The kiosk's durable store: one SQLite file holding the outbox of confirmed
+//! changes, the audit trail and the queue counters.
+//!
+//! # Shape
+//!
+//! [`Store`] is synchronous and small: one connection behind a mutex, every
+//! method one short transaction. kioskd calls it from
+//! `tokio::task::spawn_blocking` (as [`crate::sync::run`] does) or from a
+//! thread of its own; `Arc<Store>` is shared by the local API, the flows and
+//! the sync worker.
+//!
+//! * **Schema**: an append-only list of migrations (`migrations.rs`), tracked
+//!   by `PRAGMA user_version` and applied in one exclusive transaction. A
+//!   database from a newer kioskd is refused ([`Error::StoreTooNew`]).
+//! * **Every connection** sets `journal_mode=WAL`, `synchronous=FULL`,
+//!   `foreign_keys=ON`, `secure_delete=ON` and the configured busy timeout.
+//! * **Outbox** (`outbox.rs`): one row per change, keyed by the change's
+//!   UUID (the idempotency key towards the core bank). The personal part
+//!   (the whole [`ChangeRequest`](kiosk_corebank::ChangeRequest) as JSON) is
+//!   sealed with ChaCha20-Poly1305 under a key that lives in a separate file
+//!   (`crypto.rs`), with a random nonce per row and the change id as
+//!   associated data, so a payload moved to another row does not open. What
+//!   stays in clear is not personal: id, kind, the bank's opaque customer id,
+//!   state, counters, timestamps, the bank's answer. Once the bank has given
+//!   its final answer and `store.retention_hours` have passed, [`Store::purge`]
+//!   deletes the sealed payload and keeps that row (rule S2).
+//! * **Audit** (`audit.rs`): append-only (triggers refuse `UPDATE` and
+//!   `DELETE`), each record carrying the SHA-256 of the previous one; the
+//!   chain's head is also kept aside, so [`Store::audit_verify`] finds an
+//!   edited, removed (also the last one) or reordered record.
+//! * **Queue counters** (`queue.rs`): the last ticket number per service and
+//!   business day, taken atomically (rule Q2).
+//!
+//! # Crash safety
+//!
+//! A change is acknowledged to the customer only after
+//! [`Store::commit_change`] returns, and that returns only after SQLite has
+//! committed the outbox row and its audit record in one transaction with
+//! `synchronous=FULL`, i.e. after the WAL was fsync'd (rule C1): a power cut
+//! after that point loses nothing, one before it loses the whole transaction
+//! and the customer was never told "done". Every later state change (an
+//! attempt begun, the bank's answer, a technician's retry, a purge) is again
+//! one transaction together with its audit record, so the outbox and the
+//! audit trail can never disagree. Before a request is sent the row is
+//! marked in flight in its own committed transaction; a process that dies
+//! while the request is out leaves the mark behind, and the next
+//! [`Store::next_deliverable`] asks for reconciliation (`GET`) instead of a
+//! blind resend.
+//!
+//! A full disk or a read-only database fails the write with
+//! [`Error::StoreFull`] / [`Error::StoreReadOnly`]; SQLite rolls the
+//! transaction back, so what was stored before stays intact and readable.
+//!
+//! Nothing here logs or returns personal data: errors carry paths and change
+//! ids, [`ChangeSummary`] has no payload, and the decrypted payload
+//! ([`SecretChange`]) redacts itself in `Debug` and is zeroized on drop.
+
+mod audit;
+mod crypto;
+mod migrations;
+mod outbox;
+mod queue;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+
+pub use audit::{Actor, AuditAction, AuditBreak, AuditEntry, AuditNote, AuditRecord, AuditReport};
+pub use crypto::{SecretChange, generate_key_file};
+pub use outbox::{ChangeState, ChangeSummary, ListFilter, PendingChange, StoredId, SyncStatus};
+
+use crate::Error;
+use crate::config::StoreSection;
+
+/// The store's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// How a [`Store`] opens its database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// How long a write waits for another connection's lock before
+    /// [`Error::StoreBusy`].
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl From<&StoreSection> for StoreOptions {
+    fn from(section: &StoreSection) -> Self {
+        StoreOptions {
+            busy_timeout: Duration::from_millis(section.busy_timeout_ms),
+        }
+    }
+}
+
+/// The kiosk's database. See the [module documentation](self).
+pub struct Store {
+    conn: Mutex<Connection>,
+    cipher: crypto::PayloadCipher,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failure inside a transaction: SQLite's, or one of the store's own.
+/// Lets the bodies use `?` on both; [`Store::fail`] classifies at the edge.
+#[derive(Debug)]
+enum Failure {
+    Db(rusqlite::Error),
+    Kiosk(Error),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Failure::Db(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Kiosk(e)
+    }
+}
+
+type Inner<T> = std::result::Result<T, Failure>;
+
+impl Store {
+    /// Open (creating if needed) the database at `path`, bring its schema up
+    /// to date, and load the payload key from `key_file`.
+    ///
+    /// Fails with [`Error::KeyFileMode`] if the key file is readable by group
+    /// or others, [`Error::KeyFile`] if it is missing or not 64 hex digits,
+    /// and [`Error::WrongKey`] if the database's payloads were sealed with
+    /// another key.
+    pub fn open(path: &Path, key_file: &Path, options: &StoreOptions) -> Result<Store> {
+        Store::open_with_flags(path, key_file, options, OpenFlags::default())
+    }
+
+    /// [`Store::open`] with the `[store]` section's paths and options.
+    pub fn open_config(section: &StoreSection) -> Result<Store> {
+        Store::open(&section.path, &section.key_file, &section.into())
+    }
+
+    fn open_with_flags(
+        path: &Path,
+        key_file: &Path,
+        options: &StoreOptions,
+        flags: OpenFlags,
+    ) -> Result<Store> {
+        let cipher = crypto::PayloadCipher::load(key_file)?;
+        let store_err = |source| Error::Store {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open_with_flags(path, flags).map_err(store_err)?;
+        configure(&conn, options).map_err(|e| classify(path, e))?;
+        migrations::migrate(&mut conn, path)?;
+        if !key_matches(&conn, &cipher).map_err(|e| classify(path, e))? {
+            return Err(Error::WrongKey {
+                key_file: key_file.to_path_buf(),
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(Store {
+            conn: Mutex::new(conn),
+            cipher,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock left SQLite in a consistent state
+        // (an open transaction is rolled back when dropped); keep serving.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn fail(&self, failure: Failure) -> Error {
+        match failure {
+            Failure::Db(e) => classify(&self.path, e),
+            Failure::Kiosk(e) => e,
+        }
+    }
+
+    /// Run `body` in one `BEGIN IMMEDIATE` transaction and commit it
+    /// (durable on return: `synchronous=FULL`). Any error rolls it back.
+    fn write<T>(&self, body: impl FnOnce(&Connection) -> Inner<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = body(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        result.map_err(|e| self.fail(e))
+    }
+
+    /// Run `body` in one read transaction (a consistent snapshot).
+    fn read<T>(&self, body: impl FnOnce(&Connection) -> Inner<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let value = body(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        result.map_err(|e| self.fail(e))
+    }
+}
+
+/// The per-connection settings (outside the migrations: they are not stored
+/// in the file, except the journal mode).
+fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(options.busy_timeout)?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("journal_mode is {mode}, WAL is required")),
+        ));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Purged payloads are overwritten in the file, not left in free pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    Ok(())
+}
+
+/// SQLite's errors, with the ones a caller acts on made into their own
+/// variants.
+fn classify(path: &Path, e: rusqlite::Error) -> Error {
+    let path = path.to_path_buf();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => Error::StoreFull { path },
+        Some(ErrorCode::ReadOnly) => Error::StoreReadOnly { path },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::StoreBusy { path },
+        _ => Error::Store { path, source: e },
+    }
+}
+
+/// The database remembers a fingerprint of the key its payloads are sealed
+/// with, so a wrong key file is refused at open rather than discovered one
+/// payload at a time.
+fn key_matches(conn: &Connection, cipher: &crypto::PayloadCipher) -> rusqlite::Result<bool> {
+    const GET: &str = "SELECT value FROM meta WHERE key = 'key_check'";
+    if let Some(stored) = conn
+        .query_row(GET, [], |r| r.get::<_, String>(0))
+        .optional()?
+    {
+        return Ok(stored == cipher.key_check());
+    }
+    match conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?1)",
+        [cipher.key_check()],
+    ) {
+        Ok(_) => {}
+        // A read-only database without a fingerprint cannot have payloads
+        // sealed by anyone: nothing to compare.
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ReadOnly) => return Ok(true),
+        Err(e) => return Err(e),
+    }
+    // Another process may have written its own first.
+    let stored: String = conn.query_row(GET, [], |r| r.get(0))?;
+    Ok(stored == cipher.key_check())
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// At most `max` characters of a text from outside (an error reason, the
+/// bank's message), cut on a character boundary.
+fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Helpers for the store's and the sync worker's tests.
+
+    use std::path::PathBuf;
+
+    use kiosk_corebank::{
+        CardEvidence, ChangeKind, ChangeRequest, IdType, IdValidityChange, MobileChange, Source,
+    };
+
+    use super::*;
+
+    /// An ID number that must never appear in the database file.
+    pub const ID_NUMBER: &str = "110101199003077777";
+    /// A phone number that must never appear in the database file.
+    pub const MOBILE: &str = "13987654321";
+
+    /// A temporary directory with a key file; the database is `db()`.
+    pub struct TestDir {
+        pub dir: tempfile::TempDir,
+    }
+
+    impl TestDir {
+        pub fn new() -> TestDir {
+            let dir = tempfile::tempdir().expect("tempdir");
+            generate_key_file(&dir.path().join("store.key")).expect("key file");
+            TestDir { dir }
+        }
+
+        pub fn db(&self) -> PathBuf {
+            self.dir.path().join("kiosk.db")
+        }
+
+        pub fn key(&self) -> PathBuf {
+            self.dir.path().join("store.key")
+        }
+
+        pub fn open(&self) -> Store {
+            Store::open(&self.db(), &self.key(), &StoreOptions::default()).expect("open store")
+        }
+    }
+
+    pub fn source() -> Source {
+        Source {
+            kiosk_id: "K-0101-03".into(),
+            branch_id: "0101".into(),
+            channel: "smart_teller".into(),
+        }
+    }
+
+    /// An ID-validity change for `customer`.
+    pub fn id_change(customer: &str) -> ChangeRequest {
+        ChangeRequest {
+            change_id: uuid::Uuid::new_v4().to_string(),
+            customer_id: customer.into(),
+            occurred_at_ms: 1_763_880_000_000,
+            source: source(),
+            kind: ChangeKind::IdValidity {
+                id_validity: IdValidityChange {
+                    id_type: IdType::Resident,
+                    id_number: ID_NUMBER.into(),
+                    valid_from: "2020-03-01".into(),
+                    valid_until: "2040-03-01".into(),
+                    issuer: "北京市公安局东城分局".into(),
+                    card_evidence: CardEvidence {
+                        sam_id: "05.01-20101010-0000001-1234567890".into(),
+                        card_uid: "0123456789ABCDEF".into(),
+                    },
+                },
+            },
+        }
+    }
+
+    /// A mobile change for `customer`.
+    pub fn mobile_change(customer: &str) -> ChangeRequest {
+        ChangeRequest {
+            change_id: uuid::Uuid::new_v4().to_string(),
+            customer_id: customer.into(),
+            occurred_at_ms: 1_763_880_000_000,
+            source: source(),
+            kind: ChangeKind::Mobile {
+                mobile: MobileChange {
+                    new_mobile: MOBILE.into(),
+                    otp_proof: "proof-abc".into(),
+                    notify_old_and_new: true,
+                },
+            },
+        }
+    }
+
+    pub fn note(at_ms: i64) -> AuditNote {
+        AuditNote {
+            at_ms,
+            actor: Actor::CustomerSession,
+            detail: "id validity 110***********7777 → 2040-03-01".into(),
+        }
+    }
+
+    /// Run SQL on the store's own connection (tests only).
+    pub fn raw<T>(store: &Store, f: impl FnOnce(&Connection) -> T) -> T {
+        f(&store.lock())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn every_connection_sets_the_pragmas() {
+        let t = TestDir::new();
+        let store = t.open();
+        raw(&store, |c| {
+            let q = |p: &str| -> String {
+                c.query_row(&format!("PRAGMA {p}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| format!("{v:?}"))
+                .expect(p)
+            };
+            assert_eq!(q("journal_mode"), r#"Text("wal")"#);
+            assert_eq!(q("synchronous"), "Integer(2)", "FULL");
+            assert_eq!(q("foreign_keys"), "Integer(1)");
+            assert_eq!(q("secure_delete"), "Integer(1)");
+            assert_eq!(q("busy_timeout"), "Integer(5000)");
+        });
+    }
+
+    #[test]
+    fn a_wrong_key_file_is_refused_at_open() {
+        let t = TestDir::new();
+        drop(t.open());
+        let other = t.dir.path().join("other.key");
+        generate_key_file(&other).expect("key");
+        let e = Store::open(&t.db(), &other, &StoreOptions::default()).expect_err("wrong key");
+        assert!(matches!(e, Error::WrongKey { .. }), "{e}");
+        assert!(e.to_string().contains("other.key"), "{e}");
+        // The right key still opens it.
+        drop(t.open());
+    }
+
+    #[test]
+    fn bounded_cuts_on_char_boundaries() {
+        assert_eq!(bounded("abc", 5), "abc");
+        assert_eq!(bounded("账户受限制", 2), "账户…");
+    }
+}

@@ -1,0 +1,127 @@
+//! Delivery of the outbox to the core bank (rules C2, C3, C4).
+//!
+//! Two halves, as in rumqttc (`state.rs` / `eventloop.rs`):
+//!
+//! * [`decide`] (`machine.rs`): a pure function from the call just made,
+//!   the failures so far and the call's [`Outcome`] to a [`Decision`]:
+//!   done, rejected for good, try again at a time (capped exponential
+//!   backoff with jitter, Retry-After as a floor), deliver now, or reconcile
+//!   first. No I/O, no clock, no randomness of its own: every transition is
+//!   unit-tested.
+//! * [`run`] (`worker.rs`): the thin loop. It takes the next deliverable
+//!   change from the [`Store`](crate::store::Store), marks the attempt in
+//!   flight (committed), makes the one request through a [`CoreBankPort`],
+//!   lets [`decide`] judge the outcome and records the decision (committed,
+//!   audited when final). Changes go one at a time, oldest first, a
+//!   customer's later change never before an earlier one is settled. When
+//!   nothing is due the loop sleeps until exactly the next retry or purge
+//!   time, or until woken by a commit ([`tokio::sync::Notify`]); it never
+//!   polls.
+//!
+//! # Exactly once in effect (rule C2)
+//!
+//! Every `POST` carries the change id as `Idempotency-Key`, so the bank
+//! applies a resend at most once. On top of that the kiosk never resends
+//! blindly once a request may have reached the bank: after an ambiguous
+//! failure (timeout after sending, connection lost, 5xx) or a crash with a
+//! request in flight, the next request is always `GET /v1/changes/{id}`;
+//! only a `404` there leads to a new `POST` (same key). The in-flight mark
+//! is committed before the request leaves, so a crash at any point is
+//! covered: before the mark, nothing was sent; after it, the restart
+//! reconciles.
+
+mod machine;
+mod port;
+mod worker;
+
+use std::future::Future;
+use std::time::Duration;
+
+use kiosk_corebank::{ChangeRequest, ChangeResult, StoredChange};
+
+pub use machine::{Backoff, Call, Decision, History, IDEMPOTENCY_CONFLICT, IN_PROGRESS, decide};
+pub use worker::{SyncEvent, SyncOptions, run};
+
+/// What came of one request to the core bank, as the [`CoreBankPort`]
+/// classifies it (see `kiosk_corebank::CoreBankError` for the HTTP side).
+/// Reasons and messages must hold no personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `POST` answered 201 (applied) or 200 (superseded); `replayed` when
+    /// the answer carried `Idempotent-Replayed: true`.
+    Accepted {
+        result: ChangeResult,
+        replayed: bool,
+    },
+    /// A 4xx answer (422 business rejection, 400, ...). The 409s may come
+    /// here too; they are recognised by their code.
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The request did not reach the bank, or the bank said "later" (429,
+    /// connection refused, TLS handshake failed, timeout while connecting).
+    Transient {
+        retry_after: Option<Duration>,
+        reason: String,
+    },
+    /// The request may have reached the bank: timeout after sending,
+    /// connection lost after sending, 5xx, an unreadable 2xx.
+    Ambiguous { reason: String },
+    /// `409 {"code":"in_progress"}`: the bank is still working on this key.
+    InProgress,
+    /// `409 {"code":"idempotency_conflict"}`: the same change id was sent
+    /// with another body. A kiosk bug: rejected for good, loudly.
+    Conflict { message: String },
+    /// `GET /v1/changes/{id}` answered 200: the bank's first answer.
+    Found(StoredChange),
+    /// `GET /v1/changes/{id}` answered 404: the bank never saw it.
+    NotFound,
+    /// The kiosk's own trouble (a wrong key, a bad configuration, a
+    /// request it could not build): the change is kept and retried slowly;
+    /// a technician must look.
+    Fault { reason: String },
+}
+
+/// The core bank as the sync worker needs it. Implemented here for
+/// `kiosk_corebank::CoreBankClient` (`port.rs`: [`Outcome::from_error`]
+/// says how each client error is read); tests implement it with a fake.
+pub trait CoreBankPort: Send + Sync {
+    /// `POST /v1/changes` with `Idempotency-Key: {change.change_id}`.
+    fn submit(&self, change: &ChangeRequest) -> impl Future<Output = Outcome> + Send;
+
+    /// `GET /v1/changes/{change_id}`: [`Outcome::Found`],
+    /// [`Outcome::NotFound`], or how it failed.
+    fn get_change(&self, change_id: &str) -> impl Future<Output = Outcome> + Send;
+}
+
+/// Wall-clock time for the worker: stored times are Unix milliseconds.
+pub trait Clock: Send + Sync {
+    /// Now, in Unix milliseconds.
+    fn now_ms(&self) -> i64;
+
+    /// Resolve once [`now_ms`](Self::now_ms) reaches `at_ms`; never for
+    /// `None` (nothing scheduled: only a wake-up or shutdown ends the wait).
+    fn sleep_until(&self, at_ms: Option<i64>) -> impl Future<Output = ()> + Send;
+}
+
+/// The system clock, sleeping with tokio's timer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    fn sleep_until(&self, at_ms: Option<i64>) -> impl Future<Output = ()> + Send {
+        let wait = at_ms.map(|at| u64::try_from(at - self.now_ms()).unwrap_or(0));
+        async move {
+            match wait {
+                Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+}
