@@ -257,15 +257,12 @@ async fn handle_request(request: Request, shared: &Shared) -> Result<serde_json:
             }
         }
         Request::Subscribe => Ok(serde_json::json!({"subscribed": true})),
-        Request::SyncStatus
-        | Request::SyncList(_)
-        | Request::SyncRetry(_)
-        | Request::SyncRejected
-        | Request::AuditVerify
-        | Request::SubmitChange(_) => Err(api_error(
-            ErrorCode::NotAllowed,
-            "this kiosk has no store configured",
-        )),
+        Request::SyncStatus => to_value(shared.sync_status().await?),
+        Request::SyncList(p) => to_value(shared.sync_list(p).await?),
+        Request::SyncRetry(p) => to_value(shared.sync_retry(p.change_id).await?),
+        Request::SyncRejected => to_value(shared.sync_rejected().await?),
+        Request::AuditVerify => to_value(shared.audit_verify().await?),
+        Request::SubmitChange(p) => to_value(shared.submit_change(p).await?),
     }
 }
 

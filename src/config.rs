@@ -30,10 +30,15 @@ pub struct Config {
     pub masking: MaskPolicy,
     #[serde(default)]
     pub readers: Vec<ReaderConfig>,
+    /// The local database; without it the kiosk records nothing and has
+    /// no audit trail (a read-only information kiosk).
     #[serde(default)]
-    pub store: StoreSection,
+    pub store: Option<StoreSection>,
     #[serde(default)]
     pub sync: SyncSection,
+    /// The core bank; without it recorded changes stay in the outbox.
+    #[serde(default)]
+    pub corebank: Option<kiosk_corebank::CoreBankConfig>,
 }
 
 /// `[kiosk]`: who this kiosk is.
@@ -220,19 +225,29 @@ impl Config {
                 self.log.level
             ));
         }
-        if self.store.path.as_os_str().is_empty() {
-            problems.push("store.path: must not be empty".into());
+        if let Some(store) = &self.store {
+            if store.path.as_os_str().is_empty() {
+                problems.push("store.path: must not be empty".into());
+            }
+            if store.key_file.as_os_str().is_empty() {
+                problems.push("store.key_file: must not be empty".into());
+            } else if store.key_file == store.path {
+                problems.push("store.key_file: must not be the database file".into());
+            }
+            if store.retention_hours > 24 * 366 {
+                problems.push("store.retention_hours: at most 8784 (one year)".into());
+            }
+            if !(1..=600_000).contains(&store.busy_timeout_ms) {
+                problems.push("store.busy_timeout_ms: must be between 1 and 600000".into());
+            }
         }
-        if self.store.key_file.as_os_str().is_empty() {
-            problems.push("store.key_file: must not be empty".into());
-        } else if self.store.key_file == self.store.path {
-            problems.push("store.key_file: must not be the database file".into());
-        }
-        if self.store.retention_hours > 24 * 366 {
-            problems.push("store.retention_hours: at most 8784 (one year)".into());
-        }
-        if !(1..=600_000).contains(&self.store.busy_timeout_ms) {
-            problems.push("store.busy_timeout_ms: must be between 1 and 600000".into());
+        if let Some(corebank) = &self.corebank {
+            if self.store.is_none() {
+                problems.push("corebank: needs a [store] to deliver changes from".into());
+            }
+            if let Err(found) = corebank.validate() {
+                problems.extend(found.iter().map(ToString::to_string));
+            }
         }
         if !(1..=3_600_000).contains(&self.sync.backoff_min_ms) {
             problems.push("sync.backoff_min_ms: must be between 1 and 3600000".into());
@@ -294,9 +309,13 @@ profile = "smart_teller"
         assert_eq!(c.log.level, "info");
         assert!(c.readers.is_empty());
         assert_eq!(c.masking, MaskPolicy::default());
-        assert_eq!(c.store.path, PathBuf::from(DEFAULT_STORE_PATH));
-        assert_eq!(c.store.key_file, PathBuf::from(DEFAULT_KEY_FILE));
-        assert_eq!(c.store.retention_hours, 168);
+        assert!(c.store.is_none());
+        assert!(c.corebank.is_none());
+        let with_store = Config::parse(&format!("{MINIMAL}\n[store]\n")).expect("valid");
+        let store = with_store.store.expect("store section");
+        assert_eq!(store.path, PathBuf::from(DEFAULT_STORE_PATH));
+        assert_eq!(store.key_file, PathBuf::from(DEFAULT_KEY_FILE));
+        assert_eq!(store.retention_hours, 168);
         assert_eq!(c.sync.backoff_min_ms, 500);
         assert_eq!(c.sync.backoff_max_ms, 60_000);
         assert_eq!(c.sync.jitter, 0.2);

@@ -28,6 +28,11 @@ pub struct Shared {
     state: Mutex<State>,
     /// Cancelled when the daemon stops.
     pub shutdown: CancellationToken,
+    /// The local database (outbox, audit trail, queue counters), if configured.
+    pub store: Option<Arc<crate::store::Store>>,
+    /// Wakes the sync worker when a change is committed or retried.
+    pub wake: Arc<tokio::sync::Notify>,
+    link: Mutex<crate::changes::LinkState>,
 }
 
 #[derive(Debug, Default)]
@@ -60,7 +65,7 @@ struct CurrentCard {
 }
 
 impl Shared {
-    pub fn new(config: Config) -> Arc<Shared> {
+    pub fn new(config: Config, store: Option<Arc<crate::store::Store>>) -> Arc<Shared> {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let mut state = State::default();
         for r in &config.readers {
@@ -87,7 +92,38 @@ impl Shared {
             events,
             state: Mutex::new(state),
             shutdown: CancellationToken::new(),
+            store,
+            wake: Arc::new(tokio::sync::Notify::new()),
+            link: Mutex::new(crate::changes::LinkState::default()),
         })
+    }
+
+    /// The core-bank link as last seen.
+    pub fn link(&self) -> crate::changes::LinkState {
+        self.link_mut().clone()
+    }
+
+    pub(crate) fn link_mut(&self) -> MutexGuard<'_, crate::changes::LinkState> {
+        self.link.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Record reachability; emit an event when it changes.
+    pub(crate) fn set_link(&self, reachable: bool, detail: Option<String>) {
+        let changed = {
+            let mut link = self.link_mut();
+            let changed = link.reachable != Some(reachable);
+            link.reachable = Some(reachable);
+            link.detail = detail.clone();
+            changed
+        };
+        if changed {
+            tracing::info!(
+                reachable,
+                detail = detail.as_deref().unwrap_or(""),
+                "core bank link"
+            );
+            self.emit(Event::CoreBankLink { reachable, detail });
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -313,6 +349,7 @@ impl Shared {
 /// removed.
 pub async fn run(shared: Arc<Shared>) -> Result<(), crate::Error> {
     let listener = crate::api::bind(&shared.config.api.socket)?;
+    let sync = crate::changes::start_sync(&shared)?;
     let devices = crate::devices::start(shared.clone());
     tracing::info!(
         kiosk = %shared.config.kiosk.id,
@@ -325,6 +362,11 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), crate::Error> {
     crate::api::serve(listener, shared.clone()).await;
     notify_stopping();
     devices.stop().await;
+    if let Some(task) = sync {
+        // The worker watches the same shutdown token; a request in flight is
+        // reconciled on the next start.
+        let _ = task.await;
+    }
     let _ = std::fs::remove_file(&shared.config.api.socket);
     tracing::info!("kioskd stopped");
     Ok(())

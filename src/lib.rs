@@ -22,6 +22,7 @@
 //! states and masked forms only.
 
 pub mod api;
+pub mod changes;
 pub mod config;
 pub mod daemon;
 pub mod devices;
@@ -54,6 +55,8 @@ pub enum Error {
     AlreadyRunning { path: PathBuf },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("core bank client: {0}")]
+    CoreBank(String),
 
     // The store (`store`). No variant carries personal data: only paths,
     // change ids (UUIDs) and SQLite's own messages, which never quote values.

@@ -45,7 +45,14 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let shared = Shared::new(config);
+        let store = match kiosk::changes::open_store(&config).await {
+            Ok(store) => store,
+            Err(e) => {
+                eprintln!("kioskd: cannot open the store: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let shared = Shared::new(config, store);
         let stop = shared.shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;

@@ -2,3 +2,4 @@ pub mod api;
 pub mod harness;
 pub mod pcsc;
 pub mod sam_serial;
+pub mod sync;
