@@ -12,8 +12,12 @@ use kiosk::daemon::{self, Shared};
 #[command(version)]
 struct Args {
     /// The kiosk's configuration file (see docs/configuration.md).
-    #[arg(long, short, env = "KIOSK_CONFIG")]
-    config: PathBuf,
+    #[arg(long, short, env = "KIOSK_CONFIG", required_unless_present = "generate_store_key")]
+    config: Option<PathBuf>,
+    /// Create a new store key file (32 random bytes, hex, mode 0600) at
+    /// this path and exit; an existing file is never overwritten.
+    #[arg(long, value_name = "PATH")]
+    generate_store_key: Option<PathBuf>,
     /// Check the configuration, print every problem, and exit.
     #[arg(long)]
     check: bool,
@@ -21,7 +25,23 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match Config::load(&args.config) {
+    if let Some(path) = &args.generate_store_key {
+        return match kiosk::store::generate_key_file(path) {
+            Ok(()) => {
+                println!("{}: new store key (mode 0600)", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kioskd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let Some(config_path) = args.config else {
+        eprintln!("kioskd: --config is required");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kioskd: {e}");
@@ -29,7 +49,7 @@ fn main() -> ExitCode {
         }
     };
     if args.check {
-        println!("{}: ok", args.config.display());
+        println!("{}: ok", config_path.display());
         return ExitCode::SUCCESS;
     }
     kiosk::logging::init(&config.log);

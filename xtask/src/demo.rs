@@ -131,6 +131,32 @@ pub fn run(args: &[String]) -> Result<()> {
     guard.0.push(("kiosk-sim".into(), sim));
     waited?;
 
+    // Keys: the store's (made by kioskd itself) and the one shared with the
+    // core-bank simulator.
+    let store_key = dir.join("store.key");
+    if !store_key.exists() {
+        let status = Command::new(bin("kioskd", false)).arg("--generate-store-key").arg(&store_key).status()?;
+        if !status.success() {
+            bail!("cannot create the store key");
+        }
+    }
+    let bank_key = dir.join("bank.key");
+    if !bank_key.exists() {
+        write_random_hex_key(&bank_key)?;
+    }
+    let mut bank = Command::new(bin("kiosk-sim", false))
+        .args(["corebank", "--listen", "127.0.0.1:18700", "--db"])
+        .arg(dir.join("bank.db"))
+        .arg("--key-file")
+        .arg(&bank_key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting the core-bank simulator")?;
+    let waited = wait_for_tcp("127.0.0.1:18700", &mut bank);
+    guard.0.push(("kiosk-sim corebank".into(), bank));
+    waited?;
+
     let config = root().join("kiosk-config/demo.toml");
     let kioskd = start_kioskd(&config, dir, false, Stdio::inherit())?;
     guard.0.push(("kioskd".into(), kioskd));
@@ -186,7 +212,11 @@ pub fn run(args: &[String]) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        println!("demo smoke test: both readers read a card through kioskd");
+        let out = Command::new(&ctl).arg("--socket").arg(&socket).args(["sync", "status", "--json"]).output()?;
+        if !out.status.success() {
+            bail!("kioskctl sync status failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        println!("demo smoke test: both readers read a card through kioskd; sync status answers");
         return Ok(());
     }
 
@@ -198,7 +228,9 @@ pub fn run(args: &[String]) -> Result<()> {
          \x20 {sim} card place foreign-2023 --device sam0 --control {control} # serial SAM\n\
          \x20 {ctl} read-card\n\
          \x20 {sim} card remove --device card0 --control {control}\n\
-         \x20 {sim} profiles                   # every simulated card\n\n\
+         \x20 {sim} profiles                   # every simulated card\n\
+         \x20 {ctl} sync status                # outbox and core-bank link\n\
+         \x20 {sim} corebank-ctl --url http://127.0.0.1:18700 stats\n\n\
          Ctrl-C stops everything.",
         sock = socket.display(),
         ctl = ctl.display(),
@@ -208,6 +240,33 @@ pub fn run(args: &[String]) -> Result<()> {
     // Run until kioskd ends (Ctrl-C reaches the whole process group).
     if let Some((_, kioskd)) = guard.0.last_mut() {
         let _ = kioskd.wait();
+    }
+    Ok(())
+}
+
+/// A 32-byte key as hex, mode 0600 (the core bank's shared key).
+pub fn write_random_hex_key(path: &Path) -> Result<()> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(hex.as_bytes())?;
+    Ok(())
+}
+
+/// Wait until something accepts TCP connections at `addr`.
+pub fn wait_for_tcp(addr: &str, child: &mut Child) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!("the process for {addr} exited ({status}) before it listened");
+        }
+        if Instant::now() > deadline {
+            bail!("nothing listens on {addr} after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
 }
