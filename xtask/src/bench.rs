@@ -38,7 +38,9 @@ pub fn run(_args: &[String]) -> Result<()> {
     let latency = rt.block_on(read_latency())?;
     let idle_pcsc = rt.block_on(idle_pcsc())?;
     let idle_sam = rt.block_on(idle_sam())?;
-    let report = report(&latency, &idle_pcsc, &idle_sam);
+    let durability = rt.block_on(crate::bench_sync::measure())?;
+    let mut report = report(&latency, &idle_pcsc, &idle_sam);
+    report.push_str(&crate::bench_sync::report(&durability));
     let path = root().join("docs/BENCHMARKS.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("{report}");
@@ -60,20 +62,20 @@ struct Idle {
     rss_kib: u64,
 }
 
-fn config(dir: &Path, readers: &str) -> Result<std::path::PathBuf> {
+pub(crate) fn config(dir: &Path, readers: &str) -> Result<std::path::PathBuf> {
     let path = dir.join("kiosk.toml");
     std::fs::write(
         &path,
         format!(
             "[kiosk]\nid = \"K-BENCH\"\nbranch_id = \"0101\"\nbranch_name = \"Bench\"\nprofile = \"smart_teller\"\n\n\
-             [api]\nsocket = \"{}\"\n\n[log]\nlevel = \"warn\"\n\n{readers}",
+             [api]\nsocket = \"{}\"\nallow_direct_changes = true\n\n[log]\nlevel = \"warn\"\n\n{readers}",
             dir.join("kioskd.sock").display()
         ),
     )?;
     Ok(path)
 }
 
-async fn subscribed(dir: &Path) -> Result<Client> {
+pub(crate) async fn subscribed(dir: &Path) -> Result<Client> {
     let mut c = Client::connect(dir.join("kioskd.sock")).await?;
     c.subscribe().await?;
     Ok(c)
@@ -244,7 +246,7 @@ async fn idle_sam() -> Result<Idle> {
     measure_idle(child)
 }
 
-fn stats(v: &[Duration]) -> (f64, f64, f64) {
+pub(crate) fn stats(v: &[Duration]) -> (f64, f64, f64) {
     let mut ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     ms.sort_by(f64::total_cmp);
     let median = ms[ms.len() / 2];

@@ -10,6 +10,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod bench_sync;
 mod demo;
 
 /// Debian packages every command needs: PC/SC daemon and library, the
