@@ -19,10 +19,11 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
+use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -251,13 +252,19 @@ impl Devices {
 }
 
 /// The control socket's server: a thread accepting connections, one thread
-/// per connection. Drop stops it and removes the socket file.
+/// per connection. Drop stops it, closes the open connections, waits for
+/// their threads (so none of them still holds the devices) and removes the
+/// socket file.
 #[derive(Debug)]
 pub struct ControlServer {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    conns: Conns,
 }
+
+/// The open connections: a handle to shut each down, and its thread.
+type Conns = Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>>;
 
 impl ControlServer {
     /// Listen on `path` (a stale socket file there is replaced; a live one is an error).
@@ -282,11 +289,13 @@ impl ControlServer {
         let listener = UnixListener::bind(&path)
             .map_err(SimError::io(format!("binding {}", path.display())))?;
         let stop = Arc::new(AtomicBool::new(false));
+        let conns = Conns::default();
         let thread = {
             let stop = stop.clone();
+            let conns = conns.clone();
             std::thread::Builder::new()
                 .name("kiosk-sim-control".into())
-                .spawn(move || accept_loop(listener, devices, stop))
+                .spawn(move || accept_loop(listener, devices, stop, conns))
                 .map_err(SimError::io("spawning the control thread"))?
         };
         info!(socket = %path.display(), "control socket listening");
@@ -294,6 +303,7 @@ impl ControlServer {
             path,
             stop,
             thread: Some(thread),
+            conns,
         })
     }
 
@@ -309,26 +319,42 @@ impl Drop for ControlServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        // The accept thread is gone: no connection is added any more. A
+        // connection thread holds the devices until it returns, and a client
+        // may keep its connection open: close each, then wait for its thread.
+        let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(PoisonError::into_inner));
+        for (conn, thread) in conns {
+            let _ = conn.shutdown(Shutdown::Both);
+            let _ = thread.join();
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
-fn accept_loop(listener: UnixListener, devices: Arc<Devices>, stop: Arc<AtomicBool>) {
+fn accept_loop(listener: UnixListener, devices: Arc<Devices>, stop: Arc<AtomicBool>, conns: Conns) {
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        match conn {
-            Ok(conn) => {
-                let devices = devices.clone();
-                let spawned = std::thread::Builder::new()
-                    .name("kiosk-sim-control-conn".into())
-                    .spawn(move || serve(conn, &devices));
-                if let Err(e) = spawned {
-                    warn!(error = %e, "control connection thread");
-                }
+        // A second handle on the socket, to shut it down from `Drop`.
+        let (conn, handle) = match conn.and_then(|c| c.try_clone().map(|h| (c, h))) {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!(error = %e, "control accept");
+                continue;
             }
-            Err(e) => warn!(error = %e, "control accept"),
+        };
+        let devices = devices.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kiosk-sim-control-conn".into())
+            .spawn(move || serve(conn, &devices));
+        match spawned {
+            Ok(thread) => {
+                let mut conns = conns.lock().unwrap_or_else(PoisonError::into_inner);
+                conns.retain(|(_, t)| !t.is_finished());
+                conns.push((handle, thread));
+            }
+            Err(e) => warn!(error = %e, "control connection thread"),
         }
     }
 }

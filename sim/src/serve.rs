@@ -88,11 +88,16 @@ fn default_baud() -> u32 {
 }
 
 /// Running devices, their control socket and the optional pcscd; drop
-/// stops everything.
+/// stops everything, and when it returns the devices are stopped and their
+/// links and the control socket removed.
+///
+/// Fields drop in order: the control socket first (it joins its
+/// connection threads, which hold the devices too), then the devices (stopped
+/// here unless another clone of the `Arc` is still held), then pcscd.
 #[derive(Debug)]
 pub struct Running {
-    pub devices: Arc<Devices>,
     pub control: ControlServer,
+    pub devices: Arc<Devices>,
     pub pcscd: Option<Pcscd>,
 }
 
@@ -192,8 +197,8 @@ impl ServeConfig {
             devices.clone(),
         )?;
         Ok(Running {
-            devices,
             control,
+            devices,
             pcscd,
         })
     }
