@@ -26,6 +26,7 @@ pub mod changes;
 pub mod config;
 pub mod daemon;
 pub mod devices;
+pub mod flows;
 pub mod logging;
 pub mod masking;
 pub mod store;

@@ -63,6 +63,15 @@ pub enum EscposError {
     /// The configuration is not valid.
     #[error("invalid printer configuration: {0}")]
     Config(String),
+    /// The printer's device thread ([`crate::PrinterDevice`]) did not
+    /// answer a request in time (it was busy with an earlier one, or the
+    /// printer stalled). A print that timed out may or may not have
+    /// printed: treat the ticket as not printed and offer a reprint.
+    #[error("the printer's device thread gave no answer within {timeout_ms} ms")]
+    DeviceTimeout { timeout_ms: u64 },
+    /// The printer's device thread has stopped.
+    #[error("the printer's device thread has stopped")]
+    DeviceStopped,
 }
 
 fn sent_note(sent: bool) -> &'static str {

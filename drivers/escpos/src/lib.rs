@@ -40,6 +40,16 @@
 //! reopened by its path ([`SerialPrinter::reconnect`] with capped
 //! exponential backoff, or once by the next print).
 //!
+//! **One owner per printer.** [`PrinterDevice::spawn`] starts the thread
+//! that owns the [`SerialPrinter`]: it opens the port, reports
+//! [`PrinterEvent`]s (state, status with warnings, faults) to an
+//! [`EventSink`] when they change, serves [`PrinterHandle`] requests
+//! (print, status, test page) one at a time, and reopens an absent printer
+//! by its path with capped backoff. A healthy printer is not polled
+//! between prints; a faulted or absent one is looked at again with capped
+//! backoff so a refill or a replug is noticed ([`device`] has the
+//! details).
+//!
 //! Everything is blocking std I/O with timeouts; the kiosk runs the
 //! printer in its own thread. The printer simulator that the tests use
 //! lives in `kiosk-sim` (`kiosk_sim::printer`): it decodes what it is sent
@@ -49,6 +59,7 @@
 
 pub mod command;
 pub mod config;
+pub mod device;
 pub mod document;
 pub mod encoding;
 pub mod error;
@@ -57,6 +68,9 @@ pub mod status;
 
 pub use command::{Align, CharSize, Cut, HriPosition, QrErrorCorrection};
 pub use config::{FlowControl, PrinterConfig};
+pub use device::{
+    DeviceState, EventSink, PrinterDevice, PrinterEvent, PrinterHandle, PrinterSnapshot,
+};
 pub use document::{BarcodeOptions, Document, DocumentBuilder, Element, QrOptions, QueueTicket};
 pub use encoding::TextEncoding;
 pub use error::EscposError;

@@ -65,6 +65,8 @@ pub struct SerialPrinter {
     /// A status request timed out: its reply may still come.
     unsettled: bool,
     wire_bytes: u64,
+    /// What the printer said last (see [`SerialPrinter::last_status`]).
+    last_status: Option<PrinterStatus>,
 }
 
 impl std::fmt::Debug for SerialPrinter {
@@ -88,6 +90,7 @@ impl SerialPrinter {
             port: None,
             unsettled: false,
             wire_bytes: 0,
+            last_status: None,
         })
     }
 
@@ -115,6 +118,14 @@ impl SerialPrinter {
     /// Bytes written and read so far.
     pub fn wire_bytes(&self) -> u64 {
         self.wire_bytes
+    }
+
+    /// The status the printer reported last: all four replies from the
+    /// last [`SerialPrinter::status`] (or open), updated with the replies
+    /// read after the last print. `None` before the first answer. Kept
+    /// when the port closes (it is what was known last).
+    pub fn last_status(&self) -> Option<PrinterStatus> {
+        self.last_status
     }
 
     /// Close the port (reopened by [`SerialPrinter::reopen`] or the next
@@ -174,6 +185,7 @@ impl SerialPrinter {
         for query in StatusQuery::ALL {
             status.apply(self.query(query)?);
         }
+        self.last_status = Some(status);
         Ok(status)
     }
 
@@ -224,6 +236,7 @@ impl SerialPrinter {
             after.apply(self.query(StatusQuery::OfflineCause)?);
             after.apply(self.query(StatusQuery::ErrorCause)?);
         }
+        self.last_status = Some(after);
         if let Some(fault) = after.fault() {
             tracing::info!(%fault, "printer fault after the document was sent");
             return Err(EscposError::from_fault(fault, true));

@@ -1,9 +1,11 @@
 //! kiosk-escpos tests: exact command bytes, documents, encodings, status
-//! vectors, property tests. The transport is tested against the printer
+//! vectors, property tests, and the device loop against the printer
+//! simulator (`device`). The transport alone is tested against the
 //! simulator in `kiosk-sim` (`sim/tests/printer.rs`).
 
 mod commands;
 mod config;
+mod device;
 mod document;
 mod encoding;
 mod props;

@@ -1,0 +1,409 @@
+//! The printer device loop against the printer simulator on a pty: prints,
+//! faults reported as events, a refill and a replug noticed by themselves,
+//! no polling while healthy.
+//!
+//! Waiting is on the event channel and the simulator's condition variable,
+//! each with a deadline; no test sleeps to synchronise.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use kiosk_escpos::device::{FAULT_CHECK_MAX, REOPEN_BACKOFF_MAX};
+use kiosk_escpos::{
+    DeviceState, Document, EscposError, PaperState, PrinterConfig, PrinterDevice, PrinterEvent,
+    PrinterFault, PrinterHandle, QueueTicket, Warning,
+};
+use kiosk_sim::printer::{PrinterSim, PrinterSimConfig, PrinterState};
+
+/// A request's time limit.
+const CALL: Duration = Duration::from_secs(10);
+/// How long a state the device reaches by itself may take: the longest
+/// backoff plus a status exchange and slack.
+const NOTICE: Duration = Duration::from_secs(15);
+const WAIT: Duration = Duration::from_secs(5);
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+struct Rig {
+    // Field order: the device stops before the simulator goes.
+    printer: PrinterHandle,
+    events: Events,
+    sim: PrinterSim,
+    _dir: tempfile::TempDir,
+}
+
+fn rig() -> Rig {
+    rig_with(|_| {})
+}
+
+/// A simulator; `before` runs before the device is spawned.
+fn rig_with(before: impl FnOnce(&PrinterSim)) -> Rig {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let sim = PrinterSim::start(PrinterSimConfig::new(
+        dir.path().join("by-id/usb-1a86_USB_Serial-if00-port0"),
+    ))
+    .unwrap();
+    before(&sim);
+    let mut config = PrinterConfig::new(sim.link());
+    config.baud = sim.baud();
+    config.status_timeout_ms = 2000;
+    let (tx, rx) = mpsc::channel();
+    let printer = PrinterDevice::spawn("ticket".into(), config, tx).unwrap();
+    Rig {
+        printer,
+        events: Events::new(rx),
+        sim,
+        _dir: dir,
+    }
+}
+
+fn ticket(number: &str) -> Document {
+    QueueTicket {
+        branch: "某某银行 西城支行".into(),
+        service: "个人业务".into(),
+        number: number.into(),
+        waiting: "您前面还有 2 人等候".into(),
+        issued_at: "2025-03-14 09:31".into(),
+        masked_name: None,
+        qr: Some("0b4a2c9e-3f1d-4d55-9a7e-6c1f2b3d4e5f".into()),
+    }
+    .document()
+    .unwrap()
+}
+
+/// Events received so far, for failure messages.
+struct Events {
+    rx: Receiver<PrinterEvent>,
+    seen: Vec<String>,
+}
+
+impl Events {
+    fn new(rx: Receiver<PrinterEvent>) -> Events {
+        Events {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next event matching `pred` within `within`; others are skipped.
+    fn wait_for(
+        &mut self,
+        within: Duration,
+        what: &str,
+        mut pred: impl FnMut(&PrinterEvent) -> bool,
+    ) -> PrinterEvent {
+        let deadline = Instant::now() + within;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                panic!(
+                    "no {what} within {within:?}; events seen:\n{}",
+                    self.seen.join("\n")
+                );
+            }
+            match self.rx.recv_timeout(deadline - now) {
+                Ok(event) => {
+                    self.seen.push(format!("{event:?}"));
+                    if pred(&event) {
+                        return event;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(e) => panic!(
+                    "event channel closed ({e}) waiting for {what}; events seen:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn state(&mut self, within: Duration, want: DeviceState) -> Option<String> {
+        match self.wait_for(
+            within,
+            &format!("state {want}"),
+            |e| matches!(e, PrinterEvent::State { state, .. } if *state == want),
+        ) {
+            PrinterEvent::State { detail, .. } => detail,
+            _ => unreachable!(),
+        }
+    }
+
+    fn fault(&mut self, within: Duration, want: PrinterFault) {
+        self.wait_for(
+            within,
+            &format!("fault {want}"),
+            |e| matches!(e, PrinterEvent::Fault { fault, .. } if *fault == want),
+        );
+    }
+
+    /// Every event that comes within `within` (waits all of it).
+    fn all_within(&mut self, within: Duration) -> Vec<PrinterEvent> {
+        let deadline = Instant::now() + within;
+        let mut got = Vec::new();
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return got;
+            }
+            match self.rx.recv_timeout(deadline - now) {
+                Ok(event) => {
+                    self.seen.push(format!("{event:?}"));
+                    got.push(event);
+                }
+                Err(_) => return got,
+            }
+        }
+    }
+}
+
+#[test]
+fn starts_online_and_prints_a_ticket_with_status_checked_around_it() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Starting);
+    let status = match r.events.wait_for(WAIT, "first status", |e| {
+        matches!(e, PrinterEvent::Status { .. })
+    }) {
+        PrinterEvent::Status {
+            status, warnings, ..
+        } => {
+            assert!(warnings.is_empty());
+            status
+        }
+        _ => unreachable!(),
+    };
+    assert_eq!(status.fault(), None);
+    assert_eq!(r.events.state(WAIT, DeviceState::Online), None);
+    let before = r.sim.stats().status_queries;
+    assert_eq!(before, 4, "all four statuses asked on open");
+
+    let printed = r.printer.print(ticket("A001"), CALL).unwrap();
+    assert!(printed.warnings.is_empty());
+    assert_eq!(printed.status.paper, PaperState::Present);
+    let tickets = r.sim.wait_for_tickets(1, WAIT).unwrap();
+    assert_eq!(tickets[0].texts()[2], "A001");
+    assert_eq!(
+        tickets[0].qr,
+        vec!["0b4a2c9e-3f1d-4d55-9a7e-6c1f2b3d4e5f".to_string()]
+    );
+    // Four before the ticket, printer and paper after it.
+    assert_eq!(r.sim.stats().status_queries, before + 6);
+
+    let snapshot = r.printer.snapshot();
+    assert_eq!(snapshot.state, DeviceState::Online);
+    assert_eq!(snapshot.fault, None);
+    r.printer.stop();
+}
+
+#[test]
+fn a_healthy_printer_is_not_polled_between_prints() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    r.printer.print(ticket("A001"), CALL).unwrap();
+    let queries = r.sim.stats().status_queries;
+    // Idle for a while: nothing is asked and nothing reported.
+    let events = r.events.all_within(Duration::from_millis(2500));
+    assert!(events.is_empty(), "events while idle: {events:?}");
+    assert_eq!(r.sim.stats().status_queries, queries);
+    // A technician's check asks all four.
+    let status = r.printer.status(CALL).unwrap();
+    assert_eq!(status.fault(), None);
+    assert_eq!(r.sim.stats().status_queries, queries + 4);
+}
+
+#[test]
+fn paper_out_fails_the_print_reports_the_fault_and_a_refill_is_noticed() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    // The paper runs out while idle: noticed at the next print.
+    r.sim.set_state(PrinterState::PaperOut);
+    let started = Instant::now();
+    let err = r.printer.print(ticket("A002"), CALL).unwrap_err();
+    assert!(
+        matches!(err, EscposError::PaperOut { sent: false }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "told at once");
+    assert_eq!(err.printer_fault(), Some(PrinterFault::PaperOut));
+    r.events.fault(WAIT, PrinterFault::PaperOut);
+    assert_eq!(
+        r.events.state(WAIT, DeviceState::Offline).as_deref(),
+        Some("paper out")
+    );
+    let snapshot = r.printer.snapshot();
+    assert_eq!(snapshot.state, DeviceState::Offline);
+    assert_eq!(snapshot.fault, Some(PrinterFault::PaperOut));
+    assert_eq!(snapshot.status.map(|s| s.paper), Some(PaperState::Out));
+    // Nothing was sent.
+    assert!(r.sim.tickets().is_empty());
+    assert_eq!(r.sim.stats().rejected_bytes, 0);
+
+    // While faulted the device looks again by itself: a refill brings it
+    // back without a print.
+    r.sim.set_state(PrinterState::Ready);
+    r.events.state(NOTICE, DeviceState::Online);
+    assert_eq!(r.printer.snapshot().fault, None);
+    r.printer.print(ticket("A002"), CALL).unwrap();
+    let tickets = r.sim.wait_for_tickets(1, WAIT).unwrap();
+    assert_eq!(tickets[0].texts()[2], "A002");
+}
+
+#[test]
+fn paper_near_end_prints_and_warns() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    r.sim.set_state(PrinterState::PaperNearEnd);
+    let printed = r.printer.print(ticket("A003"), CALL).unwrap();
+    assert_eq!(printed.warnings, vec![Warning::PaperNearEnd]);
+    r.events
+        .wait_for(WAIT, "a status with the near-end warning", |e| {
+            matches!(e, PrinterEvent::Status { warnings, status, .. }
+            if warnings == &[Warning::PaperNearEnd] && status.paper == PaperState::NearEnd)
+        });
+    assert_eq!(r.sim.wait_for_tickets(1, WAIT).unwrap().len(), 1);
+    let snapshot = r.printer.snapshot();
+    assert_eq!(snapshot.state, DeviceState::Online);
+    assert_eq!(snapshot.warnings, vec![Warning::PaperNearEnd]);
+    // Still online: not a fault, and no polling.
+    let events = r.events.all_within(Duration::from_millis(1500));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, PrinterEvent::State { .. } | PrinterEvent::Fault { .. })),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn cover_open_and_cutter_jam_are_faults_the_technician_sees() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    r.sim.set_state(PrinterState::CoverOpen);
+    let err = r.printer.print(ticket("B001"), CALL).unwrap_err();
+    assert!(
+        matches!(err, EscposError::CoverOpen { sent: false }),
+        "{err:?}"
+    );
+    r.events.fault(WAIT, PrinterFault::CoverOpen);
+    r.events.state(WAIT, DeviceState::Offline);
+
+    // Another fault while faulted: reported as a new fault, found by the
+    // device's own check.
+    r.sim.set_state(PrinterState::CutterError);
+    r.events.fault(NOTICE, PrinterFault::CutterError);
+    assert_eq!(
+        r.events.state(WAIT, DeviceState::HardwareError).as_deref(),
+        Some("autocutter error")
+    );
+    let err = r.printer.print(ticket("B001"), CALL).unwrap_err();
+    assert_eq!(err.printer_fault(), Some(PrinterFault::CutterError));
+    assert!(r.sim.tickets().is_empty());
+}
+
+#[test]
+fn unplug_is_no_device_and_a_replug_is_noticed_and_prints() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    r.sim.unplug().unwrap();
+    // Idle unplug: noticed at the next print, which fails at once.
+    let err = r.printer.print(ticket("A004"), CALL).unwrap_err();
+    assert!(err.is_unplugged(), "{err:?}");
+    r.events.state(WAIT, DeviceState::NoDevice);
+    assert_eq!(r.printer.snapshot().status, None);
+
+    r.sim.replug().unwrap();
+    r.events.wait_for(WAIT, "the status after the replug", |e| {
+        matches!(e, PrinterEvent::Status { .. })
+    });
+    r.events.state(
+        REOPEN_BACKOFF_MAX + Duration::from_secs(5),
+        DeviceState::Online,
+    );
+    r.printer.print(ticket("A004"), CALL).unwrap();
+    let tickets = r.sim.wait_for_tickets(1, WAIT).unwrap();
+    assert_eq!(tickets[0].texts()[2], "A004");
+}
+
+#[test]
+fn a_printer_absent_at_start_is_found_when_plugged_in() {
+    let mut r = rig_with(|sim| sim.unplug().unwrap());
+    r.events.state(WAIT, DeviceState::Starting);
+    let detail = r.events.state(WAIT, DeviceState::NoDevice).unwrap();
+    assert!(detail.contains("by-id"), "{detail}");
+    r.sim.replug().unwrap();
+    r.events.state(
+        REOPEN_BACKOFF_MAX + Duration::from_secs(5),
+        DeviceState::Online,
+    );
+    r.printer.test_page(CALL).unwrap();
+    let tickets = r.sim.wait_for_tickets(1, WAIT).unwrap();
+    assert_eq!(tickets[0].texts()[0], "打印测试 Test page");
+    assert_eq!(tickets[0].texts()[1], "printer ticket");
+}
+
+#[test]
+fn a_replug_while_idle_just_prints() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    r.sim.unplug().unwrap();
+    r.sim.replug().unwrap();
+    // The old port is dead: the print reopens by path and goes through.
+    r.printer.print(ticket("A005"), CALL).unwrap();
+    assert_eq!(r.sim.wait_for_tickets(1, WAIT).unwrap().len(), 1);
+}
+
+#[test]
+fn an_unplug_mid_ticket_fails_the_print() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    // The four status requests before the ticket (3 bytes each), then 20
+    // bytes of the ticket.
+    r.sim.unplug_after(12 + 20);
+    let err = r.printer.print(ticket("A006"), CALL).unwrap_err();
+    assert!(err.is_unplugged(), "{err:?}");
+    r.events.state(WAIT, DeviceState::NoDevice);
+    assert!(r.sim.tickets().is_empty());
+}
+
+#[test]
+fn stop_is_prompt_while_waiting_to_retry() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    r.sim.set_state(PrinterState::Offline);
+    let _ = r.printer.status(CALL).unwrap();
+    r.events.fault(WAIT, PrinterFault::Offline);
+    // The device waits up to FAULT_CHECK_MAX between checks; stop does
+    // not wait for that.
+    let started = Instant::now();
+    let Rig { printer, .. } = r;
+    printer.stop();
+    assert!(
+        started.elapsed() < FAULT_CHECK_MAX / 4,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn an_absent_printer_fails_requests_at_once_and_a_late_request_is_dropped() {
+    let mut r = rig_with(|sim| sim.unplug().unwrap());
+    r.events.state(WAIT, DeviceState::NoDevice);
+    // Absent: a print says so at once (it tries the path once).
+    let started = Instant::now();
+    let err = r.printer.print(ticket("A007"), CALL).unwrap_err();
+    assert!(err.is_unplugged(), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let err = r.printer.status(CALL).unwrap_err();
+    assert!(err.is_unplugged(), "{err:?}");
+    // A zero time limit: the request is dropped unrun.
+    let err = r.printer.print(ticket("A007"), Duration::ZERO).unwrap_err();
+    assert!(
+        matches!(err, EscposError::DeviceTimeout { timeout_ms: 0 }),
+        "{err:?}"
+    );
+}
