@@ -39,6 +39,60 @@ pub struct Config {
     /// The core bank; without it recorded changes stay in the outbox.
     #[serde(default)]
     pub corebank: Option<kiosk_corebank::CoreBankConfig>,
+    /// The queue flow (services, numbering); without it `queue_*` methods
+    /// are refused.
+    #[serde(default)]
+    pub queue: Option<crate::flows::queue::QueueConfig>,
+    /// The ticket printer, if this kiosk has one.
+    #[serde(default)]
+    pub printer: Option<PrinterSection>,
+}
+
+/// `[printer]`: one ESC/POS ticket printer on a serial port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrinterSection {
+    /// The printer's name in `status` and events. Default `printer`.
+    #[serde(default = "default_printer_name")]
+    pub name: String,
+    pub path: PathBuf,
+    #[serde(default)]
+    pub baud: Option<u32>,
+    #[serde(default)]
+    pub flow_control: Option<kiosk_escpos::FlowControl>,
+    #[serde(default)]
+    pub encoding: Option<kiosk_escpos::TextEncoding>,
+    #[serde(default)]
+    pub write_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub status_timeout_ms: Option<u64>,
+}
+
+fn default_printer_name() -> String {
+    "printer".into()
+}
+
+impl PrinterSection {
+    /// The driver's config, with the driver's defaults for what is not set.
+    pub fn driver_config(&self) -> kiosk_escpos::PrinterConfig {
+        let mut c = kiosk_escpos::PrinterConfig::new(&self.path);
+        if let Some(b) = self.baud {
+            c.baud = b;
+        }
+        if let Some(f) = self.flow_control {
+            c.flow_control = f;
+        }
+        if let Some(e) = self.encoding {
+            c.encoding = e;
+        }
+        if let Some(t) = self.write_timeout_ms {
+            c.write_timeout_ms = t;
+        }
+        if let Some(t) = self.status_timeout_ms {
+            c.status_timeout_ms = t;
+        }
+        c
+    }
 }
 
 /// `[kiosk]`: who this kiosk is.
@@ -263,6 +317,25 @@ impl Config {
                 self.sync.jitter
             ));
         }
+        if let Some(queue) = &self.queue {
+            problems.extend(queue.check("queue"));
+            if self.store.is_none() {
+                problems.push("queue: needs a [store] to keep the ticket numbers in".into());
+            }
+        }
+        if let Some(printer) = &self.printer {
+            if printer.name.trim().is_empty() {
+                problems.push("printer.name: must not be empty".into());
+            } else if self.readers.iter().any(|r| r.name == printer.name) {
+                problems.push(format!(
+                    "printer.name: {:?} is already the name of a reader",
+                    printer.name
+                ));
+            }
+            if let Err(e) = printer.driver_config().validate() {
+                problems.push(format!("printer: {e}"));
+            }
+        }
         let mut names = BTreeSet::new();
         for (i, reader) in self.readers.iter().enumerate() {
             if !names.insert(reader.name.as_str()) {
@@ -345,6 +418,48 @@ profile = "smart_teller"
     }
 
     #[test]
+    fn queue_and_printer_problems_name_their_keys() {
+        let text = format!(
+            "{MINIMAL}\n[store]\n[queue]\ntimezone = \"Asia/Shanghai\"\nnumber_digits = 9\n\
+             [[queue.services]]\nid = \"a\"\nletter = \"a\"\nname_zh = \"x\"\nname_en = \"y\"\n\
+             [printer]\nname = \"\"\npath = \"/dev/x\"\nbaud = 0\n"
+        );
+        let problems = Config::parse(&text).expect_err("several problems");
+        for key in [
+            "queue.number_digits",
+            "queue.services[0].letter",
+            "printer.name",
+            "printer:",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(key)),
+                "{key}: {problems:?}"
+            );
+        }
+        let text = format!("{MINIMAL}\n[queue]\ntimezone = \"Asia/Shanghai\"\nservices = []\n");
+        let problems = Config::parse(&text).expect_err("no store, no services");
+        assert!(
+            problems.iter().any(|p| p.starts_with("queue.services")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.starts_with("queue: needs")),
+            "{problems:?}"
+        );
+        let text = format!("{MINIMAL}\n[printer]\npath = \"/dev/x\"\nspeed = 1\n");
+        let problems = Config::parse(&text).expect_err("unknown key");
+        assert!(problems[0].contains("speed"), "{problems:?}");
+        let ok =
+            Config::parse(&format!("{MINIMAL}\n[printer]\npath = \"/dev/x\"\n")).expect("valid");
+        let p = ok.printer.expect("printer");
+        assert_eq!(p.name, "printer");
+        assert_eq!(
+            p.driver_config(),
+            kiosk_escpos::PrinterConfig::new("/dev/x")
+        );
+    }
+
+    #[test]
     fn unknown_key_is_refused_and_named() {
         let text = format!("{MINIMAL}\n[api]\nsokcet = \"/tmp/x\"\n");
         let problems = Config::parse(&text).expect_err("unknown key");
@@ -387,10 +502,18 @@ profile = "smart_teller"
                 // (/etc/kiosk/..., /tmp/kiosk-demo/...): check everything
                 // but those files here.
                 let text = std::fs::read_to_string(&path).expect("read profile");
-                let mut config: Config = toml::from_str(&text)
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                assert!(config.store.is_some(), "{}: every profile records changes", path.display());
-                assert!(config.corebank.take().is_some(), "{}: every profile syncs", path.display());
+                let mut config: Config =
+                    toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(
+                    config.store.is_some(),
+                    "{}: every profile records changes",
+                    path.display()
+                );
+                assert!(
+                    config.corebank.take().is_some(),
+                    "{}: every profile syncs",
+                    path.display()
+                );
                 let problems = config.check();
                 assert!(problems.is_empty(), "{}: {problems:?}", path.display());
                 seen += 1;

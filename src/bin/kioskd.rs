@@ -12,7 +12,12 @@ use kiosk::daemon::{self, Shared};
 #[command(version)]
 struct Args {
     /// The kiosk's configuration file (see docs/configuration.md).
-    #[arg(long, short, env = "KIOSK_CONFIG", required_unless_present = "generate_store_key")]
+    #[arg(
+        long,
+        short,
+        env = "KIOSK_CONFIG",
+        required_unless_present = "generate_store_key"
+    )]
     config: Option<PathBuf>,
     /// Create a new store key file (32 random bytes, hex, mode 0600) at
     /// this path and exit; an existing file is never overwritten.

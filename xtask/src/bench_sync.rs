@@ -34,7 +34,11 @@ pub struct Durability {
 
 /// Write 4 KiB and `fdatasync`, over and over: the disk's own limit.
 fn raw_fsync_rate(dir: &Path) -> Result<f64> {
-    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(dir.join("fsync.bin"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(dir.join("fsync.bin"))?;
     let block = [0x5Au8; 4096];
     let start = Instant::now();
     for _ in 0..FSYNC_SAMPLES {
@@ -80,9 +84,11 @@ fn store_toml(dir: &Path, bank_url: Option<&str>) -> String {
 async fn wait_delivered(c: &mut Client, n: usize) -> Result<()> {
     let mut seen = 0;
     while seen < n {
-        c.wait_event(Duration::from_secs(120), |e| matches!(e, Event::ChangeDelivered { .. }).then_some(()))
-            .await
-            .context("waiting for deliveries")?;
+        c.wait_event(Duration::from_secs(120), |e| {
+            matches!(e, Event::ChangeDelivered { .. }).then_some(())
+        })
+        .await
+        .context("waiting for deliveries")?;
         seen += 1;
     }
     Ok(())
@@ -136,7 +142,10 @@ pub async fn measure() -> Result<Durability> {
         left = c.sync_status().await?.backlog;
     }
     let drain = start.elapsed();
-    anyhow::ensure!(bank.stats().applied_total as usize >= BACKLOG, "not every change was applied");
+    anyhow::ensure!(
+        bank.stats().applied_total as usize >= BACKLOG,
+        "not every change was applied"
+    );
 
     // 3. Commit → acknowledgement, one change at a time.
     let mut ack = Vec::new();
@@ -151,7 +160,12 @@ pub async fn measure() -> Result<Durability> {
         .await?;
         ack.push(committed.elapsed());
     }
-    Ok(Durability { fsyncs_per_s, commits_per_s, drain, ack })
+    Ok(Durability {
+        fsyncs_per_s,
+        commits_per_s,
+        drain,
+        ack,
+    })
 }
 
 pub fn report(d: &Durability) -> String {

@@ -135,7 +135,10 @@ pub fn run(args: &[String]) -> Result<()> {
     // core-bank simulator.
     let store_key = dir.join("store.key");
     if !store_key.exists() {
-        let status = Command::new(bin("kioskd", false)).arg("--generate-store-key").arg(&store_key).status()?;
+        let status = Command::new(bin("kioskd", false))
+            .arg("--generate-store-key")
+            .arg(&store_key)
+            .status()?;
         if !status.success() {
             bail!("cannot create the store key");
         }
@@ -212,9 +215,16 @@ pub fn run(args: &[String]) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        let out = Command::new(&ctl).arg("--socket").arg(&socket).args(["sync", "status", "--json"]).output()?;
+        let out = Command::new(&ctl)
+            .arg("--socket")
+            .arg(&socket)
+            .args(["sync", "status", "--json"])
+            .output()?;
         if !out.status.success() {
-            bail!("kioskctl sync status failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "kioskctl sync status failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         println!("demo smoke test: both readers read a card through kioskd; sync status answers");
         return Ok(());
@@ -251,7 +261,11 @@ pub fn write_random_hex_key(path: &Path) -> Result<()> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(hex.as_bytes())?;
     Ok(())
 }
