@@ -33,6 +33,12 @@ pub struct Shared {
     /// Wakes the sync worker when a change is committed or retried.
     pub wake: Arc<tokio::sync::Notify>,
     link: Mutex<crate::changes::LinkState>,
+    /// The ticket printer's state (`None` without a `[printer]`).
+    printer_state: Mutex<Option<crate::printer::PrinterState>>,
+    /// The running printer, for printing.
+    printer: Mutex<Option<Arc<kiosk_escpos::PrinterHandle>>>,
+    /// Serialises ticket issuing (numbering, waiting ahead, printing order).
+    pub(crate) queue_lock: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -86,7 +92,6 @@ impl Shared {
             );
         }
         Arc::new(Shared {
-            config: Arc::new(config),
             started: Instant::now(),
             seq: AtomicU64::new(0),
             events,
@@ -95,6 +100,15 @@ impl Shared {
             store,
             wake: Arc::new(tokio::sync::Notify::new()),
             link: Mutex::new(crate::changes::LinkState::default()),
+            printer_state: Mutex::new(
+                config
+                    .printer
+                    .as_ref()
+                    .map(|p| crate::printer::PrinterState::new(&p.name)),
+            ),
+            printer: Mutex::new(None),
+            queue_lock: tokio::sync::Mutex::new(()),
+            config: Arc::new(config),
         })
     }
 
@@ -126,6 +140,34 @@ impl Shared {
         }
     }
 
+    pub(crate) fn printer_state_mut(&self) -> MutexGuard<'_, Option<crate::printer::PrinterState>> {
+        self.printer_state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The printer's state as last reported.
+    pub fn printer_state(&self) -> Option<crate::printer::PrinterState> {
+        self.printer_state_mut().clone()
+    }
+
+    pub(crate) fn set_printer_handle(&self, h: Option<Arc<kiosk_escpos::PrinterHandle>>) {
+        *self.printer.lock().unwrap_or_else(|p| p.into_inner()) = h;
+    }
+
+    pub(crate) fn take_printer_handle(&self) -> Option<Arc<kiosk_escpos::PrinterHandle>> {
+        self.printer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// The running printer, if any.
+    pub fn printer_handle(&self) -> Option<Arc<kiosk_escpos::PrinterHandle>> {
+        self.printer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind; keep serving.
         self.state
@@ -155,24 +197,35 @@ impl Shared {
     }
 
     pub fn status(&self) -> StatusInfo {
+        let printer = self.printer_state();
         let state = self.lock();
+        let mut devices: Vec<DeviceInfo> = state
+            .readers
+            .iter()
+            .map(|(name, r)| DeviceInfo {
+                name: name.clone(),
+                kind: "id_reader".into(),
+                state: r.state,
+                detail: r.detail.clone(),
+                last_error: r.last_error.clone(),
+            })
+            .collect();
+        if let Some(p) = printer {
+            devices.push(DeviceInfo {
+                name: p.name.clone(),
+                kind: "printer".into(),
+                state: p.state,
+                detail: p.detail(),
+                last_error: p.last_error.clone(),
+            });
+        }
         StatusInfo {
             daemon_version: env!("CARGO_PKG_VERSION").to_string(),
             kiosk_id: self.config.kiosk.id.clone(),
             branch_id: self.config.kiosk.branch_id.clone(),
             profile: self.config.kiosk.profile.as_str().to_string(),
             uptime_s: self.started.elapsed().as_secs(),
-            devices: state
-                .readers
-                .iter()
-                .map(|(name, r)| DeviceInfo {
-                    name: name.clone(),
-                    kind: "id_reader".into(),
-                    state: r.state,
-                    detail: r.detail.clone(),
-                    last_error: r.last_error.clone(),
-                })
-                .collect(),
+            devices,
         }
     }
 
@@ -351,6 +404,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), crate::Error> {
     let listener = crate::api::bind(&shared.config.api.socket)?;
     let sync = crate::changes::start_sync(&shared)?;
     let devices = crate::devices::start(shared.clone());
+    crate::printer::start(&shared);
     tracing::info!(
         kiosk = %shared.config.kiosk.id,
         profile = shared.config.kiosk.profile.as_str(),
@@ -362,6 +416,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), crate::Error> {
     crate::api::serve(listener, shared.clone()).await;
     notify_stopping();
     devices.stop().await;
+    crate::printer::stop(&shared).await;
     if let Some(task) = sync {
         // The worker watches the same shutdown token; a request in flight is
         // reconciled on the next start.

@@ -29,6 +29,7 @@ pub mod devices;
 pub mod flows;
 pub mod logging;
 pub mod masking;
+pub mod printer;
 pub mod store;
 pub mod sync;
 

@@ -84,6 +84,31 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (service, business_day)
     ) STRICT;
     "#,
+    // 2: issued queue tickets (rules Q2, Q4). A row is written in the same
+    // transaction as its number, so every number handed out has a row.
+    r#"
+    CREATE TABLE ticket (
+        seq           INTEGER PRIMARY KEY,
+        ticket_id     TEXT NOT NULL UNIQUE,
+        service_id    TEXT NOT NULL,
+        letter        TEXT NOT NULL,
+        business_day  TEXT NOT NULL,
+        number        INTEGER NOT NULL CHECK (number >= 1),
+        number_text   TEXT NOT NULL,
+        issued_at_ms  INTEGER NOT NULL,
+        waiting_ahead INTEGER NOT NULL,
+        -- Masked only (rule S1): what the ticket shows when a card was swiped.
+        masked_name   TEXT,
+        state         TEXT NOT NULL DEFAULT 'waiting'
+                      CHECK (state IN ('waiting', 'called')),
+        printed       INTEGER NOT NULL DEFAULT 0 CHECK (printed IN (0, 1)),
+        called_at_ms  INTEGER,
+        UNIQUE (letter, business_day, number)
+    ) STRICT;
+    CREATE INDEX ticket_waiting ON ticket (letter, business_day, state, number);
+    CREATE TRIGGER ticket_no_delete BEFORE DELETE ON ticket
+    BEGIN SELECT RAISE(ABORT, 'ticket rows are never deleted'); END;
+    "#,
 ];
 
 /// Bring the schema up to date.

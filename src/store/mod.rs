@@ -70,6 +70,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 pub use audit::{Actor, AuditAction, AuditBreak, AuditEntry, AuditNote, AuditRecord, AuditReport};
 pub use crypto::{SecretChange, generate_key_file};
 pub use outbox::{ChangeState, ChangeSummary, ListFilter, PendingChange, StoredId, SyncStatus};
+pub use queue::{NewTicket, QueueCounts, TicketRow};
 
 use crate::Error;
 use crate::config::StoreSection;

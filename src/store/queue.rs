@@ -3,6 +3,9 @@
 
 use chrono::NaiveDate;
 
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::audit::{self, Actor, AuditAction, AuditEntry};
 use super::{Result, Store};
 use crate::Error;
 
@@ -26,6 +29,305 @@ impl Store {
                 |r| r.get(0),
             )?;
             Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+    }
+}
+
+/// A ticket to issue: everything but its number, which the store takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTicket {
+    pub ticket_id: String,
+    pub service_id: String,
+    /// The counter: the service's letter.
+    pub letter: char,
+    pub business_day: NaiveDate,
+    pub issued_at_ms: i64,
+    /// Digits of the printed number (`A023`: 3).
+    pub number_digits: u8,
+    /// Masked only (rule S1).
+    pub masked_name: Option<String>,
+}
+
+/// An issued ticket as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRow {
+    pub ticket_id: String,
+    pub service_id: String,
+    pub letter: char,
+    pub business_day: NaiveDate,
+    pub number: u32,
+    pub number_text: String,
+    pub issued_at_ms: i64,
+    /// People waiting ahead when it was issued.
+    pub waiting_ahead: u32,
+    pub masked_name: Option<String>,
+    /// `waiting` or `called`.
+    pub state: String,
+    pub printed: bool,
+    pub called_at_ms: Option<i64>,
+}
+
+/// One service letter's queue on a business day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub letter: char,
+    pub waiting: u32,
+    pub last_called: Option<u32>,
+    pub last_issued: Option<u32>,
+}
+
+const TICKET_COLUMNS: &str = "ticket_id, service_id, letter, business_day, number, number_text, \
+     issued_at_ms, waiting_ahead, masked_name, state, printed, called_at_ms";
+
+fn day_text(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
+    let letter: String = r.get(2)?;
+    let day: String = r.get(3)?;
+    let bad = |i, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("bad {what}").into(),
+        )
+    };
+    Ok(TicketRow {
+        ticket_id: r.get(0)?,
+        service_id: r.get(1)?,
+        letter: letter.chars().next().ok_or_else(|| bad(2, "letter"))?,
+        business_day: NaiveDate::parse_from_str(&day, "%Y-%m-%d").map_err(|_| bad(3, "day"))?,
+        number: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
+        number_text: r.get(5)?,
+        issued_at_ms: r.get(6)?,
+        waiting_ahead: u32::try_from(r.get::<_, i64>(7)?).unwrap_or(u32::MAX),
+        masked_name: r.get(8)?,
+        state: r.get(9)?,
+        printed: r.get::<_, i64>(10)? != 0,
+        called_at_ms: r.get(11)?,
+    })
+}
+
+fn count_waiting_before(
+    tx: &Connection,
+    letter: &str,
+    day: &str,
+    number: i64,
+) -> rusqlite::Result<u32> {
+    let n: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM ticket
+         WHERE letter = ?1 AND business_day = ?2 AND state = 'waiting' AND number < ?3",
+        params![letter, day, number],
+        |r| r.get(0),
+    )?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+impl Store {
+    /// Issue a ticket (rule Q2): in ONE transaction, take the next number
+    /// of its letter on its business day, count the people waiting ahead,
+    /// write the ticket row and the `ticket_issued` audit record (masked
+    /// data only). Durable when it returns: the number is committed before
+    /// anything is printed, and never handed out again.
+    pub fn issue_ticket(&self, t: &NewTicket) -> Result<TicketRow> {
+        if !t.letter.is_ascii_uppercase() || t.service_id.trim().is_empty() {
+            return Err(Error::InvalidChange("queue service is invalid".into()));
+        }
+        let day = day_text(t.business_day);
+        let letter = t.letter.to_string();
+        self.write(|tx| {
+            let n: i64 = tx.query_row(
+                "INSERT INTO queue_counter (service, business_day, last_number)
+                 VALUES (?1, ?2, 1)
+                 ON CONFLICT (service, business_day)
+                 DO UPDATE SET last_number = last_number + 1
+                 RETURNING last_number",
+                [letter.as_str(), day.as_str()],
+                |r| r.get(0),
+            )?;
+            let number = u32::try_from(n).unwrap_or(u32::MAX);
+            let number_text =
+                crate::flows::queue::format_ticket_number(t.letter, number, t.number_digits);
+            let waiting_ahead = count_waiting_before(tx, &letter, &day, n)?;
+            tx.execute(
+                "INSERT INTO ticket (ticket_id, service_id, letter, business_day, number,
+                    number_text, issued_at_ms, waiting_ahead, masked_name)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    t.ticket_id,
+                    t.service_id,
+                    letter,
+                    day,
+                    n,
+                    number_text,
+                    t.issued_at_ms,
+                    i64::from(waiting_ahead),
+                    t.masked_name,
+                ],
+            )?;
+            audit::append(
+                tx,
+                &AuditEntry {
+                    at_ms: t.issued_at_ms,
+                    actor: if t.masked_name.is_some() {
+                        Actor::CustomerSession
+                    } else {
+                        Actor::Kiosk
+                    },
+                    action: AuditAction::TicketIssued,
+                    subject: Some(t.ticket_id.clone()),
+                    detail: format!(
+                        "ticket {number_text} service {} business day {day}, {waiting_ahead} waiting ahead{}",
+                        t.service_id,
+                        if t.masked_name.is_some() {
+                            ", ID card swiped"
+                        } else {
+                            ""
+                        }
+                    ),
+                },
+            )?;
+            Ok(TicketRow {
+                ticket_id: t.ticket_id.clone(),
+                service_id: t.service_id.clone(),
+                letter: t.letter,
+                business_day: t.business_day,
+                number,
+                number_text,
+                issued_at_ms: t.issued_at_ms,
+                waiting_ahead,
+                masked_name: t.masked_name.clone(),
+                state: "waiting".into(),
+                printed: false,
+                called_at_ms: None,
+            })
+        })
+    }
+
+    /// Record that a ticket came out of the printer.
+    pub fn mark_ticket_printed(&self, ticket_id: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE ticket SET printed = 1 WHERE ticket_id = ?1",
+                [ticket_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// A ticket by id.
+    pub fn ticket(&self, ticket_id: &str) -> Result<Option<TicketRow>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_row(
+                    &format!("SELECT {TICKET_COLUMNS} FROM ticket WHERE ticket_id = ?1"),
+                    [ticket_id],
+                    ticket_row,
+                )
+                .optional()?)
+        })
+    }
+
+    /// The last ticket issued, if any.
+    pub fn last_ticket(&self) -> Result<Option<TicketRow>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_row(
+                    &format!("SELECT {TICKET_COLUMNS} FROM ticket ORDER BY seq DESC LIMIT 1"),
+                    [],
+                    ticket_row,
+                )
+                .optional()?)
+        })
+    }
+
+    /// People still waiting ahead of `ticket` in its queue now.
+    pub fn waiting_ahead(&self, ticket: &TicketRow) -> Result<u32> {
+        let (letter, day) = (ticket.letter.to_string(), day_text(ticket.business_day));
+        self.read(|tx| {
+            Ok(count_waiting_before(
+                tx,
+                &letter,
+                &day,
+                i64::from(ticket.number),
+            )?)
+        })
+    }
+
+    /// Counter staff: call the next waiting ticket of `letter` on
+    /// `business_day` (the lowest number), if any.
+    pub fn call_next_ticket(
+        &self,
+        letter: char,
+        business_day: NaiveDate,
+        now_ms: i64,
+    ) -> Result<Option<TicketRow>> {
+        let (letter, day) = (letter.to_string(), day_text(business_day));
+        self.write(|tx| {
+            let next = tx
+                .query_row(
+                    &format!(
+                        "SELECT {TICKET_COLUMNS} FROM ticket
+                         WHERE letter = ?1 AND business_day = ?2 AND state = 'waiting'
+                         ORDER BY number LIMIT 1"
+                    ),
+                    [letter.as_str(), day.as_str()],
+                    ticket_row,
+                )
+                .optional()?;
+            let Some(mut t) = next else {
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE ticket SET state = 'called', called_at_ms = ?2 WHERE ticket_id = ?1",
+                params![t.ticket_id, now_ms],
+            )?;
+            t.state = "called".into();
+            t.called_at_ms = Some(now_ms);
+            Ok(Some(t))
+        })
+    }
+
+    /// Every ticket of a business day, in number order per letter (tests,
+    /// technicians).
+    pub fn tickets_of_day(&self, business_day: NaiveDate) -> Result<Vec<TicketRow>> {
+        let day = day_text(business_day);
+        self.read(|tx| {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {TICKET_COLUMNS} FROM ticket WHERE business_day = ?1 ORDER BY letter, number"
+            ))?;
+            let rows = stmt
+                .query_map([day.as_str()], ticket_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// The queue of `letter` on `business_day`: waiting, last called, last
+    /// issued.
+    pub fn queue_counts(&self, letter: char, business_day: NaiveDate) -> Result<QueueCounts> {
+        let (l, day) = (letter.to_string(), day_text(business_day));
+        self.read(|tx| {
+            let (waiting, last_called, last_issued): (i64, Option<i64>, Option<i64>) = tx
+                .query_row(
+                    "SELECT
+                        (SELECT COUNT(*) FROM ticket WHERE letter = ?1 AND business_day = ?2
+                            AND state = 'waiting'),
+                        (SELECT number FROM ticket WHERE letter = ?1 AND business_day = ?2
+                            AND state = 'called' ORDER BY called_at_ms DESC, number DESC LIMIT 1),
+                        (SELECT last_number FROM queue_counter WHERE service = ?1
+                            AND business_day = ?2)",
+                    [l.as_str(), day.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+            let num = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+            Ok(QueueCounts {
+                letter,
+                waiting: num(waiting),
+                last_called: last_called.map(num),
+                last_issued: last_issued.map(num),
+            })
         })
     }
 }
@@ -78,5 +380,89 @@ mod tests {
             .collect();
         all.sort_unstable();
         assert_eq!(all, (1..=100).collect::<Vec<_>>());
+    }
+
+    fn new_ticket(id: &str, letter: char, day: NaiveDate, name: Option<&str>) -> NewTicket {
+        NewTicket {
+            ticket_id: id.to_string(),
+            service_id: format!("svc-{letter}"),
+            letter,
+            business_day: day,
+            issued_at_ms: 1_000,
+            number_digits: 3,
+            masked_name: name.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn rule_q2_tickets_are_numbered_waiting_counted_called_and_audited_in_one_transaction() {
+        let t = TestDir::new();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 23).expect("date");
+        let store = t.open();
+        let a1 = store
+            .issue_ticket(&new_ticket("t1", 'A', day, Some("张*")))
+            .expect("a1");
+        let a2 = store
+            .issue_ticket(&new_ticket("t2", 'A', day, None))
+            .expect("a2");
+        let b1 = store
+            .issue_ticket(&new_ticket("t3", 'B', day, None))
+            .expect("b1");
+        assert_eq!(
+            (a1.number, a1.number_text.as_str(), a1.waiting_ahead),
+            (1, "A001", 0)
+        );
+        assert_eq!((a2.number, a2.waiting_ahead), (2, 1));
+        assert_eq!((b1.number, b1.waiting_ahead), (1, 0));
+        assert!(
+            store
+                .issue_ticket(&new_ticket("t1", 'A', day, None))
+                .is_err(),
+            "same id twice"
+        );
+        store.mark_ticket_printed("t2").expect("printed");
+        assert!(store.ticket("t2").expect("read").expect("row").printed);
+        assert!(!store.ticket("t1").expect("read").expect("row").printed);
+        assert_eq!(
+            store.last_ticket().expect("last").expect("row").ticket_id,
+            "t3"
+        );
+        let called = store
+            .call_next_ticket('A', day, 5)
+            .expect("call")
+            .expect("a ticket");
+        assert_eq!(called.number, 1);
+        assert_eq!(store.waiting_ahead(&a2).expect("ahead"), 0);
+        let counts = store.queue_counts('A', day).expect("counts");
+        assert_eq!(
+            counts,
+            QueueCounts {
+                letter: 'A',
+                waiting: 1,
+                last_called: Some(1),
+                last_issued: Some(2)
+            }
+        );
+        store
+            .call_next_ticket('A', day, 6)
+            .expect("call")
+            .expect("a ticket");
+        assert!(store.call_next_ticket('A', day, 7).expect("call").is_none());
+        // The number after a failed issue (same id) was not consumed.
+        let a3 = store
+            .issue_ticket(&new_ticket("t4", 'A', day, None))
+            .expect("a3");
+        assert_eq!(a3.number, 3);
+        drop(store);
+        let store = t.open();
+        assert_eq!(store.tickets_of_day(day).expect("day").len(), 4);
+        let records = store.audit_records(0, 100).expect("audit");
+        let issued: Vec<_> = records
+            .iter()
+            .filter(|r| r.action == "ticket_issued")
+            .collect();
+        assert_eq!(issued.len(), 4);
+        assert!(issued[0].detail.contains("A001") && !issued[0].detail.contains("张"));
+        assert!(store.audit_verify().expect("verify").ok());
     }
 }
