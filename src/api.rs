@@ -263,6 +263,11 @@ async fn handle_request(request: Request, shared: &Shared) -> Result<serde_json:
         Request::SyncRejected => to_value(shared.sync_rejected().await?),
         Request::AuditVerify => to_value(shared.audit_verify().await?),
         Request::SubmitChange(p) => to_value(shared.submit_change(p).await?),
+        Request::QueueServices => to_value(shared.queue_services()?),
+        Request::QueueTake(p) => to_value(shared.queue_take(p).await?),
+        Request::QueueReprint(p) => to_value(shared.queue_reprint(p).await?),
+        Request::QueueCall(p) => to_value(shared.queue_call(p).await?),
+        Request::QueueStatus => to_value(shared.queue_status().await?),
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Shared {
     printer: Mutex<Option<Arc<kiosk_escpos::PrinterHandle>>>,
     /// Serialises ticket issuing (numbering, waiting ahead, printing order).
     pub(crate) queue_lock: tokio::sync::Mutex<()>,
+    /// The core-bank client for lookups (made on first use).
+    pub(crate) corebank_client: std::sync::OnceLock<Option<kiosk_corebank::CoreBankClient>>,
 }
 
 #[derive(Debug, Default)]
@@ -66,7 +68,6 @@ struct ReaderState {
 #[derive(Debug)]
 struct CurrentCard {
     info: CardReadInfo,
-    #[allow(dead_code)] // held for the customer session (flows, next issue)
     read: Box<CardRead>,
 }
 
@@ -108,6 +109,7 @@ impl Shared {
             ),
             printer: Mutex::new(None),
             queue_lock: tokio::sync::Mutex::new(()),
+            corebank_client: std::sync::OnceLock::new(),
             config: Arc::new(config),
         })
     }
@@ -259,6 +261,20 @@ impl Shared {
             .readers
             .values()
             .find_map(|r| r.current.as_ref().map(|c| c.info.clone()))
+    }
+
+    /// Run `f` on the full card on a reader (and that reader's SAM id),
+    /// if one was read and is still there. The data stays in the daemon.
+    pub(crate) fn with_current_card<T>(
+        &self,
+        f: impl FnOnce(&CardRead, Option<&str>) -> T,
+    ) -> Option<T> {
+        let state = self.lock();
+        state
+            .readers
+            .values()
+            .find_map(|r| r.current.as_ref().map(|c| (c, r.sam_id.as_deref())))
+            .map(|(c, sam)| f(&c.read, sam))
     }
 
     // ---- updates from the device supervisors ----

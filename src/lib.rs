@@ -30,6 +30,7 @@ pub mod flows;
 pub mod logging;
 pub mod masking;
 pub mod printer;
+pub mod queue;
 pub mod store;
 pub mod sync;
 

@@ -165,6 +165,45 @@ impl Client {
         self.call_typed(&Request::SubmitChange(params)).await
     }
 
+    pub async fn queue_services(&mut self) -> Result<Vec<QueueServiceInfo>, ClientError> {
+        self.call_typed(&Request::QueueServices).await
+    }
+
+    /// Take a ticket for `service`; `use_card` uses the card on the reader.
+    pub async fn queue_take(
+        &mut self,
+        service: &str,
+        use_card: bool,
+    ) -> Result<QueueTicketInfo, ClientError> {
+        self.call_typed(&Request::QueueTake(QueueTakeParams {
+            service: service.to_string(),
+            use_card,
+        }))
+        .await
+    }
+
+    /// Print a ticket again (the last one without `ticket_id`).
+    pub async fn queue_reprint(
+        &mut self,
+        ticket_id: Option<&str>,
+    ) -> Result<QueueTicketInfo, ClientError> {
+        self.call_typed(&Request::QueueReprint(QueueReprintParams {
+            ticket_id: ticket_id.map(str::to_string),
+        }))
+        .await
+    }
+
+    pub async fn queue_call(&mut self, service: &str) -> Result<QueueCalled, ClientError> {
+        self.call_typed(&Request::QueueCall(QueueServiceParams {
+            service: service.to_string(),
+        }))
+        .await
+    }
+
+    pub async fn queue_status(&mut self) -> Result<QueueStatusInfo, ClientError> {
+        self.call_typed(&Request::QueueStatus).await
+    }
+
     /// Ask for events on this connection.
     pub async fn subscribe(&mut self) -> Result<(), ClientError> {
         self.call(&Request::Subscribe).await.map(|_| ())

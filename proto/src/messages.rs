@@ -42,6 +42,117 @@ pub enum Request {
     /// Record a confirmed change directly (demo and test kiosks only:
     /// `api.allow_direct_changes`); the customer flows do this for real.
     SubmitChange(SubmitChangeParams),
+    /// The queue's services (rule Q1).
+    QueueServices,
+    /// Take a ticket: commit the number, print it (rules Q1–Q4).
+    QueueTake(QueueTakeParams),
+    /// Print a ticket again (default: the last one), same number (rule Q4).
+    QueueReprint(QueueReprintParams),
+    /// Counter staff: call the next waiting ticket of a service.
+    QueueCall(QueueServiceParams),
+    /// Per service: waiting, last called, last issued.
+    QueueStatus,
+}
+
+/// `queue_take` params.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueTakeParams {
+    /// A service id from `queue_services`.
+    pub service: String,
+    /// Use the ID card on the reader, if one was read: its masked name goes
+    /// on the ticket and rule I7 applies (rule Q3).
+    #[serde(default)]
+    pub use_card: bool,
+}
+
+/// `queue_reprint` params.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueReprintParams {
+    /// The ticket to print again; the last ticket issued without it.
+    #[serde(default)]
+    pub ticket_id: Option<String>,
+}
+
+/// `queue_call` params.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueServiceParams {
+    pub service: String,
+}
+
+/// One service of the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueServiceInfo {
+    pub id: String,
+    pub letter: String,
+    pub name_zh: String,
+    pub name_en: String,
+}
+
+/// What the customer is told, in both languages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketMessage {
+    /// `printed`, `printed_with_warning` or `printer_fault`.
+    pub code: String,
+    pub zh: String,
+    pub en: String,
+}
+
+/// A ticket taken or reprinted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueTicketInfo {
+    pub ticket_id: String,
+    /// `A001`.
+    pub number: String,
+    /// The service id.
+    pub service: String,
+    pub waiting_ahead: u32,
+    /// The ticket came out of the printer. `false`: the number is kept and
+    /// can be reprinted (rule Q4).
+    pub printed: bool,
+    pub message: TicketMessage,
+    /// The masked name printed, when a card was used (rule Q3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked_name: Option<String>,
+    /// Rule I7 on the swiped card: `newer` (a change was recorded),
+    /// `up_to_date`, `older_card`, or `not_checked` (no bank, bank
+    /// unreachable, no match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<String>,
+    /// The id-validity change recorded for a newer card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_id: Option<String>,
+}
+
+/// `queue_call` answer: the ticket called, or none waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueCalled {
+    pub service: String,
+    /// `None` when nobody is waiting.
+    pub ticket_id: Option<String>,
+    pub number: Option<String>,
+    /// Still waiting after this call.
+    pub waiting: u32,
+}
+
+/// One service in `queue_status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueServiceStatus {
+    pub service: String,
+    pub letter: String,
+    pub waiting: u32,
+    pub last_called: Option<String>,
+    pub last_issued: Option<String>,
+}
+
+/// `queue_status` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStatusInfo {
+    /// `YYYY-MM-DD`, the branch's business day now.
+    pub business_day: String,
+    pub services: Vec<QueueServiceStatus>,
 }
 
 /// Parameters of `sync_list`.
@@ -162,6 +273,11 @@ impl Request {
             Request::SyncRejected => "sync_rejected",
             Request::AuditVerify => "audit_verify",
             Request::SubmitChange(_) => "submit_change",
+            Request::QueueServices => "queue_services",
+            Request::QueueTake(_) => "queue_take",
+            Request::QueueReprint(_) => "queue_reprint",
+            Request::QueueCall(_) => "queue_call",
+            Request::QueueStatus => "queue_status",
         }
     }
 
@@ -172,6 +288,9 @@ impl Request {
             Request::SyncList(p) => serde_json::to_value(p).ok(),
             Request::SyncRetry(p) => serde_json::to_value(p).ok(),
             Request::SubmitChange(p) => serde_json::to_value(p).ok(),
+            Request::QueueTake(p) => serde_json::to_value(p).ok(),
+            Request::QueueReprint(p) => serde_json::to_value(p).ok(),
+            Request::QueueCall(p) => serde_json::to_value(p).ok(),
             _ => None,
         };
         RequestLine {
@@ -228,6 +347,11 @@ impl Request {
             "sync_rejected" => no_params(m, &line.params).map(|()| Request::SyncRejected)?,
             "audit_verify" => no_params(m, &line.params).map(|()| Request::AuditVerify)?,
             "submit_change" => Request::SubmitChange(required(m, &line.params)?),
+            "queue_services" => no_params(m, &line.params).map(|()| Request::QueueServices)?,
+            "queue_take" => Request::QueueTake(required(m, &line.params)?),
+            "queue_reprint" => Request::QueueReprint(params(m, &line.params)?),
+            "queue_call" => Request::QueueCall(required(m, &line.params)?),
+            "queue_status" => no_params(m, &line.params).map(|()| Request::QueueStatus)?,
             other => {
                 return Err(ApiError {
                     code: ErrorCode::UnknownMethod,
@@ -355,6 +479,13 @@ pub enum Event {
     CoreBankLink {
         reachable: bool,
         detail: Option<String>,
+    },
+    /// A queue ticket's number was committed (and printed, or not).
+    TicketIssued {
+        ticket_id: String,
+        number: String,
+        service: String,
+        printed: bool,
     },
 }
 

@@ -44,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         action: AuditCmd,
     },
+    /// The ticket queue: services, take, reprint, call, status.
+    Queue {
+        #[command(subcommand)]
+        action: QueueCmd,
+    },
     /// Print events as they happen (masked), until interrupted.
     Events {
         /// Stop after this many events.
@@ -68,6 +73,25 @@ enum SyncCmd {
     Retry { change_id: String },
     /// Changes the bank rejected for good, with its reasons.
     Rejected,
+}
+
+#[derive(Debug, Subcommand)]
+enum QueueCmd {
+    /// The services and their letters.
+    Services,
+    /// Take (and print) a ticket for SERVICE.
+    Take {
+        service: String,
+        /// Use the ID card on the reader (masked name, validity check).
+        #[arg(long)]
+        card: bool,
+    },
+    /// Print a ticket again, same number (default: the last ticket).
+    Reprint { ticket_id: Option<String> },
+    /// Counter staff: call the next waiting ticket of SERVICE.
+    Call { service: String },
+    /// Per service: waiting, last called, last issued.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,6 +277,58 @@ async fn run(args: &Args) -> Result<(), ClientError> {
                 std::process::exit(1);
             }
         }
+        Command::Queue { action } => match action {
+            QueueCmd::Services => {
+                let list = client.queue_services().await?;
+                if args.json {
+                    return print_json(&list);
+                }
+                for s in &list {
+                    println!("{} {:<12} {} / {}", s.letter, s.id, s.name_zh, s.name_en);
+                }
+            }
+            QueueCmd::Take { service, card } => {
+                let t = client.queue_take(service, *card).await?;
+                if args.json {
+                    return print_json(&t);
+                }
+                print_ticket(&t);
+            }
+            QueueCmd::Reprint { ticket_id } => {
+                let t = client.queue_reprint(ticket_id.as_deref()).await?;
+                if args.json {
+                    return print_json(&t);
+                }
+                print_ticket(&t);
+            }
+            QueueCmd::Call { service } => {
+                let c = client.queue_call(service).await?;
+                if args.json {
+                    return print_json(&c);
+                }
+                match &c.number {
+                    Some(n) => println!("calling {n} ({}), {} still waiting", c.service, c.waiting),
+                    None => println!("nobody is waiting for {}", c.service),
+                }
+            }
+            QueueCmd::Status => {
+                let st = client.queue_status().await?;
+                if args.json {
+                    return print_json(&st);
+                }
+                println!("business day {}", st.business_day);
+                for s in &st.services {
+                    println!(
+                        "{} {:<12} waiting {:<4} last called {:<6} last issued {}",
+                        s.letter,
+                        s.service,
+                        s.waiting,
+                        s.last_called.as_deref().unwrap_or("-"),
+                        s.last_issued.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        },
         Command::Events { count } => {
             client.subscribe().await?;
             let mut seen = 0u64;
@@ -338,8 +414,36 @@ fn describe(ev: &EventEnvelope) -> String {
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default()
         ),
+        Event::TicketIssued {
+            ticket_id,
+            number,
+            service,
+            printed,
+        } => format!(
+            "ticket {number} ({service}) issued, {}: {ticket_id}",
+            if *printed { "printed" } else { "NOT printed" }
+        ),
     };
     format!("#{} {}", ev.seq, what)
+}
+
+fn print_ticket(t: &kiosk_proto::QueueTicketInfo) {
+    println!("ticket   {} ({}) id {}", t.number, t.service, t.ticket_id);
+    println!("ahead    {}", t.waiting_ahead);
+    println!("printed  {}", if t.printed { "yes" } else { "NO" });
+    println!(
+        "message  [{}] {} / {}",
+        t.message.code, t.message.zh, t.message.en
+    );
+    if let Some(v) = &t.validity {
+        println!(
+            "validity {v}{}",
+            t.change_id
+                .as_deref()
+                .map(|c| format!(" (change {c} recorded)"))
+                .unwrap_or_default()
+        );
+    }
 }
 
 fn print_changes(list: &[kiosk_proto::ChangeSummary]) {
