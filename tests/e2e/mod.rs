@@ -1,5 +1,6 @@
 pub mod api;
 pub mod harness;
 pub mod pcsc;
+pub mod queue;
 pub mod sam_serial;
 pub mod sync;
