@@ -24,7 +24,7 @@ use crate::daemon::Shared;
 use crate::flows::queue::{
     self as flow, IssueRequest, MaskedName, PrintOutcome, QueueConfig, ValidityDecision,
 };
-use crate::store::{Actor, NewTicket, Store, TicketRow};
+use crate::store::{Actor, AuditAction, AuditEntry, NewTicket, Store, TicketRow};
 
 fn api_error(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError {
@@ -220,6 +220,20 @@ impl Shared {
             decision = decision.code(),
             "ID validity on a queue swipe"
         );
+        // Rule S3: the lookup and its outcome, masked (the customer id only).
+        let entry = AuditEntry {
+            at_ms: Utc::now().timestamp_millis(),
+            actor: Actor::CustomerSession,
+            action: AuditAction::Lookup,
+            subject: Some(customer.customer_id.clone()),
+            detail: format!(
+                "queue machine swipe: id validity {} (rule I7)",
+                decision.code()
+            ),
+        };
+        if let Err(e) = self.blocking_store(move |s| s.audit_append(&entry)).await {
+            tracing::error!(code = ?e.code, "cannot audit the lookup");
+        }
         if decision != ValidityDecision::Newer {
             return ValidityCheck {
                 code: Some(decision.code().into()),
@@ -337,7 +351,9 @@ impl Shared {
         } else {
             None
         };
-        let _turn = self.queue_lock.lock().await;
+        // Numbers and prints in the same order; held until the ticket is
+        // out (not while the bank is asked about a swiped card).
+        let turn = self.queue_lock.lock().await;
         let now = Utc::now();
         let request = flow::number_request(&config, &params.service, now)
             .map_err(|e| api_error(ErrorCode::NotFound, e.to_string()))?;
@@ -380,7 +396,12 @@ impl Shared {
         .map_err(|e| api_error(ErrorCode::Internal, e.to_string()))?;
         // Print and (with a card) check the validity side by side: the
         // ticket never waits for the bank.
-        let (outcome, validity) = tokio::join!(self.print_ticket(&plan.ticket), async {
+        let print = async {
+            let outcome = self.print_ticket(&plan.ticket).await;
+            drop(turn);
+            outcome
+        };
+        let (outcome, validity) = tokio::join!(print, async {
             match &card {
                 Some(c) => self.check_validity(c).await,
                 None => ValidityCheck::default(),

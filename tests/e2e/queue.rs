@@ -25,10 +25,17 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(false)
+}
+
+/// `wire_time`: the simulator reads at the line's speed, so a state change
+/// can land in the middle of a ticket.
+fn setup_with(wire_time: bool) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     kiosk::store::generate_key_file(&dir.path().join("store.key")).expect("store key");
-    let printer = PrinterSim::start(PrinterSimConfig::new(dir.path().join("by-id/printer0")))
-        .expect("printer simulator");
+    let mut config = PrinterSimConfig::new(dir.path().join("by-id/printer0"));
+    config.emulate_wire_time = wire_time;
+    let printer = PrinterSim::start(config).expect("printer simulator");
     Setup { dir, printer }
 }
 
@@ -399,6 +406,64 @@ async fn rule_q4_printer_unplugged_and_replugged_prints_again() {
     assert_eq!(numbers, ["A001", "B001", "A002", "B002"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_q4_paper_out_or_unplug_during_printing_keeps_the_number_for_a_reprint() {
+    let s = setup_with(true);
+    let kioskd = Kioskd::start(&queue_toml(s.dir.path(), Some(s.printer.link())));
+    let mut events = kioskd.subscriber().await;
+    wait_printer(&mut events, DeviceState::Online).await;
+    let mut c = kioskd.client().await;
+
+    // Paper runs out once the ticket's first bytes arrived (the status
+    // queries before a print are a few bytes; 60 more is inside the ticket).
+    let before = s.printer.stats().bytes_in;
+    let t = {
+        let printer = &s.printer;
+        let wait = move || {
+            printer
+                .wait_for_bytes(before + 60, DEADLINE)
+                .expect("ticket bytes");
+            printer.set_state(PrinterState::PaperOut);
+        };
+        std::thread::scope(|scope| {
+            let h = scope.spawn(wait);
+            let t = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(c.queue_take("personal", false))
+            })
+            .expect("take");
+            h.join().expect("watcher");
+            t
+        })
+    };
+    assert!(!t.printed, "paper out during the print: not printed");
+    assert_eq!(t.message.code, "printer_fault");
+    assert!(s.printer.tickets().is_empty(), "no whole ticket came out");
+    assert_eq!(s.printer.interrupted().len(), 1, "one ticket cut short");
+    wait_printer(&mut events, DeviceState::Offline).await;
+    s.printer.set_state(PrinterState::Ready);
+    wait_printer(&mut events, DeviceState::Online).await;
+    let r = c.queue_reprint(None).await.expect("reprint");
+    assert_eq!((r.number.as_str(), r.printed), ("A001", true));
+
+    // Unplugged in the middle of a ticket.
+    s.printer.unplug_after(60);
+    let t2 = c.queue_take("personal", false).await.expect("take");
+    assert_eq!((t2.number.as_str(), t2.printed), ("A002", false));
+    wait_printer(&mut events, DeviceState::NoDevice).await;
+    s.printer.replug().expect("replug");
+    wait_printer(&mut events, DeviceState::Online).await;
+    let r2 = c.queue_reprint(Some(&t2.ticket_id)).await.expect("reprint");
+    assert_eq!((r2.number.as_str(), r2.printed), ("A002", true));
+    let numbers: Vec<_> = s
+        .printer
+        .wait_for_tickets(2, DEADLINE)
+        .expect("tickets")
+        .iter()
+        .map(|t| t.texts()[3].to_string())
+        .collect();
+    assert_eq!(numbers, ["A001", "A002"]);
+}
+
 // ---- ID swipes (rule Q3 with I7) ----
 
 struct Bank {
@@ -486,6 +551,22 @@ async fn rule_q3_swipe_of_a_newer_card_records_the_validity_change_without_confi
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].customer_id, "C000001");
     assert_eq!(list[0].kind, "id_validity");
+    // Rule S3: the lookup, the change and the ticket are in the audit trail.
+    let store = kiosk::store::Store::open(
+        &s.dir.path().join("kiosk.db"),
+        &s.dir.path().join("store.key"),
+        &Default::default(),
+    )
+    .expect("open the store");
+    let actions: Vec<String> = store
+        .audit_records(0, 1000)
+        .expect("audit")
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    for action in ["lookup", "change_recorded", "ticket_issued"] {
+        assert!(actions.iter().any(|a| a == action), "{action}: {actions:?}");
+    }
     // Nothing personal in the log or on the ticket beyond the masked name.
     let log = kioskd.log();
     assert!(!log.contains(&card.identity.number) && !log.contains(&card.identity.name));

@@ -340,3 +340,86 @@ impl QueueTicket {
             .build()
     }
 }
+
+/// A customer receipt (slip) after a change at the smart teller, e.g.
+/// "ID validity updated" or "mobile number changed" (rule P6: the old and
+/// the new number, both masked).
+///
+/// Every value must already be masked by the caller: this type lays out
+/// what it is given and cannot tell a full number from a masked one. The
+/// kiosk builds slips only from its masking functions (rule S1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slip {
+    /// e.g. `某某银行 北京西城支行`.
+    pub branch: String,
+    /// What happened, in Chinese and English, e.g. `手机号码变更\nMobile number changed`.
+    pub title: String,
+    /// Label and masked value, e.g. (`原号码 Old number`, `138****5678`).
+    pub rows: Vec<(String, String)>,
+    /// The outcome for the customer, e.g. `已生效 Applied` or
+    /// `已受理，稍后同步 Accepted, will be synced`.
+    pub outcome: String,
+    /// The change id or the bank's reference, for the counter.
+    pub reference: String,
+    /// The kiosk id.
+    pub kiosk_id: String,
+    /// e.g. `2025-03-14 09:31`.
+    pub at: String,
+}
+
+impl Slip {
+    pub fn document(&self) -> Result<Document, EscposError> {
+        let mut b = Document::builder()
+            .align(Align::Center)
+            .bold(true)
+            .line(&self.branch)
+            .size(CharSize::DOUBLE)
+            .line(&self.title)
+            .size(CharSize::NORMAL)
+            .bold(false)
+            .align(Align::Left);
+        for (label, value) in &self.rows {
+            b = b.line(&format!("{label}: {value}"));
+        }
+        b.bold(true)
+            .line(&self.outcome)
+            .bold(false)
+            .line(&format!("Ref: {}", self.reference))
+            .line(&format!("{}  {}", self.kiosk_id, self.at))
+            .feed(2)
+            .cut(Cut::FeedPartial(0))
+            .build()
+    }
+}
+
+#[cfg(test)]
+mod slip_tests {
+    use super::*;
+
+    #[test]
+    fn rule_p6_slip_shows_old_and_new_number_masked() {
+        let slip = Slip {
+            branch: "示例支行".into(),
+            title: "手机号码变更\nMobile number changed".into(),
+            rows: vec![
+                ("原号码 Old".into(), "138****5678".into()),
+                ("新号码 New".into(), "139****1234".into()),
+            ],
+            outcome: "已生效 Applied".into(),
+            reference: "CR-000017".into(),
+            kiosk_id: "K-0101-01".into(),
+            at: "2026-11-23 09:31".into(),
+        };
+        let bytes = slip.document().expect("slip").render(TextEncoding::Gb18030);
+        let text = TextEncoding::Gb18030.decode(&bytes);
+        assert!(text.contains("138****5678"));
+        assert!(text.contains("139****1234"));
+        assert!(text.contains("手机号码变更"));
+        assert!(text.contains("CR-000017"));
+        // It ends with a cut.
+        assert_eq!(
+            &bytes[bytes.len() - 4..bytes.len() - 1],
+            &[0x1D, 0x56, 66][..]
+        );
+    }
+}

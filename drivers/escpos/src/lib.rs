@@ -71,7 +71,9 @@ pub use config::{FlowControl, PrinterConfig};
 pub use device::{
     DeviceState, EventSink, PrinterDevice, PrinterEvent, PrinterHandle, PrinterSnapshot,
 };
-pub use document::{BarcodeOptions, Document, DocumentBuilder, Element, QrOptions, QueueTicket};
+pub use document::{
+    BarcodeOptions, Document, DocumentBuilder, Element, QrOptions, QueueTicket, Slip,
+};
 pub use encoding::TextEncoding;
 pub use error::EscposError;
 pub use serial::{Printed, SerialPrinter};
