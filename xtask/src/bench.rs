@@ -39,8 +39,10 @@ pub fn run(_args: &[String]) -> Result<()> {
     let idle_pcsc = rt.block_on(idle_pcsc())?;
     let idle_sam = rt.block_on(idle_sam())?;
     let durability = rt.block_on(crate::bench_sync::measure())?;
+    let queue = rt.block_on(crate::bench_queue::measure())?;
     let mut report = report(&latency, &idle_pcsc, &idle_sam);
     report.push_str(&crate::bench_sync::report(&durability));
+    report.push_str(&crate::bench_queue::report(&queue));
     let path = root().join("docs/BENCHMARKS.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("{report}");
