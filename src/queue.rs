@@ -19,6 +19,7 @@ use kiosk_proto::{
     TicketMessage,
 };
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use crate::daemon::Shared;
 use crate::flows::queue::{
@@ -38,9 +39,9 @@ fn api_error(code: ErrorCode, message: impl Into<String>) -> ApiError {
 struct SwipedCard {
     masked_name: Option<MaskedName>,
     id_type: IdType,
-    number: String,
-    name: String,
-    issuer: String,
+    number: Zeroizing<String>,
+    name: Zeroizing<String>,
+    issuer: Zeroizing<String>,
     valid_from: NaiveDate,
     valid_until: Validity,
     sam_id: String,
@@ -142,9 +143,9 @@ impl Shared {
         self.with_current_card(|read, sam_id| SwipedCard {
             masked_name: MaskedName::new(&read.identity.name, &masking),
             id_type: id_type(read.identity.card_type),
-            number: read.identity.number.clone(),
-            name: read.identity.name.clone(),
-            issuer: read.identity.issuer.clone(),
+            number: Zeroizing::new(read.identity.number.clone()),
+            name: Zeroizing::new(read.identity.name.clone()),
+            issuer: Zeroizing::new(read.identity.issuer.clone()),
             valid_from: read.identity.valid_from,
             valid_until: read.identity.valid_until,
             sam_id: sam_id.unwrap_or("").to_string(),
@@ -183,8 +184,8 @@ impl Shared {
         };
         let request = LookupRequest {
             id_type: card.id_type,
-            id_number: card.number.clone(),
-            name: card.name.clone(),
+            id_number: card.number.to_string(),
+            name: card.name.to_string(),
         };
         let customer = match client.lookup(&request).await {
             Ok(c) => c,
@@ -243,10 +244,10 @@ impl Shared {
         let kind = ChangeKind::IdValidity {
             id_validity: IdValidityChange {
                 id_type: card.id_type,
-                id_number: card.number.clone(),
+                id_number: card.number.to_string(),
                 valid_from: card.valid_from.format("%Y-%m-%d").to_string(),
                 valid_until: validity_text(card.valid_until),
-                issuer: card.issuer.clone(),
+                issuer: card.issuer.to_string(),
                 card_evidence: CardEvidence {
                     sam_id: card.sam_id.clone(),
                     card_uid: card.card_uid.clone(),

@@ -11,11 +11,20 @@
 //! {"cmd":"replug","device":"sam0"}
 //! {"cmd":"stats"}
 //! {"cmd":"devices"}
+//! {"cmd":"printer_state","device":"printer0","state":"paper_out"}
+//! {"cmd":"tickets","device":"printer0","clear":false}
 //! ```
 //!
 //! `profile` is a built-in profile name or a path to a profile file.
+//! `unplug` and `replug` work on SAM modules and printers; `place`,
+//! `remove` and `fault` on card devices (SAMs and virtual cards);
+//! `printer_state` and `tickets` on printers, and without a `device` they
+//! mean the first printer. `state` is one of `ready`, `paper_near_end`,
+//! `paper_out`, `cover_open`, `offline`, `cutter_error`. `tickets` answers
+//! the tickets decoded so far (and, in `interrupted`, those left unfinished
+//! by a state change or an unplug); `clear` forgets them once answered.
 //! Answers: `{"ok":true}`, `{"ok":false,"error":"..."}`, with `stats` (by
-//! device name) or `devices` where asked.
+//! device name), `devices` or `tickets` where asked.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -31,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::error::{Result, SimError};
+use crate::printer::{DecodedTicket, PrinterSim, PrinterSimStats, PrinterState};
 use crate::profile::{CardProfile, Fault};
 use crate::sam::{SamSim, SamStats};
 use crate::vicc::{ViccStats, VirtualCard};
@@ -66,6 +76,20 @@ pub enum ControlRequest {
         device: Option<String>,
     },
     Devices,
+    /// Set a printer's state (paper, cover, offline, cutter).
+    PrinterState {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        state: PrinterState,
+    },
+    /// The tickets a printer has decoded.
+    Tickets {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        /// Forget them once answered.
+        #[serde(default)]
+        clear: bool,
+    },
 }
 
 /// Counters of one device.
@@ -74,6 +98,7 @@ pub enum ControlRequest {
 pub enum DeviceStats {
     Sam(SamStats),
     Card(ViccStats),
+    Printer(PrinterSimStats),
 }
 
 /// The answer to a [`ControlRequest`].
@@ -86,6 +111,12 @@ pub struct ControlResponse {
     pub stats: Option<BTreeMap<String, DeviceStats>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<String>>,
+    /// The tickets cut, in order (`tickets` requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tickets: Option<Vec<DecodedTicket>>,
+    /// The tickets left unfinished (`tickets` requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Vec<DecodedTicket>>,
 }
 
 impl ControlResponse {
@@ -109,33 +140,49 @@ impl ControlResponse {
 pub enum Device {
     Sam(SamSim),
     Card(VirtualCard),
+    Printer(PrinterSim),
 }
 
 impl Device {
-    fn place(&self, p: CardProfile) {
+    fn place(&self, name: &str, p: CardProfile) -> std::result::Result<(), String> {
         match self {
             Device::Sam(s) => s.place(p),
             Device::Card(c) => c.place(p),
+            Device::Printer(_) => return Err(no_card(name)),
         }
+        Ok(())
     }
-    fn remove(&self) {
+    fn remove(&self, name: &str) -> std::result::Result<(), String> {
         match self {
             Device::Sam(s) => s.remove(),
             Device::Card(c) => c.remove(),
+            Device::Printer(_) => return Err(no_card(name)),
         }
+        Ok(())
     }
-    fn set_fault(&self, f: Fault) {
+    fn set_fault(&self, name: &str, f: Fault) -> std::result::Result<(), String> {
         match self {
             Device::Sam(s) => s.set_fault(f),
             Device::Card(c) => c.set_fault(f),
+            Device::Printer(_) => {
+                return Err(format!(
+                    "device {name} is a printer: set its state with printer_state"
+                ));
+            }
         }
+        Ok(())
     }
     fn stats(&self) -> DeviceStats {
         match self {
             Device::Sam(s) => DeviceStats::Sam(s.stats()),
             Device::Card(c) => DeviceStats::Card(c.stats()),
+            Device::Printer(p) => DeviceStats::Printer(p.stats()),
         }
     }
+}
+
+fn no_card(name: &str) -> String {
+    format!("device {name} is a printer: it takes no card")
 }
 
 /// Named devices, in configuration order.
@@ -190,6 +237,28 @@ impl Devices {
         })
     }
 
+    /// A printer by name, or the first printer.
+    fn pick_printer(&self, name: Option<&str>) -> std::result::Result<&PrinterSim, String> {
+        if let Some(n) = name {
+            return match self.pick(Some(n))? {
+                (_, Device::Printer(p)) => Ok(p),
+                _ => Err(format!("device {n} is not a printer")),
+            };
+        }
+        self.list
+            .iter()
+            .find_map(|(_, d)| match d {
+                Device::Printer(p) => Some(p),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                format!(
+                    "no printer configured (devices: {})",
+                    self.names().join(", ")
+                )
+            })
+    }
+
     /// Carry out one request.
     pub fn handle(&self, req: &ControlRequest) -> ControlResponse {
         match self.try_handle(req) {
@@ -201,27 +270,52 @@ impl Devices {
     fn try_handle(&self, req: &ControlRequest) -> std::result::Result<ControlResponse, String> {
         match req {
             ControlRequest::Place { device, profile } => {
-                let (_, d) = self.pick(device.as_deref())?;
+                let (name, d) = self.pick(device.as_deref())?;
+                if matches!(d, Device::Printer(_)) {
+                    return Err(no_card(name));
+                }
                 let p = CardProfile::resolve(profile).map_err(|e| e.to_string())?;
-                d.place(p);
+                d.place(name, p)?;
             }
-            ControlRequest::Remove { device } => self.pick(device.as_deref())?.1.remove(),
+            ControlRequest::Remove { device } => {
+                let (name, d) = self.pick(device.as_deref())?;
+                d.remove(name)?;
+            }
             ControlRequest::Fault { device, fault } => {
-                self.pick(device.as_deref())?.1.set_fault(*fault)
+                let (name, d) = self.pick(device.as_deref())?;
+                d.set_fault(name, *fault)?;
             }
             ControlRequest::Unplug { device } | ControlRequest::Replug { device } => {
                 let (name, d) = self.pick(device.as_deref())?;
-                let Device::Sam(sam) = d else {
-                    return Err(format!(
-                        "device {name} is not a serial SAM: it cannot be unplugged"
-                    ));
-                };
-                let r = if matches!(req, ControlRequest::Unplug { .. }) {
-                    sam.unplug()
-                } else {
-                    sam.replug()
+                let unplug = matches!(req, ControlRequest::Unplug { .. });
+                let r = match d {
+                    Device::Sam(sam) if unplug => sam.unplug(),
+                    Device::Sam(sam) => sam.replug(),
+                    Device::Printer(p) if unplug => p.unplug(),
+                    Device::Printer(p) => p.replug(),
+                    Device::Card(_) => {
+                        return Err(format!(
+                            "device {name} is not a serial device: it cannot be unplugged"
+                        ));
+                    }
                 };
                 r.map_err(|e| e.to_string())?;
+            }
+            ControlRequest::PrinterState { device, state } => {
+                self.pick_printer(device.as_deref())?.set_state(*state);
+            }
+            ControlRequest::Tickets { device, clear } => {
+                let printer = self.pick_printer(device.as_deref())?;
+                let (tickets, interrupted) = if *clear {
+                    printer.take_tickets()
+                } else {
+                    (printer.tickets(), printer.interrupted())
+                };
+                return Ok(ControlResponse {
+                    tickets: Some(tickets),
+                    interrupted: Some(interrupted),
+                    ..ControlResponse::ok()
+                });
             }
             ControlRequest::Stats { device } => {
                 let stats = match device {

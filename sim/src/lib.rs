@@ -38,7 +38,8 @@
 //!   machine-wide by a lock file.
 //! * **Control** ([`control`]): the `kiosk-sim` binary runs devices and a
 //!   Unix socket taking JSON lines (`place`, `remove`, `fault`, `unplug`,
-//!   `replug`, `stats`), for demos and end-to-end tests in other processes.
+//!   `replug`, `stats`, and for printers `printer_state` and `tickets`),
+//!   for demos and end-to-end tests in other processes.
 //!
 //! * **Core bank** ([`corebank`]): an HTTP server on loopback implementing
 //!   `shared/corebank-api.md` (signatures, nonces, idempotency, lookups,

@@ -3,10 +3,13 @@
 //! ```text
 //! kiosk-sim serve --config sim.toml
 //! kiosk-sim serve --sam /tmp/kiosk-sim/sam0 --card-port 35963 --profile resident
+//! kiosk-sim serve --printer /tmp/kiosk-sim/printer0 [--printer-baud 115200] [--printer-wire-time]
 //! kiosk-sim card place resident-expired [--device sam0] [--control SOCKET]
 //! kiosk-sim card remove [--device sam0]
 //! kiosk-sim card fault slow:1500 [--device sam0]
-//! kiosk-sim unplug|replug [--device sam0]
+//! kiosk-sim unplug|replug [--device sam0|printer0]
+//! kiosk-sim printer state paper_out [--device printer0] [--control SOCKET]
+//! kiosk-sim printer tickets [--clear] [--device printer0] [--control SOCKET]
 //! kiosk-sim stats
 //! kiosk-sim profiles
 //! kiosk-sim corebank --listen 127.0.0.1:8700 --db FILE --key-file FILE [--fixtures FILE]
@@ -22,7 +25,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use kiosk_sim::control::{self, ControlRequest};
-use kiosk_sim::serve::{CardEntry, DEFAULT_CONTROL, SamEntry, ServeConfig};
+use kiosk_sim::printer::PrinterState;
+use kiosk_sim::serve::{CardEntry, DEFAULT_CONTROL, PrinterEntry, SamEntry, ServeConfig};
 use kiosk_sim::{CardProfile, Fault};
 use nix::sys::signal::{SigSet, Signal};
 use tracing::info;
@@ -47,9 +51,14 @@ enum Cmd {
         #[command(subcommand)]
         action: CardCmd,
     },
-    /// Unplug a SAM module (its link disappears, the kiosk sees EOF).
+    /// Set a printer's state or list the tickets it printed.
+    Printer {
+        #[command(subcommand)]
+        action: PrinterCmd,
+    },
+    /// Unplug a SAM module or a printer (its link disappears, the kiosk sees EOF).
     Unplug(Target),
-    /// Plug a SAM module back in (same link, new pty).
+    /// Plug a SAM module or a printer back in (same link, new pty).
     Replug(Target),
     /// Print the counters of a running `serve` as JSON.
     Stats(Target),
@@ -156,6 +165,16 @@ struct ServeArgs {
     /// vpcd reader for each --card-port.
     #[arg(long)]
     pcscd: bool,
+    /// Run an ESC/POS ticket printer on a pty behind this symlink
+    /// (repeatable: printer0, printer1, ...).
+    #[arg(long = "printer", value_name = "LINK")]
+    printer: Vec<PathBuf>,
+    /// The printers' line speed.
+    #[arg(long, default_value_t = 115_200)]
+    printer_baud: u32,
+    /// Read printer data at the speed of the line.
+    #[arg(long)]
+    printer_wire_time: bool,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +185,43 @@ struct Target {
     /// Control socket of the running `kiosk-sim serve`.
     #[arg(long, default_value = DEFAULT_CONTROL)]
     control: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum PrinterCmd {
+    /// Set the state: ready, paper_near_end, paper_out, cover_open, offline, cutter_error.
+    State {
+        state: String,
+        #[command(flatten)]
+        target: PrinterTarget,
+    },
+    /// Print the tickets decoded so far (and those interrupted) as JSON.
+    Tickets {
+        /// Forget them once printed.
+        #[arg(long)]
+        clear: bool,
+        #[command(flatten)]
+        target: PrinterTarget,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PrinterTarget {
+    /// Printer name (default: the first configured printer).
+    #[arg(long)]
+    device: Option<String>,
+    /// Control socket of the running `kiosk-sim serve`.
+    #[arg(long, default_value = DEFAULT_CONTROL)]
+    control: PathBuf,
+}
+
+impl From<PrinterTarget> for Target {
+    fn from(t: PrinterTarget) -> Target {
+        Target {
+            device: t.device,
+            control: t.control,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,6 +295,29 @@ fn main() -> anyhow::Result<()> {
                 )
             }
         },
+        Cmd::Printer { action } => match action {
+            PrinterCmd::State { state, target } => {
+                let state: PrinterState = state.parse().map_err(anyhow::Error::msg)?;
+                let target = Target::from(target);
+                request(
+                    &target,
+                    ControlRequest::PrinterState {
+                        device: target.device.clone(),
+                        state,
+                    },
+                )
+            }
+            PrinterCmd::Tickets { clear, target } => {
+                let target = Target::from(target);
+                request(
+                    &target,
+                    ControlRequest::Tickets {
+                        device: target.device.clone(),
+                        clear,
+                    },
+                )
+            }
+        },
         Cmd::Unplug(target) => request(
             &target,
             ControlRequest::Unplug {
@@ -285,7 +364,7 @@ fn request(target: &Target, req: ControlRequest) -> anyhow::Result<()> {
     if !resp.ok {
         bail!("{}", resp.error.unwrap_or_else(|| "failed".into()));
     }
-    if resp.stats.is_some() || resp.devices.is_some() {
+    if resp.stats.is_some() || resp.devices.is_some() || resp.tickets.is_some() {
         println!("{}", serde_json::to_string_pretty(&resp)?);
     }
     Ok(())
@@ -319,12 +398,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             fault: None,
         });
     }
+    for link in &args.printer {
+        config.printer.push(PrinterEntry {
+            name: None,
+            link: link.clone(),
+            baud: args.printer_baud,
+            emulate_wire_time: args.printer_wire_time,
+            state: None,
+        });
+    }
     config.pcscd |= args.pcscd;
     if let Some(control) = args.control {
         config.control = Some(control);
     }
-    if config.sam.is_empty() && config.card.is_empty() {
-        bail!("nothing to serve: give --config, --sam LINK or --card-port PORT");
+    if config.sam.is_empty() && config.card.is_empty() && config.printer.is_empty() {
+        bail!("nothing to serve: give --config, --sam LINK, --card-port PORT or --printer LINK");
     }
     // pcscd first: a child inherits the signal mask, and a pcscd with
     // SIGTERM blocked cannot be stopped cleanly.

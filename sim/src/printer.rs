@@ -1016,6 +1016,17 @@ impl PrinterSim {
         self.core().clear();
     }
 
+    /// The tickets cut and the tickets interrupted so far, forgotten at
+    /// once (under one lock, so none is lost or returned twice); the
+    /// counters are kept.
+    pub fn take_tickets(&self) -> (Vec<DecodedTicket>, Vec<DecodedTicket>) {
+        let mut core = self.core();
+        (
+            std::mem::take(&mut core.tickets),
+            std::mem::take(&mut core.interrupted),
+        )
+    }
+
     /// Wait until at least `n` tickets have been cut; returns them all.
     pub fn wait_for_tickets(&self, n: usize, timeout: Duration) -> Result<Vec<DecodedTicket>> {
         let core = self

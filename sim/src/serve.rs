@@ -21,6 +21,12 @@
 //! emulate_baud = 115200
 //! profile = "resident"
 //! fault = { kind = "none" }
+//!
+//! [[printer]]                      # an ESC/POS ticket printer on a pty (printer0, printer1, ...)
+//! link = "/tmp/kiosk-sim/printer0" # the symlink the kiosk opens
+//! baud = 115200
+//! emulate_wire_time = false
+//! state = "ready"                  # optional: paper_near_end, paper_out, cover_open, ...
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -31,6 +37,7 @@ use serde::Deserialize;
 use crate::control::{ControlServer, Device, Devices};
 use crate::error::{Result, SimError};
 use crate::pcscd::Pcscd;
+use crate::printer::{PrinterSim, PrinterSimConfig, PrinterState};
 use crate::profile::{CardProfile, Fault};
 use crate::sam::{DEFAULT_SAM_ID, SamSim, SamSimConfig};
 use crate::vicc::{DEFAULT_TUNNEL_HEADER, ViccConfig, VirtualCard};
@@ -52,6 +59,8 @@ pub struct ServeConfig {
     pub sam: Vec<SamEntry>,
     #[serde(default)]
     pub card: Vec<CardEntry>,
+    #[serde(default)]
+    pub printer: Vec<PrinterEntry>,
 }
 
 /// One SAM module on a pty.
@@ -81,6 +90,20 @@ pub struct CardEntry {
     pub netns: Option<PathBuf>,
     pub profile: Option<String>,
     pub fault: Option<Fault>,
+}
+
+/// One ESC/POS ticket printer on a pty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrinterEntry {
+    pub name: Option<String>,
+    pub link: PathBuf,
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    #[serde(default)]
+    pub emulate_wire_time: bool,
+    /// The state at start (default `ready`).
+    pub state: Option<PrinterState>,
 }
 
 fn default_baud() -> u32 {
@@ -189,6 +212,20 @@ impl ServeConfig {
                 Device::Card(card),
             )?;
         }
+        for (i, e) in self.printer.iter().enumerate() {
+            let printer = PrinterSim::start(PrinterSimConfig {
+                link: e.link.clone(),
+                baud: e.baud,
+                emulate_wire_time: e.emulate_wire_time,
+            })?;
+            if let Some(state) = e.state {
+                printer.set_state(state);
+            }
+            devices.add(
+                e.name.clone().unwrap_or_else(|| format!("printer{i}")),
+                Device::Printer(printer),
+            )?;
+        }
         let devices = Arc::new(devices);
         let control = ControlServer::start(
             self.control
@@ -255,10 +292,15 @@ mod tests {
             port = 40000
             tunnel_header = "FF 69 96 00"
             fault = { kind = "slow", delay_ms = 10 }
+            [[printer]]
+            link = "/tmp/printer0"
+            state = "paper_near_end"
             "#,
         )
         .unwrap();
         assert_eq!(c.sam[0].baud, 115_200);
+        assert_eq!(c.printer[0].baud, 115_200);
+        assert_eq!(c.printer[0].state, Some(PrinterState::PaperNearEnd));
         assert_eq!(c.card[0].fault, Some(Fault::Slow { delay_ms: 10 }));
         assert_eq!(parse_header("FF699600").unwrap(), DEFAULT_TUNNEL_HEADER);
         assert!(parse_header("FF69").is_err());

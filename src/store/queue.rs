@@ -465,4 +465,60 @@ mod tests {
         assert!(issued[0].detail.contains("A001") && !issued[0].detail.contains("张"));
         assert!(store.audit_verify().expect("verify").ok());
     }
+
+    #[test]
+    fn rule_q2_numbers_restart_on_a_new_business_day_with_the_flow_rule() {
+        use crate::flows::queue::{QueueConfig, number_request};
+        let config: QueueConfig = toml::from_str(
+            r#"
+timezone = "Asia/Shanghai"
+business_day_starts_at = "06:00"
+[[services]]
+id = "personal"
+letter = "A"
+name_zh = "个人业务"
+name_en = "Personal banking"
+"#,
+        )
+        .expect("config");
+        let t = TestDir::new();
+        let store = t.open();
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .with_timezone(&chrono::Utc)
+        };
+        let mut issued = Vec::new();
+        // 05:30 and 05:59 local belong to the day before; 06:00 starts a new day.
+        for (i, when) in [
+            "2026-11-23T05:30:00+08:00",
+            "2026-11-23T05:59:00+08:00",
+            "2026-11-23T06:00:00+08:00",
+            "2026-11-23T18:00:00+08:00",
+            "2026-11-24T05:00:00+08:00",
+            "2026-11-24T06:01:00+08:00",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let req = number_request(&config, "personal", at(when)).expect("request");
+            let mut ticket = new_ticket(&format!("d{i}"), 'A', req.business_day, None);
+            ticket.service_id = req.service_id.clone();
+            let row = store.issue_ticket(&ticket).expect("issue");
+            issued.push((row.business_day.to_string(), row.number_text));
+        }
+        let expected = [
+            ("2026-11-22", "A001"),
+            ("2026-11-22", "A002"),
+            ("2026-11-23", "A001"),
+            ("2026-11-23", "A002"),
+            ("2026-11-23", "A003"),
+            ("2026-11-24", "A001"),
+        ];
+        let got: Vec<(&str, &str)> = issued
+            .iter()
+            .map(|(d, n)| (d.as_str(), n.as_str()))
+            .collect();
+        assert_eq!(got, expected);
+    }
 }
