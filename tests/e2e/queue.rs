@@ -25,21 +25,26 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    setup_with(false)
+    setup_with(false, 115_200)
 }
 
 /// `wire_time`: the simulator reads at the line's speed, so a state change
 /// can land in the middle of a ticket.
-fn setup_with(wire_time: bool) -> Setup {
+fn setup_with(wire_time: bool, baud: u32) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     kiosk::store::generate_key_file(&dir.path().join("store.key")).expect("store key");
     let mut config = PrinterSimConfig::new(dir.path().join("by-id/printer0"));
     config.emulate_wire_time = wire_time;
+    config.baud = baud;
     let printer = PrinterSim::start(config).expect("printer simulator");
     Setup { dir, printer }
 }
 
 fn queue_toml(dir: &Path, printer: Option<&Path>) -> String {
+    queue_toml_baud(dir, printer, 115_200)
+}
+
+fn queue_toml_baud(dir: &Path, printer: Option<&Path>, baud: u32) -> String {
     let mut toml = format!(
         r#"
 [store]
@@ -72,7 +77,7 @@ name_en = "VIP"
     );
     if let Some(p) = printer {
         toml.push_str(&format!(
-            "\n[printer]\nname = \"{PRINTER}\"\npath = \"{}\"\nbaud = 115200\nwrite_timeout_ms = 2000\nstatus_timeout_ms = 500\n",
+            "\n[printer]\nname = \"{PRINTER}\"\npath = \"{}\"\nbaud = {baud}\nwrite_timeout_ms = 3000\nstatus_timeout_ms = 500\n",
             p.display()
         ));
     }
@@ -408,8 +413,10 @@ async fn rule_q4_printer_unplugged_and_replugged_prints_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_q4_paper_out_or_unplug_during_printing_keeps_the_number_for_a_reprint() {
-    let s = setup_with(true);
-    let kioskd = Kioskd::start(&queue_toml(s.dir.path(), Some(s.printer.link())));
+    // 9600 baud with the wire time emulated: a ticket takes about half a
+    // second on the line, so the paper runs out in its middle.
+    let s = setup_with(true, 9600);
+    let kioskd = Kioskd::start(&queue_toml_baud(s.dir.path(), Some(s.printer.link()), 9600));
     let mut events = kioskd.subscriber().await;
     wait_printer(&mut events, DeviceState::Online).await;
     let mut c = kioskd.client().await;
