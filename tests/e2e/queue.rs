@@ -239,8 +239,20 @@ async fn rule_q1_tickets_for_each_service_are_decoded_field_by_field() {
         seen.insert(n);
     }
 
-    // Counter staff call A001; A003 then has one person ahead.
-    let called = c.queue_call("personal").await.expect("call");
+    let out = kioskd.kioskctl(&["queue", "services"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("A personal") && text.contains("个人业务"),
+        "{text}"
+    );
+    // Counter staff call A001 (kioskctl); A003 then has one person ahead.
+    let out = kioskd.kioskctl(&["queue", "call", "personal", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let called: kiosk_proto::QueueCalled = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(called.number.as_deref(), Some("A001"));
     assert_eq!(called.waiting, 1);
     let a3 = c.queue_take("personal", false).await.expect("A003");
