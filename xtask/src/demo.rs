@@ -1,9 +1,11 @@
 //! `cargo xtask demo [--smoke]`: the whole kiosk on simulated devices.
 //!
 //! Starts `kiosk-sim serve` (a SAM on a pty at `/tmp/kiosk-demo/sam0`, a
-//! virtual ID card behind a private pcscd with the vpcd reader) and kioskd
-//! on `kiosk-config/demo.toml`, then waits for Ctrl-C. `--smoke` instead
-//! places a card on each reader, reads it with kioskctl, and stops: the
+//! virtual ID card behind a private pcscd with the vpcd reader, an ESC/POS
+//! ticket printer on a pty at `/tmp/kiosk-demo/printer0`) and kioskd on
+//! `kiosk-config/demo.toml`, then waits for Ctrl-C. `--smoke` instead
+//! places a card on each reader, reads it with kioskctl, takes a queue
+//! ticket and checks the printer simulator decoded it, and stops: the
 //! demo's own check, run by `cargo xtask test`.
 
 use std::os::unix::net::{UnixDatagram, UnixStream};
@@ -16,6 +18,13 @@ use anyhow::{Context, Result, bail};
 use crate::root;
 
 pub const DEMO_DIR: &str = "/tmp/kiosk-demo";
+
+/// A `[[queue.services]]` id of `kiosk-config/demo.toml`.
+const DEMO_SERVICE: &str = "personal";
+
+/// The line speed of demo.toml's `[printer]` (no `baud` there: kiosk-escpos's
+/// default, 9600).
+const DEMO_PRINTER_BAUD: &str = "9600";
 
 /// Children that are stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Guard(pub Vec<(String, Child)>);
@@ -122,7 +131,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut sim = Command::new(bin("kiosk-sim", false))
         .args(["serve", "--sam"])
         .arg(dir.join("sam0"))
-        .args(["--card-port", "35963", "--pcscd", "--control"])
+        .args(["--card-port", "35963", "--pcscd", "--printer"])
+        .arg(dir.join("printer0"))
+        .args(["--printer-baud", DEMO_PRINTER_BAUD, "--control"])
         .arg(&control)
         .stdin(Stdio::null())
         .spawn()
@@ -215,6 +226,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        let number = smoke_queue_ticket(&ctl, &socket, &sim_bin, &control)?;
         let out = Command::new(&ctl)
             .arg("--socket")
             .arg(&socket)
@@ -226,7 +238,10 @@ pub fn run(args: &[String]) -> Result<()> {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        println!("demo smoke test: both readers read a card through kioskd; sync status answers");
+        println!(
+            "demo smoke test: both readers read a card through kioskd; queue ticket {number} \
+             printed and decoded by the printer simulator; sync status answers"
+        );
         return Ok(());
     }
 
@@ -239,6 +254,9 @@ pub fn run(args: &[String]) -> Result<()> {
          \x20 {ctl} read-card\n\
          \x20 {sim} card remove --device card0 --control {control}\n\
          \x20 {sim} profiles                   # every simulated card\n\
+         \x20 {ctl} queue take {service}         # a queue ticket on the simulated printer\n\
+         \x20 {sim} printer tickets --device printer0 --control {control}   # what it printed\n\
+         \x20 {sim} printer state paper_out --device printer0 --control {control}\n\
          \x20 {ctl} sync status                # outbox and core-bank link\n\
          \x20 {sim} corebank-ctl --url http://127.0.0.1:18700 stats\n\n\
          Ctrl-C stops everything.",
@@ -246,12 +264,78 @@ pub fn run(args: &[String]) -> Result<()> {
         ctl = ctl.display(),
         sim = sim_bin.display(),
         control = control.display(),
+        service = DEMO_SERVICE,
     );
     // Run until kioskd ends (Ctrl-C reaches the whole process group).
     if let Some((_, kioskd)) = guard.0.last_mut() {
         let _ = kioskd.wait();
     }
     Ok(())
+}
+
+/// Take a ticket with kioskctl and check the printer simulator decoded
+/// exactly one ticket, with that number. Returns the number.
+fn smoke_queue_ticket(ctl: &Path, socket: &Path, sim_bin: &Path, control: &Path) -> Result<String> {
+    let out = Command::new(ctl)
+        .arg("--socket")
+        .arg(socket)
+        .args(["queue", "take", DEMO_SERVICE, "--json"])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "kioskctl queue take {DEMO_SERVICE} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let taken: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("kioskctl queue take --json")?;
+    let Some(number) = taken["number"].as_str().map(str::to_owned) else {
+        bail!("no ticket number in {taken}");
+    };
+    if taken["printed"] != serde_json::Value::Bool(true) {
+        bail!("ticket {number} was not printed: {taken}");
+    }
+    println!("queue: {taken}");
+    // kioskd answers once the printer has confirmed; the simulator may
+    // still be decoding the tail of the ticket, so look again briefly.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new(sim_bin)
+            .args(["printer", "tickets", "--device", "printer0", "--control"])
+            .arg(control)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "kiosk-sim printer tickets failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let answer: serde_json::Value =
+            serde_json::from_slice(&out.stdout).context("kiosk-sim printer tickets")?;
+        let tickets = answer["tickets"].as_array().cloned().unwrap_or_default();
+        let texts: Vec<Vec<String>> = tickets
+            .iter()
+            .map(|t| {
+                t["lines"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l["text"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .collect();
+        match texts.as_slice() {
+            [one] if one.iter().any(|l| l.trim() == number) => {
+                println!("printer0: {}", one.join(" | "));
+                return Ok(number);
+            }
+            [] if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => bail!(
+                "expected one decoded ticket numbered {number} on printer0, got {}",
+                serde_json::to_string(&texts)?
+            ),
+        }
+    }
 }
 
 /// A 32-byte key as hex, mode 0600 (the core bank's shared key).
