@@ -279,13 +279,26 @@ impl Shared {
 
     /// Print `ticket` on the printer (blocking pool, bounded wait).
     async fn print_ticket(&self, ticket: &QueueTicket) -> PrintOutcome {
+        self.print_document(ticket.document()).await
+    }
+
+    /// Print a customer's receipt (rule P6): the slip API of the customer
+    /// flows. Every value on the slip must already be masked.
+    pub async fn print_slip(&self, slip: &kiosk_escpos::Slip) -> PrintOutcome {
+        self.print_document(slip.document()).await
+    }
+
+    async fn print_document(
+        &self,
+        document: Result<kiosk_escpos::Document, EscposError>,
+    ) -> PrintOutcome {
         let Some(handle) = self.printer_handle() else {
             return PrintOutcome::NotPrinted {
                 fault: None,
-                reason: "no ticket printer configured".into(),
+                reason: "no printer configured".into(),
             };
         };
-        let document = match ticket.document() {
+        let document = match document {
             Ok(d) => d,
             Err(e) => {
                 return PrintOutcome::NotPrinted {
