@@ -305,8 +305,55 @@ async fn rule_q2_numbering_continues_across_a_sigkill_restart() {
     let tickets = s.printer.wait_for_tickets(4, DEADLINE).expect("tickets");
     let numbers: Vec<_> = tickets.iter().map(|t| t.texts()[3].to_string()).collect();
     assert_eq!(numbers, ["A001", "A002", "A003", "B001"]);
-    // The new business day's restart at 1 is tested in flows::queue's unit
-    // tests (business_day) and the store's (numbers per day).
+    // The business-day rule itself (time zones, a day starting at 06:00) is
+    // tested in flows::queue's unit tests.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_q2_numbers_restart_on_a_new_business_day_through_kioskd() {
+    let s = setup();
+    // Yesterday (branch time) the kiosk issued 57 tickets of A: they are in
+    // its database when it starts this morning.
+    let tz: chrono_tz::Tz = "Asia/Shanghai".parse().expect("tz");
+    let yesterday = chrono::Utc::now().with_timezone(&tz).date_naive() - chrono::Days::new(1);
+    {
+        let store = kiosk::store::Store::open(
+            &s.dir.path().join("kiosk.db"),
+            &s.dir.path().join("store.key"),
+            &kiosk::store::StoreOptions::default(),
+        )
+        .expect("store");
+        for _ in 0..57 {
+            store
+                .issue_ticket(&kiosk::store::NewTicket {
+                    ticket_id: uuid::Uuid::new_v4().to_string(),
+                    service_id: "personal".into(),
+                    letter: 'A',
+                    business_day: yesterday,
+                    issued_at_ms: chrono::Utc::now().timestamp_millis() - 86_400_000,
+                    number_digits: 3,
+                    masked_name: None,
+                })
+                .expect("yesterday's ticket");
+        }
+    }
+    let kioskd = Kioskd::start(&queue_toml(s.dir.path(), Some(s.printer.link())));
+    let mut events = kioskd.subscriber().await;
+    wait_printer(&mut events, DeviceState::Online).await;
+    let mut c = kioskd.client().await;
+    let t = c
+        .queue_take("personal", false)
+        .await
+        .expect("today's first ticket");
+    // Today starts again at 1, and nobody from yesterday is "waiting ahead".
+    assert_eq!((t.number.as_str(), t.waiting_ahead), ("A001", 0));
+    let status = c.queue_status().await.expect("status");
+    let a = status
+        .services
+        .iter()
+        .find(|x| x.service == "personal")
+        .expect("A");
+    assert_eq!(a.waiting, 1, "{a:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
