@@ -112,8 +112,8 @@ pub fn report(q: &QueueFigures) -> String {
          the wire speed of that baud). The client takes a ticket with the swiped card as soon as the `card_read` \
          event arrives. One ticket is {} bytes: **{wire_ms:.1} ms on the wire**. kioskd also checks the \
          printer's status before and after printing ({} `DLE EOT` queries, {status_ms:.1} ms of wire time). \
-         No core bank is configured here, so no lookup is made (with one, the rule-I7 lookup runs after the \
-         ticket is out). {SAMPLES} tickets.\n",
+         No core bank is configured here, so no lookup is made (with one, the rule-I7 lookup runs beside the \
+         printing and does not hold the ticket back). {SAMPLES} tickets.\n",
         q.ticket_bytes, q.status_queries_per_ticket
     );
     let _ = writeln!(
