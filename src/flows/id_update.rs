@@ -1,0 +1,1636 @@
+//! The ID validity update at a smart teller (rules I1–I9, C1, C3, S1–S3)
+//! as a state machine without I/O, in the style of rumqttc's `state.rs`:
+//! [`IdUpdateFlow::handle`] takes what happened ([`Input`]) and the time,
+//! changes the flow's state and returns what the daemon must do
+//! ([`Effect`]). It never touches the card reader, the core bank, the
+//! store or the printer, and reads no clock.
+//!
+//! # Steps
+//!
+//! 1. [`Input::CardRead`]: the card is checked: its type (I1), its number
+//!    (I2: [`validate18`] on 18-character numbers), its expiry in the
+//!    branch's time zone (I4). Then [`Effect::LookUp`].
+//! 2. [`Input::LookupAnswered`]: the record on file is checked: ID number
+//!    (I3: [`matches_on_file`], so an old 15-digit number matches), document
+//!    type (I5), name (I6), `self_service.id_update`; its validity is
+//!    compared with the card's (I7, [`validity_update_decision`]) and, when
+//!    configured, the update window is checked (I9). Then
+//!    [`Effect::ShowConfirm`] with masked data only (I8).
+//! 3. [`Input::CustomerConfirmed`]: only now [`Effect::RecordChange`] (I8,
+//!    C1). The daemon commits it (`Shared::record_change`) and answers
+//!    [`Input::ChangeRecorded`] (or [`Input::ChangeRecordFailed`]).
+//! 4. The sync worker's news: [`Input::ChangeDelivered`] (applied or
+//!    superseded), [`Input::ChangeRejected`] (C4) or [`Input::ChangeQueued`]
+//!    (the bank is unreachable: "accepted, will be synced", C3). A slip is
+//!    printed when [`FlowSettings::print_slip`] says so; then
+//!    [`Effect::Finish`].
+//!
+//! Every step that affects the customer is an [`Effect::Audit`] with
+//! masked data (S3); the recorded change's own audit record is written by
+//! the store with the change (its text is [`ChangeToRecord::audit_detail`]).
+//!
+//! # The bank unreachable (rule C3)
+//!
+//! A confirmed change is stored and forwarded later. But when the
+//! **lookup** fails because the bank cannot be reached, the kiosk does not
+//! know the validity on file, the document type or the name, so rules I5–I7
+//! cannot be checked: the flow ends with [`Refusal::BankUnreachable`]. No
+//! change is recorded without those checks.
+//!
+//! # Sessions and personal data (rule S2)
+//!
+//! The card ([`Identity`], zeroized on drop by its crate) and the customer
+//! id are held only while the flow runs and are dropped the moment it
+//! finishes (any [`Effect::Finish`]). The lookup answer's personal strings
+//! are zeroized as soon as they have been compared. `Debug` of the flow,
+//! its inputs and its effects shows masked data only. What leaves the flow
+//! unmasked is what the daemon must send: [`Effect::LookUp`] and
+//! [`Effect::RecordChange`] (both with redacting `Debug` impls).
+//!
+//! Idle time: every input other than [`Input::Tick`] counts as activity.
+//! [`Input::Tick`] (call it at [`IdUpdateFlow::next_wakeup`] or
+//! periodically) gives one [`Effect::IdleWarning`]
+//! [`FlowSettings::idle_warning`] before the end, then ends the flow as
+//! timed out. While a confirmed change is being recorded the flow does not
+//! time out (rule C1: the customer is told after the store answers); once
+//! recorded, a timeout while waiting for the bank finishes as "accepted,
+//! will be synced".
+//!
+//! The shared pieces of both customer flows ([`FlowSettings`], [`Outcome`],
+//! [`Slip`], [`AuditNote`], [`ChangeToRecord`], the card and lookup
+//! checks) live here; [`super::phone`] uses them.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono_tz::Tz;
+use kiosk_corebank::{
+    CardEvidence, ChangeKind, ChangeStatus, CoreBankError, Customer, IdType, IdValidityChange,
+    LONG_TERM, LookupRequest,
+};
+use kiosk_idcard::idnumber::{matches_on_file, validate18};
+use kiosk_idcard::mask::MaskPolicy;
+use kiosk_idcard::{CardType, Identity, Validity};
+use serde::Serialize;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::messages::{self, CounterReason, CustomerMessage, Refusal};
+use super::queue::{ValidityDecision, validity_update_decision};
+use crate::store::AuditAction;
+
+/// A failed call to the core bank, as the daemon's client reports it.
+pub type BankFailure = CoreBankError;
+
+/// Rule I9: updates accepted only from `days_before` the old card's
+/// expiry to `days_after` it (one large bank: 30 and 90).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateWindow {
+    pub days_before: u32,
+    pub days_after: u32,
+}
+
+/// What the flows need of the configuration; the daemon maps its config
+/// to this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowSettings {
+    /// The branch's time zone: "today" for rule I4 and I9, the slip's time.
+    pub timezone: Tz,
+    /// The session ends after this long without an input.
+    pub idle_timeout: Duration,
+    /// The warning comes this long before the end (0: none).
+    pub idle_warning: Duration,
+    /// Rule I9; `None` (the default): no window.
+    pub update_window: Option<UpdateWindow>,
+    /// Rule S1: how numbers and names are masked.
+    pub mask: MaskPolicy,
+    /// A printer is configured: print a slip at the end of a change.
+    pub print_slip: bool,
+    /// Rule P4: the least time between two codes sent by this kiosk (the
+    /// bank's own `429 Retry-After` applies too).
+    pub otp_resend_interval: Duration,
+    /// Rule P4: codes this kiosk sends in one session at most.
+    pub otp_max_sends: u32,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        FlowSettings {
+            timezone: chrono_tz::Asia::Shanghai,
+            idle_timeout: Duration::from_secs(120),
+            idle_warning: Duration::from_secs(20),
+            update_window: None,
+            mask: MaskPolicy::default(),
+            print_slip: false,
+            otp_resend_interval: Duration::from_secs(60),
+            otp_max_sends: 3,
+        }
+    }
+}
+
+impl FlowSettings {
+    /// The branch's date at `now`.
+    pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
+        now.with_timezone(&self.timezone).date_naive()
+    }
+
+    fn local_time(&self, now: DateTime<Utc>) -> String {
+        now.with_timezone(&self.timezone)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    }
+}
+
+/// An audit record to append (rule S3): masked detail only; `subject` is
+/// the core bank's customer id when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditNote {
+    pub action: AuditAction,
+    pub subject: Option<String>,
+    pub detail: String,
+}
+
+/// A confirmed change for `Shared::record_change` (rule C1). `Debug`
+/// redacts the payload ([`ChangeKind`]'s own impl).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeToRecord {
+    pub customer_id: String,
+    pub kind: ChangeKind,
+    /// The text of the `change_recorded` audit record, masked.
+    pub audit_detail: String,
+}
+
+/// One line of a slip: masked values only (rule S1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlipRow {
+    /// `证件号码 ID number`.
+    pub label: String,
+    pub value: String,
+}
+
+/// A receipt for the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Slip {
+    /// `证件有效期更新 ID validity update`.
+    pub title: String,
+    pub rows: Vec<SlipRow>,
+}
+
+fn row(label: &str, value: impl Into<String>) -> SlipRow {
+    SlipRow {
+        label: label.into(),
+        value: value.into(),
+    }
+}
+
+/// How a flow ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutcomeKind {
+    /// The bank applied the change (`superseded`: it already held it).
+    Applied {
+        change_id: String,
+        status: ChangeStatus,
+    },
+    /// Rule C3: recorded; the bank will get it when reachable (ID
+    /// validity).
+    AcceptedWillSync {
+        change_id: String,
+    },
+    /// Recorded, not yet confirmed by the bank (mobile number, rule P6:
+    /// not reported as done).
+    Pending {
+        change_id: String,
+    },
+    /// Rule C4: the bank rejected the recorded change.
+    Rejected {
+        change_id: String,
+        code: String,
+    },
+    /// Refused before anything was recorded.
+    Refused(Refusal),
+    Cancelled,
+    TimedOut,
+}
+
+/// The end of a flow and what the customer is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub kind: OutcomeKind,
+    pub message: CustomerMessage,
+}
+
+impl Outcome {
+    pub(super) fn refused(refusal: Refusal) -> Outcome {
+        Outcome {
+            message: refusal.message(),
+            kind: OutcomeKind::Refused(refusal),
+        }
+    }
+
+    /// The refusal, when the flow refused.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match &self.kind {
+            OutcomeKind::Refused(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Idle time of a session (see the module docs).
+#[derive(Debug, Clone)]
+pub(super) struct Idle {
+    timeout: TimeDelta,
+    warning: TimeDelta,
+    last: Option<DateTime<Utc>>,
+    warned: bool,
+}
+
+pub(super) enum IdleCheck {
+    Fine,
+    Warn { seconds_left: u64 },
+    Expired,
+}
+
+impl Idle {
+    pub(super) fn new(settings: &FlowSettings) -> Idle {
+        let delta = |d: Duration| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
+        Idle {
+            timeout: delta(settings.idle_timeout),
+            warning: delta(settings.idle_warning),
+            last: None,
+            warned: false,
+        }
+    }
+
+    pub(super) fn touch(&mut self, now: DateTime<Utc>) {
+        self.last = Some(now);
+        self.warned = false;
+    }
+
+    fn end(&self) -> Option<DateTime<Utc>> {
+        self.last.map(|l| l + self.timeout)
+    }
+
+    pub(super) fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        let end = self.end()?;
+        if !self.warned && self.warning > TimeDelta::zero() && self.warning < self.timeout {
+            Some(end - self.warning)
+        } else {
+            Some(end)
+        }
+    }
+
+    pub(super) fn check(&mut self, now: DateTime<Utc>) -> IdleCheck {
+        let Some(end) = self.end() else {
+            self.touch(now);
+            return IdleCheck::Fine;
+        };
+        if now >= end {
+            return IdleCheck::Expired;
+        }
+        if !self.warned && self.warning > TimeDelta::zero() && now >= end - self.warning {
+            self.warned = true;
+            let left = (end - now).num_milliseconds().max(0) as u64;
+            return IdleCheck::Warn {
+                seconds_left: left.div_ceil(1000),
+            };
+        }
+        IdleCheck::Fine
+    }
+}
+
+/// The core bank's `id_type` for a card.
+pub fn id_type(card: CardType) -> IdType {
+    match card {
+        CardType::Resident => IdType::Resident,
+        CardType::ForeignPermanent2017 | CardType::ForeignPermanent2023 => IdType::ForeignPermanent,
+        CardType::HkMoTwResidence => IdType::HkMoTwResidence,
+    }
+}
+
+/// `2040-01-01` or `long_term`, as the core bank writes it.
+pub fn validity_text(v: Validity) -> String {
+    match v {
+        Validity::Until(d) => d.format("%Y-%m-%d").to_string(),
+        Validity::LongTerm => LONG_TERM.to_string(),
+    }
+}
+
+/// `2040-01-01` or `长期 long-term`, for screens and slips.
+pub fn validity_display(v: Validity) -> String {
+    match v {
+        Validity::Until(d) => d.format("%Y-%m-%d").to_string(),
+        Validity::LongTerm => "长期 long-term".to_string(),
+    }
+}
+
+fn parse_validity(text: &str) -> Option<Validity> {
+    if text.trim() == LONG_TERM {
+        Some(Validity::LongTerm)
+    } else {
+        parse_date(text).map(Validity::Until)
+    }
+}
+
+fn parse_date(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()
+}
+
+/// The name the card is looked up and compared by: the Chinese name, or
+/// the English one on a foreign card without a Chinese name.
+pub(super) fn card_name(identity: &Identity) -> &str {
+    let name = identity.name.trim();
+    if name.is_empty() {
+        identity.english_name.as_deref().unwrap_or("").trim()
+    } else {
+        name
+    }
+}
+
+/// The card's name, masked.
+pub(super) fn masked_name(identity: &Identity, mask: &MaskPolicy) -> String {
+    mask.name(card_name(identity))
+}
+
+/// Rules I1, I2, I4 on a card read by the reader.
+pub(super) fn check_card(identity: &Identity, today: NaiveDate) -> Result<(), Refusal> {
+    // Rule I2: 18-digit numbers (resident cards, residence permits, the
+    // 2023 foreign card); the 2017 foreign card's 15 characters are three
+    // letters (nationality) and twelve digits, without a check digit.
+    let number_ok = match identity.card_type {
+        CardType::Resident | CardType::HkMoTwResidence | CardType::ForeignPermanent2023 => {
+            validate18(&identity.number).is_ok()
+        }
+        CardType::ForeignPermanent2017 => {
+            let b = identity.number.as_bytes();
+            b.len() == 15
+                && b[..3].iter().all(u8::is_ascii_uppercase)
+                && b[3..].iter().all(u8::is_ascii_digit)
+        }
+    };
+    if !number_ok {
+        return Err(Refusal::BadCard);
+    }
+    // Rule I4: in the branch's time zone; long-term never expires.
+    if identity.is_expired(today) {
+        return Err(Refusal::ExpiredCard {
+            valid_until: validity_text(identity.valid_until),
+        });
+    }
+    Ok(())
+}
+
+/// The lookup for a card.
+pub(super) fn lookup_request(identity: &Identity) -> LookupRequest {
+    LookupRequest {
+        id_type: id_type(identity.card_type),
+        id_number: identity.number.clone(),
+        name: card_name(identity).to_string(),
+    }
+}
+
+/// Names compare after trimming, with runs of white space as one space
+/// and Latin letters in any case.
+fn same_name(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        Zeroizing::new(
+            s.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_uppercase(),
+        )
+    };
+    let (a, b) = (norm(a), norm(b));
+    !a.is_empty() && a == b
+}
+
+/// Rules I3, I5, I6 on the record the bank found for a card.
+pub(super) fn check_record(identity: &Identity, customer: &Customer) -> Result<(), CounterReason> {
+    // Rule I5 first: a record of another document type (a temporary ID
+    // card, "other") is never changed here.
+    if customer.id_type != id_type(identity.card_type) {
+        return Err(CounterReason::DocumentTypeMismatch);
+    }
+    // Rule I3: the bank matched the number; check it anyway, the 15-digit
+    // form included.
+    if !matches_on_file(&identity.number, &customer.id_number_on_file) {
+        return Err(CounterReason::IdNumberMismatch);
+    }
+    // Rule I6.
+    if !same_name(card_name(identity), &customer.name) {
+        return Err(CounterReason::NameMismatch);
+    }
+    Ok(())
+}
+
+/// Wipe the personal strings of a lookup answer (rule S2).
+pub(super) fn scrub(customer: &mut Customer) {
+    customer.name.zeroize();
+    customer.id_number_on_file.zeroize();
+    customer.mobile_masked.zeroize();
+    if let Some(q) = customer.security_question.as_mut() {
+        q.zeroize();
+    }
+}
+
+/// A failed lookup as a refusal: the bank unreachable (C3), no such
+/// customer, or the bank's own name check (I6).
+pub(super) fn lookup_refusal(error: &BankFailure) -> Refusal {
+    match error {
+        e if e.is_transient() => Refusal::BankUnreachable,
+        CoreBankError::NotFound { .. } => Refusal::Counter(CounterReason::CustomerNotFound),
+        CoreBankError::Rejected { code, .. } if code == "name_mismatch" => {
+            Refusal::Counter(CounterReason::NameMismatch)
+        }
+        CoreBankError::Locked => Refusal::Counter(CounterReason::Locked),
+        other => Refusal::Counter(CounterReason::BankRecord {
+            code: other.code().unwrap_or("bank_error").to_string(),
+        }),
+    }
+}
+
+/// The audit action of a refusal.
+pub(super) fn refusal_action(refusal: &Refusal) -> AuditAction {
+    if refusal.is_counter_referral() {
+        AuditAction::SentToCounter
+    } else {
+        AuditAction::VerificationFailed
+    }
+}
+
+/// What the daemon tells the flow.
+pub enum Input {
+    /// The reader read a card: the identity and the evidence of the read
+    /// (SAM id, card UID) that goes with the change.
+    CardRead {
+        identity: Identity,
+        evidence: CardEvidence,
+    },
+    /// Rule I1: a card of a type the kiosk does not accept.
+    CardUnsupported,
+    /// A card that could not be read.
+    CardUnreadable,
+    /// The answer to [`Effect::LookUp`].
+    LookupAnswered(Result<Customer, BankFailure>),
+    CustomerConfirmed,
+    CustomerCancelled,
+    /// The change of [`Effect::RecordChange`] is committed (rule C1).
+    ChangeRecorded {
+        change_id: String,
+    },
+    /// It could not be committed: nothing was recorded.
+    ChangeRecordFailed,
+    /// The bank applied it (or already held it).
+    ChangeDelivered {
+        status: ChangeStatus,
+        core_ref: String,
+    },
+    /// Rule C4: the bank rejected it for good.
+    ChangeRejected {
+        code: String,
+        message: String,
+    },
+    /// Rule C3: the bank is unreachable; the change waits in the outbox.
+    ChangeQueued,
+    /// Time passes (idle timeout).
+    Tick,
+}
+
+impl fmt::Debug for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::CardRead { identity, .. } => f
+                .debug_tuple("CardRead")
+                .field(&identity.card_type)
+                .finish(),
+            Input::CardUnsupported => f.write_str("CardUnsupported"),
+            Input::CardUnreadable => f.write_str("CardUnreadable"),
+            Input::LookupAnswered(r) => f.debug_tuple("LookupAnswered").field(r).finish(),
+            Input::CustomerConfirmed => f.write_str("CustomerConfirmed"),
+            Input::CustomerCancelled => f.write_str("CustomerCancelled"),
+            Input::ChangeRecorded { change_id } => {
+                f.debug_tuple("ChangeRecorded").field(change_id).finish()
+            }
+            Input::ChangeRecordFailed => f.write_str("ChangeRecordFailed"),
+            Input::ChangeDelivered { status, core_ref } => f
+                .debug_tuple("ChangeDelivered")
+                .field(status)
+                .field(core_ref)
+                .finish(),
+            Input::ChangeRejected { code, message } => f
+                .debug_tuple("ChangeRejected")
+                .field(code)
+                .field(message)
+                .finish(),
+            Input::ChangeQueued => f.write_str("ChangeQueued"),
+            Input::Tick => f.write_str("Tick"),
+        }
+    }
+}
+
+/// Rule I8: what the customer confirms, masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdConfirmation {
+    pub card_type: CardType,
+    /// `110***********002X`.
+    pub masked_number: String,
+    /// `张*`.
+    pub masked_name: String,
+    pub old_valid_from: String,
+    pub old_valid_until: String,
+    pub new_valid_from: String,
+    pub new_valid_until: String,
+}
+
+/// What the daemon must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// `POST /v1/customers/lookup`; answer with [`Input::LookupAnswered`].
+    LookUp(LookupRequest),
+    /// Rule I8: show what will change; wait for the customer.
+    ShowConfirm(IdConfirmation),
+    /// Rule C1: commit the change; answer with [`Input::ChangeRecorded`].
+    RecordChange(ChangeToRecord),
+    /// Print a slip (masked).
+    PrintSlip(Slip),
+    /// Rule S3.
+    Audit(AuditNote),
+    /// The session ends soon without an input.
+    IdleWarning(CustomerMessage),
+    /// The flow is over; its personal data is gone.
+    Finish(Outcome),
+}
+
+/// Where the flow is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdStage {
+    AwaitingCard,
+    LookingUp,
+    AwaitingConfirmation,
+    Recording,
+    AwaitingBank,
+    Finished,
+}
+
+impl IdStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdStage::AwaitingCard => "awaiting_card",
+            IdStage::LookingUp => "looking_up",
+            IdStage::AwaitingConfirmation => "awaiting_confirmation",
+            IdStage::Recording => "recording",
+            IdStage::AwaitingBank => "awaiting_bank",
+            IdStage::Finished => "finished",
+        }
+    }
+}
+
+/// What the flow keeps of the record on file.
+struct OnFile {
+    customer_id: Zeroizing<String>,
+    valid_from: NaiveDate,
+    valid_until: Validity,
+}
+
+/// The ID validity update flow (module docs).
+pub struct IdUpdateFlow {
+    settings: FlowSettings,
+    stage: IdStage,
+    idle: Idle,
+    card: Option<(Identity, CardEvidence)>,
+    on_file: Option<OnFile>,
+    change_id: Option<String>,
+}
+
+impl fmt::Debug for IdUpdateFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdUpdateFlow")
+            .field("stage", &self.stage)
+            .field("card", &self.card.as_ref().map(|(i, _)| i))
+            .field("change_id", &self.change_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdUpdateFlow {
+    pub fn new(settings: FlowSettings) -> IdUpdateFlow {
+        IdUpdateFlow {
+            idle: Idle::new(&settings),
+            settings,
+            stage: IdStage::AwaitingCard,
+            card: None,
+            on_file: None,
+            change_id: None,
+        }
+    }
+
+    pub fn stage(&self) -> IdStage {
+        self.stage
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.stage == IdStage::Finished
+    }
+
+    /// When to send the next [`Input::Tick`].
+    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        if self.is_finished() {
+            None
+        } else {
+            self.idle.next_wakeup()
+        }
+    }
+
+    /// Take one input at `now`; what to do, in order.
+    pub fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
+        if self.is_finished() {
+            return Vec::new();
+        }
+        if !matches!(input, Input::Tick) {
+            self.idle.touch(now);
+        }
+        match (self.stage, input) {
+            (_, Input::Tick) => self.tick(now),
+            (IdStage::AwaitingCard, Input::CardRead { identity, evidence }) => {
+                self.card_read(identity, evidence, now)
+            }
+            (IdStage::AwaitingCard, Input::CardUnsupported) => {
+                self.refuse(Refusal::UnsupportedCard, None)
+            }
+            (IdStage::AwaitingCard, Input::CardUnreadable) => {
+                self.refuse(Refusal::UnreadableCard, None)
+            }
+            (IdStage::LookingUp, Input::LookupAnswered(answer)) => self.looked_up(answer, now),
+            (IdStage::AwaitingConfirmation, Input::CustomerConfirmed) => self.confirmed(),
+            (IdStage::Recording, Input::ChangeRecorded { change_id }) => {
+                self.change_id = Some(change_id);
+                self.stage = IdStage::AwaitingBank;
+                Vec::new()
+            }
+            (IdStage::Recording, Input::ChangeRecordFailed) => {
+                self.refuse(Refusal::NotRecorded, None)
+            }
+            (IdStage::AwaitingBank, Input::ChangeDelivered { status, .. }) => {
+                let change_id = self.change_id.clone().unwrap_or_default();
+                self.end_with_slip(
+                    OutcomeKind::Applied { change_id, status },
+                    messages::id_updated(),
+                    "已更新 Updated",
+                    now,
+                )
+            }
+            (IdStage::AwaitingBank, Input::ChangeQueued | Input::CustomerCancelled) => {
+                self.accepted_will_sync(now)
+            }
+            (IdStage::AwaitingBank, Input::ChangeRejected { code, message }) => {
+                let change_id = self.change_id.clone().unwrap_or_default();
+                let refusal = Refusal::ChangeRejected {
+                    code: code.clone(),
+                    message,
+                };
+                self.finish(Outcome {
+                    message: refusal.message(),
+                    kind: OutcomeKind::Rejected { change_id, code },
+                })
+            }
+            // Cancelling while the change is being committed: the store
+            // answers first (rule C1).
+            (IdStage::Recording, Input::CustomerCancelled) => Vec::new(),
+            (_, Input::CustomerCancelled) => self.finish(Outcome {
+                kind: OutcomeKind::Cancelled,
+                message: messages::cancelled(),
+            }),
+            // Anything else is out of turn (a second card, a late answer):
+            // ignored.
+            _ => Vec::new(),
+        }
+    }
+
+    fn tick(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
+        if self.stage == IdStage::Recording {
+            return Vec::new();
+        }
+        match self.idle.check(now) {
+            IdleCheck::Fine => Vec::new(),
+            IdleCheck::Warn { seconds_left } => {
+                vec![Effect::IdleWarning(messages::idle_warning(seconds_left))]
+            }
+            IdleCheck::Expired if self.stage == IdStage::AwaitingBank => {
+                self.accepted_will_sync(now)
+            }
+            IdleCheck::Expired => self.finish(Outcome {
+                kind: OutcomeKind::TimedOut,
+                message: messages::timed_out(),
+            }),
+        }
+    }
+
+    fn card_read(
+        &mut self,
+        identity: Identity,
+        evidence: CardEvidence,
+        now: DateTime<Utc>,
+    ) -> Vec<Effect> {
+        let mask = &self.settings.mask;
+        let detail = format!(
+            "smart teller, id validity update: {:?} {} {}",
+            identity.card_type,
+            mask.id_number(&identity.number),
+            masked_name(&identity, mask)
+        );
+        let mut effects = vec![Effect::Audit(AuditNote {
+            action: AuditAction::CardRead,
+            subject: None,
+            detail,
+        })];
+        if let Err(refusal) = check_card(&identity, self.settings.today(now)) {
+            effects.extend(self.refuse(refusal, None));
+            return effects;
+        }
+        effects.push(Effect::LookUp(lookup_request(&identity)));
+        self.card = Some((identity, evidence));
+        self.stage = IdStage::LookingUp;
+        effects
+    }
+
+    fn looked_up(
+        &mut self,
+        answer: Result<Customer, BankFailure>,
+        now: DateTime<Utc>,
+    ) -> Vec<Effect> {
+        let mut customer = match answer {
+            Ok(c) => c,
+            Err(e) => {
+                let refusal = lookup_refusal(&e);
+                let mut effects = vec![Effect::Audit(AuditNote {
+                    action: AuditAction::Lookup,
+                    subject: None,
+                    detail: format!("lookup failed: {}", e.code().unwrap_or("transport")),
+                })];
+                effects.extend(self.refuse(refusal, None));
+                return effects;
+            }
+        };
+        let decision = self.check_customer(&customer, now);
+        scrub(&mut customer);
+        let customer_id = Zeroizing::new(std::mem::take(&mut customer.customer_id));
+        let mut effects = vec![Effect::Audit(AuditNote {
+            action: AuditAction::Lookup,
+            subject: Some(customer_id.to_string()),
+            detail: "customer found (id validity update)".into(),
+        })];
+        match decision {
+            Err(refusal) => {
+                effects.extend(self.refuse(refusal, Some(customer_id.to_string())));
+            }
+            Ok(on_file) => {
+                let on_file = OnFile {
+                    customer_id,
+                    ..on_file
+                };
+                let Some((identity, _)) = &self.card else {
+                    return effects;
+                };
+                let mask = &self.settings.mask;
+                effects.push(Effect::ShowConfirm(IdConfirmation {
+                    card_type: identity.card_type,
+                    masked_number: mask.id_number(&identity.number),
+                    masked_name: masked_name(identity, mask),
+                    old_valid_from: on_file.valid_from.format("%Y-%m-%d").to_string(),
+                    old_valid_until: validity_display(on_file.valid_until),
+                    new_valid_from: identity.valid_from.format("%Y-%m-%d").to_string(),
+                    new_valid_until: validity_display(identity.valid_until),
+                }));
+                self.on_file = Some(on_file);
+                self.stage = IdStage::AwaitingConfirmation;
+            }
+        }
+        effects
+    }
+
+    /// Rules I3, I5, I6, `self_service.id_update`, I7, I9.
+    fn check_customer(&self, customer: &Customer, now: DateTime<Utc>) -> Result<OnFile, Refusal> {
+        let Some((identity, _)) = &self.card else {
+            return Err(Refusal::CardRequired);
+        };
+        check_record(identity, customer).map_err(Refusal::Counter)?;
+        if !customer.self_service.id_update {
+            return Err(Refusal::Counter(CounterReason::NotAllowed {
+                reason: customer.self_service.reason.clone(),
+            }));
+        }
+        let (Some(valid_from), Some(valid_until)) = (
+            parse_date(&customer.id_valid_from),
+            parse_validity(&customer.id_valid_until),
+        ) else {
+            return Err(Refusal::Counter(CounterReason::BankRecord {
+                code: "validity_on_file_unreadable".into(),
+            }));
+        };
+        // Rule I7.
+        match validity_update_decision(
+            identity.valid_until,
+            identity.valid_from,
+            valid_until,
+            valid_from,
+        ) {
+            ValidityDecision::Newer => {}
+            ValidityDecision::Same => return Err(Refusal::AlreadyUpToDate),
+            ValidityDecision::Older => return Err(Refusal::OldCard),
+        }
+        // Rule I9: around the old card's expiry. A long-term record (a
+        // reissued long-term card) has no expiry to be near: no window.
+        if let (Some(window), Validity::Until(expiry)) = (self.settings.update_window, valid_until)
+        {
+            let opens = expiry - TimeDelta::days(i64::from(window.days_before));
+            let closes = expiry + TimeDelta::days(i64::from(window.days_after));
+            let today = self.settings.today(now);
+            if today < opens || today > closes {
+                return Err(Refusal::OutsideUpdateWindow {
+                    opens: opens.format("%Y-%m-%d").to_string(),
+                    closes: closes.format("%Y-%m-%d").to_string(),
+                });
+            }
+        }
+        Ok(OnFile {
+            customer_id: Zeroizing::new(String::new()),
+            valid_from,
+            valid_until,
+        })
+    }
+
+    fn confirmed(&mut self) -> Vec<Effect> {
+        let (Some((identity, evidence)), Some(on_file)) = (&self.card, &self.on_file) else {
+            return Vec::new();
+        };
+        let mask = &self.settings.mask;
+        let kind = ChangeKind::IdValidity {
+            id_validity: IdValidityChange {
+                id_type: id_type(identity.card_type),
+                id_number: identity.number.clone(),
+                valid_from: identity.valid_from.format("%Y-%m-%d").to_string(),
+                valid_until: validity_text(identity.valid_until),
+                issuer: identity.issuer.clone(),
+                card_evidence: evidence.clone(),
+            },
+        };
+        let audit_detail = format!(
+            "id validity confirmed by the customer at the smart teller (rule I8): {} {}, {} → {}",
+            mask.id_number(&identity.number),
+            masked_name(identity, mask),
+            validity_text(on_file.valid_until),
+            validity_text(identity.valid_until),
+        );
+        self.stage = IdStage::Recording;
+        vec![Effect::RecordChange(ChangeToRecord {
+            customer_id: on_file.customer_id.to_string(),
+            kind,
+            audit_detail,
+        })]
+    }
+
+    fn accepted_will_sync(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
+        let change_id = self.change_id.clone().unwrap_or_default();
+        self.end_with_slip(
+            OutcomeKind::AcceptedWillSync { change_id },
+            messages::id_accepted_will_sync(),
+            "已受理，待同步 Accepted, will be synced",
+            now,
+        )
+    }
+
+    fn end_with_slip(
+        &mut self,
+        kind: OutcomeKind,
+        message: CustomerMessage,
+        status: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self.settings.print_slip
+            && let (Some((identity, _)), Some(on_file)) = (&self.card, &self.on_file)
+        {
+            let mask = &self.settings.mask;
+            effects.push(Effect::PrintSlip(Slip {
+                title: "证件有效期更新 ID validity update".into(),
+                rows: vec![
+                    row("证件号码 ID number", mask.id_number(&identity.number)),
+                    row("姓名 Name", masked_name(identity, mask)),
+                    row(
+                        "原有效期 Old validity",
+                        format!(
+                            "{} – {}",
+                            on_file.valid_from.format("%Y-%m-%d"),
+                            validity_display(on_file.valid_until)
+                        ),
+                    ),
+                    row(
+                        "新有效期 New validity",
+                        format!(
+                            "{} – {}",
+                            identity.valid_from.format("%Y-%m-%d"),
+                            validity_display(identity.valid_until)
+                        ),
+                    ),
+                    row("状态 Status", status),
+                    row(
+                        "流水号 Reference",
+                        self.change_id.clone().unwrap_or_default(),
+                    ),
+                    row("时间 Time", self.settings.local_time(now)),
+                ],
+            }));
+        }
+        effects.extend(self.finish(Outcome { kind, message }));
+        effects
+    }
+
+    /// End with a refusal, audited (rule S3).
+    fn refuse(&mut self, refusal: Refusal, subject: Option<String>) -> Vec<Effect> {
+        let detail = format!("id validity update refused: {}", refusal.code());
+        let mut effects = vec![Effect::Audit(AuditNote {
+            action: refusal_action(&refusal),
+            subject,
+            detail,
+        })];
+        effects.extend(self.finish(Outcome::refused(refusal)));
+        effects
+    }
+
+    /// Rule S2: the card and the record are dropped (zeroized) here.
+    fn finish(&mut self, outcome: Outcome) -> Vec<Effect> {
+        self.card = None;
+        self.on_file = None;
+        self.stage = IdStage::Finished;
+        vec![Effect::Finish(outcome)]
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use kiosk_corebank::SelfService;
+
+    pub(in crate::flows) fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .expect("RFC 3339")
+            .with_timezone(&Utc)
+    }
+
+    pub(in crate::flows) fn evidence() -> CardEvidence {
+        CardEvidence {
+            sam_id: "05.01-20250101-0000001-1234567890".into(),
+            card_uid: "0102030405060708".into(),
+        }
+    }
+
+    /// The sample resident card (2020-01-01 to 2040-01-01) and a record
+    /// holding its previous card (2000-01-01 to 2020-01-01).
+    pub(in crate::flows) fn customer_for(identity: &Identity) -> Customer {
+        Customer {
+            customer_id: "C000123".into(),
+            name: card_name(identity).to_string(),
+            id_type: id_type(identity.card_type),
+            id_number_on_file: identity.number.clone(),
+            id_valid_from: "2000-01-01".into(),
+            id_valid_until: "2020-01-01".into(),
+            mobile_masked: "138****5678".into(),
+            security_question: Some("我母亲的名字?".into()),
+            self_service: SelfService {
+                id_update: true,
+                mobile_change: true,
+                reason: None,
+            },
+            tier: "standard".into(),
+        }
+    }
+
+    const NOW: &str = "2025-03-14T02:00:00Z";
+
+    fn card() -> Identity {
+        Identity::sample(CardType::Resident)
+    }
+
+    fn started(identity: Identity) -> (IdUpdateFlow, Vec<Effect>) {
+        let mut flow = IdUpdateFlow::new(FlowSettings::default());
+        let effects = flow.handle(
+            Input::CardRead {
+                identity,
+                evidence: evidence(),
+            },
+            utc(NOW),
+        );
+        (flow, effects)
+    }
+
+    fn finish(effects: &[Effect]) -> &Outcome {
+        effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Finish(o) => Some(o),
+                _ => None,
+            })
+            .expect("the flow finished")
+    }
+
+    fn refusal(effects: &[Effect]) -> Refusal {
+        finish(effects).refusal().expect("refused").clone()
+    }
+
+    fn audits(effects: &[Effect]) -> Vec<&AuditNote> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Audit(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Card read, then the lookup answer `customer`.
+    fn looked_up(
+        settings: FlowSettings,
+        identity: Identity,
+        customer: Customer,
+        now: &str,
+    ) -> (IdUpdateFlow, Vec<Effect>) {
+        let mut flow = IdUpdateFlow::new(settings);
+        let effects = flow.handle(
+            Input::CardRead {
+                identity,
+                evidence: evidence(),
+            },
+            utc(now),
+        );
+        assert!(
+            matches!(effects.last(), Some(Effect::LookUp(_))),
+            "{effects:?}"
+        );
+        let effects = flow.handle(Input::LookupAnswered(Ok(customer)), utc(now));
+        (flow, effects)
+    }
+
+    fn counter(reason: CounterReason) -> Refusal {
+        Refusal::Counter(reason)
+    }
+
+    #[test]
+    fn rule_i1_every_accepted_card_type_is_looked_up() {
+        for card_type in CardType::ALL {
+            let identity = Identity::sample(card_type);
+            let expected = id_type(card_type);
+            let (flow, effects) = started(identity);
+            assert_eq!(flow.stage(), IdStage::LookingUp, "{card_type:?}");
+            match effects.last() {
+                Some(Effect::LookUp(r)) => assert_eq!(r.id_type, expected),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(audits(&effects)[0].action, AuditAction::CardRead);
+        }
+    }
+
+    #[test]
+    fn rule_i1_unsupported_card_gets_a_clear_message() {
+        let mut flow = IdUpdateFlow::new(FlowSettings::default());
+        let effects = flow.handle(Input::CardUnsupported, utc(NOW));
+        let o = finish(&effects);
+        assert_eq!(o.refusal(), Some(&Refusal::UnsupportedCard));
+        assert_eq!(o.message.code, "unsupported_card");
+        assert!(o.message.zh.contains("居民身份证"));
+        assert!(flow.is_finished());
+        let mut flow = IdUpdateFlow::new(FlowSettings::default());
+        let effects = flow.handle(Input::CardUnreadable, utc(NOW));
+        assert_eq!(refusal(&effects), Refusal::UnreadableCard);
+    }
+
+    #[test]
+    fn rule_i2_bad_check_digit_is_refused() {
+        let mut identity = card();
+        identity.number = "110105194912310021".into();
+        let (flow, effects) = started(identity);
+        assert_eq!(refusal(&effects), Refusal::BadCard);
+        assert!(flow.is_finished());
+        assert!(!effects.iter().any(|e| matches!(e, Effect::LookUp(_))));
+        // Birth date and region count too.
+        for number in ["110105194902300025", "001105194912310021"] {
+            let mut identity = card();
+            identity.number = number.into();
+            let (_, effects) = started(identity);
+            assert_eq!(refusal(&effects), Refusal::BadCard, "{number}");
+        }
+    }
+
+    #[test]
+    fn rule_i3_a_15_digit_number_on_file_matches() {
+        let mut identity = card();
+        identity.number = "110101198001011232".into();
+        identity.birth_date = "19800101".into();
+        let mut customer = customer_for(&identity);
+        customer.id_number_on_file = "110101800101123".into();
+        let (flow, effects) = looked_up(FlowSettings::default(), identity, customer, NOW);
+        assert!(
+            matches!(effects.last(), Some(Effect::ShowConfirm(_))),
+            "{effects:?}"
+        );
+        assert_eq!(flow.stage(), IdStage::AwaitingConfirmation);
+    }
+
+    #[test]
+    fn rule_i3_another_number_on_file_is_sent_to_the_counter() {
+        let identity = card();
+        let mut customer = customer_for(&identity);
+        customer.id_number_on_file = "110101800101123".into();
+        let (_, effects) = looked_up(FlowSettings::default(), identity, customer, NOW);
+        assert_eq!(refusal(&effects), counter(CounterReason::IdNumberMismatch));
+    }
+
+    #[test]
+    fn rule_i4_expired_card_is_refused() {
+        let mut identity = card();
+        identity.valid_until = Validity::Until(NaiveDate::from_ymd_opt(2025, 3, 13).expect("d"));
+        let (_, effects) = started(identity);
+        let r = refusal(&effects);
+        assert_eq!(
+            r,
+            Refusal::ExpiredCard {
+                valid_until: "2025-03-13".into()
+            }
+        );
+        assert!(r.message().en.contains("2025-03-13"));
+    }
+
+    #[test]
+    fn rule_i4_expiry_is_in_the_branch_time_zone() {
+        // 2025-03-13T17:00Z is already the 14th in Shanghai: a card valid
+        // until the 13th has expired there, not in London.
+        let mut identity = card();
+        identity.valid_until = Validity::Until(NaiveDate::from_ymd_opt(2025, 3, 13).expect("d"));
+        let mut flow = IdUpdateFlow::new(FlowSettings::default());
+        let effects = flow.handle(
+            Input::CardRead {
+                identity: identity.clone(),
+                evidence: evidence(),
+            },
+            utc("2025-03-13T17:00:00Z"),
+        );
+        assert!(matches!(refusal(&effects), Refusal::ExpiredCard { .. }));
+        let mut flow = IdUpdateFlow::new(FlowSettings {
+            timezone: chrono_tz::Europe::London,
+            ..FlowSettings::default()
+        });
+        let effects = flow.handle(
+            Input::CardRead {
+                identity,
+                evidence: evidence(),
+            },
+            utc("2025-03-13T17:00:00Z"),
+        );
+        assert!(matches!(effects.last(), Some(Effect::LookUp(_))));
+        // Valid on its last day; long-term never expires.
+        let mut identity = card();
+        identity.valid_until = Validity::Until(NaiveDate::from_ymd_opt(2025, 3, 14).expect("d"));
+        assert!(matches!(
+            started(identity).1.last(),
+            Some(Effect::LookUp(_))
+        ));
+        let mut identity = card();
+        identity.valid_until = Validity::LongTerm;
+        assert!(matches!(
+            started(identity).1.last(),
+            Some(Effect::LookUp(_))
+        ));
+    }
+
+    #[test]
+    fn rule_i5_document_type_mismatch_is_sent_to_the_counter() {
+        for on_file in [IdType::Temporary, IdType::Other, IdType::ForeignPermanent] {
+            let identity = card();
+            let mut customer = customer_for(&identity);
+            customer.id_type = on_file;
+            let (flow, effects) = looked_up(FlowSettings::default(), identity, customer, NOW);
+            let r = refusal(&effects);
+            assert_eq!(
+                r,
+                counter(CounterReason::DocumentTypeMismatch),
+                "{on_file:?}"
+            );
+            assert_eq!(r.message().code, "counter_document_type_mismatch");
+            assert!(r.message().en.contains("document type"));
+            assert!(r.message().zh.contains("证件类型"));
+            assert!(
+                audits(&effects)
+                    .iter()
+                    .any(|a| a.action == AuditAction::SentToCounter
+                        && a.subject.as_deref() == Some("C000123"))
+            );
+            assert!(!effects.iter().any(|e| matches!(e, Effect::RecordChange(_))));
+            assert!(flow.is_finished());
+        }
+    }
+
+    #[test]
+    fn rule_i6_name_mismatch_is_sent_to_the_counter_and_audited() {
+        let identity = card();
+        let mut customer = customer_for(&identity);
+        customer.name = "张四".into();
+        let (_, effects) = looked_up(FlowSettings::default(), identity, customer, NOW);
+        let r = refusal(&effects);
+        assert_eq!(r, counter(CounterReason::NameMismatch));
+        assert_eq!(r.message().code, "counter_name_mismatch");
+        assert!(r.message().en.contains("name"));
+        let audit = audits(&effects);
+        assert!(
+            audit.iter().any(|a| a.action == AuditAction::SentToCounter
+                && a.detail.contains("counter_name_mismatch")),
+            "{audit:?}"
+        );
+        // The bank's own name check (422 name_mismatch) too.
+        let mut flow = IdUpdateFlow::new(FlowSettings::default());
+        flow.handle(
+            Input::CardRead {
+                identity: card(),
+                evidence: evidence(),
+            },
+            utc(NOW),
+        );
+        let effects = flow.handle(
+            Input::LookupAnswered(Err(CoreBankError::Rejected {
+                status: 422,
+                code: "name_mismatch".into(),
+                message: String::new(),
+            })),
+            utc(NOW),
+        );
+        assert_eq!(refusal(&effects), counter(CounterReason::NameMismatch));
+        // Latin names compare in any case and spacing.
+        assert!(same_name("DOE,  JANE", "Doe, Jane"));
+        assert!(!same_name("", ""));
+    }
+
+    #[test]
+    fn rule_i7_newer_card_is_confirmed_then_recorded() {
+        let identity = card();
+        let customer = customer_for(&identity);
+        let (mut flow, effects) = looked_up(FlowSettings::default(), identity, customer, NOW);
+        let Some(Effect::ShowConfirm(c)) = effects.last() else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(c.old_valid_until, "2020-01-01");
+        assert_eq!(c.new_valid_until, "2040-01-01");
+        let effects = flow.handle(Input::CustomerConfirmed, utc(NOW));
+        let Some(Effect::RecordChange(change)) = effects.first() else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(change.customer_id, "C000123");
+        let ChangeKind::IdValidity { id_validity } = &change.kind else {
+            panic!("kind")
+        };
+        assert_eq!(id_validity.id_number, "11010519491231002X");
+        assert_eq!(id_validity.valid_from, "2020-01-01");
+        assert_eq!(id_validity.valid_until, "2040-01-01");
+        assert_eq!(id_validity.card_evidence, evidence());
+        assert_eq!(flow.stage(), IdStage::Recording);
+        assert!(
+            flow.handle(
+                Input::ChangeRecorded {
+                    change_id: "ch-1".into()
+                },
+                utc(NOW)
+            )
+            .is_empty()
+        );
+        let effects = flow.handle(
+            Input::ChangeDelivered {
+                status: ChangeStatus::Applied,
+                core_ref: "R1".into(),
+            },
+            utc(NOW),
+        );
+        let o = finish(&effects);
+        assert_eq!(
+            o.kind,
+            OutcomeKind::Applied {
+                change_id: "ch-1".into(),
+                status: ChangeStatus::Applied
+            }
+        );
+        assert_eq!(o.message.code, "id_updated");
+        assert!(flow.is_finished());
+    }
+
+    #[test]
+    fn rule_i7_same_validity_is_already_up_to_date() {
+        let identity = card();
+        let mut customer = customer_for(&identity);
+        customer.id_valid_from = "2020-01-01".into();
+        customer.id_valid_until = "2040-01-01".into();
+        let (_, effects) = looked_up(FlowSettings::default(), identity, customer, NOW);
+        assert_eq!(refusal(&effects), Refusal::AlreadyUpToDate);
+    }
+
+    #[test]
+    fn rule_i7_older_card_is_refused() {
+        let identity = card();
+        let mut customer = customer_for(&identity);
+        customer.id_valid_from = "2024-01-01".into();
+        customer.id_valid_until = LONG_TERM.into();
+        let (_, effects) = looked_up(FlowSettings::default(), identity, customer, NOW);
+        assert_eq!(refusal(&effects), Refusal::OldCard);
+    }
+
+    #[test]
+    fn rule_i8_nothing_is_recorded_before_the_customer_confirms() {
+        let identity = card();
+        let customer = customer_for(&identity);
+        let (mut flow, effects) = looked_up(FlowSettings::default(), identity, customer, NOW);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::RecordChange(_))));
+        let Some(Effect::ShowConfirm(c)) = effects.last() else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(
+            c,
+            &IdConfirmation {
+                card_type: CardType::Resident,
+                masked_number: "110***********002X".into(),
+                masked_name: "张*".into(),
+                old_valid_from: "2000-01-01".into(),
+                old_valid_until: "2020-01-01".into(),
+                new_valid_from: "2020-01-01".into(),
+                new_valid_until: "2040-01-01".into(),
+            }
+        );
+        // Out-of-turn inputs record nothing either.
+        assert!(flow.handle(Input::ChangeQueued, utc(NOW)).is_empty());
+        let effects = flow.handle(Input::CustomerCancelled, utc(NOW));
+        assert_eq!(finish(&effects).kind, OutcomeKind::Cancelled);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::RecordChange(_))));
+        assert!(flow.handle(Input::CustomerConfirmed, utc(NOW)).is_empty());
+    }
+
+    #[test]
+    fn rule_i9_window_is_off_by_default_and_refuses_outside_it() {
+        let window = FlowSettings {
+            update_window: Some(UpdateWindow {
+                days_before: 30,
+                days_after: 90,
+            }),
+            ..FlowSettings::default()
+        };
+        let identity = card();
+        let mut customer = customer_for(&identity);
+        // Old card expires 2025-06-01: the window is 2025-05-02 to 2025-08-30.
+        customer.id_valid_until = "2025-06-01".into();
+        let (_, effects) = looked_up(
+            window.clone(),
+            card(),
+            customer.clone(),
+            "2025-03-14T02:00:00Z",
+        );
+        let r = refusal(&effects);
+        assert_eq!(
+            r,
+            Refusal::OutsideUpdateWindow {
+                opens: "2025-05-02".into(),
+                closes: "2025-08-30".into()
+            }
+        );
+        assert!(r.message().zh.contains("2025-05-02"));
+        // Inside (both ends).
+        for at in ["2025-05-02T02:00:00Z", "2025-08-30T02:00:00Z"] {
+            let (_, effects) = looked_up(window.clone(), card(), customer.clone(), at);
+            assert!(
+                matches!(effects.last(), Some(Effect::ShowConfirm(_))),
+                "{at}"
+            );
+        }
+        let (_, effects) = looked_up(window, card(), customer.clone(), "2025-08-31T02:00:00Z");
+        assert!(matches!(
+            refusal(&effects),
+            Refusal::OutsideUpdateWindow { .. }
+        ));
+        // Off by default.
+        let (_, effects) = looked_up(FlowSettings::default(), card(), customer, NOW);
+        assert!(matches!(effects.last(), Some(Effect::ShowConfirm(_))));
+    }
+
+    #[test]
+    fn not_allowed_by_the_bank_is_sent_to_the_counter_with_the_reason() {
+        let identity = card();
+        let mut customer = customer_for(&identity);
+        customer.self_service.id_update = false;
+        customer.self_service.reason = Some("账户已冻结".into());
+        let (_, effects) = looked_up(FlowSettings::default(), identity, customer, NOW);
+        let r = refusal(&effects);
+        assert_eq!(
+            r,
+            counter(CounterReason::NotAllowed {
+                reason: Some("账户已冻结".into())
+            })
+        );
+        assert!(r.message().zh.contains("账户已冻结"));
+    }
+
+    #[test]
+    fn rule_c3_lookup_with_the_bank_unreachable_is_refused() {
+        for error in [
+            CoreBankError::Unreachable {
+                reason: "refused".into(),
+            },
+            CoreBankError::Timeout { sent: true },
+            CoreBankError::Server {
+                status: 503,
+                code: None,
+            },
+        ] {
+            let mut flow = IdUpdateFlow::new(FlowSettings::default());
+            flow.handle(
+                Input::CardRead {
+                    identity: card(),
+                    evidence: evidence(),
+                },
+                utc(NOW),
+            );
+            let effects = flow.handle(Input::LookupAnswered(Err(error)), utc(NOW));
+            let r = refusal(&effects);
+            assert_eq!(r, Refusal::BankUnreachable);
+            assert_eq!(r.message().code, "bank_unreachable");
+        }
+        let mut flow = IdUpdateFlow::new(FlowSettings::default());
+        flow.handle(
+            Input::CardRead {
+                identity: card(),
+                evidence: evidence(),
+            },
+            utc(NOW),
+        );
+        let effects = flow.handle(
+            Input::LookupAnswered(Err(CoreBankError::NotFound {
+                code: "customer_not_found".into(),
+            })),
+            utc(NOW),
+        );
+        assert_eq!(refusal(&effects), counter(CounterReason::CustomerNotFound));
+    }
+
+    fn recorded(settings: FlowSettings) -> IdUpdateFlow {
+        let identity = card();
+        let customer = customer_for(&identity);
+        let (mut flow, _) = looked_up(settings, identity, customer, NOW);
+        flow.handle(Input::CustomerConfirmed, utc(NOW));
+        flow.handle(
+            Input::ChangeRecorded {
+                change_id: "ch-1".into(),
+            },
+            utc(NOW),
+        );
+        assert_eq!(flow.stage(), IdStage::AwaitingBank);
+        flow
+    }
+
+    #[test]
+    fn rule_c3_bank_unreachable_after_confirmation_is_accepted_and_will_sync() {
+        let mut flow = recorded(FlowSettings {
+            print_slip: true,
+            ..FlowSettings::default()
+        });
+        let effects = flow.handle(Input::ChangeQueued, utc(NOW));
+        let Some(Effect::PrintSlip(slip)) = effects.first() else {
+            panic!("{effects:?}")
+        };
+        assert!(slip.rows.iter().any(|r| r.value.contains("待同步")));
+        assert!(slip.rows.iter().any(|r| r.value == "110***********002X"));
+        assert!(slip.rows.iter().any(|r| r.value == "2025-03-14 10:00"));
+        let o = finish(&effects);
+        assert_eq!(
+            o.kind,
+            OutcomeKind::AcceptedWillSync {
+                change_id: "ch-1".into()
+            }
+        );
+        assert_eq!(o.message.code, "accepted_will_sync");
+    }
+
+    #[test]
+    fn rule_c4_bank_rejection_is_shown_with_its_reason() {
+        let mut flow = recorded(FlowSettings::default());
+        let effects = flow.handle(
+            Input::ChangeRejected {
+                code: "stale_card".into(),
+                message: "a newer card is on file".into(),
+            },
+            utc(NOW),
+        );
+        let o = finish(&effects);
+        assert_eq!(
+            o.kind,
+            OutcomeKind::Rejected {
+                change_id: "ch-1".into(),
+                code: "stale_card".into()
+            }
+        );
+        assert_eq!(o.message.code, "change_rejected");
+        assert!(o.message.en.contains("a newer card is on file"));
+    }
+
+    #[test]
+    fn rule_c1_a_change_that_cannot_be_recorded_is_not_reported_as_done() {
+        let identity = card();
+        let customer = customer_for(&identity);
+        let (mut flow, _) = looked_up(FlowSettings::default(), identity, customer, NOW);
+        flow.handle(Input::CustomerConfirmed, utc(NOW));
+        // Neither cancel nor the idle timeout interrupt the commit.
+        assert!(flow.handle(Input::CustomerCancelled, utc(NOW)).is_empty());
+        assert!(
+            flow.handle(Input::Tick, utc("2025-03-14T03:00:00Z"))
+                .is_empty()
+        );
+        let effects = flow.handle(Input::ChangeRecordFailed, utc(NOW));
+        assert_eq!(refusal(&effects), Refusal::NotRecorded);
+    }
+
+    #[test]
+    fn rule_s2_idle_timeout_warns_then_ends_and_wipes_the_card() {
+        let (mut flow, _) = started(card());
+        let identity = card();
+        flow.handle(
+            Input::LookupAnswered(Ok(customer_for(&identity))),
+            utc("2025-03-14T02:00:00Z"),
+        );
+        assert_eq!(flow.next_wakeup(), Some(utc("2025-03-14T02:01:40Z")));
+        assert!(
+            flow.handle(Input::Tick, utc("2025-03-14T02:01:00Z"))
+                .is_empty()
+        );
+        let effects = flow.handle(Input::Tick, utc("2025-03-14T02:01:45Z"));
+        let [Effect::IdleWarning(m)] = effects.as_slice() else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(m.code, "idle_warning");
+        assert!(m.en.contains("15 s"));
+        assert_eq!(flow.next_wakeup(), Some(utc("2025-03-14T02:02:00Z")));
+        let effects = flow.handle(Input::Tick, utc("2025-03-14T02:02:00Z"));
+        assert_eq!(finish(&effects).kind, OutcomeKind::TimedOut);
+        assert!(flow.card.is_none() && flow.on_file.is_none());
+        assert_eq!(flow.next_wakeup(), None);
+        // Waiting for the bank, a timeout is "accepted, will be synced".
+        let mut flow = recorded(FlowSettings::default());
+        let effects = flow.handle(Input::Tick, utc("2025-03-14T03:00:00Z"));
+        assert!(matches!(
+            finish(&effects).kind,
+            OutcomeKind::AcceptedWillSync { .. }
+        ));
+    }
+
+    #[test]
+    fn rule_s1_no_effect_or_debug_output_holds_the_full_number_or_name() {
+        let identity = card();
+        let number = identity.number.clone();
+        let name = identity.name.clone();
+        let mut all = Vec::new();
+        let customer = customer_for(&identity);
+        let settings = FlowSettings {
+            print_slip: true,
+            ..FlowSettings::default()
+        };
+        let mut flow = IdUpdateFlow::new(settings);
+        let inputs = vec![
+            Input::CardRead {
+                identity,
+                evidence: evidence(),
+            },
+            Input::LookupAnswered(Ok(customer)),
+            Input::CustomerConfirmed,
+            Input::ChangeRecorded {
+                change_id: "ch-1".into(),
+            },
+            Input::ChangeDelivered {
+                status: ChangeStatus::Applied,
+                core_ref: "R1".into(),
+            },
+        ];
+        for input in inputs {
+            all.push(format!("{input:?}"));
+            all.push(format!("{flow:?}"));
+            for effect in flow.handle(input, utc(NOW)) {
+                all.push(format!("{effect:?}"));
+                if let Effect::Audit(a) = &effect {
+                    all.push(a.detail.clone());
+                }
+                if let Effect::PrintSlip(s) = &effect {
+                    all.push(serde_json::to_string(s).expect("json"));
+                }
+                if let Effect::Finish(o) = &effect {
+                    all.push(format!("{} {}", o.message.zh, o.message.en));
+                }
+                if let Effect::RecordChange(c) = &effect {
+                    all.push(c.audit_detail.clone());
+                }
+            }
+        }
+        let text = all.join("\n");
+        assert!(text.contains("110***********002X"), "{text}");
+        assert!(!text.contains(&number), "{text}");
+        assert!(!text.contains(&name), "{text}");
+    }
+}

@@ -1,0 +1,1571 @@
+//! The mobile number change at a smart teller (rules P1–P7, C1, C3,
+//! S1–S3) as a state machine without I/O, like [`super::id_update`]:
+//! [`PhoneFlow::handle`] takes an [`Input`] and the time and returns the
+//! [`Effect`]s the daemon must carry out.
+//!
+//! # Steps
+//!
+//! 1. Rule P1: nothing happens before [`Input::CardRead`] in this flow
+//!    (other inputs get [`Refusal::CardRequired`]). The card is checked as
+//!    for an ID update (I1, I2, I4), then [`Effect::LookUp`].
+//! 2. The record must be the card's (I3, I5, I6, each a referral to the
+//!    counter); rule P5: `self_service.mobile_change` false sends the
+//!    customer to the counter with the bank's reason; rule P2: no security
+//!    question sends them to the counter too. Otherwise
+//!    [`Effect::AskSecurityQuestion`].
+//! 3. Rule P2: [`Input::AnswerGiven`] → [`Effect::CheckAnswer`] →
+//!    [`Input::AnswerChecked`]: a wrong answer is told with the attempts
+//!    left ([`Effect::Notice`]), `attempts_left: 0` or `423 locked` sends
+//!    the customer to the counter. Then [`Effect::AskNewNumber`].
+//! 4. Rule P3: [`Input::NumberEntered`] with both entries: identical, an
+//!    11-digit mainland mobile number (`1[3-9]` and nine digits), not the
+//!    number on file (see below). Then [`Effect::SendCode`] to the new
+//!    number.
+//! 5. Rule P4: [`Input::CodeSent`] → [`Effect::AskCode`];
+//!    [`Input::CodeEntered`] → [`Effect::VerifyCode`] →
+//!    [`Input::CodeChecked`]: wrong codes with the attempts left, expired
+//!    codes (the bank's `410`, or the kiosk's own clock past
+//!    `expires_in_s`) ask for a new one, `423` or `attempts_left: 0` (ten
+//!    wrong codes today) end the flow. [`Input::ResendCode`] is limited by
+//!    [`FlowSettings::otp_resend_interval`],
+//!    [`FlowSettings::otp_max_sends`] and the bank's `429 Retry-After`.
+//!    [`Input::ChangeNumber`] goes back to step 4.
+//! 6. Rule P6: [`Effect::ShowConfirm`] with the old and the new number,
+//!    masked; on [`Input::CustomerConfirmed`] [`Effect::RecordChange`]
+//!    with the code's proof and `notify_old_and_new: true` (rule P7).
+//! 7. The sync worker's answer: applied → done, with a slip showing both
+//!    numbers masked; rejected → the bank's reason.
+//!
+//! # The bank unreachable (rule C3)
+//!
+//! A phone change needs the bank live: any transient failure of the
+//! lookup, the answer check or the code steps ends the flow with
+//! [`Refusal::BankUnreachable`]. Only once the code is verified and the
+//! customer has confirmed is the change recorded (rule C1); if the bank
+//! becomes unreachable after that, the change stays in the outbox and is
+//! delivered later, but the customer is told it is **pending**, not done
+//! ([`OutcomeKind::Pending`], rule P6).
+//!
+//! # "Differs from the number on file" (rule P3)
+//!
+//! The bank gives the kiosk only the masked number on file
+//! (`mobile_masked`, e.g. `138****5678`). The new number is refused as
+//! [`Refusal::SameAsOnFile`] when it has the masked number's length and
+//! every visible digit of it at the same place: it is then almost
+//! certainly the number on file (a different number sharing the first
+//! three and last four digits is refused too; the customer goes to the
+//! counter). When the masked form cannot be compared (another length,
+//! nothing visible), the kiosk lets it pass and the bank is the judge
+//! (it rejects the change).
+//!
+//! # Personal data (rule S2)
+//!
+//! The card is dropped as soon as the lookup is checked; the answer, the
+//! numbers, the code and the code's proof are held in [`Zeroizing`]
+//! strings and dropped when the flow finishes. `Debug` shows none of them.
+
+use std::fmt;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use kiosk_corebank::{
+    CardEvidence, ChangeKind, ChangeStatus, CheckResult, CoreBankError, Customer, LookupRequest,
+    MobileChange, OtpIssued, OtpRequest,
+};
+use kiosk_idcard::Identity;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::id_update::{
+    AuditNote, BankFailure, ChangeToRecord, FlowSettings, Idle, IdleCheck, Outcome, OutcomeKind,
+    Slip, SlipRow, check_card, check_record, lookup_refusal, lookup_request, masked_name,
+    refusal_action, scrub,
+};
+use super::messages::{self, CounterReason, CustomerMessage, Refusal};
+use crate::store::AuditAction;
+
+/// `purpose` of the codes this flow asks for.
+pub const OTP_PURPOSE: &str = "mobile_change";
+
+/// What the daemon tells the flow.
+pub enum Input {
+    /// Rule P1: the reader read a card in this session.
+    CardRead {
+        identity: Identity,
+        evidence: CardEvidence,
+    },
+    CardUnsupported,
+    CardUnreadable,
+    /// The answer to [`Effect::LookUp`].
+    LookupAnswered(Result<Customer, BankFailure>),
+    /// The customer's answer to the security question.
+    AnswerGiven(Zeroizing<String>),
+    /// The answer to [`Effect::CheckAnswer`].
+    AnswerChecked(Result<CheckResult, BankFailure>),
+    /// Rule P3: the new number, typed twice.
+    NumberEntered {
+        first: Zeroizing<String>,
+        second: Zeroizing<String>,
+    },
+    /// The answer to [`Effect::SendCode`].
+    CodeSent(Result<OtpIssued, BankFailure>),
+    /// The customer asks for a new code.
+    ResendCode,
+    /// The customer wants to type another number.
+    ChangeNumber,
+    /// The code the customer typed.
+    CodeEntered(Zeroizing<String>),
+    /// The answer to [`Effect::VerifyCode`].
+    CodeChecked(Result<CheckResult, BankFailure>),
+    CustomerConfirmed,
+    CustomerCancelled,
+    /// The change of [`Effect::RecordChange`] is committed (rule C1).
+    ChangeRecorded {
+        change_id: String,
+    },
+    ChangeRecordFailed,
+    ChangeDelivered {
+        status: ChangeStatus,
+        core_ref: String,
+    },
+    ChangeRejected {
+        code: String,
+        message: String,
+    },
+    /// The bank is unreachable; the change waits in the outbox.
+    ChangeQueued,
+    Tick,
+}
+
+impl fmt::Debug for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::CardRead { identity, .. } => f
+                .debug_tuple("CardRead")
+                .field(&identity.card_type)
+                .finish(),
+            Input::CardUnsupported => f.write_str("CardUnsupported"),
+            Input::CardUnreadable => f.write_str("CardUnreadable"),
+            Input::LookupAnswered(r) => f.debug_tuple("LookupAnswered").field(r).finish(),
+            Input::AnswerGiven(_) => f.write_str("AnswerGiven(<redacted>)"),
+            Input::AnswerChecked(r) => f.debug_tuple("AnswerChecked").field(r).finish(),
+            Input::NumberEntered { .. } => f.write_str("NumberEntered(<redacted>)"),
+            Input::CodeSent(r) => f.debug_tuple("CodeSent").field(r).finish(),
+            Input::ResendCode => f.write_str("ResendCode"),
+            Input::ChangeNumber => f.write_str("ChangeNumber"),
+            Input::CodeEntered(_) => f.write_str("CodeEntered(<redacted>)"),
+            Input::CodeChecked(r) => f.debug_tuple("CodeChecked").field(r).finish(),
+            Input::CustomerConfirmed => f.write_str("CustomerConfirmed"),
+            Input::CustomerCancelled => f.write_str("CustomerCancelled"),
+            Input::ChangeRecorded { change_id } => {
+                f.debug_tuple("ChangeRecorded").field(change_id).finish()
+            }
+            Input::ChangeRecordFailed => f.write_str("ChangeRecordFailed"),
+            Input::ChangeDelivered { status, core_ref } => f
+                .debug_tuple("ChangeDelivered")
+                .field(status)
+                .field(core_ref)
+                .finish(),
+            Input::ChangeRejected { code, message } => f
+                .debug_tuple("ChangeRejected")
+                .field(code)
+                .field(message)
+                .finish(),
+            Input::ChangeQueued => f.write_str("ChangeQueued"),
+            Input::Tick => f.write_str("Tick"),
+        }
+    }
+}
+
+/// Rule P6: what the customer confirms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhoneConfirmation {
+    /// As the bank gave it: `138****5678`.
+    pub old_masked: String,
+    /// `139****1234`.
+    pub new_masked: String,
+}
+
+/// What the daemon must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// `POST /v1/customers/lookup`; answer with [`Input::LookupAnswered`].
+    LookUp(LookupRequest),
+    /// Rule P2: show the question; wait for [`Input::AnswerGiven`].
+    AskSecurityQuestion {
+        question: String,
+    },
+    /// `POST /v1/customers/{customer_id}/security-answer`; answer with
+    /// [`Input::AnswerChecked`].
+    CheckAnswer {
+        customer_id: String,
+        answer: Zeroizing<String>,
+    },
+    /// Rule P3: the keypad for the new number, twice.
+    AskNewNumber,
+    /// `POST /v1/otp`; answer with [`Input::CodeSent`].
+    SendCode(OtpRequest),
+    /// Rule P4: the code was sent to `masked_mobile`; it expires in
+    /// `expires_in_s`, a new one may be asked for in `resend_in_s`.
+    AskCode {
+        masked_mobile: String,
+        expires_in_s: u64,
+        resend_in_s: u64,
+    },
+    /// `POST /v1/otp/{otp_id}/verify`; answer with [`Input::CodeChecked`].
+    VerifyCode {
+        otp_id: String,
+        code: Zeroizing<String>,
+    },
+    /// Rule P6: old and new number, masked; wait for the customer.
+    ShowConfirm(PhoneConfirmation),
+    /// Rule C1: commit the change; answer with [`Input::ChangeRecorded`].
+    RecordChange(ChangeToRecord),
+    PrintSlip(Slip),
+    /// Rule S3.
+    Audit(AuditNote),
+    /// Tell the customer and stay in the step (try again).
+    Notice(Refusal),
+    IdleWarning(CustomerMessage),
+    /// The flow is over; its personal data is gone.
+    Finish(Outcome),
+}
+
+/// Where the flow is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneStage {
+    AwaitingCard,
+    LookingUp,
+    AwaitingAnswer,
+    CheckingAnswer,
+    AwaitingNumber,
+    SendingCode,
+    AwaitingCode,
+    VerifyingCode,
+    AwaitingConfirmation,
+    Recording,
+    AwaitingBank,
+    Finished,
+}
+
+impl PhoneStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhoneStage::AwaitingCard => "awaiting_card",
+            PhoneStage::LookingUp => "looking_up",
+            PhoneStage::AwaitingAnswer => "awaiting_answer",
+            PhoneStage::CheckingAnswer => "checking_answer",
+            PhoneStage::AwaitingNumber => "awaiting_number",
+            PhoneStage::SendingCode => "sending_code",
+            PhoneStage::AwaitingCode => "awaiting_code",
+            PhoneStage::VerifyingCode => "verifying_code",
+            PhoneStage::AwaitingConfirmation => "awaiting_confirmation",
+            PhoneStage::Recording => "recording",
+            PhoneStage::AwaitingBank => "awaiting_bank",
+            PhoneStage::Finished => "finished",
+        }
+    }
+}
+
+/// A code the bank sent.
+struct Otp {
+    otp_id: String,
+    expires_at: DateTime<Utc>,
+}
+
+/// The mobile number change flow (module docs).
+pub struct PhoneFlow {
+    settings: FlowSettings,
+    stage: PhoneStage,
+    idle: Idle,
+    card: Option<Identity>,
+    masked_name: String,
+    customer_id: Zeroizing<String>,
+    old_masked: String,
+    new_number: Option<Zeroizing<String>>,
+    otp: Option<Otp>,
+    sends: u32,
+    last_sent_at: Option<DateTime<Utc>>,
+    bank_retry_at: Option<DateTime<Utc>>,
+    proof: Option<Zeroizing<String>>,
+    change_id: Option<String>,
+}
+
+impl fmt::Debug for PhoneFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PhoneFlow")
+            .field("stage", &self.stage)
+            .field("old_masked", &self.old_masked)
+            .field("sends", &self.sends)
+            .field("change_id", &self.change_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rule P3: `1[3-9]` then nine digits.
+pub fn is_mainland_mobile(number: &str) -> bool {
+    let b = number.as_bytes();
+    b.len() == 11
+        && b[0] == b'1'
+        && (b'3'..=b'9').contains(&b[1])
+        && b.iter().all(u8::is_ascii_digit)
+}
+
+/// Rule P3: could `number` be the number masked as `masked` (same length,
+/// every visible digit in place)? `false` when the masked form shows no
+/// digit or has another length: the kiosk cannot tell (module docs).
+pub fn may_be_on_file(number: &str, masked: &str) -> bool {
+    let masked = masked.trim();
+    if masked.chars().count() != number.chars().count()
+        || !masked.chars().any(|c| c.is_ascii_digit())
+    {
+        return false;
+    }
+    masked
+        .chars()
+        .zip(number.chars())
+        .all(|(m, n)| !m.is_ascii_digit() || m == n)
+}
+
+fn secs_until(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+    ((to - from).num_milliseconds().max(0) as u64).div_ceil(1000)
+}
+
+impl PhoneFlow {
+    pub fn new(settings: FlowSettings) -> PhoneFlow {
+        PhoneFlow {
+            idle: Idle::new(&settings),
+            settings,
+            stage: PhoneStage::AwaitingCard,
+            card: None,
+            masked_name: String::new(),
+            customer_id: Zeroizing::new(String::new()),
+            old_masked: String::new(),
+            new_number: None,
+            otp: None,
+            sends: 0,
+            last_sent_at: None,
+            bank_retry_at: None,
+            proof: None,
+            change_id: None,
+        }
+    }
+
+    pub fn stage(&self) -> PhoneStage {
+        self.stage
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.stage == PhoneStage::Finished
+    }
+
+    /// When to send the next [`Input::Tick`].
+    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        if self.is_finished() {
+            None
+        } else {
+            self.idle.next_wakeup()
+        }
+    }
+
+    /// Take one input at `now`; what to do, in order.
+    pub fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
+        use PhoneStage as S;
+        if self.is_finished() {
+            return Vec::new();
+        }
+        if !matches!(input, Input::Tick) {
+            self.idle.touch(now);
+        }
+        match (self.stage, input) {
+            (_, Input::Tick) => self.tick(now),
+            (S::AwaitingCard, Input::CardRead { identity, .. }) => self.card_read(identity, now),
+            (S::AwaitingCard, Input::CardUnsupported) => self.refuse(Refusal::UnsupportedCard),
+            (S::AwaitingCard, Input::CardUnreadable) => self.refuse(Refusal::UnreadableCard),
+            (S::Recording, Input::CustomerCancelled) => Vec::new(),
+            (S::AwaitingBank, Input::CustomerCancelled | Input::ChangeQueued) => self.pending(now),
+            (_, Input::CustomerCancelled) => self.finish(Outcome {
+                kind: OutcomeKind::Cancelled,
+                message: messages::cancelled(),
+            }),
+            // Rule P1: nothing before the card.
+            (S::AwaitingCard, _) => vec![Effect::Notice(Refusal::CardRequired)],
+            (S::LookingUp, Input::LookupAnswered(answer)) => self.looked_up(answer),
+            (S::AwaitingAnswer, Input::AnswerGiven(answer)) => {
+                self.stage = S::CheckingAnswer;
+                vec![Effect::CheckAnswer {
+                    customer_id: self.customer_id.to_string(),
+                    answer,
+                }]
+            }
+            (S::CheckingAnswer, Input::AnswerChecked(result)) => self.answer_checked(result),
+            (S::AwaitingNumber, Input::NumberEntered { first, second }) => {
+                self.number_entered(first, second, now)
+            }
+            (S::SendingCode, Input::CodeSent(result)) => self.code_sent(result, now),
+            (S::AwaitingCode, Input::ResendCode) => self.resend(now),
+            (S::AwaitingCode, Input::ChangeNumber) => {
+                self.new_number = None;
+                self.otp = None;
+                self.stage = S::AwaitingNumber;
+                vec![Effect::AskNewNumber]
+            }
+            (S::AwaitingCode, Input::CodeEntered(code)) => self.code_entered(code, now),
+            (S::VerifyingCode, Input::CodeChecked(result)) => self.code_checked(result),
+            (S::AwaitingConfirmation, Input::CustomerConfirmed) => self.confirmed(),
+            (S::Recording, Input::ChangeRecorded { change_id }) => {
+                self.change_id = Some(change_id);
+                self.stage = S::AwaitingBank;
+                Vec::new()
+            }
+            (S::Recording, Input::ChangeRecordFailed) => self.refuse(Refusal::NotRecorded),
+            (S::AwaitingBank, Input::ChangeDelivered { status, .. }) => {
+                let change_id = self.change_id.clone().unwrap_or_default();
+                let new_masked = self.new_masked();
+                self.end_with_slip(
+                    OutcomeKind::Applied { change_id, status },
+                    messages::mobile_changed(&new_masked),
+                    "已变更 Changed",
+                    now,
+                )
+            }
+            (S::AwaitingBank, Input::ChangeRejected { code, message }) => {
+                let change_id = self.change_id.clone().unwrap_or_default();
+                let refusal = Refusal::ChangeRejected {
+                    code: code.clone(),
+                    message,
+                };
+                self.finish(Outcome {
+                    message: refusal.message(),
+                    kind: OutcomeKind::Rejected { change_id, code },
+                })
+            }
+            // Out of turn: ignored.
+            _ => Vec::new(),
+        }
+    }
+
+    fn tick(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
+        if self.stage == PhoneStage::Recording {
+            return Vec::new();
+        }
+        match self.idle.check(now) {
+            IdleCheck::Fine => Vec::new(),
+            IdleCheck::Warn { seconds_left } => {
+                vec![Effect::IdleWarning(messages::idle_warning(seconds_left))]
+            }
+            IdleCheck::Expired if self.stage == PhoneStage::AwaitingBank => self.pending(now),
+            IdleCheck::Expired => self.finish(Outcome {
+                kind: OutcomeKind::TimedOut,
+                message: messages::timed_out(),
+            }),
+        }
+    }
+
+    fn subject(&self) -> Option<String> {
+        (!self.customer_id.is_empty()).then(|| self.customer_id.to_string())
+    }
+
+    fn audit(&self, action: AuditAction, detail: impl Into<String>) -> Effect {
+        Effect::Audit(AuditNote {
+            action,
+            subject: self.subject(),
+            detail: detail.into(),
+        })
+    }
+
+    fn new_masked(&self) -> String {
+        self.new_number
+            .as_ref()
+            .map(|n| self.settings.mask.phone(n))
+            .unwrap_or_default()
+    }
+
+    fn card_read(&mut self, identity: Identity, now: DateTime<Utc>) -> Vec<Effect> {
+        let mask = &self.settings.mask;
+        self.masked_name = masked_name(&identity, mask);
+        let mut effects = vec![self.audit(
+            AuditAction::CardRead,
+            format!(
+                "smart teller, mobile change: {:?} {} {}",
+                identity.card_type,
+                mask.id_number(&identity.number),
+                self.masked_name
+            ),
+        )];
+        if let Err(refusal) = check_card(&identity, self.settings.today(now)) {
+            effects.extend(self.refuse(refusal));
+            return effects;
+        }
+        effects.push(Effect::LookUp(lookup_request(&identity)));
+        self.card = Some(identity);
+        self.stage = PhoneStage::LookingUp;
+        effects
+    }
+
+    fn looked_up(&mut self, answer: Result<Customer, BankFailure>) -> Vec<Effect> {
+        let mut customer = match answer {
+            Ok(c) => c,
+            Err(e) => {
+                let mut effects = vec![self.audit(
+                    AuditAction::Lookup,
+                    format!("lookup failed: {}", e.code().unwrap_or("transport")),
+                )];
+                effects.extend(self.refuse(lookup_refusal(&e)));
+                return effects;
+            }
+        };
+        // Rule S2: the card is not needed after this check.
+        let checked = match self.card.take() {
+            Some(identity) => check_record(&identity, &customer),
+            None => Err(CounterReason::BankRecord {
+                code: "no_card".into(),
+            }),
+        };
+        self.customer_id = Zeroizing::new(std::mem::take(&mut customer.customer_id));
+        self.old_masked = customer.mobile_masked.clone();
+        let question = customer.security_question.clone().map(Zeroizing::new);
+        let self_service = customer.self_service.clone();
+        scrub(&mut customer);
+        let mut effects = vec![self.audit(
+            AuditAction::Lookup,
+            "customer found (mobile change)".to_string(),
+        )];
+        let refusal = if let Err(reason) = checked {
+            Some(reason)
+        } else if !self_service.mobile_change {
+            // Rule P5.
+            Some(CounterReason::NotAllowed {
+                reason: self_service.reason,
+            })
+        } else if question.as_ref().is_none_or(|q| q.trim().is_empty()) {
+            // Rule P2.
+            Some(CounterReason::NoSecurityQuestion)
+        } else {
+            None
+        };
+        match (refusal, question) {
+            (Some(reason), _) => effects.extend(self.refuse(Refusal::Counter(reason))),
+            (None, Some(question)) => {
+                self.stage = PhoneStage::AwaitingAnswer;
+                effects.push(Effect::AskSecurityQuestion {
+                    question: question.to_string(),
+                });
+            }
+            (None, None) => {}
+        }
+        effects
+    }
+
+    /// A failure of a step that needs the bank live (rule C3).
+    fn bank_failed(&mut self, error: &BankFailure) -> Vec<Effect> {
+        let refusal = match error {
+            e if e.is_transient() => Refusal::BankUnreachable,
+            other => Refusal::Counter(CounterReason::BankRecord {
+                code: other.code().unwrap_or("bank_error").to_string(),
+            }),
+        };
+        self.refuse(refusal)
+    }
+
+    fn answer_checked(&mut self, result: Result<CheckResult, BankFailure>) -> Vec<Effect> {
+        match result {
+            Ok(r) if r.ok => {
+                self.stage = PhoneStage::AwaitingNumber;
+                vec![Effect::AskNewNumber]
+            }
+            Ok(r) if r.attempts_left == Some(0) => {
+                let mut effects = vec![self.audit(
+                    AuditAction::VerificationFailed,
+                    "wrong security answer: locked (rule P2)",
+                )];
+                effects.extend(self.refuse(Refusal::Counter(CounterReason::Locked)));
+                effects
+            }
+            Ok(r) => {
+                self.stage = PhoneStage::AwaitingAnswer;
+                vec![
+                    self.audit(
+                        AuditAction::VerificationFailed,
+                        format!(
+                            "wrong security answer (rule P2), attempts left {:?}",
+                            r.attempts_left
+                        ),
+                    ),
+                    Effect::Notice(Refusal::WrongAnswer {
+                        attempts_left: r.attempts_left,
+                    }),
+                ]
+            }
+            Err(CoreBankError::Locked) => self.refuse(Refusal::Counter(CounterReason::Locked)),
+            Err(e) => self.bank_failed(&e),
+        }
+    }
+
+    fn number_entered(
+        &mut self,
+        first: Zeroizing<String>,
+        second: Zeroizing<String>,
+        now: DateTime<Utc>,
+    ) -> Vec<Effect> {
+        // Rule P3, in the order the customer can act on.
+        let problem = if *first != *second {
+            Some(Refusal::NumbersDiffer)
+        } else if !is_mainland_mobile(&first) {
+            Some(Refusal::InvalidNumber)
+        } else if may_be_on_file(&first, &self.old_masked) {
+            Some(Refusal::SameAsOnFile)
+        } else {
+            None
+        };
+        if let Some(refusal) = problem {
+            return vec![Effect::Notice(refusal)];
+        }
+        self.new_number = Some(first);
+        self.otp = None;
+        self.send_code(now)
+    }
+
+    fn send_code(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
+        let Some(number) = &self.new_number else {
+            return Vec::new();
+        };
+        let request = OtpRequest {
+            customer_id: self.customer_id.to_string(),
+            mobile: number.to_string(),
+            purpose: OTP_PURPOSE.into(),
+        };
+        self.sends += 1;
+        self.last_sent_at = Some(now);
+        self.stage = PhoneStage::SendingCode;
+        vec![Effect::SendCode(request)]
+    }
+
+    /// When the next code may be sent.
+    fn resend_at(&self) -> Option<DateTime<Utc>> {
+        let interval = TimeDelta::from_std(self.settings.otp_resend_interval).unwrap_or_default();
+        let ours = self.last_sent_at.map(|t| t + interval);
+        match (ours, self.bank_retry_at) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn code_sent(
+        &mut self,
+        result: Result<OtpIssued, BankFailure>,
+        now: DateTime<Utc>,
+    ) -> Vec<Effect> {
+        match result {
+            Ok(issued) => {
+                let expires_in = TimeDelta::seconds(
+                    i64::try_from(issued.expires_in_s).unwrap_or(i64::MAX / 2_000),
+                );
+                self.otp = Some(Otp {
+                    otp_id: issued.otp_id,
+                    expires_at: now + expires_in,
+                });
+                self.stage = PhoneStage::AwaitingCode;
+                vec![Effect::AskCode {
+                    masked_mobile: self.new_masked(),
+                    expires_in_s: issued.expires_in_s,
+                    resend_in_s: self.resend_at().map_or(0, |t| secs_until(now, t)),
+                }]
+            }
+            Err(CoreBankError::RateLimited { retry_after }) => {
+                // Not sent: it does not count, and the bank says when.
+                self.sends = self.sends.saturating_sub(1);
+                let wait = retry_after.unwrap_or(self.settings.otp_resend_interval);
+                self.bank_retry_at = Some(now + TimeDelta::from_std(wait).unwrap_or_default());
+                self.stage = PhoneStage::AwaitingCode;
+                vec![Effect::Notice(Refusal::ResendTooSoon {
+                    retry_after_s: wait.as_secs().max(1),
+                })]
+            }
+            Err(CoreBankError::Locked) => {
+                let mut effects = vec![self.audit(
+                    AuditAction::VerificationFailed,
+                    "code refused: ten wrong codes today (rule P4)",
+                )];
+                effects.extend(self.refuse(Refusal::TooManyCodesToday));
+                effects
+            }
+            Err(e) => self.bank_failed(&e),
+        }
+    }
+
+    fn resend(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
+        if let Some(at) = self.resend_at().filter(|at| now < *at) {
+            return vec![Effect::Notice(Refusal::ResendTooSoon {
+                retry_after_s: secs_until(now, at),
+            })];
+        }
+        if self.sends >= self.settings.otp_max_sends {
+            return vec![Effect::Notice(Refusal::ResendLimit)];
+        }
+        self.send_code(now)
+    }
+
+    fn code_entered(&mut self, code: Zeroizing<String>, now: DateTime<Utc>) -> Vec<Effect> {
+        let Some(otp) = &self.otp else {
+            return vec![Effect::Notice(Refusal::CodeExpired)];
+        };
+        if now >= otp.expires_at {
+            self.otp = None;
+            return vec![Effect::Notice(Refusal::CodeExpired)];
+        }
+        let otp_id = otp.otp_id.clone();
+        self.stage = PhoneStage::VerifyingCode;
+        vec![Effect::VerifyCode { otp_id, code }]
+    }
+
+    fn code_checked(&mut self, result: Result<CheckResult, BankFailure>) -> Vec<Effect> {
+        match result {
+            Ok(mut r) if r.ok => {
+                let Some(proof) = r.proof.take().map(Zeroizing::new) else {
+                    return self.refuse(Refusal::Counter(CounterReason::BankRecord {
+                        code: "otp_proof_missing".into(),
+                    }));
+                };
+                self.proof = Some(proof);
+                self.otp = None;
+                self.stage = PhoneStage::AwaitingConfirmation;
+                vec![Effect::ShowConfirm(PhoneConfirmation {
+                    old_masked: self.old_masked.clone(),
+                    new_masked: self.new_masked(),
+                })]
+            }
+            Ok(r) if r.attempts_left == Some(0) => {
+                let mut effects = vec![self.audit(
+                    AuditAction::VerificationFailed,
+                    "wrong code: ten wrong codes today (rule P4)",
+                )];
+                effects.extend(self.refuse(Refusal::TooManyCodesToday));
+                effects
+            }
+            Ok(r) => {
+                self.stage = PhoneStage::AwaitingCode;
+                vec![
+                    self.audit(
+                        AuditAction::VerificationFailed,
+                        format!("wrong code (rule P4), attempts left {:?}", r.attempts_left),
+                    ),
+                    Effect::Notice(Refusal::WrongCode {
+                        attempts_left: r.attempts_left,
+                    }),
+                ]
+            }
+            Err(CoreBankError::Expired) => {
+                self.otp = None;
+                self.stage = PhoneStage::AwaitingCode;
+                vec![Effect::Notice(Refusal::CodeExpired)]
+            }
+            Err(CoreBankError::Locked) => {
+                let mut effects = vec![self.audit(
+                    AuditAction::VerificationFailed,
+                    "code refused: ten wrong codes today (rule P4)",
+                )];
+                effects.extend(self.refuse(Refusal::TooManyCodesToday));
+                effects
+            }
+            Err(e) => self.bank_failed(&e),
+        }
+    }
+
+    fn confirmed(&mut self) -> Vec<Effect> {
+        let (Some(number), Some(proof)) = (&self.new_number, &self.proof) else {
+            return Vec::new();
+        };
+        let kind = ChangeKind::Mobile {
+            mobile: MobileChange {
+                new_mobile: number.to_string(),
+                otp_proof: proof.to_string(),
+                // Rule P7.
+                notify_old_and_new: true,
+            },
+        };
+        let audit_detail = format!(
+            "mobile change confirmed by the customer at the smart teller (rule P6): {} → {}",
+            self.old_masked,
+            self.new_masked()
+        );
+        self.stage = PhoneStage::Recording;
+        vec![Effect::RecordChange(ChangeToRecord {
+            customer_id: self.customer_id.to_string(),
+            kind,
+            audit_detail,
+        })]
+    }
+
+    /// Rule P6: recorded, not yet applied.
+    fn pending(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
+        let change_id = self.change_id.clone().unwrap_or_default();
+        self.end_with_slip(
+            OutcomeKind::Pending { change_id },
+            messages::mobile_pending(),
+            "已提交，待银行确认 Submitted, pending",
+            now,
+        )
+    }
+
+    fn end_with_slip(
+        &mut self,
+        kind: OutcomeKind,
+        message: CustomerMessage,
+        status: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self.settings.print_slip {
+            let row = |label: &str, value: String| SlipRow {
+                label: label.into(),
+                value,
+            };
+            effects.push(Effect::PrintSlip(Slip {
+                title: "手机号码变更 Mobile number change".into(),
+                rows: vec![
+                    row("姓名 Name", self.masked_name.clone()),
+                    row("原手机号 Old number", self.old_masked.clone()),
+                    row("新手机号 New number", self.new_masked()),
+                    row("状态 Status", status.to_string()),
+                    row(
+                        "流水号 Reference",
+                        self.change_id.clone().unwrap_or_default(),
+                    ),
+                    row(
+                        "时间 Time",
+                        now.with_timezone(&self.settings.timezone)
+                            .format("%Y-%m-%d %H:%M")
+                            .to_string(),
+                    ),
+                ],
+            }));
+        }
+        effects.extend(self.finish(Outcome { kind, message }));
+        effects
+    }
+
+    fn refuse(&mut self, refusal: Refusal) -> Vec<Effect> {
+        let mut effects = vec![self.audit(
+            refusal_action(&refusal),
+            format!("mobile change refused: {}", refusal.code()),
+        )];
+        effects.extend(self.finish(Outcome::refused(refusal)));
+        effects
+    }
+
+    /// Rule S2: everything personal is dropped (zeroized) here.
+    fn finish(&mut self, outcome: Outcome) -> Vec<Effect> {
+        self.card = None;
+        self.customer_id = Zeroizing::new(String::new());
+        self.new_number = None;
+        self.otp = None;
+        self.proof = None;
+        self.masked_name.clear();
+        self.stage = PhoneStage::Finished;
+        vec![Effect::Finish(outcome)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::id_update::tests::{customer_for, evidence, utc};
+    use kiosk_corebank::IdType;
+    use kiosk_idcard::CardType;
+
+    const NOW: &str = "2025-03-14T02:00:00Z";
+    const NEW: &str = "13912345678";
+
+    fn now() -> DateTime<Utc> {
+        utc(NOW)
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        now() + TimeDelta::seconds(seconds)
+    }
+
+    fn z(s: &str) -> Zeroizing<String> {
+        Zeroizing::new(s.to_string())
+    }
+
+    fn card() -> Identity {
+        Identity::sample(CardType::Resident)
+    }
+
+    fn settings() -> FlowSettings {
+        FlowSettings {
+            print_slip: true,
+            ..FlowSettings::default()
+        }
+    }
+
+    fn finish(effects: &[Effect]) -> &Outcome {
+        effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Finish(o) => Some(o),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("the flow finished: {effects:?}"))
+    }
+
+    fn refusal(effects: &[Effect]) -> Refusal {
+        finish(effects).refusal().expect("refused").clone()
+    }
+
+    fn notice(effects: &[Effect]) -> Refusal {
+        effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Notice(r) => Some(r.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("a notice: {effects:?}"))
+    }
+
+    fn read_card(flow: &mut PhoneFlow) -> Vec<Effect> {
+        flow.handle(
+            Input::CardRead {
+                identity: card(),
+                evidence: evidence(),
+            },
+            now(),
+        )
+    }
+
+    /// Card read and looked up with `customer`.
+    fn looked_up(customer: Customer) -> (PhoneFlow, Vec<Effect>) {
+        let mut flow = PhoneFlow::new(settings());
+        let effects = read_card(&mut flow);
+        assert!(
+            matches!(effects.last(), Some(Effect::LookUp(_))),
+            "{effects:?}"
+        );
+        let effects = flow.handle(Input::LookupAnswered(Ok(customer)), now());
+        (flow, effects)
+    }
+
+    fn at_question() -> PhoneFlow {
+        let (flow, effects) = looked_up(customer_for(&card()));
+        assert_eq!(
+            effects.last(),
+            Some(&Effect::AskSecurityQuestion {
+                question: "我母亲的名字?".into()
+            })
+        );
+        assert_eq!(flow.stage(), PhoneStage::AwaitingAnswer);
+        flow
+    }
+
+    fn check(ok: bool, attempts_left: Option<u32>, proof: Option<&str>) -> CheckResult {
+        CheckResult {
+            ok,
+            attempts_left,
+            proof: proof.map(str::to_string),
+        }
+    }
+
+    fn at_number() -> PhoneFlow {
+        let mut flow = at_question();
+        let effects = flow.handle(Input::AnswerGiven(z("李四")), now());
+        assert!(
+            matches!(&effects[..], [Effect::CheckAnswer { customer_id, answer }]
+                if customer_id == "C000123" && answer.as_str() == "李四"),
+            "{effects:?}"
+        );
+        let effects = flow.handle(Input::AnswerChecked(Ok(check(true, None, None))), now());
+        assert_eq!(effects, vec![Effect::AskNewNumber]);
+        flow
+    }
+
+    fn enter(flow: &mut PhoneFlow, first: &str, second: &str, when: DateTime<Utc>) -> Vec<Effect> {
+        flow.handle(
+            Input::NumberEntered {
+                first: z(first),
+                second: z(second),
+            },
+            when,
+        )
+    }
+
+    fn issued() -> OtpIssued {
+        OtpIssued {
+            otp_id: "otp-1".into(),
+            expires_in_s: 300,
+        }
+    }
+
+    fn at_code() -> PhoneFlow {
+        let mut flow = at_number();
+        let effects = enter(&mut flow, NEW, NEW, now());
+        assert!(
+            matches!(&effects[..], [Effect::SendCode(r)] if r.mobile == NEW),
+            "{effects:?}"
+        );
+        let effects = flow.handle(Input::CodeSent(Ok(issued())), now());
+        assert_eq!(
+            effects,
+            vec![Effect::AskCode {
+                masked_mobile: "139****5678".into(),
+                expires_in_s: 300,
+                resend_in_s: 60,
+            }]
+        );
+        flow
+    }
+
+    fn at_confirm() -> PhoneFlow {
+        let mut flow = at_code();
+        let effects = flow.handle(Input::CodeEntered(z("123456")), at(10));
+        assert!(
+            matches!(&effects[..], [Effect::VerifyCode { otp_id, code }]
+                if otp_id == "otp-1" && code.as_str() == "123456"),
+            "{effects:?}"
+        );
+        let effects = flow.handle(
+            Input::CodeChecked(Ok(check(true, None, Some("proof-1")))),
+            at(11),
+        );
+        assert_eq!(
+            effects,
+            vec![Effect::ShowConfirm(PhoneConfirmation {
+                old_masked: "138****5678".into(),
+                new_masked: "139****5678".into(),
+            })]
+        );
+        flow
+    }
+
+    fn at_bank() -> PhoneFlow {
+        let mut flow = at_confirm();
+        flow.handle(Input::CustomerConfirmed, at(20));
+        flow.handle(
+            Input::ChangeRecorded {
+                change_id: "ch-9".into(),
+            },
+            at(21),
+        );
+        assert_eq!(flow.stage(), PhoneStage::AwaitingBank);
+        flow
+    }
+
+    #[test]
+    fn rule_p1_nothing_happens_before_the_card_is_read() {
+        let mut flow = PhoneFlow::new(settings());
+        for input in [
+            Input::AnswerGiven(z("李四")),
+            Input::NumberEntered {
+                first: z(NEW),
+                second: z(NEW),
+            },
+            Input::CodeEntered(z("123456")),
+            Input::CustomerConfirmed,
+            Input::LookupAnswered(Ok(customer_for(&card()))),
+        ] {
+            let effects = flow.handle(input, now());
+            assert_eq!(effects, vec![Effect::Notice(Refusal::CardRequired)]);
+            assert_eq!(flow.stage(), PhoneStage::AwaitingCard);
+        }
+        assert!(matches!(
+            read_card(&mut flow).last(),
+            Some(Effect::LookUp(_))
+        ));
+    }
+
+    #[test]
+    fn rule_p1_the_card_must_be_valid() {
+        let mut flow = PhoneFlow::new(settings());
+        let mut identity = card();
+        identity.valid_until = kiosk_idcard::Validity::Until(
+            chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("date"),
+        );
+        let effects = flow.handle(
+            Input::CardRead {
+                identity,
+                evidence: evidence(),
+            },
+            now(),
+        );
+        assert!(matches!(refusal(&effects), Refusal::ExpiredCard { .. }));
+        let mut flow = PhoneFlow::new(settings());
+        let effects = flow.handle(Input::CardUnsupported, now());
+        assert_eq!(refusal(&effects), Refusal::UnsupportedCard);
+    }
+
+    #[test]
+    fn rule_p1_document_type_mismatch_is_sent_to_the_counter() {
+        let mut customer = customer_for(&card());
+        customer.id_type = IdType::Temporary;
+        let (flow, effects) = looked_up(customer);
+        let r = refusal(&effects);
+        assert_eq!(r, Refusal::Counter(CounterReason::DocumentTypeMismatch));
+        assert!(r.message().en.contains("document type"));
+        assert!(flow.is_finished());
+    }
+
+    #[test]
+    fn rule_p1_name_mismatch_is_sent_to_the_counter_and_audited() {
+        let mut customer = customer_for(&card());
+        customer.name = "李四".into();
+        let (_, effects) = looked_up(customer);
+        let r = refusal(&effects);
+        assert_eq!(r, Refusal::Counter(CounterReason::NameMismatch));
+        assert!(r.message().zh.contains("姓名"));
+        assert!(effects.iter().any(|e| matches!(e, Effect::Audit(a)
+            if a.action == AuditAction::SentToCounter && a.detail.contains("counter_name_mismatch"))));
+    }
+
+    #[test]
+    fn rule_p5_not_allowed_is_sent_to_the_counter_with_the_banks_reason() {
+        let mut customer = customer_for(&card());
+        customer.self_service.mobile_change = false;
+        customer.self_service.reason = Some("账户受限，请到柜台".into());
+        let (_, effects) = looked_up(customer);
+        let r = refusal(&effects);
+        assert_eq!(
+            r,
+            Refusal::Counter(CounterReason::NotAllowed {
+                reason: Some("账户受限，请到柜台".into())
+            })
+        );
+        let m = finish(&effects).message.clone();
+        assert_eq!(m.code, "counter_not_allowed");
+        assert!(m.zh.contains("账户受限") && m.en.contains("账户受限"));
+    }
+
+    #[test]
+    fn rule_p2_no_security_question_is_sent_to_the_counter() {
+        for question in [None, Some("  ".to_string())] {
+            let mut customer = customer_for(&card());
+            customer.security_question = question;
+            let (_, effects) = looked_up(customer);
+            let r = refusal(&effects);
+            assert_eq!(r, Refusal::Counter(CounterReason::NoSecurityQuestion));
+            assert!(r.message().en.contains("no security question"));
+            assert_eq!(r.message().code, "counter_no_security_question");
+        }
+    }
+
+    #[test]
+    fn rule_p2_wrong_answer_tells_the_attempts_left() {
+        let mut flow = at_question();
+        flow.handle(Input::AnswerGiven(z("王五")), now());
+        let effects = flow.handle(Input::AnswerChecked(Ok(check(false, Some(2), None))), now());
+        assert_eq!(
+            notice(&effects),
+            Refusal::WrongAnswer {
+                attempts_left: Some(2)
+            }
+        );
+        assert!(effects.iter().any(|e| matches!(e, Effect::Audit(a)
+            if a.action == AuditAction::VerificationFailed)));
+        assert_eq!(flow.stage(), PhoneStage::AwaitingAnswer);
+        // Answer again, right this time.
+        flow.handle(Input::AnswerGiven(z("李四")), now());
+        let effects = flow.handle(Input::AnswerChecked(Ok(check(true, None, None))), now());
+        assert_eq!(effects, vec![Effect::AskNewNumber]);
+    }
+
+    #[test]
+    fn rule_p2_locked_after_three_wrong_answers_is_sent_to_the_counter() {
+        // The third wrong answer...
+        let mut flow = at_question();
+        flow.handle(Input::AnswerGiven(z("王五")), now());
+        let effects = flow.handle(Input::AnswerChecked(Ok(check(false, Some(0), None))), now());
+        let r = refusal(&effects);
+        assert_eq!(r, Refusal::Counter(CounterReason::Locked));
+        assert!(r.message().en.contains("locked"));
+        // ... or locked already (423, other channels counted).
+        let mut flow = at_question();
+        flow.handle(Input::AnswerGiven(z("王五")), now());
+        let effects = flow.handle(Input::AnswerChecked(Err(CoreBankError::Locked)), now());
+        assert_eq!(refusal(&effects), Refusal::Counter(CounterReason::Locked));
+        assert_eq!(finish(&effects).message.code, "counter_locked");
+    }
+
+    #[test]
+    fn rule_p3_numbers_must_match() {
+        let mut flow = at_number();
+        let effects = enter(&mut flow, NEW, "13912345679", now());
+        assert_eq!(effects, vec![Effect::Notice(Refusal::NumbersDiffer)]);
+        assert_eq!(flow.stage(), PhoneStage::AwaitingNumber);
+        assert!(matches!(
+            enter(&mut flow, NEW, NEW, now()).as_slice(),
+            [Effect::SendCode(_)]
+        ));
+    }
+
+    #[test]
+    fn rule_p3_number_must_be_a_mainland_mobile() {
+        let mut flow = at_number();
+        for bad in [
+            "12912345678",
+            "1391234567",
+            "139123456789",
+            "+8613912345",
+            "1391234567a",
+            "",
+        ] {
+            assert_eq!(
+                enter(&mut flow, bad, bad, now()),
+                vec![Effect::Notice(Refusal::InvalidNumber)],
+                "{bad}"
+            );
+        }
+        for good in ["13012345678", "19999999999", "15000000000"] {
+            assert!(is_mainland_mobile(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn rule_p3_number_must_differ_from_the_one_on_file() {
+        // On file: 138****5678.
+        let mut flow = at_number();
+        assert_eq!(
+            enter(&mut flow, "13800005678", "13800005678", now()),
+            vec![Effect::Notice(Refusal::SameAsOnFile)]
+        );
+        assert!(may_be_on_file("13812345678", "138****5678"));
+        assert!(!may_be_on_file("13912345678", "138****5678"));
+        assert!(!may_be_on_file("13812345679", "138****5678"));
+        // Nothing to compare: the bank decides.
+        assert!(!may_be_on_file("13812345678", "***********"));
+        assert!(!may_be_on_file("13812345678", "138****567"));
+    }
+
+    #[test]
+    fn rule_p4_code_is_sent_to_the_new_number_and_verified() {
+        let mut flow = at_number();
+        let effects = enter(&mut flow, NEW, NEW, now());
+        assert_eq!(
+            effects,
+            vec![Effect::SendCode(OtpRequest {
+                customer_id: "C000123".into(),
+                mobile: NEW.into(),
+                purpose: "mobile_change".into(),
+            })]
+        );
+        let mut flow = at_confirm();
+        assert_eq!(flow.stage(), PhoneStage::AwaitingConfirmation);
+        assert!(flow.proof.is_some());
+        assert!(flow.handle(Input::ResendCode, now()).is_empty());
+    }
+
+    #[test]
+    fn rule_p4_wrong_code_tells_the_attempts_left() {
+        let mut flow = at_code();
+        flow.handle(Input::CodeEntered(z("000000")), at(5));
+        let effects = flow.handle(Input::CodeChecked(Ok(check(false, Some(7), None))), at(6));
+        let r = notice(&effects);
+        assert_eq!(
+            r,
+            Refusal::WrongCode {
+                attempts_left: Some(7)
+            }
+        );
+        assert!(r.message().en.contains("7 attempts left today"));
+        assert_eq!(flow.stage(), PhoneStage::AwaitingCode);
+    }
+
+    #[test]
+    fn rule_p4_expired_code_asks_for_a_new_one() {
+        // The bank says so (410).
+        let mut flow = at_code();
+        flow.handle(Input::CodeEntered(z("123456")), at(5));
+        let effects = flow.handle(Input::CodeChecked(Err(CoreBankError::Expired)), at(6));
+        assert_eq!(effects, vec![Effect::Notice(Refusal::CodeExpired)]);
+        assert_eq!(flow.stage(), PhoneStage::AwaitingCode);
+        // The kiosk's clock says so: not even sent to the bank.
+        let mut flow = at_code();
+        let effects = flow.handle(Input::CodeEntered(z("123456")), at(300));
+        assert_eq!(effects, vec![Effect::Notice(Refusal::CodeExpired)]);
+        // A new code, then it works.
+        let effects = flow.handle(Input::ResendCode, at(301));
+        assert!(
+            matches!(effects.as_slice(), [Effect::SendCode(_)]),
+            "{effects:?}"
+        );
+        flow.handle(Input::CodeSent(Ok(issued())), at(302));
+        let effects = flow.handle(Input::CodeEntered(z("123456")), at(303));
+        assert!(matches!(effects.as_slice(), [Effect::VerifyCode { .. }]));
+    }
+
+    #[test]
+    fn rule_p4_resend_limits() {
+        let mut flow = at_code();
+        // Our own interval: 60 s.
+        assert_eq!(
+            flow.handle(Input::ResendCode, at(45)),
+            vec![Effect::Notice(Refusal::ResendTooSoon { retry_after_s: 15 })]
+        );
+        // The bank's 429 Retry-After.
+        assert!(matches!(
+            flow.handle(Input::ResendCode, at(60)).as_slice(),
+            [Effect::SendCode(_)]
+        ));
+        let effects = flow.handle(
+            Input::CodeSent(Err(CoreBankError::RateLimited {
+                retry_after: Some(std::time::Duration::from_secs(120)),
+            })),
+            at(61),
+        );
+        assert_eq!(
+            effects,
+            vec![Effect::Notice(Refusal::ResendTooSoon {
+                retry_after_s: 120
+            })]
+        );
+        assert_eq!(flow.stage(), PhoneStage::AwaitingCode);
+        assert_eq!(
+            flow.handle(Input::ResendCode, at(121)),
+            vec![Effect::Notice(Refusal::ResendTooSoon { retry_after_s: 60 })]
+        );
+        // The first code still works meanwhile.
+        let effects = flow.handle(Input::CodeEntered(z("123456")), at(122));
+        assert!(matches!(effects.as_slice(), [Effect::VerifyCode { .. }]));
+        flow.handle(Input::CodeChecked(Ok(check(false, Some(8), None))), at(123));
+        // At most three codes a session.
+        let mut flow = at_code();
+        for i in 1..3 {
+            assert!(matches!(
+                flow.handle(Input::ResendCode, at(100 * i)).as_slice(),
+                [Effect::SendCode(_)]
+            ));
+            flow.handle(Input::CodeSent(Ok(issued())), at(100 * i));
+        }
+        assert_eq!(
+            flow.handle(Input::ResendCode, at(1000)),
+            vec![Effect::Notice(Refusal::ResendLimit)]
+        );
+    }
+
+    #[test]
+    fn rule_p4_ten_wrong_codes_a_day_lock() {
+        let mut flow = at_code();
+        flow.handle(Input::CodeEntered(z("000000")), at(5));
+        let effects = flow.handle(Input::CodeChecked(Ok(check(false, Some(0), None))), at(6));
+        assert_eq!(refusal(&effects), Refusal::TooManyCodesToday);
+        let mut flow = at_code();
+        flow.handle(Input::CodeEntered(z("000000")), at(5));
+        let effects = flow.handle(Input::CodeChecked(Err(CoreBankError::Locked)), at(6));
+        assert_eq!(refusal(&effects), Refusal::TooManyCodesToday);
+        // Locked already when the code is asked for.
+        let mut flow = at_number();
+        enter(&mut flow, NEW, NEW, now());
+        let effects = flow.handle(Input::CodeSent(Err(CoreBankError::Locked)), now());
+        let r = refusal(&effects);
+        assert_eq!(r, Refusal::TooManyCodesToday);
+        assert_eq!(r.message().code, "too_many_codes_today");
+    }
+
+    #[test]
+    fn rule_p6_confirm_shows_both_numbers_and_the_slip_masks_them() {
+        let mut flow = at_bank();
+        let effects = flow.handle(
+            Input::ChangeDelivered {
+                status: ChangeStatus::Applied,
+                core_ref: "R9".into(),
+            },
+            at(30),
+        );
+        let Some(Effect::PrintSlip(slip)) = effects.first() else {
+            panic!("{effects:?}")
+        };
+        let value = |label: &str| {
+            slip.rows
+                .iter()
+                .find(|r| r.label.contains(label))
+                .map(|r| r.value.clone())
+        };
+        assert_eq!(value("Old number").as_deref(), Some("138****5678"));
+        assert_eq!(value("New number").as_deref(), Some("139****5678"));
+        assert_eq!(value("Name").as_deref(), Some("张*"));
+        assert_eq!(value("Reference").as_deref(), Some("ch-9"));
+        let o = finish(&effects);
+        assert_eq!(
+            o.kind,
+            OutcomeKind::Applied {
+                change_id: "ch-9".into(),
+                status: ChangeStatus::Applied
+            }
+        );
+        assert_eq!(o.message.code, "mobile_changed");
+        assert!(o.message.zh.contains("139****5678"));
+    }
+
+    #[test]
+    fn rule_p6_a_change_not_yet_applied_is_not_reported_as_done() {
+        let mut flow = at_bank();
+        let effects = flow.handle(Input::ChangeQueued, at(30));
+        let o = finish(&effects);
+        assert_eq!(
+            o.kind,
+            OutcomeKind::Pending {
+                change_id: "ch-9".into()
+            }
+        );
+        assert_eq!(o.message.code, "mobile_pending");
+        // Nothing before confirmation is recorded.
+        let mut flow = at_confirm();
+        let effects = flow.handle(Input::CustomerCancelled, at(20));
+        assert_eq!(finish(&effects).kind, OutcomeKind::Cancelled);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::RecordChange(_))));
+    }
+
+    #[test]
+    fn rule_p7_the_change_asks_the_bank_to_notify_old_and_new() {
+        let mut flow = at_confirm();
+        let effects = flow.handle(Input::CustomerConfirmed, at(20));
+        let [Effect::RecordChange(change)] = effects.as_slice() else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(change.customer_id, "C000123");
+        assert_eq!(
+            change.kind,
+            ChangeKind::Mobile {
+                mobile: MobileChange {
+                    new_mobile: NEW.into(),
+                    otp_proof: "proof-1".into(),
+                    notify_old_and_new: true,
+                }
+            }
+        );
+        assert!(change.audit_detail.contains("138****5678 → 139****5678"));
+        assert_eq!(flow.stage(), PhoneStage::Recording);
+    }
+
+    #[test]
+    fn rule_c3_phone_change_is_refused_when_the_bank_is_unreachable() {
+        let down = || CoreBankError::Unreachable {
+            reason: "connection refused".into(),
+        };
+        // At the lookup.
+        let mut flow = PhoneFlow::new(settings());
+        read_card(&mut flow);
+        let effects = flow.handle(Input::LookupAnswered(Err(down())), now());
+        assert_eq!(refusal(&effects), Refusal::BankUnreachable);
+        // At the answer check.
+        let mut flow = at_question();
+        flow.handle(Input::AnswerGiven(z("李四")), now());
+        let effects = flow.handle(
+            Input::AnswerChecked(Err(CoreBankError::Timeout { sent: true })),
+            now(),
+        );
+        assert_eq!(refusal(&effects), Refusal::BankUnreachable);
+        // At the code request and the code check.
+        let mut flow = at_number();
+        enter(&mut flow, NEW, NEW, now());
+        let effects = flow.handle(Input::CodeSent(Err(down())), now());
+        assert_eq!(refusal(&effects), Refusal::BankUnreachable);
+        let mut flow = at_code();
+        flow.handle(Input::CodeEntered(z("123456")), at(5));
+        let effects = flow.handle(
+            Input::CodeChecked(Err(CoreBankError::Server {
+                status: 502,
+                code: None,
+            })),
+            at(6),
+        );
+        let r = refusal(&effects);
+        assert_eq!(r, Refusal::BankUnreachable);
+        assert_eq!(finish(&effects).message.code, "bank_unreachable");
+    }
+
+    #[test]
+    fn rule_c4_a_rejected_change_gives_the_banks_reason() {
+        let mut flow = at_bank();
+        let effects = flow.handle(
+            Input::ChangeRejected {
+                code: "otp_proof_invalid".into(),
+                message: "proof expired".into(),
+            },
+            at(30),
+        );
+        let o = finish(&effects);
+        assert_eq!(
+            o.kind,
+            OutcomeKind::Rejected {
+                change_id: "ch-9".into(),
+                code: "otp_proof_invalid".into()
+            }
+        );
+        assert!(o.message.en.contains("proof expired"));
+    }
+
+    #[test]
+    fn rule_s2_the_session_data_is_wiped_at_the_end() {
+        let mut flow = at_confirm();
+        assert!(flow.new_number.is_some() && flow.proof.is_some());
+        assert!(flow.card.is_none(), "the card is dropped after the lookup");
+        // Idle: warning at 100 s, end at 120 s after the last input (at(11)).
+        assert_eq!(flow.next_wakeup(), Some(at(111)));
+        let effects = flow.handle(Input::Tick, at(111));
+        assert!(matches!(effects.as_slice(), [Effect::IdleWarning(_)]));
+        let effects = flow.handle(Input::Tick, at(131));
+        assert_eq!(finish(&effects).kind, OutcomeKind::TimedOut);
+        assert!(flow.new_number.is_none() && flow.proof.is_none() && flow.otp.is_none());
+        assert!(flow.customer_id.is_empty());
+        assert!(flow.handle(Input::CustomerConfirmed, at(132)).is_empty());
+    }
+
+    #[test]
+    fn rule_s1_no_effect_or_debug_output_holds_the_full_number_name_or_phone() {
+        let identity = card();
+        let (number, name) = (identity.number.clone(), identity.name.clone());
+        let mut flow = PhoneFlow::new(settings());
+        let inputs = vec![
+            Input::CardRead {
+                identity,
+                evidence: evidence(),
+            },
+            Input::LookupAnswered(Ok(customer_for(&card()))),
+            Input::AnswerGiven(z("秘密答案")),
+            Input::AnswerChecked(Ok(check(true, None, None))),
+            Input::NumberEntered {
+                first: z(NEW),
+                second: z(NEW),
+            },
+            Input::CodeSent(Ok(issued())),
+            Input::CodeEntered(z("654321")),
+            Input::CodeChecked(Ok(check(true, None, Some("proof-secret")))),
+            Input::CustomerConfirmed,
+            Input::ChangeRecorded {
+                change_id: "ch-9".into(),
+            },
+            Input::ChangeDelivered {
+                status: ChangeStatus::Applied,
+                core_ref: "R9".into(),
+            },
+        ];
+        let mut all = Vec::new();
+        for input in inputs {
+            all.push(format!("{input:?}"));
+            all.push(format!("{flow:?}"));
+            for effect in flow.handle(input, now()) {
+                all.push(format!("{effect:?}"));
+                match &effect {
+                    Effect::Audit(a) => all.push(a.detail.clone()),
+                    Effect::PrintSlip(s) => all.push(serde_json::to_string(s).expect("json")),
+                    Effect::Finish(o) => all.push(format!("{} {}", o.message.zh, o.message.en)),
+                    Effect::RecordChange(c) => all.push(c.audit_detail.clone()),
+                    Effect::ShowConfirm(c) => all.push(serde_json::to_string(c).expect("json")),
+                    _ => {}
+                }
+            }
+        }
+        assert!(flow.is_finished());
+        let text = all.join("\n");
+        assert!(text.contains("139****5678"), "{text}");
+        for secret in [
+            number.as_str(),
+            name.as_str(),
+            NEW,
+            "秘密答案",
+            "654321",
+            "proof-secret",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+}
