@@ -1415,7 +1415,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn not_allowed_by_the_bank_is_sent_to_the_counter_with_the_reason() {
+    fn self_service_id_update_off_is_sent_to_the_counter_with_the_reason() {
         let identity = card();
         let mut customer = customer_for(&identity);
         customer.self_service.id_update = false;

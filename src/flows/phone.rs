@@ -1094,7 +1094,7 @@ mod tests {
     }
 
     #[test]
-    fn rule_p1_document_type_mismatch_is_sent_to_the_counter() {
+    fn rule_i5_phone_document_type_mismatch_is_sent_to_the_counter() {
         let mut customer = customer_for(&card());
         customer.id_type = IdType::Temporary;
         let (flow, effects) = looked_up(customer);
@@ -1105,7 +1105,7 @@ mod tests {
     }
 
     #[test]
-    fn rule_p1_name_mismatch_is_sent_to_the_counter_and_audited() {
+    fn rule_i6_phone_name_mismatch_is_sent_to_the_counter_and_audited() {
         let mut customer = customer_for(&card());
         customer.name = "李四".into();
         let (_, effects) = looked_up(customer);
