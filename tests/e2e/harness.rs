@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
-use kiosk_proto::{Client, DeviceState, Event};
+use kiosk_proto::{CardReadInfo, Client, DeviceState, Event};
 
 /// How long a test waits for anything before failing.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -190,4 +190,34 @@ pub async fn wait_state(client: &mut Client, reader: &str, state: DeviceState) {
         })
         .await;
     r.unwrap_or_else(|e| panic!("{reader} never became {state}: {e}"));
+}
+
+/// The next card read (`Ok`) or read failure (`Err((code, message))`).
+pub async fn next_read(client: &mut kiosk_proto::Client) -> Result<CardReadInfo, (String, String)> {
+    client
+        .wait_event(DEADLINE, |e| match e {
+            Event::CardRead {
+                reader,
+                identity,
+                read_ms,
+            } => Some(Ok(CardReadInfo {
+                reader: reader.clone(),
+                identity: identity.clone(),
+                read_ms: *read_ms,
+            })),
+            Event::ReadFailed { code, message, .. } => Some(Err((code.clone(), message.clone()))),
+            _ => None,
+        })
+        .await
+        .expect("a card_read or read_failed event")
+}
+
+/// Wait for the card to leave the reader.
+pub async fn wait_absent(client: &mut kiosk_proto::Client) {
+    client
+        .wait_event(DEADLINE, |e| {
+            matches!(e, Event::CardAbsent { .. }).then_some(())
+        })
+        .await
+        .expect("card absent event");
 }

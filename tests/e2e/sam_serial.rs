@@ -7,7 +7,7 @@ use kiosk_idcard::mask::MaskPolicy;
 use kiosk_proto::{CardReadInfo, DeviceState, Event};
 use kiosk_sim::{CardProfile, SamSim, SamSimConfig};
 
-use super::harness::{DEADLINE, Kioskd, wait_state};
+use super::harness::{DEADLINE, Kioskd, next_read, wait_absent, wait_state};
 
 fn sam_reader(link: &std::path::Path) -> String {
     format!(
@@ -17,31 +17,9 @@ fn sam_reader(link: &std::path::Path) -> String {
 }
 
 async fn wait_card_read(client: &mut kiosk_proto::Client) -> CardReadInfo {
-    client
-        .wait_event(DEADLINE, |e| match e {
-            Event::CardRead {
-                reader,
-                identity,
-                read_ms,
-            } => Some(CardReadInfo {
-                reader: reader.clone(),
-                identity: identity.clone(),
-                read_ms: *read_ms,
-            }),
-            Event::ReadFailed { code, message, .. } => panic!("read failed: {code}: {message}"),
-            _ => None,
-        })
+    next_read(client)
         .await
-        .expect("card read event")
-}
-
-async fn wait_absent(client: &mut kiosk_proto::Client) {
-    client
-        .wait_event(DEADLINE, |e| {
-            matches!(e, Event::CardAbsent { .. }).then_some(())
-        })
-        .await
-        .expect("card absent event");
+        .unwrap_or_else(|(code, message)| panic!("read failed: {code}: {message}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
