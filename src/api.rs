@@ -198,7 +198,10 @@ async fn forward_events(mut events: broadcast::Receiver<EventEnvelope>, out: mps
     }
 }
 
-async fn handle_request(request: Request, shared: &Shared) -> Result<serde_json::Value, ApiError> {
+async fn handle_request(
+    request: Request,
+    shared: &Arc<Shared>,
+) -> Result<serde_json::Value, ApiError> {
     match request {
         Request::Hello => to_value(shared.hello()),
         Request::Status => to_value(shared.status()),
@@ -268,6 +271,10 @@ async fn handle_request(request: Request, shared: &Shared) -> Result<serde_json:
         Request::QueueReprint(p) => to_value(shared.queue_reprint(p).await?),
         Request::QueueCall(p) => to_value(shared.queue_call(p).await?),
         Request::QueueStatus => to_value(shared.queue_status().await?),
+        Request::SessionStart(p) => to_value(shared.session_start(&p.flow).await?),
+        Request::SessionInput(p) => to_value(shared.session_input(p.input).await?),
+        Request::SessionCancel => to_value(shared.session_cancel().await?),
+        Request::SessionState => to_value(shared.session_state()),
     }
 }
 

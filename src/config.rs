@@ -46,6 +46,39 @@ pub struct Config {
     /// The ticket printer, if this kiosk has one.
     #[serde(default)]
     pub printer: Option<PrinterSection>,
+    /// The customer sessions (ID validity update, mobile number change).
+    #[serde(default)]
+    pub session: SessionSection,
+}
+
+/// `[session]`: the customer flows' timing and rule I9's update window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSection {
+    /// A session ends after this many seconds without an input.
+    pub idle_timeout_s: u64,
+    /// The warning comes this many seconds before the end (0: none).
+    pub idle_warning_s: u64,
+    /// Rule I9: updates accepted from this many days before the old card's
+    /// expiry (set both `update_window_days_*` to turn the window on).
+    pub update_window_days_before: Option<u32>,
+    /// Rule I9: ... to this many days after it.
+    pub update_window_days_after: Option<u32>,
+    /// How long a session waits for the bank to confirm a recorded change
+    /// before it tells the customer "accepted, will be synced" (rule C3).
+    pub bank_wait_ms: u64,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        SessionSection {
+            idle_timeout_s: 120,
+            idle_warning_s: 20,
+            update_window_days_before: None,
+            update_window_days_after: None,
+            bank_wait_ms: 3000,
+        }
+    }
 }
 
 /// `[printer]`: one ESC/POS ticket printer on a serial port.
@@ -322,6 +355,22 @@ impl Config {
             if self.store.is_none() {
                 problems.push("queue: needs a [store] to keep the ticket numbers in".into());
             }
+        }
+        let session = &self.session;
+        if session.idle_timeout_s == 0 || session.idle_timeout_s > 3600 {
+            problems.push("session.idle_timeout_s: must be between 1 and 3600".into());
+        }
+        if session.idle_warning_s >= session.idle_timeout_s {
+            problems
+                .push("session.idle_warning_s: must be less than session.idle_timeout_s".into());
+        }
+        if session.update_window_days_before.is_some() != session.update_window_days_after.is_some()
+        {
+            problems
+                .push("session.update_window_days_before and _after: set both or neither".into());
+        }
+        if session.bank_wait_ms == 0 || session.bank_wait_ms > 60_000 {
+            problems.push("session.bank_wait_ms: must be between 1 and 60000".into());
         }
         if let Some(printer) = &self.printer {
             if printer.name.trim().is_empty() {

@@ -41,6 +41,8 @@ pub struct Shared {
     pub(crate) queue_lock: tokio::sync::Mutex<()>,
     /// The core-bank client for lookups (made on first use).
     pub(crate) corebank_client: std::sync::OnceLock<Option<kiosk_corebank::CoreBankClient>>,
+    /// The customer session, one at a time (`session`).
+    pub(crate) session: crate::session::SessionSlot,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +112,7 @@ impl Shared {
             printer: Mutex::new(None),
             queue_lock: tokio::sync::Mutex::new(()),
             corebank_client: std::sync::OnceLock::new(),
+            session: crate::session::SessionSlot::default(),
             config: Arc::new(config),
         })
     }

@@ -15,6 +15,9 @@
 //! * [`store`]: the SQLite database: the outbox of confirmed changes
 //!   (personal data encrypted at rest), the hash-chained audit trail and the
 //!   queue counters (rules C1, S2, S3, Q2).
+//! * [`session`]: one customer session at a time around the customer
+//!   flows (ID validity update, mobile number change): the local API's
+//!   `session_*` methods and `session` events.
 //! * [`sync`]: delivers the outbox to the core bank: a state machine that
 //!   decides (no I/O) and a thin loop that does the calls (rules C2, C4).
 //!
@@ -31,6 +34,7 @@ pub mod logging;
 pub mod masking;
 pub mod printer;
 pub mod queue;
+pub mod session;
 pub mod store;
 pub mod sync;
 

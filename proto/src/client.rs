@@ -204,6 +204,31 @@ impl Client {
         self.call_typed(&Request::QueueStatus).await
     }
 
+    /// Start a customer session: `id_update` or `phone_change`.
+    pub async fn session_start(&mut self, flow: &str) -> Result<SessionInfo, ClientError> {
+        self.call_typed(&Request::SessionStart(SessionStartParams {
+            flow: flow.to_string(),
+        }))
+        .await
+    }
+
+    /// Give the running session an input; answers once the session has
+    /// dealt with it (bank calls included).
+    pub async fn session_input(&mut self, input: SessionInput) -> Result<SessionInfo, ClientError> {
+        self.call_typed(&Request::SessionInput(SessionInputParams { input }))
+            .await
+    }
+
+    /// Cancel the running session.
+    pub async fn session_cancel(&mut self) -> Result<SessionInfo, ClientError> {
+        self.call_typed(&Request::SessionCancel).await
+    }
+
+    /// The running session's state (or the last session's end).
+    pub async fn session_state(&mut self) -> Result<SessionInfo, ClientError> {
+        self.call_typed(&Request::SessionState).await
+    }
+
     /// Ask for events on this connection.
     pub async fn subscribe(&mut self) -> Result<(), ClientError> {
         self.call(&Request::Subscribe).await.map(|_| ())

@@ -52,6 +52,105 @@ pub enum Request {
     QueueCall(QueueServiceParams),
     /// Per service: waiting, last called, last issued.
     QueueStatus,
+    /// Start a customer session (`id_update` or `phone_change`).
+    SessionStart(SessionStartParams),
+    /// The customer's input to the running session.
+    SessionInput(SessionInputParams),
+    /// End the running session (the customer walked away, the UI's cancel).
+    SessionCancel,
+    /// The running session's stage and screen (or the last one's end).
+    SessionState,
+}
+
+/// `session_start` params.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionStartParams {
+    /// `id_update` (rules I1–I9) or `phone_change` (rules P1–P7).
+    pub flow: String,
+}
+
+/// `session_input` params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionInputParams {
+    pub input: SessionInput,
+}
+
+/// What the customer did on the screen. `Debug` never shows what was typed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SessionInput {
+    /// Confirm the change shown.
+    Confirm,
+    /// Cancel the session.
+    Cancel,
+    /// The answer to the security question (rule P2).
+    Answer { answer: String },
+    /// The new mobile number, typed twice (rule P3).
+    Numbers { first: String, second: String },
+    /// The SMS code (rule P4).
+    Code { code: String },
+    /// Send a new SMS code (rule P4).
+    Resend,
+    /// Type another new number.
+    ChangeNumber,
+}
+
+impl std::fmt::Debug for SessionInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SessionInput::Confirm => "Confirm",
+            SessionInput::Cancel => "Cancel",
+            SessionInput::Answer { .. } => "Answer(<redacted>)",
+            SessionInput::Numbers { .. } => "Numbers(<redacted>)",
+            SessionInput::Code { .. } => "Code(<redacted>)",
+            SessionInput::Resend => "Resend",
+            SessionInput::ChangeNumber => "ChangeNumber",
+        })
+    }
+}
+
+/// A message for the customer, in Chinese and English, with a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowMessage {
+    pub code: String,
+    pub zh: String,
+    pub en: String,
+}
+
+/// A session's state: what the screen must show. Masked data only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The session's id (a UUID), `None` before any session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// A session is running.
+    pub active: bool,
+    /// `id_update` or `phone_change`; `None` before any session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    /// The flow's stage (`awaiting_card`, `awaiting_confirmation`, ...,
+    /// `finished`), `none` before any session.
+    pub stage: String,
+    /// What to show: `{"kind": "confirm_id", ...}`, `question`,
+    /// `new_number`, `code`, `confirm_phone`, `idle_warning` (masked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<serde_json::Value>,
+    /// The last message for the customer (a refusal, a notice, the end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<FlowMessage>,
+    /// When finished: `applied`, `accepted_will_sync`, `pending`,
+    /// `rejected`, `refused`, `cancelled`, `timed_out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The refusal, when refused or noticed: `{"refusal": "counter",
+    /// "counter_reason": "not_allowed", "reason": ...}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<serde_json::Value>,
+    /// The change recorded in this session, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_id: Option<String>,
 }
 
 /// `queue_take` params.
@@ -278,6 +377,10 @@ impl Request {
             Request::QueueReprint(_) => "queue_reprint",
             Request::QueueCall(_) => "queue_call",
             Request::QueueStatus => "queue_status",
+            Request::SessionStart(_) => "session_start",
+            Request::SessionInput(_) => "session_input",
+            Request::SessionCancel => "session_cancel",
+            Request::SessionState => "session_state",
         }
     }
 
@@ -291,6 +394,8 @@ impl Request {
             Request::QueueTake(p) => serde_json::to_value(p).ok(),
             Request::QueueReprint(p) => serde_json::to_value(p).ok(),
             Request::QueueCall(p) => serde_json::to_value(p).ok(),
+            Request::SessionStart(p) => serde_json::to_value(p).ok(),
+            Request::SessionInput(p) => serde_json::to_value(p).ok(),
             _ => None,
         };
         RequestLine {
@@ -352,6 +457,10 @@ impl Request {
             "queue_reprint" => Request::QueueReprint(params(m, &line.params)?),
             "queue_call" => Request::QueueCall(required(m, &line.params)?),
             "queue_status" => no_params(m, &line.params).map(|()| Request::QueueStatus)?,
+            "session_start" => Request::SessionStart(required(m, &line.params)?),
+            "session_input" => Request::SessionInput(required(m, &line.params)?),
+            "session_cancel" => no_params(m, &line.params).map(|()| Request::SessionCancel)?,
+            "session_state" => no_params(m, &line.params).map(|()| Request::SessionState)?,
             other => {
                 return Err(ApiError {
                     code: ErrorCode::UnknownMethod,
@@ -407,6 +516,10 @@ pub enum ErrorCode {
     /// The local store refused to record (disk full, read-only): nothing
     /// was recorded, nothing already stored is lost.
     StoreUnavailable,
+    /// A customer session is already running (`session_start`).
+    SessionActive,
+    /// No customer session is running (`session_input`, `session_cancel`).
+    NoSession,
     /// Anything else; details are in the daemon's log.
     Internal,
 }
@@ -480,6 +593,8 @@ pub enum Event {
         reachable: bool,
         detail: Option<String>,
     },
+    /// A customer session changed stage or screen (masked data only).
+    Session(SessionInfo),
     /// A queue ticket's number was committed (and printed, or not).
     TicketIssued {
         ticket_id: String,

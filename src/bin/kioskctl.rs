@@ -414,6 +414,15 @@ fn describe(ev: &EventEnvelope) -> String {
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default()
         ),
+        Event::Session(info) => format!(
+            "session {} {}{}",
+            info.flow.as_deref().unwrap_or("-"),
+            info.stage,
+            info.message
+                .as_ref()
+                .map(|m| format!(": [{}] {}", m.code, m.en))
+                .unwrap_or_default()
+        ),
         Event::TicketIssued {
             ticket_id,
             number,

@@ -1,4 +1,5 @@
 pub mod api;
+pub mod flows;
 pub mod harness;
 pub mod pcsc;
 pub mod queue;

@@ -1,0 +1,819 @@
+//! The I/O shell around the customer flows ([`crate::flows::id_update`],
+//! [`crate::flows::phone`]): one customer session at a time.
+//!
+//! A session is a task that owns the flow. It feeds the flow what happens
+//! (the customer's inputs from the local API, a card read on a reader while
+//! the flow waits for one, the core bank's answers, the sync worker's news
+//! of the recorded change, the idle timer) and carries out the flow's
+//! effects: core-bank calls through [`CoreBankClient`], the change recorded
+//! with [`Shared::record_change`], the slip printed with
+//! [`Shared::print_slip`], audit records appended to the store. Every
+//! change of stage or screen is a `session` event.
+//!
+//! Only masked data leaves the session (screens, events, log lines, audit
+//! records); the card, the answers, the numbers and the codes stay in the
+//! flow, which drops them when it finishes (rule S2). The idle timer is a
+//! `sleep_until` on the flow's [`next_wakeup`](IdUpdateFlow::next_wakeup),
+//! never a poll.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::Utc;
+use kiosk_corebank::{
+    CardEvidence, ChangeStatus, CheckResult, CoreBankClient, Customer, LookupRequest, OtpIssued,
+    OtpRequest,
+};
+use kiosk_idcard::Identity;
+use kiosk_proto::{
+    ApiError, ErrorCode, Event, EventEnvelope, FlowMessage, SessionInfo, SessionInput,
+};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use zeroize::Zeroizing;
+
+use crate::daemon::Shared;
+use crate::flows::id_update::{
+    self, AuditNote, BankFailure, ChangeToRecord, FlowSettings, IdUpdateFlow, Outcome, OutcomeKind,
+    Slip, UpdateWindow,
+};
+use crate::flows::messages::{CustomerMessage, Refusal};
+use crate::flows::phone::{self, PhoneFlow};
+use crate::store::{Actor, AuditEntry};
+
+/// The running session (if any) and what the screen shows.
+#[derive(Debug)]
+pub struct SessionSlot {
+    running: Mutex<Option<mpsc::Sender<Command>>>,
+    info: Mutex<SessionInfo>,
+}
+
+impl Default for SessionSlot {
+    fn default() -> Self {
+        SessionSlot {
+            running: Mutex::new(None),
+            info: Mutex::new(SessionInfo {
+                session_id: None,
+                active: false,
+                flow: None,
+                stage: "none".into(),
+                screen: None,
+                message: None,
+                outcome: None,
+                refusal: None,
+                change_id: None,
+            }),
+        }
+    }
+}
+
+impl SessionSlot {
+    fn running(&self) -> MutexGuard<'_, Option<mpsc::Sender<Command>>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn info(&self) -> MutexGuard<'_, SessionInfo> {
+        self.info.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the API asks of the session task.
+#[derive(Debug)]
+enum Command {
+    Input(SessionInput, oneshot::Sender<SessionInfo>),
+}
+
+fn api_error(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The flows' settings from the config.
+pub fn flow_settings(config: &crate::config::Config) -> FlowSettings {
+    let s = &config.session;
+    let update_window = match (s.update_window_days_before, s.update_window_days_after) {
+        (Some(days_before), Some(days_after)) => Some(UpdateWindow {
+            days_before,
+            days_after,
+        }),
+        _ => None,
+    };
+    FlowSettings {
+        timezone: config
+            .queue
+            .as_ref()
+            .map(|q| q.timezone)
+            .unwrap_or(chrono_tz::Asia::Shanghai),
+        idle_timeout: Duration::from_secs(s.idle_timeout_s),
+        idle_warning: Duration::from_secs(s.idle_warning_s),
+        update_window,
+        mask: config.masking,
+        print_slip: config.printer.is_some(),
+        ..FlowSettings::default()
+    }
+}
+
+impl Shared {
+    fn session_client(&self) -> Option<CoreBankClient> {
+        self.corebank_client
+            .get_or_init(|| {
+                let bank = self.config.corebank.as_ref()?;
+                match CoreBankClient::new(bank, &self.config.kiosk.id) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::error!(error = %e, "core bank client unavailable");
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
+
+    /// `session_start`.
+    pub async fn session_start(self: &Arc<Self>, flow: &str) -> Result<SessionInfo, ApiError> {
+        let settings = flow_settings(&self.config);
+        let flow = match flow {
+            "id_update" => Flow::Id(Box::new(IdUpdateFlow::new(settings))),
+            "phone_change" => Flow::Phone(Box::new(PhoneFlow::new(settings))),
+            other => {
+                return Err(api_error(
+                    ErrorCode::BadRequest,
+                    format!("unknown flow {other:?}: id_update or phone_change"),
+                ));
+            }
+        };
+        if !self.has_readers() {
+            return Err(api_error(
+                ErrorCode::NoReader,
+                "this kiosk has no ID reader configured",
+            ));
+        }
+        let Some(client) = self.session_client() else {
+            return Err(api_error(
+                ErrorCode::NotAllowed,
+                "this kiosk has no core bank configured",
+            ));
+        };
+        if self.store.is_none() {
+            return Err(api_error(
+                ErrorCode::NotAllowed,
+                "this kiosk has no store configured",
+            ));
+        }
+        let mut running = self.session.running();
+        if running.as_ref().is_some_and(|tx| !tx.is_closed()) {
+            return Err(api_error(
+                ErrorCode::SessionActive,
+                "a customer session is already running",
+            ));
+        }
+        let (tx, rx) = mpsc::channel(16);
+        // Subscribed before the session is visible: no card read is missed.
+        let events = self.subscribe();
+        let info = SessionInfo {
+            session_id: Some(uuid::Uuid::new_v4().to_string()),
+            active: true,
+            flow: Some(flow.name().to_string()),
+            stage: flow.stage().to_string(),
+            screen: Some(serde_json::json!({"kind": "place_card"})),
+            message: None,
+            outcome: None,
+            refusal: None,
+            change_id: None,
+        };
+        *self.session.info() = info.clone();
+        *running = Some(tx);
+        drop(running);
+        tracing::info!(flow = flow.name(), "session started");
+        self.emit(Event::Session(info.clone()));
+        let runner = Runner {
+            shared: self.clone(),
+            client,
+            flow,
+            events,
+            info: info.clone(),
+            pending_slip: None,
+            released: false,
+        };
+        tokio::spawn(runner.run(rx));
+        Ok(info)
+    }
+
+    /// `session_input`: answers once the session has dealt with it.
+    pub async fn session_input(&self, input: SessionInput) -> Result<SessionInfo, ApiError> {
+        let tx = self
+            .session
+            .running()
+            .clone()
+            .filter(|tx| !tx.is_closed())
+            .ok_or_else(|| api_error(ErrorCode::NoSession, "no customer session is running"))?;
+        let (reply, answer) = oneshot::channel();
+        if tx.send(Command::Input(input, reply)).await.is_err() {
+            // It ended meanwhile: its end is the answer.
+            return Ok(self.session_state());
+        }
+        Ok(answer.await.unwrap_or_else(|_| self.session_state()))
+    }
+
+    /// `session_cancel`.
+    pub async fn session_cancel(&self) -> Result<SessionInfo, ApiError> {
+        self.session_input(SessionInput::Cancel).await
+    }
+
+    /// `session_state`.
+    pub fn session_state(&self) -> SessionInfo {
+        self.session.info().clone()
+    }
+}
+
+/// The flow of a session.
+enum Flow {
+    Id(Box<IdUpdateFlow>),
+    Phone(Box<PhoneFlow>),
+}
+
+/// Inputs of either flow.
+enum In {
+    Card {
+        identity: Identity,
+        evidence: CardEvidence,
+    },
+    CardUnreadable,
+    Lookup(Result<Customer, BankFailure>),
+    AnswerGiven(Zeroizing<String>),
+    AnswerChecked(Result<CheckResult, BankFailure>),
+    Numbers {
+        first: Zeroizing<String>,
+        second: Zeroizing<String>,
+    },
+    CodeSent(Result<OtpIssued, BankFailure>),
+    Resend,
+    ChangeNumber,
+    CodeEntered(Zeroizing<String>),
+    CodeChecked(Result<CheckResult, BankFailure>),
+    Confirm,
+    Cancel,
+    Recorded(String),
+    RecordFailed,
+    Delivered {
+        status: ChangeStatus,
+        core_ref: String,
+    },
+    Rejected {
+        code: String,
+        message: String,
+    },
+    Queued,
+    Tick,
+}
+
+/// Effects of either flow.
+enum Eff {
+    LookUp(LookupRequest),
+    CheckAnswer {
+        customer_id: String,
+        answer: Zeroizing<String>,
+    },
+    SendCode(OtpRequest),
+    VerifyCode {
+        otp_id: String,
+        code: Zeroizing<String>,
+    },
+    Screen(serde_json::Value),
+    Notice(Refusal),
+    Record(ChangeToRecord),
+    Slip(Slip),
+    Audit(AuditNote),
+    IdleWarning(CustomerMessage),
+    Finish(Outcome),
+}
+
+fn screen(kind: &str, body: impl Serialize) -> serde_json::Value {
+    let mut v = serde_json::to_value(body).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(map) = v.as_object_mut() {
+        map.insert("kind".into(), kind.into());
+    }
+    v
+}
+
+impl Flow {
+    fn name(&self) -> &'static str {
+        match self {
+            Flow::Id(_) => "id_update",
+            Flow::Phone(_) => "phone_change",
+        }
+    }
+
+    fn stage(&self) -> &'static str {
+        match self {
+            Flow::Id(f) => f.stage().as_str(),
+            Flow::Phone(f) => f.stage().as_str(),
+        }
+    }
+
+    fn awaiting_card(&self) -> bool {
+        match self {
+            Flow::Id(f) => f.stage() == id_update::IdStage::AwaitingCard,
+            Flow::Phone(f) => f.stage() == phone::PhoneStage::AwaitingCard,
+        }
+    }
+
+    fn awaiting_bank(&self) -> bool {
+        match self {
+            Flow::Id(f) => f.stage() == id_update::IdStage::AwaitingBank,
+            Flow::Phone(f) => f.stage() == phone::PhoneStage::AwaitingBank,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        match self {
+            Flow::Id(f) => f.is_finished(),
+            Flow::Phone(f) => f.is_finished(),
+        }
+    }
+
+    fn next_wakeup(&self) -> Option<chrono::DateTime<Utc>> {
+        match self {
+            Flow::Id(f) => f.next_wakeup(),
+            Flow::Phone(f) => f.next_wakeup(),
+        }
+    }
+
+    /// Hand the flow an input; `None` when the flow has no such input
+    /// (e.g. a security answer in the ID update).
+    fn handle(&mut self, input: In) -> Option<Vec<Eff>> {
+        let now = Utc::now();
+        match self {
+            Flow::Id(f) => {
+                use id_update::Input as I;
+                let input = match input {
+                    In::Card { identity, evidence } => I::CardRead { identity, evidence },
+                    In::CardUnreadable => I::CardUnreadable,
+                    In::Lookup(r) => I::LookupAnswered(r),
+                    In::Confirm => I::CustomerConfirmed,
+                    In::Cancel => I::CustomerCancelled,
+                    In::Recorded(change_id) => I::ChangeRecorded { change_id },
+                    In::RecordFailed => I::ChangeRecordFailed,
+                    In::Delivered { status, core_ref } => I::ChangeDelivered { status, core_ref },
+                    In::Rejected { code, message } => I::ChangeRejected { code, message },
+                    In::Queued => I::ChangeQueued,
+                    In::Tick => I::Tick,
+                    _ => return None,
+                };
+                Some(
+                    f.handle(input, now)
+                        .into_iter()
+                        .map(|e| {
+                            use id_update::Effect as E;
+                            match e {
+                                E::LookUp(r) => Eff::LookUp(r),
+                                E::ShowConfirm(c) => Eff::Screen(screen("confirm_id", c)),
+                                E::RecordChange(c) => Eff::Record(c),
+                                E::PrintSlip(s) => Eff::Slip(s),
+                                E::Audit(a) => Eff::Audit(a),
+                                E::IdleWarning(m) => Eff::IdleWarning(m),
+                                E::Finish(o) => Eff::Finish(o),
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            Flow::Phone(f) => {
+                use phone::Input as I;
+                let input = match input {
+                    In::Card { identity, evidence } => I::CardRead { identity, evidence },
+                    In::CardUnreadable => I::CardUnreadable,
+                    In::Lookup(r) => I::LookupAnswered(r),
+                    In::AnswerGiven(a) => I::AnswerGiven(a),
+                    In::AnswerChecked(r) => I::AnswerChecked(r),
+                    In::Numbers { first, second } => I::NumberEntered { first, second },
+                    In::CodeSent(r) => I::CodeSent(r),
+                    In::Resend => I::ResendCode,
+                    In::ChangeNumber => I::ChangeNumber,
+                    In::CodeEntered(c) => I::CodeEntered(c),
+                    In::CodeChecked(r) => I::CodeChecked(r),
+                    In::Confirm => I::CustomerConfirmed,
+                    In::Cancel => I::CustomerCancelled,
+                    In::Recorded(change_id) => I::ChangeRecorded { change_id },
+                    In::RecordFailed => I::ChangeRecordFailed,
+                    In::Delivered { status, core_ref } => I::ChangeDelivered { status, core_ref },
+                    In::Rejected { code, message } => I::ChangeRejected { code, message },
+                    In::Queued => I::ChangeQueued,
+                    In::Tick => I::Tick,
+                };
+                Some(
+                    f.handle(input, now)
+                        .into_iter()
+                        .map(|e| {
+                            use phone::Effect as E;
+                            match e {
+                                E::LookUp(r) => Eff::LookUp(r),
+                                E::AskSecurityQuestion { question } => Eff::Screen(
+                                    serde_json::json!({"kind": "question", "question": question}),
+                                ),
+                                E::CheckAnswer {
+                                    customer_id,
+                                    answer,
+                                } => Eff::CheckAnswer {
+                                    customer_id,
+                                    answer,
+                                },
+                                E::AskNewNumber => {
+                                    Eff::Screen(serde_json::json!({"kind": "new_number"}))
+                                }
+                                E::SendCode(r) => Eff::SendCode(r),
+                                E::AskCode {
+                                    masked_mobile,
+                                    expires_in_s,
+                                    resend_in_s,
+                                } => Eff::Screen(serde_json::json!({
+                                    "kind": "code",
+                                    "masked_mobile": masked_mobile,
+                                    "expires_in_s": expires_in_s,
+                                    "resend_in_s": resend_in_s,
+                                })),
+                                E::VerifyCode { otp_id, code } => Eff::VerifyCode { otp_id, code },
+                                E::ShowConfirm(c) => Eff::Screen(screen("confirm_phone", c)),
+                                E::RecordChange(c) => Eff::Record(c),
+                                E::PrintSlip(s) => Eff::Slip(s),
+                                E::Audit(a) => Eff::Audit(a),
+                                E::Notice(r) => Eff::Notice(r),
+                                E::IdleWarning(m) => Eff::IdleWarning(m),
+                                E::Finish(o) => Eff::Finish(o),
+                            }
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+fn flow_message(m: &CustomerMessage) -> FlowMessage {
+    FlowMessage {
+        code: m.code.to_string(),
+        zh: m.zh.clone(),
+        en: m.en.clone(),
+    }
+}
+
+fn outcome_name(kind: &OutcomeKind) -> (&'static str, Option<String>) {
+    match kind {
+        OutcomeKind::Applied { change_id, .. } => ("applied", Some(change_id.clone())),
+        OutcomeKind::AcceptedWillSync { change_id } => {
+            ("accepted_will_sync", Some(change_id.clone()))
+        }
+        OutcomeKind::Pending { change_id } => ("pending", Some(change_id.clone())),
+        OutcomeKind::Rejected { change_id, .. } => ("rejected", Some(change_id.clone())),
+        OutcomeKind::Refused(_) => ("refused", None),
+        OutcomeKind::Cancelled => ("cancelled", None),
+        OutcomeKind::TimedOut => ("timed_out", None),
+    }
+}
+
+/// The session task.
+struct Runner {
+    shared: Arc<Shared>,
+    client: CoreBankClient,
+    flow: Flow,
+    events: broadcast::Receiver<EventEnvelope>,
+    /// What the screen shows, as last published.
+    info: SessionInfo,
+    pending_slip: Option<Slip>,
+    /// The slot is free again: this task no longer touches it.
+    released: bool,
+}
+
+impl Runner {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let shutdown = self.shared.shutdown.clone();
+        loop {
+            if self.flow.is_finished() {
+                break;
+            }
+            let wake = self.flow.next_wakeup();
+            let sleep = async move {
+                match wake {
+                    Some(at) => {
+                        let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                        tokio::time::sleep_until(tokio::time::Instant::now() + left).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(Command::Input(input, reply)) => {
+                        self.customer_input(input).await;
+                        let _ = reply.send(self.info.clone());
+                    }
+                    None => {
+                        self.drive(In::Cancel).await;
+                    }
+                },
+                ev = self.events.recv() => match ev {
+                    Ok(env) => self.on_event(env.event).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => self.drive(In::Cancel).await,
+                },
+                _ = sleep => self.drive(In::Tick).await,
+                _ = shutdown.cancelled() => {
+                    self.drive(In::Cancel).await;
+                    break;
+                }
+            }
+        }
+        // Rule S2: the flow (card, answers, numbers) goes with the session.
+        let flow = self.flow.name();
+        drop(self.flow);
+        if !self.released {
+            // Ended without a Finish (cannot happen with the flows as they
+            // are; kept so the slot is never left taken).
+            self.info.active = false;
+            self.info.stage = "finished".into();
+            *self.shared.session.info() = self.info.clone();
+            *self.shared.session.running() = None;
+            self.shared.emit(Event::Session(self.info.clone()));
+        }
+        // Answer whoever is still waiting with the end.
+        rx.close();
+        while let Ok(Command::Input(_, reply)) = rx.try_recv() {
+            let _ = reply.send(self.info.clone());
+        }
+        tracing::info!(
+            flow,
+            outcome = self.info.outcome.as_deref().unwrap_or("none"),
+            "session ended"
+        );
+    }
+
+    async fn customer_input(&mut self, input: SessionInput) {
+        self.info.message = None;
+        self.info.refusal = None;
+        let input = match input {
+            SessionInput::Confirm => In::Confirm,
+            SessionInput::Cancel => In::Cancel,
+            SessionInput::Answer { answer } => In::AnswerGiven(Zeroizing::new(answer)),
+            SessionInput::Numbers { first, second } => In::Numbers {
+                first: Zeroizing::new(first),
+                second: Zeroizing::new(second),
+            },
+            SessionInput::Code { code } => In::CodeEntered(Zeroizing::new(code)),
+            SessionInput::Resend => In::Resend,
+            SessionInput::ChangeNumber => In::ChangeNumber,
+        };
+        self.drive(input).await;
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        if !self.flow.awaiting_card() {
+            return;
+        }
+        match event {
+            Event::CardRead { .. } => {
+                let card = self.shared.with_current_card(|read, sam| {
+                    (
+                        read.identity.clone(),
+                        CardEvidence {
+                            sam_id: sam.unwrap_or("").to_string(),
+                            card_uid: read.card_uid.map(hex::encode_upper).unwrap_or_default(),
+                        },
+                    )
+                });
+                // Taken away before we looked: wait for the next read.
+                if let Some((identity, evidence)) = card {
+                    self.drive(In::Card { identity, evidence }).await;
+                }
+            }
+            Event::ReadFailed { .. } => self.drive(In::CardUnreadable).await,
+            _ => {}
+        }
+    }
+
+    /// Hand the flow `first` and everything its effects answer, until it
+    /// waits for the customer, a card or the clock.
+    async fn drive(&mut self, first: In) {
+        let mut queue = VecDeque::from([first]);
+        while let Some(input) = queue.pop_front() {
+            let Some(effects) = self.flow.handle(input) else {
+                continue;
+            };
+            self.info.stage = self.flow.stage().to_string();
+            // What the screen shows first, then the I/O.
+            let mut io = Vec::new();
+            let mut finished: Option<Outcome> = None;
+            for e in effects {
+                match e {
+                    Eff::Screen(s) => self.info.screen = Some(s),
+                    Eff::Notice(r) => {
+                        self.info.message = Some(flow_message(&r.message()));
+                        self.info.refusal = serde_json::to_value(&r).ok();
+                    }
+                    Eff::IdleWarning(m) => self.info.message = Some(flow_message(&m)),
+                    Eff::Finish(o) => {
+                        let (name, change_id) = outcome_name(&o.kind);
+                        self.info.outcome = Some(name.into());
+                        if change_id.is_some() {
+                            self.info.change_id = change_id;
+                        }
+                        self.info.message = Some(flow_message(&o.message));
+                        self.info.refusal = o.refusal().and_then(|r| serde_json::to_value(r).ok());
+                        self.info.screen = None;
+                        self.info.active = false;
+                        finished = Some(o);
+                    }
+                    other => io.push(other),
+                }
+            }
+            self.publish();
+            if finished.is_some() {
+                self.release();
+            }
+            for e in io {
+                if let Some(next) = self.execute(e, finished.as_ref()).await {
+                    queue.push_back(next);
+                }
+            }
+            if let Some(slip) = self.pending_slip.take() {
+                self.print(slip, finished.as_ref()).await;
+            }
+            if queue.is_empty() && self.flow.awaiting_bank() {
+                let next = self.wait_for_bank().await;
+                queue.push_back(next);
+            }
+        }
+    }
+
+    /// The session is over: free the slot for the next customer. The
+    /// shared state keeps this session's end until the next one starts.
+    fn release(&mut self) {
+        if !self.released {
+            *self.shared.session.running() = None;
+            self.released = true;
+        }
+    }
+
+    /// Publish the state; a `session` event when it changed.
+    fn publish(&mut self) {
+        if self.released {
+            return;
+        }
+        let mut shown = self.shared.session.info();
+        if *shown != self.info {
+            *shown = self.info.clone();
+            drop(shown);
+            tracing::info!(
+                flow = self.flow.name(),
+                stage = %self.info.stage,
+                message = self.info.message.as_ref().map(|m| m.code.as_str()).unwrap_or(""),
+                "session"
+            );
+            self.shared.emit(Event::Session(self.info.clone()));
+        }
+    }
+
+    async fn execute(&mut self, effect: Eff, finished: Option<&Outcome>) -> Option<In> {
+        let _ = finished;
+        match effect {
+            Eff::LookUp(request) => Some(In::Lookup(self.client.lookup(&request).await)),
+            Eff::CheckAnswer {
+                customer_id,
+                answer,
+            } => Some(In::AnswerChecked(
+                self.client.security_answer(&customer_id, &answer).await,
+            )),
+            Eff::SendCode(request) => Some(In::CodeSent(self.client.request_otp(&request).await)),
+            Eff::VerifyCode { otp_id, code } => Some(In::CodeChecked(
+                self.client.verify_otp(&otp_id, &code).await,
+            )),
+            Eff::Record(change) => {
+                let ChangeToRecord {
+                    customer_id,
+                    kind,
+                    audit_detail,
+                } = change;
+                match self
+                    .shared
+                    .record_change(customer_id, kind, Actor::CustomerSession, audit_detail)
+                    .await
+                {
+                    Ok(stored) => {
+                        self.info.change_id = Some(stored.change_id.clone());
+                        Some(In::Recorded(stored.change_id))
+                    }
+                    Err(e) => {
+                        tracing::error!(code = ?e.code, "the session's change was not recorded");
+                        Some(In::RecordFailed)
+                    }
+                }
+            }
+            Eff::Slip(slip) => {
+                self.pending_slip = Some(slip);
+                None
+            }
+            Eff::Audit(note) => {
+                self.audit(note).await;
+                None
+            }
+            Eff::Screen(_) | Eff::Notice(_) | Eff::IdleWarning(_) | Eff::Finish(_) => None,
+        }
+    }
+
+    async fn audit(&self, note: AuditNote) {
+        let Some(store) = self.shared.store.clone() else {
+            return;
+        };
+        let entry = AuditEntry {
+            at_ms: Utc::now().timestamp_millis(),
+            actor: Actor::CustomerSession,
+            action: note.action,
+            subject: note.subject,
+            detail: note.detail,
+        };
+        match tokio::task::spawn_blocking(move || store.audit_append(&entry)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot append the session's audit record"),
+            Err(e) => tracing::error!(error = %e, "audit task failed"),
+        }
+    }
+
+    async fn print(&self, slip: Slip, finished: Option<&Outcome>) {
+        if self.shared.config.printer.is_none() {
+            return;
+        }
+        let tz = flow_settings(&self.shared.config).timezone;
+        let (outcome, reference) = match finished {
+            Some(o) => (
+                format!("{} {}", o.message.zh, o.message.en),
+                outcome_name(&o.kind).1.unwrap_or_default(),
+            ),
+            None => (
+                String::new(),
+                self.info.change_id.clone().unwrap_or_default(),
+            ),
+        };
+        let slip = kiosk_escpos::Slip {
+            branch: self.shared.config.kiosk.branch_name.clone(),
+            title: slip.title,
+            rows: slip.rows.into_iter().map(|r| (r.label, r.value)).collect(),
+            outcome,
+            reference,
+            kiosk_id: self.shared.config.kiosk.id.clone(),
+            at: Utc::now()
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M")
+                .to_string(),
+        };
+        let printed = self.shared.print_slip(&slip).await;
+        tracing::info!(printed = ?printed, "session slip");
+    }
+
+    /// The recorded change's news from the sync worker, or after a short
+    /// bounded wait (or the link reported down) "queued" (rule C3).
+    async fn wait_for_bank(&mut self) -> In {
+        let Some(change_id) = self.info.change_id.clone() else {
+            return In::Queued;
+        };
+        if self.shared.link().reachable == Some(false) {
+            return In::Queued;
+        }
+        let wait = Duration::from_millis(self.shared.config.session.bank_wait_ms);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let ev = tokio::select! {
+                ev = self.events.recv() => ev,
+                _ = tokio::time::sleep_until(deadline) => return In::Queued,
+            };
+            match ev {
+                Ok(env) => match env.event {
+                    Event::ChangeDelivered {
+                        change_id: id,
+                        outcome,
+                        core_ref,
+                    } if id == change_id => {
+                        let status = if outcome == "superseded" {
+                            ChangeStatus::Superseded
+                        } else {
+                            ChangeStatus::Applied
+                        };
+                        return In::Delivered { status, core_ref };
+                    }
+                    Event::ChangeRejected {
+                        change_id: id,
+                        code,
+                        message,
+                    } if id == change_id => return In::Rejected { code, message },
+                    Event::CoreBankLink {
+                        reachable: false, ..
+                    } => return In::Queued,
+                    _ => {}
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return In::Queued,
+            }
+        }
+    }
+}

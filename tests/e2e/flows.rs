@@ -1,0 +1,587 @@
+//! The customer flows through kioskd's local API (`session_*`), with the
+//! SAM simulator on a pseudo-terminal and the core-bank simulator: one test
+//! per rule, the counter referrals with their reasons, and a test that
+//! greps the log and the audit trail of the whole flow suite for the test
+//! cards' and customers' personal data.
+
+use std::path::Path;
+
+use kiosk_corebank::SigningKey;
+use kiosk_proto::{Client, DeviceState, Event, SessionInfo, SessionInput};
+use kiosk_sim::corebank::{CoreBankConfig, CoreBankSim, Faults, FixtureSource, Fixtures};
+use kiosk_sim::{CardProfile, SamSim, SamSimConfig};
+
+use super::harness::{DEADLINE, Kioskd, wait_state};
+
+const READER: &str = "desk";
+
+/// A kioskd with a SAM reader, a store and the core bank.
+struct Kiosk {
+    dir: tempfile::TempDir,
+    sam: SamSim,
+    bank: Option<CoreBankSim>,
+    kioskd: Kioskd,
+    c: Client,
+}
+
+async fn kiosk() -> Kiosk {
+    let dir = tempfile::tempdir().expect("tempdir");
+    kiosk::store::generate_key_file(&dir.path().join("store.key")).expect("store key");
+    let key_bytes: [u8; 32] = rand::random();
+    std::fs::write(dir.path().join("bank.key"), hex::encode(key_bytes)).expect("bank key");
+    let mut config = CoreBankConfig::new(
+        dir.path().join("bank.db"),
+        SigningKey::new(key_bytes.to_vec()),
+    );
+    config.fixtures = FixtureSource::Builtin;
+    config.faults = Faults::none();
+    let bank = CoreBankSim::start(config).expect("core-bank simulator");
+    let sam_link = dir.path().join("sam0");
+    let sam = SamSim::start(SamSimConfig::new(&sam_link)).expect("SAM simulator");
+    let kioskd = Kioskd::start(&toml(dir.path(), &sam_link, &bank.base_url()));
+    let mut c = kioskd.subscriber().await;
+    wait_state(&mut c, READER, DeviceState::Online).await;
+    Kiosk {
+        dir,
+        sam,
+        bank: Some(bank),
+        kioskd,
+        c,
+    }
+}
+
+fn toml(dir: &Path, sam: &Path, bank_url: &str) -> String {
+    format!(
+        r#"
+[store]
+path = "{db}"
+key_file = "{key}"
+
+[sync]
+backoff_min_ms = 5
+backoff_max_ms = 100
+
+[corebank]
+url = "{bank_url}"
+key_file = "{bank_key}"
+allow_plain_http = true
+request_timeout_ms = 2000
+
+[session]
+idle_timeout_s = 60
+idle_warning_s = 10
+bank_wait_ms = 5000
+
+[[readers]]
+name = "{READER}"
+
+[readers.sam]
+path = "{sam}"
+poll_interval_ms = 50
+"#,
+        db = dir.join("kiosk.db").display(),
+        key = dir.join("store.key").display(),
+        bank_key = dir.join("bank.key").display(),
+        sam = sam.display(),
+    )
+}
+
+impl Kiosk {
+    fn bank(&self) -> &CoreBankSim {
+        self.bank.as_ref().expect("bank running")
+    }
+
+    /// Start `flow`, place `card`, and return the state once the lookup
+    /// is answered (or the flow ended).
+    async fn start_with_card(&mut self, flow: &str, card: CardProfile) -> SessionInfo {
+        let started = self.c.session_start(flow).await.expect("session_start");
+        assert!(started.active);
+        assert_eq!(started.stage, "awaiting_card");
+        // A card still on the reader from an earlier session is taken
+        // away first: the session takes a card read while it waits.
+        let readers = self.c.readers().await.expect("readers");
+        if readers.iter().any(|r| r.name == READER && r.card_present) {
+            self.sam.remove();
+            self.c
+                .wait_event(DEADLINE, |e| {
+                    matches!(e, Event::CardAbsent { reader } if reader == READER).then_some(())
+                })
+                .await
+                .expect("card removed");
+        }
+        self.sam.place(card);
+        self.settled(started.session_id.as_deref().expect("session id"))
+            .await
+    }
+
+    /// The next `session` event of session `id` in a stage where the
+    /// session waits for the customer (or has ended).
+    async fn settled(&mut self, id: &str) -> SessionInfo {
+        self.c
+            .wait_event(DEADLINE, |e| match e {
+                Event::Session(info)
+                    if info.session_id.as_deref() == Some(id)
+                        && !matches!(
+                            info.stage.as_str(),
+                            "awaiting_card"
+                                | "looking_up"
+                                | "checking_answer"
+                                | "sending_code"
+                                | "verifying_code"
+                                | "recording"
+                                | "awaiting_bank"
+                        ) =>
+                {
+                    Some(info.clone())
+                }
+                _ => None,
+            })
+            .await
+            .expect("the session settles")
+    }
+
+    async fn input(&mut self, input: SessionInput) -> SessionInfo {
+        self.c.session_input(input).await.expect("session_input")
+    }
+
+    fn audit_text(&self) -> String {
+        let store = kiosk::store::Store::open(
+            &self.dir.path().join("kiosk.db"),
+            &self.dir.path().join("store.key"),
+            &Default::default(),
+        )
+        .expect("open the store");
+        store
+            .audit_records(0, 100_000)
+            .expect("audit")
+            .into_iter()
+            .map(|r| format!("{} {} {:?} {}\n", r.actor, r.action, r.subject, r.detail))
+            .collect()
+    }
+
+    fn audit_actions(&self) -> Vec<String> {
+        let store = kiosk::store::Store::open(
+            &self.dir.path().join("kiosk.db"),
+            &self.dir.path().join("store.key"),
+            &Default::default(),
+        )
+        .expect("open the store");
+        store
+            .audit_records(0, 100_000)
+            .expect("audit")
+            .into_iter()
+            .map(|r| r.action)
+            .collect()
+    }
+
+    /// Rule S1: none of `secrets` in the log or the audit trail.
+    fn assert_nothing_personal(&self, secrets: &[&str]) {
+        let log = self.kioskd.log();
+        let audit = self.audit_text();
+        for s in secrets.iter().filter(|s| !s.is_empty()) {
+            assert!(!log.contains(s), "{s:?} is in kioskd's log");
+            assert!(!audit.contains(s), "{s:?} is in the audit trail");
+        }
+    }
+}
+
+fn card(name: &str) -> CardProfile {
+    Fixtures::special_card(name).expect("special card")
+}
+
+fn resident() -> CardProfile {
+    CardProfile::builtin("resident").expect("profile")
+}
+
+fn refusal_code(info: &SessionInfo) -> String {
+    info.message.as_ref().expect("a message").code.clone()
+}
+
+fn counter_reason(info: &SessionInfo) -> String {
+    info.refusal
+        .as_ref()
+        .and_then(|r| r.get("counter_reason"))
+        .and_then(|r| r.as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A referral ends the session with the reason in both languages.
+fn assert_counter(info: &SessionInfo, reason: &str) {
+    assert!(!info.active || info.stage == "finished", "{info:?}");
+    assert_eq!(info.stage, "finished");
+    assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
+    assert_eq!(counter_reason(info), reason, "{info:?}");
+    let m = info.message.as_ref().expect("message");
+    assert!(m.zh.contains("柜台"), "{m:?}");
+    assert!(m.en.contains("counter"), "{m:?}");
+}
+
+// ---- ID validity update ----
+
+/// Rules I7 and I8: C000001's record (2010–2020) is older than the card
+/// (2020–2040): the masked confirmation, then "applied" and the record
+/// updated at the bank.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_i7_i8_id_update_happy_path_confirm_then_applied() {
+    let mut k = kiosk().await;
+    let card = resident();
+    let info = k.start_with_card("id_update", card.clone()).await;
+    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    let screen = info.screen.clone().expect("confirmation screen");
+    assert_eq!(screen["kind"], "confirm_id");
+    let masked = screen["masked_number"].as_str().expect("masked number");
+    assert!(masked.contains('*') && !masked.contains(&card.identity.number));
+    assert_eq!(screen["masked_name"], "张**");
+    assert_eq!(screen["old_valid_until"], "2020-03-07");
+    assert!(
+        screen["new_valid_until"]
+            .as_str()
+            .unwrap()
+            .starts_with("2040")
+    );
+    // Rule I8: nothing is recorded before the customer confirms.
+    assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
+
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(done.stage, "finished", "{done:?}");
+    assert!(!done.active);
+    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert!(done.change_id.is_some());
+    let record = k.bank().customer("C000001").expect("C000001").record;
+    assert_eq!(record.valid_from, card.identity.valid_from.to_string());
+    assert_eq!(
+        record.valid_until,
+        kiosk::flows::id_update::validity_text(card.identity.valid_until)
+    );
+    let actions = k.audit_actions();
+    for a in ["card_read", "lookup", "change_recorded"] {
+        assert!(actions.iter().any(|x| x == a), "{a}: {actions:?}");
+    }
+    // The session's data went with it.
+    let state = k.c.session_state().await.unwrap();
+    assert!(!state.active && state.screen.is_none());
+    k.assert_nothing_personal(&[&card.identity.number, &card.identity.name, "13800000001"]);
+}
+
+/// Rule I4: an expired card is refused before the bank is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_i4_expired_card_is_refused() {
+    let mut k = kiosk().await;
+    let card = CardProfile::builtin("resident-expired").expect("profile");
+    let info = k.start_with_card("id_update", card.clone()).await;
+    assert_eq!(info.stage, "finished");
+    assert_eq!(info.outcome.as_deref(), Some("refused"));
+    assert_eq!(
+        info.refusal.as_ref().unwrap()["refusal"],
+        "expired_card",
+        "{info:?}"
+    );
+    let m = info.message.unwrap();
+    assert!(m.zh.contains("过期") && m.en.contains("expired"), "{m:?}");
+    assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
+    k.assert_nothing_personal(&[&card.identity.number, &card.identity.name]);
+}
+
+/// Rule I5: C000101's record was opened with a temporary card.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_i5_document_type_mismatch_sends_to_the_counter_with_the_reason() {
+    let mut k = kiosk().await;
+    let card = card("temporary-on-file");
+    let info = k.start_with_card("id_update", card.clone()).await;
+    assert_counter(&info, "document_type_mismatch");
+    assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
+    assert!(k.audit_actions().iter().any(|a| a == "sent_to_counter"));
+    k.assert_nothing_personal(&[&card.identity.number, &card.identity.name]);
+}
+
+/// Rule I6: C000102's record spells the name differently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_i6_name_mismatch_sends_to_the_counter_with_the_reason() {
+    let mut k = kiosk().await;
+    let card = card("name-mismatch");
+    let info = k.start_with_card("id_update", card.clone()).await;
+    assert_counter(&info, "name_mismatch");
+    assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
+    k.assert_nothing_personal(&[&card.identity.number, &card.identity.name, "陈明字"]);
+}
+
+// ---- Mobile number change ----
+
+/// C000001 answers the question, types the new number twice, and
+/// confirms with the SMS code: the bank applies it and notifies the old
+/// and the new number (rules P2–P4, P6, P7).
+async fn phone_change_to(k: &mut Kiosk, new: &str) -> SessionInfo {
+    let info = k.start_with_card("phone_change", resident()).await;
+    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    let screen = info.screen.expect("question");
+    assert_eq!(screen["kind"], "question");
+    assert_eq!(screen["question"], "我母亲的名字?");
+    let info = k
+        .input(SessionInput::Answer {
+            answer: "王芳".into(),
+        })
+        .await;
+    assert_eq!(info.stage, "awaiting_number", "{info:?}");
+    let info = k
+        .input(SessionInput::Numbers {
+            first: new.into(),
+            second: new.into(),
+        })
+        .await;
+    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    let screen = info.screen.expect("code screen");
+    assert_eq!(screen["kind"], "code");
+    assert!(!screen["masked_mobile"].as_str().unwrap().contains(new));
+    let code = k
+        .bank()
+        .last_sms_code(new)
+        .expect("a code sent to the new number");
+    let info = k.input(SessionInput::Code { code }).await;
+    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    let screen = info.screen.expect("confirm screen");
+    assert_eq!(screen["kind"], "confirm_phone");
+    assert_eq!(screen["old_masked"], "138****0001");
+    assert_eq!(
+        screen["new_masked"],
+        format!("{}****{}", &new[..3], &new[7..])
+    );
+    k.input(SessionInput::Confirm).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_p6_p7_phone_change_happy_path_notifies_old_and_new() {
+    let mut k = kiosk().await;
+    let new = "13912345678";
+    let done = phone_change_to(&mut k, new).await;
+    assert_eq!(done.stage, "finished", "{done:?}");
+    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    let record = k.bank().customer("C000001").expect("C000001").record;
+    assert_eq!(record.mobile, new);
+    let old_sms = k.bank().sms("13800000001");
+    assert!(
+        old_sms.iter().any(|m| m.kind == "notice_old"),
+        "{old_sms:?}"
+    );
+    let new_sms = k.bank().sms(new);
+    assert!(
+        new_sms.iter().any(|m| m.kind == "notice_new"),
+        "{new_sms:?}"
+    );
+    let card = resident();
+    k.assert_nothing_personal(&[
+        &card.identity.number,
+        &card.identity.name,
+        "13800000001",
+        new,
+        "王芳",
+    ]);
+}
+
+/// Rule P2: no security question set (C000103): the counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_p2_no_security_question_sends_to_the_counter_with_the_reason() {
+    let mut k = kiosk().await;
+    let card = card("no-question");
+    let info = k.start_with_card("phone_change", card.clone()).await;
+    assert_counter(&info, "no_security_question");
+    k.assert_nothing_personal(&[&card.identity.number, &card.identity.name, "13800000103"]);
+}
+
+/// Rule P2: three wrong answers lock self-service changes: the counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_p2_three_wrong_answers_lock_and_send_to_the_counter() {
+    let mut k = kiosk().await;
+    let info = k.start_with_card("phone_change", resident()).await;
+    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    let first = k
+        .input(SessionInput::Answer {
+            answer: "错的".into(),
+        })
+        .await;
+    assert_eq!(first.stage, "awaiting_answer", "{first:?}");
+    assert_eq!(refusal_code(&first), "wrong_answer");
+    assert_eq!(first.refusal.as_ref().unwrap()["attempts_left"], 2);
+    let second = k
+        .input(SessionInput::Answer {
+            answer: "还是错的".into(),
+        })
+        .await;
+    assert_eq!(second.refusal.as_ref().unwrap()["attempts_left"], 1);
+    let third = k
+        .input(SessionInput::Answer {
+            answer: "又错了".into(),
+        })
+        .await;
+    assert_counter(&third, "locked");
+    assert!(k.audit_actions().iter().any(|a| a == "verification_failed"));
+    let card = resident();
+    k.assert_nothing_personal(&[&card.identity.number, &card.identity.name, "错的", "又错了"]);
+}
+
+/// Rule P5: C000104 may not change the mobile at self-service; the
+/// bank's reason is shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_p5_mobile_change_not_allowed_sends_to_the_counter_with_the_reason() {
+    let mut k = kiosk().await;
+    let card = card("mobile-restricted");
+    let info = k.start_with_card("phone_change", card.clone()).await;
+    assert_counter(&info, "not_allowed");
+    let reason = info.refusal.as_ref().unwrap()["reason"].clone();
+    assert!(reason.is_string(), "the bank's reason: {info:?}");
+    let m = info.message.as_ref().unwrap();
+    assert!(m.en.contains(reason.as_str().unwrap()) || m.zh.contains(reason.as_str().unwrap()));
+    k.assert_nothing_personal(&[&card.identity.number, &card.identity.name, "13800000104"]);
+}
+
+/// Rule P3: two entries that differ are refused; the customer types again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_p3_numbers_that_differ_are_refused_and_can_be_typed_again() {
+    let mut k = kiosk().await;
+    let info = k.start_with_card("phone_change", resident()).await;
+    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    let info = k
+        .input(SessionInput::Answer {
+            answer: "王芳".into(),
+        })
+        .await;
+    assert_eq!(info.stage, "awaiting_number");
+    let info = k
+        .input(SessionInput::Numbers {
+            first: "13912345678".into(),
+            second: "13912345679".into(),
+        })
+        .await;
+    assert_eq!(info.stage, "awaiting_number", "{info:?}");
+    assert_eq!(refusal_code(&info), "numbers_differ");
+    assert!(k.bank().last_sms_code("13912345678").is_none());
+    let info = k
+        .input(SessionInput::Numbers {
+            first: "13912345678".into(),
+            second: "13912345678".into(),
+        })
+        .await;
+    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    let cancelled = k.c.session_cancel().await.unwrap();
+    assert_eq!(cancelled.outcome.as_deref(), Some("cancelled"));
+    k.assert_nothing_personal(&["13912345678", "13912345679", "王芳"]);
+}
+
+/// Rule P4: a wrong code is refused with the attempts left; the right one
+/// goes on to the confirmation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_p4_wrong_code_then_right_code() {
+    let mut k = kiosk().await;
+    let new = "13700001111";
+    k.start_with_card("phone_change", resident()).await;
+    k.input(SessionInput::Answer {
+        answer: "王芳".into(),
+    })
+    .await;
+    let info = k
+        .input(SessionInput::Numbers {
+            first: new.into(),
+            second: new.into(),
+        })
+        .await;
+    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    let code = k.bank().last_sms_code(new).expect("code");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let info = k.input(SessionInput::Code { code: wrong.into() }).await;
+    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    assert_eq!(refusal_code(&info), "wrong_code");
+    let info = k.input(SessionInput::Code { code: code.clone() }).await;
+    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    k.assert_nothing_personal(&[new, &code, "13800000001"]);
+}
+
+// ---- The bank unreachable (rule C3) ----
+
+/// The bank goes away after the lookup: the confirmed ID update is
+/// "accepted, will be synced"; a mobile change is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_c3_bank_down_id_update_is_accepted_to_sync_and_phone_change_is_refused() {
+    let mut k = kiosk().await;
+    let info = k.start_with_card("id_update", resident()).await;
+    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    k.bank.take().expect("bank").stop();
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(done.stage, "finished", "{done:?}");
+    assert_eq!(
+        done.outcome.as_deref(),
+        Some("accepted_will_sync"),
+        "{done:?}"
+    );
+    let list = k.c.sync_list(Default::default()).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].state, "pending", "{list:?}");
+
+    let info = k.start_with_card("phone_change", resident()).await;
+    assert_eq!(info.stage, "finished", "{info:?}");
+    assert_eq!(info.outcome.as_deref(), Some("refused"));
+    assert_eq!(refusal_code(&info), "bank_unreachable");
+    let m = info.message.unwrap();
+    assert!(m.en.contains("cannot be reached"), "{m:?}");
+}
+
+// ---- Rule S1 across the suite ----
+
+/// Every flow of this file on one kioskd (happy paths, referrals, wrong
+/// answers and codes), then every log line and audit record is searched
+/// for the full ID numbers, names and mobile numbers of the test cards and
+/// customers: none is found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_s1_no_full_numbers_names_or_phones_in_logs_or_audit_after_the_flows() {
+    let mut k = kiosk().await;
+    let new = "13655556666";
+    let done = phone_change_to(&mut k, new).await;
+    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    let done = k.start_with_card("id_update", resident()).await;
+    assert_eq!(done.stage, "awaiting_confirmation", "{done:?}");
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    let cards = [
+        "temporary-on-file",
+        "name-mismatch",
+        "no-question",
+        "mobile-restricted",
+        "id-update-restricted",
+        "stale-card",
+        "superseded",
+    ];
+    for (i, name) in cards.iter().enumerate() {
+        let flow = if i % 2 == 0 {
+            "id_update"
+        } else {
+            "phone_change"
+        };
+        let info = k.start_with_card(flow, card(name)).await;
+        if info.active {
+            let end = k.c.session_cancel().await.unwrap();
+            assert!(!end.active);
+        }
+    }
+    let expired = CardProfile::builtin("resident-expired").expect("profile");
+    k.start_with_card("id_update", expired.clone()).await;
+
+    let fixtures = Fixtures::builtin();
+    let mut secrets: Vec<String> = vec![new.to_string(), "王芳".into()];
+    for c in cards.iter().map(|n| card(n)).chain([resident(), expired]) {
+        secrets.push(c.identity.number.clone());
+        secrets.push(c.identity.name.clone());
+    }
+    for c in fixtures.customers.iter().filter(|c| {
+        c.customer_id == "C000001"
+            || c.customer_id == "C000003"
+            || c.customer_id.starts_with("C0001")
+    }) {
+        secrets.push(c.id_number.clone());
+        secrets.push(c.name.clone());
+        secrets.push(c.mobile.clone());
+    }
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert!(!k.audit_actions().is_empty());
+    k.assert_nothing_personal(&secrets);
+}
