@@ -9,22 +9,33 @@ use std::path::Path;
 use kiosk_corebank::SigningKey;
 use kiosk_proto::{Client, DeviceState, Event, SessionInfo, SessionInput};
 use kiosk_sim::corebank::{CoreBankConfig, CoreBankSim, Faults, FixtureSource, Fixtures};
+use kiosk_sim::printer::{PrinterSim, PrinterSimConfig};
 use kiosk_sim::{CardProfile, SamSim, SamSimConfig};
 
 use super::harness::{DEADLINE, Kioskd, wait_state};
 
 const READER: &str = "desk";
+const PRINTER: &str = "slips";
 
 /// A kioskd with a SAM reader, a store and the core bank.
 struct Kiosk {
     dir: tempfile::TempDir,
     sam: SamSim,
     bank: Option<CoreBankSim>,
+    printer: Option<PrinterSim>,
     kioskd: Kioskd,
     c: Client,
 }
 
+const DEFAULT_SESSION: &str = "idle_timeout_s = 60\nidle_warning_s = 10\nbank_wait_ms = 5000\n";
+
 async fn kiosk() -> Kiosk {
+    kiosk_with(DEFAULT_SESSION, false).await
+}
+
+/// `session`: the `[session]` table's lines; `printer`: with the ticket
+/// printer simulator.
+async fn kiosk_with(session: &str, printer: bool) -> Kiosk {
     let dir = tempfile::tempdir().expect("tempdir");
     kiosk::store::generate_key_file(&dir.path().join("store.key")).expect("store key");
     let key_bytes: [u8; 32] = rand::random();
@@ -38,19 +49,50 @@ async fn kiosk() -> Kiosk {
     let bank = CoreBankSim::start(config).expect("core-bank simulator");
     let sam_link = dir.path().join("sam0");
     let sam = SamSim::start(SamSimConfig::new(&sam_link)).expect("SAM simulator");
-    let kioskd = Kioskd::start(&toml(dir.path(), &sam_link, &bank.base_url()));
+    let printer = printer.then(|| {
+        PrinterSim::start(PrinterSimConfig::new(dir.path().join("by-id/printer0")))
+            .expect("printer simulator")
+    });
+    let mut toml = toml(dir.path(), &sam_link, &bank.base_url(), session);
+    if let Some(p) = &printer {
+        toml.push_str(&format!(
+            "\n[printer]\nname = \"{PRINTER}\"\npath = \"{}\"\nbaud = 115200\nwrite_timeout_ms = 3000\nstatus_timeout_ms = 500\n",
+            p.link().display()
+        ));
+    }
+    let kioskd = Kioskd::start(&toml);
     let mut c = kioskd.subscriber().await;
     wait_state(&mut c, READER, DeviceState::Online).await;
+    if printer.is_some() {
+        let status = c.status().await.expect("status");
+        let online = status
+            .devices
+            .iter()
+            .any(|d| d.name == PRINTER && d.state == DeviceState::Online);
+        if !online {
+            c.wait_event(DEADLINE, |e| match e {
+                Event::DeviceState { device, state, .. }
+                    if device == PRINTER && *state == DeviceState::Online =>
+                {
+                    Some(())
+                }
+                _ => None,
+            })
+            .await
+            .expect("printer online");
+        }
+    }
     Kiosk {
         dir,
         sam,
         bank: Some(bank),
+        printer,
         kioskd,
         c,
     }
 }
 
-fn toml(dir: &Path, sam: &Path, bank_url: &str) -> String {
+fn toml(dir: &Path, sam: &Path, bank_url: &str, session: &str) -> String {
     format!(
         r#"
 [store]
@@ -68,9 +110,7 @@ allow_plain_http = true
 request_timeout_ms = 2000
 
 [session]
-idle_timeout_s = 60
-idle_warning_s = 10
-bank_wait_ms = 5000
+{session}
 
 [[readers]]
 name = "{READER}"
@@ -495,6 +535,182 @@ async fn rule_p4_wrong_code_then_right_code() {
     let done = k.input(SessionInput::Confirm).await;
     assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
     k.assert_nothing_personal(&[new, &code, "13800000001"]);
+}
+
+/// Rule I3: C000002's record holds the old 15-digit number; the card's
+/// 18-digit number matches it and the update applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_i3_old_15_digit_number_on_file_matches_and_the_update_applies() {
+    let mut k = kiosk().await;
+    let card = CardProfile::builtin("resident-longterm").expect("profile");
+    let info = k.start_with_card("id_update", card.clone()).await;
+    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    let record = k.bank().customer("C000002").expect("C000002").record;
+    assert_eq!(record.valid_until, "long_term");
+    k.assert_nothing_personal(&[
+        &card.identity.number,
+        &card.identity.name,
+        "110102500512002",
+    ]);
+}
+
+/// Rule I7: the bank already holds this card's validity (C000105), or a
+/// newer card than this one (C000106): nothing to record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_i7_card_not_newer_than_the_record_is_refused_without_recording() {
+    let mut k = kiosk().await;
+    let info = k.start_with_card("id_update", card("superseded")).await;
+    assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
+    assert_eq!(refusal_code(&info), "already_up_to_date");
+    let info = k.start_with_card("id_update", card("stale-card")).await;
+    assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
+    assert_eq!(refusal_code(&info), "old_card");
+    assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
+}
+
+/// Rule I9: with an update window of 30 days before to 90 days after the
+/// old card's expiry, C000001 (expired 2020-03-07) is sent to the counter
+/// with the window's dates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_i9_outside_the_update_window_is_refused_with_its_dates() {
+    let mut k = kiosk_with(
+        "update_window_days_before = 30\nupdate_window_days_after = 90\n",
+        false,
+    )
+    .await;
+    let info = k.start_with_card("id_update", resident()).await;
+    assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
+    assert_eq!(refusal_code(&info), "outside_update_window");
+    let refusal = info.refusal.as_ref().unwrap();
+    assert_eq!(refusal["opens"], "2020-02-06", "{refusal}");
+    assert_eq!(refusal["closes"], "2020-06-05", "{refusal}");
+    assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
+}
+
+/// Rule P5 for the ID update: C000107's ID updates need the counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_p5_id_update_not_allowed_sends_to_the_counter_with_the_reason() {
+    let mut k = kiosk().await;
+    let card = card("id-update-restricted");
+    let info = k.start_with_card("id_update", card.clone()).await;
+    assert_counter(&info, "not_allowed");
+    assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
+    k.assert_nothing_personal(&[&card.identity.number, &card.identity.name]);
+}
+
+/// Rule P1: the phone flow takes nothing before the card is read in the
+/// session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_p1_phone_change_needs_the_card_read_in_the_session_first() {
+    let mut k = kiosk().await;
+    let started = k.c.session_start("phone_change").await.unwrap();
+    assert_eq!(started.stage, "awaiting_card");
+    let info = k
+        .input(SessionInput::Numbers {
+            first: "13912345678".into(),
+            second: "13912345678".into(),
+        })
+        .await;
+    assert_eq!(info.stage, "awaiting_card", "{info:?}");
+    assert_eq!(refusal_code(&info), "card_required");
+    // One session at a time.
+    let err = k.c.session_start("id_update").await.unwrap_err();
+    assert!(format!("{err:?}").contains("SessionActive"), "{err:?}");
+    let end = k.c.session_cancel().await.unwrap();
+    assert_eq!(end.outcome.as_deref(), Some("cancelled"));
+    let err = k.c.session_cancel().await.unwrap_err();
+    assert!(format!("{err:?}").contains("NoSession"), "{err:?}");
+}
+
+/// Rule P4: a new code only after the resend interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_p4_resend_too_soon_is_refused_with_the_wait() {
+    let mut k = kiosk().await;
+    k.start_with_card("phone_change", resident()).await;
+    k.input(SessionInput::Answer {
+        answer: "王芳".into(),
+    })
+    .await;
+    let info = k
+        .input(SessionInput::Numbers {
+            first: "13912340000".into(),
+            second: "13912340000".into(),
+        })
+        .await;
+    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    let info = k.input(SessionInput::Resend).await;
+    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    assert_eq!(refusal_code(&info), "resend_too_soon");
+    assert!(
+        info.refusal.as_ref().unwrap()["retry_after_s"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(
+        k.bank()
+            .sms("13912340000")
+            .iter()
+            .filter(|m| m.kind == "otp")
+            .count(),
+        1
+    );
+}
+
+/// Rule P6: the slip of a mobile change shows both numbers masked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_p6_slip_shows_both_numbers_masked() {
+    let mut k = kiosk_with(DEFAULT_SESSION, true).await;
+    let new = "13987654321";
+    let done = phone_change_to(&mut k, new).await;
+    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    let printer = k.printer.as_ref().expect("printer");
+    let slip = &printer.wait_for_tickets(1, DEADLINE).expect("a slip")[0];
+    let text = slip.texts().join("\n");
+    assert!(text.contains("138****0001"), "{text}");
+    assert!(text.contains("139****4321"), "{text}");
+    assert!(
+        !text.contains(new) && !text.contains("13800000001"),
+        "{text}"
+    );
+    assert!(!text.contains("张测试"), "{text}");
+}
+
+/// Idle time: the warning event, then the session ends as timed out and
+/// its data is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_s2_idle_session_warns_then_times_out() {
+    let mut k = kiosk_with("idle_timeout_s = 2\nidle_warning_s = 1\n", false).await;
+    let info = k.start_with_card("phone_change", resident()).await;
+    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    let id = info.session_id.clone().unwrap();
+    let warning =
+        k.c.wait_event(DEADLINE, |e| match e {
+            Event::Session(i) if i.session_id.as_deref() == Some(id.as_str()) => i
+                .message
+                .as_ref()
+                .filter(|m| m.code == "idle_warning")
+                .cloned(),
+            _ => None,
+        })
+        .await
+        .expect("idle warning");
+    assert!(!warning.zh.is_empty() && !warning.en.is_empty());
+    let end =
+        k.c.wait_event(DEADLINE, |e| match e {
+            Event::Session(i) if i.session_id.as_deref() == Some(id.as_str()) && !i.active => {
+                Some(i.clone())
+            }
+            _ => None,
+        })
+        .await
+        .expect("timed out");
+    assert_eq!(end.outcome.as_deref(), Some("timed_out"), "{end:?}");
+    assert!(end.screen.is_none());
+    let err = k.c.session_cancel().await.unwrap_err();
+    assert!(format!("{err:?}").contains("NoSession"), "{err:?}");
 }
 
 // ---- The bank unreachable (rule C3) ----
