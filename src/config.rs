@@ -67,6 +67,8 @@ pub struct SessionSection {
     /// How long a session waits for the bank to confirm a recorded change
     /// before it tells the customer "accepted, will be synced" (rule C3).
     pub bank_wait_ms: u64,
+    /// Taking the card away from the reader ends the session (cancelled).
+    pub end_on_card_removal: bool,
 }
 
 impl Default for SessionSection {
@@ -77,6 +79,7 @@ impl Default for SessionSection {
             update_window_days_before: None,
             update_window_days_after: None,
             bank_wait_ms: 3000,
+            end_on_card_removal: false,
         }
     }
 }

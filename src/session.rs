@@ -570,6 +570,14 @@ impl Runner {
 
     async fn on_event(&mut self, event: Event) {
         if !self.flow.awaiting_card() {
+            if matches!(event, Event::CardAbsent { .. })
+                && self.shared.config.session.end_on_card_removal
+            {
+                tracing::info!(flow = self.flow.name(), "card removed: session cancelled");
+                self.info.message = None;
+                self.info.refusal = None;
+                self.drive(In::Cancel).await;
+            }
             return;
         }
         match event {
@@ -628,12 +636,21 @@ impl Runner {
                     other => io.push(other),
                 }
             }
+            // Audit records first (rule S3): once a stage is published,
+            // the records of the steps before it are in the store.
+            let (audits, io): (Vec<Eff>, Vec<Eff>) =
+                io.into_iter().partition(|e| matches!(e, Eff::Audit(_)));
+            for e in audits {
+                if let Eff::Audit(note) = e {
+                    self.audit(note).await;
+                }
+            }
             self.publish();
             if finished.is_some() {
                 self.release();
             }
             for e in io {
-                if let Some(next) = self.execute(e, finished.as_ref()).await {
+                if let Some(next) = self.execute(e).await {
                     queue.push_back(next);
                 }
             }
@@ -675,8 +692,7 @@ impl Runner {
         }
     }
 
-    async fn execute(&mut self, effect: Eff, finished: Option<&Outcome>) -> Option<In> {
-        let _ = finished;
+    async fn execute(&mut self, effect: Eff) -> Option<In> {
         match effect {
             Eff::LookUp(request) => Some(In::Lookup(self.client.lookup(&request).await)),
             Eff::CheckAnswer {

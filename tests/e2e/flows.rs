@@ -713,6 +713,59 @@ async fn rule_s2_idle_session_warns_then_times_out() {
     assert!(format!("{err:?}").contains("NoSession"), "{err:?}");
 }
 
+/// With `end_on_card_removal`, taking the card away ends the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_s2_card_removed_ends_the_session_where_configured() {
+    let mut k = kiosk_with("end_on_card_removal = true\n", false).await;
+    let info = k.start_with_card("phone_change", resident()).await;
+    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    let id = info.session_id.clone().unwrap();
+    k.sam.remove();
+    let end =
+        k.c.wait_event(DEADLINE, |e| match e {
+            Event::Session(i) if i.session_id.as_deref() == Some(id.as_str()) && !i.active => {
+                Some(i.clone())
+            }
+            _ => None,
+        })
+        .await
+        .expect("session ended");
+    assert_eq!(end.outcome.as_deref(), Some("cancelled"), "{end:?}");
+}
+
+/// Rule P4: ten wrong codes in a day lock the mobile change until
+/// tomorrow: the session ends with that message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_p4_ten_wrong_codes_a_day_lock_the_change() {
+    let mut k = kiosk().await;
+    let new = "13911112222";
+    k.start_with_card("phone_change", resident()).await;
+    k.input(SessionInput::Answer {
+        answer: "王芳".into(),
+    })
+    .await;
+    let info = k
+        .input(SessionInput::Numbers {
+            first: new.into(),
+            second: new.into(),
+        })
+        .await;
+    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    let code = k.bank().last_sms_code(new).expect("code");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let mut last = info;
+    for _ in 0..10 {
+        last = k.input(SessionInput::Code { code: wrong.into() }).await;
+        if !last.active {
+            break;
+        }
+        assert_eq!(refusal_code(&last), "wrong_code", "{last:?}");
+    }
+    assert!(!last.active, "{last:?}");
+    assert_eq!(last.outcome.as_deref(), Some("refused"), "{last:?}");
+    assert_eq!(refusal_code(&last), "too_many_codes_today");
+}
+
 // ---- The bank unreachable (rule C3) ----
 
 /// The bank goes away after the lookup: the confirmed ID update is
@@ -732,7 +785,11 @@ async fn rule_c3_bank_down_id_update_is_accepted_to_sync_and_phone_change_is_ref
     );
     let list = k.c.sync_list(Default::default()).await.unwrap();
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0].state, "pending", "{list:?}");
+    // Waiting in the outbox (or being tried again right now).
+    assert!(
+        matches!(list[0].state.as_str(), "pending" | "in_flight"),
+        "{list:?}"
+    );
 
     let info = k.start_with_card("phone_change", resident()).await;
     assert_eq!(info.stage, "finished", "{info:?}");
