@@ -36,6 +36,11 @@ async fn kiosk() -> Kiosk {
 /// `session`: the `[session]` table's lines; `printer`: with the ticket
 /// printer simulator.
 async fn kiosk_with(session: &str, printer: bool) -> Kiosk {
+    kiosk_opts(session, printer, false).await
+}
+
+/// `direct`: `api.allow_direct_changes` (the test-only `submit_change`).
+async fn kiosk_opts(session: &str, printer: bool, direct: bool) -> Kiosk {
     let dir = tempfile::tempdir().expect("tempdir");
     kiosk::store::generate_key_file(&dir.path().join("store.key")).expect("store key");
     let key_bytes: [u8; 32] = rand::random();
@@ -60,7 +65,7 @@ async fn kiosk_with(session: &str, printer: bool) -> Kiosk {
             p.link().display()
         ));
     }
-    let kioskd = Kioskd::start(&toml);
+    let kioskd = Kioskd::start_with(&toml, direct);
     let mut c = kioskd.subscriber().await;
     wait_state(&mut c, READER, DeviceState::Online).await;
     if printer.is_some() {
@@ -797,6 +802,52 @@ async fn rule_c3_bank_down_id_update_is_accepted_to_sync_and_phone_change_is_ref
     assert_eq!(refusal_code(&info), "bank_unreachable");
     let m = info.message.unwrap();
     assert!(m.en.contains("cannot be reached"), "{m:?}");
+}
+
+/// Rule C4: the bank rejects the confirmed change for good (a newer card
+/// reached the record meanwhile: `stale_card`); the customer hears the
+/// rejection with the bank's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_c4_bank_rejection_of_the_confirmed_change_is_reported() {
+    let mut k = kiosk_opts(DEFAULT_SESSION, false, true).await;
+    let card = resident();
+    let info = k.start_with_card("id_update", card.clone()).await;
+    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    // Another channel records a newer card for C000001 meanwhile.
+    let mut other = k.kioskd.client().await;
+    let newer = other
+        .submit_change(kiosk_proto::SubmitChangeParams {
+            customer_id: "C000001".into(),
+            change: serde_json::json!({
+                "kind": "id_validity",
+                "id_validity": {
+                    "id_type": "resident",
+                    "id_number": card.identity.number,
+                    "valid_from": "2025-01-01",
+                    "valid_until": "2045-01-01",
+                    "issuer": "北京市公安局东城分局",
+                    "card_evidence": {"sam_id": "0", "card_uid": "5A01000000000001"}
+                }
+            }),
+        })
+        .await
+        .expect("direct change")
+        .change_id;
+    k.c.wait_event(DEADLINE, |e| match e {
+        Event::ChangeDelivered { change_id, .. } if *change_id == newer => Some(()),
+        _ => None,
+    })
+    .await
+    .expect("the newer card applied");
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(done.stage, "finished", "{done:?}");
+    assert_eq!(done.outcome.as_deref(), Some("rejected"), "{done:?}");
+    let m = done.message.as_ref().expect("message");
+    assert!(!m.zh.is_empty() && !m.en.is_empty(), "{m:?}");
+    let rejected = k.c.sync_rejected().await.expect("rejected");
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].rejection_code.as_deref(), Some("stale_card"));
+    assert_eq!(Some(&rejected[0].change_id), done.change_id.as_ref());
 }
 
 // ---- Rule S1 across the suite ----
