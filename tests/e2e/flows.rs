@@ -228,6 +228,59 @@ impl Kiosk {
             assert!(!audit.contains(s), "{s:?} is in the audit trail");
         }
     }
+
+    /// Rule S1 over everything this kioskd wrote: none of the full ID
+    /// numbers, names and mobile numbers of the test cards and the
+    /// simulator's customers, nor the numbers, answers and codes typed in
+    /// the tests, is in its log or its audit trail.
+    fn assert_clean(&self) {
+        let secrets = all_secrets();
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        self.assert_nothing_personal(&secrets);
+    }
+}
+
+/// What [`Kiosk::assert_clean`] looks for.
+fn all_secrets() -> Vec<String> {
+    let mut secrets: Vec<String> = [
+        "13912345678",
+        "13912345679",
+        "13700001111",
+        "13912340000",
+        "13987654321",
+        "13911112222",
+        "13655556666",
+        "王芳",
+        "错的",
+        "还是错的",
+        "又错了",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cards = Fixtures::special_cards().into_iter().chain(
+        ["resident", "resident-expired", "resident-longterm"]
+            .iter()
+            .map(|n| CardProfile::builtin(n).expect("profile")),
+    );
+    for c in cards {
+        secrets.push(c.identity.number.clone());
+        secrets.push(c.identity.name.clone());
+    }
+    for c in Fixtures::builtin().customers {
+        secrets.push(c.id_number);
+        secrets.push(c.name);
+        secrets.push(c.mobile);
+        // Answers as short as `0101` also match the branch id: only the
+        // longer ones are searched for.
+        if let Some(a) = c
+            .security_answer
+            .filter(|a| a.chars().count() >= 2 && a.len() >= 6)
+        {
+            secrets.push(a);
+        }
+    }
+    secrets
 }
 
 fn card(name: &str) -> CardProfile {
@@ -307,6 +360,7 @@ async fn rule_i7_i8_id_update_happy_path_confirm_then_applied() {
     let state = k.c.session_state().await.unwrap();
     assert!(!state.active && state.screen.is_none());
     k.assert_nothing_personal(&[&card.identity.number, &card.identity.name, "13800000001"]);
+    k.assert_clean();
 }
 
 /// Rule I4: an expired card is refused before the bank is asked.
@@ -326,6 +380,7 @@ async fn rule_i4_expired_card_is_refused() {
     assert!(m.zh.contains("过期") && m.en.contains("expired"), "{m:?}");
     assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
     k.assert_nothing_personal(&[&card.identity.number, &card.identity.name]);
+    k.assert_clean();
 }
 
 /// Rule I5: C000101's record was opened with a temporary card.
@@ -338,6 +393,7 @@ async fn rule_i5_document_type_mismatch_sends_to_the_counter_with_the_reason() {
     assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
     assert!(k.audit_actions().iter().any(|a| a == "sent_to_counter"));
     k.assert_nothing_personal(&[&card.identity.number, &card.identity.name]);
+    k.assert_clean();
 }
 
 /// Rule I6: C000102's record spells the name differently.
@@ -349,6 +405,7 @@ async fn rule_i6_name_mismatch_sends_to_the_counter_with_the_reason() {
     assert_counter(&info, "name_mismatch");
     assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
     k.assert_nothing_personal(&[&card.identity.number, &card.identity.name, "陈明字"]);
+    k.assert_clean();
 }
 
 // ---- Mobile number change ----
@@ -421,6 +478,7 @@ async fn rule_p6_p7_phone_change_happy_path_notifies_old_and_new() {
         new,
         "王芳",
     ]);
+    k.assert_clean();
 }
 
 /// Rule P2: no security question set (C000103): the counter.
@@ -431,6 +489,7 @@ async fn rule_p2_no_security_question_sends_to_the_counter_with_the_reason() {
     let info = k.start_with_card("phone_change", card.clone()).await;
     assert_counter(&info, "no_security_question");
     k.assert_nothing_personal(&[&card.identity.number, &card.identity.name, "13800000103"]);
+    k.assert_clean();
 }
 
 /// Rule P2: three wrong answers lock self-service changes: the counter.
@@ -462,6 +521,7 @@ async fn rule_p2_three_wrong_answers_lock_and_send_to_the_counter() {
     assert!(k.audit_actions().iter().any(|a| a == "verification_failed"));
     let card = resident();
     k.assert_nothing_personal(&[&card.identity.number, &card.identity.name, "错的", "又错了"]);
+    k.assert_clean();
 }
 
 /// Rule P5: C000104 may not change the mobile at self-service; the
@@ -477,6 +537,7 @@ async fn rule_p5_mobile_change_not_allowed_sends_to_the_counter_with_the_reason(
     let m = info.message.as_ref().unwrap();
     assert!(m.en.contains(reason.as_str().unwrap()) || m.zh.contains(reason.as_str().unwrap()));
     k.assert_nothing_personal(&[&card.identity.number, &card.identity.name, "13800000104"]);
+    k.assert_clean();
 }
 
 /// Rule P3: two entries that differ are refused; the customer types again.
@@ -510,6 +571,7 @@ async fn rule_p3_numbers_that_differ_are_refused_and_can_be_typed_again() {
     let cancelled = k.c.session_cancel().await.unwrap();
     assert_eq!(cancelled.outcome.as_deref(), Some("cancelled"));
     k.assert_nothing_personal(&["13912345678", "13912345679", "王芳"]);
+    k.assert_clean();
 }
 
 /// Rule P4: a wrong code is refused with the attempts left; the right one
@@ -540,6 +602,7 @@ async fn rule_p4_wrong_code_then_right_code() {
     let done = k.input(SessionInput::Confirm).await;
     assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
     k.assert_nothing_personal(&[new, &code, "13800000001"]);
+    k.assert_clean();
 }
 
 /// Rule I3: C000002's record holds the old 15-digit number; the card's
@@ -559,6 +622,7 @@ async fn rule_i3_old_15_digit_number_on_file_matches_and_the_update_applies() {
         &card.identity.name,
         "110102500512002",
     ]);
+    k.assert_clean();
 }
 
 /// Rule I7: the bank already holds this card's validity (C000105), or a
@@ -573,6 +637,7 @@ async fn rule_i7_card_not_newer_than_the_record_is_refused_without_recording() {
     assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
     assert_eq!(refusal_code(&info), "old_card");
     assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
+    k.assert_clean();
 }
 
 /// Rule I9: with an update window of 30 days before to 90 days after the
@@ -592,6 +657,7 @@ async fn rule_i9_outside_the_update_window_is_refused_with_its_dates() {
     assert_eq!(refusal["opens"], "2020-02-06", "{refusal}");
     assert_eq!(refusal["closes"], "2020-06-05", "{refusal}");
     assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
+    k.assert_clean();
 }
 
 /// Rule P5 for the ID update: C000107's ID updates need the counter.
@@ -603,6 +669,7 @@ async fn rule_p5_id_update_not_allowed_sends_to_the_counter_with_the_reason() {
     assert_counter(&info, "not_allowed");
     assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
     k.assert_nothing_personal(&[&card.identity.number, &card.identity.name]);
+    k.assert_clean();
 }
 
 /// Rule P1: the phone flow takes nothing before the card is read in the
@@ -627,6 +694,7 @@ async fn rule_p1_phone_change_needs_the_card_read_in_the_session_first() {
     assert_eq!(end.outcome.as_deref(), Some("cancelled"));
     let err = k.c.session_cancel().await.unwrap_err();
     assert!(format!("{err:?}").contains("NoSession"), "{err:?}");
+    k.assert_clean();
 }
 
 /// Rule P4: a new code only after the resend interval.
@@ -662,6 +730,7 @@ async fn rule_p4_resend_too_soon_is_refused_with_the_wait() {
             .count(),
         1
     );
+    k.assert_clean();
 }
 
 /// Rule P6: the slip of a mobile change shows both numbers masked.
@@ -681,6 +750,7 @@ async fn rule_p6_slip_shows_both_numbers_masked() {
         "{text}"
     );
     assert!(!text.contains("张测试"), "{text}");
+    k.assert_clean();
 }
 
 /// Idle time: the warning event, then the session ends as timed out and
@@ -716,6 +786,7 @@ async fn rule_s2_idle_session_warns_then_times_out() {
     assert!(end.screen.is_none());
     let err = k.c.session_cancel().await.unwrap_err();
     assert!(format!("{err:?}").contains("NoSession"), "{err:?}");
+    k.assert_clean();
 }
 
 /// With `end_on_card_removal`, taking the card away ends the session.
@@ -736,6 +807,7 @@ async fn rule_s2_card_removed_ends_the_session_where_configured() {
         .await
         .expect("session ended");
     assert_eq!(end.outcome.as_deref(), Some("cancelled"), "{end:?}");
+    k.assert_clean();
 }
 
 /// Rule P4: ten wrong codes in a day lock the mobile change until
@@ -769,6 +841,7 @@ async fn rule_p4_ten_wrong_codes_a_day_lock_the_change() {
     assert!(!last.active, "{last:?}");
     assert_eq!(last.outcome.as_deref(), Some("refused"), "{last:?}");
     assert_eq!(refusal_code(&last), "too_many_codes_today");
+    k.assert_clean();
 }
 
 // ---- The bank unreachable (rule C3) ----
@@ -802,6 +875,7 @@ async fn rule_c3_bank_down_id_update_is_accepted_to_sync_and_phone_change_is_ref
     assert_eq!(refusal_code(&info), "bank_unreachable");
     let m = info.message.unwrap();
     assert!(m.en.contains("cannot be reached"), "{m:?}");
+    k.assert_clean();
 }
 
 /// Rule C4: the bank rejects the confirmed change for good (a newer card
@@ -848,6 +922,7 @@ async fn rule_c4_bank_rejection_of_the_confirmed_change_is_reported() {
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0].rejection_code.as_deref(), Some("stale_card"));
     assert_eq!(Some(&rejected[0].change_id), done.change_id.as_ref());
+    k.assert_clean();
 }
 
 // ---- Rule S1 across the suite ----
@@ -908,4 +983,5 @@ async fn rule_s1_no_full_numbers_names_or_phones_in_logs_or_audit_after_the_flow
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     assert!(!k.audit_actions().is_empty());
     k.assert_nothing_personal(&secrets);
+    k.assert_clean();
 }
