@@ -427,6 +427,41 @@ profile = "smart_teller"
 "#;
 
     #[test]
+    fn session_section_defaults_window_off_and_problems_name_their_keys() {
+        let c = Config::parse(MINIMAL).expect("valid");
+        assert_eq!(c.session.idle_timeout_s, 120);
+        assert_eq!(c.session.idle_warning_s, 20);
+        assert!(c.session.update_window_days_before.is_none());
+        assert!(!c.session.end_on_card_removal);
+        let settings = crate::session::flow_settings(&c);
+        assert!(settings.update_window.is_none());
+        assert_eq!(settings.timezone, chrono_tz::Asia::Shanghai);
+        let with_window = Config::parse(&format!(
+            "{MINIMAL}\n[session]\nupdate_window_days_before = 30\nupdate_window_days_after = 90\n"
+        ))
+        .expect("valid");
+        let window = crate::session::flow_settings(&with_window)
+            .update_window
+            .expect("window on");
+        assert_eq!((window.days_before, window.days_after), (30, 90));
+        let problems = Config::parse(&format!(
+            "{MINIMAL}\n[session]\nidle_timeout_s = 10\nidle_warning_s = 10\n\
+             update_window_days_before = 30\nbank_wait_ms = 0\n"
+        ))
+        .expect_err("problems");
+        for key in [
+            "session.idle_warning_s",
+            "session.update_window_days_before",
+            "session.bank_wait_ms",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(key)),
+                "{key}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
     fn minimal_config_takes_defaults() {
         let c = Config::parse(MINIMAL).expect("valid");
         assert_eq!(c.api.socket, PathBuf::from(DEFAULT_SOCKET));
