@@ -280,6 +280,17 @@ impl Shared {
             .map(|(c, sam)| f(&c.read, sam))
     }
 
+    /// Like [`Shared::with_current_card`], for the card on `reader`.
+    pub(crate) fn with_card_on<T>(
+        &self,
+        reader: &str,
+        f: impl FnOnce(&CardRead, Option<&str>) -> T,
+    ) -> Option<T> {
+        let state = self.lock();
+        let r = state.readers.get(reader)?;
+        r.current.as_ref().map(|c| f(&c.read, r.sam_id.as_deref()))
+    }
+
     // ---- updates from the device supervisors ----
 
     pub(crate) fn set_device_state(&self, reader: &str, new: DeviceState, detail: Option<String>) {

@@ -581,8 +581,8 @@ impl Runner {
             return;
         }
         match event {
-            Event::CardRead { .. } => {
-                let card = self.shared.with_current_card(|read, sam| {
+            Event::CardRead { reader, .. } => {
+                let card = self.shared.with_card_on(&reader, |read, sam| {
                     (
                         read.identity.clone(),
                         CardEvidence {
