@@ -451,6 +451,25 @@ async fn phone_change_to(k: &mut Kiosk, new: &str) -> SessionInfo {
     k.input(SessionInput::Confirm).await
 }
 
+/// [`phone_change_to`] up to the confirmation screen.
+async fn phone_change_until_confirmation(k: &mut Kiosk, new: &str) -> SessionInfo {
+    let info = k.start_with_card("phone_change", resident()).await;
+    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    k.input(SessionInput::Answer {
+        answer: "王芳".into(),
+    })
+    .await;
+    let info = k
+        .input(SessionInput::Numbers {
+            first: new.into(),
+            second: new.into(),
+        })
+        .await;
+    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    let code = k.bank().last_sms_code(new).expect("code");
+    k.input(SessionInput::Code { code }).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_p6_p7_phone_change_happy_path_notifies_old_and_new() {
     let mut k = kiosk().await;
@@ -922,6 +941,22 @@ async fn rule_c4_bank_rejection_of_the_confirmed_change_is_reported() {
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0].rejection_code.as_deref(), Some("stale_card"));
     assert_eq!(Some(&rejected[0].change_id), done.change_id.as_ref());
+    k.assert_clean();
+}
+
+/// Rules C3 and P6: the bank goes away after the code was verified: the
+/// confirmed mobile change is recorded but reported as pending, not done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_c3_p6_phone_change_confirmed_while_the_bank_is_down_is_pending_not_done() {
+    let mut k = kiosk().await;
+    let info = phone_change_until_confirmation(&mut k, "13911112222").await;
+    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    k.bank.take().expect("bank").stop();
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(done.stage, "finished", "{done:?}");
+    assert_eq!(done.outcome.as_deref(), Some("pending"), "{done:?}");
+    assert_eq!(refusal_code(&done), "mobile_pending");
+    assert!(done.change_id.is_some());
     k.assert_clean();
 }
 
