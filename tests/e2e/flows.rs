@@ -1020,3 +1020,56 @@ async fn rule_s1_no_full_numbers_names_or_phones_in_logs_or_audit_after_the_flow
     k.assert_nothing_personal(&secrets);
     k.assert_clean();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_i1_every_card_type_is_told_apart_and_an_unreadable_card_gets_a_clear_message() {
+    let mut k = kiosk().await;
+    // The foreign permanent resident card (2023) and the Hong Kong/Macao/
+    // Taiwan residence permit reach the confirmation with their own type.
+    for (profile, card_type) in [
+        ("foreign-2023", "foreign_permanent2023"),
+        ("hkmotw", "hk_mo_tw_residence"),
+    ] {
+        let info = k
+            .start_with_card("id_update", CardProfile::builtin(profile).expect("profile"))
+            .await;
+        assert_eq!(info.stage, "awaiting_confirmation", "{profile}: {info:?}");
+        let screen = info.screen.clone().expect("confirmation screen");
+        assert_eq!(screen["card_type"], card_type, "{profile}: {screen}");
+        let cancelled = k.input(SessionInput::Cancel).await;
+        assert_eq!(cancelled.stage, "finished", "{cancelled:?}");
+    }
+    // A card the SAM cannot read (it answers "not a supported card", SW3 40):
+    // a clear message in both languages, nothing recorded, no crash.
+    let mut unreadable = resident();
+    unreadable.fault = kiosk_sim::Fault::Sw3 {
+        command: kiosk_idcard::Command::ReadTextPhoto,
+        sw3: 0x40,
+    };
+    let info = k.start_with_card("id_update", unreadable).await;
+    assert_eq!(info.stage, "finished", "{info:?}");
+    assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
+    let m = info.message.expect("message");
+    assert!(!m.zh.is_empty() && !m.en.is_empty(), "{m:?}");
+    assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
+    k.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_i2_a_card_with_a_wrong_check_digit_is_refused() {
+    let mut k = kiosk().await;
+    let card = CardProfile::builtin("resident-badcheck").expect("profile");
+    let info = k.start_with_card("id_update", card.clone()).await;
+    assert_eq!(info.stage, "finished", "{info:?}");
+    assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
+    assert_eq!(
+        info.refusal.as_ref().unwrap()["refusal"],
+        "bad_card",
+        "{info:?}"
+    );
+    let m = info.message.expect("message");
+    assert!(!m.zh.is_empty() && !m.en.is_empty(), "{m:?}");
+    assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
+    k.assert_nothing_personal(&[&card.identity.number, &card.identity.name]);
+    k.assert_clean();
+}
