@@ -1073,3 +1073,33 @@ async fn rule_i2_a_card_with_a_wrong_check_digit_is_refused() {
     k.assert_nothing_personal(&[&card.identity.number, &card.identity.name]);
     k.assert_clean();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_s3_every_customer_affecting_step_is_in_an_intact_audit_trail() {
+    let mut k = kiosk().await;
+    // A referral to the counter (name mismatch, rule I6) ...
+    let info = k.start_with_card("id_update", card("name-mismatch")).await;
+    assert_counter(&info, "name_mismatch");
+    // ... and an update confirmed and applied.
+    let info = k.start_with_card("id_update", resident()).await;
+    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    let actions = k.audit_actions();
+    for a in [
+        "card_read",
+        "lookup",
+        "sent_to_counter",
+        "change_recorded",
+        "change_applied",
+    ] {
+        assert!(
+            actions.iter().any(|x| x == a),
+            "{a} missing from the audit trail: {actions:?}"
+        );
+    }
+    let report = k.c.audit_verify().await.expect("audit_verify");
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records as usize, actions.len());
+    k.assert_clean();
+}
