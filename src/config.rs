@@ -290,6 +290,47 @@ impl Config {
         }
     }
 
+    /// Every problem in config text, as many as can be found in one pass
+    /// (for `kioskctl config check`): a key of the wrong type or an unknown
+    /// key is reported and left out, and the rest is parsed and checked
+    /// again, so one bad key does not hide the others. Empty when valid.
+    pub fn problems(text: &str) -> Vec<String> {
+        let mut value: toml::Table = match text.parse() {
+            Ok(v) => v,
+            Err(e) => return vec![one_line(&e.to_string())],
+        };
+        let mut problems = Vec::new();
+        // Each round removes one key, so this ends; the bound is a guard.
+        for _ in 0..256 {
+            let de = toml::Value::Table(value.clone());
+            match serde_path_to_error::deserialize::<_, Config>(de) {
+                Ok(config) => {
+                    problems.extend(config.check());
+                    return problems;
+                }
+                Err(e) => {
+                    let message = one_line(&e.inner().to_string());
+                    let path = e.path().to_string();
+                    let problem = if path.is_empty() || path == "?" {
+                        message.clone()
+                    } else {
+                        format!("{path}: {message}")
+                    };
+                    if problems.contains(&problem) {
+                        return problems;
+                    }
+                    problems.push(problem);
+                    if !remove_offending_key(&mut value, &e, &message) {
+                        // A missing required key or an error without a key
+                        // to leave out: nothing further can be checked.
+                        return problems;
+                    }
+                }
+            }
+        }
+        problems
+    }
+
     fn check(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (key, value) in [
@@ -401,6 +442,70 @@ impl Config {
             }
         }
         problems
+    }
+}
+
+/// Take out of `root` the key a deserialization error is about, so that
+/// parsing can go on to find the next problem. False if there is none.
+fn remove_offending_key(
+    root: &mut toml::Table,
+    e: &serde_path_to_error::Error<toml::de::Error>,
+    message: &str,
+) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = e.path().iter().collect();
+    // An unknown key's name is in the message ("unknown field `x`").
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_owned);
+    // The table the key sits in, and the key.
+    let (parent, key): (&[&Segment], String) = match (&unknown, segments.split_last()) {
+        (Some(name), _) => {
+            // The path may or may not already end at the unknown key.
+            match segments.split_last() {
+                Some((Segment::Map { key }, rest)) if key == name => (rest, name.clone()),
+                _ => (&segments[..], name.clone()),
+            }
+        }
+        (None, Some((Segment::Map { key }, rest))) => (rest, key.clone()),
+        (None, Some((Segment::Seq { .. }, _))) => {
+            // A bad element of a list: leave out the whole list's key.
+            match segments
+                .iter()
+                .rposition(|s| matches!(s, Segment::Map { .. }))
+            {
+                Some(i) => match segments[i] {
+                    Segment::Map { key } => (&segments[..i], key.clone()),
+                    _ => return false,
+                },
+                None => return false,
+            }
+        }
+        _ => return false,
+    };
+    if message.starts_with("missing field") {
+        return false;
+    }
+    let mut node = toml::Value::Table(std::mem::take(root));
+    let removed = remove_at(&mut node, parent, &key);
+    if let toml::Value::Table(t) = node {
+        *root = t;
+    }
+    removed
+}
+
+fn remove_at(node: &mut toml::Value, path: &[&serde_path_to_error::Segment], key: &str) -> bool {
+    use serde_path_to_error::Segment;
+    match (path.split_first(), node) {
+        (None, toml::Value::Table(t)) => t.remove(key).is_some(),
+        (Some((Segment::Map { key: k }, rest)), toml::Value::Table(t)) => t
+            .get_mut(k.as_str())
+            .is_some_and(|child| remove_at(child, rest, key)),
+        (Some((Segment::Seq { index }, rest)), toml::Value::Array(a)) => a
+            .get_mut(*index)
+            .is_some_and(|child| remove_at(child, rest, key)),
+        _ => false,
     }
 }
 
@@ -543,6 +648,33 @@ profile = "smart_teller"
         assert_eq!(
             p.driver_config(),
             kiosk_escpos::PrinterConfig::new("/dev/x")
+        );
+    }
+
+    #[test]
+    fn problems_lists_bad_keys_and_semantic_problems_together() {
+        let text = format!(
+            "{MINIMAL}\n[api]\nsokcet = \"/tmp/x\"\nmax_clients = \"many\"\n\
+             [sync]\njitter = 1.5\nbackof_min_ms = 1\n[session]\nidle_timeout_s = 0\n"
+        );
+        let problems = Config::problems(&text);
+        for needle in [
+            "sokcet",
+            "api.max_clients",
+            "backof_min_ms",
+            "sync.jitter",
+            "session.idle_timeout_s",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle}: {problems:?}"
+            );
+        }
+        assert!(Config::problems(MINIMAL).is_empty());
+        let missing = Config::problems("[kiosk]\nid = \"K\"\n");
+        assert!(
+            !missing.is_empty() && missing[0].contains("missing"),
+            "{missing:?}"
         );
     }
 

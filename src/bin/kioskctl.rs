@@ -55,6 +55,18 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// kioskd's configuration file (no running kioskd needed).
+    Config {
+        #[command(subcommand)]
+        action: ConfigCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Check FILE and print every problem, each naming its key; exit 0
+    /// when valid, 1 with problems, 2 when FILE cannot be read.
+    Check { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +114,12 @@ enum AuditCmd {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Command::Config {
+        action: ConfigCmd::Check { file },
+    } = &args.command
+    {
+        return config_check(file, args.json);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -118,6 +136,57 @@ fn main() -> ExitCode {
             eprintln!("kioskctl: {e}");
             ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// `config check FILE`: every problem at once; 0 valid, 1 problems,
+/// 2 unreadable.
+fn config_check(file: &std::path::Path, json: bool) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "file": file.display().to_string(),
+                        "valid": false,
+                        "readable": false,
+                        "error": e.to_string(),
+                    })
+                );
+            }
+            eprintln!("kioskctl: cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let problems = kiosk::config::Config::problems(&text);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "file": file.display().to_string(),
+                "valid": problems.is_empty(),
+                "readable": true,
+                "problems": problems,
+            })
+        );
+    } else if problems.is_empty() {
+        println!("{}: ok", file.display());
+    } else {
+        for p in &problems {
+            println!("{p}");
+        }
+        eprintln!(
+            "kioskctl: {}: {} problem(s)",
+            file.display(),
+            problems.len()
+        );
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -329,6 +398,7 @@ async fn run(args: &Args) -> Result<(), ClientError> {
                 }
             }
         },
+        Command::Config { .. } => unreachable!("handled before connecting"),
         Command::Events { count } => {
             client.subscribe().await?;
             let mut seen = 0u64;

@@ -1,4 +1,5 @@
 pub mod api;
+pub mod config_check;
 pub mod flows;
 pub mod harness;
 pub mod pcsc;
