@@ -17,6 +17,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
 
 use crate::Error;
+use crate::access::{Caller, Policy, Role, required_role};
 use crate::daemon::Shared;
 
 /// Lines queued for one client before it counts as too slow and is dropped.
@@ -25,7 +26,8 @@ const DEFAULT_READ_CARD_TIMEOUT_MS: u64 = 30_000;
 const MAX_READ_CARD_TIMEOUT_MS: u64 = 600_000;
 
 /// Bind the socket, replacing a stale socket file but never a live daemon.
-pub fn bind(path: &Path) -> Result<UnixListener, Error> {
+/// With `group` (`api.group`'s gid) the socket is given to that group.
+pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, Error> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(Error::AlreadyRunning {
@@ -50,11 +52,17 @@ pub fn bind(path: &Path) -> Result<UnixListener, Error> {
             source,
         }
     })?;
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|source| Error::Listen {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
     Ok(listener)
 }
 
 /// Accept clients until shutdown; then wait for the open connections to close.
-pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
+pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Policy>) {
     let slots = Arc::new(Semaphore::new(shared.config.api.max_clients));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -76,8 +84,14 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
             },
         };
         let shared = shared.clone();
+        let caller = policy.caller(&stream);
+        tracing::debug!(
+            uid = caller.uid,
+            role = caller.role.as_str(),
+            "client connected"
+        );
         tasks.spawn(async move {
-            handle_connection(stream, shared).await;
+            handle_connection(stream, shared, caller).await;
             drop(permit);
         });
         // Reap finished connections so the set does not grow.
@@ -87,7 +101,7 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
     while tasks.join_next().await.is_some() {}
 }
 
-async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
+async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, caller: Caller) {
     let (r, w) = stream.into_split();
     let mut lines = FramedRead::new(r, LinesCodec::new_with_max_length(MAX_LINE));
     let (out_tx, mut out_rx) = mpsc::channel::<String>(CLIENT_QUEUE);
@@ -145,6 +159,28 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
                 continue;
             }
         };
+        let needed = required_role(&request);
+        if caller.role < needed {
+            let err = api_error(
+                ErrorCode::Forbidden,
+                format!(
+                    "{} needs the {} role; this caller (uid {}) is {}",
+                    request.method(),
+                    needed.as_str(),
+                    caller.uid,
+                    caller.role.as_str()
+                ),
+            );
+            tracing::info!(
+                uid = caller.uid,
+                method = request.method(),
+                "request refused: forbidden"
+            );
+            if out_tx.send(answer(id, Err(err))).await.is_err() {
+                break;
+            }
+            continue;
+        }
         if let Request::Subscribe = request {
             if forwarder.is_none() {
                 // Subscribe before answering so no event after the answer is missed.
@@ -165,6 +201,13 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>) {
         let shared = shared.clone();
         let out = out_tx.clone();
         tokio::spawn(async move {
+            if needed == Role::Technician {
+                let method = request.method();
+                if let Err(e) = shared.audit_technician(method, caller.uid).await {
+                    let _ = out.send(answer(id, Err(e))).await;
+                    return;
+                }
+            }
             let result = handle_request(request, &shared).await;
             let _ = out.send(answer(id, result)).await;
         });

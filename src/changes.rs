@@ -196,6 +196,24 @@ impl Shared {
         Ok(summary(c))
     }
 
+    /// Audit a technician's call of a technician-only method (actor
+    /// technician, the method and uid in the detail). Without a store the
+    /// kiosk keeps no audit trail and nothing is recorded.
+    pub async fn audit_technician(&self, method: &'static str, uid: u32) -> Result<(), ApiError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let entry = store::AuditEntry {
+            at_ms: now_ms(),
+            actor: Actor::Technician,
+            action: store::AuditAction::TechnicianRequest,
+            subject: None,
+            detail: format!("method={method} uid={uid}"),
+        };
+        self.with_store(move |s| s.audit_append(&entry).map(|_| ()))
+            .await
+    }
+
     pub async fn audit_verify(&self) -> Result<AuditReport, ApiError> {
         let r = self.with_store(|s| s.audit_verify()).await?;
         Ok(AuditReport {

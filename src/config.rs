@@ -169,6 +169,15 @@ pub struct ApiSection {
     /// Open the `submit_change` method, which records a change without a
     /// customer flow: for demo and test kiosks only.
     pub allow_direct_changes: bool,
+    /// The socket's group (mode 0660); the UI and technicians are members.
+    /// Without it the socket keeps kioskd's own group.
+    pub group: Option<String>,
+    /// Callers in any of these groups (by name) are technicians: every
+    /// method. root and kioskd's own user always are.
+    pub technician_groups: Vec<String>,
+    /// Callers in any of these groups are the customer UI: read-only
+    /// methods, sessions, tickets, card reads. Everyone else is read-only.
+    pub customer_groups: Vec<String>,
 }
 
 impl Default for ApiSection {
@@ -177,6 +186,9 @@ impl Default for ApiSection {
             socket: PathBuf::from(DEFAULT_SOCKET),
             max_clients: 64,
             allow_direct_changes: false,
+            group: None,
+            technician_groups: Vec::new(),
+            customer_groups: Vec::new(),
         }
     }
 }
@@ -340,6 +352,22 @@ impl Config {
         ] {
             if value.trim().is_empty() {
                 problems.push(format!("{key}: must not be empty"));
+            }
+        }
+        if self
+            .api
+            .group
+            .as_deref()
+            .is_some_and(|g| g.trim().is_empty())
+        {
+            problems.push("api.group: must not be empty".into());
+        }
+        for (key, groups) in [
+            ("api.technician_groups", &self.api.technician_groups),
+            ("api.customer_groups", &self.api.customer_groups),
+        ] {
+            if groups.iter().any(|g| g.trim().is_empty()) {
+                problems.push(format!("{key}: a group name must not be empty"));
             }
         }
         if self.api.max_clients == 0 {

@@ -431,7 +431,11 @@ impl Shared {
 /// API. Returns once every device thread has stopped and the socket is
 /// removed.
 pub async fn run(shared: Arc<Shared>) -> Result<(), crate::Error> {
-    let listener = crate::api::bind(&shared.config.api.socket)?;
+    let policy = crate::access::Policy::from_config(&shared.config.api)?;
+    let listener = crate::api::bind(
+        &shared.config.api.socket,
+        crate::access::socket_gid(&shared.config.api)?,
+    )?;
     let sync = crate::changes::start_sync(&shared)?;
     let devices = crate::devices::start(shared.clone());
     crate::printer::start(&shared);
@@ -443,7 +447,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), crate::Error> {
         "kioskd ready"
     );
     notify_ready();
-    crate::api::serve(listener, shared.clone()).await;
+    crate::api::serve(listener, shared.clone(), Arc::new(policy)).await;
     notify_stopping();
     devices.stop().await;
     crate::printer::stop(&shared).await;

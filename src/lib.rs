@@ -24,6 +24,7 @@
 //! Personal data never reaches a log line: device code logs reader names,
 //! states and masked forms only.
 
+pub mod access;
 pub mod api;
 pub mod changes;
 pub mod config;
@@ -58,6 +59,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// `[api] group` or a role's group names a group this machine lacks.
+    #[error("{key}: group {group:?} does not exist on this machine")]
+    NoSuchGroup { key: &'static str, group: String },
     #[error("another kioskd is already listening on {}", path.display())]
     AlreadyRunning { path: PathBuf },
     #[error("I/O error: {0}")]

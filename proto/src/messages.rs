@@ -520,6 +520,9 @@ pub enum ErrorCode {
     SessionActive,
     /// No customer session is running (`session_input`, `session_cancel`).
     NoSession,
+    /// The caller's role (from its credentials on the socket) may not call
+    /// this method; the message names the method and the role needed.
+    Forbidden,
     /// Anything else; details are in the daemon's log.
     Internal,
 }

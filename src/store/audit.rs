@@ -64,6 +64,9 @@ pub enum AuditAction {
     /// A change's personal data was purged after retention (rule S2).
     PayloadPurged,
     TicketIssued,
+    /// A technician called a technician-only method of the local API
+    /// (the detail names the method and the caller's uid).
+    TechnicianRequest,
 }
 
 impl AuditAction {
@@ -79,6 +82,7 @@ impl AuditAction {
             AuditAction::ChangeRetried => "change_retried",
             AuditAction::PayloadPurged => "payload_purged",
             AuditAction::TicketIssued => "ticket_issued",
+            AuditAction::TechnicianRequest => "technician_request",
         }
     }
 }

@@ -31,6 +31,11 @@ impl Kioskd {
     /// Like [`Kioskd::start`]; `allow_direct_changes` opens the test-only
     /// `submit_change` method.
     pub fn start_with(extra_toml: &str, allow_direct_changes: bool) -> Kioskd {
+        Kioskd::start_full("", extra_toml, allow_direct_changes)
+    }
+
+    /// Like [`Kioskd::start_with`], with `api_toml` lines added to `[api]`.
+    pub fn start_full(api_toml: &str, extra_toml: &str, allow_direct_changes: bool) -> Kioskd {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("kioskd.sock");
         let config_path = dir.path().join("kiosk.toml");
@@ -44,6 +49,7 @@ profile = "smart_teller"
 [api]
 socket = "{}"
 allow_direct_changes = {allow_direct_changes}
+{api_toml}
 
 [log]
 level = "trace"

@@ -1,3 +1,4 @@
+pub mod access;
 pub mod api;
 pub mod config_check;
 pub mod flows;
