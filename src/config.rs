@@ -49,6 +49,20 @@ pub struct Config {
     /// The customer sessions (ID validity update, mobile number change).
     #[serde(default)]
     pub session: SessionSection,
+    /// Prometheus metrics and health endpoints; off without it.
+    #[serde(default)]
+    pub metrics: Option<MetricsSection>,
+}
+
+/// `[metrics]`: the fleet metrics endpoint (`/metrics`, `/healthz`, `/readyz`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address and port, e.g. `127.0.0.1:9187`.
+    pub listen: std::net::SocketAddr,
+    /// Allow a non-loopback `listen` address (a fleet scraper on the LAN).
+    #[serde(default)]
+    pub allow_non_loopback: bool,
 }
 
 /// `[session]`: the customer flows' timing and rule I9's update window.
@@ -369,6 +383,15 @@ impl Config {
             if groups.iter().any(|g| g.trim().is_empty()) {
                 problems.push(format!("{key}: a group name must not be empty"));
             }
+        }
+        if let Some(m) = &self.metrics
+            && !m.listen.ip().is_loopback()
+            && !m.allow_non_loopback
+        {
+            problems.push(format!(
+                "metrics.listen: {} is not a loopback address; set metrics.allow_non_loopback = true to expose it",
+                m.listen
+            ));
         }
         if self.api.max_clients == 0 {
             problems.push("api.max_clients: must be at least 1".into());
@@ -704,6 +727,28 @@ profile = "smart_teller"
             !missing.is_empty() && missing[0].contains("missing"),
             "{missing:?}"
         );
+    }
+
+    #[test]
+    fn metrics_listen_is_loopback_unless_allowed() {
+        let ok = Config::parse(&format!(
+            "{MINIMAL}\n[metrics]\nlisten = \"127.0.0.1:9187\"\n"
+        ))
+        .expect("valid");
+        let m = ok.metrics.expect("metrics");
+        assert!(!m.allow_non_loopback);
+        let problems = Config::parse(&format!(
+            "{MINIMAL}\n[metrics]\nlisten = \"0.0.0.0:9187\"\n"
+        ))
+        .expect_err("not loopback");
+        assert!(problems[0].starts_with("metrics.listen"), "{problems:?}");
+        Config::parse(&format!(
+            "{MINIMAL}\n[metrics]\nlisten = \"0.0.0.0:9187\"\nallow_non_loopback = true\n"
+        ))
+        .expect("explicitly allowed");
+        let problems = Config::parse(&format!("{MINIMAL}\n[metrics]\nlisten = \"nowhere\"\n"))
+            .expect_err("bad address");
+        assert!(problems[0].starts_with("metrics.listen"), "{problems:?}");
     }
 
     #[test]

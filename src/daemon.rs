@@ -43,6 +43,8 @@ pub struct Shared {
     pub(crate) corebank_client: std::sync::OnceLock<Option<kiosk_corebank::CoreBankClient>>,
     /// The customer session, one at a time (`session`).
     pub(crate) session: crate::session::SessionSlot,
+    /// Fleet metrics, counted as events are published.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +115,7 @@ impl Shared {
             queue_lock: tokio::sync::Mutex::new(()),
             corebank_client: std::sync::OnceLock::new(),
             session: crate::session::SessionSlot::default(),
+            metrics: Arc::default(),
             config: Arc::new(config),
         })
     }
@@ -189,6 +192,7 @@ impl Shared {
     pub fn emit(&self, event: Event) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let at_ms = chrono::Utc::now().timestamp_millis();
+        self.metrics.observe(&event);
         // No subscriber is fine: events are not stored.
         let _ = self.events.send(EventEnvelope { seq, at_ms, event });
     }
@@ -431,11 +435,21 @@ impl Shared {
 /// API. Returns once every device thread has stopped and the socket is
 /// removed.
 pub async fn run(shared: Arc<Shared>) -> Result<(), crate::Error> {
+    let metrics = shared.metrics.clone();
+    let metrics_listener = match &shared.config.metrics {
+        Some(m) => Some(crate::metrics::bind(m.listen).await?),
+        None => None,
+    };
     let policy = crate::access::Policy::from_config(&shared.config.api)?;
     let listener = crate::api::bind(
         &shared.config.api.socket,
         crate::access::socket_gid(&shared.config.api)?,
     )?;
+    metrics
+        .api_listening
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let metrics_task = metrics_listener
+        .map(|l| tokio::spawn(crate::metrics::serve(l, shared.clone(), metrics.clone())));
     let sync = crate::changes::start_sync(&shared)?;
     let devices = crate::devices::start(shared.clone());
     crate::printer::start(&shared);
@@ -454,6 +468,9 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), crate::Error> {
     if let Some(task) = sync {
         // The worker watches the same shutdown token; a request in flight is
         // reconciled on the next start.
+        let _ = task.await;
+    }
+    if let Some(task) = metrics_task {
         let _ = task.await;
     }
     let _ = std::fs::remove_file(&shared.config.api.socket);

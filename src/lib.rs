@@ -33,6 +33,7 @@ pub mod devices;
 pub mod flows;
 pub mod logging;
 pub mod masking;
+pub mod metrics;
 pub mod printer;
 pub mod queue;
 pub mod session;
@@ -57,6 +58,11 @@ pub enum Error {
     #[error("cannot listen on {}: {source}", path.display())]
     Listen {
         path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("metrics.listen: cannot listen on {addr}: {source}")]
+    MetricsListen {
+        addr: std::net::SocketAddr,
         source: std::io::Error,
     },
     /// `[api] group` or a role's group names a group this machine lacks.

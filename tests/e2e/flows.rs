@@ -41,6 +41,11 @@ async fn kiosk_with(session: &str, printer: bool) -> Kiosk {
 
 /// `direct`: `api.allow_direct_changes` (the test-only `submit_change`).
 async fn kiosk_opts(session: &str, printer: bool, direct: bool) -> Kiosk {
+    kiosk_full(session, printer, direct, "").await
+}
+
+/// `extra`: more tables for the config (`[queue]`, `[metrics]`).
+async fn kiosk_full(session: &str, printer: bool, direct: bool, extra: &str) -> Kiosk {
     let dir = tempfile::tempdir().expect("tempdir");
     kiosk::store::generate_key_file(&dir.path().join("store.key")).expect("store key");
     let key_bytes: [u8; 32] = rand::random();
@@ -65,6 +70,7 @@ async fn kiosk_opts(session: &str, printer: bool, direct: bool) -> Kiosk {
             p.link().display()
         ));
     }
+    toml.push_str(extra);
     let kioskd = Kioskd::start_with(&toml, direct);
     let mut c = kioskd.subscriber().await;
     wait_state(&mut c, READER, DeviceState::Online).await;
@@ -1101,5 +1107,88 @@ async fn rule_s3_every_customer_affecting_step_is_in_an_intact_audit_trail() {
     let report = k.c.audit_verify().await.expect("audit_verify");
     assert!(report.ok, "{report:?}");
     assert_eq!(report.records as usize, actions.len());
+    k.assert_clean();
+}
+
+/// A free loopback port for the metrics endpoint.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// GET `path` from the metrics endpoint: (status line, body).
+fn http_get(port: u16, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
+    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// Fleet metrics: scraped during a flow (a card read, a synced change, a
+/// queue ticket) they show the expected series, and no ID number, name or
+/// phone number of any test card or customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_reads_tickets_and_deliveries_and_nothing_personal() {
+    let port = free_port();
+    let extra = format!(
+        "\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[queue]\ntimezone = \"Asia/Shanghai\"\n\n\
+         [[queue.services]]\nid = \"personal\"\nletter = \"A\"\nname_zh = \"个人业务\"\nname_en = \"Personal banking\"\n"
+    );
+    let mut k = kiosk_full(DEFAULT_SESSION, false, false, &extra).await;
+    let (status, body) = http_get(port, "/healthz");
+    assert!(status.contains(" 200 "), "{status} {body}");
+    let (status, body) = http_get(port, "/readyz");
+    assert!(status.contains(" 200 "), "{status} {body}");
+
+    let card = resident();
+    let info = k.start_with_card("id_update", card.clone()).await;
+    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    let mid = http_get(port, "/metrics").1;
+    assert!(
+        mid.contains("kiosk_card_reads_total{reader=\"desk\"} 1"),
+        "{mid}"
+    );
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    k.c.queue_take("personal", false).await.expect("ticket");
+
+    let (status, body) = http_get(port, "/metrics");
+    assert!(status.contains(" 200 "), "{status}");
+    for series in [
+        "kiosk_up 1",
+        "kiosk_device_state{device=\"desk\",kind=\"id_reader\",state=\"online\"} 1",
+        "kiosk_card_reads_total{reader=\"desk\"} 1",
+        "kiosk_card_read_duration_seconds_count{reader=\"desk\"} 1",
+        "kiosk_card_read_duration_seconds_bucket{reader=\"desk\",le=\"+Inf\"} 1",
+        "kiosk_tickets_issued_total{service=\"personal\"} 1",
+        "kiosk_sync_deliveries_total{outcome=\"applied\"} 1",
+        "kiosk_sync_backlog 0",
+        "kiosk_sync_oldest_pending_age_seconds 0",
+        "# TYPE kiosk_card_read_failures_total counter",
+    ] {
+        assert!(body.contains(series), "{series} missing in:\n{body}");
+    }
+    for secret in all_secrets()
+        .iter()
+        .map(String::as_str)
+        .chain([card.identity.number.as_str(), card.identity.name.as_str()])
+    {
+        assert!(!body.contains(secret), "{secret:?} in the metrics");
+        assert!(!mid.contains(secret), "{secret:?} in the metrics");
+    }
     k.assert_clean();
 }
