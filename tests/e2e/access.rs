@@ -200,3 +200,30 @@ fn audit_text(dir: &std::path::Path) -> String {
         .map(|r| format!("{} {} {}\n", r.actor, r.action, r.detail))
         .collect()
 }
+
+/// A socket group that does not exist stops kioskd at startup with an
+/// error naming `api.group`.
+#[test]
+fn kioskd_refuses_to_start_with_a_missing_socket_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kiosk.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[kiosk]\nid = \"K\"\nbranch_id = \"1\"\nbranch_name = \"b\"\nprofile = \"smart_teller\"\n\
+             [api]\nsocket = \"{}\"\ngroup = \"kt-no-such-group\"\n",
+            dir.path().join("kioskd.sock").display()
+        ),
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_kioskd"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("kioskd");
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("api.group"), "{err}");
+    assert!(err.contains("kt-no-such-group"), "{err}");
+    assert!(!dir.path().join("kioskd.sock").exists(), "no socket left");
+}
