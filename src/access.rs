@@ -54,9 +54,10 @@ pub fn required_role(request: &Request) -> Role {
         | Request::SessionInput(_)
         | Request::SessionCancel
         | Request::SessionState => Role::Customer,
-        Request::SyncRetry(_) | Request::QueueCall(_) | Request::SubmitChange(_) => {
-            Role::Technician
-        }
+        Request::SyncRetry(_)
+        | Request::QueueCall(_)
+        | Request::SubmitChange(_)
+        | Request::Selftest(_) => Role::Technician,
     }
 }
 

@@ -247,7 +247,7 @@ async fn handle_request(
 ) -> Result<serde_json::Value, ApiError> {
     match request {
         Request::Hello => to_value(shared.hello()),
-        Request::Status => to_value(shared.status()),
+        Request::Status => to_value(shared.status_full().await),
         Request::Readers => to_value(shared.readers()),
         Request::ReadCard(params) => {
             if !shared.has_readers() {
@@ -308,6 +308,7 @@ async fn handle_request(
         Request::SyncRetry(p) => to_value(shared.sync_retry(p.change_id).await?),
         Request::SyncRejected => to_value(shared.sync_rejected().await?),
         Request::AuditVerify => to_value(shared.audit_verify().await?),
+        Request::Selftest(p) => to_value(shared.selftest(p).await),
         Request::SubmitChange(p) => to_value(shared.submit_change(p).await?),
         Request::QueueServices => to_value(shared.queue_services()?),
         Request::QueueTake(p) => to_value(shared.queue_take(p).await?),

@@ -25,7 +25,7 @@ pub struct LinkState {
     pub clock_skew_ms: Option<i64>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 

@@ -45,6 +45,9 @@ pub struct Shared {
     pub(crate) session: crate::session::SessionSlot,
     /// Fleet metrics, counted as events are published.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The running readers' handles, by reader name (held by the device
+    /// supervisors; `selftest` borrows them).
+    pub(crate) reader_slots: Mutex<BTreeMap<String, crate::devices::Slot>>,
 }
 
 #[derive(Debug, Default)]
@@ -116,6 +119,7 @@ impl Shared {
             corebank_client: std::sync::OnceLock::new(),
             session: crate::session::SessionSlot::default(),
             metrics: Arc::default(),
+            reader_slots: Mutex::new(BTreeMap::new()),
             config: Arc::new(config),
         })
     }
@@ -217,6 +221,7 @@ impl Shared {
                 state: r.state,
                 detail: r.detail.clone(),
                 last_error: r.last_error.clone(),
+                sam_id: r.sam_id.clone(),
             })
             .collect();
         if let Some(p) = printer {
@@ -226,6 +231,7 @@ impl Shared {
                 state: p.state,
                 detail: p.detail(),
                 last_error: p.last_error.clone(),
+                sam_id: None,
             });
         }
         StatusInfo {
@@ -235,7 +241,48 @@ impl Shared {
             profile: self.config.kiosk.profile.as_str().to_string(),
             uptime_s: self.started.elapsed().as_secs(),
             devices,
+            sync_backlog: None,
+            disk_free_bytes: None,
+            disk_total_bytes: None,
         }
+    }
+
+    /// [`Shared::status`] with what needs the store: the sync backlog and
+    /// the free space on the store's filesystem.
+    pub async fn status_full(&self) -> StatusInfo {
+        let mut status = self.status();
+        let Some(store) = self.store.clone() else {
+            return status;
+        };
+        let looked = tokio::task::spawn_blocking(move || {
+            let backlog = store
+                .sync_status(crate::changes::now_ms())
+                .ok()
+                .map(|s| s.pending);
+            let dir = store
+                .path()
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_else(|| std::path::PathBuf::from("."));
+            // The field types differ between targets (u32 or u64).
+            #[allow(clippy::unnecessary_cast)]
+            let disk = nix::sys::statvfs::statvfs(&dir).ok().map(|v| {
+                let frag = v.fragment_size() as u64;
+                (
+                    (v.blocks_available() as u64).saturating_mul(frag),
+                    (v.blocks() as u64).saturating_mul(frag),
+                )
+            });
+            (backlog, disk)
+        })
+        .await;
+        if let Ok((backlog, disk)) = looked {
+            status.sync_backlog = backlog;
+            status.disk_free_bytes = disk.map(|d| d.0);
+            status.disk_total_bytes = disk.map(|d| d.1);
+        }
+        status
     }
 
     pub fn readers(&self) -> Vec<ReaderInfo> {

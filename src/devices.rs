@@ -15,7 +15,7 @@ use crate::daemon::Shared;
 /// Longest wait before restarting a reader whose thread ended.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 
-type Slot = Arc<Mutex<Option<ReaderHandle>>>;
+pub(crate) type Slot = Arc<Mutex<Option<ReaderHandle>>>;
 
 /// The running devices.
 #[derive(Debug)]
@@ -30,6 +30,11 @@ pub fn start(shared: Arc<Shared>) -> Devices {
     let mut supervisors = Vec::new();
     for config in shared.config.readers.clone() {
         let slot: Slot = Arc::new(Mutex::new(None));
+        shared
+            .reader_slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(config.name.clone(), slot.clone());
         let (shared, thread_slot) = (shared.clone(), slot.clone());
         let runtime = tokio::runtime::Handle::current();
         let name = format!("supervise-{}", config.name);
@@ -143,7 +148,7 @@ fn apply(shared: &Shared, reader: &str, event: ReaderEvent) {
     }
 }
 
-fn map_state(state: kiosk_idreader::DeviceState) -> DeviceState {
+pub(crate) fn map_state(state: kiosk_idreader::DeviceState) -> DeviceState {
     use kiosk_idreader::DeviceState as S;
     match state {
         S::Starting => DeviceState::Starting,

@@ -36,6 +36,7 @@ pub mod masking;
 pub mod metrics;
 pub mod printer;
 pub mod queue;
+pub mod selftest;
 pub mod session;
 pub mod store;
 pub mod sync;

@@ -117,7 +117,7 @@ pub fn flow_settings(config: &crate::config::Config) -> FlowSettings {
 }
 
 impl Shared {
-    fn session_client(&self) -> Option<CoreBankClient> {
+    pub(crate) fn session_client(&self) -> Option<CoreBankClient> {
         self.corebank_client
             .get_or_init(|| {
                 let bank = self.config.corebank.as_ref()?;

@@ -158,6 +158,13 @@ impl Client {
         self.call_typed(&Request::AuditVerify).await
     }
 
+    pub async fn selftest(
+        &mut self,
+        params: SelftestParams,
+    ) -> Result<SelftestReport, ClientError> {
+        self.call_typed(&Request::Selftest(params)).await
+    }
+
     pub async fn submit_change(
         &mut self,
         params: SubmitChangeParams,

@@ -39,6 +39,9 @@ pub enum Request {
     SyncRejected,
     /// Check the audit trail's hash chain.
     AuditVerify,
+    /// Technician self-test: readers, SAM, printer, core bank, database,
+    /// audit chain; a pass/fail/skip result per check.
+    Selftest(SelftestParams),
     /// Record a confirmed change directly (demo and test kiosks only:
     /// `api.allow_direct_changes`); the customer flows do this for real.
     SubmitChange(SubmitChangeParams),
@@ -371,6 +374,7 @@ impl Request {
             Request::SyncRetry(_) => "sync_retry",
             Request::SyncRejected => "sync_rejected",
             Request::AuditVerify => "audit_verify",
+            Request::Selftest(_) => "selftest",
             Request::SubmitChange(_) => "submit_change",
             Request::QueueServices => "queue_services",
             Request::QueueTake(_) => "queue_take",
@@ -390,6 +394,7 @@ impl Request {
             Request::ReadCard(p) => serde_json::to_value(p).ok(),
             Request::SyncList(p) => serde_json::to_value(p).ok(),
             Request::SyncRetry(p) => serde_json::to_value(p).ok(),
+            Request::Selftest(p) => serde_json::to_value(p).ok(),
             Request::SubmitChange(p) => serde_json::to_value(p).ok(),
             Request::QueueTake(p) => serde_json::to_value(p).ok(),
             Request::QueueReprint(p) => serde_json::to_value(p).ok(),
@@ -451,6 +456,7 @@ impl Request {
             "sync_retry" => Request::SyncRetry(required(m, &line.params)?),
             "sync_rejected" => no_params(m, &line.params).map(|()| Request::SyncRejected)?,
             "audit_verify" => no_params(m, &line.params).map(|()| Request::AuditVerify)?,
+            "selftest" => Request::Selftest(params(m, &line.params)?),
             "submit_change" => Request::SubmitChange(required(m, &line.params)?),
             "queue_services" => no_params(m, &line.params).map(|()| Request::QueueServices)?,
             "queue_take" => Request::QueueTake(required(m, &line.params)?),
@@ -675,6 +681,16 @@ pub struct StatusInfo {
     pub profile: String,
     pub uptime_s: u64,
     pub devices: Vec<DeviceInfo>,
+    /// Changes not yet acknowledged by the bank (`None` without a store).
+    #[serde(default)]
+    pub sync_backlog: Option<u64>,
+    /// Free space for kioskd on the store's filesystem, in bytes (`None`
+    /// without a store or when it cannot be read).
+    #[serde(default)]
+    pub disk_free_bytes: Option<u64>,
+    /// Size of that filesystem, in bytes.
+    #[serde(default)]
+    pub disk_total_bytes: Option<u64>,
 }
 
 /// One device in `status`.
@@ -686,6 +702,9 @@ pub struct DeviceInfo {
     pub state: DeviceState,
     pub detail: Option<String>,
     pub last_error: Option<String>,
+    /// The SAM's id (ID readers, once known).
+    #[serde(default)]
+    pub sam_id: Option<String>,
 }
 
 /// One reader in `readers`.
@@ -711,4 +730,55 @@ pub struct CardReadInfo {
     pub reader: String,
     pub identity: MaskedIdentity,
     pub read_ms: u64,
+}
+
+/// Parameters of `selftest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelftestParams {
+    /// Also print the printer's test page.
+    #[serde(default)]
+    pub print_test_page: bool,
+}
+
+/// The result of one self-test check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckOutcome {
+    Pass,
+    Fail,
+    /// Not applicable on this kiosk (nothing configured).
+    Skip,
+}
+
+impl CheckOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckOutcome::Pass => "pass",
+            CheckOutcome::Fail => "fail",
+            CheckOutcome::Skip => "skip",
+        }
+    }
+}
+
+/// One check in `selftest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelftestCheck {
+    /// e.g. `reader:front`, `sam:front`, `printer:tickets`, `corebank`,
+    /// `database`, `audit_chain`.
+    pub name: String,
+    pub outcome: CheckOutcome,
+    /// Why it passed, failed or was skipped.
+    pub reason: String,
+}
+
+/// Answer to `selftest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelftestReport {
+    /// No check failed.
+    pub ok: bool,
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub checks: Vec<SelftestCheck>,
 }

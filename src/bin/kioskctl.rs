@@ -28,6 +28,13 @@ enum Command {
     Status,
     /// ID readers and what they see.
     Readers,
+    /// Check readers, SAMs, printer, core bank, database and audit chain;
+    /// exit 0 when every check passes (or is skipped), 1 when one fails.
+    Selftest {
+        /// Also print the printer's test page.
+        #[arg(long)]
+        print_test_page: bool,
+    },
     /// Wait for a card and print its identity, masked.
     ReadCard {
         /// Seconds to wait for a card.
@@ -212,18 +219,56 @@ async fn run(args: &Args) -> Result<(), ClientError> {
                 status.kiosk_id, status.branch_id, status.profile
             );
             println!("kioskd   {} up {}s", status.daemon_version, status.uptime_s);
+            if let Some(b) = status.sync_backlog {
+                println!("sync     backlog {b}");
+            }
+            if let (Some(free), Some(total)) = (status.disk_free_bytes, status.disk_total_bytes) {
+                println!(
+                    "disk     {} MiB free of {} MiB",
+                    free / (1024 * 1024),
+                    total / (1024 * 1024)
+                );
+            }
             for d in &status.devices {
                 println!(
-                    "{:<8} {:<10} {:<14} {}{}",
+                    "{:<8} {:<10} {:<14} {}{}{}",
                     d.kind,
                     d.name,
                     d.state.to_string(),
                     d.detail.as_deref().unwrap_or(""),
+                    d.sam_id
+                        .as_deref()
+                        .map(|s| format!(" sam:{s}"))
+                        .unwrap_or_default(),
                     d.last_error
                         .as_deref()
                         .map(|e| format!(" (last error: {e})"))
                         .unwrap_or_default()
                 );
+            }
+        }
+        Command::Selftest { print_test_page } => {
+            let report = client
+                .selftest(kiosk_proto::SelftestParams {
+                    print_test_page: *print_test_page,
+                })
+                .await?;
+            if args.json {
+                print_json(&report)?;
+            } else {
+                for c in &report.checks {
+                    println!("{:<4} {:<20} {}", c.outcome.as_str(), c.name, c.reason);
+                }
+                println!(
+                    "selftest {}: {} passed, {} failed, {} skipped",
+                    if report.ok { "passed" } else { "FAILED" },
+                    report.passed,
+                    report.failed,
+                    report.skipped
+                );
+            }
+            if !report.ok {
+                std::process::exit(1);
             }
         }
         Command::Readers => {

@@ -331,6 +331,17 @@ impl Store {
         self.read(|tx| Ok(verify(tx)?))
     }
 
+    /// SQLite's `PRAGMA integrity_check`: empty when the database is
+    /// sound, else the problems it found (at most 100).
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.read(|tx| -> Inner<Vec<String>> {
+            let mut stmt = tx.prepare("PRAGMA integrity_check(100)")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let lines = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(lines.into_iter().filter(|l| l != "ok").collect())
+        })
+    }
+
     /// Up to `limit` records after `after_seq`, oldest first.
     pub fn audit_records(&self, after_seq: u64, limit: u32) -> Result<Vec<AuditRecord>> {
         self.read(|tx| -> Inner<Vec<AuditRecord>> {

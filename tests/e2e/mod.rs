@@ -7,3 +7,4 @@ pub mod pcsc;
 pub mod queue;
 pub mod sam_serial;
 pub mod sync;
+pub mod technician;
