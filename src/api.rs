@@ -128,8 +128,9 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, caller: Call
                     format!("line longer than {MAX_LINE} bytes"),
                 );
                 let _ = out_tx.send(answer(0, Err(err))).await;
-                // The rest of that line is discarded by the codec; go on.
-                continue;
+                // The framed reader ends after a codec error: answer, then
+                // close this connection (memory stays bounded).
+                break;
             }
             Some(Err(LinesCodecError::Io(e))) => {
                 tracing::debug!(error = %e, "client connection error");
