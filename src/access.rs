@@ -53,7 +53,9 @@ pub fn required_role(request: &Request) -> Role {
         | Request::SessionStart(_)
         | Request::SessionInput(_)
         | Request::SessionCancel
-        | Request::SessionState => Role::Customer,
+        | Request::SessionState
+        | Request::TechnicianUnlock(_)
+        | Request::TechnicianLock => Role::Customer,
         Request::SyncRetry(_)
         | Request::QueueCall(_)
         | Request::SubmitChange(_)

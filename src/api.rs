@@ -19,6 +19,7 @@ use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
 use crate::Error;
 use crate::access::{Caller, Policy, Role, required_role};
 use crate::daemon::Shared;
+use crate::technician::{PinCheck, PinGate};
 
 /// Lines queued for one client before it counts as too slow and is dropped.
 const CLIENT_QUEUE: usize = 256;
@@ -64,6 +65,7 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, Error> {
 /// Accept clients until shutdown; then wait for the open connections to close.
 pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Policy>) {
     let slots = Arc::new(Semaphore::new(shared.config.api.max_clients));
+    let pins = Arc::new(PinGate::new(&shared.config.ui));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -84,6 +86,7 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Poli
             },
         };
         let shared = shared.clone();
+        let pins = pins.clone();
         let caller = policy.caller(&stream);
         tracing::debug!(
             uid = caller.uid,
@@ -91,7 +94,7 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Poli
             "client connected"
         );
         tasks.spawn(async move {
-            handle_connection(stream, shared, caller).await;
+            handle_connection(stream, shared, caller, pins).await;
             drop(permit);
         });
         // Reap finished connections so the set does not grow.
@@ -101,7 +104,12 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Poli
     while tasks.join_next().await.is_some() {}
 }
 
-async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, caller: Caller) {
+async fn handle_connection(
+    stream: UnixStream,
+    shared: Arc<Shared>,
+    caller: Caller,
+    pins: Arc<PinGate>,
+) {
     let (r, w) = stream.into_split();
     let mut lines = FramedRead::new(r, LinesCodec::new_with_max_length(MAX_LINE));
     let (out_tx, mut out_rx) = mpsc::channel::<String>(CLIENT_QUEUE);
@@ -114,6 +122,8 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, caller: Call
         }
     });
     let mut forwarder: Option<tokio::task::JoinHandle<()>> = None;
+    // The technician role a PIN gave this connection, until then.
+    let mut elevated_until: Option<std::time::Instant> = None;
     loop {
         let next = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
@@ -161,7 +171,11 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, caller: Call
             }
         };
         let needed = required_role(&request);
-        if caller.role < needed {
+        let role = match elevated_until {
+            Some(until) if std::time::Instant::now() < until => Role::Technician,
+            _ => caller.role,
+        };
+        if role < needed {
             let err = api_error(
                 ErrorCode::Forbidden,
                 format!(
@@ -169,7 +183,7 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, caller: Call
                     request.method(),
                     needed.as_str(),
                     caller.uid,
-                    caller.role.as_str()
+                    role.as_str()
                 ),
             );
             tracing::info!(
@@ -181,6 +195,32 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, caller: Call
                 break;
             }
             continue;
+        }
+        // The PIN changes this connection's role: handled in line.
+        match &request {
+            Request::TechnicianUnlock(params) => {
+                let result = technician_unlock(&shared, &pins, caller.uid, &params.pin).await;
+                if result.is_ok() {
+                    let valid = Duration::from_secs(shared.config.ui.technician_unlock_s);
+                    elevated_until = Some(std::time::Instant::now() + valid);
+                }
+                if out_tx.send(answer(id, result)).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Request::TechnicianLock => {
+                elevated_until = None;
+                if out_tx
+                    .send(answer(id, Ok(serde_json::json!({"locked": true}))))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+            _ => {}
         }
         if let Request::Subscribe = request {
             if forwarder.is_none() {
@@ -242,11 +282,68 @@ async fn forward_events(mut events: broadcast::Receiver<EventEnvelope>, out: mps
     }
 }
 
+/// `technician_unlock`: check the PIN off the async threads (Argon2 is
+/// slow on purpose), audit the try, answer.
+async fn technician_unlock(
+    shared: &Arc<Shared>,
+    pins: &Arc<PinGate>,
+    uid: u32,
+    pin: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let gate = pins.clone();
+    let pin = zeroize::Zeroizing::new(pin.to_string());
+    let check = tokio::task::spawn_blocking(move || gate.check(&pin, std::time::Instant::now()))
+        .await
+        .map_err(|_| api_error(ErrorCode::Internal, "PIN check failed"))?;
+    let outcome = match check {
+        PinCheck::Right => "right",
+        PinCheck::Wrong { .. } => "wrong",
+        PinCheck::Locked { .. } => "locked_out",
+        PinCheck::NotConfigured => "not_configured",
+    };
+    tracing::info!(uid, outcome, "technician PIN tried");
+    shared.audit_pin(outcome, uid).await?;
+    match check {
+        PinCheck::Right => to_value(kiosk_proto::TechnicianUnlocked {
+            valid_s: shared.config.ui.technician_unlock_s,
+        }),
+        PinCheck::Wrong {
+            tries_left,
+            locked_for: None,
+        } => Err(api_error(
+            ErrorCode::WrongPin,
+            format!("PIN 错误，还可尝试 {tries_left} 次 / wrong PIN: {tries_left} tries left"),
+        )),
+        PinCheck::Wrong {
+            locked_for: Some(wait),
+            ..
+        }
+        | PinCheck::Locked { retry_in: wait } => {
+            let s = wait.as_secs().max(1);
+            Err(api_error(
+                ErrorCode::Locked,
+                format!(
+                    "PIN 错误次数过多，请 {s} 秒后再试 / too many wrong PINs: try again in {s} s"
+                ),
+            ))
+        }
+        PinCheck::NotConfigured => Err(api_error(
+            ErrorCode::NotAllowed,
+            "未设置技术员 PIN / no technician PIN is configured ([ui] technician_pin_hash)",
+        )),
+    }
+}
+
 async fn handle_request(
     request: Request,
     shared: &Arc<Shared>,
 ) -> Result<serde_json::Value, ApiError> {
     match request {
+        // Per connection, in handle_connection.
+        Request::TechnicianUnlock(_) | Request::TechnicianLock => Err(api_error(
+            ErrorCode::Internal,
+            "technician_unlock and technician_lock change the connection",
+        )),
         Request::Hello => to_value(shared.hello()),
         Request::Status => to_value(shared.status_full().await),
         Request::Readers => to_value(shared.readers()),

@@ -214,6 +214,22 @@ impl Shared {
             .await
     }
 
+    /// A technician PIN was tried at the UI: right or wrong, never the PIN.
+    pub async fn audit_pin(&self, outcome: &'static str, uid: u32) -> Result<(), ApiError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let entry = store::AuditEntry {
+            at_ms: now_ms(),
+            actor: Actor::Technician,
+            action: store::AuditAction::TechnicianPin,
+            subject: None,
+            detail: format!("outcome={outcome} uid={uid}"),
+        };
+        self.with_store(move |s| s.audit_append(&entry).map(|_| ()))
+            .await
+    }
+
     pub async fn audit_verify(&self) -> Result<AuditReport, ApiError> {
         let r = self.with_store(|s| s.audit_verify()).await?;
         Ok(AuditReport {

@@ -52,6 +52,35 @@ pub struct Config {
     /// Prometheus metrics and health endpoints; off without it.
     #[serde(default)]
     pub metrics: Option<MetricsSection>,
+    /// What kioskd keeps for the touchscreen UI (its technician PIN).
+    #[serde(default)]
+    pub ui: UiSection,
+}
+
+/// `[ui]`: the touchscreen UI's technician screen.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiSection {
+    /// The technician PIN as an Argon2 PHC string (`kioskctl pin-hash`
+    /// makes one); without it the UI's technician screen stays shut.
+    pub technician_pin_hash: Option<String>,
+    /// How long a right PIN gives the UI's connection the technician role.
+    pub technician_unlock_s: u64,
+    /// Wrong PINs allowed before the lockout starts.
+    pub technician_pin_attempts: u32,
+    /// The first lockout, doubled at each further wrong PIN (at most 1 h).
+    pub technician_lockout_s: u64,
+}
+
+impl Default for UiSection {
+    fn default() -> Self {
+        UiSection {
+            technician_pin_hash: None,
+            technician_unlock_s: 300,
+            technician_pin_attempts: 3,
+            technician_lockout_s: 60,
+        }
+    }
 }
 
 /// `[metrics]`: the fleet metrics endpoint (`/metrics`, `/healthz`, `/readyz`).
@@ -466,6 +495,20 @@ impl Config {
         }
         if session.bank_wait_ms == 0 || session.bank_wait_ms > 60_000 {
             problems.push("session.bank_wait_ms: must be between 1 and 60000".into());
+        }
+        if let Some(hash) = &self.ui.technician_pin_hash
+            && let Err(e) = crate::technician::check_hash(hash)
+        {
+            problems.push(format!("ui.technician_pin_hash: {e}"));
+        }
+        if self.ui.technician_unlock_s == 0 || self.ui.technician_unlock_s > 3600 {
+            problems.push("ui.technician_unlock_s: must be between 1 and 3600".into());
+        }
+        if self.ui.technician_pin_attempts == 0 {
+            problems.push("ui.technician_pin_attempts: must be at least 1".into());
+        }
+        if self.ui.technician_lockout_s == 0 || self.ui.technician_lockout_s > 3600 {
+            problems.push("ui.technician_lockout_s: must be between 1 and 3600".into());
         }
         if let Some(printer) = &self.printer {
             if printer.name.trim().is_empty() {

@@ -40,6 +40,7 @@ pub mod selftest;
 pub mod session;
 pub mod store;
 pub mod sync;
+pub mod technician;
 
 use std::path::PathBuf;
 

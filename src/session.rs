@@ -197,6 +197,7 @@ impl Shared {
             info: info.clone(),
             pending_slip: None,
             released: false,
+            emitted: false,
         };
         tokio::spawn(runner.run(rx));
         Ok(info)
@@ -485,6 +486,8 @@ struct Runner {
     pending_slip: Option<Slip>,
     /// The slot is free again: this task no longer touches it.
     released: bool,
+    /// A `session` event went out since the last customer input.
+    emitted: bool,
 }
 
 impl Runner {
@@ -507,7 +510,14 @@ impl Runner {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(Command::Input(input, reply)) => {
+                        self.emitted = false;
                         self.customer_input(input).await;
+                        // Every input is answered on the event stream too,
+                        // even when it changed nothing (the same refusal
+                        // again): a UI that follows events alone never waits.
+                        if !self.emitted && !self.released {
+                            self.shared.emit(Event::Session(self.info.clone()));
+                        }
                         let _ = reply.send(self.info.clone());
                     }
                     None => {
@@ -689,6 +699,7 @@ impl Runner {
                 "session"
             );
             self.shared.emit(Event::Session(self.info.clone()));
+            self.emitted = true;
         }
     }
 

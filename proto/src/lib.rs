@@ -17,6 +17,7 @@ pub mod client;
 pub mod messages;
 
 pub use client::{Client, ClientError};
+pub use kiosk_idcard::CardType;
 pub use messages::*;
 
 /// Longest line either side accepts, newline excluded.

@@ -63,6 +63,33 @@ pub enum Request {
     SessionCancel,
     /// The running session's stage and screen (or the last one's end).
     SessionState,
+    /// The UI's technician screen: check the PIN against `[ui]
+    /// technician_pin_hash`; right, this connection has the technician
+    /// role until `technician_lock` or `[ui] technician_unlock_s`.
+    /// Wrong PINs are rate-limited and audited.
+    TechnicianUnlock(TechnicianUnlockParams),
+    /// Drop the technician role this connection got from a PIN.
+    TechnicianLock,
+}
+
+/// `technician_unlock` params. `Debug` never shows the PIN.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TechnicianUnlockParams {
+    pub pin: String,
+}
+
+impl std::fmt::Debug for TechnicianUnlockParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TechnicianUnlockParams(<redacted>)")
+    }
+}
+
+/// `technician_unlock` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TechnicianUnlocked {
+    /// Seconds the technician role lasts on this connection.
+    pub valid_s: u64,
 }
 
 /// `session_start` params.
@@ -385,6 +412,8 @@ impl Request {
             Request::SessionInput(_) => "session_input",
             Request::SessionCancel => "session_cancel",
             Request::SessionState => "session_state",
+            Request::TechnicianUnlock(_) => "technician_unlock",
+            Request::TechnicianLock => "technician_lock",
         }
     }
 
@@ -401,6 +430,7 @@ impl Request {
             Request::QueueCall(p) => serde_json::to_value(p).ok(),
             Request::SessionStart(p) => serde_json::to_value(p).ok(),
             Request::SessionInput(p) => serde_json::to_value(p).ok(),
+            Request::TechnicianUnlock(p) => serde_json::to_value(p).ok(),
             _ => None,
         };
         RequestLine {
@@ -467,6 +497,8 @@ impl Request {
             "session_input" => Request::SessionInput(required(m, &line.params)?),
             "session_cancel" => no_params(m, &line.params).map(|()| Request::SessionCancel)?,
             "session_state" => no_params(m, &line.params).map(|()| Request::SessionState)?,
+            "technician_unlock" => Request::TechnicianUnlock(required(m, &line.params)?),
+            "technician_lock" => no_params(m, &line.params).map(|()| Request::TechnicianLock)?,
             other => {
                 return Err(ApiError {
                     code: ErrorCode::UnknownMethod,
@@ -529,6 +561,12 @@ pub enum ErrorCode {
     /// The caller's role (from its credentials on the socket) may not call
     /// this method; the message names the method and the role needed.
     Forbidden,
+    /// `technician_unlock`: the PIN is wrong; the message says how many
+    /// tries are left before the lockout.
+    WrongPin,
+    /// `technician_unlock`: too many wrong PINs; the message says when to
+    /// try again.
+    Locked,
     /// Anything else; details are in the daemon's log.
     Internal,
 }

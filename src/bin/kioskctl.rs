@@ -62,6 +62,9 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Hash a technician PIN for `[ui] technician_pin_hash`: reads the PIN
+    /// from standard input (no running kioskd needed).
+    PinHash,
     /// kioskd's configuration file (no running kioskd needed).
     Config {
         #[command(subcommand)]
@@ -127,6 +130,9 @@ fn main() -> ExitCode {
     {
         return config_check(file, args.json);
     }
+    if let Command::PinHash = &args.command {
+        return pin_hash();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -148,6 +154,24 @@ fn main() -> ExitCode {
 
 /// `config check FILE`: every problem at once; 0 valid, 1 problems,
 /// 2 unreadable.
+fn pin_hash() -> ExitCode {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("kioskctl: cannot read the PIN: {e}");
+        return ExitCode::from(2);
+    }
+    match kiosk::technician::hash_pin(line.trim()) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kioskctl: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn config_check(file: &std::path::Path, json: bool) -> ExitCode {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
@@ -443,7 +467,7 @@ async fn run(args: &Args) -> Result<(), ClientError> {
                 }
             }
         },
-        Command::Config { .. } => unreachable!("handled before connecting"),
+        Command::Config { .. } | Command::PinHash => unreachable!("handled before connecting"),
         Command::Events { count } => {
             client.subscribe().await?;
             let mut seen = 0u64;

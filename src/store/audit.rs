@@ -67,6 +67,9 @@ pub enum AuditAction {
     /// A technician called a technician-only method of the local API
     /// (the detail names the method and the caller's uid).
     TechnicianRequest,
+    /// A technician PIN was tried at the UI (the detail says whether it
+    /// was right, and the caller's uid; never the PIN).
+    TechnicianPin,
 }
 
 impl AuditAction {
@@ -83,6 +86,7 @@ impl AuditAction {
             AuditAction::PayloadPurged => "payload_purged",
             AuditAction::TicketIssued => "ticket_issued",
             AuditAction::TechnicianRequest => "technician_request",
+            AuditAction::TechnicianPin => "technician_pin",
         }
     }
 }

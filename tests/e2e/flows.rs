@@ -14,20 +14,21 @@ use kiosk_sim::{CardProfile, SamSim, SamSimConfig};
 
 use super::harness::{DEADLINE, Kioskd, wait_state};
 
-const READER: &str = "desk";
-const PRINTER: &str = "slips";
+pub(crate) const READER: &str = "desk";
+pub(crate) const PRINTER: &str = "slips";
 
 /// A kioskd with a SAM reader, a store and the core bank.
-struct Kiosk {
-    dir: tempfile::TempDir,
-    sam: SamSim,
-    bank: Option<CoreBankSim>,
-    printer: Option<PrinterSim>,
-    kioskd: Kioskd,
-    c: Client,
+pub(crate) struct Kiosk {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) sam: SamSim,
+    pub(crate) bank: Option<CoreBankSim>,
+    pub(crate) printer: Option<PrinterSim>,
+    pub(crate) kioskd: Kioskd,
+    pub(crate) c: Client,
 }
 
-const DEFAULT_SESSION: &str = "idle_timeout_s = 60\nidle_warning_s = 10\nbank_wait_ms = 5000\n";
+pub(crate) const DEFAULT_SESSION: &str =
+    "idle_timeout_s = 60\nidle_warning_s = 10\nbank_wait_ms = 5000\n";
 
 async fn kiosk() -> Kiosk {
     kiosk_with(DEFAULT_SESSION, false).await
@@ -45,7 +46,18 @@ async fn kiosk_opts(session: &str, printer: bool, direct: bool) -> Kiosk {
 }
 
 /// `extra`: more tables for the config (`[queue]`, `[metrics]`).
-async fn kiosk_full(session: &str, printer: bool, direct: bool, extra: &str) -> Kiosk {
+pub(crate) async fn kiosk_full(session: &str, printer: bool, direct: bool, extra: &str) -> Kiosk {
+    kiosk_profile("smart_teller", session, printer, direct, extra).await
+}
+
+/// Like [`kiosk_full`], as a kiosk of `profile`.
+pub(crate) async fn kiosk_profile(
+    profile: &str,
+    session: &str,
+    printer: bool,
+    direct: bool,
+    extra: &str,
+) -> Kiosk {
     let dir = tempfile::tempdir().expect("tempdir");
     kiosk::store::generate_key_file(&dir.path().join("store.key")).expect("store key");
     let key_bytes: [u8; 32] = rand::random();
@@ -71,7 +83,7 @@ async fn kiosk_full(session: &str, printer: bool, direct: bool, extra: &str) -> 
         ));
     }
     toml.push_str(extra);
-    let kioskd = Kioskd::start_with(&toml, direct);
+    let kioskd = Kioskd::start_profile(profile, "", &toml, direct);
     let mut c = kioskd.subscriber().await;
     wait_state(&mut c, READER, DeviceState::Online).await;
     if printer.is_some() {
@@ -138,7 +150,7 @@ poll_interval_ms = 50
 }
 
 impl Kiosk {
-    fn bank(&self) -> &CoreBankSim {
+    pub(crate) fn bank(&self) -> &CoreBankSim {
         self.bank.as_ref().expect("bank running")
     }
 
@@ -195,7 +207,7 @@ impl Kiosk {
         self.c.session_input(input).await.expect("session_input")
     }
 
-    fn audit_text(&self) -> String {
+    pub(crate) fn audit_text(&self) -> String {
         let store = kiosk::store::Store::open(
             &self.dir.path().join("kiosk.db"),
             &self.dir.path().join("store.key"),
@@ -239,7 +251,7 @@ impl Kiosk {
     /// numbers, names and mobile numbers of the test cards and the
     /// simulator's customers, nor the numbers, answers and codes typed in
     /// the tests, is in its log or its audit trail.
-    fn assert_clean(&self) {
+    pub(crate) fn assert_clean(&self) {
         let secrets = all_secrets();
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         self.assert_nothing_personal(&secrets);
@@ -289,11 +301,11 @@ fn all_secrets() -> Vec<String> {
     secrets
 }
 
-fn card(name: &str) -> CardProfile {
+pub(crate) fn card(name: &str) -> CardProfile {
     Fixtures::special_card(name).expect("special card")
 }
 
-fn resident() -> CardProfile {
+pub(crate) fn resident() -> CardProfile {
     CardProfile::builtin("resident").expect("profile")
 }
 

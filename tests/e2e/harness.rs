@@ -36,6 +36,16 @@ impl Kioskd {
 
     /// Like [`Kioskd::start_with`], with `api_toml` lines added to `[api]`.
     pub fn start_full(api_toml: &str, extra_toml: &str, allow_direct_changes: bool) -> Kioskd {
+        Kioskd::start_profile("smart_teller", api_toml, extra_toml, allow_direct_changes)
+    }
+
+    /// Like [`Kioskd::start_full`], as a kiosk of `profile`.
+    pub fn start_profile(
+        profile: &str,
+        api_toml: &str,
+        extra_toml: &str,
+        allow_direct_changes: bool,
+    ) -> Kioskd {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("kioskd.sock");
         let config_path = dir.path().join("kiosk.toml");
@@ -44,7 +54,7 @@ impl Kioskd {
 id = "K-TEST-01"
 branch_id = "0101"
 branch_name = "Test branch"
-profile = "smart_teller"
+profile = "{profile}"
 
 [api]
 socket = "{}"
@@ -126,6 +136,11 @@ level = "trace"
     }
 
     /// Run kioskctl against this daemon.
+    /// kioskd's socket.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
     pub fn kioskctl(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_kioskctl"))
             .arg("--socket")

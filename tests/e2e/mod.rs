@@ -8,3 +8,4 @@ pub mod queue;
 pub mod sam_serial;
 pub mod sync;
 pub mod technician;
+pub mod ui;

@@ -1,0 +1,210 @@
+//! The UI's technician PIN.
+//!
+//! The PIN lives in the config only as an Argon2 hash (`[ui]
+//! technician_pin_hash`, made by `kioskctl pin-hash`). A right PIN gives the
+//! UI's connection the technician role for a while; wrong ones are counted
+//! kiosk-wide: after `technician_pin_attempts` of them each further try
+//! waits out a lockout that doubles (up to an hour), so guessing a 6-digit
+//! PIN at the screen takes years. Every try is audited by the API layer,
+//! right or wrong, never with the PIN.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+use crate::config::UiSection;
+
+/// Longest lockout.
+const MAX_LOCKOUT: Duration = Duration::from_secs(3600);
+
+/// Whether `hash` is a PHC string this module can verify against.
+pub fn check_hash(hash: &str) -> Result<(), String> {
+    let parsed = PasswordHash::new(hash).map_err(|e| format!("not an Argon2 PHC string ({e})"))?;
+    if !parsed.algorithm.as_str().starts_with("argon2") {
+        return Err(format!(
+            "algorithm {} is not argon2 (use `kioskctl pin-hash`)",
+            parsed.algorithm
+        ));
+    }
+    Ok(())
+}
+
+/// Hash a PIN for the config (`kioskctl pin-hash`).
+pub fn hash_pin(pin: &str) -> Result<String, String> {
+    if pin.len() < 4 || !pin.chars().all(|c| c.is_ascii_digit()) {
+        return Err("a PIN is 4 to 12 digits".into());
+    }
+    if pin.len() > 12 {
+        return Err("a PIN is 4 to 12 digits".into());
+    }
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default()
+        .hash_password(pin.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("hashing failed: {e}"))
+}
+
+/// The answer to a PIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinCheck {
+    Right,
+    /// Wrong; this many tries are left before the lockout starts (0: the
+    /// next wrong one locks).
+    Wrong {
+        tries_left: u32,
+        locked_for: Option<Duration>,
+    },
+    /// Locked out: no PIN is even checked for this long.
+    Locked {
+        retry_in: Duration,
+    },
+    /// No PIN is configured: the technician screen stays shut.
+    NotConfigured,
+}
+
+#[derive(Debug, Default)]
+struct Attempts {
+    failures: u32,
+    locked_until: Option<Instant>,
+}
+
+/// Checks PINs and counts the wrong ones.
+#[derive(Debug)]
+pub struct PinGate {
+    hash: Option<String>,
+    free_tries: u32,
+    first_lockout: Duration,
+    attempts: Mutex<Attempts>,
+}
+
+impl PinGate {
+    pub fn new(ui: &UiSection) -> PinGate {
+        PinGate {
+            hash: ui.technician_pin_hash.clone(),
+            free_tries: ui.technician_pin_attempts,
+            first_lockout: Duration::from_secs(ui.technician_lockout_s),
+            attempts: Mutex::new(Attempts::default()),
+        }
+    }
+
+    /// Check `pin` at `now` (slow: Argon2; call it off the async threads).
+    pub fn check(&self, pin: &str, now: Instant) -> PinCheck {
+        let Some(hash) = &self.hash else {
+            return PinCheck::NotConfigured;
+        };
+        if let Some(until) = self.lock().locked_until
+            && now < until
+        {
+            return PinCheck::Locked {
+                retry_in: until - now,
+            };
+        }
+        let right = PasswordHash::new(hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(pin.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        let mut attempts = self.lock();
+        if right {
+            *attempts = Attempts::default();
+            return PinCheck::Right;
+        }
+        attempts.failures += 1;
+        if attempts.failures < self.free_tries {
+            return PinCheck::Wrong {
+                tries_left: self.free_tries - attempts.failures,
+                locked_for: None,
+            };
+        }
+        let doublings = (attempts.failures - self.free_tries).min(16);
+        let lockout = (self.first_lockout * 2u32.pow(doublings)).min(MAX_LOCKOUT);
+        attempts.locked_until = Some(now + lockout);
+        PinCheck::Wrong {
+            tries_left: 0,
+            locked_for: Some(lockout),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Attempts> {
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(pin: &str) -> PinGate {
+        PinGate::new(&UiSection {
+            technician_pin_hash: Some(hash_pin(pin).unwrap()),
+            technician_unlock_s: 300,
+            technician_pin_attempts: 3,
+            technician_lockout_s: 60,
+        })
+    }
+
+    #[test]
+    fn the_right_pin_unlocks_and_clears_the_count() {
+        let g = gate("246810");
+        let t = Instant::now();
+        assert!(matches!(
+            g.check("111111", t),
+            PinCheck::Wrong { tries_left: 2, .. }
+        ));
+        assert_eq!(g.check("246810", t), PinCheck::Right);
+        assert!(matches!(
+            g.check("111111", t),
+            PinCheck::Wrong { tries_left: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn wrong_pins_lock_out_with_a_doubling_wait() {
+        let g = gate("246810");
+        let t = Instant::now();
+        g.check("1", t);
+        g.check("2", t);
+        assert_eq!(
+            g.check("3", t),
+            PinCheck::Wrong {
+                tries_left: 0,
+                locked_for: Some(Duration::from_secs(60))
+            }
+        );
+        // Locked: even the right PIN is not checked.
+        assert!(matches!(
+            g.check("246810", t + Duration::from_secs(59)),
+            PinCheck::Locked { .. }
+        ));
+        assert_eq!(
+            g.check("4", t + Duration::from_secs(60)),
+            PinCheck::Wrong {
+                tries_left: 0,
+                locked_for: Some(Duration::from_secs(120))
+            }
+        );
+        assert_eq!(
+            g.check("246810", t + Duration::from_secs(181)),
+            PinCheck::Right
+        );
+    }
+
+    #[test]
+    fn no_hash_keeps_the_screen_shut() {
+        let g = PinGate::new(&UiSection::default());
+        assert_eq!(g.check("1234", Instant::now()), PinCheck::NotConfigured);
+    }
+
+    #[test]
+    fn hashes_are_checked_and_pins_are_digits() {
+        assert!(check_hash(&hash_pin("1234").unwrap()).is_ok());
+        assert!(check_hash("1234").is_err());
+        assert!(check_hash("$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA").is_err());
+        assert!(hash_pin("12a4").is_err());
+        assert!(hash_pin("123").is_err());
+    }
+}

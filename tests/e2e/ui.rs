@@ -1,0 +1,323 @@
+//! The touchscreen UI end to end: the real kiosk-ui code (model, bridge,
+//! Slint screens) on Slint's testing backend, talking to a real kioskd
+//! with the SAM, printer and core-bank simulators. Controls are found by
+//! their accessible labels, as a screen reader finds them, and touched
+//! through their default action.
+
+use std::time::Duration;
+
+use kiosk_ui::Settings;
+use kiosk_ui::testing::UiDriver;
+
+use super::flows::{self, DEFAULT_SESSION, Kiosk, resident};
+
+/// 15 mm at this test screen's 160 dpi.
+const DPI: f32 = 160.0;
+
+const QUEUE: &str = r#"
+[queue]
+timezone = "Asia/Shanghai"
+
+[[queue.services]]
+id = "personal"
+letter = "A"
+name_zh = "个人业务"
+name_en = "Personal banking"
+
+[[queue.services]]
+id = "corporate"
+letter = "B"
+name_zh = "对公业务"
+name_en = "Corporate banking"
+"#;
+
+/// A kiosk and its UI; the runtime runs the test's own kioskd client.
+struct UiKiosk {
+    ui: UiDriver,
+    k: Kiosk,
+    rt: tokio::runtime::Runtime,
+}
+
+fn ui_kiosk(profile: &str, session: &str, printer: bool, extra: &str) -> UiKiosk {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let k = rt.block_on(flows::kiosk_profile(
+        profile, session, printer, false, extra,
+    ));
+    let mut ui = UiDriver::start(
+        k.kioskd.socket(),
+        Settings {
+            dpi: DPI,
+            ..Settings::default()
+        },
+    );
+    ui.wait_screen("attract");
+    UiKiosk { ui, k, rt }
+}
+
+fn touch_px() -> f32 {
+    Settings {
+        dpi: DPI,
+        ..Settings::default()
+    }
+    .touch_px()
+}
+
+/// Rules I7/I8 through the screens, in Chinese: start, menu, place the
+/// card, check the masked details, confirm, "done"; nothing of the
+/// customer is left on screen afterwards.
+#[test]
+fn ui_id_update_end_to_end_in_chinese() {
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk("smart_teller", DEFAULT_SESSION, false, "");
+    assert!(ui.shows("欢迎使用自助服务"));
+    ui.touch("请触摸屏幕开始");
+    ui.wait_screen("menu");
+    ui.touch("更新身份证有效期");
+    ui.wait_screen("place_card");
+    assert!(ui.shows("请放置身份证"));
+    let card = resident();
+    k.sam.place(card.clone());
+    ui.wait_screen("confirm_id");
+    assert_eq!(ui.value_of("姓名").as_deref(), Some("张**"));
+    let number = ui.value_of("证件号码").expect("masked number");
+    assert!(number.contains('*') && !number.contains(&card.identity.number));
+    assert!(ui.value_of("原有效期").unwrap().contains("2020-03-07"));
+    assert!(ui.value_of("新有效期").unwrap().contains("2040"));
+    assert!(
+        ui.small_buttons(touch_px()).is_empty(),
+        "{:?}",
+        ui.small_buttons(touch_px())
+    );
+    ui.touch("确认");
+    ui.wait_screen("result");
+    assert!(ui.shows("办理成功"), "{}", ui.all_text());
+    let record = k.bank().customer("C000001").expect("C000001").record;
+    assert!(record.valid_until.starts_with("2040"), "{record:?}");
+    ui.touch("完成");
+    ui.wait_screen("attract");
+    let shown = ui.all_text();
+    for s in ["张**", &number, "2040"] {
+        assert!(!shown.contains(s), "{s:?} still on screen");
+    }
+    k.assert_clean();
+}
+
+/// Rules P2–P4 through the screens, in English: a wrong answer, then the
+/// right one; the new number twice on the keypad; a wrong code, then the
+/// right one; confirm.
+#[test]
+fn ui_phone_change_with_wrong_answer_and_wrong_code_in_english() {
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk("smart_teller", DEFAULT_SESSION, false, "");
+    ui.touch("English");
+    assert!(ui.shows("Welcome to self-service"));
+    ui.touch("Touch the screen to start");
+    ui.touch("Change mobile number");
+    ui.wait_screen("place_card");
+    k.sam.place(resident());
+    ui.wait_screen("question");
+    assert!(ui.shows("我母亲的名字?"));
+    ui.enter_text("Answer", "错的");
+    ui.touch("OK");
+    ui.pump_until("the wrong-answer notice", |ui| {
+        ui.screen() == "question" && !ui.message().is_empty()
+    });
+    assert!(ui.message().contains("attempt"), "{}", ui.message());
+    ui.enter_text("Answer", "王芳");
+    ui.touch("OK");
+    ui.wait_screen("new_number");
+    assert!(
+        ui.small_buttons(touch_px()).is_empty(),
+        "{:?}",
+        ui.small_buttons(touch_px())
+    );
+    let new = "13912345679";
+    ui.type_digits(new);
+    // The keypad moved to the second field by itself.
+    ui.type_digits(new);
+    assert_eq!(ui.value_of("New number").as_deref(), Some(new));
+    assert_eq!(ui.value_of("New number again").as_deref(), Some(new));
+    ui.touch("OK");
+    ui.wait_screen("code");
+    ui.type_digits("000000");
+    ui.touch("OK");
+    ui.pump_until("the wrong-code notice", |ui| {
+        ui.screen() == "code" && !ui.message().is_empty()
+    });
+    let code = k.bank().last_sms_code(new).expect("a code sent");
+    ui.type_digits(&code);
+    ui.touch("OK");
+    ui.wait_screen("confirm_phone");
+    assert_eq!(
+        ui.value_of("Current number").as_deref(),
+        Some("138****0001")
+    );
+    assert_eq!(ui.value_of("New number").as_deref(), Some("139****5679"));
+    ui.touch("Confirm");
+    ui.wait_screen("result");
+    assert!(
+        ui.shows("Done: your details are updated"),
+        "{}",
+        ui.all_text()
+    );
+    ui.touch("Done");
+    ui.wait_screen("attract");
+    assert!(!ui.all_text().contains("139****5679"));
+    k.assert_clean();
+}
+
+/// Rules Q1–Q3 through the screens: a queue machine shows its services on
+/// the attract screen; a touch issues a ticket shown large; a swipe first
+/// puts the masked name on the next one.
+#[test]
+fn ui_queue_ticket_by_touch_and_by_swipe() {
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk("queue_machine", DEFAULT_SESSION, true, QUEUE);
+    ui.touch("A  个人业务");
+    ui.wait_screen("ticket");
+    assert_eq!(ui.value_of("您的号码").as_deref(), Some("A001"));
+    let printer = k.printer.as_ref().expect("printer");
+    let tickets = printer
+        .wait_for_tickets(1, super::harness::DEADLINE)
+        .expect("the ticket came out");
+    assert!(
+        tickets[0].texts().iter().any(|t| t.contains("A001")),
+        "{:?}",
+        tickets[0].texts()
+    );
+    ui.touch("完成");
+    ui.wait_screen("attract");
+    k.sam.place(resident());
+    ui.wait_screen("queue");
+    assert!(ui.all_text().contains("张**"));
+    ui.touch("A  个人业务");
+    ui.wait_screen("ticket");
+    assert_eq!(ui.value_of("您的号码").as_deref(), Some("A002"));
+    assert!(ui.all_text().contains("张**"));
+    ui.touch("完成");
+    ui.wait_screen("attract");
+    assert!(!ui.all_text().contains("张**"));
+}
+
+/// Rule Q4 on screen: the printer is gone; the number is kept and shown,
+/// with what to do, instead of a ticket.
+#[test]
+fn ui_printer_fault_shows_the_kept_number() {
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk("queue_machine", DEFAULT_SESSION, true, QUEUE);
+    k.printer
+        .as_ref()
+        .expect("printer")
+        .unplug()
+        .expect("unplug");
+    ui.touch("English");
+    ui.touch("B  Corporate banking");
+    ui.wait_screen("printer_fault");
+    assert!(ui.shows("Your ticket could not be printed"));
+    assert_eq!(ui.value_of("Your number").as_deref(), Some("B001"));
+    assert!(!ui.message().is_empty());
+}
+
+/// kioskd's session idle timeout ends the session on screen; the UI's own
+/// countdown then returns to the attract screen with nothing left of the
+/// customer; a menu left alone goes back by itself too.
+#[test]
+fn ui_idle_timeout_returns_to_attract_and_clears_the_screen() {
+    let session = "idle_timeout_s = 3\nidle_warning_s = 1\nbank_wait_ms = 5000\n";
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk("smart_teller", session, false, "");
+    ui.touch("English");
+    ui.touch("Touch the screen to start");
+    ui.touch("Update ID card validity");
+    ui.wait_screen("place_card");
+    k.sam.place(resident());
+    ui.wait_screen("confirm_id");
+    assert_eq!(ui.value_of("Name").as_deref(), Some("张**"));
+    // Nobody touches anything: kioskd ends the session.
+    ui.wait_screen("result");
+    assert!(
+        ui.shows("Timed out: the session has ended"),
+        "{}",
+        ui.all_text()
+    );
+    ui.advance_clock(Duration::from_secs(12));
+    assert!(ui.value_of("countdown").is_some(), "the countdown shows");
+    ui.advance_clock(Duration::from_secs(10));
+    assert_eq!(ui.screen(), "attract");
+    assert!(!ui.all_text().contains("张**"));
+    ui.touch("Touch the screen to start");
+    assert_eq!(ui.screen(), "menu");
+    ui.advance_clock(Duration::from_secs(61));
+    assert_eq!(ui.screen(), "attract");
+}
+
+/// The technician screen: the hidden corner, a wrong PIN refused and
+/// audited, the right PIN shows device states and runs a reader check;
+/// then three wrong PINs lock the screen, even against the right PIN.
+#[test]
+fn ui_technician_pin_is_rate_limited_audited_and_opens_diagnostics() {
+    let hash = kiosk::technician::hash_pin("246810").expect("hash");
+    let extra = format!("\n[ui]\ntechnician_pin_hash = \"{hash}\"\n");
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk("smart_teller", DEFAULT_SESSION, true, &extra);
+    ui.touch("English");
+    ui.touch("technician");
+    ui.wait_screen("tech_pin");
+    let try_pin = |ui: &mut UiDriver, pin: &str| {
+        ui.type_digits(pin);
+        assert!(!ui.pin_dots().is_empty());
+        ui.touch("OK");
+        // Answered: the screen opens, or a reason shows.
+        ui.pump_until("an answer to the PIN", |ui| {
+            ui.screen() == "technician" || !ui.message().is_empty()
+        });
+    };
+    try_pin(&mut ui, "1111");
+    assert!(ui.message().contains("2 tries left"), "{}", ui.message());
+    try_pin(&mut ui, "246810");
+    ui.wait_screen("technician");
+    ui.pump_until("device states", |ui| {
+        ui.value_of("desk (id_reader)").is_some()
+    });
+    assert_eq!(ui.value_of("desk (id_reader)").as_deref(), Some("online"));
+    assert_eq!(ui.value_of("slips (printer)").as_deref(), Some("online"));
+    ui.touch("Reader check");
+    ui.pump_until("the check's report", |ui| ui.value_of("report").is_some());
+    let report = ui.value_of("report").unwrap();
+    assert!(report.contains("reader:desk"), "{report}");
+    ui.touch("Sign out");
+    ui.wait_screen("attract");
+    // Three wrong PINs in a row: locked, and the right one is not checked.
+    ui.touch("technician");
+    ui.wait_screen("tech_pin");
+    for pin in ["1111", "2222"] {
+        try_pin(&mut ui, pin);
+        assert!(ui.message().contains("tries left"), "{}", ui.message());
+    }
+    try_pin(&mut ui, "3333");
+    assert!(ui.message().contains("too many"), "{}", ui.message());
+    try_pin(&mut ui, "246810");
+    assert_eq!(ui.screen(), "tech_pin");
+    assert!(ui.message().contains("too many"), "{}", ui.message());
+    let audit = k.audit_text();
+    assert_eq!(audit.matches("outcome=wrong").count(), 4, "{audit}");
+    assert_eq!(audit.matches("outcome=right").count(), 1, "{audit}");
+    assert_eq!(audit.matches("outcome=locked_out").count(), 1, "{audit}");
+    assert!(audit.contains("method=selftest"), "{audit}");
+    assert!(!audit.contains("246810") && !k.kioskd.log().contains("246810"));
+}
+
+/// kioskd goes away: "service unavailable"; it comes back: the UI
+/// reconnects by itself.
+#[test]
+fn ui_shows_unavailable_while_kioskd_is_down_and_reconnects() {
+    let UiKiosk {
+        mut ui,
+        mut k,
+        rt: _rt,
+    } = ui_kiosk("smart_teller", DEFAULT_SESSION, false, "");
+    k.kioskd.restart_hard();
+    ui.wait_screen("unavailable");
+    assert!(ui.shows("服务暂停"));
+    ui.wait_screen("attract");
+    ui.touch("请触摸屏幕开始");
+    assert_eq!(ui.screen(), "menu");
+}

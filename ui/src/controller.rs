@@ -1,0 +1,252 @@
+//! The glue between the model, the bridge and the Slint window.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use slint::{ComponentHandle, ModelRc, VecModel};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::model::{Action, Command, Field, Input, Model, Timing, View};
+use crate::texts::Lang;
+use crate::{AppWindow, Device, Service, Texts, Ui};
+
+/// How the screen is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// The screen's density, for 15 mm touch targets.
+    pub dpi: f32,
+    pub portrait: bool,
+    pub timing: Timing,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            dpi: 96.0,
+            portrait: false,
+            timing: Timing::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// The smallest touch target, 15 mm, in logical pixels at `dpi`.
+    pub fn touch_px(&self) -> f32 {
+        (self.dpi * 15.0 / 25.4).ceil()
+    }
+}
+
+/// Owns the model and the window; lives on the UI thread.
+pub struct Controller {
+    model: Model,
+    window: AppWindow,
+    commands: UnboundedSender<Command>,
+    services: Rc<VecModel<Service>>,
+    devices: Rc<VecModel<Device>>,
+    shown: Option<View>,
+    lang: Option<Lang>,
+    /// Added to the clock: tests move time forward without waiting.
+    clock_offset: Duration,
+    ticker: slint::Timer,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("screen", &self.model.screen())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// Wire `window` to a new model; `commands` goes to the bridge.
+    pub fn new(
+        window: AppWindow,
+        settings: Settings,
+        commands: UnboundedSender<Command>,
+    ) -> Rc<RefCell<Controller>> {
+        let ui = window.global::<Ui>();
+        ui.set_touch(settings.touch_px());
+        ui.set_portrait(settings.portrait);
+        let services = Rc::new(VecModel::default());
+        let devices = Rc::new(VecModel::default());
+        ui.set_services(ModelRc::from(services.clone()));
+        ui.set_devices(ModelRc::from(devices.clone()));
+        let controller = Rc::new(RefCell::new(Controller {
+            model: Model::new(settings.timing, Instant::now()),
+            window: window.clone_strong(),
+            commands,
+            services,
+            devices,
+            shown: None,
+            lang: None,
+            clock_offset: Duration::ZERO,
+            ticker: slint::Timer::default(),
+        }));
+        let weak = Rc::downgrade(&controller);
+        ui.on_act(move |action, argument| {
+            let Some(action) = parse_action(&action, &argument) else {
+                tracing::warn!(%action, "unknown UI action");
+                return;
+            };
+            if let Some(c) = weak.upgrade() {
+                // A touch during an update (cannot happen from Slint's own
+                // event handling) would be dropped rather than panic.
+                if let Ok(mut inner) = c.try_borrow_mut() {
+                    inner.dispatch(Input::Action(action));
+                }
+                Controller::arm_ticker(&c);
+            }
+        });
+        controller.borrow_mut().render();
+        controller
+    }
+
+    pub fn window(&self) -> &AppWindow {
+        &self.window
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Hand the model one input; send its commands; redraw.
+    pub fn dispatch(&mut self, input: Input) {
+        let now = Instant::now() + self.clock_offset;
+        for command in self.model.handle(input, now) {
+            if self.commands.send(command).is_err() {
+                tracing::debug!("bridge gone: command dropped");
+            }
+        }
+        self.render();
+    }
+
+    /// Tests: move the clock forward and let the model see it.
+    pub fn advance_clock(&mut self, by: Duration) {
+        self.clock_offset += by;
+        self.dispatch(Input::Tick);
+    }
+
+    /// Start or stop the once-a-second tick the countdowns need (no timer
+    /// runs while nothing counts down).
+    pub fn arm_ticker(this: &Rc<RefCell<Controller>>) {
+        let needs = this.borrow().model.needs_ticks();
+        let c = this.borrow();
+        if needs && !c.ticker.running() {
+            let weak = Rc::downgrade(this);
+            c.ticker.start(
+                slint::TimerMode::Repeated,
+                Duration::from_millis(500),
+                move || {
+                    if let Some(c) = weak.upgrade() {
+                        if let Ok(mut inner) = c.try_borrow_mut() {
+                            inner.dispatch(Input::Tick);
+                        }
+                        Controller::arm_ticker(&c);
+                    }
+                },
+            );
+        } else if !needs && c.ticker.running() {
+            c.ticker.stop();
+        }
+    }
+
+    fn render(&mut self) {
+        let view = self.model.view();
+        if self.shown.as_ref() == Some(&view) {
+            return;
+        }
+        let ui = self.window.global::<Ui>();
+        let lang = self.model.lang();
+        if self.lang != Some(lang) {
+            ui.set_t(Texts::get(lang));
+            self.lang = Some(lang);
+        }
+        ui.set_screen(view.screen.into());
+        ui.set_lang_en(view.lang_en);
+        ui.set_queue_machine(view.queue_machine);
+        ui.set_title(view.title.as_str().into());
+        ui.set_message(view.message.as_str().into());
+        ui.set_warning(view.warning);
+        ui.set_reading(view.reading);
+        ui.set_name(view.name.as_str().into());
+        ui.set_number(view.number.as_str().into());
+        ui.set_old_value(view.old_value.as_str().into());
+        ui.set_new_value(view.new_value.as_str().into());
+        ui.set_question(view.question.as_str().into());
+        ui.set_first(view.first.as_str().into());
+        ui.set_second(view.second.as_str().into());
+        ui.set_focus_second(view.focus_second);
+        ui.set_code(view.code.as_str().into());
+        ui.set_masked_mobile(view.masked_mobile.as_str().into());
+        ui.set_resend_in_s(view.resend_in_s);
+        ui.set_card_name(view.card_name.as_str().into());
+        ui.set_ticket_number(view.ticket_number.as_str().into());
+        ui.set_waiting_ahead(view.waiting_ahead.as_str().into());
+        ui.set_countdown_s(view.countdown_s);
+        ui.set_can_retry(view.can_retry);
+        ui.set_pin_dots(view.pin_dots.as_str().into());
+        ui.set_tech_summary(view.tech_summary.as_str().into());
+        ui.set_tech_report(view.tech_report.as_str().into());
+        let services: Vec<Service> = view
+            .services
+            .iter()
+            .map(|(id, letter, name)| Service {
+                id: id.as_str().into(),
+                letter: letter.as_str().into(),
+                name: name.as_str().into(),
+            })
+            .collect();
+        if self.shown.as_ref().map(|v| &v.services) != Some(&view.services) {
+            self.services.set_vec(services);
+        }
+        if self.shown.as_ref().map(|v| &v.tech_devices) != Some(&view.tech_devices) {
+            self.devices.set_vec(
+                view.tech_devices
+                    .iter()
+                    .map(|d| Device {
+                        name: d.name.as_str().into(),
+                        state: d.state.as_str().into(),
+                        detail: d.detail.as_str().into(),
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
+        self.shown = Some(view);
+    }
+}
+
+/// `Ui.act(action, argument)` from the `.slint` side.
+fn parse_action(action: &str, argument: &str) -> Option<Action> {
+    Some(match action {
+        "touch" => Action::Touch,
+        "start" => Action::Start,
+        "language" => Action::Language,
+        "flow" => Action::Flow(argument.to_string()),
+        "queue" => Action::QueueMenu,
+        "service" => Action::Service(argument.to_string()),
+        "confirm" => Action::Confirm,
+        "cancel" => Action::Cancel,
+        "done" => Action::Done,
+        "retry" => Action::Retry,
+        "key" => Action::Key(argument.chars().next()?),
+        "delete" => Action::Delete,
+        "clear" => Action::Clear,
+        "submit" => Action::Submit,
+        "focus" => Action::Focus(if argument == "second" {
+            Field::Second
+        } else {
+            Field::First
+        }),
+        "answer" => Action::AnswerText(argument.to_string()),
+        "resend" => Action::Resend,
+        "change_number" => Action::ChangeNumber,
+        "tech_corner" => Action::TechCorner,
+        "tech_print_test" => Action::TechPrintTest,
+        "tech_reader_check" => Action::TechReaderCheck,
+        "tech_sync_retry" => Action::TechSyncRetry,
+        "tech_exit" => Action::TechExit,
+        _ => return None,
+    })
+}

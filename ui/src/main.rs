@@ -1,0 +1,112 @@
+//! `kiosk-ui`: the touchscreen app. Talks to kioskd over its socket only.
+//!
+//! Backends: a desktop window (winit, the default build) or, built with
+//! `--features linuxkms`, the display straight through DRM/KMS for a kiosk
+//! without a desktop session. `SLINT_BACKEND` picks one at run time
+//! (`winit`, `linuxkms`, `winit-software`, `linuxkms-software`; the
+//! `-software` ones use the CPU renderer, no GPU needed).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use kiosk_ui::bridge::{Bridge, Sink};
+use kiosk_ui::model::{Input, Timing};
+use kiosk_ui::{AppWindow, Controller, Settings};
+use slint::ComponentHandle;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "The kiosk's touchscreen app")]
+struct Args {
+    /// kioskd's socket.
+    #[arg(long, env = "KIOSK_SOCKET", default_value = "/run/kioskd/kioskd.sock")]
+    socket: PathBuf,
+    /// The screen's density in dots per inch (touch targets are 15 mm).
+    #[arg(long, env = "KIOSK_UI_DPI", default_value_t = 96.0)]
+    dpi: f32,
+    /// `landscape` or `portrait`.
+    #[arg(long, env = "KIOSK_UI_ORIENTATION", default_value = "landscape")]
+    orientation: String,
+    /// Seconds without a touch before the screen goes back to the start.
+    #[arg(long, env = "KIOSK_UI_IDLE_S", default_value_t = 60)]
+    idle_s: u64,
+    /// Fill the screen (a kiosk); a window otherwise.
+    #[arg(long, env = "KIOSK_UI_FULLSCREEN")]
+    fullscreen: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let portrait = match args.orientation.as_str() {
+        "portrait" => true,
+        "landscape" => false,
+        other => {
+            eprintln!("kiosk-ui: --orientation must be landscape or portrait, not {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    if !(50.0..=1000.0).contains(&args.dpi) {
+        eprintln!("kiosk-ui: --dpi must be between 50 and 1000");
+        return ExitCode::from(2);
+    }
+    match run(args, portrait) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kiosk-ui: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args, portrait: bool) -> anyhow::Result<()> {
+    let window = AppWindow::new()?;
+    if args.fullscreen {
+        window.window().set_fullscreen(true);
+    }
+    let weak = window.as_weak();
+    // kioskd's news reaches the UI thread through Slint's event loop.
+    let sink: Sink = Arc::new(move |input: Input| {
+        let weak = weak.clone();
+        let _ = slint::invoke_from_event_loop(move || {
+            if weak.upgrade().is_some() {
+                CONTROLLER.with(|c| {
+                    if let Some(c) = c.borrow().as_ref() {
+                        c.borrow_mut().dispatch(input);
+                        Controller::arm_ticker(c);
+                    }
+                });
+            }
+        });
+    });
+    let bridge = Bridge::start(args.socket.clone(), sink)?;
+    let settings = Settings {
+        dpi: args.dpi,
+        portrait,
+        timing: Timing {
+            idle: Duration::from_secs(args.idle_s.max(10)),
+            ..Timing::default()
+        },
+    };
+    let controller = Controller::new(window.clone_strong(), settings, bridge.commands());
+    CONTROLLER.with(|c| *c.borrow_mut() = Some(controller));
+    tracing::info!(socket = %args.socket.display(), "kiosk-ui started");
+    window.run()?;
+    CONTROLLER.with(|c| c.borrow_mut().take());
+    drop(bridge);
+    Ok(())
+}
+
+thread_local! {
+    /// The UI thread's controller (Slint's event loop runs on this thread).
+    static CONTROLLER: std::cell::RefCell<Option<std::rc::Rc<std::cell::RefCell<Controller>>>> =
+        const { std::cell::RefCell::new(None) };
+}

@@ -1,0 +1,1232 @@
+//! The UI's state machine, without I/O.
+//!
+//! kioskd runs the customer flows; this model only decides what the screen
+//! shows and which requests to send. It is fed [`Input`]s (what kioskd
+//! said, what the customer touched, the clock) and answers with
+//! [`Command`]s for the bridge to send; [`Model::view`] is the screen.
+//! Time is passed in, so the idle countdown is tested without waiting.
+
+use std::time::{Duration, Instant};
+
+use kiosk_proto::{
+    Event, FlowMessage, QueueServiceInfo, QueueTicketInfo, SessionInfo, SessionInput, StatusInfo,
+    SyncStatusInfo,
+};
+use zeroize::Zeroizing;
+
+use crate::texts::Lang;
+
+/// Which screen is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// kioskd cannot be reached; the bridge keeps reconnecting.
+    Unavailable,
+    /// Nobody at the kiosk: welcome (smart teller) or services (queue machine).
+    Attract,
+    /// Smart teller: choose a flow.
+    Menu,
+    /// A session waits for the ID card.
+    PlaceCard,
+    /// kioskd or the bank is working.
+    Working,
+    ConfirmId,
+    Question,
+    NewNumber,
+    Code,
+    ConfirmPhone,
+    /// The session's end.
+    Result,
+    /// Choose a queue service (after a swipe, or from the menu).
+    Queue,
+    Ticket,
+    PrinterFault,
+    TechPin,
+    Technician,
+}
+
+impl Screen {
+    /// The name the `.slint` side switches on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Screen::Unavailable => "unavailable",
+            Screen::Attract => "attract",
+            Screen::Menu => "menu",
+            Screen::PlaceCard => "place_card",
+            Screen::Working => "working",
+            Screen::ConfirmId => "confirm_id",
+            Screen::Question => "question",
+            Screen::NewNumber => "new_number",
+            Screen::Code => "code",
+            Screen::ConfirmPhone => "confirm_phone",
+            Screen::Result => "result",
+            Screen::Queue => "queue",
+            Screen::Ticket => "ticket",
+            Screen::PrinterFault => "printer_fault",
+            Screen::TechPin => "tech_pin",
+            Screen::Technician => "technician",
+        }
+    }
+
+    /// Screens that belong to a running kioskd session: kioskd's own idle
+    /// timeout applies there, not the UI's.
+    fn in_session(self) -> bool {
+        matches!(
+            self,
+            Screen::PlaceCard
+                | Screen::Working
+                | Screen::ConfirmId
+                | Screen::Question
+                | Screen::NewNumber
+                | Screen::Code
+                | Screen::ConfirmPhone
+        )
+    }
+}
+
+/// The kiosk's profile, from kioskd's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    #[default]
+    SmartTeller,
+    QueueMachine,
+}
+
+/// Which entry field the keypad types into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Field {
+    #[default]
+    First,
+    Second,
+}
+
+/// What the customer touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Any touch: the customer is still there.
+    Touch,
+    Start,
+    Language,
+    /// `id_update` or `phone_change`.
+    Flow(String),
+    QueueMenu,
+    Service(String),
+    Confirm,
+    Cancel,
+    Done,
+    Retry,
+    Key(char),
+    Delete,
+    Clear,
+    Submit,
+    Focus(Field),
+    /// The answer field's whole text (an input method commits text).
+    AnswerText(String),
+    Resend,
+    ChangeNumber,
+    TechCorner,
+    TechPrintTest,
+    TechReaderCheck,
+    TechSyncRetry,
+    TechExit,
+}
+
+/// What the UI learns.
+#[derive(Debug)]
+pub enum Input {
+    /// (Re)connected: kioskd's state now.
+    Connected {
+        status: Box<StatusInfo>,
+        services: Vec<QueueServiceInfo>,
+        session: Box<SessionInfo>,
+    },
+    /// The connection was lost.
+    Disconnected,
+    Event(Box<Event>),
+    /// The answer to a session request.
+    SessionAnswer(Result<Box<SessionInfo>, String>),
+    /// The answer to `queue_take`.
+    TicketAnswer(Result<Box<QueueTicketInfo>, String>),
+    /// The answer to the technician PIN: `Err` carries kioskd's reason.
+    TechUnlocked(Result<(), String>),
+    /// Status for the technician screen.
+    TechStatus(Box<StatusInfo>, Option<Box<SyncStatusInfo>>),
+    /// A technician action's result, one line per check.
+    TechReport(String),
+    Action(Action),
+    /// The clock.
+    Tick,
+}
+
+/// What the bridge must send to kioskd.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    SessionStart(String),
+    SessionInput(SessionInput),
+    SessionCancel,
+    QueueTake { service: String, use_card: bool },
+    TechUnlock(Zeroizing<String>),
+    TechLock,
+    TechRefresh,
+    Selftest { print_test_page: bool },
+    SyncRetryRejected,
+}
+
+/// Timings of the UI's own idle handling.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Back to the attract screen after this long without a touch.
+    pub idle: Duration,
+    /// ... and after this long on a final screen (ticket, result).
+    pub final_screen: Duration,
+    /// The countdown shows during the last this-long.
+    pub countdown: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            idle: Duration::from_secs(60),
+            final_screen: Duration::from_secs(20),
+            countdown: Duration::from_secs(10),
+        }
+    }
+}
+
+const CODE_DIGITS: usize = 6;
+const NUMBER_DIGITS: usize = 11;
+const PIN_DIGITS: usize = 12;
+const ANSWER_CHARS: usize = 32;
+
+/// What the customer has typed; wiped when the screen changes (and zeroized).
+#[derive(Debug, Default)]
+struct Entry {
+    first: Zeroizing<String>,
+    second: Zeroizing<String>,
+    code: Zeroizing<String>,
+    answer: Zeroizing<String>,
+    pin: Zeroizing<String>,
+    focus: Field,
+}
+
+/// A one-line device summary for the technician.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceLine {
+    pub name: String,
+    pub state: String,
+    pub detail: String,
+}
+
+/// The screen, as data.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct View {
+    pub screen: &'static str,
+    pub lang_en: bool,
+    pub queue_machine: bool,
+    /// The main line of a result or notice (in the screen's language).
+    pub title: String,
+    /// kioskd's message (in the screen's language).
+    pub message: String,
+    /// The message is a refusal to retry in the same step (shown in red).
+    pub warning: bool,
+    pub reading: bool,
+    pub name: String,
+    pub number: String,
+    pub old_value: String,
+    pub new_value: String,
+    pub question: String,
+    pub first: String,
+    pub second: String,
+    pub focus_second: bool,
+    /// The answer, as dots.
+    pub answer_dots: String,
+    pub code: String,
+    pub masked_mobile: String,
+    pub resend_in_s: i32,
+    pub services: Vec<(String, String, String)>,
+    pub card_name: String,
+    pub ticket_number: String,
+    pub waiting_ahead: String,
+    /// Seconds to the attract screen, when counting down.
+    pub countdown_s: i32,
+    pub can_retry: bool,
+    pub pin_dots: String,
+    pub tech_devices: Vec<DeviceLine>,
+    pub tech_summary: String,
+    pub tech_report: String,
+}
+
+/// The UI's state.
+#[derive(Debug)]
+pub struct Model {
+    lang: Lang,
+    timing: Timing,
+    connected: bool,
+    profile: Profile,
+    services: Vec<QueueServiceInfo>,
+    screen: Screen,
+    /// The session shown, as kioskd last described it.
+    session: Option<SessionInfo>,
+    /// A session whose end the customer has left: its late events are ignored.
+    dismissed: Option<String>,
+    /// The flow of the last session, for "try again".
+    last_flow: Option<String>,
+    card_present: bool,
+    /// Masked name of a card swiped at the queue.
+    card_name: Option<String>,
+    ticket: Option<QueueTicketInfo>,
+    /// A ticket request is in flight: one ticket per touch.
+    ticket_pending: bool,
+    /// A local error shown on the result screen.
+    notice: Option<(String, String)>,
+    entry: Entry,
+    /// When the code screen appeared, and its resend delay.
+    code_shown: Option<(Instant, u64)>,
+    last_touch: Instant,
+    now: Instant,
+    pin_message: String,
+    tech_status: Option<(StatusInfo, Option<SyncStatusInfo>)>,
+    tech_report: String,
+    app_version: &'static str,
+}
+
+impl Model {
+    pub fn new(timing: Timing, now: Instant) -> Model {
+        Model {
+            lang: Lang::Zh,
+            timing,
+            connected: false,
+            profile: Profile::SmartTeller,
+            services: Vec::new(),
+            screen: Screen::Unavailable,
+            session: None,
+            dismissed: None,
+            last_flow: None,
+            card_present: false,
+            card_name: None,
+            ticket: None,
+            ticket_pending: false,
+            notice: None,
+            entry: Entry::default(),
+            code_shown: None,
+            last_touch: now,
+            now,
+            pin_message: String::new(),
+            tech_status: None,
+            tech_report: String::new(),
+            app_version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+
+    pub fn screen(&self) -> Screen {
+        self.screen
+    }
+
+    pub fn lang(&self) -> Lang {
+        self.lang
+    }
+
+    /// Handle one input at `now`; the commands to send, in order.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Command> {
+        self.now = now;
+        let mut out = Vec::new();
+        match input {
+            Input::Connected {
+                status,
+                services,
+                session,
+            } => {
+                self.connected = true;
+                self.profile = match status.profile.as_str() {
+                    "queue_machine" => Profile::QueueMachine,
+                    _ => Profile::SmartTeller,
+                };
+                self.services = services;
+                self.tech_status = None;
+                if self.screen == Screen::Unavailable {
+                    self.go(Screen::Attract);
+                }
+                // A session kioskd still runs (the UI restarted): pick it up.
+                if session.active {
+                    self.show_session(*session);
+                }
+            }
+            Input::Disconnected => {
+                self.connected = false;
+                self.session = None;
+                self.card_name = None;
+                self.go(Screen::Unavailable);
+            }
+            Input::Event(event) => self.on_event(*event),
+            // kioskd publishes every session state as an event, in order,
+            // and answers each input on the event stream too; an answer can
+            // overtake the events before it (two connections), so the
+            // screen follows the events alone.
+            Input::SessionAnswer(Ok(_)) => {}
+            Input::SessionAnswer(Err(reason)) => {
+                self.notice = Some(unavailable_notice(&reason));
+                self.session = None;
+                self.go(Screen::Result);
+            }
+            Input::TicketAnswer(answer) => {
+                self.ticket_pending = false;
+                match answer {
+                    Ok(ticket) => {
+                        let screen = if ticket.printed {
+                            Screen::Ticket
+                        } else {
+                            Screen::PrinterFault
+                        };
+                        self.ticket = Some(*ticket);
+                        self.card_name = None;
+                        self.go(screen);
+                    }
+                    Err(reason) => {
+                        self.notice = Some(unavailable_notice(&reason));
+                        self.go(Screen::Result);
+                    }
+                }
+            }
+            Input::TechUnlocked(Ok(())) => {
+                self.pin_message.clear();
+                self.tech_report.clear();
+                self.go(Screen::Technician);
+                out.push(Command::TechRefresh);
+            }
+            Input::TechUnlocked(Err(reason)) => {
+                self.entry.pin.zeroize_clear();
+                self.pin_message = reason;
+            }
+            Input::TechStatus(status, sync) => {
+                self.tech_status = Some((*status, sync.map(|s| *s)));
+            }
+            Input::TechReport(report) => {
+                self.tech_report = report;
+                out.push(Command::TechRefresh);
+            }
+            Input::Action(action) => {
+                self.last_touch = now;
+                self.on_action(action, &mut out);
+            }
+            Input::Tick => {
+                if let Some(deadline) = self.idle_deadline()
+                    && now >= deadline
+                {
+                    if self.screen == Screen::Technician {
+                        out.push(Command::TechLock);
+                    }
+                    self.reset();
+                }
+            }
+        }
+        out
+    }
+
+    /// When the UI goes back to the attract screen by itself.
+    pub fn idle_deadline(&self) -> Option<Instant> {
+        let after = match self.screen {
+            Screen::Unavailable | Screen::Attract => return None,
+            s if s.in_session() => return None,
+            Screen::Ticket | Screen::PrinterFault | Screen::Result => self.timing.final_screen,
+            _ => self.timing.idle,
+        };
+        Some(self.last_touch + after)
+    }
+
+    /// Whether the bridge should keep sending [`Input::Tick`]s (a countdown
+    /// or an idle deadline is running).
+    pub fn needs_ticks(&self) -> bool {
+        self.idle_deadline().is_some() || self.screen == Screen::Code
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Session(info) => {
+                if info.session_id.is_some() && info.session_id == self.dismissed {
+                    return;
+                }
+                // Another client's session (kioskctl, a test) shows too.
+                if info.active || self.session.is_some() {
+                    self.show_session(info);
+                }
+            }
+            Event::CardPresent { .. } => self.card_present = true,
+            Event::CardAbsent { .. } => self.card_present = false,
+            Event::CardRead { identity, .. } => {
+                self.card_present = true;
+                // Rule Q3: a swipe at the queue puts the masked name on the
+                // ticket and checks the card's validity.
+                let at_queue = matches!(self.screen, Screen::Queue)
+                    || (self.screen == Screen::Attract && self.profile == Profile::QueueMachine);
+                if at_queue && !self.services.is_empty() {
+                    self.card_name = Some(identity.name.clone());
+                    self.last_touch = self.now;
+                    self.go(Screen::Queue);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_action(&mut self, action: Action, out: &mut Vec<Command>) {
+        if self.screen == Screen::Unavailable && action != Action::Language {
+            return;
+        }
+        match action {
+            Action::Touch => {}
+            Action::Language => self.lang = self.lang.other(),
+            Action::Start => {
+                if self.screen == Screen::Attract {
+                    self.go(if self.profile == Profile::QueueMachine {
+                        Screen::Queue
+                    } else {
+                        Screen::Menu
+                    });
+                }
+            }
+            Action::Flow(flow) => {
+                if matches!(self.screen, Screen::Menu | Screen::Attract) {
+                    self.start_flow(flow, out);
+                }
+            }
+            Action::QueueMenu => {
+                if !self.services.is_empty() {
+                    self.go(Screen::Queue);
+                }
+            }
+            Action::Service(service) => {
+                if matches!(self.screen, Screen::Queue | Screen::Attract) && !self.ticket_pending {
+                    self.ticket_pending = true;
+                    out.push(Command::QueueTake {
+                        service,
+                        use_card: self.card_name.is_some(),
+                    });
+                }
+            }
+            Action::Confirm => {
+                if matches!(self.screen, Screen::ConfirmId | Screen::ConfirmPhone) {
+                    out.push(Command::SessionInput(SessionInput::Confirm));
+                }
+            }
+            Action::Cancel => {
+                if self.screen.in_session() || self.session.as_ref().is_some_and(|s| s.active) {
+                    out.push(Command::SessionCancel);
+                } else if self.screen == Screen::TechPin {
+                    self.reset();
+                } else if self.screen == Screen::Technician {
+                    out.push(Command::TechLock);
+                    self.reset();
+                } else {
+                    self.reset();
+                }
+            }
+            Action::Done => self.reset(),
+            Action::Retry => {
+                if self.screen == Screen::Result
+                    && let Some(flow) = self.last_flow.clone()
+                {
+                    self.dismiss();
+                    self.start_flow(flow, out);
+                }
+            }
+            Action::Key(c) => self.key(c),
+            Action::Delete => {
+                if let Some(s) = self.field() {
+                    s.pop();
+                }
+            }
+            Action::Clear => {
+                if let Some(s) = self.field() {
+                    s.zeroize_clear();
+                }
+            }
+            Action::Focus(field) => self.entry.focus = field,
+            Action::AnswerText(text) => {
+                if self.screen == Screen::Question {
+                    let text: String = text.chars().take(ANSWER_CHARS).collect();
+                    self.entry.answer = Zeroizing::new(text);
+                }
+            }
+            Action::Submit => self.submit(out),
+            Action::Resend => {
+                if self.screen == Screen::Code && self.resend_in_s() == 0 {
+                    out.push(Command::SessionInput(SessionInput::Resend));
+                }
+            }
+            Action::ChangeNumber => {
+                if self.screen == Screen::Code {
+                    out.push(Command::SessionInput(SessionInput::ChangeNumber));
+                }
+            }
+            Action::TechCorner => {
+                if matches!(self.screen, Screen::Attract | Screen::Menu | Screen::Queue) {
+                    self.pin_message.clear();
+                    self.go(Screen::TechPin);
+                }
+            }
+            Action::TechPrintTest => {
+                if self.screen == Screen::Technician {
+                    self.tech_report.clear();
+                    out.push(Command::Selftest {
+                        print_test_page: true,
+                    });
+                }
+            }
+            Action::TechReaderCheck => {
+                if self.screen == Screen::Technician {
+                    self.tech_report.clear();
+                    out.push(Command::Selftest {
+                        print_test_page: false,
+                    });
+                }
+            }
+            Action::TechSyncRetry => {
+                if self.screen == Screen::Technician {
+                    self.tech_report.clear();
+                    out.push(Command::SyncRetryRejected);
+                }
+            }
+            Action::TechExit => {
+                if self.screen == Screen::Technician {
+                    out.push(Command::TechLock);
+                }
+                self.reset();
+            }
+        }
+    }
+
+    fn start_flow(&mut self, flow: String, out: &mut Vec<Command>) {
+        self.last_flow = Some(flow.clone());
+        self.card_present = false;
+        self.go(Screen::Working);
+        out.push(Command::SessionStart(flow));
+    }
+
+    fn field(&mut self) -> Option<&mut Zeroizing<String>> {
+        match (self.screen, self.entry.focus) {
+            (Screen::NewNumber, Field::First) => Some(&mut self.entry.first),
+            (Screen::NewNumber, Field::Second) => Some(&mut self.entry.second),
+            (Screen::Code, _) => Some(&mut self.entry.code),
+            (Screen::Question, _) => Some(&mut self.entry.answer),
+            (Screen::TechPin, _) => Some(&mut self.entry.pin),
+            _ => None,
+        }
+    }
+
+    fn key(&mut self, c: char) {
+        let limit = match self.screen {
+            Screen::NewNumber => NUMBER_DIGITS,
+            Screen::Code => CODE_DIGITS,
+            Screen::TechPin => PIN_DIGITS,
+            Screen::Question => ANSWER_CHARS,
+            _ => return,
+        };
+        let screen = self.screen;
+        let focus = self.entry.focus;
+        if screen != Screen::Question && !c.is_ascii_digit() {
+            return;
+        }
+        if let Some(s) = self.field()
+            && s.chars().count() < limit
+        {
+            s.push(c);
+            // The first number is complete: the keypad moves on.
+            if screen == Screen::NewNumber && focus == Field::First && s.len() == NUMBER_DIGITS {
+                self.entry.focus = Field::Second;
+            }
+        }
+    }
+
+    fn submit(&mut self, out: &mut Vec<Command>) {
+        match self.screen {
+            Screen::Question if !self.entry.answer.is_empty() => {
+                let answer = std::mem::take(&mut *self.entry.answer);
+                out.push(Command::SessionInput(SessionInput::Answer { answer }));
+                self.go(Screen::Working);
+            }
+            Screen::NewNumber if !self.entry.first.is_empty() => {
+                let first = std::mem::take(&mut *self.entry.first);
+                let second = std::mem::take(&mut *self.entry.second);
+                out.push(Command::SessionInput(SessionInput::Numbers {
+                    first,
+                    second,
+                }));
+                self.go(Screen::Working);
+            }
+            Screen::Code if !self.entry.code.is_empty() => {
+                let code = std::mem::take(&mut *self.entry.code);
+                out.push(Command::SessionInput(SessionInput::Code { code }));
+                self.go(Screen::Working);
+            }
+            Screen::TechPin if !self.entry.pin.is_empty() => {
+                let pin = Zeroizing::new(std::mem::take(&mut *self.entry.pin));
+                // The last refusal goes; the answer brings the next.
+                self.pin_message.clear();
+                out.push(Command::TechUnlock(pin));
+            }
+            _ => {}
+        }
+    }
+
+    fn show_session(&mut self, info: SessionInfo) {
+        if let Some(flow) = &info.flow {
+            self.last_flow = Some(flow.clone());
+        }
+        let screen = if !info.active {
+            Screen::Result
+        } else {
+            match info.stage.as_str() {
+                "awaiting_card" => Screen::PlaceCard,
+                "awaiting_answer" => Screen::Question,
+                "awaiting_number" => Screen::NewNumber,
+                "awaiting_code" => Screen::Code,
+                "awaiting_confirmation" => match screen_kind(&info) {
+                    Some("confirm_phone") => Screen::ConfirmPhone,
+                    _ => Screen::ConfirmId,
+                },
+                _ => Screen::Working,
+            }
+        };
+        if screen == Screen::Code && self.screen != Screen::Code {
+            let resend = info
+                .screen
+                .as_ref()
+                .and_then(|s| s.get("resend_in_s"))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            self.code_shown = Some((self.now, resend));
+        }
+        // A resend gives a new delay.
+        if screen == Screen::Code
+            && self.session.as_ref().map(|s| &s.screen) != Some(&info.screen)
+            && let Some(resend) = info
+                .screen
+                .as_ref()
+                .and_then(|s| s.get("resend_in_s"))
+                .and_then(serde_json::Value::as_u64)
+        {
+            self.code_shown = Some((self.now, resend));
+        }
+        self.session = Some(info);
+        self.notice = None;
+        self.last_touch = self.now;
+        self.go(screen);
+    }
+
+    /// Change screen; what was typed does not survive it.
+    fn go(&mut self, screen: Screen) {
+        if screen != self.screen {
+            self.entry = Entry::default();
+            if screen != Screen::Code {
+                self.code_shown = None;
+            }
+            if screen != Screen::PlaceCard {
+                self.card_present = self.card_present && screen.in_session();
+            }
+        }
+        self.screen = screen;
+    }
+
+    /// The customer has left the session's end: its late events are ignored.
+    fn dismiss(&mut self) {
+        if let Some(s) = self.session.take() {
+            self.dismissed = s.session_id;
+        }
+    }
+
+    /// Back to the attract screen with nothing of the last customer left.
+    fn reset(&mut self) {
+        self.dismiss();
+        self.card_name = None;
+        self.ticket = None;
+        self.ticket_pending = false;
+        self.notice = None;
+        self.pin_message.clear();
+        self.tech_report.clear();
+        self.tech_status = None;
+        self.card_present = false;
+        self.go(if self.connected {
+            Screen::Attract
+        } else {
+            Screen::Unavailable
+        });
+        self.entry = Entry::default();
+    }
+
+    fn resend_in_s(&self) -> u64 {
+        match self.code_shown {
+            Some((at, delay)) => {
+                let gone = self.now.saturating_duration_since(at).as_secs();
+                delay.saturating_sub(gone)
+            }
+            None => 0,
+        }
+    }
+
+    fn msg(&self, m: &FlowMessage) -> String {
+        self.lang.pick(&m.zh, &m.en).to_string()
+    }
+
+    /// The screen as data, in the current language.
+    pub fn view(&self) -> View {
+        let lang = self.lang;
+        let mut v = View {
+            screen: self.screen.as_str(),
+            lang_en: lang == Lang::En,
+            queue_machine: self.profile == Profile::QueueMachine,
+            services: self
+                .services
+                .iter()
+                .map(|s| {
+                    (
+                        s.id.clone(),
+                        s.letter.clone(),
+                        lang.pick(&s.name_zh, &s.name_en).to_string(),
+                    )
+                })
+                .collect(),
+            ..View::default()
+        };
+        if let Some(deadline) = self.idle_deadline() {
+            let left = deadline.saturating_duration_since(self.now);
+            if left <= self.timing.countdown {
+                v.countdown_s = left.as_secs_f64().ceil() as i32;
+            }
+        }
+        v.reading = self.screen == Screen::PlaceCard && self.card_present;
+        v.card_name = self.card_name.clone().unwrap_or_default();
+        if let Some(session) = &self.session {
+            if let Some(m) = &session.message {
+                v.message = self.msg(m);
+            }
+            v.warning = session.active && session.refusal.is_some();
+            let screen = session.screen.as_ref();
+            let get = |key: &str| -> String {
+                screen
+                    .and_then(|s| s.get(key))
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            match self.screen {
+                Screen::ConfirmId => {
+                    v.name = get("masked_name");
+                    v.number = get("masked_number");
+                    v.old_value = validity(&get("old_valid_from"), &get("old_valid_until"), lang);
+                    v.new_value = validity(&get("new_valid_from"), &get("new_valid_until"), lang);
+                }
+                Screen::ConfirmPhone => {
+                    v.old_value = get("old_masked");
+                    v.new_value = get("new_masked");
+                }
+                Screen::Question => v.question = get("question"),
+                Screen::Code => v.masked_mobile = get("masked_mobile"),
+                Screen::Result => {
+                    v.title = outcome_title(session.outcome.as_deref(), lang).to_string();
+                    v.can_retry = session.outcome.as_deref() == Some("refused")
+                        && session
+                            .refusal
+                            .as_ref()
+                            .and_then(|r| r.get("refusal"))
+                            .and_then(serde_json::Value::as_str)
+                            .is_some_and(|r| matches!(r, "unreadable_card" | "bank_unreachable"));
+                }
+                _ => {}
+            }
+        }
+        if let Some((zh, en)) = &self.notice {
+            v.title = outcome_title(Some("unavailable"), lang).to_string();
+            v.message = lang.pick(zh, en).to_string();
+            v.can_retry = self.last_flow.is_some() && self.session.is_none();
+        }
+        v.first = self.entry.first.to_string();
+        v.second = self.entry.second.to_string();
+        v.focus_second = self.entry.focus == Field::Second;
+        v.code = self.entry.code.to_string();
+        v.answer_dots = "●".repeat(self.entry.answer.chars().count());
+        v.pin_dots = "●".repeat(self.entry.pin.chars().count());
+        v.resend_in_s = self.resend_in_s() as i32;
+        if let Some(t) = &self.ticket {
+            v.ticket_number = t.number.clone();
+            v.waiting_ahead = match lang {
+                Lang::Zh => format!("前面还有 {} 人等候", t.waiting_ahead),
+                Lang::En => format!("{} waiting ahead of you", t.waiting_ahead),
+            };
+            v.message = lang.pick(&t.message.zh, &t.message.en).to_string();
+            v.card_name = t.masked_name.clone().unwrap_or_default();
+        }
+        if self.screen == Screen::TechPin {
+            v.message = self.pin_message.clone();
+        }
+        if let Some((status, sync)) = &self.tech_status {
+            v.tech_devices = status
+                .devices
+                .iter()
+                .map(|d| DeviceLine {
+                    name: format!("{} ({})", d.name, d.kind),
+                    state: d.state.to_string(),
+                    detail: [
+                        d.sam_id.as_ref().map(|s| format!("SAM {s}")),
+                        d.detail.clone(),
+                        d.last_error.as_ref().map(|e| format!("last error: {e}")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+                })
+                .collect();
+            let backlog = sync
+                .as_ref()
+                .map(|s| {
+                    let mut line = format!("{}", s.backlog);
+                    if let Some(age) = s.oldest_pending_age_s {
+                        line.push_str(&format!(" (oldest {age} s)"));
+                    }
+                    if s.rejected > 0 {
+                        line.push_str(&format!(" · rejected {}", s.rejected));
+                    }
+                    if let Some(e) = &s.last_error {
+                        line.push_str(&format!(" · last error: {e}"));
+                    }
+                    line
+                })
+                .or(status.sync_backlog.map(|b| b.to_string()))
+                .unwrap_or_else(|| "-".into());
+            v.tech_summary = format!(
+                "{}: {backlog}\n{}: kiosk-ui {} · kioskd {} · {} · {}",
+                lang.pick("待同步变更", "Changes waiting for the bank"),
+                lang.pick("版本", "Versions"),
+                self.app_version,
+                status.daemon_version,
+                status.kiosk_id,
+                status.profile,
+            );
+        }
+        v.tech_report = self.tech_report.clone();
+        v
+    }
+}
+
+fn screen_kind(info: &SessionInfo) -> Option<&str> {
+    info.screen.as_ref()?.get("kind")?.as_str()
+}
+
+fn validity(from: &str, until: &str, lang: Lang) -> String {
+    let until = if until == "long_term" {
+        lang.pick("长期", "long-term")
+    } else {
+        until
+    };
+    format!("{from} – {until}")
+}
+
+fn outcome_title(outcome: Option<&str>, lang: Lang) -> &'static str {
+    match outcome {
+        Some("applied") => lang.pick("办理成功", "Done: your details are updated"),
+        Some("accepted_will_sync") | Some("pending") => lang.pick(
+            "已受理，将尽快同步至银行系统",
+            "Accepted: it will reach the bank's records shortly",
+        ),
+        Some("rejected") => lang.pick("银行未能受理", "The bank did not accept the change"),
+        Some("refused") => lang.pick("无法在此办理", "This cannot be done here"),
+        Some("cancelled") => lang.pick("已取消", "Cancelled"),
+        Some("timed_out") => lang.pick("操作超时，已退出", "Timed out: the session has ended"),
+        _ => lang.pick("暂时无法办理", "Not available right now"),
+    }
+}
+
+/// A request kioskd did not answer as hoped: the customer gets both
+/// languages, never the technical detail (which the log has).
+fn unavailable_notice(reason: &str) -> (String, String) {
+    tracing::warn!(reason, "request to kioskd failed");
+    (
+        "暂时无法办理，请稍后再试或到柜台办理".into(),
+        "This is not available right now: please try again later or go to the counter".into(),
+    )
+}
+
+trait ZeroizeClear {
+    fn zeroize_clear(&mut self);
+}
+
+impl ZeroizeClear for Zeroizing<String> {
+    fn zeroize_clear(&mut self) {
+        *self = Zeroizing::new(String::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(profile: &str) -> StatusInfo {
+        StatusInfo {
+            daemon_version: "0.1.0".into(),
+            kiosk_id: "K1".into(),
+            branch_id: "0101".into(),
+            profile: profile.into(),
+            uptime_s: 1,
+            devices: vec![],
+            sync_backlog: Some(0),
+            disk_free_bytes: None,
+            disk_total_bytes: None,
+        }
+    }
+
+    fn idle_session() -> SessionInfo {
+        SessionInfo {
+            session_id: None,
+            active: false,
+            flow: None,
+            stage: "none".into(),
+            screen: None,
+            message: None,
+            outcome: None,
+            refusal: None,
+            change_id: None,
+        }
+    }
+
+    fn session(stage: &str, screen: serde_json::Value) -> SessionInfo {
+        SessionInfo {
+            session_id: Some("s1".into()),
+            active: stage != "finished",
+            flow: Some("phone_change".into()),
+            stage: stage.into(),
+            screen: Some(screen),
+            message: None,
+            outcome: (stage == "finished").then(|| "applied".into()),
+            refusal: None,
+            change_id: None,
+        }
+    }
+
+    fn connected(profile: &str) -> (Model, Instant) {
+        let t = Instant::now();
+        let mut m = Model::new(Timing::default(), t);
+        m.handle(
+            Input::Connected {
+                status: Box::new(status(profile)),
+                services: vec![QueueServiceInfo {
+                    id: "personal".into(),
+                    letter: "A".into(),
+                    name_zh: "个人业务".into(),
+                    name_en: "Personal banking".into(),
+                }],
+                session: Box::new(idle_session()),
+            },
+            t,
+        );
+        (m, t)
+    }
+
+    fn act(m: &mut Model, a: Action, t: Instant) -> Vec<Command> {
+        m.handle(Input::Action(a), t)
+    }
+
+    #[test]
+    fn starts_unavailable_and_shows_attract_once_connected() {
+        let t = Instant::now();
+        let mut m = Model::new(Timing::default(), t);
+        assert_eq!(m.screen(), Screen::Unavailable);
+        // Touches do nothing while kioskd is away.
+        assert!(act(&mut m, Action::Start, t).is_empty());
+        let (m, _) = connected("smart_teller");
+        assert_eq!(m.screen(), Screen::Attract);
+    }
+
+    #[test]
+    fn a_flow_starts_a_session_and_follows_its_stages() {
+        let (mut m, t) = connected("smart_teller");
+        act(&mut m, Action::Start, t);
+        assert_eq!(m.screen(), Screen::Menu);
+        let cmds = act(&mut m, Action::Flow("phone_change".into()), t);
+        assert_eq!(cmds, vec![Command::SessionStart("phone_change".into())]);
+        for (stage, kind, screen) in [
+            ("awaiting_card", "place_card", Screen::PlaceCard),
+            ("looking_up", "place_card", Screen::Working),
+            ("awaiting_answer", "question", Screen::Question),
+            ("awaiting_number", "new_number", Screen::NewNumber),
+            ("awaiting_code", "code", Screen::Code),
+            (
+                "awaiting_confirmation",
+                "confirm_phone",
+                Screen::ConfirmPhone,
+            ),
+            ("finished", "none", Screen::Result),
+        ] {
+            m.handle(
+                Input::Event(Box::new(Event::Session(session(
+                    stage,
+                    serde_json::json!({"kind": kind}),
+                )))),
+                t,
+            );
+            assert_eq!(m.screen(), screen, "{stage}");
+        }
+        assert_eq!(m.view().title, "办理成功");
+    }
+
+    #[test]
+    fn the_keypad_types_two_numbers_and_submits_them_once() {
+        let (mut m, t) = connected("smart_teller");
+        m.handle(
+            Input::Event(Box::new(Event::Session(session(
+                "awaiting_number",
+                serde_json::json!({"kind": "new_number"}),
+            )))),
+            t,
+        );
+        for c in "139123456789".chars() {
+            act(&mut m, Action::Key(c), t);
+        }
+        // Eleven digits fill the first field; the keypad moves on.
+        assert_eq!(m.view().first, "13912345678");
+        assert_eq!(m.view().second, "9");
+        act(&mut m, Action::Delete, t);
+        for c in "13912345678".chars() {
+            act(&mut m, Action::Key(c), t);
+        }
+        let cmds = act(&mut m, Action::Submit, t);
+        assert_eq!(
+            cmds,
+            vec![Command::SessionInput(SessionInput::Numbers {
+                first: "13912345678".into(),
+                second: "13912345678".into(),
+            })]
+        );
+        assert_eq!(m.screen(), Screen::Working);
+        assert!(m.view().first.is_empty(), "typed digits are wiped");
+    }
+
+    #[test]
+    fn resend_waits_out_the_countdown() {
+        let (mut m, t) = connected("smart_teller");
+        m.handle(
+            Input::Event(Box::new(Event::Session(session(
+                "awaiting_code",
+                serde_json::json!({"kind": "code", "masked_mobile": "139****5678", "resend_in_s": 60}),
+            )))),
+            t,
+        );
+        assert_eq!(m.view().resend_in_s, 60);
+        assert!(act(&mut m, Action::Resend, t + Duration::from_secs(30)).is_empty());
+        assert_eq!(m.view().resend_in_s, 30);
+        assert_eq!(
+            act(&mut m, Action::Resend, t + Duration::from_secs(60)),
+            vec![Command::SessionInput(SessionInput::Resend)]
+        );
+    }
+
+    #[test]
+    fn idle_countdown_returns_to_attract_and_clears_everything() {
+        let (mut m, t) = connected("queue_machine");
+        m.handle(
+            Input::Event(Box::new(Event::CardRead {
+                reader: "swipe".into(),
+                identity: kiosk_proto::MaskedIdentity {
+                    card_type: kiosk_proto::CardType::Resident,
+                    name: "李*".into(),
+                    english_name: None,
+                    number: "440***********1234".into(),
+                    birth_date: "****-**-**".into(),
+                    address: None,
+                    valid_from: "2016-05-01".into(),
+                    valid_until: "2036-05-01".into(),
+                    has_photo: true,
+                },
+                read_ms: 1,
+            })),
+            t,
+        );
+        assert_eq!(m.screen(), Screen::Queue);
+        assert_eq!(m.view().card_name, "李*");
+        m.handle(Input::Tick, t + Duration::from_secs(49));
+        assert_eq!(m.view().countdown_s, 0);
+        m.handle(Input::Tick, t + Duration::from_secs(55));
+        assert_eq!(m.view().countdown_s, 5);
+        m.handle(Input::Tick, t + Duration::from_secs(60));
+        assert_eq!(m.screen(), Screen::Attract);
+        assert_eq!(m.view().card_name, "");
+        assert!(!m.needs_ticks(), "no timer runs on the attract screen");
+    }
+
+    #[test]
+    fn a_swipe_takes_the_ticket_with_the_card() {
+        let (mut m, t) = connected("queue_machine");
+        let cmds = act(&mut m, Action::Service("personal".into()), t);
+        assert_eq!(
+            cmds,
+            vec![Command::QueueTake {
+                service: "personal".into(),
+                use_card: false
+            }]
+        );
+        // One ticket per touch while the first is on its way.
+        assert!(act(&mut m, Action::Service("personal".into()), t).is_empty());
+    }
+
+    #[test]
+    fn language_switch_changes_every_string() {
+        let (mut m, t) = connected("smart_teller");
+        assert!(!m.view().lang_en);
+        act(&mut m, Action::Language, t);
+        assert!(m.view().lang_en);
+        assert_eq!(m.view().services[0].2, "Personal banking");
+    }
+
+    #[test]
+    fn catalog_has_both_languages_everywhere() {
+        for (field, zh, en) in crate::texts::ALL {
+            assert!(!zh.is_empty() && !en.is_empty(), "{field}");
+            if *field != "tech_pin_label" {
+                assert_ne!(zh, en, "{field} is not translated");
+            }
+        }
+    }
+
+    #[test]
+    fn technician_pin_is_sent_once_and_wiped_on_refusal() {
+        let (mut m, t) = connected("smart_teller");
+        act(&mut m, Action::TechCorner, t);
+        assert_eq!(m.screen(), Screen::TechPin);
+        for c in "2468".chars() {
+            act(&mut m, Action::Key(c), t);
+        }
+        assert_eq!(m.view().pin_dots, "●●●●");
+        let cmds = act(&mut m, Action::Submit, t);
+        assert_eq!(
+            cmds,
+            vec![Command::TechUnlock(Zeroizing::new("2468".into()))]
+        );
+        m.handle(Input::TechUnlocked(Err("wrong PIN".into())), t);
+        assert_eq!(m.view().pin_dots, "");
+        assert_eq!(m.view().message, "wrong PIN");
+        let cmds = m.handle(Input::TechUnlocked(Ok(())), t);
+        assert_eq!(m.screen(), Screen::Technician);
+        assert_eq!(cmds, vec![Command::TechRefresh]);
+        assert_eq!(act(&mut m, Action::TechExit, t), vec![Command::TechLock]);
+        assert_eq!(m.screen(), Screen::Attract);
+    }
+
+    #[test]
+    fn losing_kioskd_shows_unavailable_and_reconnecting_resumes() {
+        let (mut m, t) = connected("smart_teller");
+        act(&mut m, Action::Start, t);
+        m.handle(Input::Disconnected, t);
+        assert_eq!(m.screen(), Screen::Unavailable);
+        m.handle(
+            Input::Connected {
+                status: Box::new(status("smart_teller")),
+                services: vec![],
+                session: Box::new(session(
+                    "awaiting_card",
+                    serde_json::json!({"kind": "place_card"}),
+                )),
+            },
+            t,
+        );
+        // kioskd still runs the session: the UI picks it up.
+        assert_eq!(m.screen(), Screen::PlaceCard);
+    }
+}

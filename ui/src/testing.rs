@@ -1,0 +1,210 @@
+//! Driving the UI in tests, with Slint's testing backend (no window, no
+//! event loop): the test thread is the UI thread. It pumps what the bridge
+//! learns from a real kioskd into the controller, finds controls by their
+//! accessible label as a screen reader would, and touches them.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use i_slint_backend_testing::{ElementHandle, ElementRoot};
+use slint::ComponentHandle;
+
+use crate::bridge::{Bridge, Sink};
+use crate::model::Input;
+use crate::{AppWindow, Controller, Settings, Ui};
+
+/// How long a test waits for kioskd before it fails (a deadline, not a
+/// pause: pumping returns as soon as the screen is there).
+const PUMP_LIMIT: Duration = Duration::from_secs(30);
+
+/// A UI wired to a running kioskd.
+pub struct UiDriver {
+    controller: Rc<RefCell<Controller>>,
+    window: AppWindow,
+    inputs: Receiver<Input>,
+    // Dropped last: stops the bridge thread.
+    _bridge: Bridge,
+}
+
+impl std::fmt::Debug for UiDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UiDriver")
+            .field("screen", &self.screen())
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    static BACKEND: () = i_slint_backend_testing::init_no_event_loop();
+}
+
+impl UiDriver {
+    /// A UI on this thread, talking to kioskd at `socket`.
+    pub fn start(socket: &Path, settings: Settings) -> UiDriver {
+        BACKEND.with(|()| {});
+        let window = AppWindow::new().expect("creating the window");
+        let size = if settings.portrait {
+            slint::LogicalSize::new(800.0, 1280.0)
+        } else {
+            slint::LogicalSize::new(1280.0, 800.0)
+        };
+        window.window().set_size(size);
+        let (tx, inputs) = channel();
+        let tx = std::sync::Mutex::new(tx);
+        let sink: Sink = Arc::new(move |input| {
+            let _ = tx.lock().map(|tx| tx.send(input));
+        });
+        let bridge = Bridge::start(socket.to_path_buf(), sink).expect("starting the bridge");
+        let controller = Controller::new(window.clone_strong(), settings, bridge.commands());
+        UiDriver {
+            controller,
+            window,
+            inputs,
+            _bridge: bridge,
+        }
+    }
+
+    pub fn window(&self) -> &AppWindow {
+        &self.window
+    }
+
+    /// The screen shown (`attract`, `confirm_id`, ...).
+    pub fn screen(&self) -> String {
+        self.window.global::<Ui>().get_screen().to_string()
+    }
+
+    /// Feed kioskd's news to the UI until `done` holds; panics naming
+    /// `what` when kioskd has said nothing that makes it hold in time.
+    pub fn pump_until(&mut self, what: &str, mut done: impl FnMut(&UiDriver) -> bool) {
+        let deadline = Instant::now() + PUMP_LIMIT;
+        while !done(self) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.inputs.recv_timeout(left) {
+                Ok(input) => self.controller.borrow_mut().dispatch(input),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("UI never showed {what}; screen is {}", self.screen())
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!("bridge stopped"),
+            }
+        }
+    }
+
+    /// kioskd's message on screen (a refusal, a notice), or the PIN's.
+    pub fn message(&self) -> String {
+        self.window.global::<Ui>().get_message().to_string()
+    }
+
+    /// The PIN typed so far, as dots.
+    pub fn pin_dots(&self) -> String {
+        self.window.global::<Ui>().get_pin_dots().to_string()
+    }
+
+    /// Pump until `screen` is up.
+    pub fn wait_screen(&mut self, screen: &str) {
+        self.pump_until(&format!("screen {screen}"), |ui| ui.screen() == screen);
+    }
+
+    /// Controls with this accessible label on the screen now.
+    pub fn find(&self, label: &str) -> Vec<ElementHandle> {
+        ElementHandle::find_by_accessible_label(&self.window, label).collect()
+    }
+
+    /// Whether a control with this label is shown.
+    pub fn shows(&self, label: &str) -> bool {
+        !self.find(label).is_empty()
+    }
+
+    /// Touch the control labelled `label` (its default action, as a
+    /// screen reader would); panics when there is none.
+    pub fn touch(&self, label: &str) {
+        let found = self.find(label);
+        let element = found
+            .first()
+            .unwrap_or_else(|| panic!("no control labelled {label:?} on {}", self.screen()));
+        assert_ne!(
+            element.accessible_enabled(),
+            Some(false),
+            "{label:?} is disabled on {}",
+            self.screen()
+        );
+        element.invoke_accessible_default_action();
+    }
+
+    /// Type digits on the on-screen keypad.
+    pub fn type_digits(&self, digits: &str) {
+        for d in digits.chars() {
+            self.touch(&d.to_string());
+        }
+    }
+
+    /// The accessible value of the control labelled `label` (a caption
+    /// with the same text has none and is passed over).
+    pub fn value_of(&self, label: &str) -> Option<String> {
+        self.find(label)
+            .iter()
+            .find_map(|e| e.accessible_value())
+            .map(|v| v.to_string())
+    }
+
+    /// Text entered into a text field as an input method would commit it.
+    pub fn enter_text(&self, label: &str, text: &str) {
+        let found = self.find(label);
+        let element = found
+            .first()
+            .unwrap_or_else(|| panic!("no field labelled {label:?} on {}", self.screen()));
+        element.set_accessible_value(text);
+    }
+
+    /// Every accessible label and value on screen, for "no personal data
+    /// left" checks.
+    pub fn all_text(&self) -> String {
+        let mut out = String::new();
+        self.window
+            .root_element()
+            .query_descendants()
+            .find_all()
+            .iter()
+            .for_each(|e| {
+                for s in [e.accessible_label(), e.accessible_value()]
+                    .into_iter()
+                    .flatten()
+                {
+                    out.push_str(s.as_str());
+                    out.push('\n');
+                }
+            });
+        out
+    }
+
+    /// Controls (buttons) smaller than `min` logical pixels either way.
+    pub fn small_buttons(&self, min: f32) -> Vec<String> {
+        self.window
+            .root_element()
+            .query_descendants()
+            .match_accessible_role(i_slint_backend_testing::AccessibleRole::Button)
+            .find_all()
+            .iter()
+            .filter(|e| e.accessible_label().as_deref() != Some("technician"))
+            .filter_map(|e| {
+                let size = e.size();
+                (size.width + 0.5 < min || size.height + 0.5 < min).then(|| {
+                    format!(
+                        "{:?} {}x{}",
+                        e.accessible_label().unwrap_or_default(),
+                        size.width,
+                        size.height
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Move the UI's clock forward (idle countdowns) without waiting.
+    pub fn advance_clock(&self, by: Duration) {
+        self.controller.borrow_mut().advance_clock(by);
+    }
+}

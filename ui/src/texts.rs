@@ -1,0 +1,110 @@
+//! Every string the UI shows, in Simplified Chinese and English.
+//!
+//! Messages that come from kioskd (refusals, outcomes, ticket notices)
+//! already carry both languages; this catalog holds the UI's own words.
+//! [`Texts::get`] builds the Slint struct for one language, so a string
+//! missing in either language is a compile error, not a blank button.
+
+use crate::Texts;
+
+/// The screen's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// Simplified Chinese: what the kiosk starts in.
+    #[default]
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Zh => Lang::En,
+            Lang::En => Lang::Zh,
+        }
+    }
+
+    /// Pick the string of this language.
+    pub fn pick<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Zh => zh,
+            Lang::En => en,
+        }
+    }
+}
+
+macro_rules! catalog {
+    ($($field:ident: $zh:literal, $en:literal;)*) => {
+        impl Texts {
+            /// The UI's words in `lang`.
+            pub fn get(lang: Lang) -> Texts {
+                Texts {
+                    $($field: lang.pick($zh, $en).into(),)*
+                }
+            }
+        }
+
+        /// Every (field, Chinese, English) of the catalog, for tests.
+        pub const ALL: &[(&str, &str, &str)] = &[$((stringify!($field), $zh, $en),)*];
+    };
+}
+
+catalog! {
+    lang_switch: "English", "中文";
+    welcome: "欢迎使用自助服务", "Welcome to self-service";
+    touch_to_start: "请触摸屏幕开始", "Touch the screen to start";
+    place_card: "请放置身份证", "Place your ID card";
+    place_card_hint: "请将身份证放在读卡区，读卡完成前请勿移动", "Put your ID card on the reader and keep it still until it has been read";
+    reading: "正在读卡，请勿移动证件…", "Reading your card, keep it still…";
+    menu_title: "请选择业务", "Choose a service";
+    menu_id_update: "更新身份证有效期", "Update ID card validity";
+    menu_phone: "变更手机号码", "Change mobile number";
+    menu_queue: "取号排队", "Take a queue number";
+    queue_title: "请选择业务类型取号", "Choose a service to take a number";
+    queue_swipe_hint: "刷身份证取号，新证件的有效期将自动更新", "Swipe your ID card when you take a number: a newer card's validity is updated for you";
+    queue_card_read: "已读取证件", "Card read";
+    ticket_title: "您的号码", "Your number";
+    take_ticket: "请取走号票，留意叫号", "Please take your ticket and listen for your number";
+    printer_fault_title: "号票未能打印", "Your ticket could not be printed";
+    printer_fault_hint: "号码已为您保留，请联系大堂工作人员", "Your number is kept for you: please ask a member of staff";
+    confirm_id_title: "请核对证件信息", "Please check your details";
+    label_name: "姓名", "Name";
+    label_number: "证件号码", "ID number";
+    label_old_validity: "原有效期", "Validity on file";
+    label_new_validity: "新有效期", "New validity";
+    confirm: "确认", "Confirm";
+    cancel: "取消", "Cancel";
+    done: "完成", "Done";
+    retry: "重试", "Try again";
+    back: "返回", "Back";
+    question_title: "请回答私密问题", "Answer your security question";
+    answer_label: "答案", "Answer";
+    new_number_title: "请输入新手机号码", "Enter your new mobile number";
+    first_number_label: "新号码", "New number";
+    second_number_label: "再次输入新号码", "New number again";
+    code_title: "请输入短信验证码", "Enter the SMS code";
+    code_label: "验证码", "Code";
+    resend: "重新发送", "Send again";
+    change_number: "更换号码", "Use another number";
+    confirm_phone_title: "请确认手机号码变更", "Confirm the number change";
+    old_number_label: "原号码", "Current number";
+    new_number_label: "新号码", "New number";
+    working: "正在处理，请稍候…", "Working, please wait…";
+    take_card: "请取回您的身份证", "Please take your ID card";
+    still_there: "您还在吗？请触摸屏幕继续", "Are you still there? Touch the screen to continue";
+    unavailable_title: "服务暂停", "Service unavailable";
+    unavailable_body: "正在重新连接，请稍候或到柜台办理", "Reconnecting: please wait or go to the counter";
+    key_delete: "删除", "Delete";
+    key_clear: "清空", "Clear";
+    key_ok: "确定", "OK";
+    tech_pin_title: "技术员登录", "Technician sign-in";
+    tech_pin_label: "PIN", "PIN";
+    tech_title: "设备诊断", "Diagnostics";
+    tech_devices: "设备", "Devices";
+    tech_sync_backlog: "待同步变更", "Changes waiting for the bank";
+    tech_versions: "版本", "Versions";
+    tech_print_test: "打印测试页", "Print test page";
+    tech_reader_check: "读卡器检查", "Reader check";
+    tech_sync_retry: "重试同步", "Retry sync";
+    tech_exit: "退出", "Sign out";
+}
