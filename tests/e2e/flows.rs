@@ -12,7 +12,7 @@ use kiosk_sim::corebank::{CoreBankConfig, CoreBankSim, Faults, FixtureSource, Fi
 use kiosk_sim::printer::{PrinterSim, PrinterSimConfig};
 use kiosk_sim::{CardProfile, SamSim, SamSimConfig};
 
-use super::harness::{DEADLINE, Kioskd, wait_state};
+use super::harness::{DEADLINE, Kioskd, printer_toml, wait_device, wait_state};
 
 const READER: &str = "desk";
 const PRINTER: &str = "slips";
@@ -65,33 +65,14 @@ async fn kiosk_full(session: &str, printer: bool, direct: bool, extra: &str) -> 
     });
     let mut toml = toml(dir.path(), &sam_link, &bank.base_url(), session);
     if let Some(p) = &printer {
-        toml.push_str(&format!(
-            "\n[printer]\nname = \"{PRINTER}\"\npath = \"{}\"\nbaud = 115200\nwrite_timeout_ms = 3000\nstatus_timeout_ms = 500\n",
-            p.link().display()
-        ));
+        toml.push_str(&printer_toml(PRINTER, p.link(), 115_200));
     }
     toml.push_str(extra);
     let kioskd = Kioskd::start_with(&toml, direct);
     let mut c = kioskd.subscriber().await;
     wait_state(&mut c, READER, DeviceState::Online).await;
     if printer.is_some() {
-        let status = c.status().await.expect("status");
-        let online = status
-            .devices
-            .iter()
-            .any(|d| d.name == PRINTER && d.state == DeviceState::Online);
-        if !online {
-            c.wait_event(DEADLINE, |e| match e {
-                Event::DeviceState { device, state, .. }
-                    if device == PRINTER && *state == DeviceState::Online =>
-                {
-                    Some(())
-                }
-                _ => None,
-            })
-            .await
-            .expect("printer online");
-        }
+        wait_device(&mut c, PRINTER, DeviceState::Online).await;
     }
     Kiosk {
         dir,

@@ -1,9 +1,10 @@
 //! Start kioskd as a real process on a temporary config and talk to it.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use kiosk_proto::{CardReadInfo, Client, DeviceState, Event};
@@ -104,6 +105,13 @@ level = "trace"
         self.spawn();
     }
 
+    /// Start kioskd again on the same config after [`Kioskd::kill`]
+    /// (returning once it reports ready).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "kioskd is still running");
+        self.spawn();
+    }
+
     /// SIGKILL, and wait until the process is gone.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -133,6 +141,43 @@ level = "trace"
             .args(args)
             .output()
             .expect("run kioskctl")
+    }
+
+    /// Start `kioskctl events ARGS` as a child process and return once it
+    /// has subscribed (it says so on stderr), so no later event is missed.
+    pub fn kioskctl_events(&self, args: &[&str]) -> EventsProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kioskctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .arg("events")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kioskctl events");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut first = String::new();
+        stderr.read_line(&mut first).expect("kioskctl stderr");
+        assert!(
+            first.contains("subscribed"),
+            "kioskctl events did not subscribe: {first:?}"
+        );
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        EventsProcess {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
     }
 
     /// Send SIGTERM and wait for the exit.
@@ -178,6 +223,86 @@ impl Drop for Kioskd {
             let _ = c.wait();
         }
     }
+}
+
+/// A running `kioskctl events` (see [`Kioskd::kioskctl_events`]); killed
+/// when dropped.
+pub struct EventsProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub seen: Vec<String>,
+}
+
+impl EventsProcess {
+    /// Read lines until one matches `pred` and return it (fails after
+    /// [`DEADLINE`] or when kioskctl ends).
+    pub fn line_matching(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            match self.lines.recv_timeout(DEADLINE) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!(
+                    "kioskctl events: no matching line ({e}); seen:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Kill kioskctl and return everything it printed.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The pipe is closed now: the reader thread ends after the rest.
+        while let Ok(line) = self.lines.recv_timeout(DEADLINE) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for EventsProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `[printer]` table for the printer simulator at `path`.
+pub fn printer_toml(name: &str, path: &Path, baud: u32) -> String {
+    format!(
+        "\n[printer]\nname = \"{name}\"\npath = \"{}\"\nbaud = {baud}\nwrite_timeout_ms = 3000\nstatus_timeout_ms = 500\n",
+        path.display()
+    )
+}
+
+/// Wait until `device` (a reader or the printer, by name) is in `state`
+/// as `status` reports it (the client must be subscribed).
+pub async fn wait_device(client: &mut Client, device: &str, state: DeviceState) {
+    let status = client.status().await.expect("status");
+    if status
+        .devices
+        .iter()
+        .any(|d| d.name == device && d.state == state)
+    {
+        return;
+    }
+    client
+        .wait_event(DEADLINE, |e| match e {
+            Event::DeviceState {
+                device: d,
+                state: s,
+                ..
+            } if d == device && *s == state => Some(()),
+            _ => None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{device} never became {state}: {e}"));
 }
 
 /// Wait until `reader` is in `state` (the client must be subscribed, so
