@@ -529,6 +529,9 @@ pub enum ErrorCode {
     /// The caller's role (from its credentials on the socket) may not call
     /// this method; the message names the method and the role needed.
     Forbidden,
+    /// The daemon already serves `api.max_clients` connections: this one
+    /// is closed after this answer (id 0); the client may try again later.
+    TooManyClients,
     /// Anything else; details are in the daemon's log.
     Internal,
 }

@@ -112,6 +112,33 @@ level = "trace"
         self.spawn();
     }
 
+    /// kioskd's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// A line of `/proc/PID/FILE` of kioskd starting with `key` (e.g.
+    /// `status`, `VmRSS:`), without the key.
+    pub fn proc_line(&self, file: &str, key: &str) -> String {
+        let path = format!("/proc/{}/{file}", self.pid());
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {path}:\n{text}"))
+            .trim()
+            .to_string()
+    }
+
+    /// A `kB` value of `/proc/PID/status` (`VmRSS`, `VmHWM`), in bytes.
+    pub fn memory_bytes(&self, key: &str) -> u64 {
+        let v = self.proc_line("status", &format!("{key}:"));
+        let kib: u64 = v
+            .strip_suffix(" kB")
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{key}: {v:?}"));
+        kib * 1024
+    }
+
     /// SIGKILL, and wait until the process is gone.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
