@@ -1,7 +1,9 @@
 //! Start kioskd as a real process on a temporary config and talk to it.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -19,6 +21,8 @@ pub struct Kioskd {
     pub socket: PathBuf,
     pub config_path: PathBuf,
     log_path: PathBuf,
+    /// Run kioskd as this uid and gid (no supplementary groups).
+    run_as: Option<(u32, u32)>,
 }
 
 impl Kioskd {
@@ -37,6 +41,21 @@ impl Kioskd {
 
     /// Like [`Kioskd::start_with`], with `api_toml` lines added to `[api]`.
     pub fn start_full(api_toml: &str, extra_toml: &str, allow_direct_changes: bool) -> Kioskd {
+        Kioskd::start_config(api_toml, extra_toml, allow_direct_changes, None)
+    }
+
+    /// Like [`Kioskd::start`], run as `uid`:`gid` (the test runs as root).
+    /// Its directory is opened to everyone so that user can work in it.
+    pub fn start_as(extra_toml: &str, uid: u32, gid: u32) -> Kioskd {
+        Kioskd::start_config("", extra_toml, false, Some((uid, gid)))
+    }
+
+    fn start_config(
+        api_toml: &str,
+        extra_toml: &str,
+        allow_direct_changes: bool,
+        run_as: Option<(u32, u32)>,
+    ) -> Kioskd {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("kioskd.sock");
         let config_path = dir.path().join("kiosk.toml");
@@ -66,7 +85,12 @@ level = "trace"
             socket,
             config_path,
             log_path: PathBuf::new(),
+            run_as,
         };
+        if run_as.is_some() {
+            let open = std::fs::Permissions::from_mode(0o777);
+            std::fs::set_permissions(k.dir.path(), open).expect("chmod dir");
+        }
         k.spawn();
         k
     }
@@ -80,7 +104,13 @@ level = "trace"
         let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
         notify.set_read_timeout(Some(DEADLINE)).expect("timeout");
         let log = std::fs::File::create(&self.log_path).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kioskd"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kioskd"));
+        if let Some((uid, gid)) = self.run_as {
+            let open = std::fs::Permissions::from_mode(0o777);
+            std::fs::set_permissions(&notify_path, open).expect("chmod notify socket");
+            command.uid(uid).gid(gid);
+        }
+        let child = command
             .arg("--config")
             .arg(&self.config_path)
             .env("NOTIFY_SOCKET", &notify_path)
