@@ -614,6 +614,9 @@ pub enum Event {
         service: String,
         printed: bool,
     },
+    /// The personal data of `count` settled changes was purged after the
+    /// bank's answer and `store.retention_hours` (rule S2; audited).
+    PayloadsPurged { count: u64 },
 }
 
 /// Device states, after XFS4IoT's `Common.Status.device`.

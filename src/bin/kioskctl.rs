@@ -553,6 +553,9 @@ fn describe(ev: &EventEnvelope) -> String {
             "ticket {number} ({service}) issued, {}: {ticket_id}",
             if *printed { "printed" } else { "NOT printed" }
         ),
+        Event::PayloadsPurged { count } => {
+            format!("personal data of {count} settled change(s) purged (retention)")
+        }
     };
     format!("#{} {}", ev.seq, what)
 }
