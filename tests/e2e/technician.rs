@@ -7,7 +7,7 @@
 
 use kiosk_corebank::SigningKey;
 use kiosk_idcard::mask::MaskPolicy;
-use kiosk_proto::{CheckOutcome, DeviceState, Event, SelftestReport, StatusInfo};
+use kiosk_proto::{CheckOutcome, DeviceState, Event, ReaderInfo, SelftestReport, StatusInfo};
 use kiosk_sim::corebank::{CoreBankConfig, CoreBankSim, Faults, FixtureSource};
 use kiosk_sim::printer::{PrinterSim, PrinterSimConfig};
 use kiosk_sim::{CardProfile, SamSim, SamSimConfig};
@@ -367,6 +367,57 @@ async fn kioskctl_events_shows_a_card_read_masked() {
         "full ID number shown: {all}"
     );
     assert!(!all.contains(&card.identity.name), "full name shown: {all}");
+
+    // kioskctl readers: the read counted, the card still on the reader.
+    let out = r.kioskd.kioskctl(&["readers", "--json"]);
+    assert!(out.status.success());
+    let readers: Vec<ReaderInfo> = serde_json::from_slice(&out.stdout).expect("readers JSON");
+    assert_eq!(readers.len(), 1, "{readers:?}");
+    let swipe = &readers[0];
+    assert_eq!(
+        (
+            swipe.name.as_str(),
+            swipe.state,
+            swipe.attached,
+            swipe.card_present
+        ),
+        ("swipe", DeviceState::Online, true, true),
+        "{swipe:?}"
+    );
+    assert_eq!((swipe.reads_ok, swipe.reads_failed), (1, 0));
+    assert!(swipe.sam_id.is_some(), "{swipe:?}");
+    let out = r.kioskd.kioskctl(&["readers"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("swipe") && text.contains("card:yes") && text.contains("1/0"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selftest_fails_naming_the_devices_missing_when_kioskd_starts() {
+    let mut r = rig_with(Faults::none(), true);
+    drop(r.ready().await);
+    r.kioskd.kill();
+    r.sam.unplug().expect("unplug the SAM");
+    r.printer().unplug().expect("unplug the printer");
+    r.kioskd.start_again();
+
+    let (code, report) = selftest(&r.kioskd);
+    assert_eq!(code, Some(1), "{report:#?}");
+    let reader = outcome(&report, "reader:swipe");
+    assert_eq!(reader.outcome, CheckOutcome::Fail, "{report:#?}");
+    assert!(reader.reason.contains("swipe"), "{}", reader.reason);
+    let printer = outcome(&report, &format!("printer:{PRINTER}"));
+    assert_eq!(printer.outcome, CheckOutcome::Fail, "{report:#?}");
+    assert!(printer.reason.contains(PRINTER), "{}", printer.reason);
+    let sam = outcome(&report, "sam:swipe");
+    assert_eq!(sam.outcome, CheckOutcome::Fail, "{report:#?}");
+    assert!(sam.reason.contains("swipe"), "{}", sam.reason);
+    assert_eq!(report.failed, 3, "{report:#?}");
+    assert_eq!(outcome(&report, "corebank").outcome, CheckOutcome::Pass);
+    assert_eq!(outcome(&report, "database").outcome, CheckOutcome::Pass);
+    assert_eq!(outcome(&report, "audit_chain").outcome, CheckOutcome::Pass);
 }
 
 /// Flip the last byte of index `index`'s root page in the SQLite file `db`
