@@ -2,7 +2,20 @@
 //! (`kiosk-proto`). Each connection gets a reader task that answers
 //! requests and, after `subscribe`, a forwarder of events; both write
 //! through one writer task so lines never interleave.
+//!
+//! Memory stays bounded whatever a client does (docs/local-api.md,
+//! "Limits"): at most `api.max_clients` connections (more are answered
+//! `too_many_clients` and closed); a line is at most [`MAX_LINE`] bytes (a
+//! longer one is answered `line_too_long` and skipped up to its newline,
+//! never buffered); per connection at most [`MAX_IN_FLIGHT`] requests are
+//! served at once and at most [`CLIENT_QUEUE`] lines wait to be written.
+//! When a client sends without reading its answers, these fill up and
+//! kioskd stops reading from that connection until the client reads:
+//! backpressure through the socket, not a growing buffer. Events reach a
+//! subscriber through a bounded broadcast channel; a subscriber too slow
+//! for it loses the oldest events (logged), it never makes kioskd buffer.
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,17 +27,71 @@ use kiosk_proto::{
 };
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
-use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::{Decoder, FramedRead, FramedWrite, LinesCodec, LinesCodecError};
 
 use crate::Error;
 use crate::access::{Caller, Policy, Role, required_role};
 use crate::daemon::Shared;
 use crate::technician::{PinCheck, PinGate};
 
-/// Lines queued for one client before it counts as too slow and is dropped.
-const CLIENT_QUEUE: usize = 256;
+/// Lines (answers and events) queued for one client's writer.
+pub const CLIENT_QUEUE: usize = 256;
+/// Requests of one connection served at once. When they are all running
+/// (or their answers wait in the full [`CLIENT_QUEUE`]), kioskd reads no
+/// further request from that connection until one is done.
+pub const MAX_IN_FLIGHT: usize = 32;
 const DEFAULT_READ_CARD_TIMEOUT_MS: u64 = 30_000;
 const MAX_READ_CARD_TIMEOUT_MS: u64 = 600_000;
+
+/// What a connection's reader gets: a line, or the news that a line was
+/// too long or not UTF-8. Both are answered and the connection goes on.
+#[derive(Debug)]
+enum Incoming {
+    Line(String),
+    /// The line passed [`MAX_LINE`]: [`LinesCodec`] discards it up to the
+    /// next newline (never buffering more than `MAX_LINE` bytes of it) and
+    /// then frames lines again.
+    TooLong,
+    /// The line was taken out of the buffer whole but is not UTF-8.
+    NotUtf8,
+}
+
+/// [`LinesCodec`] with its two per-line errors turned into items:
+/// `FramedRead` ends its stream after any decoder error, which would close
+/// the connection; the codec itself recovers from both.
+#[derive(Debug)]
+struct RequestLines(LinesCodec);
+
+impl RequestLines {
+    fn new() -> RequestLines {
+        RequestLines(LinesCodec::new_with_max_length(MAX_LINE))
+    }
+
+    fn lift(r: Result<Option<String>, LinesCodecError>) -> std::io::Result<Option<Incoming>> {
+        match r {
+            Ok(line) => Ok(line.map(Incoming::Line)),
+            Err(LinesCodecError::MaxLineLengthExceeded) => Ok(Some(Incoming::TooLong)),
+            Err(LinesCodecError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Ok(Some(Incoming::NotUtf8))
+            }
+            Err(LinesCodecError::Io(e)) => Err(e),
+        }
+    }
+}
+
+impl Decoder for RequestLines {
+    type Item = Incoming;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<Incoming>> {
+        RequestLines::lift(self.0.decode(buf))
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<Incoming>> {
+        RequestLines::lift(self.0.decode_eof(buf))
+    }
+}
 
 /// Bind the socket, replacing a stale socket file but never a live daemon.
 /// With `group` (`api.group`'s gid) the socket is given to that group.
@@ -64,17 +131,13 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, Error> {
 
 /// Accept clients until shutdown; then wait for the open connections to close.
 pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Policy>) {
-    let slots = Arc::new(Semaphore::new(shared.config.api.max_clients));
+    let max_clients = shared.config.api.max_clients;
+    let slots = Arc::new(Semaphore::new(max_clients));
     let pins = Arc::new(PinGate::new(&shared.config.ui));
     let mut tasks = tokio::task::JoinSet::new();
+    // Refusals are logged once per burst, not once per connection.
+    let mut refusing = false;
     loop {
-        let permit = tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let stream = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -85,6 +148,18 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Poli
                 }
             },
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            if !refusing {
+                tracing::warn!(
+                    max_clients,
+                    "too many clients: new connections are refused (api.max_clients)"
+                );
+                refusing = true;
+            }
+            refuse(stream, max_clients);
+            continue;
+        };
+        refusing = false;
         let shared = shared.clone();
         let pins = pins.clone();
         let caller = policy.caller(&stream);
@@ -104,6 +179,22 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Poli
     while tasks.join_next().await.is_some() {}
 }
 
+/// Answer a connection over `api.max_clients` with `too_many_clients` and
+/// close it. The write never waits (a new socket's buffer is empty; if it
+/// cannot be written at once it is skipped), so refusing costs the accept
+/// loop nothing however many clients knock.
+fn refuse(stream: UnixStream, max_clients: usize) {
+    let err = api_error(
+        ErrorCode::TooManyClients,
+        format!("kioskd already serves {max_clients} clients (api.max_clients); try again later"),
+    );
+    let mut line = answer(0, Err(err));
+    line.push('\n');
+    if let Ok(mut s) = stream.into_std() {
+        let _ = s.write(line.as_bytes());
+    }
+}
+
 async fn handle_connection(
     stream: UnixStream,
     shared: Arc<Shared>,
@@ -111,16 +202,25 @@ async fn handle_connection(
     pins: Arc<PinGate>,
 ) {
     let (r, w) = stream.into_split();
-    let mut lines = FramedRead::new(r, LinesCodec::new_with_max_length(MAX_LINE));
+    let mut lines = FramedRead::new(r, RequestLines::new());
     let (out_tx, mut out_rx) = mpsc::channel::<String>(CLIENT_QUEUE);
+    let shutdown = shared.shutdown.clone();
     let writer = tokio::spawn(async move {
         let mut sink = FramedWrite::new(w, LinesCodec::new());
         while let Some(line) = out_rx.recv().await {
-            if sink.send(line).await.is_err() {
+            // At shutdown, what can be written goes out; a client that does
+            // not read is not waited for.
+            let sent = tokio::select! {
+                biased;
+                sent = sink.send(line) => sent,
+                _ = shutdown.cancelled() => break,
+            };
+            if sent.is_err() {
                 break;
             }
         }
     });
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut forwarder: Option<tokio::task::JoinHandle<()>> = None;
     // The technician role a PIN gave this connection, until then.
     let mut elevated_until: Option<std::time::Instant> = None;
@@ -131,18 +231,26 @@ async fn handle_connection(
         };
         let line = match next {
             None => break,
-            Some(Ok(line)) => line,
-            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+            Some(Ok(Incoming::Line(line))) => line,
+            Some(Ok(Incoming::TooLong)) => {
+                // The rest of the line is skipped; the connection goes on.
                 let err = api_error(
                     ErrorCode::LineTooLong,
-                    format!("line longer than {MAX_LINE} bytes"),
+                    format!("line longer than {MAX_LINE} bytes; skipped to its end"),
                 );
-                let _ = out_tx.send(answer(0, Err(err))).await;
-                // The framed reader ends after a codec error: answer, then
-                // close this connection (memory stays bounded).
-                break;
+                if out_tx.send(answer(0, Err(err))).await.is_err() {
+                    break;
+                }
+                continue;
             }
-            Some(Err(LinesCodecError::Io(e))) => {
+            Some(Ok(Incoming::NotUtf8)) => {
+                let err = api_error(ErrorCode::BadRequest, "the line is not UTF-8");
+                if out_tx.send(answer(0, Err(err))).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Some(Err(e)) => {
                 tracing::debug!(error = %e, "client connection error");
                 break;
             }
@@ -238,10 +346,20 @@ async fn handle_connection(
             continue;
         }
         // Long waits (read_card) run beside the connection so the client can
-        // keep talking; answers carry their id.
+        // keep talking; answers carry their id. At most MAX_IN_FLIGHT at
+        // once: past that, this loop waits and reads nothing more.
+        let permit = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            permit = in_flight.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let shared = shared.clone();
         let out = out_tx.clone();
         tokio::spawn(async move {
+            // Held until the answer is queued (or the client is gone).
+            let _permit = permit;
             if needed == Role::Technician {
                 let method = request.method();
                 if let Err(e) = shared.audit_technician(method, caller.uid).await {

@@ -279,6 +279,9 @@ impl Shared {
             } => {
                 tracing::info!(%change_id, at_ms, %reason, "delivery will be retried");
             }
+            SyncEvent::Purged { count } => self.emit(Event::PayloadsPurged {
+                count: count as u64,
+            }),
             SyncEvent::CoreBankLink { reachable, detail } => self.set_link(reachable, detail),
         }
     }

@@ -207,7 +207,8 @@ impl Profile {
 #[serde(deny_unknown_fields, default)]
 pub struct ApiSection {
     pub socket: PathBuf,
-    /// Connections served at once; more wait to be accepted.
+    /// Connections served at once; more are answered `too_many_clients`
+    /// and closed.
     pub max_clients: usize,
     /// Open the `submit_change` method, which records a change without a
     /// customer flow: for demo and test kiosks only.

@@ -12,6 +12,8 @@
 //! * [`api`]: the local API on a Unix socket, JSON lines (`kiosk-proto`).
 //! * [`masking`]: the only road from a full identity to what leaves the
 //!   daemon (rule S1).
+//! * [`hardening`]: core dumps off and the process not dumpable, before
+//!   anything secret is read.
 //! * [`store`]: the SQLite database: the outbox of confirmed changes
 //!   (personal data encrypted at rest), the hash-chained audit trail and the
 //!   queue counters (rules C1, S2, S3, Q2).
@@ -31,6 +33,7 @@ pub mod config;
 pub mod daemon;
 pub mod devices;
 pub mod flows;
+pub mod hardening;
 pub mod logging;
 pub mod masking;
 pub mod metrics;
@@ -72,6 +75,11 @@ pub enum Error {
     NoSuchGroup { key: &'static str, group: String },
     #[error("another kioskd is already listening on {}", path.display())]
     AlreadyRunning { path: PathBuf },
+    #[error("cannot disable core dumps: {what}: {source}")]
+    Hardening {
+        what: &'static str,
+        source: nix::Error,
+    },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("core bank client: {0}")]

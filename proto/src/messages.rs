@@ -567,6 +567,9 @@ pub enum ErrorCode {
     /// `technician_unlock`: too many wrong PINs; the message says when to
     /// try again.
     Locked,
+    /// The daemon already serves `api.max_clients` connections: this one
+    /// is closed after this answer (id 0); the client may try again later.
+    TooManyClients,
     /// Anything else; details are in the daemon's log.
     Internal,
 }
@@ -649,6 +652,9 @@ pub enum Event {
         service: String,
         printed: bool,
     },
+    /// The personal data of `count` settled changes was purged after the
+    /// bank's answer and `store.retention_hours` (rule S2; audited).
+    PayloadsPurged { count: u64 },
 }
 
 /// Device states, after XFS4IoT's `Common.Status.device`.

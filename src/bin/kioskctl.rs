@@ -470,11 +470,17 @@ async fn run(args: &Args) -> Result<(), ClientError> {
         Command::Config { .. } | Command::PinHash => unreachable!("handled before connecting"),
         Command::Events { count } => {
             client.subscribe().await?;
+            // On stderr, so stdout stays one event per line; a script (or a
+            // test) knows from it that no later event will be missed.
+            eprintln!("subscribed to kioskd's events (masked); Ctrl-C to stop");
             let mut seen = 0u64;
             while count.is_none_or(|c| seen < c) {
                 let ev = client.next_event().await?;
                 if args.json {
-                    print_json(&ev)?;
+                    // One JSON object per line (JSON lines), not pretty.
+                    let line = serde_json::to_string(&ev)
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    println!("{line}");
                 } else {
                     println!("{}", describe(&ev));
                 }
@@ -571,6 +577,9 @@ fn describe(ev: &EventEnvelope) -> String {
             "ticket {number} ({service}) issued, {}: {ticket_id}",
             if *printed { "printed" } else { "NOT printed" }
         ),
+        Event::PayloadsPurged { count } => {
+            format!("personal data of {count} settled change(s) purged (retention)")
+        }
     };
     format!("#{} {}", ev.seq, what)
 }

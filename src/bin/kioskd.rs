@@ -29,6 +29,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Before anything secret is read (the store key, card data).
+    if let Err(e) = kiosk::hardening::disable_core_dumps() {
+        eprintln!("kioskd: {e}");
+        return ExitCode::FAILURE;
+    }
     let args = Args::parse();
     if let Some(path) = &args.generate_store_key {
         return match kiosk::store::generate_key_file(path) {

@@ -54,6 +54,8 @@ pub enum SyncEvent {
         at_ms: i64,
         reason: String,
     },
+    /// The personal data of `count` settled changes was purged (rule S2).
+    Purged { count: usize },
     /// Whether the core bank answered, when that changes.
     CoreBankLink {
         reachable: bool,
@@ -177,6 +179,7 @@ where
                 purged,
                 "purged the personal data of settled changes (rule S2)"
             );
+            (self.on_event)(SyncEvent::Purged { count: purged });
         }
 
         let Some(pending) = self.blocking(move |s| s.next_deliverable(now)).await? else {

@@ -12,7 +12,7 @@ use kiosk_sim::corebank::{CoreBankConfig, CoreBankSim, Faults, FixtureSource, Fi
 use kiosk_sim::printer::{PrinterSim, PrinterSimConfig};
 use kiosk_sim::{CardProfile, SamSim, SamSimConfig};
 
-use super::harness::{DEADLINE, Kioskd, wait_state};
+use super::harness::{DEADLINE, Kioskd, printer_toml, wait_device, wait_state};
 
 pub(crate) const READER: &str = "desk";
 pub(crate) const PRINTER: &str = "slips";
@@ -77,33 +77,14 @@ pub(crate) async fn kiosk_profile(
     });
     let mut toml = toml(dir.path(), &sam_link, &bank.base_url(), session);
     if let Some(p) = &printer {
-        toml.push_str(&format!(
-            "\n[printer]\nname = \"{PRINTER}\"\npath = \"{}\"\nbaud = 115200\nwrite_timeout_ms = 3000\nstatus_timeout_ms = 500\n",
-            p.link().display()
-        ));
+        toml.push_str(&printer_toml(PRINTER, p.link(), 115_200));
     }
     toml.push_str(extra);
     let kioskd = Kioskd::start_profile(profile, "", &toml, direct);
     let mut c = kioskd.subscriber().await;
     wait_state(&mut c, READER, DeviceState::Online).await;
     if printer.is_some() {
-        let status = c.status().await.expect("status");
-        let online = status
-            .devices
-            .iter()
-            .any(|d| d.name == PRINTER && d.state == DeviceState::Online);
-        if !online {
-            c.wait_event(DEADLINE, |e| match e {
-                Event::DeviceState { device, state, .. }
-                    if device == PRINTER && *state == DeviceState::Online =>
-                {
-                    Some(())
-                }
-                _ => None,
-            })
-            .await
-            .expect("printer online");
-        }
+        wait_device(&mut c, PRINTER, DeviceState::Online).await;
     }
     Kiosk {
         dir,
@@ -1203,4 +1184,112 @@ async fn metrics_show_reads_tickets_and_deliveries_and_nothing_personal() {
         assert!(!mid.contains(secret), "{secret:?} in the metrics");
     }
     k.assert_clean();
+}
+
+/// `needle` in `hay` as a token of its own (not inside a longer run of
+/// letters or digits, as a 6-digit code could be inside a timestamp or
+/// an id).
+fn contains_token(hay: &str, needle: &str) -> bool {
+    hay.match_indices(needle).any(|(i, _)| {
+        let before = hay[..i].chars().next_back();
+        let after = hay[i + needle.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric())
+            && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    })
+}
+
+/// Rule S1 with kioskd logging everything (level `trace`, as the harness
+/// configures it): a phone change (with a wrong answer and a wrong code
+/// typed first) and an ID update, watched live with `kioskctl events` and
+/// looked at with the technician's commands afterwards. None of the test
+/// cards' and customers' full ID numbers, names and mobile numbers, nor
+/// what the customer typed (answers, new number, codes), is in kioskd's
+/// log, in anything kioskctl printed, or in the audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_s1_at_trace_level_nothing_personal_or_typed_in_log_kioskctl_or_audit() {
+    let mut k = kiosk().await;
+    let mut live = k.kioskd.kioskctl_events(&["--json"]);
+    let new = "13911112222";
+    let wrong_answer = "错的";
+
+    let info = k.start_with_card("phone_change", resident()).await;
+    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    let info = k
+        .input(SessionInput::Answer {
+            answer: wrong_answer.into(),
+        })
+        .await;
+    assert_eq!(refusal_code(&info), "wrong_answer", "{info:?}");
+    k.input(SessionInput::Answer {
+        answer: "王芳".into(),
+    })
+    .await;
+    let info = k
+        .input(SessionInput::Numbers {
+            first: new.into(),
+            second: new.into(),
+        })
+        .await;
+    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    let code = k.bank().last_sms_code(new).expect("code");
+    let wrong_code: String = code
+        .chars()
+        .map(|c| if c == '9' { '0' } else { '9' })
+        .collect();
+    let info = k
+        .input(SessionInput::Code {
+            code: wrong_code.clone(),
+        })
+        .await;
+    assert_eq!(refusal_code(&info), "wrong_code", "{info:?}");
+    let info = k.input(SessionInput::Code { code: code.clone() }).await;
+    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+
+    let done = k.start_with_card("id_update", resident()).await;
+    assert_eq!(done.stage, "awaiting_confirmation", "{done:?}");
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    let id = done.session_id.clone().expect("session id");
+    // The live view saw the flow to its end.
+    live.line_matching(|l| l.contains(&id) && l.contains("\"applied\""));
+    let mut printed = live.stop();
+
+    for args in [
+        &["status"][..],
+        &["--json", "status"],
+        &["readers"],
+        &["--json", "readers"],
+        &["sync", "status"],
+        &["--json", "sync", "list"],
+        &["sync", "list"],
+        &["audit", "verify"],
+        &["selftest"],
+    ] {
+        let out = k.kioskd.kioskctl(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        printed.push_str(&String::from_utf8_lossy(&out.stdout));
+        printed.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+
+    let log = k.kioskd.log();
+    assert!(log.contains(" TRACE "), "kioskd logged at trace level");
+    let audit = k.audit_text();
+    let mut secrets = all_secrets();
+    secrets.extend([new.to_string(), wrong_answer.to_string()]);
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        assert!(!log.contains(s.as_str()), "{s:?} is in kioskd's log");
+        assert!(!printed.contains(s.as_str()), "{s:?} printed by kioskctl");
+        assert!(!audit.contains(s.as_str()), "{s:?} is in the audit trail");
+    }
+    for c in [&code, &wrong_code] {
+        assert!(!contains_token(&log, c), "code {c} is in kioskd's log");
+        assert!(!contains_token(&printed, c), "code {c} printed by kioskctl");
+        assert!(!contains_token(&audit, c), "code {c} is in the audit trail");
+    }
 }

@@ -1,9 +1,12 @@
 //! Start kioskd as a real process on a temporary config and talk to it.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use kiosk_proto::{CardReadInfo, Client, DeviceState, Event};
@@ -18,6 +21,8 @@ pub struct Kioskd {
     pub socket: PathBuf,
     pub config_path: PathBuf,
     log_path: PathBuf,
+    /// Run kioskd as this uid and gid (no supplementary groups).
+    run_as: Option<(u32, u32)>,
 }
 
 impl Kioskd {
@@ -36,7 +41,13 @@ impl Kioskd {
 
     /// Like [`Kioskd::start_with`], with `api_toml` lines added to `[api]`.
     pub fn start_full(api_toml: &str, extra_toml: &str, allow_direct_changes: bool) -> Kioskd {
-        Kioskd::start_profile("smart_teller", api_toml, extra_toml, allow_direct_changes)
+        Kioskd::start_config(
+            "smart_teller",
+            api_toml,
+            extra_toml,
+            allow_direct_changes,
+            None,
+        )
     }
 
     /// Like [`Kioskd::start_full`], as a kiosk of `profile`.
@@ -45,6 +56,22 @@ impl Kioskd {
         api_toml: &str,
         extra_toml: &str,
         allow_direct_changes: bool,
+    ) -> Kioskd {
+        Kioskd::start_config(profile, api_toml, extra_toml, allow_direct_changes, None)
+    }
+
+    /// Like [`Kioskd::start`], run as `uid`:`gid` (the test runs as root).
+    /// Its directory is opened to everyone so that user can work in it.
+    pub fn start_as(extra_toml: &str, uid: u32, gid: u32) -> Kioskd {
+        Kioskd::start_config("smart_teller", "", extra_toml, false, Some((uid, gid)))
+    }
+
+    fn start_config(
+        profile: &str,
+        api_toml: &str,
+        extra_toml: &str,
+        allow_direct_changes: bool,
+        run_as: Option<(u32, u32)>,
     ) -> Kioskd {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("kioskd.sock");
@@ -75,7 +102,12 @@ level = "trace"
             socket,
             config_path,
             log_path: PathBuf::new(),
+            run_as,
         };
+        if run_as.is_some() {
+            let open = std::fs::Permissions::from_mode(0o777);
+            std::fs::set_permissions(k.dir.path(), open).expect("chmod dir");
+        }
         k.spawn();
         k
     }
@@ -89,7 +121,13 @@ level = "trace"
         let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
         notify.set_read_timeout(Some(DEADLINE)).expect("timeout");
         let log = std::fs::File::create(&self.log_path).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kioskd"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kioskd"));
+        if let Some((uid, gid)) = self.run_as {
+            let open = std::fs::Permissions::from_mode(0o777);
+            std::fs::set_permissions(&notify_path, open).expect("chmod notify socket");
+            command.uid(uid).gid(gid);
+        }
+        let child = command
             .arg("--config")
             .arg(&self.config_path)
             .env("NOTIFY_SOCKET", &notify_path)
@@ -112,6 +150,40 @@ level = "trace"
     pub fn restart_hard(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Start kioskd again on the same config after [`Kioskd::kill`]
+    /// (returning once it reports ready).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "kioskd is still running");
+        self.spawn();
+    }
+
+    /// kioskd's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// A line of `/proc/PID/FILE` of kioskd starting with `key` (e.g.
+    /// `status`, `VmRSS:`), without the key.
+    pub fn proc_line(&self, file: &str, key: &str) -> String {
+        let path = format!("/proc/{}/{file}", self.pid());
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {path}:\n{text}"))
+            .trim()
+            .to_string()
+    }
+
+    /// A `kB` value of `/proc/PID/status` (`VmRSS`, `VmHWM`), in bytes.
+    pub fn memory_bytes(&self, key: &str) -> u64 {
+        let v = self.proc_line("status", &format!("{key}:"));
+        let kib: u64 = v
+            .strip_suffix(" kB")
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{key}: {v:?}"));
+        kib * 1024
     }
 
     /// SIGKILL, and wait until the process is gone.
@@ -148,6 +220,43 @@ level = "trace"
             .args(args)
             .output()
             .expect("run kioskctl")
+    }
+
+    /// Start `kioskctl events ARGS` as a child process and return once it
+    /// has subscribed (it says so on stderr), so no later event is missed.
+    pub fn kioskctl_events(&self, args: &[&str]) -> EventsProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kioskctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .arg("events")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kioskctl events");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut first = String::new();
+        stderr.read_line(&mut first).expect("kioskctl stderr");
+        assert!(
+            first.contains("subscribed"),
+            "kioskctl events did not subscribe: {first:?}"
+        );
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        EventsProcess {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
     }
 
     /// Send SIGTERM and wait for the exit.
@@ -193,6 +302,86 @@ impl Drop for Kioskd {
             let _ = c.wait();
         }
     }
+}
+
+/// A running `kioskctl events` (see [`Kioskd::kioskctl_events`]); killed
+/// when dropped.
+pub struct EventsProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub seen: Vec<String>,
+}
+
+impl EventsProcess {
+    /// Read lines until one matches `pred` and return it (fails after
+    /// [`DEADLINE`] or when kioskctl ends).
+    pub fn line_matching(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            match self.lines.recv_timeout(DEADLINE) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!(
+                    "kioskctl events: no matching line ({e}); seen:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Kill kioskctl and return everything it printed.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The pipe is closed now: the reader thread ends after the rest.
+        while let Ok(line) = self.lines.recv_timeout(DEADLINE) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for EventsProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `[printer]` table for the printer simulator at `path`.
+pub fn printer_toml(name: &str, path: &Path, baud: u32) -> String {
+    format!(
+        "\n[printer]\nname = \"{name}\"\npath = \"{}\"\nbaud = {baud}\nwrite_timeout_ms = 3000\nstatus_timeout_ms = 500\n",
+        path.display()
+    )
+}
+
+/// Wait until `device` (a reader or the printer, by name) is in `state`
+/// as `status` reports it (the client must be subscribed).
+pub async fn wait_device(client: &mut Client, device: &str, state: DeviceState) {
+    let status = client.status().await.expect("status");
+    if status
+        .devices
+        .iter()
+        .any(|d| d.name == device && d.state == state)
+    {
+        return;
+    }
+    client
+        .wait_event(DEADLINE, |e| match e {
+            Event::DeviceState {
+                device: d,
+                state: s,
+                ..
+            } if d == device && *s == state => Some(()),
+            _ => None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{device} never became {state}: {e}"));
 }
 
 /// Wait until `reader` is in `state` (the client must be subscribed, so

@@ -2,6 +2,7 @@ pub mod access;
 pub mod api;
 pub mod config_check;
 pub mod flows;
+pub mod hardening;
 pub mod harness;
 pub mod pcsc;
 pub mod queue;

@@ -14,7 +14,7 @@ use kiosk_sim::corebank::{CoreBankConfig, CoreBankSim, Faults, FixtureSource, Fi
 use kiosk_sim::printer::{DecodedTicket, PrinterSim, PrinterSimConfig, PrinterState};
 use kiosk_sim::{CardProfile, SamSim, SamSimConfig};
 
-use super::harness::{DEADLINE, Kioskd, wait_state};
+use super::harness::{DEADLINE, Kioskd, printer_toml, wait_device, wait_state};
 
 const PRINTER: &str = "ticket";
 const BRANCH: &str = "Test branch";
@@ -40,17 +40,8 @@ fn setup_with(wire_time: bool, baud: u32) -> Setup {
     Setup { dir, printer }
 }
 
-fn queue_toml(dir: &Path, printer: Option<&Path>) -> String {
-    queue_toml_baud(dir, printer, 115_200)
-}
-
-fn queue_toml_baud(dir: &Path, printer: Option<&Path>, baud: u32) -> String {
-    let mut toml = format!(
-        r#"
-[store]
-path = "{db}"
-key_file = "{key}"
-
+/// The `[queue]` table with services A (personal), B (corporate), V (vip).
+pub(super) const QUEUE_SERVICES_TOML: &str = r#"
 [queue]
 timezone = "Asia/Shanghai"
 
@@ -71,15 +62,26 @@ id = "vip"
 letter = "V"
 name_zh = "贵宾业务"
 name_en = "VIP"
-"#,
+"#;
+
+fn queue_toml(dir: &Path, printer: Option<&Path>) -> String {
+    queue_toml_baud(dir, printer, 115_200)
+}
+
+fn queue_toml_baud(dir: &Path, printer: Option<&Path>, baud: u32) -> String {
+    let mut toml = format!(
+        r#"
+[store]
+path = "{db}"
+key_file = "{key}"
+
+{services}"#,
         db = dir.join("kiosk.db").display(),
         key = dir.join("store.key").display(),
+        services = QUEUE_SERVICES_TOML,
     );
     if let Some(p) = printer {
-        toml.push_str(&format!(
-            "\n[printer]\nname = \"{PRINTER}\"\npath = \"{}\"\nbaud = {baud}\nwrite_timeout_ms = 3000\nstatus_timeout_ms = 500\n",
-            p.display()
-        ));
+        toml.push_str(&printer_toml(PRINTER, p, baud));
     }
     toml
 }
@@ -93,22 +95,9 @@ fn printer_info(status: &kiosk_proto::StatusInfo) -> DeviceInfo {
         .expect("the printer in status")
 }
 
-/// Wait until the printer is in `state` (the client is subscribed first,
-/// so nothing between the check and the wait is missed).
+/// Wait until the printer is in `state`.
 async fn wait_printer(events: &mut Client, state: DeviceState) {
-    let status = events.status().await.expect("status");
-    if printer_info(&status).state == state {
-        return;
-    }
-    events
-        .wait_event(DEADLINE, |e| match e {
-            Event::DeviceState {
-                device, state: s, ..
-            } if device == PRINTER && *s == state => Some(()),
-            _ => None,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("printer never became {state}: {e}"));
+    wait_device(events, PRINTER, state).await;
 }
 
 fn today_shanghai() -> [String; 2] {

@@ -382,3 +382,55 @@ async fn submit_change_is_refused_unless_the_kiosk_allows_it() {
         other => panic!("submit_change on a production kiosk: {other:?}"),
     }
 }
+
+/// Rule S2 through kioskd: with `store.retention_hours = 0` a change's
+/// personal data is purged once the bank has answered. kioskd says so
+/// (`payloads_purged`), the change is marked purged with its row kept, and
+/// the purge is in the audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_s2_personal_data_is_purged_after_the_answer_and_the_retention() {
+    let s = setup(1, Faults::none());
+    let toml = kiosk_toml(s.dir.path(), &s.bank.base_url())
+        .replace("[sync]", "retention_hours = 0\n\n[sync]");
+    let kioskd = Kioskd::start_with(&toml, true);
+    let mut events = kioskd.subscriber().await;
+    let mut c = kioskd.client().await;
+    let change = c.submit_change(synthetic_change(0)).await.expect("submit");
+    let mut delivered = false;
+    let purged = events
+        .wait_event(Duration::from_secs(30), |e| match e {
+            Event::ChangeDelivered { change_id, .. } if *change_id == change.change_id => {
+                delivered = true;
+                None
+            }
+            Event::PayloadsPurged { count } => Some(*count),
+            _ => None,
+        })
+        .await
+        .expect("the purge");
+    assert!(delivered, "purged only after the bank's answer");
+    assert_eq!(purged, 1);
+
+    let store = kiosk::store::Store::open(
+        &s.dir.path().join("kiosk.db"),
+        &s.dir.path().join("store.key"),
+        &Default::default(),
+    )
+    .expect("open the store");
+    let summary = store
+        .get(&change.change_id)
+        .expect("the change's row is kept");
+    assert!(summary.purged, "{summary:?}");
+    let purges: Vec<_> = store
+        .audit_records(0, 1000)
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.action == "payload_purged")
+        .collect();
+    assert_eq!(purges.len(), 1, "{purges:?}");
+    assert_eq!(
+        purges[0].subject.as_deref(),
+        Some(change.change_id.as_str())
+    );
+    assert!(c.audit_verify().await.expect("audit").ok);
+}
