@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use kiosk_proto::{Client, ClientError, Request, SessionInput, TechnicianUnlockParams};
@@ -17,6 +18,15 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{Command, Input};
+
+/// When kioskd emitted the last event handed to the sink (ms since the
+/// epoch, kioskd's clock): the UI measures event-to-screen latency from it.
+static LAST_EVENT_AT_MS: AtomicI64 = AtomicI64::new(0);
+
+/// See [`LAST_EVENT_AT_MS`]; read it in the sink.
+pub fn last_event_at_ms() -> i64 {
+    LAST_EVENT_AT_MS.load(Ordering::Relaxed)
+}
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -140,7 +150,10 @@ async fn connect(socket: &PathBuf, sink: &Sink) -> Result<(Client, Client), Clie
 async fn forward_events(mut client: Client, sink: &Sink) -> ClientError {
     loop {
         match client.next_event().await {
-            Ok(envelope) => sink(Input::Event(Box::new(envelope.event))),
+            Ok(envelope) => {
+                LAST_EVENT_AT_MS.store(envelope.at_ms, Ordering::Relaxed);
+                sink(Input::Event(Box::new(envelope.event)));
+            }
             Err(e) => return e,
         }
     }

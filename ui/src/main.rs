@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use kiosk_proto::Event;
 use kiosk_ui::bridge::{Bridge, Sink};
 use kiosk_ui::model::{Input, Timing};
 use kiosk_ui::{AppWindow, Controller, Settings};
@@ -21,7 +22,7 @@ use slint::ComponentHandle;
 #[command(version, about = "The kiosk's touchscreen app")]
 struct Args {
     /// kioskd's socket.
-    #[arg(long, env = "KIOSK_SOCKET", default_value = "/run/kioskd/kioskd.sock")]
+    #[arg(long, env = "KIOSK_SOCKET", default_value = "/run/kiosk/kioskd.sock")]
     socket: PathBuf,
     /// The screen's density in dots per inch (touch targets are 15 mm).
     #[arg(long, env = "KIOSK_UI_DPI", default_value_t = 96.0)]
@@ -68,6 +69,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args, portrait: bool) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let window = AppWindow::new()?;
     if args.fullscreen {
         window.window().set_fullscreen(true);
@@ -76,6 +78,13 @@ fn run(args: Args, portrait: bool) -> anyhow::Result<()> {
     // kioskd's news reaches the UI thread through Slint's event loop.
     let sink: Sink = Arc::new(move |input: Input| {
         let weak = weak.clone();
+        // A card or session event: its screen's latency is measured.
+        let event_at_ms = match &input {
+            Input::Event(e) if matches!(**e, Event::CardRead { .. } | Event::Session(_)) => {
+                Some(kiosk_ui::bridge::last_event_at_ms())
+            }
+            _ => None,
+        };
         let _ = slint::invoke_from_event_loop(move || {
             if weak.upgrade().is_some() {
                 CONTROLLER.with(|c| {
@@ -84,9 +93,41 @@ fn run(args: Args, portrait: bool) -> anyhow::Result<()> {
                         Controller::arm_ticker(c);
                     }
                 });
+                if event_at_ms.is_some() {
+                    SHOWN_EVENT.with(|e| e.set(event_at_ms));
+                }
             }
         });
     });
+    // Frames: the first one, and the one that shows a card or session
+    // event (`cargo xtask bench` reads these lines at debug level).
+    let first_frame = std::cell::Cell::new(true);
+    let screen_of = window.as_weak();
+    let notifier = window.window().set_rendering_notifier(move |state, _| {
+        if !matches!(state, slint::RenderingState::AfterRendering) {
+            return;
+        }
+        if first_frame.replace(false) {
+            tracing::debug!(
+                first_frame_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "first frame"
+            );
+        }
+        if let Some(at_ms) = SHOWN_EVENT.with(|e| e.take()) {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let screen = screen_of
+                .upgrade()
+                .map(|w| w.global::<kiosk_ui::Ui>().get_screen().to_string())
+                .unwrap_or_default();
+            tracing::debug!(latency_ms = now_ms - at_ms, screen, "event shown");
+        }
+    });
+    if let Err(e) = notifier {
+        tracing::info!(error = %e, "frame timing unavailable with this renderer");
+    }
     let bridge = Bridge::start(args.socket.clone(), sink)?;
     let settings = Settings {
         dpi: args.dpi,
@@ -106,6 +147,8 @@ fn run(args: Args, portrait: bool) -> anyhow::Result<()> {
 }
 
 thread_local! {
+    /// kioskd's time of the last card/session event not yet on screen.
+    static SHOWN_EVENT: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
     /// The UI thread's controller (Slint's event loop runs on this thread).
     static CONTROLLER: std::cell::RefCell<Option<std::rc::Rc<std::cell::RefCell<Controller>>>> =
         const { std::cell::RefCell::new(None) };

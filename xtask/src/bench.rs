@@ -40,9 +40,11 @@ pub fn run(_args: &[String]) -> Result<()> {
     let idle_sam = rt.block_on(idle_sam())?;
     let durability = rt.block_on(crate::bench_sync::measure())?;
     let queue = rt.block_on(crate::bench_queue::measure())?;
+    let ui = crate::bench_ui::measure()?;
     let mut report = report(&latency, &idle_pcsc, &idle_sam);
     report.push_str(&crate::bench_sync::report(&durability));
     report.push_str(&crate::bench_queue::report(&queue));
+    report.push_str(&crate::bench_ui::report(&ui));
     let path = root().join("docs/BENCHMARKS.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("{report}");

@@ -70,6 +70,8 @@ pub fn build_binaries(release: bool) -> Result<()> {
         "kiosk",
         "-p",
         "kiosk-sim",
+        "-p",
+        "kiosk-ui",
         "--bins",
     ];
     if release {
@@ -178,6 +180,35 @@ pub fn run(args: &[String]) -> Result<()> {
     let sim_bin = bin("kiosk-sim", false);
     let ctl = bin("kioskctl", false);
     let socket = dir.join("kioskd.sock");
+
+    // The touchscreen: on this desktop, or on a virtual display (the smoke
+    // test always uses one).
+    let mut display = crate::ui::display(smoke)?;
+    if let Some(xvfb) = display.xvfb.take() {
+        guard.0.insert(0, ("Xvfb".into(), xvfb));
+    }
+    let ui_log = dir.join("kiosk-ui.log");
+    let mut ui = crate::ui::start_ui(&socket, &display, false, &ui_log, &[])?;
+    let connected = crate::ui::wait_log(
+        &ui_log,
+        &["connected to kioskd"],
+        &mut ui,
+        Duration::from_secs(60),
+    );
+    guard.0.push(("kiosk-ui".into(), ui));
+    connected?;
+    if smoke {
+        let frame = crate::ui::wait_log(
+            &ui_log,
+            &["first frame"],
+            &mut guard.0.last_mut().expect("kiosk-ui").1,
+            Duration::from_secs(60),
+        )?;
+        println!(
+            "kiosk-ui: connected to kioskd, first frame after {:.0} ms",
+            crate::ui::field(&frame, "first_frame_ms").unwrap_or(f64::NAN)
+        );
+    }
     if smoke {
         for device in ["sam0", "card0"] {
             let placed = Command::new(&sim_bin)
@@ -245,8 +276,19 @@ pub fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
 
+    let shown_on = if display.name.is_empty() {
+        "this desktop (Wayland)".to_string()
+    } else if std::env::var("DISPLAY").ok().as_deref() == Some(display.name.as_str()) {
+        format!("this desktop ({})", display.name)
+    } else {
+        format!(
+            "a virtual display {} (no desktop here): `cargo xtask screenshots` renders every screen",
+            display.name
+        )
+    };
     println!(
-        "\nThe demo kiosk is running. In another terminal:\n\n\
+        "\nThe demo kiosk is running; its touchscreen is on {shown_on}. \
+         Technician screen: hold the top-left corner 3 s, PIN 246810. In another terminal:\n\n\
          \x20 export KIOSK_SOCKET={sock}\n\
          \x20 {ctl} events                     # watch\n\
          \x20 {sim} card place resident --device card0 --control {control}   # PC/SC reader\n\
@@ -266,9 +308,10 @@ pub fn run(args: &[String]) -> Result<()> {
         control = control.display(),
         service = DEMO_SERVICE,
     );
-    // Run until kioskd ends (Ctrl-C reaches the whole process group).
-    if let Some((_, kioskd)) = guard.0.last_mut() {
-        let _ = kioskd.wait();
+    // Run until the UI's window is closed or kioskd ends (Ctrl-C reaches
+    // the whole process group).
+    if let Some((_, ui)) = guard.0.last_mut() {
+        let _ = ui.wait();
     }
     Ok(())
 }

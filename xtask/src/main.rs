@@ -12,7 +12,9 @@ use anyhow::{Context, Result, bail};
 mod bench;
 mod bench_queue;
 mod bench_sync;
+mod bench_ui;
 mod demo;
+mod ui;
 
 /// Debian packages every command needs: PC/SC daemon and library, the
 /// vpcd virtual reader driver used by the simulators, pkg-config for
@@ -26,7 +28,23 @@ const PACKAGES: &[&str] = &[
     "procps",
     "iproute2",
     "util-linux",
+    // kiosk-ui: a virtual display where there is none (demo, bench,
+    // smoke test) and what winit and femtovg load at run time.
+    "xvfb",
+    "libgl1-mesa-dri",
+    "libegl1",
+    "libx11-xcb1",
+    "libxcursor1",
+    "libxi6",
+    "libxrandr2",
+    "libxkbcommon-x11-0",
 ];
+
+/// Packages for kiosk-ui's linuxkms build (DRM/KMS with libinput touch).
+/// Installed when the machine's package lists allow (this one's cannot:
+/// libinput-dev needs a libpcre2-dev older than the installed libpcre2);
+/// without them `cargo xtask test` says that it skips that build.
+const KMS_PACKAGES: &[&str] = &["libinput-dev", "libudev-dev", "libxkbcommon-dev"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,6 +53,7 @@ fn main() -> ExitCode {
         Some("test") => setup().and_then(|()| test(&args[1..])),
         Some("demo") => setup().and_then(|()| demo::run(&args[1..])),
         Some("bench") => setup().and_then(|()| bench::run(&args[1..])),
+        Some("screenshots") => setup().and_then(|()| screenshots(&args[1..])),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -42,7 +61,8 @@ fn main() -> ExitCode {
                  setup   install missing system packages (apt-get)\n  \
                  demo    start simulators and kioskd on the demo profile\n  \
                  test    formatting, clippy -D warnings, every test\n  \
-                 bench   measure read latency, idle CPU and RSS; write docs/BENCHMARKS.md"
+                 bench   measure read latency, idle CPU and RSS; write docs/BENCHMARKS.md\n  \
+                 screenshots  render every UI screen (both languages, both orientations) to docs/screens"
             );
             return ExitCode::from(2);
         }
@@ -74,7 +94,15 @@ fn is_installed(package: &str) -> bool {
 
 /// Install the missing system packages.
 pub fn setup() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
+    install(PACKAGES)?;
+    if let Err(e) = install(KMS_PACKAGES) {
+        eprintln!("xtask: the linuxkms build's packages cannot be installed here: {e:#}");
+    }
+    Ok(())
+}
+
+fn install(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| !is_installed(p))
@@ -139,6 +167,32 @@ pub fn run_in_root(program: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Render every kiosk-ui screen headless (Slint's software renderer) to
+/// `docs/screens` (or the directory given).
+fn screenshots(args: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = args
+        .first()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("docs/screens"));
+    let out = out.to_string_lossy().into_owned();
+    run_in_root(
+        &cargo,
+        &[
+            "run",
+            "--quiet",
+            "-p",
+            "kiosk-ui",
+            "--features",
+            "testing",
+            "--bin",
+            "kiosk-ui-screenshots",
+            "--",
+            &out,
+        ],
+    )
+}
+
 fn test(extra: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run_in_root(&cargo, &["fmt", "--all", "--", "--check"])?;
@@ -153,6 +207,33 @@ fn test(extra: &[String]) -> Result<()> {
             "warnings",
         ],
     )?;
+    // The kiosk build of the UI (DRM/KMS, libinput) compiles too, where
+    // its libraries could be installed.
+    let has_libinput = Command::new("pkg-config")
+        .args(["--exists", "libinput"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if has_libinput {
+        run_in_root(
+            &cargo,
+            &[
+                "clippy",
+                "-p",
+                "kiosk-ui",
+                "--no-default-features",
+                "--features",
+                "linuxkms",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )?;
+    } else {
+        eprintln!(
+            "xtask: SKIPPED the kiosk-ui linuxkms build: libinput-dev is not installed \
+             (apt-get could not install it on this machine)"
+        );
+    }
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
     run_in_root(&cargo, &args)?;
