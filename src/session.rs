@@ -135,7 +135,7 @@ impl Shared {
     /// `session_start`.
     pub async fn session_start(self: &Arc<Self>, flow: &str) -> Result<SessionInfo, ApiError> {
         let settings = flow_settings(&self.config);
-        let flow = match flow {
+        let mut flow = match flow {
             "id_update" => Flow::Id(Box::new(IdUpdateFlow::new(settings))),
             "phone_change" => Flow::Phone(Box::new(PhoneFlow::new(settings))),
             other => {
@@ -189,6 +189,7 @@ impl Shared {
         drop(running);
         tracing::info!(flow = flow.name(), "session started");
         self.emit(Event::Session(info.clone()));
+        flow.start_idle_clock(Utc::now());
         let runner = Runner {
             shared: self.clone(),
             client,
@@ -333,6 +334,13 @@ impl Flow {
         match self {
             Flow::Id(f) => f.is_finished(),
             Flow::Phone(f) => f.is_finished(),
+        }
+    }
+
+    fn start_idle_clock(&mut self, now: chrono::DateTime<Utc>) {
+        match self {
+            Flow::Id(f) => f.start_idle_clock(now),
+            Flow::Phone(f) => f.start_idle_clock(now),
         }
     }
 

@@ -629,6 +629,13 @@ impl IdUpdateFlow {
         self.stage
     }
 
+    /// Start the idle clock when the session starts: a session nobody
+    /// ever touches (the touchscreen app died right after starting it)
+    /// still times out.
+    pub fn start_idle_clock(&mut self, now: DateTime<Utc>) {
+        self.idle.touch(now);
+    }
+
     pub fn is_finished(&self) -> bool {
         self.stage == IdStage::Finished
     }
@@ -1547,6 +1554,19 @@ pub(super) mod tests {
         );
         let effects = flow.handle(Input::ChangeRecordFailed, utc(NOW));
         assert_eq!(refusal(&effects), Refusal::NotRecorded);
+    }
+
+    /// A session nobody touches after its start (no card, no input: the
+    /// touchscreen app died) still times out once its clock was started.
+    #[test]
+    fn rule_s2_an_untouched_session_times_out_from_its_start() {
+        let mut flow = IdUpdateFlow::new(FlowSettings::default());
+        assert_eq!(flow.next_wakeup(), None, "no clock before the start");
+        flow.start_idle_clock(utc("2025-03-14T02:00:00Z"));
+        assert_eq!(flow.next_wakeup(), Some(utc("2025-03-14T02:01:40Z")));
+        flow.handle(Input::Tick, utc("2025-03-14T02:01:45Z"));
+        let effects = flow.handle(Input::Tick, utc("2025-03-14T02:02:00Z"));
+        assert_eq!(finish(&effects).kind, OutcomeKind::TimedOut);
     }
 
     #[test]

@@ -355,6 +355,13 @@ impl PhoneFlow {
         self.stage
     }
 
+    /// Start the idle clock when the session starts: a session nobody
+    /// ever touches (the touchscreen app died right after starting it)
+    /// still times out.
+    pub fn start_idle_clock(&mut self, now: DateTime<Utc>) {
+        self.idle.touch(now);
+    }
+
     pub fn is_finished(&self) -> bool {
         self.stage == PhoneStage::Finished
     }
