@@ -69,7 +69,8 @@ pub(crate) async fn kiosk_profile(
     config.fixtures = FixtureSource::Builtin;
     config.faults = Faults::none();
     let bank = CoreBankSim::start(config).expect("core-bank simulator");
-    let sam_link = dir.path().join("sam0");
+    // A stable by-id style link, as udev makes for a USB serial adapter.
+    let sam_link = dir.path().join("by-id/usb-kiosk-sim-sam-if00-port0");
     let sam = SamSim::start(SamSimConfig::new(&sam_link)).expect("SAM simulator");
     let printer = printer.then(|| {
         PrinterSim::start(PrinterSimConfig::new(dir.path().join("by-id/printer0")))
@@ -137,7 +138,7 @@ impl Kiosk {
 
     /// Start `flow`, place `card`, and return the state once the lookup
     /// is answered (or the flow ended).
-    async fn start_with_card(&mut self, flow: &str, card: CardProfile) -> SessionInfo {
+    pub(crate) async fn start_with_card(&mut self, flow: &str, card: CardProfile) -> SessionInfo {
         let started = self.c.session_start(flow).await.expect("session_start");
         assert!(started.active);
         assert_eq!(started.stage, "awaiting_card");
@@ -160,7 +161,7 @@ impl Kiosk {
 
     /// The next `session` event of session `id` in a stage where the
     /// session waits for the customer (or has ended).
-    async fn settled(&mut self, id: &str) -> SessionInfo {
+    pub(crate) async fn settled(&mut self, id: &str) -> SessionInfo {
         self.c
             .wait_event(DEADLINE, |e| match e {
                 Event::Session(info)
@@ -184,7 +185,7 @@ impl Kiosk {
             .expect("the session settles")
     }
 
-    async fn input(&mut self, input: SessionInput) -> SessionInfo {
+    pub(crate) async fn input(&mut self, input: SessionInput) -> SessionInfo {
         self.c.session_input(input).await.expect("session_input")
     }
 

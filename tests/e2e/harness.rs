@@ -14,6 +14,20 @@ use kiosk_proto::{CardReadInfo, Client, DeviceState, Event};
 /// How long a test waits for anything before failing.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
+/// A tiny deterministic generator for fault and kill schedules.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next number below `below`.
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
 /// A running kioskd on its own temporary directory.
 pub struct Kioskd {
     child: Option<Child>,

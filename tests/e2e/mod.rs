@@ -1,6 +1,7 @@
 pub mod access;
 pub mod api;
 pub mod config_check;
+pub mod faults;
 pub mod flows;
 pub mod hardening;
 pub mod harness;

@@ -4,22 +4,22 @@
 //! rejections (C4), and the technician's view (`kioskctl sync`, `audit`).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kiosk_corebank::SigningKey;
 use kiosk_proto::{Client, ClientError, ErrorCode, Event, SubmitChangeParams};
 use kiosk_sim::corebank::{CoreBankConfig, CoreBankSim, Faults, FixtureSource, Fixtures, fixtures};
 
-use super::harness::Kioskd;
+use super::harness::{Kioskd, Lcg};
 
 const SAM_ID: &str = "05.01-20101216-0011223344-1234567890";
 
-struct Setup {
-    dir: tempfile::TempDir,
-    bank: CoreBankSim,
+pub(crate) struct Setup {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) bank: CoreBankSim,
 }
 
-fn setup(synthetic: usize, faults: Faults) -> Setup {
+pub(crate) fn setup(synthetic: usize, faults: Faults) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let key_bytes: [u8; 32] = rand::random();
     let key_path = dir.path().join("bank.key");
@@ -36,7 +36,7 @@ fn setup(synthetic: usize, faults: Faults) -> Setup {
     Setup { dir, bank }
 }
 
-fn kiosk_toml(dir: &Path, bank_url: &str) -> String {
+pub(crate) fn kiosk_toml(dir: &Path, bank_url: &str) -> String {
     format!(
         r#"
 [store]
@@ -81,13 +81,16 @@ fn id_validity(
     }
 }
 
-fn synthetic_change(i: usize) -> SubmitChangeParams {
+pub(crate) fn synthetic_change(i: usize) -> SubmitChangeParams {
     let c = fixtures::synthetic_customer(i);
     id_validity(&c.customer_id, &c.id_number, "2025-01-01", "2045-01-01")
 }
 
 /// Wait until the outbox is empty, reading events between checks.
-async fn wait_drained(kioskd: &Kioskd, deadline: Duration) -> kiosk_proto::SyncStatusInfo {
+pub(crate) async fn wait_drained(
+    kioskd: &Kioskd,
+    deadline: Duration,
+) -> kiosk_proto::SyncStatusInfo {
     let mut c = kioskd.subscriber().await;
     let wait = async {
         loop {
@@ -111,54 +114,80 @@ async fn wait_drained(kioskd: &Kioskd, deadline: Duration) -> kiosk_proto::SyncS
         .expect("outbox drained in time")
 }
 
-/// A tiny deterministic generator for the kill schedule.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
+/// What [`sigkill_during_changes`] saw.
+#[derive(Debug)]
+pub(crate) struct ChangeCrashReport {
+    /// Changes the daemon acknowledged (each one a confirmed change).
+    pub(crate) acknowledged: usize,
+    /// Submissions the daemon died before answering (asked again).
+    pub(crate) unanswered: usize,
+    pub(crate) kills: usize,
+    /// Acknowledged changes the bank never applied.
+    pub(crate) lost: usize,
+    /// Acknowledged changes the bank applied more than once.
+    pub(crate) duplicated: usize,
+    /// Every change id the bank applied more than once (acknowledged or not).
+    pub(crate) bank_duplicates: Vec<String>,
+    pub(crate) applied_total: u64,
+    pub(crate) status: kiosk_proto::SyncStatusInfo,
+    pub(crate) audit_ok: bool,
+    /// From each SIGKILL during the submissions to the next change the
+    /// restarted daemon acknowledged.
+    pub(crate) recover: Vec<Duration>,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rule_c1_c2_sigkill_at_random_moments_during_1000_changes_applies_each_exactly_once() {
-    const CHANGES: usize = 1000;
+/// Submit `changes` confirmed changes through kioskd while the bank fails
+/// at random (errors, dropped connections, lost answers) and kioskd is
+/// SIGKILLed at random moments (every `kill_every.0` plus a random
+/// `0..kill_every.1` submissions), then a few more times while the backlog
+/// drains; wait for the outbox to drain and count what the bank applied.
+pub(crate) async fn sigkill_during_changes(
+    changes: usize,
+    kill_every: (usize, u64),
+    seed: u64,
+) -> ChangeCrashReport {
     let faults = Faults {
         error_rate: 0.3,
         drop_rate: 0.1,
         lost_answer_rate: 0.1,
         endpoints: vec!["changes".into()],
-        seed: Some(20261123),
+        seed: Some(20261123 ^ seed),
         ..Faults::none()
     };
-    let s = setup(CHANGES, faults);
+    let s = setup(changes, faults);
     let mut kioskd = Kioskd::start_with(&kiosk_toml(s.dir.path(), &s.bank.base_url()), true);
-    let mut rng = Lcg(7);
+    let mut rng = Lcg(seed);
     let mut acknowledged = Vec::new();
     let mut unanswered = 0usize;
     let mut kills = 0usize;
-    let mut next_kill = 20 + rng.next(120) as usize;
+    let mut recover = Vec::new();
+    let mut killed_at = None;
+    let mut next_kill = kill_every.0 + rng.next(kill_every.1) as usize;
     let mut client = kioskd.client().await;
     let mut i = 0;
-    while i < CHANGES {
+    while i < changes {
         if acknowledged.len() + unanswered >= next_kill {
             // SIGKILL while the sync worker is mid-delivery and the next
             // submission is about to be sent.
+            killed_at.get_or_insert_with(Instant::now);
             kioskd.restart_hard();
             kills += 1;
-            next_kill += 20 + rng.next(120) as usize;
+            next_kill += kill_every.0 + rng.next(kill_every.1) as usize;
             client = kioskd.client().await;
         }
         match client.submit_change(synthetic_change(i)).await {
-            Ok(done) => acknowledged.push(done.change_id),
+            Ok(done) => {
+                acknowledged.push(done.change_id);
+                if let Some(t) = killed_at.take() {
+                    recover.push(t.elapsed());
+                }
+            }
             Err(ClientError::Api(e)) => panic!("change {i} refused: {e:?}"),
             Err(_) => {
                 // The daemon died before answering: the customer was not told
                 // "accepted", so the kiosk asks again (a new confirmation).
                 unanswered += 1;
+                killed_at.get_or_insert_with(Instant::now);
                 kioskd.restart_hard();
                 kills += 1;
                 client = kioskd.client().await;
@@ -187,43 +216,63 @@ async fn rule_c1_c2_sigkill_at_random_moments_during_1000_changes_applies_each_e
     let status = wait_drained(&kioskd, Duration::from_secs(600)).await;
 
     let stats = s.bank.stats();
-    let mut missing = 0;
+    let mut lost = 0;
     let mut duplicated = 0;
     for id in &acknowledged {
         match s.bank.applied_count(id) {
             1 => {}
-            0 => missing += 1,
+            0 => lost += 1,
             _ => duplicated += 1,
         }
     }
+    let mut c = kioskd.client().await;
+    let audit_ok = c.audit_verify().await.expect("audit").ok;
+    let report = ChangeCrashReport {
+        acknowledged: acknowledged.len(),
+        unanswered,
+        kills,
+        lost,
+        duplicated,
+        bank_duplicates: stats.duplicates.clone(),
+        applied_total: stats.applied_total,
+        status,
+        audit_ok,
+        recover,
+    };
     println!(
         "crash test: {} changes acknowledged, {} submissions unanswered (daemon killed), {kills} SIGKILLs; \
-         bank applied {} in total, {} duplicated at the bank, {missing} acknowledged but never applied, \
+         bank applied {} in total, {} duplicated at the bank, {lost} acknowledged but never applied, \
          {duplicated} acknowledged and applied twice; faults injected: {:?}; backlog {}",
-        acknowledged.len(),
+        report.acknowledged,
         unanswered,
         stats.applied_total,
         stats.duplicates.len(),
         stats.faults_injected,
-        status.backlog
+        report.status.backlog
     );
-    assert_eq!(acknowledged.len(), CHANGES);
-    assert_eq!(missing, 0, "acknowledged changes lost");
-    assert_eq!(duplicated, 0, "changes applied twice");
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_c1_c2_sigkill_at_random_moments_during_1000_changes_applies_each_exactly_once() {
+    const CHANGES: usize = 1000;
+    let r = sigkill_during_changes(CHANGES, (20, 120), 7).await;
+    assert_eq!(r.acknowledged, CHANGES);
+    assert_eq!(r.lost, 0, "acknowledged changes lost");
+    assert_eq!(r.duplicated, 0, "changes applied twice");
     assert!(
-        stats.duplicates.is_empty(),
+        r.bank_duplicates.is_empty(),
         "the bank applied something twice: {:?}",
-        stats.duplicates
+        r.bank_duplicates
     );
-    assert_eq!(status.backlog, 0);
-    assert_eq!(status.rejected, 0);
+    assert_eq!(r.status.backlog, 0);
+    assert_eq!(r.status.rejected, 0);
     // Every change applied is one the kiosk recorded: unanswered
     // submissions may have been recorded too (then they are applied once).
-    assert!(stats.applied_total as usize >= CHANGES);
-    assert!(stats.applied_total as usize <= CHANGES + unanswered);
-    assert!(kills >= 5, "the test must actually kill kioskd");
-    let mut c = kioskd.client().await;
-    assert!(c.audit_verify().await.expect("audit").ok);
+    assert!(r.applied_total as usize >= CHANGES);
+    assert!(r.applied_total as usize <= CHANGES + r.unanswered);
+    assert!(r.kills >= 5, "the test must actually kill kioskd");
+    assert!(r.audit_ok);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

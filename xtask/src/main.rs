@@ -1,4 +1,4 @@
-//! `cargo xtask setup|demo|test|bench`: the README's commands.
+//! `cargo xtask setup|demo|test|bench|soak`: the README's commands.
 //!
 //! Every command first makes sure the system packages the kiosk needs are
 //! installed (with `apt-get`, as root or through `sudo`), so a fresh Debian
@@ -14,6 +14,7 @@ mod bench_queue;
 mod bench_sync;
 mod bench_ui;
 mod demo;
+mod soak;
 mod ui;
 
 /// Debian packages every command needs: PC/SC daemon and library, the
@@ -29,7 +30,8 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "util-linux",
     // kiosk-ui: a virtual display where there is none (demo, bench,
-    // smoke test) and what winit and femtovg load at run time.
+    // smoke test, the fault-injection test that SIGKILLs it) and what
+    // winit and femtovg load at run time.
     "xvfb",
     "libgl1-mesa-dri",
     "libegl1",
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Some("demo") => setup().and_then(|()| demo::run(&args[1..])),
         Some("bench") => setup().and_then(|()| bench::run(&args[1..])),
         Some("screenshots") => setup().and_then(|()| screenshots(&args[1..])),
+        Some("soak") => setup().and_then(|()| soak::run(&args[1..])),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -62,7 +65,8 @@ fn main() -> ExitCode {
                  demo    start simulators and kioskd on the demo profile\n  \
                  test    formatting, clippy -D warnings, every test\n  \
                  bench   measure read latency, idle CPU and RSS; write docs/BENCHMARKS.md\n  \
-                 screenshots  render every UI screen (both languages, both orientations) to docs/screens"
+                 screenshots  render every UI screen (both languages, both orientations) to docs/screens\n  \
+                 soak    the fault-injection suite, larger (--scale N, default 10); write docs/RELIABILITY.md"
             );
             return ExitCode::from(2);
         }
@@ -234,6 +238,9 @@ fn test(extra: &[String]) -> Result<()> {
              (apt-get could not install it on this machine)"
         );
     }
+    // The fault-injection tests SIGKILL the real kiosk-ui binary, which
+    // `cargo test` does not build (it is not the root package's).
+    run_in_root(&cargo, &["build", "-p", "kiosk-ui", "--bin", "kiosk-ui"])?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
     run_in_root(&cargo, &args)?;
