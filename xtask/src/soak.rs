@@ -17,6 +17,37 @@ const BEGIN: &str = "<!-- fault-injection:begin (written by `cargo xtask soak`) 
 const END: &str = "<!-- fault-injection:end -->";
 const DEFAULT_SCALE: u64 = 10;
 
+/// What each scenario does and counts (sizes at scale 1).
+const LEGEND: &str = "\
+What each row is (sizes at scale 1, multiplied by the scale):
+
+- *reader unplugged during a read*: the SAM's serial port unplugged 0-40 ms after a card \
+is placed, plugged back in, the card read again (10); then an ID update through a session. \
+Recovery: replug to the next good read.
+- *SAM device renamed behind its by-id link*: the SAM vanishes and comes back as another \
+`/dev/pts/N` behind the same `by-id` link (3); then an ID update. Recovery: replug to a read.
+- *pcscd SIGKILLed and restarted*: under a kioskd reading through it (2). Recovery: pcscd \
+accepting clients again to the next good read.
+- *printer unplugged mid-ticket*: after 20-120 bytes of a ticket (3); the number is kept \
+and reprinted. Recovery: replug to the reprint printed.
+- *core bank down / slow / 429 and 5xx / loses answers*: a change submitted every 250 ms \
+while the fault lasts (down 6 s, slow 6 s with answers after 2.5 s against a 2 s timeout, \
+429/5xx 3 s, lost answers 3 s); injected counts the requests the simulator faulted \
+(closed, slowed, refused, answer dropped). Recovery: fault lifted to a change submitted \
+then being delivered (behind the backlog).
+- *database disk full*: the database's tmpfs filled until kioskd refuses a change \
+(`store_unavailable`, \"the local database ... is full: nothing was recorded\") (1). \
+Recovery: space freed to the next change acknowledged.
+- *kioskd SIGKILL during changes*: the C1/C2 crash test with 100 changes through a flaky \
+bank, a kill every 5-25 submissions and 3 while the backlog drains. Recovery: kill to the \
+next change acknowledged (kills during submissions only).
+- *kioskd SIGKILL during tickets*: the Q2 crash test, 20 kills 0-6 ms into a ticket. \
+Recovery: kill to the restarted daemon answering.
+- *kiosk-ui SIGKILL during a session*: the real `kiosk-ui` under Xvfb killed before the \
+card, during its read, or on the confirmation screen (3); the session times out with \
+nothing recorded; then an ID update. Recovery: the app's restart to connected to kioskd.
+";
+
 /// One line of the report the tests append (`KIOSK_FAULT_REPORT`).
 #[derive(Debug, Default)]
 struct Row {
@@ -76,7 +107,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let section = format!(
         "{BEGIN}\n## Fault injection\n\n\
-         `cargo xtask soak --scale {scale}` ({} s on this machine, debug build; \
+         `cargo xtask soak --scale {scale}` ({} s wall clock on this 2-core machine, test build included, debug; \
          `cargo xtask test` runs the same scenarios at scale 1). Each scenario is a \
          test in `tests/e2e/faults.rs`; its size is multiplied by the scale. \
          *Lost*: changes or tickets acknowledged and then missing (for the reader \
@@ -85,7 +116,7 @@ pub fn run(args: &[String]) -> Result<()> {
          printed twice. *Time to recover*: per injection, from the end of the fault \
          (device back, daemon restarted, bank or disk space back) to the kiosk \
          serving again (a card read, a ticket printed, a change acknowledged or \
-         delivered); measured, never asserted.{}\n\n{table}\n{END}",
+         delivered); measured, never asserted.{}\n\n{table}\n{LEGEND}\n{END}",
         elapsed.as_secs(),
         if status.success() {
             String::new()
