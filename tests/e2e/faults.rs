@@ -366,11 +366,10 @@ async fn bank_fault(fault: &'static str, faults: Faults, hold: Duration) {
     assert_eq!((status.backlog, status.rejected), (0, 0), "{fault}");
 
     let injected = if slow {
-        let changes = |s: &kiosk_sim::corebank::SimStats| {
-            s.requests.get("changes").copied().unwrap_or(0)
-                + s.requests.get("health").copied().unwrap_or(0)
-        };
-        changes(&during) - changes(&before)
+        // Every request is slowed: deliveries, reconciliations
+        // (`change_status`) and health checks.
+        let requests = |s: &kiosk_sim::corebank::SimStats| s.requests.values().sum::<u64>();
+        requests(&during) - requests(&before)
     } else {
         let f = |s: &kiosk_sim::corebank::SimStats| {
             let f = &s.faults_injected;
