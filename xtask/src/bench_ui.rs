@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use kiosk_sim::{CardProfile, SamSim, SamSimConfig};
 
-use crate::bench::{config, stats};
+use crate::bench::{config, stats, subscribed};
 use crate::demo::{Guard, start_kioskd};
 use crate::ui::{field, start_ui, start_xvfb, wait_log};
 
@@ -118,6 +118,12 @@ fn measure_on(display: &crate::ui::Display) -> Result<UiFigures> {
     std::fs::write(&cfg, text)?;
     let kioskd = start_kioskd(&cfg, dir.path(), true, Stdio::inherit())?;
     let mut guard = Guard(vec![("kioskd".into(), kioskd)]);
+    // The bench's own client: a card is only read again once kioskd has
+    // seen the last one go.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut events = rt.block_on(subscribed(dir.path()))?;
     let socket = dir.path().join("kioskd.sock");
     let mut first_frame_ms = Vec::new();
     for i in 0..STARTS {
@@ -164,6 +170,9 @@ fn measure_on(display: &crate::ui::Display) -> Result<UiFigures> {
                 std::thread::sleep(Duration::from_millis(5));
             }
             sam.remove();
+            rt.block_on(events.wait_event(Duration::from_secs(30), |e| {
+                matches!(e, kiosk_proto::Event::CardAbsent { .. }).then_some(())
+            }))?;
         }
         guard.0.push(("kiosk-ui".into(), ui));
         return Ok(UiFigures {
