@@ -95,8 +95,11 @@ pub fn audit(args: &[String]) -> Result<()> {
             .unwrap_or("no error message")
             .to_string();
         let db = advisory_db_dir();
+        // A fetched database is a directory (`github.com-<hash>`); a
+        // failed fetch leaves only `db.lock`.
         let cached = db.as_ref().is_some_and(|d| {
-            std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some())
+            std::fs::read_dir(d)
+                .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.path().is_dir())))
         });
         if !cached {
             return Err(AuditUnavailable(format!(
@@ -113,11 +116,11 @@ pub fn audit(args: &[String]) -> Result<()> {
             "xtask: WARNING: the advisory database could not be refreshed ({why}); \
              checking against the earlier copy, which may miss recent advisories"
         );
-        offline_args.push("--disable-fetch");
+        offline_args.push("--offline");
     }
-    let mut args = vec!["deny", "--workspace", "check"];
+    let mut args = vec!["deny", "--workspace"];
     args.extend(offline_args);
-    args.push("advisories");
+    args.extend(["check", "advisories"]);
     run_in_root(&cargo(), &args)
 }
 
