@@ -309,9 +309,17 @@ fn run_one(fuzz_dir: &Path, target: &str, seconds: u64) -> Result<Outcome> {
         .or_else(|| last_progress(&log, "#"))
         .unwrap_or(0);
     let coverage = last_progress(&log, "cov: ");
+    // libFuzzer's own clock ("Done 123 runs in 610 second(s)"); the wall
+    // clock also counts cargo's up-to-date check.
+    let fuzzed = log
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("Done ")?.split(" runs in ").nth(1))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or(elapsed);
     let mut outcome = Outcome {
         target: target.to_string(),
-        seconds: elapsed,
+        seconds: fuzzed,
         execs,
         corpus: files_in(&corpus).len(),
         coverage,
