@@ -87,6 +87,8 @@ pub fn run(args: &[String]) -> Result<()> {
                 }
             }
             "--no-doc" => write_doc = false,
+            // Only type-check the targets (what `cargo xtask test` does).
+            "--check" => return check(),
             "--list" => {
                 for (name, what) in TARGETS {
                     println!("{name:15} {what}");
@@ -95,7 +97,7 @@ pub fn run(args: &[String]) -> Result<()> {
             }
             name if TARGETS.iter().any(|(t, _)| *t == name) => targets.push(name.to_string()),
             other => bail!(
-                "unknown fuzz target or option {other:?}; targets: {}; options: --seconds N, --no-doc, --list",
+                "unknown fuzz target or option {other:?}; targets: {}; options: --seconds N, --no-doc, --list, --check",
                 TARGETS
                     .iter()
                     .map(|(t, _)| *t)
