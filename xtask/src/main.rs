@@ -14,10 +14,10 @@ mod bench_queue;
 mod bench_sync;
 mod bench_ui;
 mod demo;
-mod soak;
-mod ui;
 mod fuzz;
+mod soak;
 mod supply;
+mod ui;
 
 /// Debian packages every command needs: PC/SC daemon and library, the
 /// vpcd virtual reader driver used by the simulators, pkg-config for
