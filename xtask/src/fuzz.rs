@@ -46,7 +46,7 @@ pub const TARGETS: &[(&str, &str)] = &[
     ),
     (
         "api_line",
-        "local API lines as kioskd reads them (`RequestLine`, `Request::from_line`, request round trip) and as clients read them (`ServerLine`)",
+        "local API bytes framed as kioskd reads them (`LinesCodec`, arbitrary reads, over-long and non-UTF-8 lines), parsed as kioskd does (`RequestLine`, `Request::from_line`, request round trip) and as clients do (`ServerLine`); framing checked with a small limit",
     ),
     (
         "config",
