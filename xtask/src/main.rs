@@ -1,4 +1,4 @@
-//! `cargo xtask setup|demo|test|bench|soak`: the README's commands.
+//! `cargo xtask setup|demo|test|bench|soak|fuzz|audit`: the README's commands.
 //!
 //! Every command first makes sure the system packages the kiosk needs are
 //! installed (with `apt-get`, as root or through `sudo`), so a fresh Debian
@@ -14,7 +14,9 @@ mod bench_queue;
 mod bench_sync;
 mod bench_ui;
 mod demo;
+mod fuzz;
 mod soak;
+mod supply;
 mod ui;
 
 /// Debian packages every command needs: PC/SC daemon and library, the
@@ -57,6 +59,8 @@ fn main() -> ExitCode {
         Some("bench") => setup().and_then(|()| bench::run(&args[1..])),
         Some("screenshots") => setup().and_then(|()| screenshots(&args[1..])),
         Some("soak") => setup().and_then(|()| soak::run(&args[1..])),
+        Some("fuzz") => setup().and_then(|()| fuzz::run(&args[1..])),
+        Some("audit") => supply::audit(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -66,13 +70,19 @@ fn main() -> ExitCode {
                  test    formatting, clippy -D warnings, every test\n  \
                  bench   measure read latency, idle CPU and RSS; write docs/BENCHMARKS.md\n  \
                  screenshots  render every UI screen (both languages, both orientations) to docs/screens\n  \
-                 soak    the fault-injection suite, larger (--scale N, default 10); write docs/RELIABILITY.md"
+                 soak    the fault-injection suite, larger (--scale N, default 10); write docs/RELIABILITY.md\n  \
+                 fuzz    [--seconds N] [TARGET...] run the fuzz targets; write docs/RELIABILITY.md\n  \
+                 audit   RustSec advisories (cargo deny); exit 3 when the database cannot be fetched"
             );
             return ExitCode::from(2);
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<supply::AuditUnavailable>() => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::from(supply::AUDIT_UNAVAILABLE)
+        }
         Err(e) => {
             eprintln!("xtask: {e:#}");
             ExitCode::FAILURE
@@ -241,6 +251,12 @@ fn test(extra: &[String]) -> Result<()> {
     // The fault-injection tests SIGKILL the real kiosk-ui binary, which
     // `cargo test` does not build (it is not the root package's).
     run_in_root(&cargo, &["build", "-p", "kiosk-ui", "--bin", "kiosk-ui"])?;
+    // Licenses, bans and sources (deny.toml); advisories: `cargo xtask audit`.
+    supply::deny_check()?;
+    // The fuzz targets only type-check here (no libFuzzer, no fuzzing):
+    // they share the workspace's target directory, so only the path crates
+    // and the targets themselves are checked again.
+    fuzz::check()?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
     run_in_root(&cargo, &args)?;

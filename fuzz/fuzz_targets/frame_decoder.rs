@@ -1,6 +1,6 @@
 //! Push arbitrary bytes into a `FrameDecoder` in arbitrary chunks, drain
 //! every frame and parse it every way a transport or simulator would.
-//! Run: `cargo fuzz run frame_decoder` from `drivers/idcard`.
+//! Run: `cargo xtask fuzz frame_decoder`.
 #![no_main]
 
 use kiosk_idcard::frame::{CardData, Decoded, FrameDecoder, format_sam_id};

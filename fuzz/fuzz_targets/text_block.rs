@@ -1,6 +1,6 @@
 //! Decode arbitrary 256-byte text blocks (and the other fixed-size blocks):
 //! never a panic, and whatever decodes survives an encode/decode round trip.
-//! Run: `cargo fuzz run text_block` from `drivers/idcard`.
+//! Run: `cargo xtask fuzz text_block`.
 #![no_main]
 
 use kiosk_idcard::Identity;
