@@ -20,7 +20,8 @@ impl std::fmt::Debug for SigningKey {
 
 impl Drop for SigningKey {
     fn drop(&mut self) {
-        self.0.iter_mut().for_each(|b| *b = 0);
+        // zeroize's writes are not optimised away, unlike a plain loop.
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
