@@ -45,8 +45,8 @@ const PACKAGES: &[&str] = &[
 ];
 
 /// Packages for kiosk-ui's linuxkms build (DRM/KMS with libinput touch).
-/// Installed when the machine's package lists allow (this one's cannot:
-/// libinput-dev needs a libpcre2-dev older than the installed libpcre2);
+/// Installed when the machine's package lists allow it (stale lists can
+/// hold libinput-dev back; the `apt-get update` retry usually cures that);
 /// without them `cargo xtask test` says that it skips that build.
 const KMS_PACKAGES: &[&str] = &["libinput-dev", "libudev-dev", "libxkbcommon-dev"];
 
