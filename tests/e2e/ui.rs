@@ -10,26 +10,10 @@ use kiosk_ui::Settings;
 use kiosk_ui::testing::UiDriver;
 
 use super::flows::{self, DEFAULT_SESSION, Kiosk, resident};
+use super::queue::QUEUE_SERVICES_TOML as QUEUE;
 
 /// 15 mm at this test screen's 160 dpi.
 const DPI: f32 = 160.0;
-
-const QUEUE: &str = r#"
-[queue]
-timezone = "Asia/Shanghai"
-
-[[queue.services]]
-id = "personal"
-letter = "A"
-name_zh = "个人业务"
-name_en = "Personal banking"
-
-[[queue.services]]
-id = "corporate"
-letter = "B"
-name_zh = "对公业务"
-name_en = "Corporate banking"
-"#;
 
 /// A kiosk and its UI; the runtime runs the test's own kioskd client.
 struct UiKiosk {

@@ -189,17 +189,17 @@ impl Controller {
         ui.set_pin_dots(view.pin_dots.as_str().into());
         ui.set_tech_summary(view.tech_summary.as_str().into());
         ui.set_tech_report(view.tech_report.as_str().into());
-        let services: Vec<Service> = view
-            .services
-            .iter()
-            .map(|(id, letter, name)| Service {
-                id: id.as_str().into(),
-                letter: letter.as_str().into(),
-                name: name.as_str().into(),
-            })
-            .collect();
         if self.shown.as_ref().map(|v| &v.services) != Some(&view.services) {
-            self.services.set_vec(services);
+            self.services.set_vec(
+                view.services
+                    .iter()
+                    .map(|(id, letter, name)| Service {
+                        id: id.as_str().into(),
+                        letter: letter.as_str().into(),
+                        name: name.as_str().into(),
+                    })
+                    .collect::<Vec<_>>(),
+            );
         }
         if self.shown.as_ref().map(|v| &v.tech_devices) != Some(&view.tech_devices) {
             self.devices.set_vec(
