@@ -337,7 +337,12 @@ async fn handle_connection(
                 let _ = out_tx
                     .send(answer(id, Ok(serde_json::json!({"subscribed": true}))))
                     .await;
-                forwarder = Some(tokio::spawn(forward_events(events, out_tx.clone())));
+                let resync_from = shared.clone();
+                forwarder = Some(tokio::spawn(forward_events(
+                    events,
+                    out_tx.clone(),
+                    move || resync_from.session_resync(),
+                )));
             } else {
                 let _ = out_tx
                     .send(answer(id, Ok(serde_json::json!({"subscribed": true}))))
@@ -378,25 +383,53 @@ async fn handle_connection(
     let _ = writer.await;
 }
 
-async fn forward_events(mut events: broadcast::Receiver<EventEnvelope>, out: mpsc::Sender<String>) {
+/// Send one subscriber the events. One that read too slowly misses some
+/// (a gap in `seq`); once it has caught up with what is still buffered it
+/// gets the session state as of now, so a screen that follows the events
+/// is never left on a stage the session has moved past.
+async fn forward_events(
+    mut events: broadcast::Receiver<EventEnvelope>,
+    out: mpsc::Sender<String>,
+    resync: impl Fn() -> EventEnvelope,
+) {
+    let mut resync_due = false;
     loop {
-        match events.recv().await {
-            Ok(ev) => {
-                let Ok(line) = serde_json::to_string(&ev) else {
-                    continue;
-                };
-                if out.send(line).await.is_err() {
-                    return;
-                }
-            }
+        let ev = match events.recv().await {
+            Ok(ev) => Some(ev),
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!(
                     missed = n,
-                    "a subscriber is too slow; events dropped for it"
+                    "a subscriber is too slow; events dropped for it, the session state follows"
                 );
+                resync_due = true;
+                None
             }
-            Err(broadcast::error::RecvError::Closed) => return,
+            Err(broadcast::error::RecvError::Closed) => {
+                if resync_due {
+                    let _ = send_event(&out, &resync()).await;
+                }
+                return;
+            }
+        };
+        if let Some(ev) = ev
+            && send_event(&out, &ev).await.is_err()
+        {
+            return;
         }
+        if resync_due && events.is_empty() {
+            resync_due = false;
+            if send_event(&out, &resync()).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// One event as a line to the connection's writer; `Err` when it is gone.
+async fn send_event(out: &mpsc::Sender<String>, ev: &EventEnvelope) -> Result<(), ()> {
+    match serde_json::to_string(ev) {
+        Ok(line) => out.send(line).await.map_err(|_| ()),
+        Err(_) => Ok(()),
     }
 }
 
@@ -567,4 +600,58 @@ fn answer(id: u64, result: Result<serde_json::Value, ApiError>) -> String {
     serde_json::to_string(&env).unwrap_or_else(|_| {
         format!(r#"{{"id":{id},"ok":false,"error":{{"code":"internal","message":"unserialisable answer"}}}}"#)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use kiosk_proto::{Event, EventEnvelope, SessionInfo};
+    use tokio::sync::{broadcast, mpsc};
+
+    fn session_at(stage: &str, seq: u64) -> EventEnvelope {
+        EventEnvelope {
+            seq,
+            at_ms: 0,
+            event: Event::Session(SessionInfo {
+                session_id: Some("s".into()),
+                active: true,
+                flow: Some("phone_change".into()),
+                stage: stage.into(),
+                screen: None,
+                message: None,
+                outcome: None,
+                refusal: None,
+                change_id: None,
+            }),
+        }
+    }
+
+    /// A subscriber that missed events (its buffer overran) is told the
+    /// session's state as of now: the UI is never left on a stage the
+    /// session has moved past, waiting for an event it will never get.
+    #[tokio::test]
+    async fn a_subscriber_that_missed_events_gets_the_session_state_again() {
+        let (tx, events) = broadcast::channel(2);
+        for (i, stage) in [
+            "verifying_code",
+            "awaiting_confirmation",
+            "recording",
+            "awaiting_bank",
+        ]
+        .iter()
+        .enumerate()
+        {
+            tx.send(session_at(stage, i as u64 + 1)).expect("send");
+        }
+        drop(tx);
+        let (out, mut lines) = mpsc::channel(16);
+        super::forward_events(events, out, || session_at("finished", 4)).await;
+        let mut stages = Vec::new();
+        while let Ok(line) = lines.try_recv() {
+            let ev: EventEnvelope = serde_json::from_str(&line).expect("an event");
+            if let Event::Session(info) = ev.event {
+                stages.push(info.stage);
+            }
+        }
+        assert_eq!(stages, ["recording", "awaiting_bank", "finished"]);
+    }
 }

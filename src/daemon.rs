@@ -201,6 +201,17 @@ impl Shared {
         let _ = self.events.send(EventEnvelope { seq, at_ms, event });
     }
 
+    /// The session state as of now, as an event for one subscriber that
+    /// missed events (same `seq` as the last event emitted: nothing new
+    /// happened, the state is said again).
+    pub fn session_resync(&self) -> EventEnvelope {
+        EventEnvelope {
+            seq: self.seq.load(Ordering::Relaxed),
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            event: Event::Session(self.session_state()),
+        }
+    }
+
     pub fn hello(&self) -> HelloInfo {
         HelloInfo {
             protocol: kiosk_proto::PROTOCOL_VERSION,

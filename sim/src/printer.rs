@@ -731,6 +731,8 @@ pub struct PrinterCore {
     last_byte_at: Option<Instant>,
     /// Unplug once `bytes_in` reaches this.
     unplug_at: Option<u64>,
+    /// Run out of paper once `bytes_in` reaches this.
+    paper_out_at: Option<u64>,
 }
 
 impl PrinterCore {
@@ -756,6 +758,23 @@ impl PrinterCore {
 
     /// Receive bytes: the status replies to send back, in order.
     pub fn receive(&mut self, bytes: &[u8]) -> Vec<u8> {
+        // A pending paper-out falls at its exact byte, whatever the reads'
+        // sizes: the bytes after it arrive at a printer without paper.
+        if let Some(at) = self.paper_out_at {
+            let left = at.saturating_sub(self.stats.bytes_in);
+            if left <= bytes.len() as u64 {
+                let (before, after) = bytes.split_at(left as usize);
+                let mut replies = self.receive_bytes(before);
+                self.paper_out_at = None;
+                self.set_state(PrinterState::PaperOut);
+                replies.extend(self.receive_bytes(after));
+                return replies;
+            }
+        }
+        self.receive_bytes(bytes)
+    }
+
+    fn receive_bytes(&mut self, bytes: &[u8]) -> Vec<u8> {
         if bytes.is_empty() {
             return Vec::new();
         }
@@ -824,6 +843,7 @@ impl PrinterCore {
         self.scanner = RealTimeScanner::default();
         self.stats.unplugs += 1;
         self.unplug_at = None;
+        self.paper_out_at = None;
     }
 
     /// Tickets cut so far.
@@ -988,6 +1008,15 @@ impl PrinterSim {
     pub fn unplug_after(&self, bytes: u64) {
         let mut core = self.core();
         core.unplug_at = Some(core.stats.bytes_in + bytes);
+    }
+
+    /// Run out of paper by itself once `bytes` more bytes have been
+    /// received: paper out at an exact point of a ticket, without racing
+    /// the writer (a watcher thread can be descheduled past the ticket's
+    /// end on a loaded machine).
+    pub fn paper_out_after(&self, bytes: u64) {
+        let mut core = self.core();
+        core.paper_out_at = Some(core.stats.bytes_in + bytes);
     }
 
     /// Send bytes the kiosk did not ask for (e.g. a stale status reply).

@@ -28,7 +28,7 @@ pub(crate) struct Kiosk {
 }
 
 pub(crate) const DEFAULT_SESSION: &str =
-    "idle_timeout_s = 60\nidle_warning_s = 10\nbank_wait_ms = 5000\n";
+    "idle_timeout_s = 60\nidle_warning_s = 10\nbank_wait_ms = 30000\n";
 
 async fn kiosk() -> Kiosk {
     kiosk_with(DEFAULT_SESSION, false).await
@@ -112,7 +112,7 @@ backoff_max_ms = 100
 url = "{bank_url}"
 key_file = "{bank_key}"
 allow_plain_http = true
-request_timeout_ms = 2000
+request_timeout_ms = 10000
 
 [session]
 {session}

@@ -369,51 +369,42 @@ impl Drop for EventsProcess {
 /// A `[printer]` table for the printer simulator at `path`.
 pub fn printer_toml(name: &str, path: &Path, baud: u32) -> String {
     format!(
-        "\n[printer]\nname = \"{name}\"\npath = \"{}\"\nbaud = {baud}\nwrite_timeout_ms = 3000\nstatus_timeout_ms = 500\n",
+        "\n[printer]\nname = \"{name}\"\npath = \"{}\"\nbaud = {baud}\nwrite_timeout_ms = 3000\nstatus_timeout_ms = 1000\n",
         path.display()
     )
 }
 
 /// Wait until `device` (a reader or the printer, by name) is in `state`
-/// as `status` reports it (the client must be subscribed).
+/// as `status` reports it (the client must be subscribed, so nothing
+/// between the check and the wait is missed). An event of the device only
+/// sends the wait back to `status`: the subscriber's buffer may still hold
+/// an old event naming `state` (the start's `online` while the printer is
+/// unplugged again now).
 pub async fn wait_device(client: &mut Client, device: &str, state: DeviceState) {
-    let status = client.status().await.expect("status");
-    if status
-        .devices
-        .iter()
-        .any(|d| d.name == device && d.state == state)
-    {
-        return;
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let status = client.status().await.expect("status");
+        if status
+            .devices
+            .iter()
+            .any(|d| d.name == device && d.state == state)
+        {
+            return;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        client
+            .wait_event(left, |e| match e {
+                Event::DeviceState { device: d, .. } if d == device => Some(()),
+                _ => None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{device} never became {state}: {e}"));
     }
-    client
-        .wait_event(DEADLINE, |e| match e {
-            Event::DeviceState {
-                device: d,
-                state: s,
-                ..
-            } if d == device && *s == state => Some(()),
-            _ => None,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{device} never became {state}: {e}"));
 }
 
-/// Wait until `reader` is in `state` (the client must be subscribed, so
-/// nothing between the check and the wait is missed).
+/// Wait until `reader` is in `state` (see [`wait_device`]).
 pub async fn wait_state(client: &mut Client, reader: &str, state: DeviceState) {
-    let readers = client.readers().await.expect("readers");
-    if readers.iter().any(|r| r.name == reader && r.state == state) {
-        return;
-    }
-    let r = client
-        .wait_event(DEADLINE, |e| match e {
-            Event::DeviceState {
-                device, state: s, ..
-            } if device == reader && *s == state => Some(()),
-            _ => None,
-        })
-        .await;
-    r.unwrap_or_else(|e| panic!("{reader} never became {state}: {e}"));
+    wait_device(client, reader, state).await;
 }
 
 /// The next card read (`Ok`) or read failure (`Err((code, message))`).

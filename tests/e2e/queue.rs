@@ -471,25 +471,8 @@ async fn rule_q4_paper_out_or_unplug_during_printing_keeps_the_number_for_a_repr
 
     // Paper runs out once the ticket's first bytes arrived (the status
     // queries before a print are a few bytes; 60 more is inside the ticket).
-    let before = s.printer.stats().bytes_in;
-    let t = {
-        let printer = &s.printer;
-        let wait = move || {
-            printer
-                .wait_for_bytes(before + 60, DEADLINE)
-                .expect("ticket bytes");
-            printer.set_state(PrinterState::PaperOut);
-        };
-        std::thread::scope(|scope| {
-            let h = scope.spawn(wait);
-            let t = tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(c.queue_take("personal", false))
-            })
-            .expect("take");
-            h.join().expect("watcher");
-            t
-        })
-    };
+    s.printer.paper_out_after(60);
+    let t = c.queue_take("personal", false).await.expect("take");
     assert!(!t.printed, "paper out during the print: not printed");
     assert_eq!(t.message.code, "printer_fault");
     assert!(s.printer.tickets().is_empty(), "no whole ticket came out");
@@ -538,7 +521,7 @@ fn start_bank(dir: &Path) -> Bank {
 
 fn swipe_toml(dir: &Path, printer: &Path, sam: &Path, bank_url: &str) -> String {
     format!(
-        "{}\n[sync]\nbackoff_min_ms = 5\nbackoff_max_ms = 100\n\n[corebank]\nurl = \"{bank_url}\"\nkey_file = \"{}\"\nallow_plain_http = true\nrequest_timeout_ms = 2000\n\n[[readers]]\nname = \"swipe\"\n\n[readers.sam]\npath = \"{}\"\npoll_interval_ms = 50\n",
+        "{}\n[sync]\nbackoff_min_ms = 5\nbackoff_max_ms = 100\n\n[corebank]\nurl = \"{bank_url}\"\nkey_file = \"{}\"\nallow_plain_http = true\nrequest_timeout_ms = 10000\n\n[[readers]]\nname = \"swipe\"\n\n[readers.sam]\npath = \"{}\"\npoll_interval_ms = 50\n",
         queue_toml(dir, Some(printer)),
         dir.join("bank.key").display(),
         sam.display()

@@ -66,7 +66,7 @@ key_file = "{key}"
 url = "{url}"
 key_file = "{bank_key}"
 allow_plain_http = true
-request_timeout_ms = 2000
+request_timeout_ms = 10000
 "#,
         link = link.display(),
         db = dir.path().join("kiosk.db").display(),

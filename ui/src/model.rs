@@ -321,6 +321,15 @@ impl Model {
         self.screen
     }
 
+    /// The code of kioskd's message on screen (`wrong_code`, ...): what a
+    /// test waits for, where "some message" may still be the last one.
+    pub fn message_code(&self) -> Option<&str> {
+        self.session
+            .as_ref()
+            .and_then(|s| s.message.as_ref())
+            .map(|m| m.code.as_str())
+    }
+
     pub fn lang(&self) -> Lang {
         self.lang
     }

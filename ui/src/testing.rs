@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use i_slint_backend_testing::{ElementHandle, ElementRoot};
+use i_slint_backend_testing::{AccessibleRole, ElementHandle, ElementRoot};
 use slint::ComponentHandle;
 
 use crate::bridge::{Bridge, Sink};
@@ -98,6 +98,15 @@ impl UiDriver {
         self.window.global::<Ui>().get_message().to_string()
     }
 
+    /// The code of kioskd's message on screen (`wrong_answer`, ...).
+    pub fn message_code(&self) -> Option<String> {
+        self.controller
+            .borrow()
+            .model()
+            .message_code()
+            .map(str::to_string)
+    }
+
     /// The PIN typed so far, as dots.
     pub fn pin_dots(&self) -> String {
         self.window.global::<Ui>().get_pin_dots().to_string()
@@ -119,9 +128,21 @@ impl UiDriver {
     }
 
     /// Touch the control labelled `label` (its default action, as a
-    /// screen reader would); panics when there is none.
+    /// screen reader would); panics when there is none. Only buttons and
+    /// fields take touches: a plain text with the same words (a field
+    /// showing the digit "1" beside the key "1") is passed over, or the
+    /// touch would be lost on it.
     pub fn touch(&self, label: &str) {
-        let found = self.find(label);
+        let found: Vec<ElementHandle> = self
+            .find(label)
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e.accessible_role(),
+                    Some(AccessibleRole::Button | AccessibleRole::TextInput)
+                )
+            })
+            .collect();
         let element = found
             .first()
             .unwrap_or_else(|| panic!("no control labelled {label:?} on {}", self.screen()));
@@ -185,7 +206,7 @@ impl UiDriver {
         self.window
             .root_element()
             .query_descendants()
-            .match_accessible_role(i_slint_backend_testing::AccessibleRole::Button)
+            .match_accessible_role(AccessibleRole::Button)
             .find_all()
             .iter()
             .filter(|e| e.accessible_label().as_deref() != Some("technician"))

@@ -67,7 +67,8 @@ fn main() -> ExitCode {
                  commands:\n  \
                  setup   install missing system packages (apt-get)\n  \
                  demo    start simulators and kioskd on the demo profile\n  \
-                 test    formatting, clippy -D warnings, every test\n  \
+                 test    formatting, clippy -D warnings, every test\n          \
+                 [--under-load] with two busy loops beside it (flakiness check)\n  \
                  bench   measure read latency, idle CPU and RSS; write docs/BENCHMARKS.md\n  \
                  screenshots  render every UI screen (both languages, both orientations) to docs/screens\n  \
                  soak    the fault-injection suite, larger (--scale N, default 10); write docs/RELIABILITY.md\n  \
@@ -207,7 +208,52 @@ fn screenshots(args: &[String]) -> Result<()> {
     )
 }
 
-fn test(extra: &[String]) -> Result<()> {
+/// Busy processes that load the machine's cores while the suite runs
+/// (`cargo xtask test --under-load`): a test that passes only on an idle
+/// machine waits for the wrong thing. They are killed when dropped.
+struct BusyLoops(Vec<std::process::Child>);
+
+impl BusyLoops {
+    fn start(count: usize) -> Result<BusyLoops> {
+        let mut children = Vec::with_capacity(count);
+        for _ in 0..count {
+            let child = Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .context("starting a busy loop")?;
+            children.push(child);
+        }
+        eprintln!("xtask: {count} busy loops run beside the suite");
+        Ok(BusyLoops(children))
+    }
+}
+
+impl Drop for BusyLoops {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How many busy loops `--under-load` starts: as many as CI's machine
+/// has cores.
+const UNDER_LOAD_BUSY_LOOPS: usize = 2;
+
+fn test(args: &[String]) -> Result<()> {
+    let under_load = args.iter().any(|a| a == "--under-load");
+    let extra: Vec<String> = args
+        .iter()
+        .filter(|a| *a != "--under-load")
+        .cloned()
+        .collect();
+    let _load = if under_load {
+        Some(BusyLoops::start(UNDER_LOAD_BUSY_LOOPS)?)
+    } else {
+        None
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run_in_root(&cargo, &["fmt", "--all", "--", "--check"])?;
     run_in_root(
