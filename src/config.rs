@@ -183,6 +183,14 @@ pub struct KioskSection {
     pub branch_id: String,
     pub branch_name: String,
     pub profile: Profile,
+    /// The branch's time zone (IANA name): "today" for the ID rules (I4,
+    /// I9), the time on slips, and the queue's business day. Default: the
+    /// `[queue]` table's, else `Asia/Shanghai`.
+    #[serde(
+        default,
+        deserialize_with = "crate::flows::queue::de_optional_timezone"
+    )]
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 /// Which kind of kiosk this is.
@@ -387,6 +395,15 @@ impl Config {
         problems
     }
 
+    /// The branch's time zone: `[kiosk] timezone`, else `[queue]`'s, else
+    /// `Asia/Shanghai`.
+    pub fn branch_timezone(&self) -> chrono_tz::Tz {
+        self.kiosk
+            .timezone
+            .or(self.queue.as_ref().map(|q| q.timezone))
+            .unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+
     fn check(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (key, value) in [
@@ -477,6 +494,14 @@ impl Config {
         }
         if let Some(queue) = &self.queue {
             problems.extend(queue.check("queue"));
+            if let Some(branch) = self.kiosk.timezone
+                && branch != queue.timezone
+            {
+                problems.push(format!(
+                    "queue.timezone: {} differs from kiosk.timezone {branch}: one branch, one time zone",
+                    queue.timezone
+                ));
+            }
             if self.store.is_none() {
                 problems.push("queue: needs a [store] to keep the ticket numbers in".into());
             }
@@ -625,6 +650,38 @@ branch_id = "0101"
 branch_name = "Test branch"
 profile = "smart_teller"
 "#;
+
+    /// Rule I4 "in the branch's time zone": `[kiosk] timezone` is the
+    /// branch's, for the flows too (not borrowed from `[queue]`); a
+    /// `[queue]` table in another zone is refused, naming both keys.
+    #[test]
+    fn the_branch_time_zone_is_its_own_key_and_the_queue_agrees_with_it() {
+        let berlin = MINIMAL.replace(
+            "profile = \"smart_teller\"",
+            "profile = \"smart_teller\"\ntimezone = \"Europe/Berlin\"",
+        );
+        let c = Config::parse(&berlin).expect("valid");
+        assert_eq!(
+            crate::session::flow_settings(&c).timezone,
+            chrono_tz::Europe::Berlin
+        );
+        let bad = Config::problems(&format!(
+            "{berlin}\n[store]\n[queue]\ntimezone = \"Asia/Shanghai\"\nservices = []\n"
+        ));
+        assert!(
+            bad.iter()
+                .any(|p| p.starts_with("queue.timezone") && p.contains("kiosk.timezone")),
+            "{bad:?}"
+        );
+        let nonsense = Config::problems(&MINIMAL.replace(
+            "profile = \"smart_teller\"",
+            "profile = \"smart_teller\"\ntimezone = \"Mars/Olympus\"",
+        ));
+        assert!(
+            nonsense.iter().any(|p| p.contains("timezone")),
+            "{nonsense:?}"
+        );
+    }
 
     #[test]
     fn session_section_defaults_window_off_and_problems_name_their_keys() {

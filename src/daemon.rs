@@ -38,7 +38,9 @@ pub struct Shared {
     /// The running printer, for printing.
     printer: Mutex<Option<Arc<kiosk_escpos::PrinterHandle>>>,
     /// Serialises ticket issuing (numbering, waiting ahead, printing order).
-    pub(crate) queue_lock: tokio::sync::Mutex<()>,
+    pub(crate) queue_lock: tokio::sync::Mutex<QueueTurn>,
+    /// Card reads so far (each read's serial number).
+    card_reads: AtomicU64,
     /// The core-bank client for lookups (made on first use).
     pub(crate) corebank_client: std::sync::OnceLock<Option<kiosk_corebank::CoreBankClient>>,
     /// The customer session, one at a time (`session`).
@@ -76,6 +78,17 @@ struct ReaderState {
 struct CurrentCard {
     info: CardReadInfo,
     read: Box<CardRead>,
+    /// Which read this was, kiosk-wide (a new placement is a new read).
+    serial: u64,
+}
+
+/// The queue machine's turn: tickets are numbered and printed one at a
+/// time, in order.
+#[derive(Debug, Default)]
+pub(crate) struct QueueTurn {
+    /// The card read the last ticket used (rule Q3: a card left on the
+    /// reader is not the next customer's swipe).
+    pub(crate) last_swipe_used: Option<u64>,
 }
 
 impl Shared {
@@ -115,7 +128,8 @@ impl Shared {
                     .map(|p| crate::printer::PrinterState::new(&p.name)),
             ),
             printer: Mutex::new(None),
-            queue_lock: tokio::sync::Mutex::new(()),
+            queue_lock: tokio::sync::Mutex::new(QueueTurn::default()),
+            card_reads: AtomicU64::new(0),
             corebank_client: std::sync::OnceLock::new(),
             session: crate::session::SessionSlot::default(),
             metrics: Arc::default(),
@@ -332,14 +346,14 @@ impl Shared {
     /// if one was read and is still there. The data stays in the daemon.
     pub(crate) fn with_current_card<T>(
         &self,
-        f: impl FnOnce(&CardRead, Option<&str>) -> T,
+        f: impl FnOnce(&CardRead, Option<&str>, u64) -> T,
     ) -> Option<T> {
         let state = self.lock();
         state
             .readers
             .values()
             .find_map(|r| r.current.as_ref().map(|c| (c, r.sam_id.as_deref())))
-            .map(|(c, sam)| f(&c.read, sam))
+            .map(|(c, sam)| f(&c.read, sam, c.serial))
     }
 
     /// Like [`Shared::with_current_card`], for the card on `reader`.
@@ -454,7 +468,8 @@ impl Shared {
             };
             r.reads_ok += 1;
             r.card_present = true;
-            r.current = Some(CurrentCard { info, read });
+            let serial = self.card_reads.fetch_add(1, Ordering::Relaxed) + 1;
+            r.current = Some(CurrentCard { info, read, serial });
         }
         tracing::info!(
             reader,

@@ -7,24 +7,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use kiosk_corebank::{
-    CardEvidence, ChangeKind, CoreBankClient, IdType, IdValidityChange, LONG_TERM, LookupRequest,
-};
+use chrono::{DateTime, Utc};
+use kiosk_corebank::{CardEvidence, CoreBankClient};
 use kiosk_escpos::{EscposError, Printed, QueueTicket};
-use kiosk_idcard::{CardType, Validity};
+use kiosk_idcard::Identity;
 use kiosk_proto::{
     ApiError, ErrorCode, Event, QueueCalled, QueueReprintParams, QueueServiceInfo,
     QueueServiceParams, QueueServiceStatus, QueueStatusInfo, QueueTakeParams, QueueTicketInfo,
     TicketMessage,
 };
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 use crate::daemon::Shared;
-use crate::flows::queue::{
-    self as flow, IssueRequest, MaskedName, PrintOutcome, QueueConfig, ValidityDecision,
-};
+use crate::flows::id_rules::ValidityDecision;
+use crate::flows::queue::{self as flow, IssueRequest, MaskedName, PrintOutcome, QueueConfig};
 use crate::store::{Actor, AuditAction, AuditEntry, NewTicket, Store, TicketRow};
 
 fn api_error(code: ErrorCode, message: impl Into<String>) -> ApiError {
@@ -34,50 +30,22 @@ fn api_error(code: ErrorCode, message: impl Into<String>) -> ApiError {
     }
 }
 
-/// What a queue machine needs of a swiped card. Personal data: no
-/// `Debug` of the fields, dropped when the ticket is done.
+/// A swiped card: the read's serial number (a card left on the reader by
+/// the previous customer is no swipe), its masked name, and the identity
+/// (zeroized on drop by its crate) with the read's evidence.
 struct SwipedCard {
+    read_serial: u64,
     masked_name: Option<MaskedName>,
-    id_type: IdType,
-    number: Zeroizing<String>,
-    name: Zeroizing<String>,
-    issuer: Zeroizing<String>,
-    valid_from: NaiveDate,
-    valid_until: Validity,
-    sam_id: String,
-    card_uid: String,
+    identity: Identity,
+    evidence: CardEvidence,
 }
 
 impl std::fmt::Debug for SwipedCard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SwipedCard")
+            .field("read_serial", &self.read_serial)
             .field("masked_name", &self.masked_name)
             .finish_non_exhaustive()
-    }
-}
-
-fn id_type(card: CardType) -> IdType {
-    match card {
-        CardType::Resident => IdType::Resident,
-        CardType::ForeignPermanent2017 | CardType::ForeignPermanent2023 => IdType::ForeignPermanent,
-        CardType::HkMoTwResidence => IdType::HkMoTwResidence,
-    }
-}
-
-fn validity_text(v: Validity) -> String {
-    match v {
-        Validity::Until(d) => d.format("%Y-%m-%d").to_string(),
-        Validity::LongTerm => LONG_TERM.to_string(),
-    }
-}
-
-fn parse_validity(text: &str) -> Option<Validity> {
-    if text == LONG_TERM {
-        Some(Validity::LongTerm)
-    } else {
-        NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .ok()
-            .map(Validity::Until)
     }
 }
 
@@ -140,16 +108,14 @@ impl Shared {
 
     fn swiped_card(&self) -> Option<SwipedCard> {
         let masking = self.config.masking;
-        self.with_current_card(|read, sam_id| SwipedCard {
+        self.with_current_card(|read, sam_id, read_serial| SwipedCard {
+            read_serial,
             masked_name: MaskedName::new(&read.identity.name, &masking),
-            id_type: id_type(read.identity.card_type),
-            number: Zeroizing::new(read.identity.number.clone()),
-            name: Zeroizing::new(read.identity.name.clone()),
-            issuer: Zeroizing::new(read.identity.issuer.clone()),
-            valid_from: read.identity.valid_from,
-            valid_until: read.identity.valid_until,
-            sam_id: sam_id.unwrap_or("").to_string(),
-            card_uid: read.card_uid.map(hex::encode_upper).unwrap_or_default(),
+            identity: read.identity.clone(),
+            evidence: CardEvidence {
+                sam_id: sam_id.unwrap_or("").to_string(),
+                card_uid: read.card_uid.map(hex::encode_upper).unwrap_or_default(),
+            },
         })
     }
 
@@ -168,112 +134,88 @@ impl Shared {
             .clone()
     }
 
-    /// Rule Q3/I7: look the swiped card's holder up and record a newer
-    /// validity at once (no confirmation screen at a queue machine). An
-    /// unreachable bank, an unknown customer or a mismatch records nothing.
+    /// Rule Q3: look the swiped card's holder up and record a newer
+    /// validity at once (no confirmation screen at a queue machine), when
+    /// every ID rule holds ([`flow::swipe_decision`] decides; this does the
+    /// I/O). Otherwise nothing is recorded and `validity` says why.
     async fn check_validity(&self, card: &SwipedCard) -> ValidityCheck {
-        let not_checked = |why: &str| {
-            tracing::info!(reason = why, "ID validity not checked on a queue swipe");
-            ValidityCheck {
-                code: Some("not_checked".into()),
-                change_id: None,
+        let withheld = |code: &'static str| ValidityCheck {
+            code: Some(code.into()),
+            change_id: None,
+        };
+        let settings = crate::session::flow_settings(&self.config);
+        let now = Utc::now();
+        let request = match flow::swipe_lookup(&card.identity, settings.today(now)) {
+            Ok(request) => request,
+            Err(code) => {
+                tracing::info!(reason = code, "ID validity not updated on a queue swipe");
+                return withheld(code);
             }
         };
         let Some(client) = self.corebank_client() else {
-            return not_checked("no core bank configured");
+            tracing::info!("ID validity not checked on a queue swipe: no core bank configured");
+            return withheld("not_checked");
         };
-        let request = LookupRequest {
-            id_type: card.id_type,
-            id_number: card.number.to_string(),
-            name: card.name.to_string(),
-        };
-        let customer = match client.lookup(&request).await {
-            Ok(c) => c,
-            Err(e) => {
-                // Only the error's kind: its text never carries personal
-                // data, but keep the log minimal (rule S1).
-                let kind = if e.is_transient() {
-                    "core bank unreachable or busy"
-                } else {
-                    e.code().unwrap_or("core bank refused the lookup")
-                };
-                return not_checked(kind);
+        let answer = client.lookup(&request).await;
+        drop(request);
+        let decision = flow::swipe_decision(
+            &card.identity,
+            &card.evidence,
+            answer,
+            settings.today(now),
+            settings.update_window,
+        );
+        tracing::info!(decision = decision.code(), "ID validity on a queue swipe");
+        let (customer_id, change) = match decision {
+            flow::SwipeDecision::Withhold {
+                customer_id: None,
+                code,
+            } => return withheld(code),
+            flow::SwipeDecision::Withhold {
+                customer_id: Some(customer_id),
+                code,
+            } => {
+                self.audit_swipe(&customer_id, code).await;
+                return withheld(code);
             }
+            flow::SwipeDecision::Record {
+                customer_id,
+                change,
+            } => (customer_id, change),
         };
-        if customer.id_type != card.id_type {
-            // Rule I5: never change a document type here.
-            return not_checked("document type on file differs");
-        }
-        let (Some(on_file_until), Ok(on_file_from)) = (
-            parse_validity(&customer.id_valid_until),
-            NaiveDate::parse_from_str(&customer.id_valid_from, "%Y-%m-%d"),
-        ) else {
-            return not_checked("validity on file unreadable");
-        };
-        let decision = flow::validity_update_decision(
-            card.valid_until,
-            card.valid_from,
-            on_file_until,
-            on_file_from,
-        );
-        tracing::info!(
-            customer_id = %customer.customer_id,
-            decision = decision.code(),
-            "ID validity on a queue swipe"
-        );
-        // Rule S3: the lookup and its outcome, masked (the customer id only).
-        let entry = AuditEntry {
-            at_ms: Utc::now().timestamp_millis(),
-            actor: Actor::CustomerSession,
-            action: AuditAction::Lookup,
-            subject: Some(customer.customer_id.clone()),
-            detail: format!(
-                "queue machine swipe: id validity {} (rule I7)",
-                decision.code()
-            ),
-        };
-        if let Err(e) = self.blocking_store(move |s| s.audit_append(&entry)).await {
-            tracing::error!(code = ?e.code, "cannot audit the lookup");
-        }
-        if decision != ValidityDecision::Newer {
-            return ValidityCheck {
-                code: Some(decision.code().into()),
-                change_id: None,
-            };
-        }
-        let kind = ChangeKind::IdValidity {
-            id_validity: IdValidityChange {
-                id_type: card.id_type,
-                id_number: card.number.to_string(),
-                valid_from: card.valid_from.format("%Y-%m-%d").to_string(),
-                valid_until: validity_text(card.valid_until),
-                issuer: card.issuer.to_string(),
-                card_evidence: CardEvidence {
-                    sam_id: card.sam_id.clone(),
-                    card_uid: card.card_uid.clone(),
-                },
-            },
-        };
+        let code = ValidityDecision::Newer.code();
+        self.audit_swipe(&customer_id, code).await;
         match self
             .record_change(
-                customer.customer_id.clone(),
-                kind,
+                customer_id,
+                change,
                 Actor::Kiosk,
                 "id validity newer than on file: recorded at the queue machine (rule Q3)".into(),
             )
             .await
         {
             Ok(c) => ValidityCheck {
-                code: Some(decision.code().into()),
+                code: Some(code.into()),
                 change_id: Some(c.change_id),
             },
             Err(e) => {
                 tracing::error!(code = ?e.code, "cannot record the ID validity change");
-                ValidityCheck {
-                    code: Some("not_recorded".into()),
-                    change_id: None,
-                }
+                withheld("not_recorded")
             }
+        }
+    }
+
+    /// Rule S3: the lookup and its outcome, masked (the customer id only).
+    async fn audit_swipe(&self, customer_id: &str, code: &str) {
+        let entry = AuditEntry {
+            at_ms: Utc::now().timestamp_millis(),
+            actor: Actor::CustomerSession,
+            action: AuditAction::Lookup,
+            subject: Some(customer_id.to_string()),
+            detail: format!("queue machine swipe: id validity {code} (rule Q3)"),
+        };
+        if let Err(e) = self.blocking_store(move |s| s.audit_append(&entry)).await {
+            tracing::error!(code = ?e.code, "cannot audit the lookup");
         }
     }
 
@@ -360,14 +302,20 @@ impl Shared {
     pub async fn queue_take(&self, params: QueueTakeParams) -> Result<QueueTicketInfo, ApiError> {
         let config = self.queue_config()?.clone();
         self.queue_store()?;
+        // Numbers and prints in the same order; held until the ticket is
+        // out (not while the bank is asked about a swiped card).
+        let mut turn = self.queue_lock.lock().await;
+        // Rule Q3: a card read after the last ticket that used one; a card
+        // left on the reader by the previous customer is no swipe.
         let card = if params.use_card {
             self.swiped_card()
+                .filter(|c| turn.last_swipe_used != Some(c.read_serial))
         } else {
             None
         };
-        // Numbers and prints in the same order; held until the ticket is
-        // out (not while the bank is asked about a swiped card).
-        let turn = self.queue_lock.lock().await;
+        if let Some(c) = &card {
+            turn.last_swipe_used = Some(c.read_serial);
+        }
         let now = Utc::now();
         let request = flow::number_request(&config, &params.service, now)
             .map_err(|e| api_error(ErrorCode::NotFound, e.to_string()))?;

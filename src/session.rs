@@ -102,11 +102,7 @@ pub fn flow_settings(config: &crate::config::Config) -> FlowSettings {
         _ => None,
     };
     FlowSettings {
-        timezone: config
-            .queue
-            .as_ref()
-            .map(|q| q.timezone)
-            .unwrap_or(chrono_tz::Asia::Shanghai),
+        timezone: config.branch_timezone(),
         idle_timeout: Duration::from_secs(s.idle_timeout_s),
         idle_warning: Duration::from_secs(s.idle_warning_s),
         update_window,

@@ -13,7 +13,7 @@
 //! 2. [`Input::LookupAnswered`]: the record on file is checked: ID number
 //!    (I3: [`matches_on_file`], so an old 15-digit number matches), document
 //!    type (I5), name (I6), `self_service.id_update`; its validity is
-//!    compared with the card's (I7, [`validity_update_decision`]) and, when
+//!    compared with the card's (I7, [`super::id_rules::validity_update_decision`]) and, when
 //!    configured, the update window is checked (I9). Then
 //!    [`Effect::ShowConfirm`] with masked data only (I8).
 //! 3. [`Input::CustomerConfirmed`]: only now [`Effect::RecordChange`] (I8,
@@ -57,38 +57,27 @@
 //! will be synced".
 //!
 //! The shared pieces of both customer flows ([`FlowSettings`], [`Outcome`],
-//! [`Slip`], [`AuditNote`], [`ChangeToRecord`], the card and lookup
-//! checks) live here; [`super::phone`] uses them.
+//! [`Slip`], [`AuditNote`], [`ChangeToRecord`]) live here; [`super::phone`]
+//! uses them. The card and record checks are [`super::id_rules`]'s.
 
 use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
-use kiosk_corebank::{
-    CardEvidence, ChangeKind, ChangeStatus, CoreBankError, Customer, IdType, IdValidityChange,
-    LONG_TERM, LookupRequest,
-};
-use kiosk_idcard::idnumber::{matches_on_file, validate18};
+use kiosk_corebank::{CardEvidence, ChangeKind, ChangeStatus, Customer, LookupRequest};
 use kiosk_idcard::mask::MaskPolicy;
 use kiosk_idcard::{CardType, Identity, Validity};
 use serde::Serialize;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
-use super::messages::{self, CounterReason, CustomerMessage, Refusal};
-use super::queue::{ValidityDecision, validity_update_decision};
+pub use super::id_rules::{BankFailure, UpdateWindow};
+use super::id_rules::{
+    check_card, id_validity_change, lookup_refusal, lookup_request, masked_name, refusal_action,
+    scrub, update_allowed, validity_display, validity_text,
+};
+use super::messages::{self, CustomerMessage, Refusal};
 use crate::store::AuditAction;
-
-/// A failed call to the core bank, as the daemon's client reports it.
-pub type BankFailure = CoreBankError;
-
-/// Rule I9: updates accepted only from `days_before` the old card's
-/// expiry to `days_after` it (one large bank: 30 and 90).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UpdateWindow {
-    pub days_before: u32,
-    pub days_after: u32,
-}
 
 /// What the flows need of the configuration; the daemon maps its config
 /// to this.
@@ -296,165 +285,6 @@ impl Idle {
             };
         }
         IdleCheck::Fine
-    }
-}
-
-/// The core bank's `id_type` for a card.
-pub fn id_type(card: CardType) -> IdType {
-    match card {
-        CardType::Resident => IdType::Resident,
-        CardType::ForeignPermanent2017 | CardType::ForeignPermanent2023 => IdType::ForeignPermanent,
-        CardType::HkMoTwResidence => IdType::HkMoTwResidence,
-    }
-}
-
-/// `2040-01-01` or `long_term`, as the core bank writes it.
-pub fn validity_text(v: Validity) -> String {
-    match v {
-        Validity::Until(d) => d.format("%Y-%m-%d").to_string(),
-        Validity::LongTerm => LONG_TERM.to_string(),
-    }
-}
-
-/// `2040-01-01` or `长期 long-term`, for screens and slips.
-pub fn validity_display(v: Validity) -> String {
-    match v {
-        Validity::Until(d) => d.format("%Y-%m-%d").to_string(),
-        Validity::LongTerm => "长期 long-term".to_string(),
-    }
-}
-
-fn parse_validity(text: &str) -> Option<Validity> {
-    if text.trim() == LONG_TERM {
-        Some(Validity::LongTerm)
-    } else {
-        parse_date(text).map(Validity::Until)
-    }
-}
-
-fn parse_date(text: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()
-}
-
-/// The name the card is looked up and compared by: the Chinese name, or
-/// the English one on a foreign card without a Chinese name.
-pub(super) fn card_name(identity: &Identity) -> &str {
-    let name = identity.name.trim();
-    if name.is_empty() {
-        identity.english_name.as_deref().unwrap_or("").trim()
-    } else {
-        name
-    }
-}
-
-/// The card's name, masked.
-pub(super) fn masked_name(identity: &Identity, mask: &MaskPolicy) -> String {
-    mask.name(card_name(identity))
-}
-
-/// Rules I1, I2, I4 on a card read by the reader.
-pub(super) fn check_card(identity: &Identity, today: NaiveDate) -> Result<(), Refusal> {
-    // Rule I2: 18-digit numbers (resident cards, residence permits, the
-    // 2023 foreign card); the 2017 foreign card's 15 characters are three
-    // letters (nationality) and twelve digits, without a check digit.
-    let number_ok = match identity.card_type {
-        CardType::Resident | CardType::HkMoTwResidence | CardType::ForeignPermanent2023 => {
-            validate18(&identity.number).is_ok()
-        }
-        CardType::ForeignPermanent2017 => {
-            let b = identity.number.as_bytes();
-            b.len() == 15
-                && b[..3].iter().all(u8::is_ascii_uppercase)
-                && b[3..].iter().all(u8::is_ascii_digit)
-        }
-    };
-    if !number_ok {
-        return Err(Refusal::BadCard);
-    }
-    // Rule I4: in the branch's time zone; long-term never expires.
-    if identity.is_expired(today) {
-        return Err(Refusal::ExpiredCard {
-            valid_until: validity_text(identity.valid_until),
-        });
-    }
-    Ok(())
-}
-
-/// The lookup for a card.
-pub(super) fn lookup_request(identity: &Identity) -> LookupRequest {
-    LookupRequest {
-        id_type: id_type(identity.card_type),
-        id_number: identity.number.clone(),
-        name: card_name(identity).to_string(),
-    }
-}
-
-/// Names compare after trimming, with runs of white space as one space
-/// and Latin letters in any case.
-fn same_name(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        Zeroizing::new(
-            s.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_uppercase(),
-        )
-    };
-    let (a, b) = (norm(a), norm(b));
-    !a.is_empty() && a == b
-}
-
-/// Rules I3, I5, I6 on the record the bank found for a card.
-pub(super) fn check_record(identity: &Identity, customer: &Customer) -> Result<(), CounterReason> {
-    // Rule I5 first: a record of another document type (a temporary ID
-    // card, "other") is never changed here.
-    if customer.id_type != id_type(identity.card_type) {
-        return Err(CounterReason::DocumentTypeMismatch);
-    }
-    // Rule I3: the bank matched the number; check it anyway, the 15-digit
-    // form included.
-    if !matches_on_file(&identity.number, &customer.id_number_on_file) {
-        return Err(CounterReason::IdNumberMismatch);
-    }
-    // Rule I6.
-    if !same_name(card_name(identity), &customer.name) {
-        return Err(CounterReason::NameMismatch);
-    }
-    Ok(())
-}
-
-/// Wipe the personal strings of a lookup answer (rule S2).
-pub(super) fn scrub(customer: &mut Customer) {
-    customer.name.zeroize();
-    customer.id_number_on_file.zeroize();
-    customer.mobile_masked.zeroize();
-    if let Some(q) = customer.security_question.as_mut() {
-        q.zeroize();
-    }
-}
-
-/// A failed lookup as a refusal: the bank unreachable (C3), no such
-/// customer, or the bank's own name check (I6).
-pub(super) fn lookup_refusal(error: &BankFailure) -> Refusal {
-    match error {
-        e if e.is_transient() => Refusal::BankUnreachable,
-        CoreBankError::NotFound { .. } => Refusal::Counter(CounterReason::CustomerNotFound),
-        CoreBankError::Rejected { code, .. } if code == "name_mismatch" => {
-            Refusal::Counter(CounterReason::NameMismatch)
-        }
-        CoreBankError::Locked => Refusal::Counter(CounterReason::Locked),
-        other => Refusal::Counter(CounterReason::BankRecord {
-            code: other.code().unwrap_or("bank_error").to_string(),
-        }),
-    }
-}
-
-/// The audit action of a refusal.
-pub(super) fn refusal_action(refusal: &Refusal) -> AuditAction {
-    if refusal.is_counter_referral() {
-        AuditAction::SentToCounter
-    } else {
-        AuditAction::VerificationFailed
     }
 }
 
@@ -821,49 +651,16 @@ impl IdUpdateFlow {
         let Some((identity, _)) = &self.card else {
             return Err(Refusal::CardRequired);
         };
-        check_record(identity, customer).map_err(Refusal::Counter)?;
-        if !customer.self_service.id_update {
-            return Err(Refusal::Counter(CounterReason::NotAllowed {
-                reason: customer.self_service.reason.clone(),
-            }));
-        }
-        let (Some(valid_from), Some(valid_until)) = (
-            parse_date(&customer.id_valid_from),
-            parse_validity(&customer.id_valid_until),
-        ) else {
-            return Err(Refusal::Counter(CounterReason::BankRecord {
-                code: "validity_on_file_unreadable".into(),
-            }));
-        };
-        // Rule I7.
-        match validity_update_decision(
-            identity.valid_until,
-            identity.valid_from,
-            valid_until,
-            valid_from,
-        ) {
-            ValidityDecision::Newer => {}
-            ValidityDecision::Same => return Err(Refusal::AlreadyUpToDate),
-            ValidityDecision::Older => return Err(Refusal::OldCard),
-        }
-        // Rule I9: around the old card's expiry. A long-term record (a
-        // reissued long-term card) has no expiry to be near: no window.
-        if let (Some(window), Validity::Until(expiry)) = (self.settings.update_window, valid_until)
-        {
-            let opens = expiry - TimeDelta::days(i64::from(window.days_before));
-            let closes = expiry + TimeDelta::days(i64::from(window.days_after));
-            let today = self.settings.today(now);
-            if today < opens || today > closes {
-                return Err(Refusal::OutsideUpdateWindow {
-                    opens: opens.format("%Y-%m-%d").to_string(),
-                    closes: closes.format("%Y-%m-%d").to_string(),
-                });
-            }
-        }
+        let on_file = update_allowed(
+            identity,
+            customer,
+            self.settings.today(now),
+            self.settings.update_window,
+        )?;
         Ok(OnFile {
             customer_id: Zeroizing::new(String::new()),
-            valid_from,
-            valid_until,
+            valid_from: on_file.valid_from,
+            valid_until: on_file.valid_until,
         })
     }
 
@@ -872,16 +669,7 @@ impl IdUpdateFlow {
             return Vec::new();
         };
         let mask = &self.settings.mask;
-        let kind = ChangeKind::IdValidity {
-            id_validity: IdValidityChange {
-                id_type: id_type(identity.card_type),
-                id_number: identity.number.clone(),
-                valid_from: identity.valid_from.format("%Y-%m-%d").to_string(),
-                valid_until: validity_text(identity.valid_until),
-                issuer: identity.issuer.clone(),
-                card_evidence: evidence.clone(),
-            },
-        };
+        let kind = id_validity_change(identity, evidence);
         let audit_detail = format!(
             "id validity confirmed by the customer at the smart teller (rule I8): {} {}, {} → {}",
             mask.id_number(&identity.number),
@@ -977,7 +765,9 @@ impl IdUpdateFlow {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use kiosk_corebank::SelfService;
+    use crate::flows::id_rules::{card_name, id_type, same_name};
+    use crate::flows::messages::CounterReason;
+    use kiosk_corebank::{CoreBankError, IdType, LONG_TERM, SelfService};
 
     pub(in crate::flows) fn utc(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)

@@ -2,8 +2,10 @@
 //! a number from the store, a printer's answer, the time) and say what to
 //! do and what to tell the customer. The daemon does the I/O around them.
 //!
-//! * [`queue`]: the queue ticket (rules Q1–Q4), and rule I7 as a queue
-//!   machine applies it to a swiped card.
+//! * [`id_rules`]: the ID card rules (I1–I7, I9, the bank's
+//!   `self_service.id_update`), in one place for every flow.
+//! * [`queue`]: the queue ticket (rules Q1–Q4), and what a queue machine
+//!   does with a swiped card (rule Q3, with [`id_rules`]).
 //! * [`id_update`]: the ID validity update at a smart teller (rules I1–I9,
 //!   C1, C3), a state machine in rumqttc's `state.rs` style: inputs in,
 //!   effects out; also the pieces both customer flows share
@@ -12,6 +14,7 @@
 //! * [`messages`]: every refusal's stable code and its Chinese and English
 //!   text.
 
+pub mod id_rules;
 pub mod id_update;
 pub mod messages;
 pub mod phone;

@@ -75,10 +75,12 @@ use kiosk_idcard::Identity;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::id_update::{
-    AuditNote, BankFailure, ChangeToRecord, FlowSettings, Idle, IdleCheck, Outcome, OutcomeKind,
-    Slip, SlipRow, check_card, check_record, lookup_refusal, lookup_request, masked_name,
+use super::id_rules::{
+    BankFailure, check_card, check_record, lookup_refusal, lookup_request, masked_name,
     refusal_action, scrub,
+};
+use super::id_update::{
+    AuditNote, ChangeToRecord, FlowSettings, Idle, IdleCheck, Outcome, OutcomeKind, Slip, SlipRow,
 };
 use super::messages::{self, CounterReason, CustomerMessage, Refusal};
 use crate::store::AuditAction;

@@ -1,6 +1,7 @@
-//! The queue ticket flow (rules Q1–Q4), and rule I7 as a queue machine
-//! applies it to a swiped card: decisions only, no I/O, no clock (the time
-//! is passed in).
+//! The queue ticket flow (rules Q1–Q4), and what a queue machine does with
+//! a swiped card (rule Q3: the ID update's own rules from
+//! [`super::id_rules`], applied without a confirmation screen): decisions
+//! only, no I/O, no clock (the time is passed in).
 //!
 //! # Issuing a ticket
 //!
@@ -60,12 +61,19 @@ use std::fmt;
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use kiosk_corebank::{CardEvidence, ChangeKind, Customer, LookupRequest};
 use kiosk_escpos::command::QR_MAX_DATA;
 use kiosk_escpos::{EscposError, Printed, PrinterFault, QueueTicket, Warning};
-use kiosk_idcard::Validity;
+use kiosk_idcard::Identity;
 use kiosk_idcard::mask::MaskPolicy;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
+
+use super::id_rules::{
+    BankFailure, UpdateWindow, ValidityDecision, check_card, id_validity_change, lookup_refusal,
+    lookup_request, scrub, update_allowed,
+};
+use super::messages::{CounterReason, Refusal};
 
 /// `number_digits` when not configured.
 pub const DEFAULT_NUMBER_DIGITS: u8 = 3;
@@ -121,6 +129,11 @@ fn midnight() -> NaiveTime {
 
 fn default_number_digits() -> u8 {
     DEFAULT_NUMBER_DIGITS
+}
+
+/// An optional IANA time zone name (`[kiosk] timezone`).
+pub fn de_optional_timezone<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Tz>, D::Error> {
+    de_timezone(de).map(Some)
 }
 
 fn de_timezone<'de, D: Deserializer<'de>>(de: D) -> Result<Tz, D::Error> {
@@ -577,62 +590,112 @@ pub fn print_decision(plan: &TicketPlan, outcome: &PrintOutcome) -> PrintDecisio
     }
 }
 
-/// Rule I7: how a card's validity period compares with the one on file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ValidityDecision {
-    /// The card is newer: record the update (at a queue machine at once,
-    /// without a confirmation screen, rule Q3) and sync it.
-    Newer,
-    /// The same period: already up to date, nothing to record.
-    Same,
-    /// An old card: refused, nothing recorded.
-    Older,
+// ---- A swiped card (rule Q3) ----
+
+/// Why the automatic update of a swiped card was withheld: the `validity`
+/// of `queue_take` (the ticket is issued all the same).
+fn withheld_code(refusal: &Refusal) -> &'static str {
+    match refusal {
+        Refusal::AlreadyUpToDate => "up_to_date",
+        Refusal::OldCard => "older_card",
+        // Nothing could be compared: no bank, no record, another document.
+        Refusal::BankUnreachable
+        | Refusal::Counter(CounterReason::CustomerNotFound | CounterReason::DocumentTypeMismatch) => {
+            "not_checked"
+        }
+        other => other.code(),
+    }
 }
 
-impl ValidityDecision {
-    /// `newer`, `up_to_date`, `older_card`.
-    pub fn code(self) -> &'static str {
+/// Rule Q3 before the bank is asked: the card itself (I1, I2, I4; an
+/// expired card is not looked up). `Err` is the withheld update's code.
+pub fn swipe_lookup(identity: &Identity, today: NaiveDate) -> Result<LookupRequest, &'static str> {
+    check_card(identity, today).map_err(|r| withheld_code(&r))?;
+    Ok(lookup_request(identity))
+}
+
+/// What a queue machine does with a swiped card once the bank answered.
+pub enum SwipeDecision {
+    /// Rule Q3: the card is newer and every ID rule holds: record its
+    /// validity at once (no confirmation screen at a queue machine).
+    Record {
+        customer_id: String,
+        change: ChangeKind,
+    },
+    /// The update is withheld; `code` says why (`up_to_date`,
+    /// `older_card`, `expired_card`, `counter_not_allowed`, `not_checked`, ...).
+    Withhold {
+        customer_id: Option<String>,
+        code: &'static str,
+    },
+}
+
+impl SwipeDecision {
+    /// The `validity` code: `newer` for a change to record.
+    pub fn code(&self) -> &'static str {
         match self {
-            ValidityDecision::Newer => "newer",
-            ValidityDecision::Same => "up_to_date",
-            ValidityDecision::Older => "older_card",
+            SwipeDecision::Record { .. } => ValidityDecision::Newer.code(),
+            SwipeDecision::Withhold { code, .. } => code,
         }
     }
+}
 
-    /// Is an update recorded?
-    pub fn records_update(self) -> bool {
-        self == ValidityDecision::Newer
+impl fmt::Debug for SwipeDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwipeDecision::Record { customer_id, .. } => f
+                .debug_struct("Record")
+                .field("customer_id", customer_id)
+                .finish_non_exhaustive(),
+            SwipeDecision::Withhold { customer_id, code } => f
+                .debug_struct("Withhold")
+                .field("customer_id", customer_id)
+                .field("code", code)
+                .finish(),
+        }
     }
 }
 
-/// Rule I7: compare a card's validity period with the one on file.
-/// `long_term` (长期) is later than any date.
-///
-/// * **Older** when the card's period starts before the one on file (an
-///   old card, replaced since: the core bank answers `stale_card`) or
-///   ends before it.
-/// * **Same** when both ends are equal.
-/// * **Newer** otherwise: neither end earlier, at least one later (a
-///   reissued long-term card has a later start and the same end).
-pub fn validity_update_decision(
-    card_valid_until: Validity,
-    card_valid_from: NaiveDate,
-    on_file_valid_until: Validity,
-    on_file_valid_from: NaiveDate,
-) -> ValidityDecision {
-    if card_valid_from < on_file_valid_from || card_valid_until < on_file_valid_until {
-        ValidityDecision::Older
-    } else if card_valid_from == on_file_valid_from && card_valid_until == on_file_valid_until {
-        ValidityDecision::Same
-    } else {
-        ValidityDecision::Newer
+/// Rule Q3 with the bank's answer about the swiped card's holder: the same
+/// checks as the smart teller's ID update ([`update_allowed`]: I3, I5, I6,
+/// `self_service.id_update`, I7, I9). The answer's personal strings are
+/// wiped once compared (rule S2).
+pub fn swipe_decision(
+    identity: &Identity,
+    evidence: &CardEvidence,
+    answer: Result<Customer, BankFailure>,
+    today: NaiveDate,
+    window: Option<UpdateWindow>,
+) -> SwipeDecision {
+    let mut customer = match answer {
+        Ok(c) => c,
+        Err(e) => {
+            return SwipeDecision::Withhold {
+                customer_id: None,
+                code: withheld_code(&lookup_refusal(&e)),
+            };
+        }
+    };
+    let allowed = update_allowed(identity, &customer, today, window);
+    scrub(&mut customer);
+    let customer_id = std::mem::take(&mut customer.customer_id);
+    match allowed {
+        Ok(_) => SwipeDecision::Record {
+            customer_id,
+            change: id_validity_change(identity, evidence),
+        },
+        Err(refusal) => SwipeDecision::Withhold {
+            customer_id: Some(customer_id),
+            code: withheld_code(&refusal),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flows::id_rules::validity_update_decision;
+    use kiosk_idcard::Validity;
 
     const CONFIG: &str = r#"
 timezone = "Asia/Shanghai"
@@ -1319,5 +1382,146 @@ name_en = "VIP"
             ),
             ValidityDecision::Older
         );
+    }
+
+    // ---- A swiped card (rule Q3 with the ID rules) ----
+
+    mod swipe {
+        use super::*;
+        use crate::flows::id_update::tests::{customer_for, evidence};
+        use kiosk_corebank::{CoreBankError, IdType, LONG_TERM};
+        use kiosk_idcard::CardType;
+
+        /// The branch's date in the sample's life: the card (2020-01-01 to
+        /// 2040-01-01) is valid, the record holds the one before it.
+        fn today() -> NaiveDate {
+            NaiveDate::from_ymd_opt(2025, 3, 14).expect("date")
+        }
+
+        fn card() -> Identity {
+            Identity::sample(CardType::Resident)
+        }
+
+        fn decide(identity: &Identity, customer: Customer) -> SwipeDecision {
+            swipe_decision(identity, &evidence(), Ok(customer), today(), None)
+        }
+
+        fn code_of(identity: &Identity, customer: Customer) -> &'static str {
+            decide(identity, customer).code()
+        }
+
+        #[test]
+        fn rule_q3_i7_a_newer_card_is_recorded_for_the_customer_found() {
+            let card = card();
+            match decide(&card, customer_for(&card)) {
+                SwipeDecision::Record {
+                    customer_id,
+                    change: ChangeKind::IdValidity { id_validity },
+                } => {
+                    assert_eq!(customer_id, "C000123");
+                    assert_eq!(id_validity.valid_until, "2040-01-01");
+                    assert_eq!(id_validity.card_evidence, evidence());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+
+        #[test]
+        fn rule_q3_i7_the_same_or_an_older_card_is_not_recorded() {
+            let card = card();
+            let mut same = customer_for(&card);
+            same.id_valid_from = "2020-01-01".into();
+            same.id_valid_until = "2040-01-01".into();
+            assert_eq!(code_of(&card, same), "up_to_date");
+            let mut newer_on_file = customer_for(&card);
+            newer_on_file.id_valid_from = "2021-01-01".into();
+            newer_on_file.id_valid_until = LONG_TERM.into();
+            assert_eq!(code_of(&card, newer_on_file), "older_card");
+        }
+
+        #[test]
+        fn rule_q3_i4_an_expired_card_is_not_looked_up() {
+            let mut card = card();
+            card.valid_until = Validity::Until(today() - Duration::days(1));
+            assert_eq!(swipe_lookup(&card, today()).unwrap_err(), "expired_card");
+            card.valid_until = Validity::Until(today());
+            assert!(
+                swipe_lookup(&card, today()).is_ok(),
+                "valid through its last day"
+            );
+        }
+
+        #[test]
+        fn rule_q3_i2_a_number_failing_its_check_digit_is_not_looked_up() {
+            let mut card = card();
+            let last = card.number.pop().expect("digit");
+            card.number.push(if last == '0' { '1' } else { '0' });
+            assert_eq!(swipe_lookup(&card, today()).unwrap_err(), "bad_card");
+        }
+
+        #[test]
+        fn rule_q3_self_service_id_update_false_withholds_the_update() {
+            let card = card();
+            let mut customer = customer_for(&card);
+            customer.self_service.id_update = false;
+            assert_eq!(code_of(&card, customer), "counter_not_allowed");
+        }
+
+        #[test]
+        fn rule_q3_i6_a_name_mismatch_withholds_the_update() {
+            let card = card();
+            let mut customer = customer_for(&card);
+            customer.name = "李四".into();
+            assert_eq!(code_of(&card, customer), "counter_name_mismatch");
+        }
+
+        #[test]
+        fn rule_q3_i5_another_document_type_on_file_is_not_checked() {
+            let card = card();
+            let mut customer = customer_for(&card);
+            customer.id_type = IdType::Temporary;
+            assert_eq!(code_of(&card, customer), "not_checked");
+        }
+
+        #[test]
+        fn rule_q3_i3_the_old_15_digit_number_on_file_matches() {
+            let card = card();
+            let mut customer = customer_for(&card);
+            // 18 → 15: drop the century and the check digit.
+            customer.id_number_on_file = format!("{}{}", &card.number[..6], &card.number[8..17]);
+            assert_eq!(code_of(&card, customer), "newer");
+            let mut other = customer_for(&card);
+            other.id_number_on_file = "110101800101001".into();
+            assert_eq!(code_of(&card, other), "counter_id_number_mismatch");
+        }
+
+        #[test]
+        fn rule_q3_i9_outside_the_update_window_withholds_the_update() {
+            let card = card();
+            let window = Some(UpdateWindow {
+                days_before: 30,
+                days_after: 90,
+            });
+            // The record expired 2020-01-01; today is years after it.
+            let d = swipe_decision(&card, &evidence(), Ok(customer_for(&card)), today(), window);
+            assert_eq!(d.code(), "outside_update_window");
+            let inside = NaiveDate::from_ymd_opt(2020, 2, 1).expect("date");
+            let d = swipe_decision(&card, &evidence(), Ok(customer_for(&card)), inside, window);
+            assert_eq!(d.code(), "newer");
+        }
+
+        #[test]
+        fn rule_q3_a_lookup_that_failed_is_not_checked() {
+            let card = card();
+            for e in [
+                CoreBankError::Timeout { sent: true },
+                CoreBankError::NotFound {
+                    code: "customer_not_found".into(),
+                },
+            ] {
+                let d = swipe_decision(&card, &evidence(), Err(e), today(), None);
+                assert_eq!(d.code(), "not_checked", "{d:?}");
+            }
+        }
     }
 }

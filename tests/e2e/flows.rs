@@ -350,7 +350,7 @@ async fn rule_i7_i8_id_update_happy_path_confirm_then_applied() {
     assert_eq!(record.valid_from, card.identity.valid_from.to_string());
     assert_eq!(
         record.valid_until,
-        kiosk::flows::id_update::validity_text(card.identity.valid_until)
+        kiosk::flows::id_rules::validity_text(card.identity.valid_until)
     );
     let actions = k.audit_actions();
     for a in ["card_read", "lookup", "change_recorded"] {

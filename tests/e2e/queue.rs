@@ -528,6 +528,59 @@ fn swipe_toml(dir: &Path, printer: &Path, sam: &Path, bank_url: &str) -> String 
     )
 }
 
+/// A queue machine with a swipe reader, a printer and the core bank.
+struct SwipeRig {
+    s: Setup,
+    bank: Bank,
+    sam: SamSim,
+    kioskd: Kioskd,
+    events: Client,
+    c: Client,
+}
+
+async fn swipe_rig() -> SwipeRig {
+    let s = setup();
+    let bank = start_bank(s.dir.path());
+    let sam_link = s.dir.path().join("sam0");
+    let sam = SamSim::start(SamSimConfig::new(&sam_link)).expect("SAM simulator");
+    let kioskd = Kioskd::start(&swipe_toml(
+        s.dir.path(),
+        s.printer.link(),
+        &sam_link,
+        &bank.bank.base_url(),
+    ));
+    let mut events = kioskd.subscriber().await;
+    wait_printer(&mut events, DeviceState::Online).await;
+    wait_state(&mut events, "swipe", DeviceState::Online).await;
+    let c = kioskd.client().await;
+    SwipeRig {
+        s,
+        bank,
+        sam,
+        kioskd,
+        events,
+        c,
+    }
+}
+
+impl SwipeRig {
+    /// The ticket of a swipe of `card`, and the changes in the outbox after it.
+    async fn ticket_after_swipe(&mut self, card: CardProfile) -> QueueTicketInfo {
+        swipe(&mut self.events, &self.sam, card).await;
+        let t = self.c.queue_take("personal", true).await.expect("take");
+        assert!(t.printed, "{t:?}");
+        t
+    }
+
+    async fn outbox_len(&mut self) -> usize {
+        self.c
+            .sync_list(Default::default())
+            .await
+            .expect("list")
+            .len()
+    }
+}
+
 async fn swipe(events: &mut Client, sam: &SamSim, card: CardProfile) {
     sam.place(card);
     events
@@ -656,7 +709,16 @@ async fn rule_q3_swipe_of_a_card_not_newer_records_nothing() {
     );
 
     // The bank unreachable: the ticket still prints, nothing is recorded.
+    // The card is swiped again (one left on the reader is no swipe).
     drop(bank);
+    sam.remove();
+    super::harness::wait_absent(&mut events).await;
+    swipe(
+        &mut events,
+        &sam,
+        Fixtures::special_card("superseded").expect("card"),
+    )
+    .await;
     let t2 = c.queue_take("vip", true).await.expect("take");
     assert!(t2.printed);
     assert_eq!(t2.validity.as_deref(), Some("not_checked"));
@@ -666,6 +728,84 @@ async fn rule_q3_swipe_of_a_card_not_newer_records_nothing() {
             .expect("list")
             .is_empty()
     );
+}
+
+/// Rules Q3 and I4: a card that expired yesterday, newer than the bank's
+/// record (C000001, valid until 2020): the ticket is issued with the
+/// masked name, and no validity change is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_q3_i4_swipe_of_an_expired_card_gets_a_ticket_and_records_nothing() {
+    let mut r = swipe_rig().await;
+    let mut card = CardProfile::builtin("resident").expect("profile");
+    let tz: chrono_tz::Tz = "Asia/Shanghai".parse().expect("tz");
+    let yesterday = chrono::Utc::now().with_timezone(&tz).date_naive() - chrono::Days::new(1);
+    card.identity.valid_from = chrono::NaiveDate::from_ymd_opt(2020, 3, 7).expect("date");
+    card.identity.valid_until = kiosk_idcard::Validity::Until(yesterday);
+    let t = r.ticket_after_swipe(card).await;
+    assert_eq!(t.masked_name.as_deref(), Some("张**"));
+    assert_eq!(t.validity.as_deref(), Some("expired_card"), "{t:?}");
+    assert!(t.change_id.is_none(), "{t:?}");
+    assert_eq!(r.outbox_len().await, 0);
+    assert_eq!(
+        r.s.printer
+            .wait_for_tickets(1, DEADLINE)
+            .expect("ticket")
+            .len(),
+        1
+    );
+}
+
+/// Rule Q3 with the bank's `self_service.id_update = false` (C000107): a
+/// newer card gets its ticket; the automatic update is withheld, with the
+/// reason, and nothing is recorded (the bank would refuse it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_q3_swipe_for_a_customer_without_self_service_id_update_records_nothing() {
+    let mut r = swipe_rig().await;
+    let card = Fixtures::special_card("id-update-restricted").expect("card");
+    let t = r.ticket_after_swipe(card).await;
+    assert_eq!(t.masked_name.as_deref(), Some("宋**"));
+    assert_eq!(t.validity.as_deref(), Some("counter_not_allowed"), "{t:?}");
+    assert!(t.change_id.is_none(), "{t:?}");
+    assert_eq!(r.outbox_len().await, 0);
+    assert!(
+        r.bank
+            .bank
+            .customer("C000107")
+            .expect("C000107")
+            .record
+            .valid_until
+            .starts_with("2020")
+    );
+}
+
+/// Rule Q3: a card left on the reader by the previous customer is not the
+/// next customer's swipe: the next ticket carries no name and records
+/// nothing; a new swipe (the card taken and placed again) is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_q3_a_card_left_on_the_reader_is_not_used_for_the_next_ticket() {
+    let mut r = swipe_rig().await;
+    let card = Fixtures::special_card("superseded").expect("card");
+    let first = r.ticket_after_swipe(card.clone()).await;
+    assert_eq!(first.masked_name.as_deref(), Some("马**"));
+    // The card stays on the reader; the next customer asks for a ticket
+    // "with the card".
+    let next = r.c.queue_take("personal", true).await.expect("take");
+    assert!(next.printed);
+    assert_eq!(next.masked_name, None, "{next:?}");
+    assert_eq!(next.validity, None, "{next:?}");
+    assert!(next.change_id.is_none());
+    let tickets = r.s.printer.wait_for_tickets(2, DEADLINE).expect("tickets");
+    assert!(
+        !tickets[1].texts().iter().any(|l| l.contains("马**")),
+        "{:?}",
+        tickets[1].texts()
+    );
+    // Taken and placed again: a new swipe.
+    r.sam.remove();
+    super::harness::wait_absent(&mut r.events).await;
+    let again = r.ticket_after_swipe(card).await;
+    assert_eq!(again.masked_name.as_deref(), Some("马**"));
+    assert!(r.kioskd.is_running());
 }
 
 // ---- SIGKILL during ticket issuing ----
