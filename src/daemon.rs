@@ -175,8 +175,9 @@ impl Shared {
         self.printer_state_mut().clone()
     }
 
-    pub(crate) fn set_printer_handle(&self, h: Option<Arc<kiosk_escpos::PrinterHandle>>) {
-        *self.printer.lock().unwrap_or_else(|p| p.into_inner()) = h;
+    /// The printer's slot, locked: its supervisor puts each new handle in.
+    pub(crate) fn printer_slot(&self) -> MutexGuard<'_, Option<Arc<kiosk_escpos::PrinterHandle>>> {
+        self.printer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn take_printer_handle(&self) -> Option<Arc<kiosk_escpos::PrinterHandle>> {
@@ -525,7 +526,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), crate::Error> {
         .map(|l| tokio::spawn(crate::metrics::serve(l, shared.clone(), metrics.clone())));
     let sync = crate::changes::start_sync(&shared)?;
     let devices = crate::devices::start(shared.clone());
-    crate::printer::start(&shared);
+    let printer = crate::printer::start(&shared);
     tracing::info!(
         kiosk = %shared.config.kiosk.id,
         profile = shared.config.kiosk.profile.as_str(),
@@ -537,7 +538,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), crate::Error> {
     crate::api::serve(listener, shared.clone(), Arc::new(policy)).await;
     notify_stopping();
     devices.stop().await;
-    crate::printer::stop(&shared).await;
+    crate::printer::stop(&shared, printer).await;
     if let Some(task) = sync {
         // The worker watches the same shutdown token; a request in flight is
         // reconciled on the next start.

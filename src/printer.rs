@@ -1,10 +1,11 @@
 //! The ticket printer in kioskd: one `kiosk-escpos` device loop (its own
-//! thread, which reopens the port by its path after an unplug), whose
-//! events become the printer's state in `status` and `device_state` events.
+//! thread, which reopens the port by its path after an unplug), supervised
+//! and restarted like the readers, whose events become the printer's state
+//! in `status` and `device_state` events.
 //! The handle is kept in [`Shared`] for printing (rule Q4: faults show in
 //! `kioskctl status`; paper near end is a warning for the technician).
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use kiosk_escpos::{PrinterDevice, PrinterEvent, Warning};
 use kiosk_proto::DeviceState;
@@ -51,52 +52,78 @@ pub fn warning_text(w: Warning) -> &'static str {
     }
 }
 
-/// The printer driver's state as the local API shows it.
-pub fn map_state(state: kiosk_escpos::DeviceState) -> DeviceState {
-    use kiosk_escpos::DeviceState as S;
-    match state {
-        S::Starting => DeviceState::Starting,
-        S::Online => DeviceState::Online,
-        S::Offline => DeviceState::Offline,
-        S::NoDevice => DeviceState::NoDevice,
-        S::HardwareError => DeviceState::HardwareError,
-        S::Busy => DeviceState::Busy,
-    }
-}
-
-/// Start the configured printer, if any; its handle goes into `shared`.
-pub fn start(shared: &Arc<Shared>) {
-    let Some(section) = shared.config.printer.clone() else {
-        return;
-    };
-    let weak: Weak<Shared> = Arc::downgrade(shared);
-    let sink = kiosk_escpos::device::EventSink::from_fn(move |event| {
-        if let Some(shared) = weak.upgrade() {
-            shared.printer_event(event);
-        }
-    });
-    match PrinterDevice::spawn(section.name.clone(), section.driver_config(), sink) {
-        Ok(handle) => shared.set_printer_handle(Some(Arc::new(handle))),
+/// Start the configured printer, if any, under its supervisor thread
+/// (restarted like the readers, [`crate::devices::run_supervised`]); the
+/// running printer's handle is kept in `shared`.
+pub fn start(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>> {
+    let section = shared.config.printer.clone()?;
+    let shared = shared.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new()
+        .name(format!("supervise-{}", section.name))
+        .spawn(move || {
+            let lifecycle = crate::devices::Lifecycle {
+                stopping: || shared.shutdown.is_cancelled(),
+                wait: |delay| {
+                    let _ =
+                        runtime.block_on(tokio::time::timeout(delay, shared.shutdown.cancelled()));
+                },
+            };
+            let starting = &shared;
+            crate::devices::run_supervised(
+                &section.name,
+                &lifecycle,
+                |tx| {
+                    let mut slot = starting.printer_slot();
+                    if starting.shutdown.is_cancelled() {
+                        return Ok(false);
+                    }
+                    let handle =
+                        PrinterDevice::spawn(section.name.clone(), section.driver_config(), tx)
+                            .map_err(|e| e.to_string())?;
+                    *slot = Some(Arc::new(handle));
+                    Ok(true)
+                },
+                || retire(starting.take_printer_handle()),
+                |event| shared.printer_event(event),
+                |state, detail| {
+                    tracing::error!(printer = %section.name, detail, "printer");
+                    shared.printer_event(PrinterEvent::State {
+                        printer: section.name.clone(),
+                        state,
+                        detail: Some(detail),
+                    });
+                },
+            );
+        });
+    match spawned {
+        Ok(t) => Some(t),
         Err(e) => {
-            tracing::error!(printer = %section.name, error = %e, "cannot start the printer");
-            shared.printer_event(PrinterEvent::State {
-                printer: section.name.clone(),
-                state: kiosk_escpos::DeviceState::HardwareError,
-                detail: Some(e.to_string()),
-            });
+            tracing::error!(error = %e, "cannot start the printer's supervisor");
+            None
         }
     }
 }
 
-/// Stop the printer's device loop (waits for a print in progress).
-pub async fn stop(shared: &Arc<Shared>) {
-    let Some(handle) = shared.take_printer_handle() else {
-        return;
-    };
-    let _ = tokio::task::spawn_blocking(move || match Arc::try_unwrap(handle) {
-        Ok(h) => h.stop(),
-        // A print still holds it: dropping the last reference stops it.
-        Err(shared_handle) => drop(shared_handle),
+/// Stop a printer's device loop (waits for a print in progress; a print
+/// still holding it stops it when done).
+fn retire(handle: Option<Arc<kiosk_escpos::PrinterHandle>>) {
+    if let Some(handle) = handle {
+        match Arc::try_unwrap(handle) {
+            Ok(h) => h.stop(),
+            Err(shared_handle) => drop(shared_handle),
+        }
+    }
+}
+
+/// Stop the printer and its supervisor (the daemon is stopping).
+pub async fn stop(shared: &Arc<Shared>, supervisor: Option<std::thread::JoinHandle<()>>) {
+    let handle = shared.take_printer_handle();
+    let _ = tokio::task::spawn_blocking(move || {
+        retire(handle);
+        if let Some(t) = supervisor {
+            let _ = t.join();
+        }
     })
     .await;
 }
@@ -112,7 +139,7 @@ impl Shared {
             let before = (p.state, p.detail());
             match event {
                 PrinterEvent::State { state, detail, .. } => {
-                    p.state = map_state(state);
+                    p.state = state;
                     if p.state != DeviceState::Online {
                         if let Some(d) = &detail {
                             p.last_error = Some(d.clone());

@@ -106,7 +106,7 @@ impl Shared {
                     if let Some(id) = &c.sam_id {
                         self.set_sam_id(&reader, id.clone());
                     }
-                    let state = crate::devices::map_state(c.state);
+                    let state = c.state;
                     let detail = c
                         .detail
                         .clone()

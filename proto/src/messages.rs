@@ -657,31 +657,9 @@ pub enum Event {
     PayloadsPurged { count: u64 },
 }
 
-/// Device states, after XFS4IoT's `Common.Status.device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum DeviceState {
-    Starting,
-    Online,
-    Offline,
-    NoDevice,
-    HardwareError,
-    Busy,
-}
-
-impl std::fmt::Display for DeviceState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = match self {
-            DeviceState::Starting => "starting",
-            DeviceState::Online => "online",
-            DeviceState::Offline => "offline",
-            DeviceState::NoDevice => "noDevice",
-            DeviceState::HardwareError => "hardwareError",
-            DeviceState::Busy => "busy",
-        };
-        f.write_str(s)
-    }
-}
+/// Device states, after XFS4IoT's `Common.Status.device` (one type for
+/// readers and printers, from `kiosk-device`).
+pub use kiosk_device::DeviceState;
 
 /// An identity as it may leave the daemon (rule S1): card type and
 /// validity in the clear, everything personal masked.

@@ -57,6 +57,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use kiosk_device::Backoff;
+pub use kiosk_device::DeviceState;
+
 use crate::command::{Align, CharSize, Cut};
 use crate::config::PrinterConfig;
 use crate::document::{Document, QrOptions};
@@ -73,55 +76,14 @@ pub const FAULT_CHECK_MIN: Duration = Duration::from_secs(1);
 /// ...doubling up to this.
 pub const FAULT_CHECK_MAX: Duration = Duration::from_secs(10);
 
-/// A printer's state, XFS4IoT style (the same states as the ID readers').
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceState {
-    /// Prints (possibly with a warning such as paper near end).
-    Online,
-    /// The printer is there but cannot print: paper out, cover open,
-    /// offline, an auto-recoverable error, or it does not answer.
-    Offline,
-    /// The printer is not there: its path is missing or it was unplugged.
-    NoDevice,
-    /// The printer reports a fault that needs a technician (cutter jam,
-    /// unrecoverable error).
-    HardwareError,
-    /// Reserved for a printer held by another user (not reported yet).
-    Busy,
-    /// Just spawned, not checked yet.
-    Starting,
-}
-
-impl DeviceState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeviceState::Online => "online",
-            DeviceState::Offline => "offline",
-            DeviceState::NoDevice => "no_device",
-            DeviceState::HardwareError => "hardware_error",
-            DeviceState::Busy => "busy",
-            DeviceState::Starting => "starting",
-        }
-    }
-
-    /// The state of a printer that reports `fault`.
-    pub fn of_fault(fault: PrinterFault) -> DeviceState {
-        match fault {
-            PrinterFault::CutterError | PrinterFault::UnrecoverableError => {
-                DeviceState::HardwareError
-            }
-            PrinterFault::CoverOpen
-            | PrinterFault::PaperOut
-            | PrinterFault::AutoRecoverableError
-            | PrinterFault::Offline => DeviceState::Offline,
-        }
-    }
-}
-
-impl std::fmt::Display for DeviceState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+/// The state of a printer that reports `fault`.
+pub fn state_of_fault(fault: PrinterFault) -> DeviceState {
+    match fault {
+        PrinterFault::CutterError | PrinterFault::UnrecoverableError => DeviceState::HardwareError,
+        PrinterFault::CoverOpen
+        | PrinterFault::PaperOut
+        | PrinterFault::AutoRecoverableError
+        | PrinterFault::Offline => DeviceState::Offline,
     }
 }
 
@@ -160,35 +122,9 @@ impl PrinterEvent {
     }
 }
 
-/// Where events go: a channel, or any callback (e.g. one that forwards into
-/// an async channel). Called on the printer's thread; it should not block.
-#[derive(Clone)]
-pub struct EventSink(Arc<dyn Fn(PrinterEvent) + Send + Sync>);
-
-impl EventSink {
-    pub fn from_fn(f: impl Fn(PrinterEvent) + Send + Sync + 'static) -> EventSink {
-        EventSink(Arc::new(f))
-    }
-
-    fn send(&self, event: PrinterEvent) {
-        (self.0)(event)
-    }
-}
-
-impl From<Sender<PrinterEvent>> for EventSink {
-    fn from(tx: Sender<PrinterEvent>) -> EventSink {
-        // A receiver that went away just stops listening.
-        EventSink::from_fn(move |event| {
-            let _ = tx.send(event);
-        })
-    }
-}
-
-impl std::fmt::Debug for EventSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EventSink(..)")
-    }
-}
+/// Where the printer's events go (a channel, or a callback), called on
+/// the printer's thread.
+pub type EventSink = kiosk_device::EventSink<PrinterEvent>;
 
 /// What was last reported, without asking the printer
 /// ([`PrinterHandle::snapshot`]).
@@ -300,32 +236,6 @@ impl Drop for ExitGuard {
             let _ = pending.reply.send(Err(EscposError::DeviceStopped));
         }
         self.0.cond.notify_all();
-    }
-}
-
-/// Capped exponential backoff.
-#[derive(Debug)]
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            min,
-            max,
-            next: min,
-        }
-    }
-    fn next(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
-    }
-    fn reset(&mut self) {
-        self.next = self.min;
     }
 }
 
@@ -668,7 +578,7 @@ impl Device {
             });
         }
         self.reopen_backoff.reset();
-        self.set_state(DeviceState::of_fault(fault), Some(fault.to_string()));
+        self.set_state(state_of_fault(fault), Some(fault.to_string()));
         self.schedule_check();
     }
 
@@ -680,7 +590,7 @@ impl Device {
             self.fault = None;
             self.check_backoff.reset();
             self.set_state(DeviceState::NoDevice, Some(e.to_string()));
-            let delay = self.reopen_backoff.next();
+            let delay = self.reopen_backoff.next_delay();
             tracing::debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "printer absent");
             self.retry_at = Some(Instant::now() + delay);
         } else {
@@ -691,7 +601,7 @@ impl Device {
     }
 
     fn schedule_check(&mut self) {
-        let delay = self.check_backoff.next();
+        let delay = self.check_backoff.next_delay();
         tracing::debug!(
             retry_in_ms = delay.as_millis() as u64,
             "printer cannot print; checking again later"

@@ -12,6 +12,9 @@ use pcsc::{
     Context, Disposition, PNP_NOTIFICATION, Protocols, ReaderState, Scope, ShareMode, State,
 };
 
+use kiosk_device::Backoff;
+pub use kiosk_device::DeviceState;
+
 use crate::channel::{CardRead, ReadOptions, find_card, read_card, sam_id, sam_status};
 use crate::config::{ReaderConfig, SamConfig};
 use crate::error::{PullCause, ReadFailure, ReaderError, pcsc_card_gone};
@@ -24,51 +27,6 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(3);
 /// Re-list readers this often when pcscd cannot notify reader hot-plug.
 const PNP_FALLBACK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A device's state, XFS4IoT style.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceState {
-    /// Ready to read cards.
-    Online,
-    /// The device is there but cannot be used: pcscd unreachable, or the
-    /// SAM does not answer.
-    Offline,
-    /// The device is not there: PC/SC reader not attached, serial port
-    /// missing or unplugged.
-    NoDevice,
-    /// The device answers but reports a fault (e.g. SAM self-test failed).
-    HardwareError,
-    /// Reserved for a device held by another user (not reported yet).
-    Busy,
-    /// Just spawned, not checked yet.
-    Starting,
-}
-
-impl DeviceState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeviceState::Online => "online",
-            DeviceState::Offline => "offline",
-            DeviceState::NoDevice => "no_device",
-            DeviceState::HardwareError => "hardware_error",
-            DeviceState::Busy => "busy",
-            DeviceState::Starting => "starting",
-        }
-    }
-
-    /// Higher is worse; a reader of two parts reports its worse part.
-    fn severity(self) -> u8 {
-        match self {
-            DeviceState::Online => 0,
-            DeviceState::Busy => 1,
-            DeviceState::Starting => 2,
-            DeviceState::Offline => 3,
-            DeviceState::NoDevice => 4,
-            DeviceState::HardwareError => 5,
-        }
-    }
-}
 
 /// What a reader reports. `reader` is the configured [`ReaderConfig::name`].
 ///
@@ -139,34 +97,9 @@ pub struct ReaderCheck {
     pub sam_id: Option<String>,
 }
 
-/// Where events go: a channel, or any callback (e.g. one that forwards into
-/// an async channel). Called on the reader's thread.
-#[derive(Clone)]
-pub struct EventSink(Arc<dyn Fn(ReaderEvent) + Send + Sync>);
-
-impl EventSink {
-    pub fn from_fn(f: impl Fn(ReaderEvent) + Send + Sync + 'static) -> EventSink {
-        EventSink(Arc::new(f))
-    }
-    fn send(&self, event: ReaderEvent) {
-        (self.0)(event)
-    }
-}
-
-impl From<Sender<ReaderEvent>> for EventSink {
-    fn from(tx: Sender<ReaderEvent>) -> EventSink {
-        // A receiver that went away just stops listening.
-        EventSink::from_fn(move |event| {
-            let _ = tx.send(event);
-        })
-    }
-}
-
-impl std::fmt::Debug for EventSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EventSink(..)")
-    }
-}
+/// Where a reader's events go (a channel, or a callback, e.g. one that
+/// forwards into an async channel), called on the reader's thread.
+pub type EventSink = kiosk_device::EventSink<ReaderEvent>;
 
 type Reply = Sender<Result<CommandReply, ReaderError>>;
 
@@ -249,26 +182,6 @@ impl Shared {
                 .0;
             self.cond.notify_all();
         }
-    }
-}
-
-/// Capped exponential backoff.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff { next: BACKOFF_MIN }
-    }
-    fn next(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-        delay
-    }
-    fn reset(&mut self) {
-        self.next = BACKOFF_MIN;
     }
 }
 
@@ -487,7 +400,7 @@ impl Device {
             sink,
             shared,
             sam,
-            sam_backoff: Backoff::new(),
+            sam_backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
             sam_retry_at: Instant::now(),
             pcsc_part: (DeviceState::Starting, None),
             sam_part: (DeviceState::Starting, None),
@@ -689,7 +602,7 @@ impl Device {
         if let Some(sam) = &mut self.sam {
             sam.close();
         }
-        let delay = self.sam_backoff.next();
+        let delay = self.sam_backoff.next_delay();
         self.sam_retry_at = Instant::now() + delay;
         tracing::debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "SAM unavailable");
         if self.sam_only() && e.is_unplugged() {
@@ -751,7 +664,7 @@ impl Device {
     // ---- PC/SC ----
 
     fn run_pcsc(&mut self) {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         loop {
             if self.handle_inbox(None) {
                 return;
@@ -760,7 +673,7 @@ impl Device {
                 Ok(ctx) => ctx,
                 Err(e) => {
                     self.pcsc_lost(e);
-                    let delay = backoff.next();
+                    let delay = backoff.next_delay();
                     if matches!(self.shared.wait(delay), Wake::Stop) {
                         return;
                     }
@@ -776,7 +689,7 @@ impl Device {
                 WatchEnd::Stop => return,
                 WatchEnd::Lost(e) => {
                     self.pcsc_lost(e);
-                    let delay = backoff.next();
+                    let delay = backoff.next_delay();
                     tracing::debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "PC/SC context lost");
                     if matches!(self.shared.wait(delay), Wake::Stop) {
                         return;
