@@ -595,23 +595,17 @@ async fn swipe(events: &mut Client, sam: &SamSim, card: CardProfile) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_q3_swipe_of_a_newer_card_records_the_validity_change_without_confirmation() {
-    let s = setup();
-    let bank = start_bank(s.dir.path());
-    let sam_link = s.dir.path().join("sam0");
-    let sam = SamSim::start(SamSimConfig::new(&sam_link)).expect("SAM simulator");
-    let kioskd = Kioskd::start(&swipe_toml(
-        s.dir.path(),
-        s.printer.link(),
-        &sam_link,
-        &bank.bank.base_url(),
-    ));
-    let mut events = kioskd.subscriber().await;
-    wait_printer(&mut events, DeviceState::Online).await;
-    wait_state(&mut events, "swipe", DeviceState::Online).await;
+    let SwipeRig {
+        s,
+        bank: _bank,
+        sam,
+        kioskd,
+        mut events,
+        mut c,
+    } = swipe_rig().await;
     // C000001's record (2010-2020) is older than the `resident` card.
     let card = CardProfile::builtin("resident").expect("profile");
     swipe(&mut events, &sam, card.clone()).await;
-    let mut c = kioskd.client().await;
     let t = c.queue_take("personal", true).await.expect("take");
     assert!(t.printed);
     assert_eq!(t.masked_name.as_deref(), Some("张**"));
@@ -671,23 +665,17 @@ async fn rule_q3_swipe_of_a_newer_card_records_the_validity_change_without_confi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_q3_swipe_of_a_card_not_newer_records_nothing() {
-    let s = setup();
-    let bank = start_bank(s.dir.path());
-    let sam_link = s.dir.path().join("sam0");
-    let sam = SamSim::start(SamSimConfig::new(&sam_link)).expect("SAM simulator");
-    let kioskd = Kioskd::start(&swipe_toml(
-        s.dir.path(),
-        s.printer.link(),
-        &sam_link,
-        &bank.bank.base_url(),
-    ));
-    let mut events = kioskd.subscriber().await;
-    wait_printer(&mut events, DeviceState::Online).await;
-    wait_state(&mut events, "swipe", DeviceState::Online).await;
+    let SwipeRig {
+        s,
+        bank,
+        sam,
+        kioskd: _kioskd,
+        mut events,
+        mut c,
+    } = swipe_rig().await;
     // C000105's record already holds this card's validity.
     let card = Fixtures::special_card("superseded").expect("card");
     swipe(&mut events, &sam, card).await;
-    let mut c = kioskd.client().await;
     let t = c.queue_take("vip", true).await.expect("take");
     assert!(t.printed);
     assert_eq!(t.masked_name.as_deref(), Some("马**"));
