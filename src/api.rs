@@ -604,10 +604,10 @@ fn answer(id: u64, result: Result<serde_json::Value, ApiError>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use kiosk_proto::{Event, EventEnvelope, SessionInfo};
+    use kiosk_proto::{Event, EventEnvelope, SessionInfo, Stage};
     use tokio::sync::{broadcast, mpsc};
 
-    fn session_at(stage: &str, seq: u64) -> EventEnvelope {
+    fn session_at(stage: Stage, seq: u64) -> EventEnvelope {
         EventEnvelope {
             seq,
             at_ms: 0,
@@ -615,7 +615,7 @@ mod tests {
                 session_id: Some("s".into()),
                 active: true,
                 flow: Some("phone_change".into()),
-                stage: stage.into(),
+                stage,
                 screen: None,
                 message: None,
                 outcome: None,
@@ -632,19 +632,19 @@ mod tests {
     async fn a_subscriber_that_missed_events_gets_the_session_state_again() {
         let (tx, events) = broadcast::channel(2);
         for (i, stage) in [
-            "verifying_code",
-            "awaiting_confirmation",
-            "recording",
-            "awaiting_bank",
+            Stage::VerifyingCode,
+            Stage::AwaitingConfirmation,
+            Stage::Recording,
+            Stage::AwaitingBank,
         ]
-        .iter()
+        .into_iter()
         .enumerate()
         {
             tx.send(session_at(stage, i as u64 + 1)).expect("send");
         }
         drop(tx);
         let (out, mut lines) = mpsc::channel(16);
-        super::forward_events(events, out, || session_at("finished", 4)).await;
+        super::forward_events(events, out, || session_at(Stage::Finished, 4)).await;
         let mut stages = Vec::new();
         while let Ok(line) = lines.try_recv() {
             let ev: EventEnvelope = serde_json::from_str(&line).expect("an event");
@@ -652,6 +652,9 @@ mod tests {
                 stages.push(info.stage);
             }
         }
-        assert_eq!(stages, ["recording", "awaiting_bank", "finished"]);
+        assert_eq!(
+            stages,
+            [Stage::Recording, Stage::AwaitingBank, Stage::Finished]
+        );
     }
 }

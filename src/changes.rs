@@ -248,15 +248,12 @@ impl Shared {
                 core_ref,
                 replayed,
             } => {
-                let outcome = match status {
-                    kiosk_corebank::ChangeStatus::Applied => "applied",
-                    kiosk_corebank::ChangeStatus::Superseded => "superseded",
-                };
-                tracing::info!(%change_id, outcome, %core_ref, replayed, "change delivered");
+                let outcome = delivery(status);
+                tracing::info!(%change_id, %outcome, %core_ref, replayed, "change delivered");
                 self.set_link(true, None);
                 self.emit(Event::ChangeDelivered {
                     change_id,
-                    outcome: outcome.into(),
+                    outcome,
                     core_ref,
                 });
             }
@@ -296,13 +293,7 @@ fn summary(c: store::ChangeSummary) -> ChangeSummary {
         attempts: c.attempts,
         created_at_ms: c.created_at_ms,
         last_error: c.last_error,
-        outcome: c.outcome.map(|o| {
-            match o {
-                kiosk_corebank::ChangeStatus::Applied => "applied",
-                kiosk_corebank::ChangeStatus::Superseded => "superseded",
-            }
-            .to_string()
-        }),
+        outcome: c.outcome.map(delivery),
         core_ref: c.core_ref,
         rejection_code: c.rejection_code,
         rejection_message: c.rejection_message,
@@ -366,4 +357,12 @@ pub fn start_sync(
         move |event| events.on_sync_event(event),
     ));
     Ok(Some(task))
+}
+
+/// The bank's status of a delivered change, as the local API says it.
+pub(crate) fn delivery(status: kiosk_corebank::ChangeStatus) -> kiosk_proto::Delivery {
+    match status {
+        kiosk_corebank::ChangeStatus::Applied => kiosk_proto::Delivery::Applied,
+        kiosk_corebank::ChangeStatus::Superseded => kiosk_proto::Delivery::Superseded,
+    }
 }

@@ -73,7 +73,7 @@ impl Metrics {
                 *c.tickets.entry(service.clone()).or_default() += 1;
             }
             Event::ChangeDelivered { outcome, .. } => {
-                *c.deliveries.entry(outcome.clone()).or_default() += 1;
+                *c.deliveries.entry(outcome.as_str().into()).or_default() += 1;
             }
             Event::ChangeRejected { .. } => {
                 *c.deliveries.entry("rejected".into()).or_default() += 1;

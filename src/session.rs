@@ -27,9 +27,9 @@ use kiosk_corebank::{
 };
 use kiosk_idcard::Identity;
 use kiosk_proto::{
-    ApiError, ErrorCode, Event, EventEnvelope, FlowMessage, SessionInfo, SessionInput,
+    ApiError, Delivery, ErrorCode, Event, EventEnvelope, FlowMessage, Outcome as WireOutcome,
+    Screen, SessionInfo, SessionInput, Stage,
 };
-use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use zeroize::Zeroizing;
 
@@ -57,7 +57,7 @@ impl Default for SessionSlot {
                 session_id: None,
                 active: false,
                 flow: None,
-                stage: "none".into(),
+                stage: Stage::None,
                 screen: None,
                 message: None,
                 outcome: None,
@@ -173,8 +173,8 @@ impl Shared {
             session_id: Some(uuid::Uuid::new_v4().to_string()),
             active: true,
             flow: Some(flow.name().to_string()),
-            stage: flow.stage().to_string(),
-            screen: Some(serde_json::json!({"kind": "place_card"})),
+            stage: flow.stage(),
+            screen: Some(Screen::PlaceCard),
             message: None,
             outcome: None,
             refusal: None,
@@ -280,21 +280,13 @@ enum Eff {
         otp_id: String,
         code: Zeroizing<String>,
     },
-    Screen(serde_json::Value),
+    Screen(Screen),
     Notice(Refusal),
     Record(ChangeToRecord),
     Slip(Slip),
     Audit(AuditNote),
     IdleWarning(CustomerMessage),
     Finish(Outcome),
-}
-
-fn screen(kind: &str, body: impl Serialize) -> serde_json::Value {
-    let mut v = serde_json::to_value(body).unwrap_or_else(|_| serde_json::json!({}));
-    if let Some(map) = v.as_object_mut() {
-        map.insert("kind".into(), kind.into());
-    }
-    v
 }
 
 impl Flow {
@@ -305,10 +297,10 @@ impl Flow {
         }
     }
 
-    fn stage(&self) -> &'static str {
+    fn stage(&self) -> Stage {
         match self {
-            Flow::Id(f) => f.stage().as_str(),
-            Flow::Phone(f) => f.stage().as_str(),
+            Flow::Id(f) => f.stage().into(),
+            Flow::Phone(f) => f.stage().into(),
         }
     }
 
@@ -375,7 +367,7 @@ impl Flow {
                             use id_update::Effect as E;
                             match e {
                                 E::LookUp(r) => Eff::LookUp(r),
-                                E::ShowConfirm(c) => Eff::Screen(screen("confirm_id", c)),
+                                E::ShowConfirm(c) => Eff::Screen(Screen::ConfirmId(Box::new(c))),
                                 E::RecordChange(c) => Eff::Record(c),
                                 E::PrintSlip(s) => Eff::Slip(s),
                                 E::Audit(a) => Eff::Audit(a),
@@ -416,9 +408,9 @@ impl Flow {
                             use phone::Effect as E;
                             match e {
                                 E::LookUp(r) => Eff::LookUp(r),
-                                E::AskSecurityQuestion { question } => Eff::Screen(
-                                    serde_json::json!({"kind": "question", "question": question}),
-                                ),
+                                E::AskSecurityQuestion { question } => {
+                                    Eff::Screen(Screen::Question { question })
+                                }
                                 E::CheckAnswer {
                                     customer_id,
                                     answer,
@@ -426,22 +418,19 @@ impl Flow {
                                     customer_id,
                                     answer,
                                 },
-                                E::AskNewNumber => {
-                                    Eff::Screen(serde_json::json!({"kind": "new_number"}))
-                                }
+                                E::AskNewNumber => Eff::Screen(Screen::NewNumber),
                                 E::SendCode(r) => Eff::SendCode(r),
                                 E::AskCode {
                                     masked_mobile,
                                     expires_in_s,
                                     resend_in_s,
-                                } => Eff::Screen(serde_json::json!({
-                                    "kind": "code",
-                                    "masked_mobile": masked_mobile,
-                                    "expires_in_s": expires_in_s,
-                                    "resend_in_s": resend_in_s,
-                                })),
+                                } => Eff::Screen(Screen::Code {
+                                    masked_mobile,
+                                    expires_in_s,
+                                    resend_in_s,
+                                }),
                                 E::VerifyCode { otp_id, code } => Eff::VerifyCode { otp_id, code },
-                                E::ShowConfirm(c) => Eff::Screen(screen("confirm_phone", c)),
+                                E::ShowConfirm(c) => Eff::Screen(Screen::ConfirmPhone(c)),
                                 E::RecordChange(c) => Eff::Record(c),
                                 E::PrintSlip(s) => Eff::Slip(s),
                                 E::Audit(a) => Eff::Audit(a),
@@ -465,17 +454,17 @@ fn flow_message(m: &CustomerMessage) -> FlowMessage {
     }
 }
 
-fn outcome_name(kind: &OutcomeKind) -> (&'static str, Option<String>) {
+fn outcome_name(kind: &OutcomeKind) -> (WireOutcome, Option<String>) {
     match kind {
-        OutcomeKind::Applied { change_id, .. } => ("applied", Some(change_id.clone())),
+        OutcomeKind::Applied { change_id, .. } => (WireOutcome::Applied, Some(change_id.clone())),
         OutcomeKind::AcceptedWillSync { change_id } => {
-            ("accepted_will_sync", Some(change_id.clone()))
+            (WireOutcome::AcceptedWillSync, Some(change_id.clone()))
         }
-        OutcomeKind::Pending { change_id } => ("pending", Some(change_id.clone())),
-        OutcomeKind::Rejected { change_id, .. } => ("rejected", Some(change_id.clone())),
-        OutcomeKind::Refused(_) => ("refused", None),
-        OutcomeKind::Cancelled => ("cancelled", None),
-        OutcomeKind::TimedOut => ("timed_out", None),
+        OutcomeKind::Pending { change_id } => (WireOutcome::Pending, Some(change_id.clone())),
+        OutcomeKind::Rejected { change_id, .. } => (WireOutcome::Rejected, Some(change_id.clone())),
+        OutcomeKind::Refused(_) => (WireOutcome::Refused, None),
+        OutcomeKind::Cancelled => (WireOutcome::Cancelled, None),
+        OutcomeKind::TimedOut => (WireOutcome::TimedOut, None),
     }
 }
 
@@ -547,7 +536,7 @@ impl Runner {
             // Ended without a Finish (cannot happen with the flows as they
             // are; kept so the slot is never left taken).
             self.info.active = false;
-            self.info.stage = "finished".into();
+            self.info.stage = Stage::Finished;
             *self.shared.session.info() = self.info.clone();
             *self.shared.session.running() = None;
             self.shared.emit(Event::Session(self.info.clone()));
@@ -559,7 +548,7 @@ impl Runner {
         }
         tracing::info!(
             flow,
-            outcome = self.info.outcome.as_deref().unwrap_or("none"),
+            outcome = self.info.outcome.map_or("none", WireOutcome::as_str),
             "session ended"
         );
     }
@@ -623,7 +612,7 @@ impl Runner {
             let Some(effects) = self.flow.handle(input) else {
                 continue;
             };
-            self.info.stage = self.flow.stage().to_string();
+            self.info.stage = self.flow.stage();
             // What the screen shows first, then the I/O.
             let mut io = Vec::new();
             let mut finished: Option<Outcome> = None;
@@ -637,7 +626,7 @@ impl Runner {
                     Eff::IdleWarning(m) => self.info.message = Some(flow_message(&m)),
                     Eff::Finish(o) => {
                         let (name, change_id) = outcome_name(&o.kind);
-                        self.info.outcome = Some(name.into());
+                        self.info.outcome = Some(name);
                         if change_id.is_some() {
                             self.info.change_id = change_id;
                         }
@@ -825,10 +814,9 @@ impl Runner {
                         outcome,
                         core_ref,
                     } if id == change_id => {
-                        let status = if outcome == "superseded" {
-                            ChangeStatus::Superseded
-                        } else {
-                            ChangeStatus::Applied
+                        let status = match outcome {
+                            Delivery::Applied => ChangeStatus::Applied,
+                            Delivery::Superseded => ChangeStatus::Superseded,
                         };
                         return In::Delivered { status, core_ref };
                     }

@@ -160,20 +160,17 @@ pub struct SessionInfo {
     /// `id_update` or `phone_change`; `None` before any session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<String>,
-    /// The flow's stage (`awaiting_card`, `awaiting_confirmation`, ...,
-    /// `finished`), `none` before any session.
-    pub stage: String,
-    /// What to show: `{"kind": "confirm_id", ...}`, `question`,
-    /// `new_number`, `code`, `confirm_phone`, `idle_warning` (masked).
+    /// The flow's stage, `none` before any session.
+    pub stage: Stage,
+    /// What to show (masked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub screen: Option<serde_json::Value>,
+    pub screen: Option<Screen>,
     /// The last message for the customer (a refusal, a notice, the end).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<FlowMessage>,
-    /// When finished: `applied`, `accepted_will_sync`, `pending`,
-    /// `rejected`, `refused`, `cancelled`, `timed_out`.
+    /// How the session ended, once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     /// The refusal, when refused or noticed: `{"refusal": "counter",
     /// "counter_reason": "not_allowed", "reason": ...}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +178,172 @@ pub struct SessionInfo {
     /// The change recorded in this session, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_id: Option<String>,
+}
+
+/// What the core bank did with a delivered change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Applied by this delivery (or an earlier one with the same key).
+    Applied,
+    /// A newer change for the same customer was applied first.
+    Superseded,
+}
+
+impl Delivery {
+    /// The wire's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Applied => "applied",
+            Delivery::Superseded => "superseded",
+        }
+    }
+}
+
+impl std::fmt::Display for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A session's stage: both flows' stages, as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Before any session.
+    None,
+    AwaitingCard,
+    LookingUp,
+    /// `phone_change` only, from here to `verifying_code`.
+    AwaitingAnswer,
+    CheckingAnswer,
+    AwaitingNumber,
+    SendingCode,
+    AwaitingCode,
+    VerifyingCode,
+    AwaitingConfirmation,
+    Recording,
+    AwaitingBank,
+    Finished,
+}
+
+impl Stage {
+    /// The wire's spelling (`awaiting_card`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::None => "none",
+            Stage::AwaitingCard => "awaiting_card",
+            Stage::LookingUp => "looking_up",
+            Stage::AwaitingAnswer => "awaiting_answer",
+            Stage::CheckingAnswer => "checking_answer",
+            Stage::AwaitingNumber => "awaiting_number",
+            Stage::SendingCode => "sending_code",
+            Stage::AwaitingCode => "awaiting_code",
+            Stage::VerifyingCode => "verifying_code",
+            Stage::AwaitingConfirmation => "awaiting_confirmation",
+            Stage::Recording => "recording",
+            Stage::AwaitingBank => "awaiting_bank",
+            Stage::Finished => "finished",
+        }
+    }
+
+    /// The session waits for the kiosk (the reader, the bank, the store),
+    /// not for the customer.
+    pub fn is_working(self) -> bool {
+        matches!(
+            self,
+            Stage::LookingUp
+                | Stage::CheckingAnswer
+                | Stage::SendingCode
+                | Stage::VerifyingCode
+                | Stage::Recording
+                | Stage::AwaitingBank
+        )
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a session's screen shows (`screen`, tagged by `kind`), masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Screen {
+    /// Place the card.
+    PlaceCard,
+    /// Rule I8: what will change; then `confirm` or `cancel`.
+    ConfirmId(Box<IdConfirmation>),
+    /// Rule P2: the security question; then `answer`.
+    Question { question: String },
+    /// Rule P3: the new number twice; then `numbers`.
+    NewNumber,
+    /// Rule P4: the SMS code; then `code`, `resend` or `change_number`.
+    Code {
+        masked_mobile: String,
+        expires_in_s: u64,
+        resend_in_s: u64,
+    },
+    /// Rule P6: the old and the new number; then `confirm` or `cancel`.
+    ConfirmPhone(PhoneConfirmation),
+}
+
+/// Rule I8: what the customer confirms at the smart teller, masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdConfirmation {
+    pub card_type: CardType,
+    /// `110***********002X`.
+    pub masked_number: String,
+    /// `张*`.
+    pub masked_name: String,
+    pub old_valid_from: String,
+    pub old_valid_until: String,
+    pub new_valid_from: String,
+    pub new_valid_until: String,
+}
+
+/// Rule P6: the number change the customer confirms, masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneConfirmation {
+    /// As the bank gave it: `138****5678`.
+    pub old_masked: String,
+    /// `139****1234`.
+    pub new_masked: String,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The bank applied the change.
+    Applied,
+    /// Rule C3: an ID validity change recorded, to be delivered later.
+    AcceptedWillSync,
+    /// Rule P6: a mobile change recorded, not yet applied by the bank.
+    Pending,
+    /// Rule C4: the bank rejected the change.
+    Rejected,
+    /// The kiosk refused (the reason in `refusal`).
+    Refused,
+    Cancelled,
+    TimedOut,
+}
+
+impl Outcome {
+    /// The wire's spelling (`accepted_will_sync`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::AcceptedWillSync => "accepted_will_sync",
+            Outcome::Pending => "pending",
+            Outcome::Rejected => "rejected",
+            Outcome::Refused => "refused",
+            Outcome::Cancelled => "cancelled",
+            Outcome::TimedOut => "timed_out",
+        }
+    }
 }
 
 /// `queue_take` params.
@@ -360,8 +523,8 @@ pub struct ChangeSummary {
     pub attempts: u32,
     pub created_at_ms: i64,
     pub last_error: Option<String>,
-    /// `applied` or `superseded` once delivered.
-    pub outcome: Option<String>,
+    /// What the bank did, once delivered.
+    pub outcome: Option<Delivery>,
     pub core_ref: Option<String>,
     /// The bank's rejection code and message.
     pub rejection_code: Option<String>,
@@ -629,7 +792,7 @@ pub enum Event {
     /// The core bank acknowledged a change (`applied` or `superseded`).
     ChangeDelivered {
         change_id: String,
-        outcome: String,
+        outcome: Delivery,
         core_ref: String,
     },
     /// The core bank rejected a change for good (rule C4).

@@ -613,7 +613,7 @@ fn print_changes(list: &[kiosk_proto::ChangeSummary]) {
             c.state,
             c.attempts,
             c.outcome
-                .as_deref()
+                .map(|o| o.as_str())
                 .or(c.rejection_code.as_deref())
                 .unwrap_or(""),
             c.last_error

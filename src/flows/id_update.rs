@@ -67,7 +67,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use kiosk_corebank::{CardEvidence, ChangeKind, ChangeStatus, Customer, LookupRequest};
 use kiosk_idcard::mask::MaskPolicy;
-use kiosk_idcard::{CardType, Identity, Validity};
+use kiosk_idcard::{Identity, Validity};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -358,19 +358,8 @@ impl fmt::Debug for Input {
     }
 }
 
-/// Rule I8: what the customer confirms, masked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct IdConfirmation {
-    pub card_type: CardType,
-    /// `110***********002X`.
-    pub masked_number: String,
-    /// `张*`.
-    pub masked_name: String,
-    pub old_valid_from: String,
-    pub old_valid_until: String,
-    pub new_valid_from: String,
-    pub new_valid_until: String,
-}
+/// Rule I8: what the customer confirms, masked (the screen's own type).
+pub use kiosk_proto::IdConfirmation;
 
 /// What the daemon must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -405,13 +394,20 @@ pub enum IdStage {
 
 impl IdStage {
     pub fn as_str(self) -> &'static str {
-        match self {
-            IdStage::AwaitingCard => "awaiting_card",
-            IdStage::LookingUp => "looking_up",
-            IdStage::AwaitingConfirmation => "awaiting_confirmation",
-            IdStage::Recording => "recording",
-            IdStage::AwaitingBank => "awaiting_bank",
-            IdStage::Finished => "finished",
+        kiosk_proto::Stage::from(self).as_str()
+    }
+}
+
+impl From<IdStage> for kiosk_proto::Stage {
+    fn from(stage: IdStage) -> kiosk_proto::Stage {
+        use kiosk_proto::Stage as S;
+        match stage {
+            IdStage::AwaitingCard => S::AwaitingCard,
+            IdStage::LookingUp => S::LookingUp,
+            IdStage::AwaitingConfirmation => S::AwaitingConfirmation,
+            IdStage::Recording => S::Recording,
+            IdStage::AwaitingBank => S::AwaitingBank,
+            IdStage::Finished => S::Finished,
         }
     }
 }
@@ -768,6 +764,7 @@ pub(super) mod tests {
     use crate::flows::id_rules::{card_name, id_type, same_name};
     use crate::flows::messages::CounterReason;
     use kiosk_corebank::{CoreBankError, IdType, LONG_TERM, SelfService};
+    use kiosk_idcard::CardType;
 
     pub(in crate::flows) fn utc(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)

@@ -178,14 +178,8 @@ impl fmt::Debug for Input {
     }
 }
 
-/// Rule P6: what the customer confirms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PhoneConfirmation {
-    /// As the bank gave it: `138****5678`.
-    pub old_masked: String,
-    /// `139****1234`.
-    pub new_masked: String,
-}
+/// Rule P6: what the customer confirms (the screen's own type).
+pub use kiosk_proto::PhoneConfirmation;
 
 /// What the daemon must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -252,19 +246,26 @@ pub enum PhoneStage {
 
 impl PhoneStage {
     pub fn as_str(self) -> &'static str {
-        match self {
-            PhoneStage::AwaitingCard => "awaiting_card",
-            PhoneStage::LookingUp => "looking_up",
-            PhoneStage::AwaitingAnswer => "awaiting_answer",
-            PhoneStage::CheckingAnswer => "checking_answer",
-            PhoneStage::AwaitingNumber => "awaiting_number",
-            PhoneStage::SendingCode => "sending_code",
-            PhoneStage::AwaitingCode => "awaiting_code",
-            PhoneStage::VerifyingCode => "verifying_code",
-            PhoneStage::AwaitingConfirmation => "awaiting_confirmation",
-            PhoneStage::Recording => "recording",
-            PhoneStage::AwaitingBank => "awaiting_bank",
-            PhoneStage::Finished => "finished",
+        kiosk_proto::Stage::from(self).as_str()
+    }
+}
+
+impl From<PhoneStage> for kiosk_proto::Stage {
+    fn from(stage: PhoneStage) -> kiosk_proto::Stage {
+        use kiosk_proto::Stage as S;
+        match stage {
+            PhoneStage::AwaitingCard => S::AwaitingCard,
+            PhoneStage::LookingUp => S::LookingUp,
+            PhoneStage::AwaitingAnswer => S::AwaitingAnswer,
+            PhoneStage::CheckingAnswer => S::CheckingAnswer,
+            PhoneStage::AwaitingNumber => S::AwaitingNumber,
+            PhoneStage::SendingCode => S::SendingCode,
+            PhoneStage::AwaitingCode => S::AwaitingCode,
+            PhoneStage::VerifyingCode => S::VerifyingCode,
+            PhoneStage::AwaitingConfirmation => S::AwaitingConfirmation,
+            PhoneStage::Recording => S::Recording,
+            PhoneStage::AwaitingBank => S::AwaitingBank,
+            PhoneStage::Finished => S::Finished,
         }
     }
 }

@@ -128,9 +128,17 @@ async fn read_after_fault(client: &mut kiosk_proto::Client) -> Option<()> {
 /// changes lost and recorded or applied more than once.
 async fn id_update_applied_once(k: &mut Kiosk) -> (u64, u64) {
     let info = k.start_with_card("id_update", resident()).await;
-    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    assert_eq!(
+        info.stage,
+        kiosk_proto::Stage::AwaitingConfirmation,
+        "{info:?}"
+    );
     let done = k.input(SessionInput::Confirm).await;
-    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert_eq!(
+        done.outcome,
+        Some(kiosk_proto::Outcome::Applied),
+        "{done:?}"
+    );
     let id = done.change_id.expect("the change's id");
     let recorded =
         k.c.sync_list(Default::default())
@@ -776,7 +784,11 @@ async fn kiosk_ui_sigkill_during_sessions() {
             _ => {
                 k.sam.place(resident());
                 let info = k.settled(&id).await;
-                assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+                assert_eq!(
+                    info.stage,
+                    kiosk_proto::Stage::AwaitingConfirmation,
+                    "{info:?}"
+                );
             }
         }
         ui.kill();

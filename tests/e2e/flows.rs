@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use kiosk_corebank::SigningKey;
-use kiosk_proto::{Client, DeviceState, Event, SessionInfo, SessionInput};
+use kiosk_proto::{Client, DeviceState, Event, Outcome, SessionInfo, SessionInput, Stage};
 use kiosk_sim::corebank::{CoreBankConfig, CoreBankSim, Faults, FixtureSource, Fixtures};
 use kiosk_sim::printer::{PrinterSim, PrinterSimConfig};
 use kiosk_sim::{CardProfile, SamSim, SamSimConfig};
@@ -141,7 +141,7 @@ impl Kiosk {
     pub(crate) async fn start_with_card(&mut self, flow: &str, card: CardProfile) -> SessionInfo {
         let started = self.c.session_start(flow).await.expect("session_start");
         assert!(started.active);
-        assert_eq!(started.stage, "awaiting_card");
+        assert_eq!(started.stage, Stage::AwaitingCard);
         // A card still on the reader from an earlier session is taken
         // away first: the session takes a card read while it waits.
         let readers = self.c.readers().await.expect("readers");
@@ -306,9 +306,9 @@ fn counter_reason(info: &SessionInfo) -> String {
 
 /// A referral ends the session with the reason in both languages.
 fn assert_counter(info: &SessionInfo, reason: &str) {
-    assert!(!info.active || info.stage == "finished", "{info:?}");
-    assert_eq!(info.stage, "finished");
-    assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
+    assert!(!info.active || info.stage == Stage::Finished, "{info:?}");
+    assert_eq!(info.stage, Stage::Finished);
+    assert_eq!(info.outcome, Some(Outcome::Refused), "{info:?}");
     assert_eq!(counter_reason(info), reason, "{info:?}");
     let m = info.message.as_ref().expect("message");
     assert!(m.zh.contains("柜台"), "{m:?}");
@@ -325,8 +325,9 @@ async fn rule_i7_i8_id_update_happy_path_confirm_then_applied() {
     let mut k = kiosk().await;
     let card = resident();
     let info = k.start_with_card("id_update", card.clone()).await;
-    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
-    let screen = info.screen.clone().expect("confirmation screen");
+    assert_eq!(info.stage, Stage::AwaitingConfirmation, "{info:?}");
+    let screen = serde_json::to_value(info.screen.clone().expect("confirmation screen"))
+        .expect("screen json");
     assert_eq!(screen["kind"], "confirm_id");
     let masked = screen["masked_number"].as_str().expect("masked number");
     assert!(masked.contains('*') && !masked.contains(&card.identity.number));
@@ -342,9 +343,9 @@ async fn rule_i7_i8_id_update_happy_path_confirm_then_applied() {
     assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
 
     let done = k.input(SessionInput::Confirm).await;
-    assert_eq!(done.stage, "finished", "{done:?}");
+    assert_eq!(done.stage, Stage::Finished, "{done:?}");
     assert!(!done.active);
-    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Applied), "{done:?}");
     assert!(done.change_id.is_some());
     let record = k.bank().customer("C000001").expect("C000001").record;
     assert_eq!(record.valid_from, card.identity.valid_from.to_string());
@@ -369,8 +370,8 @@ async fn rule_i4_expired_card_is_refused() {
     let mut k = kiosk().await;
     let card = CardProfile::builtin("resident-expired").expect("profile");
     let info = k.start_with_card("id_update", card.clone()).await;
-    assert_eq!(info.stage, "finished");
-    assert_eq!(info.outcome.as_deref(), Some("refused"));
+    assert_eq!(info.stage, Stage::Finished);
+    assert_eq!(info.outcome, Some(Outcome::Refused));
     assert_eq!(
         info.refusal.as_ref().unwrap()["refusal"],
         "expired_card",
@@ -415,8 +416,8 @@ async fn rule_i6_name_mismatch_sends_to_the_counter_with_the_reason() {
 /// and the new number (rules P2–P4, P6, P7).
 async fn phone_change_to(k: &mut Kiosk, new: &str) -> SessionInfo {
     let info = k.start_with_card("phone_change", resident()).await;
-    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
-    let screen = info.screen.expect("question");
+    assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
+    let screen = serde_json::to_value(info.screen.expect("question")).expect("screen json");
     assert_eq!(screen["kind"], "question");
     assert_eq!(screen["question"], "我母亲的名字?");
     let info = k
@@ -424,15 +425,15 @@ async fn phone_change_to(k: &mut Kiosk, new: &str) -> SessionInfo {
             answer: "王芳".into(),
         })
         .await;
-    assert_eq!(info.stage, "awaiting_number", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingNumber, "{info:?}");
     let info = k
         .input(SessionInput::Numbers {
             first: new.into(),
             second: new.into(),
         })
         .await;
-    assert_eq!(info.stage, "awaiting_code", "{info:?}");
-    let screen = info.screen.expect("code screen");
+    assert_eq!(info.stage, Stage::AwaitingCode, "{info:?}");
+    let screen = serde_json::to_value(info.screen.expect("code screen")).expect("screen json");
     assert_eq!(screen["kind"], "code");
     assert!(!screen["masked_mobile"].as_str().unwrap().contains(new));
     let code = k
@@ -440,8 +441,8 @@ async fn phone_change_to(k: &mut Kiosk, new: &str) -> SessionInfo {
         .last_sms_code(new)
         .expect("a code sent to the new number");
     let info = k.input(SessionInput::Code { code }).await;
-    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
-    let screen = info.screen.expect("confirm screen");
+    assert_eq!(info.stage, Stage::AwaitingConfirmation, "{info:?}");
+    let screen = serde_json::to_value(info.screen.expect("confirm screen")).expect("screen json");
     assert_eq!(screen["kind"], "confirm_phone");
     assert_eq!(screen["old_masked"], "138****0001");
     assert_eq!(
@@ -454,7 +455,7 @@ async fn phone_change_to(k: &mut Kiosk, new: &str) -> SessionInfo {
 /// [`phone_change_to`] up to the confirmation screen.
 async fn phone_change_until_confirmation(k: &mut Kiosk, new: &str) -> SessionInfo {
     let info = k.start_with_card("phone_change", resident()).await;
-    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
     k.input(SessionInput::Answer {
         answer: "王芳".into(),
     })
@@ -465,7 +466,7 @@ async fn phone_change_until_confirmation(k: &mut Kiosk, new: &str) -> SessionInf
             second: new.into(),
         })
         .await;
-    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingCode, "{info:?}");
     let code = k.bank().last_sms_code(new).expect("code");
     k.input(SessionInput::Code { code }).await
 }
@@ -475,8 +476,8 @@ async fn rule_p6_p7_phone_change_happy_path_notifies_old_and_new() {
     let mut k = kiosk().await;
     let new = "13912345678";
     let done = phone_change_to(&mut k, new).await;
-    assert_eq!(done.stage, "finished", "{done:?}");
-    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert_eq!(done.stage, Stage::Finished, "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Applied), "{done:?}");
     let record = k.bank().customer("C000001").expect("C000001").record;
     assert_eq!(record.mobile, new);
     let old_sms = k.bank().sms("13800000001");
@@ -516,13 +517,13 @@ async fn rule_p2_no_security_question_sends_to_the_counter_with_the_reason() {
 async fn rule_p2_three_wrong_answers_lock_and_send_to_the_counter() {
     let mut k = kiosk().await;
     let info = k.start_with_card("phone_change", resident()).await;
-    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
     let first = k
         .input(SessionInput::Answer {
             answer: "错的".into(),
         })
         .await;
-    assert_eq!(first.stage, "awaiting_answer", "{first:?}");
+    assert_eq!(first.stage, Stage::AwaitingAnswer, "{first:?}");
     assert_eq!(refusal_code(&first), "wrong_answer");
     assert_eq!(first.refusal.as_ref().unwrap()["attempts_left"], 2);
     let second = k
@@ -564,20 +565,20 @@ async fn rule_p5_mobile_change_not_allowed_sends_to_the_counter_with_the_reason(
 async fn rule_p3_numbers_that_differ_are_refused_and_can_be_typed_again() {
     let mut k = kiosk().await;
     let info = k.start_with_card("phone_change", resident()).await;
-    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
     let info = k
         .input(SessionInput::Answer {
             answer: "王芳".into(),
         })
         .await;
-    assert_eq!(info.stage, "awaiting_number");
+    assert_eq!(info.stage, Stage::AwaitingNumber);
     let info = k
         .input(SessionInput::Numbers {
             first: "13912345678".into(),
             second: "13912345679".into(),
         })
         .await;
-    assert_eq!(info.stage, "awaiting_number", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingNumber, "{info:?}");
     assert_eq!(refusal_code(&info), "numbers_differ");
     assert!(k.bank().last_sms_code("13912345678").is_none());
     let info = k
@@ -586,9 +587,9 @@ async fn rule_p3_numbers_that_differ_are_refused_and_can_be_typed_again() {
             second: "13912345678".into(),
         })
         .await;
-    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingCode, "{info:?}");
     let cancelled = k.c.session_cancel().await.unwrap();
-    assert_eq!(cancelled.outcome.as_deref(), Some("cancelled"));
+    assert_eq!(cancelled.outcome, Some(Outcome::Cancelled));
     k.assert_nothing_personal(&["13912345678", "13912345679", "王芳"]);
     k.assert_clean();
 }
@@ -610,16 +611,16 @@ async fn rule_p4_wrong_code_then_right_code() {
             second: new.into(),
         })
         .await;
-    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingCode, "{info:?}");
     let code = k.bank().last_sms_code(new).expect("code");
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let info = k.input(SessionInput::Code { code: wrong.into() }).await;
-    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingCode, "{info:?}");
     assert_eq!(refusal_code(&info), "wrong_code");
     let info = k.input(SessionInput::Code { code: code.clone() }).await;
-    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingConfirmation, "{info:?}");
     let done = k.input(SessionInput::Confirm).await;
-    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Applied), "{done:?}");
     k.assert_nothing_personal(&[new, &code, "13800000001"]);
     k.assert_clean();
 }
@@ -631,9 +632,9 @@ async fn rule_i3_old_15_digit_number_on_file_matches_and_the_update_applies() {
     let mut k = kiosk().await;
     let card = CardProfile::builtin("resident-longterm").expect("profile");
     let info = k.start_with_card("id_update", card.clone()).await;
-    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingConfirmation, "{info:?}");
     let done = k.input(SessionInput::Confirm).await;
-    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Applied), "{done:?}");
     let record = k.bank().customer("C000002").expect("C000002").record;
     assert_eq!(record.valid_until, "long_term");
     k.assert_nothing_personal(&[
@@ -650,10 +651,10 @@ async fn rule_i3_old_15_digit_number_on_file_matches_and_the_update_applies() {
 async fn rule_i7_card_not_newer_than_the_record_is_refused_without_recording() {
     let mut k = kiosk().await;
     let info = k.start_with_card("id_update", card("superseded")).await;
-    assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
+    assert_eq!(info.outcome, Some(Outcome::Refused), "{info:?}");
     assert_eq!(refusal_code(&info), "already_up_to_date");
     let info = k.start_with_card("id_update", card("stale-card")).await;
-    assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
+    assert_eq!(info.outcome, Some(Outcome::Refused), "{info:?}");
     assert_eq!(refusal_code(&info), "old_card");
     assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
     k.assert_clean();
@@ -670,7 +671,7 @@ async fn rule_i9_outside_the_update_window_is_refused_with_its_dates() {
     )
     .await;
     let info = k.start_with_card("id_update", resident()).await;
-    assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
+    assert_eq!(info.outcome, Some(Outcome::Refused), "{info:?}");
     assert_eq!(refusal_code(&info), "outside_update_window");
     let refusal = info.refusal.as_ref().unwrap();
     assert_eq!(refusal["opens"], "2020-02-06", "{refusal}");
@@ -697,20 +698,20 @@ async fn rule_p5_id_update_not_allowed_sends_to_the_counter_with_the_reason() {
 async fn rule_p1_phone_change_needs_the_card_read_in_the_session_first() {
     let mut k = kiosk().await;
     let started = k.c.session_start("phone_change").await.unwrap();
-    assert_eq!(started.stage, "awaiting_card");
+    assert_eq!(started.stage, Stage::AwaitingCard);
     let info = k
         .input(SessionInput::Numbers {
             first: "13912345678".into(),
             second: "13912345678".into(),
         })
         .await;
-    assert_eq!(info.stage, "awaiting_card", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingCard, "{info:?}");
     assert_eq!(refusal_code(&info), "card_required");
     // One session at a time.
     let err = k.c.session_start("id_update").await.unwrap_err();
     assert!(format!("{err:?}").contains("SessionActive"), "{err:?}");
     let end = k.c.session_cancel().await.unwrap();
-    assert_eq!(end.outcome.as_deref(), Some("cancelled"));
+    assert_eq!(end.outcome, Some(Outcome::Cancelled));
     let err = k.c.session_cancel().await.unwrap_err();
     assert!(format!("{err:?}").contains("NoSession"), "{err:?}");
     k.assert_clean();
@@ -731,9 +732,9 @@ async fn rule_p4_resend_too_soon_is_refused_with_the_wait() {
             second: "13912340000".into(),
         })
         .await;
-    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingCode, "{info:?}");
     let info = k.input(SessionInput::Resend).await;
-    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingCode, "{info:?}");
     assert_eq!(refusal_code(&info), "resend_too_soon");
     assert!(
         info.refusal.as_ref().unwrap()["retry_after_s"]
@@ -758,7 +759,7 @@ async fn rule_p6_slip_shows_both_numbers_masked() {
     let mut k = kiosk_with(DEFAULT_SESSION, true).await;
     let new = "13987654321";
     let done = phone_change_to(&mut k, new).await;
-    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Applied), "{done:?}");
     let printer = k.printer.as_ref().expect("printer");
     let slip = &printer.wait_for_tickets(1, DEADLINE).expect("a slip")[0];
     let text = slip.texts().join("\n");
@@ -778,7 +779,7 @@ async fn rule_p6_slip_shows_both_numbers_masked() {
 async fn rule_s2_idle_session_warns_then_times_out() {
     let mut k = kiosk_with("idle_timeout_s = 2\nidle_warning_s = 1\n", false).await;
     let info = k.start_with_card("phone_change", resident()).await;
-    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
     let id = info.session_id.clone().unwrap();
     let warning =
         k.c.wait_event(DEADLINE, |e| match e {
@@ -801,7 +802,7 @@ async fn rule_s2_idle_session_warns_then_times_out() {
         })
         .await
         .expect("timed out");
-    assert_eq!(end.outcome.as_deref(), Some("timed_out"), "{end:?}");
+    assert_eq!(end.outcome, Some(Outcome::TimedOut), "{end:?}");
     assert!(end.screen.is_none());
     let err = k.c.session_cancel().await.unwrap_err();
     assert!(format!("{err:?}").contains("NoSession"), "{err:?}");
@@ -813,7 +814,7 @@ async fn rule_s2_idle_session_warns_then_times_out() {
 async fn rule_s2_card_removed_ends_the_session_where_configured() {
     let mut k = kiosk_with("end_on_card_removal = true\n", false).await;
     let info = k.start_with_card("phone_change", resident()).await;
-    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
     let id = info.session_id.clone().unwrap();
     k.sam.remove();
     let end =
@@ -825,7 +826,7 @@ async fn rule_s2_card_removed_ends_the_session_where_configured() {
         })
         .await
         .expect("session ended");
-    assert_eq!(end.outcome.as_deref(), Some("cancelled"), "{end:?}");
+    assert_eq!(end.outcome, Some(Outcome::Cancelled), "{end:?}");
     k.assert_clean();
 }
 
@@ -846,7 +847,7 @@ async fn rule_p4_ten_wrong_codes_a_day_lock_the_change() {
             second: new.into(),
         })
         .await;
-    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingCode, "{info:?}");
     let code = k.bank().last_sms_code(new).expect("code");
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let mut last = info;
@@ -858,7 +859,7 @@ async fn rule_p4_ten_wrong_codes_a_day_lock_the_change() {
         assert_eq!(refusal_code(&last), "wrong_code", "{last:?}");
     }
     assert!(!last.active, "{last:?}");
-    assert_eq!(last.outcome.as_deref(), Some("refused"), "{last:?}");
+    assert_eq!(last.outcome, Some(Outcome::Refused), "{last:?}");
     assert_eq!(refusal_code(&last), "too_many_codes_today");
     k.assert_clean();
 }
@@ -871,15 +872,11 @@ async fn rule_p4_ten_wrong_codes_a_day_lock_the_change() {
 async fn rule_c3_bank_down_id_update_is_accepted_to_sync_and_phone_change_is_refused() {
     let mut k = kiosk().await;
     let info = k.start_with_card("id_update", resident()).await;
-    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingConfirmation, "{info:?}");
     k.bank.take().expect("bank").stop();
     let done = k.input(SessionInput::Confirm).await;
-    assert_eq!(done.stage, "finished", "{done:?}");
-    assert_eq!(
-        done.outcome.as_deref(),
-        Some("accepted_will_sync"),
-        "{done:?}"
-    );
+    assert_eq!(done.stage, Stage::Finished, "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::AcceptedWillSync), "{done:?}");
     let list = k.c.sync_list(Default::default()).await.unwrap();
     assert_eq!(list.len(), 1);
     // Waiting in the outbox (or being tried again right now).
@@ -889,8 +886,8 @@ async fn rule_c3_bank_down_id_update_is_accepted_to_sync_and_phone_change_is_ref
     );
 
     let info = k.start_with_card("phone_change", resident()).await;
-    assert_eq!(info.stage, "finished", "{info:?}");
-    assert_eq!(info.outcome.as_deref(), Some("refused"));
+    assert_eq!(info.stage, Stage::Finished, "{info:?}");
+    assert_eq!(info.outcome, Some(Outcome::Refused));
     assert_eq!(refusal_code(&info), "bank_unreachable");
     let m = info.message.unwrap();
     assert!(m.en.contains("cannot be reached"), "{m:?}");
@@ -905,7 +902,7 @@ async fn rule_c4_bank_rejection_of_the_confirmed_change_is_reported() {
     let mut k = kiosk_opts(DEFAULT_SESSION, false, true).await;
     let card = resident();
     let info = k.start_with_card("id_update", card.clone()).await;
-    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingConfirmation, "{info:?}");
     // Another channel records a newer card for C000001 meanwhile.
     let mut other = k.kioskd.client().await;
     let newer = other
@@ -933,8 +930,8 @@ async fn rule_c4_bank_rejection_of_the_confirmed_change_is_reported() {
     .await
     .expect("the newer card applied");
     let done = k.input(SessionInput::Confirm).await;
-    assert_eq!(done.stage, "finished", "{done:?}");
-    assert_eq!(done.outcome.as_deref(), Some("rejected"), "{done:?}");
+    assert_eq!(done.stage, Stage::Finished, "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Rejected), "{done:?}");
     let m = done.message.as_ref().expect("message");
     assert!(!m.zh.is_empty() && !m.en.is_empty(), "{m:?}");
     let rejected = k.c.sync_rejected().await.expect("rejected");
@@ -950,11 +947,11 @@ async fn rule_c4_bank_rejection_of_the_confirmed_change_is_reported() {
 async fn rule_c3_p6_phone_change_confirmed_while_the_bank_is_down_is_pending_not_done() {
     let mut k = kiosk().await;
     let info = phone_change_until_confirmation(&mut k, "13911112222").await;
-    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingConfirmation, "{info:?}");
     k.bank.take().expect("bank").stop();
     let done = k.input(SessionInput::Confirm).await;
-    assert_eq!(done.stage, "finished", "{done:?}");
-    assert_eq!(done.outcome.as_deref(), Some("pending"), "{done:?}");
+    assert_eq!(done.stage, Stage::Finished, "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Pending), "{done:?}");
     assert_eq!(refusal_code(&done), "mobile_pending");
     assert!(done.change_id.is_some());
     k.assert_clean();
@@ -971,11 +968,11 @@ async fn rule_s1_no_full_numbers_names_or_phones_in_logs_or_audit_after_the_flow
     let mut k = kiosk().await;
     let new = "13655556666";
     let done = phone_change_to(&mut k, new).await;
-    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Applied), "{done:?}");
     let done = k.start_with_card("id_update", resident()).await;
-    assert_eq!(done.stage, "awaiting_confirmation", "{done:?}");
+    assert_eq!(done.stage, Stage::AwaitingConfirmation, "{done:?}");
     let done = k.input(SessionInput::Confirm).await;
-    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Applied), "{done:?}");
     let cards = [
         "temporary-on-file",
         "name-mismatch",
@@ -1033,11 +1030,16 @@ async fn rule_i1_every_card_type_is_told_apart_and_an_unreadable_card_gets_a_cle
         let info = k
             .start_with_card("id_update", CardProfile::builtin(profile).expect("profile"))
             .await;
-        assert_eq!(info.stage, "awaiting_confirmation", "{profile}: {info:?}");
-        let screen = info.screen.clone().expect("confirmation screen");
+        assert_eq!(
+            info.stage,
+            Stage::AwaitingConfirmation,
+            "{profile}: {info:?}"
+        );
+        let screen = serde_json::to_value(info.screen.clone().expect("confirmation screen"))
+            .expect("screen json");
         assert_eq!(screen["card_type"], card_type, "{profile}: {screen}");
         let cancelled = k.input(SessionInput::Cancel).await;
-        assert_eq!(cancelled.stage, "finished", "{cancelled:?}");
+        assert_eq!(cancelled.stage, Stage::Finished, "{cancelled:?}");
     }
     // A card the SAM cannot read (it answers "not a supported card", SW3 40):
     // a clear message in both languages, nothing recorded, no crash.
@@ -1047,8 +1049,8 @@ async fn rule_i1_every_card_type_is_told_apart_and_an_unreadable_card_gets_a_cle
         sw3: 0x40,
     };
     let info = k.start_with_card("id_update", unreadable).await;
-    assert_eq!(info.stage, "finished", "{info:?}");
-    assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
+    assert_eq!(info.stage, Stage::Finished, "{info:?}");
+    assert_eq!(info.outcome, Some(Outcome::Refused), "{info:?}");
     let m = info.message.expect("message");
     assert!(!m.zh.is_empty() && !m.en.is_empty(), "{m:?}");
     assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
@@ -1060,8 +1062,8 @@ async fn rule_i2_a_card_with_a_wrong_check_digit_is_refused() {
     let mut k = kiosk().await;
     let card = CardProfile::builtin("resident-badcheck").expect("profile");
     let info = k.start_with_card("id_update", card.clone()).await;
-    assert_eq!(info.stage, "finished", "{info:?}");
-    assert_eq!(info.outcome.as_deref(), Some("refused"), "{info:?}");
+    assert_eq!(info.stage, Stage::Finished, "{info:?}");
+    assert_eq!(info.outcome, Some(Outcome::Refused), "{info:?}");
     assert_eq!(
         info.refusal.as_ref().unwrap()["refusal"],
         "bad_card",
@@ -1082,9 +1084,9 @@ async fn rule_s3_every_customer_affecting_step_is_in_an_intact_audit_trail() {
     assert_counter(&info, "name_mismatch");
     // ... and an update confirmed and applied.
     let info = k.start_with_card("id_update", resident()).await;
-    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingConfirmation, "{info:?}");
     let done = k.input(SessionInput::Confirm).await;
-    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Applied), "{done:?}");
     let actions = k.audit_actions();
     for a in [
         "card_read",
@@ -1150,14 +1152,14 @@ async fn metrics_show_reads_tickets_and_deliveries_and_nothing_personal() {
 
     let card = resident();
     let info = k.start_with_card("id_update", card.clone()).await;
-    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingConfirmation, "{info:?}");
     let mid = http_get(port, "/metrics").1;
     assert!(
         mid.contains("kiosk_card_reads_total{reader=\"desk\"} 1"),
         "{mid}"
     );
     let done = k.input(SessionInput::Confirm).await;
-    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Applied), "{done:?}");
     k.c.queue_take("personal", false).await.expect("ticket");
 
     let (status, body) = http_get(port, "/metrics");
@@ -1214,7 +1216,7 @@ async fn rule_s1_at_trace_level_nothing_personal_or_typed_in_log_kioskctl_or_aud
     let wrong_answer = "错的";
 
     let info = k.start_with_card("phone_change", resident()).await;
-    assert_eq!(info.stage, "awaiting_answer", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
     let info = k
         .input(SessionInput::Answer {
             answer: wrong_answer.into(),
@@ -1231,7 +1233,7 @@ async fn rule_s1_at_trace_level_nothing_personal_or_typed_in_log_kioskctl_or_aud
             second: new.into(),
         })
         .await;
-    assert_eq!(info.stage, "awaiting_code", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingCode, "{info:?}");
     let code = k.bank().last_sms_code(new).expect("code");
     let wrong_code: String = code
         .chars()
@@ -1244,14 +1246,14 @@ async fn rule_s1_at_trace_level_nothing_personal_or_typed_in_log_kioskctl_or_aud
         .await;
     assert_eq!(refusal_code(&info), "wrong_code", "{info:?}");
     let info = k.input(SessionInput::Code { code: code.clone() }).await;
-    assert_eq!(info.stage, "awaiting_confirmation", "{info:?}");
+    assert_eq!(info.stage, Stage::AwaitingConfirmation, "{info:?}");
     let done = k.input(SessionInput::Confirm).await;
-    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Applied), "{done:?}");
 
     let done = k.start_with_card("id_update", resident()).await;
-    assert_eq!(done.stage, "awaiting_confirmation", "{done:?}");
+    assert_eq!(done.stage, Stage::AwaitingConfirmation, "{done:?}");
     let done = k.input(SessionInput::Confirm).await;
-    assert_eq!(done.outcome.as_deref(), Some("applied"), "{done:?}");
+    assert_eq!(done.outcome, Some(Outcome::Applied), "{done:?}");
     let id = done.session_id.clone().expect("session id");
     // The live view saw the flow to its end.
     live.line_matching(|l| l.contains(&id) && l.contains("\"applied\""));

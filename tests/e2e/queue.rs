@@ -617,13 +617,13 @@ async fn rule_q3_swipe_of_a_newer_card_records_the_validity_change_without_confi
                 change_id: id,
                 outcome,
                 ..
-            } if *id == change_id => Some(outcome.clone()),
+            } if *id == change_id => Some(*outcome),
             Event::ChangeRejected { code, .. } => panic!("rejected: {code}"),
             _ => None,
         })
         .await
         .expect("change delivered");
-    assert_eq!(delivered, "applied");
+    assert_eq!(delivered, kiosk_proto::Delivery::Applied);
     let ticket = &s.printer.wait_for_tickets(1, DEADLINE).expect("ticket")[0];
     check_ticket(
         ticket,

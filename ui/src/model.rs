@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use kiosk_proto::{
-    Event, FlowMessage, QueueServiceInfo, QueueTicketInfo, SessionInfo, SessionInput, StatusInfo,
-    SyncStatusInfo,
+    Event, FlowMessage, Outcome, QueueServiceInfo, QueueTicketInfo, Screen as SessionScreen,
+    SessionInfo, SessionInput, Stage, StatusInfo, SyncStatusInfo,
 };
 use zeroize::Zeroizing;
 
@@ -683,37 +683,29 @@ impl Model {
         let screen = if !info.active {
             Screen::Result
         } else {
-            match info.stage.as_str() {
-                "awaiting_card" => Screen::PlaceCard,
-                "awaiting_answer" => Screen::Question,
-                "awaiting_number" => Screen::NewNumber,
-                "awaiting_code" => Screen::Code,
-                "awaiting_confirmation" => match screen_kind(&info) {
-                    Some("confirm_phone") => Screen::ConfirmPhone,
-                    _ => Screen::ConfirmId,
-                },
+            match (info.stage, &info.screen) {
+                (Stage::AwaitingCard, _) => Screen::PlaceCard,
+                (Stage::AwaitingAnswer, _) => Screen::Question,
+                (Stage::AwaitingNumber, _) => Screen::NewNumber,
+                (Stage::AwaitingCode, _) => Screen::Code,
+                (Stage::AwaitingConfirmation, Some(SessionScreen::ConfirmPhone(_))) => {
+                    Screen::ConfirmPhone
+                }
+                (Stage::AwaitingConfirmation, _) => Screen::ConfirmId,
                 _ => Screen::Working,
             }
         };
-        if screen == Screen::Code && self.screen != Screen::Code {
-            let resend = info
-                .screen
-                .as_ref()
-                .and_then(|s| s.get("resend_in_s"))
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0);
-            self.code_shown = Some((self.now, resend));
-        }
-        // A resend gives a new delay.
+        let resend = match &info.screen {
+            Some(SessionScreen::Code { resend_in_s, .. }) => Some(*resend_in_s),
+            _ => None,
+        };
+        // The code screen's first delay; a resend gives a new one.
         if screen == Screen::Code
-            && self.session.as_ref().map(|s| &s.screen) != Some(&info.screen)
-            && let Some(resend) = info
-                .screen
-                .as_ref()
-                .and_then(|s| s.get("resend_in_s"))
-                .and_then(serde_json::Value::as_u64)
+            && (self.screen != Screen::Code
+                || (resend.is_some()
+                    && self.session.as_ref().map(|s| &s.screen) != Some(&info.screen)))
         {
-            self.code_shown = Some((self.now, resend));
+            self.code_shown = Some((self.now, resend.unwrap_or(0)));
         }
         self.session = Some(info);
         self.notice = None;
@@ -808,30 +800,26 @@ impl Model {
                 v.message = self.msg(m);
             }
             v.warning = session.active && session.refusal.is_some();
-            let screen = session.screen.as_ref();
-            let get = |key: &str| -> String {
-                screen
-                    .and_then(|s| s.get(key))
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            match self.screen {
-                Screen::ConfirmId => {
-                    v.name = get("masked_name");
-                    v.number = get("masked_number");
-                    v.old_value = validity(&get("old_valid_from"), &get("old_valid_until"), lang);
-                    v.new_value = validity(&get("new_valid_from"), &get("new_valid_until"), lang);
+            match (self.screen, &session.screen) {
+                (Screen::ConfirmId, Some(SessionScreen::ConfirmId(c))) => {
+                    v.name = c.masked_name.clone();
+                    v.number = c.masked_number.clone();
+                    v.old_value = validity(&c.old_valid_from, &c.old_valid_until, lang);
+                    v.new_value = validity(&c.new_valid_from, &c.new_valid_until, lang);
                 }
-                Screen::ConfirmPhone => {
-                    v.old_value = get("old_masked");
-                    v.new_value = get("new_masked");
+                (Screen::ConfirmPhone, Some(SessionScreen::ConfirmPhone(c))) => {
+                    v.old_value = c.old_masked.clone();
+                    v.new_value = c.new_masked.clone();
                 }
-                Screen::Question => v.question = get("question"),
-                Screen::Code => v.masked_mobile = get("masked_mobile"),
-                Screen::Result => {
-                    v.title = outcome_title(session.outcome.as_deref(), lang).to_string();
-                    v.can_retry = session.outcome.as_deref() == Some("refused")
+                (Screen::Question, Some(SessionScreen::Question { question })) => {
+                    v.question = question.clone();
+                }
+                (Screen::Code, Some(SessionScreen::Code { masked_mobile, .. })) => {
+                    v.masked_mobile = masked_mobile.clone();
+                }
+                (Screen::Result, _) => {
+                    v.title = outcome_title(session.outcome, lang).to_string();
+                    v.can_retry = session.outcome == Some(Outcome::Refused)
                         && session
                             .refusal
                             .as_ref()
@@ -843,7 +831,7 @@ impl Model {
             }
         }
         if let Some((zh, en)) = &self.notice {
-            v.title = outcome_title(Some("unavailable"), lang).to_string();
+            v.title = outcome_title(None, lang).to_string();
             v.message = lang.pick(zh, en).to_string();
             v.can_retry = self.last_flow.is_some() && self.session.is_none();
         }
@@ -916,10 +904,6 @@ impl Model {
     }
 }
 
-fn screen_kind(info: &SessionInfo) -> Option<&str> {
-    info.screen.as_ref()?.get("kind")?.as_str()
-}
-
 fn validity(from: &str, until: &str, lang: Lang) -> String {
     let until = if until == "long_term" {
         lang.pick("长期", "long-term")
@@ -929,18 +913,22 @@ fn validity(from: &str, until: &str, lang: Lang) -> String {
     format!("{from} – {until}")
 }
 
-fn outcome_title(outcome: Option<&str>, lang: Lang) -> &'static str {
+/// The result screen's title: how the session ended, or (`None`) that
+/// kioskd could not be asked.
+fn outcome_title(outcome: Option<Outcome>, lang: Lang) -> &'static str {
     match outcome {
-        Some("applied") => lang.pick("办理成功", "Done: your details are updated"),
-        Some("accepted_will_sync") | Some("pending") => lang.pick(
+        Some(Outcome::Applied) => lang.pick("办理成功", "Done: your details are updated"),
+        Some(Outcome::AcceptedWillSync | Outcome::Pending) => lang.pick(
             "已受理，将尽快同步至银行系统",
             "Accepted: it will reach the bank's records shortly",
         ),
-        Some("rejected") => lang.pick("银行未能受理", "The bank did not accept the change"),
-        Some("refused") => lang.pick("无法在此办理", "This cannot be done here"),
-        Some("cancelled") => lang.pick("已取消", "Cancelled"),
-        Some("timed_out") => lang.pick("操作超时，已退出", "Timed out: the session has ended"),
-        _ => lang.pick("暂时无法办理", "Not available right now"),
+        Some(Outcome::Rejected) => lang.pick("银行未能受理", "The bank did not accept the change"),
+        Some(Outcome::Refused) => lang.pick("无法在此办理", "This cannot be done here"),
+        Some(Outcome::Cancelled) => lang.pick("已取消", "Cancelled"),
+        Some(Outcome::TimedOut) => {
+            lang.pick("操作超时，已退出", "Timed out: the session has ended")
+        }
+        None => lang.pick("暂时无法办理", "Not available right now"),
     }
 }
 
@@ -987,7 +975,7 @@ mod tests {
             session_id: None,
             active: false,
             flow: None,
-            stage: "none".into(),
+            stage: Stage::None,
             screen: None,
             message: None,
             outcome: None,
@@ -1001,10 +989,11 @@ mod tests {
             session_id: Some("s1".into()),
             active: stage != "finished",
             flow: Some("phone_change".into()),
-            stage: stage.into(),
-            screen: Some(screen),
+            stage: serde_json::from_value(serde_json::json!(stage)).expect("a stage"),
+            // `null`: no screen (the session's end).
+            screen: serde_json::from_value(screen).expect("a documented screen"),
             message: None,
-            outcome: (stage == "finished").then(|| "applied".into()),
+            outcome: (stage == "finished").then_some(Outcome::Applied),
             refusal: None,
             change_id: None,
         }
@@ -1051,24 +1040,37 @@ mod tests {
         assert_eq!(m.screen(), Screen::Menu);
         let cmds = act(&mut m, Action::Flow("phone_change".into()), t);
         assert_eq!(cmds, vec![Command::SessionStart("phone_change".into())]);
-        for (stage, kind, screen) in [
-            ("awaiting_card", "place_card", Screen::PlaceCard),
-            ("looking_up", "place_card", Screen::Working),
-            ("awaiting_answer", "question", Screen::Question),
-            ("awaiting_number", "new_number", Screen::NewNumber),
-            ("awaiting_code", "code", Screen::Code),
+        let code = serde_json::json!({"kind": "code", "masked_mobile": "139****5678",
+            "expires_in_s": 300, "resend_in_s": 60});
+        let confirm = serde_json::json!({"kind": "confirm_phone", "old_masked": "138****0001",
+            "new_masked": "139****5678"});
+        for (stage, shown, screen) in [
             (
-                "awaiting_confirmation",
-                "confirm_phone",
-                Screen::ConfirmPhone,
+                "awaiting_card",
+                serde_json::json!({"kind": "place_card"}),
+                Screen::PlaceCard,
             ),
-            ("finished", "none", Screen::Result),
+            (
+                "looking_up",
+                serde_json::json!({"kind": "place_card"}),
+                Screen::Working,
+            ),
+            (
+                "awaiting_answer",
+                serde_json::json!({"kind": "question", "question": "我母亲的名字?"}),
+                Screen::Question,
+            ),
+            (
+                "awaiting_number",
+                serde_json::json!({"kind": "new_number"}),
+                Screen::NewNumber,
+            ),
+            ("awaiting_code", code, Screen::Code),
+            ("awaiting_confirmation", confirm, Screen::ConfirmPhone),
+            ("finished", serde_json::Value::Null, Screen::Result),
         ] {
             m.handle(
-                Input::Event(Box::new(Event::Session(session(
-                    stage,
-                    serde_json::json!({"kind": kind}),
-                )))),
+                Input::Event(Box::new(Event::Session(session(stage, shown)))),
                 t,
             );
             assert_eq!(m.screen(), screen, "{stage}");
@@ -1114,7 +1116,8 @@ mod tests {
         m.handle(
             Input::Event(Box::new(Event::Session(session(
                 "awaiting_code",
-                serde_json::json!({"kind": "code", "masked_mobile": "139****5678", "resend_in_s": 60}),
+                serde_json::json!({"kind": "code", "masked_mobile": "139****5678",
+                    "expires_in_s": 300, "resend_in_s": 60}),
             )))),
             t,
         );

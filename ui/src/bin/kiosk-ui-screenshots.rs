@@ -299,7 +299,7 @@ fn connected(profile: &str) -> Input {
             session_id: None,
             active: false,
             flow: None,
-            stage: "none".into(),
+            stage: kiosk_proto::Stage::None,
             screen: None,
             message: None,
             outcome: None,
@@ -307,6 +307,12 @@ fn connected(profile: &str) -> Input {
             change_id: None,
         }),
     }
+}
+
+/// A session field from its wire JSON (the screens are written as the
+/// local API documents them).
+fn wire<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).expect("a documented session field")
 }
 
 fn message(code: &str, zh: &str, en: &str) -> FlowMessage {
@@ -331,8 +337,8 @@ fn session(
         session_id: Some(session_id()),
         active: true,
         flow: Some(flow.into()),
-        stage: stage.into(),
-        screen: screen.or(Some(serde_json::json!({"kind": "place_card"}))),
+        stage: wire(serde_json::json!(stage)),
+        screen: Some(screen.map_or(kiosk_proto::Screen::PlaceCard, wire)),
         message: msg,
         outcome: None,
         refusal,
@@ -354,11 +360,11 @@ fn ended(outcome: &str, msg: FlowMessage) -> Input {
         session_id: Some(session_id()),
         active: false,
         flow: Some("phone_change".into()),
-        stage: "finished".into(),
+        stage: kiosk_proto::Stage::Finished,
         screen: None,
         refusal: (outcome == "refused").then(|| serde_json::json!({"refusal": msg.code})),
         message: Some(msg),
-        outcome: Some(outcome.into()),
+        outcome: Some(wire(serde_json::json!(outcome))),
         change_id: None,
     })))
 }

@@ -1,0 +1,141 @@
+//! Every JSON example of `docs/local-api.md` goes through the typed
+//! messages of this crate and comes out the same: the wire the document
+//! promises third-party clients is the wire the types make.
+//!
+//! An example is one JSON object or array in a ```json block, or a line
+//! of a plain ``` block such as the example session (a block may hold
+//! several, one per line). Examples with `...` placeholders are not JSON
+//! and are skipped; each of the others must be read by one of the typed
+//! messages below and written back equal, `null` and an absent key
+//! counting as the same.
+
+use kiosk_proto::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Drop `null` members, recursively: `"x": null` and no `x` are one.
+fn without_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+/// `v` read as `T` and written back, if `T` reads it.
+fn through<T: Serialize + DeserializeOwned>(v: &Value) -> Option<Value> {
+    let typed: T = serde_json::from_value(v.clone()).ok()?;
+    serde_json::to_value(typed).ok().map(without_nulls)
+}
+
+/// Reads an example as one typed message and writes it back.
+type Reader = fn(&Value) -> Option<Value>;
+
+/// The typed messages an example may be, by name.
+fn readers() -> Vec<(&'static str, Reader)> {
+    vec![
+        ("RequestLine", through::<RequestLine>),
+        ("ResponseEnvelope", through::<ResponseEnvelope>),
+        ("EventEnvelope", through::<EventEnvelope>),
+        ("SessionInfo", through::<SessionInfo>),
+        ("SessionInput", through::<SessionInput>),
+        ("SessionInputParams", through::<SessionInputParams>),
+        ("HelloInfo", through::<HelloInfo>),
+        ("StatusInfo", through::<StatusInfo>),
+        ("[ReaderInfo]", through::<Vec<ReaderInfo>>),
+        ("CardReadInfo", through::<CardReadInfo>),
+        ("SyncStatusInfo", through::<SyncStatusInfo>),
+        ("ChangeSummary", through::<ChangeSummary>),
+        ("AuditReport", through::<AuditReport>),
+        ("SelftestReport", through::<SelftestReport>),
+        ("QueueTicketInfo", through::<QueueTicketInfo>),
+        ("QueueStatusInfo", through::<QueueStatusInfo>),
+        ("[QueueServiceInfo]", through::<Vec<QueueServiceInfo>>),
+        ("QueueCalled", through::<QueueCalled>),
+        ("SubmitChangeParams", through::<SubmitChangeParams>),
+        ("SubmittedChange", through::<SubmittedChange>),
+        ("TechnicianUnlocked", through::<TechnicianUnlocked>),
+        ("ApiError", through::<ApiError>),
+    ]
+}
+
+#[test]
+fn every_documented_example_is_what_the_typed_messages_write() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/local-api.md"))
+        .expect("docs/local-api.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut current, line.trim()) {
+            (None, "```json" | "```") => current = Some(String::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    let (mut checked, mut placeholders, mut failures) = (0, 0, Vec::new());
+    let mut used = std::collections::BTreeSet::new();
+    for block in &blocks {
+        // The block as JSON values; where a placeholder spoils it, its
+        // lines one by one (each line of a block of one-line examples).
+        let whole: Result<Vec<Value>, _> = serde_json::Deserializer::from_str(block)
+            .into_iter::<Value>()
+            .collect();
+        let values = whole.unwrap_or_else(|_| {
+            block
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .filter_map(|l| {
+                    let v = serde_json::from_str::<Value>(l).ok();
+                    if v.is_none() {
+                        placeholders += 1;
+                    }
+                    v
+                })
+                .collect()
+        });
+        for v in values.into_iter().filter(|v| v.is_object() || v.is_array()) {
+            let want = without_nulls(v.clone());
+            let read_by: Vec<&str> = readers()
+                .into_iter()
+                .filter(|(_, read)| read(&v).as_ref() == Some(&want))
+                .map(|(name, _)| name)
+                .collect();
+            if read_by.is_empty() {
+                failures.push(v.to_string());
+            } else {
+                checked += 1;
+                used.extend(read_by);
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "examples no typed message writes back the same:\n{}",
+        failures.join("\n")
+    );
+    // The document's typed examples are all here (a parser that found
+    // nothing would pass vacuously).
+    assert!(
+        checked >= 20,
+        "only {checked} examples checked ({placeholders} skipped)"
+    );
+    for typed in [
+        "RequestLine",
+        "EventEnvelope",
+        "SessionInfo",
+        "SessionInput",
+        "StatusInfo",
+    ] {
+        assert!(used.contains(typed), "no example read as {typed}: {used:?}");
+    }
+}
