@@ -58,6 +58,7 @@ pub mod error;
 pub mod pcscd;
 pub mod printer;
 pub mod profile;
+mod pty;
 pub mod sam;
 pub mod serve;
 pub mod vicc;

@@ -26,9 +26,9 @@
 //! own ([`CardProfile::fault`]); see [`Fault`] for what each does.
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,11 +36,11 @@ use std::time::{Duration, Instant};
 use kiosk_idcard::Command;
 use kiosk_idcard::frame::{Decoded, FrameDecoder, FrameError, Request, Response};
 use serde::{Deserialize, Serialize};
-use serialport::{SerialPort, TTYPort};
 use tracing::{debug, info, warn};
 
 use crate::error::{Result, SimError};
 use crate::profile::{CardProfile, Fault, command_name, is_read};
+use crate::pty::{self, Flow, PtyDevice, PtyPort, remove_link};
 
 /// A SAM id from its printed parts (`%02d.%02d-%08d-%010d-%010d` over
 /// little-endian u16, u16, u32, u32, u32).
@@ -343,13 +343,7 @@ fn refuse(err: &FrameError) -> SamReply {
     plain(None, sw3, Vec::new())
 }
 
-/// Time `bytes` take on a UART at `baud` (8N1: 10 bits a byte).
-pub fn wire_time(bytes: usize, baud: u32) -> Duration {
-    if baud == 0 {
-        return Duration::ZERO;
-    }
-    Duration::from_micros(bytes as u64 * 10 * 1_000_000 / u64::from(baud))
-}
+pub use crate::pty::wire_time;
 
 /// Configuration of a [`SamSim`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,10 +401,8 @@ impl SamSim {
     /// Create the pty, point the link at it and start answering.
     pub fn start(config: SamSimConfig) -> Result<SamSim> {
         let core = Arc::new(Mutex::new(SamCore::new(config.sam_id)));
-        let pty = Pty::open(config.baud)?;
-        point_link(&config.link, &pty.path)?;
-        info!(link = %config.link.display(), pty = %pty.path.display(), baud = config.baud, "SAM simulator plugged in");
-        let pty_path = Arc::new(Mutex::new(Some(pty.path.clone())));
+        let port = PtyPort::plug_in("SAM", &config.link, config.baud)?;
+        let pty_path = port.shown_path();
         let (ctrl, ctrl_rx) = mpsc::channel();
         let found_at = FoundAt::default();
         let worker = Worker {
@@ -418,8 +410,7 @@ impl SamSim {
             core: core.clone(),
             found_at: found_at.clone(),
             ctrl: ctrl_rx,
-            pty: Some(pty),
-            pty_path: pty_path.clone(),
+            port,
             decoder: FrameDecoder::new(),
             garbage_seed: 0x5EED,
         };
@@ -523,126 +514,39 @@ impl Drop for SamSim {
     }
 }
 
-/// The pty pair: the master we talk through, and our own slave fd, kept
-/// open so the pty survives the kiosk closing it (and so its termios, i.e.
-/// the kiosk's baud rate, can be read).
-struct Pty {
-    master: TTYPort,
-    slave: TTYPort,
-    path: PathBuf,
-}
-
-impl Pty {
-    fn open(baud: u32) -> Result<Pty> {
-        let serial = |context: &str| {
-            let context = context.to_string();
-            move |source| SimError::Serial { context, source }
-        };
-        let (mut master, mut slave) = TTYPort::pair().map_err(serial("creating a pty pair"))?;
-        let path = slave
-            .name()
-            .map(PathBuf::from)
-            .ok_or_else(|| SimError::Io {
-                context: "pty slave has no name".into(),
-                source: std::io::ErrorKind::NotFound.into(),
-            })?;
-        // The kiosk's serial port sets the speed it wants; start at ours.
-        slave
-            .set_baud_rate(baud)
-            .map_err(serial("setting the pty's baud rate"))?;
-        master
-            .set_timeout(POLL)
-            .map_err(serial("setting the pty read timeout"))?;
-        Ok(Pty {
-            master,
-            slave,
-            path,
-        })
-    }
-}
-
-/// How often the worker looks at its control channel while idle.
-const POLL: Duration = Duration::from_millis(50);
-
-enum Flow {
-    Go,
-    Abandon,
-    Stop,
-}
-
 struct Worker {
     found_at: FoundAt,
     config: SamSimConfig,
     core: Arc<Mutex<SamCore>>,
     ctrl: Receiver<Ctrl>,
-    pty: Option<Pty>,
-    pty_path: Arc<Mutex<Option<PathBuf>>>,
+    port: PtyPort,
     decoder: FrameDecoder,
     garbage_seed: u64,
 }
 
-impl Worker {
-    fn run(mut self) {
-        let mut buf = [0u8; 4096];
-        loop {
-            loop {
-                match self.ctrl.try_recv() {
-                    Ok(msg) => {
-                        if let Flow::Stop = self.control(msg) {
-                            return;
-                        }
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
-            }
-            let Some(pty) = self.pty.as_mut() else {
-                // Unplugged: nothing to do until told.
-                match self.ctrl.recv() {
-                    Ok(msg) => {
-                        if let Flow::Stop = self.control(msg) {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
-                }
-                continue;
-            };
-            match pty.master.read(&mut buf) {
-                Ok(0) => {
-                    if let Flow::Stop = self.idle() {
-                        return;
-                    }
-                }
-                Ok(n) => {
-                    if let Flow::Stop = self.on_bytes(&buf[..n]) {
-                        return;
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => {
-                    warn!(error = %e, "SAM pty read failed");
-                    if let Flow::Stop = self.idle() {
-                        return;
-                    }
-                }
-            }
-        }
+impl PtyDevice for Worker {
+    type Ctrl = Ctrl;
+
+    fn port(&mut self) -> &mut PtyPort {
+        &mut self.port
     }
 
-    /// Wait one poll period for a control message (instead of spinning on a broken pty).
-    fn idle(&mut self) -> Flow {
-        match self.ctrl.recv_timeout(POLL) {
-            Ok(msg) => self.control(msg),
-            Err(RecvTimeoutError::Timeout) => Flow::Go,
-            Err(RecvTimeoutError::Disconnected) => Flow::Stop,
-        }
+    fn ctrl(&self) -> &Receiver<Ctrl> {
+        &self.ctrl
+    }
+
+    fn control(&mut self, msg: Ctrl) -> Flow {
+        Worker::control(self, msg)
+    }
+
+    fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
+        Worker::on_bytes(self, bytes)
+    }
+}
+
+impl Worker {
+    fn run(mut self) {
+        pty::run(&mut self, 4096);
     }
 
     fn control(&mut self, msg: Ctrl) -> Flow {
@@ -662,20 +566,13 @@ impl Worker {
     }
 
     fn unplug(&mut self) {
-        if self.pty.take().is_some() {
-            remove_link(&self.config.link);
-            *self.pty_path.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if self.port.unplug().is_some() {
             self.decoder.clear();
-            info!(link = %self.config.link.display(), "SAM simulator unplugged");
         }
     }
 
     fn replug(&mut self) -> Result<()> {
-        let pty = Pty::open(self.config.baud)?;
-        point_link(&self.config.link, &pty.path)?;
-        info!(link = %self.config.link.display(), pty = %pty.path.display(), "SAM simulator plugged in again");
-        *self.pty_path.lock().unwrap_or_else(|e| e.into_inner()) = Some(pty.path.clone());
-        self.pty = Some(pty);
+        self.port.replug()?;
         self.decoder.clear();
         Ok(())
     }
@@ -717,7 +614,7 @@ impl Worker {
 
     /// The speed the kiosk set on its end of the pty.
     fn reader_baud(&self) -> Option<u32> {
-        self.pty.as_ref().and_then(|p| p.slave.baud_rate().ok())
+        self.port.kiosk_baud()
     }
 
     /// What a UART at the wrong speed makes of the SAM's answer: bytes
@@ -760,7 +657,7 @@ impl Worker {
         {
             return flow;
         }
-        let Some(pty) = self.pty.as_mut() else {
+        let Some(pty) = self.port.pty_mut() else {
             return Flow::Abandon;
         };
         match pty
@@ -792,38 +689,6 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => return Flow::Stop,
             }
         }
-    }
-}
-
-/// Create or atomically replace the symlink `link` → `target`.
-pub(crate) fn point_link(link: &Path, target: &Path) -> Result<()> {
-    if let Some(parent) = link.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(SimError::io(format!("creating {}", parent.display())))?;
-    }
-    if let Ok(meta) = std::fs::symlink_metadata(link)
-        && !meta.file_type().is_symlink()
-    {
-        return Err(SimError::LinkOccupied(link.to_path_buf()));
-    }
-    let file_name = link
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = link.with_file_name(format!(".{file_name}.kiosk-sim-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp)
-        .map_err(SimError::io(format!("creating symlink {}", tmp.display())))?;
-    std::fs::rename(&tmp, link).map_err(SimError::io(format!(
-        "moving symlink to {}",
-        link.display()
-    )))
-}
-
-/// Remove `link` if it is a symlink.
-pub(crate) fn remove_link(link: &Path) {
-    if std::fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
-        let _ = std::fs::remove_file(link);
     }
 }
 
