@@ -536,20 +536,6 @@ impl PtyDevice for Worker {
     }
 
     fn control(&mut self, msg: Ctrl) -> Flow {
-        Worker::control(self, msg)
-    }
-
-    fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
-        Worker::on_bytes(self, bytes)
-    }
-}
-
-impl Worker {
-    fn run(mut self) {
-        pty::run(&mut self, 4096);
-    }
-
-    fn control(&mut self, msg: Ctrl) -> Flow {
         match msg {
             Ctrl::Stop => Flow::Stop,
             Ctrl::Unplug(done) => {
@@ -563,22 +549,6 @@ impl Worker {
                 Flow::Abandon
             }
         }
-    }
-
-    fn unplug(&mut self) {
-        if self.port.unplug().is_some() {
-            self.decoder.clear();
-        }
-    }
-
-    fn replug(&mut self) -> Result<()> {
-        self.port.replug()?;
-        self.decoder.clear();
-        Ok(())
-    }
-
-    fn core(&self) -> MutexGuard<'_, SamCore> {
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
@@ -610,6 +580,28 @@ impl Worker {
                 return flow;
             }
         }
+    }
+}
+
+impl Worker {
+    fn run(mut self) {
+        pty::run(&mut self, 4096);
+    }
+
+    fn unplug(&mut self) {
+        if self.port.unplug().is_some() {
+            self.decoder.clear();
+        }
+    }
+
+    fn replug(&mut self) -> Result<()> {
+        self.port.replug()?;
+        self.decoder.clear();
+        Ok(())
+    }
+
+    fn core(&self) -> MutexGuard<'_, SamCore> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The speed the kiosk set on its end of the pty.

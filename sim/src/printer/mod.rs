@@ -672,26 +672,6 @@ impl PtyDevice for Worker {
     }
 
     fn control(&mut self, msg: Ctrl) -> Flow {
-        Worker::control(self, msg)
-    }
-
-    fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
-        Worker::on_bytes(self, bytes)
-    }
-}
-
-impl Worker {
-    fn run(mut self) {
-        // About 10 ms of the line at a time when emulating wire time.
-        let chunk = if self.config.emulate_wire_time {
-            (self.config.baud as usize / 1000).clamp(16, 4096)
-        } else {
-            4096
-        };
-        pty::run(&mut self, chunk);
-    }
-
-    fn control(&mut self, msg: Ctrl) -> Flow {
         match msg {
             Ctrl::Stop => Flow::Stop,
             Ctrl::Unplug(done) => {
@@ -709,49 +689,6 @@ impl Worker {
                 Flow::Go
             }
         }
-    }
-
-    fn core(&self) -> MutexGuard<'_, PrinterCore> {
-        self.shared.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn unplug(&mut self) {
-        if let Some(pty) = self.port.unplug() {
-            // Bookkeeping first, then close the master: the kiosk sees the
-            // hang-up only once the simulator reports itself unplugged.
-            self.core().unplugged();
-            self.shared.1.notify_all();
-            drop(pty);
-        }
-    }
-
-    fn replug(&mut self) -> Result<()> {
-        if self.port.pty().is_some() {
-            return Ok(());
-        }
-        self.port.replug()
-    }
-
-    fn inject(&mut self, bytes: &[u8]) -> Result<()> {
-        let Some(pty) = self.port.pty_mut() else {
-            return Err(SimError::Io {
-                context: "injecting bytes".into(),
-                source: std::io::ErrorKind::NotConnected.into(),
-            });
-        };
-        pty.master
-            .write_all(bytes)
-            .map_err(SimError::io("writing to the printer pty"))?;
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < deadline {
-            match pty.slave.bytes_to_read() {
-                Ok(n) if n as usize >= bytes.len() => return Ok(()),
-                Ok(_) => std::thread::yield_now(),
-                Err(_) => break,
-            }
-        }
-        debug!("injected bytes not seen queued (read already, or eaten as XON/XOFF)");
-        Ok(())
     }
 
     fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
@@ -796,6 +733,61 @@ impl Worker {
             warn!(error = %e, "printer pty write failed");
         }
         Flow::Go
+    }
+}
+
+impl Worker {
+    fn run(mut self) {
+        // About 10 ms of the line at a time when emulating wire time.
+        let chunk = if self.config.emulate_wire_time {
+            (self.config.baud as usize / 1000).clamp(16, 4096)
+        } else {
+            4096
+        };
+        pty::run(&mut self, chunk);
+    }
+
+    fn core(&self) -> MutexGuard<'_, PrinterCore> {
+        self.shared.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn unplug(&mut self) {
+        if let Some(pty) = self.port.unplug() {
+            // Bookkeeping first, then close the master: the kiosk sees the
+            // hang-up only once the simulator reports itself unplugged.
+            self.core().unplugged();
+            self.shared.1.notify_all();
+            drop(pty);
+        }
+    }
+
+    fn replug(&mut self) -> Result<()> {
+        if self.port.pty().is_some() {
+            return Ok(());
+        }
+        self.port.replug()
+    }
+
+    fn inject(&mut self, bytes: &[u8]) -> Result<()> {
+        let Some(pty) = self.port.pty_mut() else {
+            return Err(SimError::Io {
+                context: "injecting bytes".into(),
+                source: std::io::ErrorKind::NotConnected.into(),
+            });
+        };
+        pty.master
+            .write_all(bytes)
+            .map_err(SimError::io("writing to the printer pty"))?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            match pty.slave.bytes_to_read() {
+                Ok(n) if n as usize >= bytes.len() => return Ok(()),
+                Ok(_) => std::thread::yield_now(),
+                Err(_) => break,
+            }
+        }
+        debug!("injected bytes not seen queued (read already, or eaten as XON/XOFF)");
+        Ok(())
     }
 
     /// Sleep for `d` (emulated wire time), still obeying control messages;
