@@ -57,31 +57,8 @@ pub struct Config {
     pub ui: UiSection,
 }
 
-/// `[ui]`: the touchscreen UI's technician screen.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UiSection {
-    /// The technician PIN as an Argon2 PHC string (`kioskctl pin-hash`
-    /// makes one); without it the UI's technician screen stays shut.
-    pub technician_pin_hash: Option<String>,
-    /// How long a right PIN gives the UI's connection the technician role.
-    pub technician_unlock_s: u64,
-    /// Wrong PINs allowed before the lockout starts.
-    pub technician_pin_attempts: u32,
-    /// The first lockout, doubled at each further wrong PIN (at most 1 h).
-    pub technician_lockout_s: u64,
-}
-
-impl Default for UiSection {
-    fn default() -> Self {
-        UiSection {
-            technician_pin_hash: None,
-            technician_unlock_s: 300,
-            technician_pin_attempts: 3,
-            technician_lockout_s: 60,
-        }
-    }
-}
+// `[ui]` is the technician gate's own section.
+pub use crate::technician::UiSection;
 
 /// `[metrics]`: the fleet metrics endpoint (`/metrics`, `/healthz`, `/readyz`).
 #[derive(Debug, Clone, Deserialize)]
@@ -271,37 +248,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where the local database lives when the config does not say.
-pub const DEFAULT_STORE_PATH: &str = "/var/lib/kiosk/kiosk.db";
-/// Where the store's key file lives when the config does not say.
-pub const DEFAULT_KEY_FILE: &str = "/etc/kiosk/store.key";
-
-/// `[store]`: the local SQLite database (outbox, audit trail, queue counters).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreSection {
-    /// The database file (SQLite, WAL: `-wal` and `-shm` files sit next to it).
-    pub path: PathBuf,
-    /// 32 random bytes as 64 hex digits, mode 0600; encrypts the personal
-    /// data of queued changes. Never stored in the database.
-    pub key_file: PathBuf,
-    /// How long a change's encrypted payload is kept after the core bank's
-    /// final answer before it is purged (rule S2).
-    pub retention_hours: u64,
-    /// How long a write waits for another connection's lock.
-    pub busy_timeout_ms: u64,
-}
-
-impl Default for StoreSection {
-    fn default() -> Self {
-        StoreSection {
-            path: PathBuf::from(DEFAULT_STORE_PATH),
-            key_file: PathBuf::from(DEFAULT_KEY_FILE),
-            retention_hours: 168,
-            busy_timeout_ms: 5000,
-        }
-    }
-}
+// `[store]` is the store's own section (the store depends on nothing above it).
+pub use crate::store::{DEFAULT_KEY_FILE, DEFAULT_STORE_PATH, StoreSection};
 
 /// `[sync]`: delivery of the outbox to the core bank.
 #[derive(Debug, Clone, Deserialize)]

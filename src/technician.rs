@@ -14,7 +14,31 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-use crate::config::UiSection;
+/// `[ui]`: the touchscreen UI's technician screen.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiSection {
+    /// The technician PIN as an Argon2 PHC string (`kioskctl pin-hash`
+    /// makes one); without it the UI's technician screen stays shut.
+    pub technician_pin_hash: Option<String>,
+    /// How long a right PIN gives the UI's connection the technician role.
+    pub technician_unlock_s: u64,
+    /// Wrong PINs allowed before the lockout starts.
+    pub technician_pin_attempts: u32,
+    /// The first lockout, doubled at each further wrong PIN (at most 1 h).
+    pub technician_lockout_s: u64,
+}
+
+impl Default for UiSection {
+    fn default() -> Self {
+        UiSection {
+            technician_pin_hash: None,
+            technician_unlock_s: 300,
+            technician_pin_attempts: 3,
+            technician_lockout_s: 60,
+        }
+    }
+}
 
 /// Longest lockout.
 const MAX_LOCKOUT: Duration = Duration::from_secs(3600);

@@ -296,11 +296,8 @@ pub fn business_day(now_utc: DateTime<Utc>, config: &QueueConfig) -> NaiveDate {
     }
 }
 
-/// `A` and 23 with 3 digits → `A023`; a number too long for `digits`
-/// keeps all its digits (`A1000`).
-pub fn format_ticket_number(letter: char, n: u32, digits: u8) -> String {
-    format!("{letter}{n:0width$}", width = usize::from(digits))
-}
+/// The printed number (`A023`), as the store numbers tickets.
+pub use crate::store::format_ticket_number;
 
 /// Why a ticket cannot be issued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -69,11 +69,44 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 
 pub use audit::{Actor, AuditAction, AuditBreak, AuditEntry, AuditNote, AuditRecord, AuditReport};
 pub use crypto::{SecretChange, generate_key_file};
-pub use outbox::{ChangeState, ChangeSummary, ListFilter, PendingChange, StoredId, SyncStatus};
-pub use queue::{NewTicket, QueueCounts, TicketRow};
+pub use outbox::{
+    Call, ChangeState, ChangeSummary, Decision, ListFilter, PendingChange, StoredId, SyncStatus,
+};
+pub use queue::{NewTicket, QueueCounts, TicketRow, format_ticket_number};
 
 use crate::Error;
-use crate::config::StoreSection;
+
+/// Where the local database lives when the config does not say.
+pub const DEFAULT_STORE_PATH: &str = "/var/lib/kiosk/kiosk.db";
+/// Where the store's key file lives when the config does not say.
+pub const DEFAULT_KEY_FILE: &str = "/etc/kiosk/store.key";
+
+/// `[store]`: the local SQLite database (outbox, audit trail, queue counters).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// The database file (SQLite, WAL: `-wal` and `-shm` files sit next to it).
+    pub path: PathBuf,
+    /// 32 random bytes as 64 hex digits, mode 0600; encrypts the personal
+    /// data of queued changes. Never stored in the database.
+    pub key_file: PathBuf,
+    /// How long a change's encrypted payload is kept after the core bank's
+    /// final answer before it is purged (rule S2).
+    pub retention_hours: u64,
+    /// How long a write waits for another connection's lock.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            path: PathBuf::from(DEFAULT_STORE_PATH),
+            key_file: PathBuf::from(DEFAULT_KEY_FILE),
+            retention_hours: 168,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
 
 /// The store's result type.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -9,6 +9,12 @@ use super::audit::{self, Actor, AuditAction, AuditEntry};
 use super::{Result, Store};
 use crate::Error;
 
+/// `A` and 23 with 3 digits → `A023`; a number too long for `digits`
+/// keeps all its digits (`A1000`).
+pub fn format_ticket_number(letter: char, n: u32, digits: u8) -> String {
+    format!("{letter}{n:0width$}", width = usize::from(digits))
+}
+
 impl Store {
     /// Take the next ticket number of `service` (its letter, e.g. `A`) on
     /// `business_day`: 1 for the day's first ticket. Durable when it
@@ -148,7 +154,7 @@ impl Store {
             )?;
             let number = u32::try_from(n).unwrap_or(u32::MAX);
             let number_text =
-                crate::flows::queue::format_ticket_number(t.letter, number, t.number_digits);
+                format_ticket_number(t.letter, number, t.number_digits);
             let waiting_ahead = count_waiting_before(tx, &letter, &day, n)?;
             tx.execute(
                 "INSERT INTO ticket (ticket_id, service_id, letter, business_day, number,

@@ -20,48 +20,12 @@
 
 use std::time::Duration;
 
-use kiosk_corebank::{ChangeStatus, StoredChange};
+use kiosk_corebank::StoredChange;
 
 use super::Outcome;
 use crate::config::SyncSection;
 
-/// The request a change needs next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Call {
-    /// `POST /v1/changes` (with `Idempotency-Key` = the change id).
-    Deliver,
-    /// `GET /v1/changes/{id}`: what became of an earlier send.
-    Reconcile,
-}
-
-/// What to do with a change after an outcome. Carries no personal data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// POST it now (again: same idempotency key).
-    Deliver,
-    /// GET its result now, before sending anything again.
-    Reconcile,
-    /// Wait until `at_ms` (Unix ms), then make `then`.
-    RetryAt {
-        at_ms: i64,
-        then: Call,
-        reason: String,
-    },
-    /// The bank has it: applied, or superseded (counts as done).
-    Done {
-        status: ChangeStatus,
-        core_ref: String,
-    },
-    /// The bank refused it for good (rule C4).
-    Rejected { code: String, message: String },
-}
-
-impl Decision {
-    /// `Done` or `Rejected`: nothing more is sent for this change.
-    pub fn is_final(&self) -> bool {
-        matches!(self, Decision::Done { .. } | Decision::Rejected { .. })
-    }
-}
+pub use crate::store::{Call, Decision};
 
 /// Capped exponential backoff with jitter.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -215,7 +179,7 @@ fn millis(d: Duration) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use kiosk_corebank::{ChangeResult, ErrorBody};
+    use kiosk_corebank::{ChangeResult, ChangeStatus, ErrorBody};
     use rand::{Rng, SeedableRng};
 
     use super::*;
