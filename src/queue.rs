@@ -347,7 +347,9 @@ impl Shared {
             &self.config.kiosk.branch_name,
             &IssueRequest {
                 service_id: request.service_id.clone(),
-                business_day: request.business_day,
+                // The store's: the clock's day, or the last day used if
+                // the clock went back (rule Q2).
+                business_day: row.business_day,
                 number: row.number,
                 ticket_id,
                 issued_at: now,
@@ -454,10 +456,11 @@ impl Shared {
             .service(&request.service_id)
             .map(|s| s.letter)
             .ok_or_else(|| api_error(ErrorCode::NotFound, "unknown service"))?;
-        let day = request.business_day;
+        let asked = request.business_day;
         let now_ms = Utc::now().timestamp_millis();
         let (called, counts) = self
             .blocking_store(move |s| {
+                let day = s.queue_day(asked)?;
                 let called = s.call_next_ticket(letter, day, now_ms)?;
                 Ok((called, s.queue_counts(letter, day)?))
             })
@@ -473,14 +476,16 @@ impl Shared {
     /// `queue_status`: per service, today.
     pub async fn queue_status(&self) -> Result<QueueStatusInfo, ApiError> {
         let config = self.queue_config()?.clone();
-        let day = flow::business_day(Utc::now(), &config);
+        let asked = flow::business_day(Utc::now(), &config);
         let letters: Vec<char> = config.services.iter().map(|s| s.letter).collect();
-        let counts = self
+        let (day, counts) = self
             .blocking_store(move |s| {
-                letters
+                let day = s.queue_day(asked)?;
+                let counts = letters
                     .iter()
                     .map(|l| s.queue_counts(*l, day))
-                    .collect::<Result<Vec<_>, _>>()
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((day, counts))
             })
             .await?;
         let text = |l: char, n: Option<u32>| {

@@ -23,20 +23,57 @@ impl Store {
         if service.trim().is_empty() {
             return Err(Error::InvalidChange("queue service is empty".into()));
         }
-        let day = business_day.format("%Y-%m-%d").to_string();
         self.write(|tx| {
-            let n: i64 = tx.query_row(
-                "INSERT INTO queue_counter (service, business_day, last_number)
-                 VALUES (?1, ?2, 1)
-                 ON CONFLICT (service, business_day)
-                 DO UPDATE SET last_number = last_number + 1
-                 RETURNING last_number",
-                [service, day.as_str()],
-                |r| r.get(0),
-            )?;
+            let (_, n) = take_number(tx, service, business_day)?;
             Ok(u32::try_from(n).unwrap_or(u32::MAX))
         })
     }
+}
+
+/// The business day numbering is on: `asked`, or the latest business day
+/// any counter has used when `asked` is earlier (the clock was stepped
+/// back; rule Q2: a business day never goes back).
+fn day_in_use(tx: &Connection, asked: NaiveDate) -> rusqlite::Result<NaiveDate> {
+    let latest: Option<String> =
+        tx.query_row("SELECT MAX(business_day) FROM queue_counter", [], |r| {
+            r.get(0)
+        })?;
+    let latest = latest.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+    Ok(match latest {
+        Some(latest) if latest > asked => {
+            tracing::warn!(
+                %asked,
+                kept = %latest,
+                "the clock is behind the last business day used: the queue stays on that day (rule Q2)"
+            );
+            latest
+        }
+        _ => asked,
+    })
+}
+
+/// Take the next number of `letter`'s counter (rule Q2), inside the
+/// caller's transaction: on `asked` (the business day of the wall clock),
+/// or on the latest business day any counter has used when `asked` is
+/// earlier (the clock was stepped back): a day's numbers only go up and a
+/// business day never goes back, so no number printed today comes out
+/// again. Returns the day used and the number.
+fn take_number(
+    tx: &Connection,
+    letter: &str,
+    asked: NaiveDate,
+) -> rusqlite::Result<(NaiveDate, i64)> {
+    let day = day_in_use(tx, asked)?;
+    let n: i64 = tx.query_row(
+        "INSERT INTO queue_counter (service, business_day, last_number)
+         VALUES (?1, ?2, 1)
+         ON CONFLICT (service, business_day)
+         DO UPDATE SET last_number = last_number + 1
+         RETURNING last_number",
+        [letter, day_text(day).as_str()],
+        |r| r.get(0),
+    )?;
+    Ok((day, n))
 }
 
 /// A ticket to issue: everything but its number, which the store takes.
@@ -131,6 +168,12 @@ fn count_waiting_before(
 }
 
 impl Store {
+    /// The business day the queue is on when the clock says `asked` (see
+    /// `day_in_use`): calls and counts follow the numbering's day.
+    pub fn queue_day(&self, asked: NaiveDate) -> Result<NaiveDate> {
+        self.read(|tx| Ok(day_in_use(tx, asked)?))
+    }
+
     /// Issue a ticket (rule Q2): in ONE transaction, take the next number
     /// of its letter on its business day, count the people waiting ahead,
     /// write the ticket row and the `ticket_issued` audit record (masked
@@ -140,18 +183,10 @@ impl Store {
         if !t.letter.is_ascii_uppercase() || t.service_id.trim().is_empty() {
             return Err(Error::InvalidChange("queue service is invalid".into()));
         }
-        let day = day_text(t.business_day);
         let letter = t.letter.to_string();
         self.write(|tx| {
-            let n: i64 = tx.query_row(
-                "INSERT INTO queue_counter (service, business_day, last_number)
-                 VALUES (?1, ?2, 1)
-                 ON CONFLICT (service, business_day)
-                 DO UPDATE SET last_number = last_number + 1
-                 RETURNING last_number",
-                [letter.as_str(), day.as_str()],
-                |r| r.get(0),
-            )?;
+            let (business_day, n) = take_number(tx, &letter, t.business_day)?;
+            let day = day_text(business_day);
             let number = u32::try_from(n).unwrap_or(u32::MAX);
             let number_text =
                 format_ticket_number(t.letter, number, t.number_digits);
@@ -198,7 +233,7 @@ impl Store {
                 ticket_id: t.ticket_id.clone(),
                 service_id: t.service_id.clone(),
                 letter: t.letter,
-                business_day: t.business_day,
+                business_day,
                 number,
                 number_text,
                 issued_at_ms: t.issued_at_ms,
@@ -352,10 +387,12 @@ mod tests {
         assert_eq!(store.next_ticket_number("A", day1).expect("n"), 1);
         assert_eq!(store.next_ticket_number("A", day1).expect("n"), 2);
         assert_eq!(store.next_ticket_number("B", day1).expect("n"), 1);
-        assert_eq!(store.next_ticket_number("A", day2).expect("n"), 1);
         drop(store);
         let store = t.open();
         assert_eq!(store.next_ticket_number("A", day1).expect("n"), 3);
+        // The next day starts again at 1 (asking for day 1 after that is a
+        // clock stepped back: rule_q2_a_clock_stepped_back_never_reissues_a_number).
+        assert_eq!(store.next_ticket_number("A", day2).expect("n"), 1);
         assert!(store.next_ticket_number(" ", day1).is_err());
     }
 
@@ -470,6 +507,63 @@ mod tests {
         assert_eq!(issued.len(), 4);
         assert!(issued[0].detail.contains("A001") && !issued[0].detail.contains("张"));
         assert!(store.audit_verify().expect("verify").ok());
+    }
+
+    /// Rule Q2 across a clock stepped back (NTP, a technician, a dead RTC
+    /// battery): a ticket asked for on a business day before the last one
+    /// used is numbered on that last day, after its numbers, never again
+    /// from the earlier day's counter (which would repeat today's numbers
+    /// in the hall).
+    #[test]
+    fn rule_q2_a_clock_stepped_back_never_reissues_a_number() {
+        let t = TestDir::new();
+        let store = t.open();
+        let yesterday = NaiveDate::from_ymd_opt(2026, 11, 22).expect("date");
+        let today = NaiveDate::from_ymd_opt(2026, 11, 23).expect("date");
+        let mut issued = std::collections::BTreeSet::new();
+        // Yesterday: two tickets; today: four.
+        for (i, day) in [yesterday, yesterday, today, today, today, today]
+            .into_iter()
+            .enumerate()
+        {
+            let row = store
+                .issue_ticket(&new_ticket(&format!("t{i}"), 'A', day, None))
+                .expect("issue");
+            if day == today {
+                issued.insert(row.number_text.clone());
+            }
+        }
+        // The clock steps back to yesterday (and to a day never used).
+        let before = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
+        for (i, day) in [yesterday, yesterday, before].into_iter().enumerate() {
+            let row = store
+                .issue_ticket(&new_ticket(&format!("back{i}"), 'A', day, None))
+                .expect("issue");
+            assert_eq!(row.business_day, today, "the business day never goes back");
+            assert!(
+                issued.insert(row.number_text.clone()),
+                "{} issued twice on {today}",
+                row.number_text
+            );
+        }
+        assert_eq!(
+            issued.iter().cloned().collect::<Vec<_>>(),
+            ["A001", "A002", "A003", "A004", "A005", "A006", "A007"]
+        );
+        // Another service follows the same day: its first number today.
+        let b = store
+            .issue_ticket(&new_ticket("b", 'B', yesterday, None))
+            .expect("issue");
+        assert_eq!((b.business_day, b.number_text.as_str()), (today, "B001"));
+        assert_eq!(
+            store.next_ticket_number("A", before).expect("next"),
+            8,
+            "next_ticket_number keeps the same guard"
+        );
+        // Calls and counts stay on the numbering's day too.
+        assert_eq!(store.queue_day(yesterday).expect("day"), today);
+        let tomorrow = today.succ_opt().expect("date");
+        assert_eq!(store.queue_day(tomorrow).expect("day"), tomorrow);
     }
 
     #[test]
