@@ -42,6 +42,9 @@ impl Default for UiSection {
 
 /// Longest lockout.
 const MAX_LOCKOUT: Duration = Duration::from_secs(3600);
+/// A PIN's length: at least a million PINs to guess through the lockout.
+const MIN_PIN_DIGITS: usize = 6;
+const MAX_PIN_DIGITS: usize = 12;
 
 /// Whether `hash` is a PHC string this module can verify against.
 pub fn check_hash(hash: &str) -> Result<(), String> {
@@ -57,11 +60,12 @@ pub fn check_hash(hash: &str) -> Result<(), String> {
 
 /// Hash a PIN for the config (`kioskctl pin-hash`).
 pub fn hash_pin(pin: &str) -> Result<String, String> {
-    if pin.len() < 4 || !pin.chars().all(|c| c.is_ascii_digit()) {
-        return Err("a PIN is 4 to 12 digits".into());
-    }
-    if pin.len() > 12 {
-        return Err("a PIN is 4 to 12 digits".into());
+    if !(MIN_PIN_DIGITS..=MAX_PIN_DIGITS).contains(&pin.len())
+        || !pin.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err(format!(
+            "a PIN is {MIN_PIN_DIGITS} to {MAX_PIN_DIGITS} digits"
+        ));
     }
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
     Argon2::default()
@@ -114,17 +118,25 @@ impl PinGate {
     }
 
     /// Check `pin` at `now` (slow: Argon2; call it off the async threads).
+    ///
+    /// One attempt is in flight kiosk-wide: the attempts' lock is held
+    /// from the lockout check through the hash to the count, so parallel
+    /// connections wait their turn and each sees the lockout the one
+    /// before it set. The attempt is counted as wrong before the hash
+    /// runs (a right PIN clears the count).
     pub fn check(&self, pin: &str, now: Instant) -> PinCheck {
         let Some(hash) = &self.hash else {
             return PinCheck::NotConfigured;
         };
-        if let Some(until) = self.lock().locked_until
+        let mut attempts = self.lock();
+        if let Some(until) = attempts.locked_until
             && now < until
         {
             return PinCheck::Locked {
                 retry_in: until - now,
             };
         }
+        attempts.failures += 1;
         let right = PasswordHash::new(hash)
             .map(|parsed| {
                 Argon2::default()
@@ -132,12 +144,10 @@ impl PinGate {
                     .is_ok()
             })
             .unwrap_or(false);
-        let mut attempts = self.lock();
         if right {
             *attempts = Attempts::default();
             return PinCheck::Right;
         }
-        attempts.failures += 1;
         if attempts.failures < self.free_tries {
             return PinCheck::Wrong {
                 tries_left: self.free_tries - attempts.failures,
@@ -217,6 +227,41 @@ mod tests {
         );
     }
 
+    /// The lockout holds against parallel guesses: many connections trying
+    /// at once get no more checks than one connection trying in turn
+    /// (three wrong PINs, then locked), because each attempt is counted
+    /// before its PIN is hashed and one attempt is in flight at a time.
+    #[test]
+    fn parallel_guesses_get_no_more_tries_than_serial_ones() {
+        let g = std::sync::Arc::new(gate("246810"));
+        let start = std::sync::Arc::new(std::sync::Barrier::new(12));
+        let t = Instant::now();
+        let answers: Vec<PinCheck> = (0..12)
+            .map(|i| {
+                let (g, start) = (g.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    g.check(&format!("{:06}", 100_000 + i), t)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect();
+        let checked = answers
+            .iter()
+            .filter(|a| matches!(a, PinCheck::Wrong { .. }))
+            .count();
+        assert_eq!(checked, 3, "{answers:?}");
+        assert_eq!(
+            answers
+                .iter()
+                .filter(|a| matches!(a, PinCheck::Locked { .. }))
+                .count(),
+            9
+        );
+    }
+
     #[test]
     fn no_hash_keeps_the_screen_shut() {
         let g = PinGate::new(&UiSection::default());
@@ -225,10 +270,12 @@ mod tests {
 
     #[test]
     fn hashes_are_checked_and_pins_are_digits() {
-        assert!(check_hash(&hash_pin("1234").unwrap()).is_ok());
+        assert!(check_hash(&hash_pin("123456").unwrap()).is_ok());
         assert!(check_hash("1234").is_err());
         assert!(check_hash("$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA").is_err());
         assert!(hash_pin("12a4").is_err());
         assert!(hash_pin("123").is_err());
+        assert!(hash_pin("12345").is_err(), "at least 6 digits");
+        assert!(hash_pin("1234567890123").is_err(), "at most 12 digits");
     }
 }
