@@ -337,11 +337,12 @@ async fn handle_connection(
                 let _ = out_tx
                     .send(answer(id, Ok(serde_json::json!({"subscribed": true}))))
                     .await;
-                let resync_from = shared.clone();
+                let (resync_from, view_from) = (shared.clone(), shared.clone());
                 forwarder = Some(tokio::spawn(forward_events(
                     events,
                     out_tx.clone(),
                     move || resync_from.session_resync(),
+                    move |ev| view_from.event_for(ev, caller.pid),
                 )));
             } else {
                 let _ = out_tx
@@ -372,7 +373,7 @@ async fn handle_connection(
                     return;
                 }
             }
-            let result = handle_request(request, &shared).await;
+            let result = handle_request(request, &shared, caller).await;
             let _ = out.send(answer(id, result)).await;
         });
     }
@@ -387,10 +388,14 @@ async fn handle_connection(
 /// (a gap in `seq`); once it has caught up with what is still buffered it
 /// gets the session state as of now, so a screen that follows the events
 /// is never left on a stage the session has moved past.
+///
+/// `view` is what this subscriber may see of each event (the session's
+/// owner sees the security question, others do not).
 async fn forward_events(
     mut events: broadcast::Receiver<EventEnvelope>,
     out: mpsc::Sender<String>,
     resync: impl Fn() -> EventEnvelope,
+    view: impl Fn(EventEnvelope) -> EventEnvelope,
 ) {
     let mut resync_due = false;
     loop {
@@ -406,19 +411,19 @@ async fn forward_events(
             }
             Err(broadcast::error::RecvError::Closed) => {
                 if resync_due {
-                    let _ = send_event(&out, &resync()).await;
+                    let _ = send_event(&out, &view(resync())).await;
                 }
                 return;
             }
         };
         if let Some(ev) = ev
-            && send_event(&out, &ev).await.is_err()
+            && send_event(&out, &view(ev)).await.is_err()
         {
             return;
         }
         if resync_due && events.is_empty() {
             resync_due = false;
-            if send_event(&out, &resync()).await.is_err() {
+            if send_event(&out, &view(resync())).await.is_err() {
                 return;
             }
         }
@@ -488,6 +493,7 @@ async fn technician_unlock(
 async fn handle_request(
     request: Request,
     shared: &Arc<Shared>,
+    caller: Caller,
 ) -> Result<serde_json::Value, ApiError> {
     match request {
         // Per connection, in handle_connection.
@@ -564,10 +570,12 @@ async fn handle_request(
         Request::QueueReprint(p) => to_value(shared.queue_reprint(p).await?),
         Request::QueueCall(p) => to_value(shared.queue_call(p).await?),
         Request::QueueStatus => to_value(shared.queue_status().await?),
-        Request::SessionStart(p) => to_value(shared.session_start(&p.flow).await?),
-        Request::SessionInput(p) => to_value(shared.session_input(p.input).await?),
+        Request::SessionStart(p) => to_value(shared.session_start(&p.flow, caller.pid).await?),
+        Request::SessionInput(p) => {
+            to_value(shared.session_for(shared.session_input(p.input).await?, caller.pid))
+        }
         Request::SessionCancel => to_value(shared.session_cancel().await?),
-        Request::SessionState => to_value(shared.session_state()),
+        Request::SessionState => to_value(shared.session_for(shared.session_state(), caller.pid)),
     }
 }
 
@@ -644,7 +652,7 @@ mod tests {
         }
         drop(tx);
         let (out, mut lines) = mpsc::channel(16);
-        super::forward_events(events, out, || session_at(Stage::Finished, 4)).await;
+        super::forward_events(events, out, || session_at(Stage::Finished, 4), |ev| ev).await;
         let mut stages = Vec::new();
         while let Ok(line) = lines.try_recv() {
             let ev: EventEnvelope = serde_json::from_str(&line).expect("an event");

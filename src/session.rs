@@ -47,12 +47,16 @@ use crate::store::{Actor, AuditEntry};
 pub struct SessionSlot {
     running: Mutex<Option<mpsc::Sender<Command>>>,
     info: Mutex<SessionInfo>,
+    /// The process (peer pid) that started the session: the customer UI.
+    /// Only its connections see the security question (rule S1).
+    owner: Mutex<Option<i32>>,
 }
 
 impl Default for SessionSlot {
     fn default() -> Self {
         SessionSlot {
             running: Mutex::new(None),
+            owner: Mutex::new(None),
             info: Mutex::new(SessionInfo {
                 session_id: None,
                 active: false,
@@ -75,6 +79,10 @@ impl SessionSlot {
 
     fn info(&self) -> MutexGuard<'_, SessionInfo> {
         self.info.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn owner(&self) -> MutexGuard<'_, Option<i32>> {
+        self.owner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -129,7 +137,12 @@ impl Shared {
     }
 
     /// `session_start`.
-    pub async fn session_start(self: &Arc<Self>, flow: &str) -> Result<SessionInfo, ApiError> {
+    /// `session_start` by the process `owner` (its peer pid).
+    pub async fn session_start(
+        self: &Arc<Self>,
+        flow: &str,
+        owner: Option<i32>,
+    ) -> Result<SessionInfo, ApiError> {
         let settings = flow_settings(&self.config);
         let mut flow = match flow {
             "id_update" => Flow::Id(Box::new(IdUpdateFlow::new(settings))),
@@ -181,6 +194,7 @@ impl Shared {
             change_id: None,
         };
         *self.session.info() = info.clone();
+        *self.session.owner() = owner;
         *running = Some(tx);
         drop(running);
         tracing::info!(flow = flow.name(), "session started");
@@ -198,6 +212,27 @@ impl Shared {
         };
         tokio::spawn(runner.run(rx));
         Ok(info)
+    }
+
+    /// What subscriber process `pid` may see of `ev`: the security
+    /// question only if it started the session (rule S1: the question is
+    /// the customer's; a read-only watcher sees the screen without it).
+    pub fn event_for(&self, mut ev: EventEnvelope, pid: Option<i32>) -> EventEnvelope {
+        if let Event::Session(info) = ev.event {
+            ev.event = Event::Session(self.session_for(info, pid));
+        }
+        ev
+    }
+
+    /// A session state as process `pid` may see it (see
+    /// [`Shared::event_for`]).
+    pub fn session_for(&self, mut info: SessionInfo, pid: Option<i32>) -> SessionInfo {
+        if let Some(Screen::Question { question }) = &mut info.screen
+            && (pid.is_none() || pid != *self.session.owner())
+        {
+            question.clear();
+        }
+        info
     }
 
     /// `session_input`: answers once the session has dealt with it.

@@ -453,6 +453,26 @@ async fn phone_change_to(k: &mut Kiosk, new: &str) -> SessionInfo {
 }
 
 /// [`phone_change_to`] up to the confirmation screen.
+/// Rule S1 (issue "hardening, second round", item 5): the security
+/// question goes to the customer UI that runs the session (here the test's
+/// own connections, one process) and to no other subscriber: a read-only
+/// `kioskctl events` in another process sees the question screen without
+/// its text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_s1_the_security_question_reaches_only_the_session_owner() {
+    let mut k = kiosk().await;
+    let mut live = k.kioskd.kioskctl_events(&["--json"]);
+    let info = k.start_with_card("phone_change", resident()).await;
+    assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
+    let shown = serde_json::to_value(info.screen.expect("question")).expect("screen json");
+    assert_eq!(shown["question"], "我母亲的名字?", "the owner sees it");
+    let other = live.line_matching(|l| l.contains("\"kind\":\"question\""));
+    k.input(SessionInput::Cancel).await;
+    let printed = live.stop();
+    assert!(!printed.contains("我母亲的名字"), "{other}\n{printed}");
+    k.assert_clean();
+}
+
 async fn phone_change_until_confirmation(k: &mut Kiosk, new: &str) -> SessionInfo {
     let info = k.start_with_card("phone_change", resident()).await;
     assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
