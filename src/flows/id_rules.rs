@@ -7,7 +7,7 @@
 //! records here and nowhere else. Pure functions: no I/O, no clock (the
 //! branch's date is passed in).
 
-use chrono::{NaiveDate, TimeDelta};
+use chrono::{Days, NaiveDate};
 use kiosk_corebank::{
     CardEvidence, ChangeKind, CoreBankError, Customer, IdType, IdValidityChange, LONG_TERM,
     LookupRequest,
@@ -229,8 +229,13 @@ pub fn update_allowed(
     // Rule I9: around the old card's expiry. A long-term record (a
     // reissued long-term card) has no expiry to be near: no window.
     if let (Some(window), Validity::Until(expiry)) = (window, valid_until) {
-        let opens = expiry - TimeDelta::days(i64::from(window.days_before));
-        let closes = expiry + TimeDelta::days(i64::from(window.days_after));
+        // A date at the calendar's edge (the bank's answer) saturates.
+        let opens = expiry
+            .checked_sub_days(Days::new(u64::from(window.days_before)))
+            .unwrap_or(NaiveDate::MIN);
+        let closes = expiry
+            .checked_add_days(Days::new(u64::from(window.days_after)))
+            .unwrap_or(NaiveDate::MAX);
         if today < opens || today > closes {
             return Err(Refusal::OutsideUpdateWindow {
                 opens: opens.format("%Y-%m-%d").to_string(),

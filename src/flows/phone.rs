@@ -65,6 +65,7 @@
 //! strings and dropped when the flow finishes. `Debug` shows none of them.
 
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use kiosk_corebank::{
@@ -328,6 +329,21 @@ pub fn may_be_on_file(number: &str, masked: &str) -> bool {
         .chars()
         .zip(number.chars())
         .all(|(m, n)| !m.is_ascii_digit() || m == n)
+}
+
+/// An OTP's life as the kiosk counts it: the bank's `expires_in_s`, at
+/// most this (codes last minutes; an answer of years is nonsense and must
+/// not overflow the clock).
+const MAX_OTP_LIFE: Duration = Duration::from_secs(3600);
+/// The longest `Retry-After` the kiosk waits before a code's resend.
+const MAX_RESEND_WAIT: Duration = Duration::from_secs(3600);
+
+/// `now + d`, saturating instead of overflowing the calendar.
+fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn secs_until(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
@@ -668,25 +684,25 @@ impl PhoneFlow {
     ) -> Vec<Effect> {
         match result {
             Ok(issued) => {
-                let expires_in = TimeDelta::seconds(
-                    i64::try_from(issued.expires_in_s).unwrap_or(i64::MAX / 2_000),
-                );
+                let life = Duration::from_secs(issued.expires_in_s).min(MAX_OTP_LIFE);
                 self.otp = Some(Otp {
                     otp_id: issued.otp_id,
-                    expires_at: now + expires_in,
+                    expires_at: after(now, life),
                 });
                 self.stage = PhoneStage::AwaitingCode;
                 vec![Effect::AskCode {
                     masked_mobile: self.new_masked(),
-                    expires_in_s: issued.expires_in_s,
+                    expires_in_s: life.as_secs(),
                     resend_in_s: self.resend_at().map_or(0, |t| secs_until(now, t)),
                 }]
             }
             Err(CoreBankError::RateLimited { retry_after }) => {
                 // Not sent: it does not count, and the bank says when.
                 self.sends = self.sends.saturating_sub(1);
-                let wait = retry_after.unwrap_or(self.settings.otp_resend_interval);
-                self.bank_retry_at = Some(now + TimeDelta::from_std(wait).unwrap_or_default());
+                let wait = retry_after
+                    .unwrap_or(self.settings.otp_resend_interval)
+                    .min(MAX_RESEND_WAIT);
+                self.bank_retry_at = Some(after(now, wait));
                 self.stage = PhoneStage::AwaitingCode;
                 vec![Effect::Notice(Refusal::ResendTooSoon {
                     retry_after_s: wait.as_secs().max(1),
@@ -1023,6 +1039,51 @@ mod tests {
             }]
         );
         flow
+    }
+
+    /// The bank's numbers are not trusted to fit the clock: an OTP that
+    /// "expires" in 2^63 seconds or a `Retry-After` of centuries is
+    /// clamped, never a panic (chrono's `TimeDelta::seconds` and
+    /// `DateTime + TimeDelta` panic on overflow).
+    #[test]
+    fn huge_expiry_and_retry_after_from_the_bank_do_not_panic() {
+        for expires_in_s in [u64::MAX, i64::MAX as u64, 1 << 60, 1 << 50] {
+            let mut flow = at_number();
+            enter(&mut flow, NEW, NEW, now());
+            let effects = flow.handle(
+                Input::CodeSent(Ok(OtpIssued {
+                    otp_id: "otp-1".into(),
+                    expires_in_s,
+                })),
+                now(),
+            );
+            assert!(
+                matches!(&effects[..], [Effect::AskCode { .. }]),
+                "{effects:?}"
+            );
+            // The code is still checked, well inside its (clamped) life.
+            let effects = flow.handle(Input::CodeEntered(z("123456")), at(10));
+            assert!(
+                matches!(&effects[..], [Effect::VerifyCode { .. }]),
+                "{effects:?}"
+            );
+        }
+        let mut flow = at_number();
+        enter(&mut flow, NEW, NEW, now());
+        let effects = flow.handle(
+            Input::CodeSent(Err(CoreBankError::RateLimited {
+                retry_after: Some(Duration::MAX),
+            })),
+            now(),
+        );
+        assert!(
+            matches!(
+                &effects[..],
+                [Effect::Notice(Refusal::ResendTooSoon { .. })]
+            ),
+            "{effects:?}"
+        );
+        assert!(flow.next_wakeup().is_some());
     }
 
     fn at_confirm() -> PhoneFlow {
