@@ -7,14 +7,14 @@
 //! | outcome of the call | decision |
 //! |---|---|
 //! | `Accepted`, `Found(Accepted)` | `Done` (applied or superseded: both count as done) |
-//! | `Found(Rejected)`, `Rejected` 400, 409, 410, 422, 423 | `Rejected` (final, rule C4) |
+//! | `Found(Rejected)`, `Rejected` 400, 403, 409, 410, 413, 415, 422, 423 | `Rejected` (final, rule C4) |
 //! | `Conflict` (409 `idempotency_conflict`) | `Rejected` with that code: a kiosk bug, reported loudly |
 //! | `Transient`, `InProgress`, `Rejected` 408/429 | `RetryAt` backoff (Retry-After as a floor), then the same call |
 //! | `Ambiguous`, `Rejected` 5xx | `RetryAt` backoff, then **`Reconcile`**: never a blind resend |
-//! | `NotFound` after `Reconcile` | `Deliver` now (same idempotency key) |
+//! | `NotFound` after `Reconcile` | `Deliver` now (same idempotency key); for a change older than [`KEY_MEMORY`] `Rejected` as `unknown_after_key_expiry` (the bank may have forgotten the key: never resent) |
 //! | `NotFound` after `Deliver`, `Fault`, other 4xx | `RetryAt` the longest backoff, then `Reconcile` |
 //!
-//! Other 4xx answers (401, 403, 404, 405, ...) are about the kiosk's set-up
+//! Other 4xx answers (401, 404, 405, ...) are about the kiosk's set-up
 //! (keys, clock, address), not about the customer's change: the change is
 //! kept and retried slowly instead of being rejected for good.
 
@@ -81,7 +81,18 @@ pub struct History {
     pub call: Call,
     /// Failures in a row before this call.
     pub failures: u32,
+    /// When the change was recorded (Unix ms): no send of it is older.
+    pub created_at_ms: i64,
 }
+
+/// How long the kiosk trusts the core bank to remember an idempotency key:
+/// the bank keeps them "at least 7 days" (shared/corebank-api.md); a day
+/// less, for clocks that disagree.
+pub const KEY_MEMORY: Duration = Duration::from_secs(6 * 24 * 3600);
+
+/// The code of a change not sent again because the bank may have forgotten
+/// its key (see [`decide`]): for the technician (rule C4 list).
+pub const UNKNOWN_AFTER_KEY_EXPIRY: &str = "unknown_after_key_expiry";
 
 /// Decide what follows `outcome` of `history.call`.
 ///
@@ -136,6 +147,19 @@ pub fn decide(
         } => retry(history.call, retry_after, reason),
         Outcome::Ambiguous { reason } => retry(Call::Reconcile, None, reason),
         Outcome::NotFound => match history.call {
+            // An earlier send may have reached the bank: its 404 means "never
+            // seen" only while the bank still remembers keys of that age.
+            Call::Reconcile
+                if now_ms.saturating_sub(history.created_at_ms) >= millis(KEY_MEMORY) =>
+            {
+                Decision::Rejected {
+                    code: UNKNOWN_AFTER_KEY_EXPIRY.into(),
+                    message: "the core bank no longer knows this change, and an earlier send \
+                              may have reached it: not sent again (it could apply twice); a \
+                              technician must check it with the bank"
+                        .into(),
+                }
+            }
             Call::Reconcile => Decision::Deliver,
             Call::Deliver => {
                 slow("404 to a POST /v1/changes (check the core bank's address)".into())
@@ -162,7 +186,8 @@ pub fn decide(
                 None,
                 format!("core bank answered {status} {code}"),
             ),
-            400 | 409 | 410 | 422 | 423 => Decision::Rejected { code, message },
+            // 403 forbidden, 413 too large, 415 media type: never taken.
+            400 | 403 | 409 | 410 | 413 | 415 | 422 | 423 => Decision::Rejected { code, message },
             _ => slow(format!("core bank answered {status} {code}")),
         },
     }
@@ -185,6 +210,84 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_763_880_000_000;
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+
+    /// Rules C2 and C4: the bank keeps idempotency keys 7 days. A change
+    /// whose earlier send may have reached the bank (hence the reconcile)
+    /// and that is older than that: a 404 may mean "forgotten", not "never
+    /// seen", so it is not sent again; it goes to the technician's list
+    /// with its own reason. A younger one is delivered again (same key).
+    #[test]
+    fn rule_c2_a_change_older_than_the_banks_key_memory_is_not_resent_after_a_404() {
+        let decide_at = |age_ms: i64| {
+            decide(
+                &backoff(),
+                History {
+                    call: Call::Reconcile,
+                    failures: 3,
+                    created_at_ms: NOW - age_ms,
+                },
+                Outcome::NotFound,
+                NOW,
+                0.5,
+            )
+        };
+        assert_eq!(decide_at(DAY_MS), Decision::Deliver);
+        match decide_at(8 * DAY_MS) {
+            Decision::Rejected { code, message } => {
+                assert_eq!(code, UNKNOWN_AFTER_KEY_EXPIRY);
+                assert!(message.contains("technician"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Inside the margin before the bank's 7 days: not resent either.
+        assert!(matches!(
+            decide_at(6 * DAY_MS + 1),
+            Decision::Rejected { .. }
+        ));
+    }
+
+    /// Rule C4: answers that say the change can never be taken (403
+    /// forbidden, 413 too large, 415 wrong media type; 400 to the GET)
+    /// reject it for good: it no longer blocks the customer's later changes.
+    #[test]
+    fn rule_c4_answers_that_can_never_succeed_reject_the_change_for_good() {
+        for status in [403, 413, 415] {
+            for call in [Call::Deliver, Call::Reconcile] {
+                let d = after(
+                    call,
+                    Outcome::Rejected {
+                        status,
+                        code: format!("http_{status}"),
+                        message: String::new(),
+                    },
+                );
+                assert!(
+                    matches!(d, Decision::Rejected { .. }),
+                    "{status} {call:?}: {d:?}"
+                );
+            }
+        }
+        let d = after(
+            Call::Reconcile,
+            Outcome::Rejected {
+                status: 400,
+                code: "bad_request".into(),
+                message: String::new(),
+            },
+        );
+        assert!(matches!(d, Decision::Rejected { .. }), "{d:?}");
+        // The kiosk's own set-up (a wrong key) is still waited out.
+        let d = after(
+            Call::Deliver,
+            Outcome::Rejected {
+                status: 401,
+                code: "bad_signature".into(),
+                message: String::new(),
+            },
+        );
+        assert!(matches!(d, Decision::RetryAt { .. }), "{d:?}");
+    }
 
     fn backoff() -> Backoff {
         Backoff {
@@ -195,7 +298,17 @@ mod tests {
     }
 
     fn after(call: Call, outcome: Outcome) -> Decision {
-        decide(&backoff(), History { call, failures: 0 }, outcome, NOW, 0.5)
+        decide(
+            &backoff(),
+            History {
+                call,
+                failures: 0,
+                created_at_ms: NOW,
+            },
+            outcome,
+            NOW,
+            0.5,
+        )
     }
 
     fn result(status: ChangeStatus) -> ChangeResult {
@@ -337,6 +450,7 @@ mod tests {
             History {
                 call: Call::Deliver,
                 failures: 5,
+                created_at_ms: NOW,
             },
             t(1),
             NOW,
@@ -385,7 +499,8 @@ mod tests {
                 },
             );
             assert!(retry_at(NOW + 60_000, Call::Reconcile)(&d), "{d:?}");
-            for status in [401, 403, 404, 405, 413, 415] {
+            // 403, 413 and 415 can never succeed: rule_c4_answers_that_can_never_succeed_...
+            for status in [401, 404, 405] {
                 let d = after(call, rejected(status, "x"));
                 assert!(
                     retry_at(NOW + 60_000, Call::Reconcile)(&d),
@@ -413,6 +528,7 @@ mod tests {
             History {
                 call: Call::Deliver,
                 failures: 2,
+                created_at_ms: NOW,
             },
             Outcome::InProgress,
             NOW,
@@ -502,7 +618,17 @@ mod tests {
                             }
                         );
                 let told = matches!(outcome, Outcome::NotFound | Outcome::Found(_));
-                let d = decide(&backoff(), History { call, failures }, outcome, NOW, 0.3);
+                let d = decide(
+                    &backoff(),
+                    History {
+                        call,
+                        failures,
+                        created_at_ms: NOW,
+                    },
+                    outcome,
+                    NOW,
+                    0.3,
+                );
                 unknown = (unknown || (call == Call::Deliver && maybe_sent)) && !told;
                 match d {
                     Decision::Deliver => {

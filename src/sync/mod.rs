@@ -39,7 +39,10 @@ use std::time::Duration;
 
 use kiosk_corebank::{ChangeRequest, ChangeResult, StoredChange};
 
-pub use machine::{Backoff, Call, Decision, History, IDEMPOTENCY_CONFLICT, IN_PROGRESS, decide};
+pub use machine::{
+    Backoff, Call, Decision, History, IDEMPOTENCY_CONFLICT, IN_PROGRESS, KEY_MEMORY,
+    UNKNOWN_AFTER_KEY_EXPIRY, decide,
+};
 pub use worker::{SyncEvent, SyncOptions, run};
 
 /// What came of one request to the core bank, as the [`CoreBankPort`]

@@ -218,6 +218,7 @@ where
         let history = History {
             call,
             failures: pending.failures,
+            created_at_ms: pending.created_at_ms,
         };
         drop(pending);
 
