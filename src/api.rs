@@ -516,7 +516,7 @@ async fn handle_request(
                 .unwrap_or(DEFAULT_READ_CARD_TIMEOUT_MS)
                 .min(MAX_READ_CARD_TIMEOUT_MS);
             let mut events = shared.subscribe();
-            if let Some(current) = shared.current_card() {
+            if let Some(current) = shared.take_current_card() {
                 return to_value(current);
             }
             let wait = async {
@@ -531,6 +531,7 @@ async fn handle_request(
                                 },
                             ..
                         }) => {
+                            shared.hand_out(&reader);
                             return to_value(kiosk_proto::CardReadInfo {
                                 reader,
                                 identity,

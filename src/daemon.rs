@@ -80,6 +80,9 @@ struct CurrentCard {
     read: Box<CardRead>,
     /// Which read this was, kiosk-wide (a new placement is a new read).
     serial: u64,
+    /// Handed to a `read_card` caller or a session already: each read is
+    /// handed out once (rule S2: not to the next customer).
+    handed: bool,
 }
 
 /// The queue machine's turn: tickets are numbered and printed one at a
@@ -336,11 +339,40 @@ impl Shared {
     }
 
     /// The card already read and still on a reader, if any.
-    pub fn current_card(&self) -> Option<CardReadInfo> {
+    /// The masked card on a reader that was not handed out yet, now
+    /// handed to the caller (`read_card`): a card read is handed out once.
+    pub fn take_current_card(&self) -> Option<CardReadInfo> {
         self.lock()
             .readers
-            .values()
-            .find_map(|r| r.current.as_ref().map(|c| c.info.clone()))
+            .values_mut()
+            .filter_map(|r| r.current.as_mut())
+            .find(|c| !c.handed)
+            .map(|c| {
+                c.handed = true;
+                c.info.clone()
+            })
+    }
+
+    /// The card read on `reader` is handed out (a `read_card` caller got
+    /// it from its event).
+    pub fn hand_out(&self, reader: &str) {
+        if let Some(c) = self
+            .lock()
+            .readers
+            .get_mut(reader)
+            .and_then(|r| r.current.as_mut())
+        {
+            c.handed = true;
+        }
+    }
+
+    /// Rule S2: a session ended, and the cards it could have read go with
+    /// it (a card still lying on a reader is not read again, nor handed to
+    /// the next customer, until it is taken and placed again).
+    pub(crate) fn wipe_cards(&self) {
+        for r in self.lock().readers.values_mut() {
+            r.current = None;
+        }
     }
 
     /// Run `f` on the full card on a reader (and that reader's SAM id),
@@ -357,15 +389,20 @@ impl Shared {
             .map(|(c, sam)| f(&c.read, sam, c.serial))
     }
 
-    /// Like [`Shared::with_current_card`], for the card on `reader`.
+    /// Like [`Shared::with_current_card`], for the card on `reader`, which
+    /// is then handed out (to the session that asks).
     pub(crate) fn with_card_on<T>(
         &self,
         reader: &str,
         f: impl FnOnce(&CardRead, Option<&str>) -> T,
     ) -> Option<T> {
-        let state = self.lock();
-        let r = state.readers.get(reader)?;
-        r.current.as_ref().map(|c| f(&c.read, r.sam_id.as_deref()))
+        let mut state = self.lock();
+        let r = state.readers.get_mut(reader)?;
+        let sam_id = r.sam_id.as_deref();
+        r.current.as_mut().map(|c| {
+            c.handed = true;
+            f(&c.read, sam_id)
+        })
     }
 
     // ---- updates from the device supervisors ----
@@ -470,7 +507,12 @@ impl Shared {
             r.reads_ok += 1;
             r.card_present = true;
             let serial = self.card_reads.fetch_add(1, Ordering::Relaxed) + 1;
-            r.current = Some(CurrentCard { info, read, serial });
+            r.current = Some(CurrentCard {
+                info,
+                read,
+                serial,
+                handed: false,
+            });
         }
         tracing::info!(
             reader,

@@ -574,6 +574,7 @@ impl Runner {
             self.info.stage = Stage::Finished;
             *self.shared.session.info() = self.info.clone();
             *self.shared.session.running() = None;
+            self.shared.wipe_cards();
             self.shared.emit(Event::Session(self.info.clone()));
         }
         // Answer whoever is still waiting with the end.
@@ -707,6 +708,7 @@ impl Runner {
     fn release(&mut self) {
         if !self.released {
             *self.shared.session.running() = None;
+            self.shared.wipe_cards();
             self.released = true;
         }
     }

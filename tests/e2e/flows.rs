@@ -473,6 +473,41 @@ async fn rule_s1_the_security_question_reaches_only_the_session_owner() {
     k.assert_clean();
 }
 
+/// Rule S2 (issue "hardening, second round", item 5): a card read is
+/// handed out once. `read_card` gets a card lying on the reader once; the
+/// next caller waits for the next read. And when a session ends, the card
+/// it read is wiped from kioskd's memory: still on the reader, it is not
+/// handed to the next customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_s2_a_card_left_on_the_reader_is_not_handed_out_again() {
+    let mut k = kiosk().await;
+    k.sam.place(resident());
+    let first = k.c.read_card(Some(30_000)).await.expect("the card placed");
+    assert_eq!(first.identity.name, "张**");
+    let again = k.c.read_card(Some(300)).await;
+    assert!(
+        matches!(&again, Err(kiosk_proto::ClientError::Api(e)) if e.code == kiosk_proto::ErrorCode::Timeout),
+        "a card already handed out: {again:?}"
+    );
+    // A session reads the card placed again, then ends: its card is wiped.
+    k.sam.remove();
+    k.c.wait_event(DEADLINE, |e| {
+        matches!(e, Event::CardAbsent { .. }).then_some(())
+    })
+    .await
+    .expect("card absent");
+    let info = k.start_with_card("id_update", resident()).await;
+    assert_eq!(info.stage, Stage::AwaitingConfirmation, "{info:?}");
+    let ended = k.input(SessionInput::Cancel).await;
+    assert_eq!(ended.outcome, Some(Outcome::Cancelled));
+    let left = k.c.read_card(Some(300)).await;
+    assert!(
+        matches!(&left, Err(kiosk_proto::ClientError::Api(e)) if e.code == kiosk_proto::ErrorCode::Timeout),
+        "the last customer's card: {left:?}"
+    );
+    k.assert_clean();
+}
+
 async fn phone_change_until_confirmation(k: &mut Kiosk, new: &str) -> SessionInfo {
     let info = k.start_with_card("phone_change", resident()).await;
     assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
