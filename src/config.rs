@@ -248,6 +248,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// The most characters of an ID or mobile number a masked form may show.
+const MAX_REVEALED: usize = 7;
+
 // `[store]` is the store's own section (the store depends on nothing above it).
 pub use crate::store::{DEFAULT_KEY_FILE, DEFAULT_STORE_PATH, StoreSection};
 
@@ -440,6 +443,31 @@ impl Config {
                 self.sync.jitter
             ));
         }
+        // Rule S1: a masked number keeps at most 7 characters in clear
+        // (3 + 4 by default, GB/T 35273 de-identified display).
+        let m = &self.masking;
+        for (key, head, tail, what) in [
+            (
+                "masking.id_keep_head",
+                m.id_keep_head,
+                m.id_keep_tail,
+                "an 18-digit ID number",
+            ),
+            (
+                "masking.phone_keep_head",
+                m.phone_keep_head,
+                m.phone_keep_tail,
+                "a mobile number",
+            ),
+        ] {
+            if head.saturating_add(tail) > MAX_REVEALED {
+                problems.push(format!(
+                    "{key}: keeping {head} + {tail} characters reveals {} of {what}; at most \
+                     {MAX_REVEALED} may show (rule S1)",
+                    head.saturating_add(tail)
+                ));
+            }
+        }
         if let Some(queue) = &self.queue {
             problems.extend(queue.check("queue"));
             if let Some(branch) = self.kiosk.timezone
@@ -598,6 +626,31 @@ branch_id = "0101"
 branch_name = "Test branch"
 profile = "smart_teller"
 "#;
+
+    /// Rule S1: `[masking]` may not reveal more than 7 characters of an
+    /// ID number (or a mobile number).
+    #[test]
+    fn masking_that_reveals_too_much_is_refused() {
+        let ok = Config::problems(&format!(
+            "{MINIMAL}\n[masking]\nid_keep_head = 6\nid_keep_tail = 1\n"
+        ));
+        assert!(ok.is_empty(), "{ok:?}");
+        let bad = Config::problems(&format!(
+            "{MINIMAL}\n[masking]\nid_keep_head = 6\nid_keep_tail = 4\n"
+        ));
+        assert!(
+            bad.iter()
+                .any(|p| p.starts_with("masking.id_keep_head") && p.contains("10")),
+            "{bad:?}"
+        );
+        let phone = Config::problems(&format!("{MINIMAL}\n[masking]\nphone_keep_tail = 8\n"));
+        assert!(
+            phone
+                .iter()
+                .any(|p| p.starts_with("masking.phone_keep_head")),
+            "{phone:?}"
+        );
+    }
 
     /// Rule I4 "in the branch's time zone": `[kiosk] timezone` is the
     /// branch's, for the flows too (not borrowed from `[queue]`); a

@@ -61,7 +61,7 @@ pub(crate) async fn kiosk_profile(
     let dir = tempfile::tempdir().expect("tempdir");
     kiosk::store::generate_key_file(&dir.path().join("store.key")).expect("store key");
     let key_bytes: [u8; 32] = rand::random();
-    std::fs::write(dir.path().join("bank.key"), hex::encode(key_bytes)).expect("bank key");
+    super::harness::write_secret(&dir.path().join("bank.key"), &hex::encode(key_bytes));
     let mut config = CoreBankConfig::new(
         dir.path().join("bank.db"),
         SigningKey::new(key_bytes.to_vec()),

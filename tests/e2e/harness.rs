@@ -14,6 +14,21 @@ use kiosk_proto::{CardReadInfo, Client, DeviceState, Event};
 /// How long a test waits for anything before failing.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
+/// Write `text` to a new file at `path` with mode 0600, as a key file
+/// must be (kioskd refuses a key open to its group or others).
+pub fn write_secret(path: &Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .expect("open key file");
+    f.write_all(text.as_bytes()).expect("write key file");
+}
+
 /// A tiny deterministic generator for fault and kill schedules.
 pub struct Lcg(pub u64);
 

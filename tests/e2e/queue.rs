@@ -510,7 +510,7 @@ struct Bank {
 
 fn start_bank(dir: &Path) -> Bank {
     let key_bytes: [u8; 32] = rand::random();
-    std::fs::write(dir.join("bank.key"), hex::encode(key_bytes)).expect("bank key");
+    super::harness::write_secret(&dir.join("bank.key"), &hex::encode(key_bytes));
     let mut config = CoreBankConfig::new(dir.join("bank.db"), SigningKey::new(key_bytes.to_vec()));
     config.fixtures = FixtureSource::Builtin;
     config.faults = Faults::none();

@@ -23,7 +23,7 @@ pub(crate) fn setup(synthetic: usize, faults: Faults) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let key_bytes: [u8; 32] = rand::random();
     let key_path = dir.path().join("bank.key");
-    std::fs::write(&key_path, hex::encode(key_bytes)).expect("bank key");
+    super::harness::write_secret(&key_path, &hex::encode(key_bytes));
     kiosk::store::generate_key_file(&dir.path().join("store.key")).expect("store key");
     let mut config = CoreBankConfig::new(
         dir.path().join("bank.db"),

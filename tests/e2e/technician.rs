@@ -33,7 +33,7 @@ fn rig(faults: Faults) -> Rig {
 fn rig_with(faults: Faults, printer: bool) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
     let key_bytes: [u8; 32] = rand::random();
-    std::fs::write(dir.path().join("bank.key"), hex::encode(key_bytes)).expect("bank key");
+    super::harness::write_secret(&dir.path().join("bank.key"), &hex::encode(key_bytes));
     kiosk::store::generate_key_file(&dir.path().join("store.key")).expect("store key");
     let mut config = CoreBankConfig::new(
         dir.path().join("bank.db"),

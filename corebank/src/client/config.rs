@@ -284,7 +284,18 @@ impl CoreBankConfig {
             .map_err(|e| ("url", format!("not a URL ({e}): {:?}", self.url)))?;
         match url.scheme() {
             "https" => {}
-            "http" if self.allow_plain_http => {}
+            "http" if self.allow_plain_http && is_loopback(&url) => {}
+            "http" if self.allow_plain_http => {
+                return Err((
+                    "allow_plain_http",
+                    format!(
+                        "url {:?}: plain http:// is allowed only to a loopback address \
+                         (127.0.0.0/8, ::1, localhost); personal data never crosses a \
+                         network unencrypted",
+                        self.url
+                    ),
+                ));
+            }
             "http" => {
                 return Err((
                     "allow_plain_http",
@@ -325,6 +336,20 @@ impl CoreBankConfig {
     }
 }
 
+/// Whether `url`'s host is this machine (a loopback address or
+/// `localhost`).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let file =
@@ -344,8 +369,46 @@ fn wipe(bytes: &mut [u8]) {
     bytes.iter_mut().for_each(|b| *b = 0);
 }
 
+/// The shortest shared key accepted: 256 bits, HMAC-SHA256's block-size
+/// worth of strength.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// Read a file that holds a secret: a regular file that neither its group
+/// nor others may read or write, checked on the file opened (not on its
+/// path, which could be swapped between the check and the read).
+fn read_secret_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is open to its group or others (mode {mode:o}): a key file must be mode 0600 \
+             (chmod 600 {})",
+            path.display(),
+            path.display()
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        wipe(&mut bytes);
+        return Err(format!("{} is larger than 1 MiB", path.display()));
+    }
+    Ok(bytes)
+}
+
 fn read_key(path: &Path) -> Result<SigningKey, String> {
-    let mut contents = read_file(path)?;
+    let mut contents = read_secret_file(path)?;
     let decoded = std::str::from_utf8(&contents)
         .ok()
         .map(str::trim)
@@ -360,6 +423,15 @@ fn read_key(path: &Path) -> Result<SigningKey, String> {
     let empty = contents.iter().all(u8::is_ascii_whitespace);
     wipe(&mut contents);
     match decoded {
+        Ok(mut bytes) if bytes.len() < MIN_KEY_BYTES => {
+            let n = bytes.len();
+            wipe(&mut bytes);
+            Err(format!(
+                "{} holds a {n}-byte key: at least {MIN_KEY_BYTES} bytes ({} hex digits)",
+                path.display(),
+                2 * MIN_KEY_BYTES
+            ))
+        }
         Ok(bytes) => Ok(SigningKey::new(bytes)),
         Err(()) if empty => Err(format!("{} is empty", path.display())),
         // The content is not repeated: it may be the key with a typo.

@@ -5,7 +5,7 @@ use kiosk_corebank::client::{ConfigProblem, CoreBankConfig};
 use kiosk_corebank::{CoreBankClient, CoreBankError};
 
 use crate::server::KEY_HEX;
-use crate::write_key;
+use crate::{write_key, write_secret};
 
 fn keys(problems: &[ConfigProblem]) -> Vec<&'static str> {
     problems.iter().map(|p| p.key).collect()
@@ -116,12 +116,12 @@ fn key_files_must_hold_hex_and_are_never_echoed() {
     let path = dir.path().join("k");
     let config = CoreBankConfig::new("https://bank.example", &path);
 
-    std::fs::write(&path, "  \n").unwrap();
+    write_secret(&path, "  \n");
     let problems = config.validate().unwrap_err();
     assert_eq!(keys(&problems), ["key_file"]);
     assert!(problems[0].message.contains("empty"), "{}", problems[0]);
 
-    std::fs::write(&path, "s3cr3t-n0t-h3x").unwrap();
+    write_secret(&path, "s3cr3t-n0t-h3x");
     let problems = config.validate().unwrap_err();
     assert_eq!(keys(&problems), ["key_file"]);
     assert!(
@@ -130,11 +130,60 @@ fn key_files_must_hold_hex_and_are_never_echoed() {
         problems[0]
     );
 
-    std::fs::write(&path, format!("{KEY_HEX}\n")).unwrap();
+    write_secret(&path, &format!("{KEY_HEX}\n"));
     assert_eq!(config.validate(), Ok(()));
     let client = CoreBankClient::new(&config, "K1").expect("client");
     assert!(!format!("{client:?}").contains(KEY_HEX), "{client:?}");
     assert!(!format!("{client:?}").contains("0001020304"), "{client:?}");
+}
+
+/// The shared key file gets the store key's check (issue "hardening,
+/// second round", item 7): mode 0600 on the file opened, and a key of at
+/// least 32 bytes.
+#[test]
+fn key_files_must_be_private_and_long_enough() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_key(&dir);
+    let config = CoreBankConfig::new("https://bank.example", &path);
+    assert_eq!(config.validate(), Ok(()));
+    for mode in [0o644, 0o640, 0o604, 0o660] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let problems = config.validate().unwrap_err();
+        assert_eq!(keys(&problems), ["key_file"], "{mode:o}");
+        assert!(problems[0].message.contains("0600"), "{}", problems[0]);
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    write_secret(&path, &"ab".repeat(31));
+    let problems = config.validate().unwrap_err();
+    assert_eq!(keys(&problems), ["key_file"]);
+    assert!(problems[0].message.contains("31-byte"), "{}", problems[0]);
+}
+
+/// `allow_plain_http` is for loopback only (item 7): personal data never
+/// crosses a network unencrypted.
+#[test]
+fn plain_http_is_allowed_only_to_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, ok) in [
+        ("http://127.0.0.1:8080", true),
+        ("http://127.8.9.10:8080", true),
+        ("http://[::1]:8080", true),
+        ("http://localhost:8080", true),
+        ("http://10.0.0.5:8080", false),
+        ("http://corebank.example:8080", false),
+        ("http://[2001:db8::1]:8080", false),
+    ] {
+        let mut config = CoreBankConfig::new(url, write_key(&dir));
+        config.allow_plain_http = true;
+        match config.validate() {
+            Ok(()) => assert!(ok, "{url} accepted"),
+            Err(problems) => {
+                assert!(!ok, "{url}: {problems:?}");
+                assert_eq!(keys(&problems), ["allow_plain_http"], "{url}");
+            }
+        }
+    }
 }
 
 #[test]

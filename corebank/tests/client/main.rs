@@ -13,11 +13,25 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use kiosk_corebank::{CoreBankClient, CoreBankConfig};
 
-/// Writes the shared key (hex) into `dir`.
+/// Writes the shared key (hex) into `dir`, mode 0600 as a key file must be.
 pub fn write_key(dir: &tempfile::TempDir) -> PathBuf {
     let path = dir.path().join("corebank.key");
-    std::fs::write(&path, format!("{}\n", server::KEY_HEX)).expect("write key");
+    write_secret(&path, &format!("{}\n", server::KEY_HEX));
     path
+}
+
+/// Writes `text` to a new file at `path` with mode 0600.
+pub fn write_secret(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .expect("open key file");
+    f.write_all(text.as_bytes()).expect("write key");
 }
 
 /// A plain-HTTP configuration for a loopback server.
