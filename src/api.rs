@@ -133,6 +133,10 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, Error> {
 pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Policy>) {
     let max_clients = shared.config.api.max_clients;
     let slots = Arc::new(Semaphore::new(max_clients));
+    // Read-only callers share what the customer UI and technicians leave:
+    // however many connect, the UI and a technician always get in.
+    let read_only_share = read_only_share(max_clients);
+    let read_only_slots = Arc::new(Semaphore::new(read_only_share));
     let pins = Arc::new(PinGate::new(&shared.config.ui));
     let mut tasks = tokio::task::JoinSet::new();
     // Refusals are logged once per burst, not once per connection.
@@ -148,21 +152,31 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Poli
                 }
             },
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        let caller = policy.caller(&stream);
+        let permits = slots.clone().try_acquire_owned().ok().and_then(|all| {
+            if caller.role == Role::ReadOnly {
+                let share = read_only_slots.clone().try_acquire_owned().ok()?;
+                Some((all, Some(share)))
+            } else {
+                Some((all, None))
+            }
+        });
+        let Some(permit) = permits else {
             if !refusing {
                 tracing::warn!(
                     max_clients,
+                    read_only_share,
+                    role = caller.role.as_str(),
                     "too many clients: new connections are refused (api.max_clients)"
                 );
                 refusing = true;
             }
-            refuse(stream, max_clients);
+            refuse(stream, max_clients, read_only_share, caller.role);
             continue;
         };
         refusing = false;
         let shared = shared.clone();
         let pins = pins.clone();
-        let caller = policy.caller(&stream);
         tracing::debug!(
             uid = caller.uid,
             role = caller.role.as_str(),
@@ -179,15 +193,36 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Poli
     while tasks.join_next().await.is_some() {}
 }
 
+/// How many of `max_clients` connections read-only callers may hold: a
+/// quarter (at least one, at most 16) is kept for the customer UI and
+/// technicians.
+fn read_only_share(max_clients: usize) -> usize {
+    let kept = (max_clients / 4).clamp(1, 16);
+    max_clients.saturating_sub(kept).max(1)
+}
+
+/// Whether a silent connection of `role` is closed after
+/// `api.idle_timeout_ms`: read-only callers (a local user holding slots);
+/// the customer UI's and technicians' connections stay.
+fn idles_out(role: Role) -> bool {
+    role == Role::ReadOnly
+}
+
 /// Answer a connection over `api.max_clients` with `too_many_clients` and
 /// close it. The write never waits (a new socket's buffer is empty; if it
 /// cannot be written at once it is skipped), so refusing costs the accept
 /// loop nothing however many clients knock.
-fn refuse(stream: UnixStream, max_clients: usize) {
-    let err = api_error(
-        ErrorCode::TooManyClients,
-        format!("kioskd already serves {max_clients} clients (api.max_clients); try again later"),
-    );
+fn refuse(stream: UnixStream, max_clients: usize, read_only_share: usize, role: Role) {
+    let message = if role == Role::ReadOnly {
+        format!(
+            "kioskd already serves the {read_only_share} read-only clients it takes \
+             (of api.max_clients {max_clients}, the rest kept for the customer UI and \
+             technicians); try again later"
+        )
+    } else {
+        format!("kioskd already serves {max_clients} clients (api.max_clients); try again later")
+    };
+    let err = api_error(ErrorCode::TooManyClients, message);
     let mut line = answer(0, Err(err));
     line.push('\n');
     if let Ok(mut s) = stream.into_std() {
@@ -224,10 +259,28 @@ async fn handle_connection(
     let mut forwarder: Option<tokio::task::JoinHandle<()>> = None;
     // The technician role a PIN gave this connection, until then.
     let mut elevated_until: Option<std::time::Instant> = None;
+    let idle_timeout = Duration::from_millis(shared.config.api.idle_timeout_ms);
     loop {
         let next = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
             next = lines.next() => next,
+            // A read-only caller silent for a whole idle period gives its
+            // slot back, unless it subscribed or waits for an answer.
+            () = tokio::time::sleep(idle_timeout), if idles_out(caller.role) && forwarder.is_none() => {
+                if in_flight.available_permits() < MAX_IN_FLIGHT {
+                    continue;
+                }
+                let err = api_error(
+                    ErrorCode::Timeout,
+                    format!(
+                        "no request for {} ms and no subscription: closed (api.idle_timeout_ms)",
+                        idle_timeout.as_millis()
+                    ),
+                );
+                let _ = out_tx.send(answer(0, Err(err))).await;
+                tracing::debug!(uid = caller.uid, "idle client closed");
+                break;
+            }
         };
         let line = match next {
             None => break,
@@ -632,6 +685,21 @@ mod tests {
                 change_id: None,
             }),
         }
+    }
+
+    /// Local API exhaustion: read-only callers hold at most three
+    /// quarters of the slots; the rest stays for the customer UI and
+    /// technicians, whose connections are never closed for silence.
+    #[test]
+    fn read_only_callers_share_the_slots_and_idle_out_alone() {
+        use crate::access::Role;
+        assert_eq!(super::read_only_share(64), 48);
+        assert_eq!(super::read_only_share(8), 6);
+        assert_eq!(super::read_only_share(2), 1);
+        assert_eq!(super::read_only_share(1), 1);
+        assert!(super::idles_out(Role::ReadOnly));
+        assert!(!super::idles_out(Role::Customer));
+        assert!(!super::idles_out(Role::Technician));
     }
 
     /// A subscriber that missed events (its buffer overran) is told the

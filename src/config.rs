@@ -207,6 +207,9 @@ pub struct ApiSection {
     /// Callers in any of these groups are the customer UI: read-only
     /// methods, sessions, tickets, card reads. Everyone else is read-only.
     pub customer_groups: Vec<String>,
+    /// A connection that neither sends a request nor subscribes for this
+    /// long (and has none in flight) is closed.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for ApiSection {
@@ -218,6 +221,7 @@ impl Default for ApiSection {
             group: None,
             technician_groups: Vec::new(),
             customer_groups: Vec::new(),
+            idle_timeout_ms: 60_000,
         }
     }
 }
@@ -393,6 +397,9 @@ impl Config {
         }
         if self.api.max_clients == 0 {
             problems.push("api.max_clients: must be at least 1".into());
+        }
+        if !(100..=86_400_000).contains(&self.api.idle_timeout_ms) {
+            problems.push("api.idle_timeout_ms: must be between 100 and 86400000".into());
         }
         if self
             .log

@@ -79,7 +79,17 @@ impl Client {
         self.next_id += 1;
         let line = serde_json::to_string(&request.to_line(id))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.writer.send(line).await?;
+        if let Err(e) = self.writer.send(line).await {
+            // kioskd may have refused the connection before reading the
+            // request (one client too many): its reason waits to be read.
+            if let Ok(ServerLine::Response(resp)) = self.read_line().await
+                && resp.id == 0
+                && let Some(err) = resp.error
+            {
+                return Err(ClientError::Api(err));
+            }
+            return Err(e.into());
+        }
         loop {
             match self.read_line().await? {
                 ServerLine::Event(ev) => self.events.push_back(ev),
@@ -91,6 +101,12 @@ impl Client {
                             Err(ClientError::Protocol("error answer without error".into()))
                         }
                     };
+                }
+                // Id 0: kioskd speaks of the connection itself (refused as
+                // one client too many, closed as idle, a line it could not
+                // read): the caller gets kioskd's reason.
+                ServerLine::Response(resp) if resp.id == 0 && resp.error.is_some() => {
+                    return Err(ClientError::Api(resp.error.expect("checked")));
                 }
                 ServerLine::Response(resp) => {
                     return Err(ClientError::Protocol(format!(

@@ -227,3 +227,79 @@ fn kioskd_refuses_to_start_with_a_missing_socket_group() {
     assert!(err.contains("kt-no-such-group"), "{err}");
     assert!(!dir.path().join("kioskd.sock").exists(), "no socket left");
 }
+
+/// Local API exhaustion (issue "hardening, second round", item 1): a
+/// read-only local user who opens connection after connection gets its
+/// share of `api.max_clients` and no more; the technician (and the
+/// customer UI) still get in. A read-only connection that neither sends
+/// nor subscribes is closed after `api.idle_timeout_ms`.
+#[test]
+fn local_api_exhaustion_by_a_read_only_user_leaves_room_for_the_ui_and_technicians() {
+    if !tools_available() {
+        eprintln!("skipped: needs root, useradd/groupadd and setpriv");
+        return;
+    }
+    let tag = std::process::id() % 100_000;
+    let mut acc = Accounts {
+        users: Vec::new(),
+        groups: Vec::new(),
+    };
+    let sock_group = format!("kx-sock-{tag}");
+    let sock_gid = acc.group(&sock_group);
+    let plain_uid = acc.user(&format!("kx-pu-{tag}"), &sock_group);
+    // 8 slots: 6 for read-only callers, 2 kept.
+    let k = Kioskd::start_full(
+        &format!("group = \"{sock_group}\"\nmax_clients = 8\nidle_timeout_ms = 1000\n"),
+        "",
+        false,
+    );
+    std::fs::set_permissions(k.dir.path(), std::fs::Permissions::from_mode(0o711))
+        .expect("chmod dir");
+    // The read-only user subscribes again and again (subscribers are never
+    // idle): six get in, the rest are refused.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..9 {
+        let mut child = Command::new("setpriv")
+            .arg(format!("--reuid={plain_uid}"))
+            .arg(format!("--regid={sock_gid}"))
+            .arg("--clear-groups")
+            .arg(env!("CARGO_BIN_EXE_kioskctl"))
+            .arg("--socket")
+            .arg(&k.socket)
+            .arg("events")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("setpriv kioskctl events");
+        let mut first = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stderr.as_mut().expect("stderr")),
+            &mut first,
+        )
+        .expect("kioskctl stderr");
+        if first.contains("subscribed") {
+            held.push(child);
+        } else {
+            assert!(first.contains("read-only"), "{first}");
+            refused += 1;
+            let _ = child.wait();
+        }
+    }
+    assert_eq!((held.len(), refused), (6, 3));
+    // The technician (root) gets in, twice.
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_kioskctl"))
+            .arg("--socket")
+            .arg(&k.socket)
+            .args(["--json", "status"])
+            .output()
+            .expect("kioskctl status");
+        assert!(out.status.success(), "{out:?}");
+    }
+    for mut child in held {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
