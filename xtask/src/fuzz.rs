@@ -52,6 +52,10 @@ pub const TARGETS: &[(&str, &str)] = &[
         "config",
         "`Config::parse` and `Config::problems` on any text: agree on validity, every problem names a key or a line",
     ),
+    (
+        "corebank_answer",
+        "core-bank answers (status, `Retry-After`, body) through the client's decoders (lookup, answer and code checks, OTP, change result, stored change) and on into the ID-update and phone flows: no panic on any number or date",
+    ),
 ];
 
 const DEFAULT_SECONDS: u64 = 600;

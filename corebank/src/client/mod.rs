@@ -61,6 +61,93 @@ mod template {
     pub const CHANGE: &str = "/v1/changes/{id}";
 }
 
+/// The decoding half of the client, without I/O: what each request makes
+/// of an answer of the core bank (its status, its `Retry-After` header,
+/// its body). The client decodes with these; the fuzz targets feed them
+/// whatever a broken or hostile server could send.
+pub mod decode {
+    use serde::de::DeserializeOwned;
+
+    use super::{Answer, CoreBankError, error_from_answer, parse, template};
+    use crate::types::{CheckResult, Customer, OtpIssued, StoredChange};
+    use crate::{ChangeResult, headers};
+
+    fn answer<T: DeserializeOwned>(
+        template: &str,
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+    ) -> Result<T, CoreBankError> {
+        let mut map = reqwest::header::HeaderMap::new();
+        if let Some(value) =
+            retry_after.and_then(|v| reqwest::header::HeaderValue::from_str(v).ok())
+        {
+            map.insert(headers::RETRY_AFTER, value);
+        }
+        let answer = Answer {
+            status,
+            headers: map,
+            body: body.to_vec(),
+            sent_at_ms: 0,
+            round_trip: std::time::Duration::ZERO,
+        };
+        if (200..300).contains(&status) {
+            parse(&answer, template)
+        } else {
+            Err(error_from_answer(&answer))
+        }
+    }
+
+    /// `POST /v1/customers/lookup`.
+    pub fn lookup(
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+    ) -> Result<Customer, CoreBankError> {
+        answer(template::LOOKUP, status, retry_after, body)
+    }
+
+    /// `POST /v1/customers/{id}/security-answer` and `POST /v1/otp/{id}/verify`.
+    pub fn check(
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+    ) -> Result<CheckResult, CoreBankError> {
+        answer(template::OTP_VERIFY, status, retry_after, body)
+    }
+
+    /// `POST /v1/otp`.
+    pub fn otp(
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+    ) -> Result<OtpIssued, CoreBankError> {
+        answer(template::OTP, status, retry_after, body)
+    }
+
+    /// `POST /v1/changes` (the result; `Idempotent-Replayed` aside).
+    pub fn change_result(
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+    ) -> Result<ChangeResult, CoreBankError> {
+        answer(template::CHANGES, status, retry_after, body)
+    }
+
+    /// `GET /v1/changes/{id}`: `None` for a 404.
+    pub fn stored_change(
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+    ) -> Result<Option<StoredChange>, CoreBankError> {
+        match answer(template::CHANGE, status, retry_after, body) {
+            Ok(stored) => Ok(Some(stored)),
+            Err(CoreBankError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// The core-bank client. Cheap to clone; clones share the connection pool.
 #[derive(Clone)]
 pub struct CoreBankClient {

@@ -176,7 +176,7 @@ fn the_key_can_come_from_a_key_file() {
     let key_file = dir.path().join("corebank.key");
     std::fs::write(
         &key_file,
-        format!("{}\n", hex::encode(b"corebank-sim-test-key")),
+        format!("{}\n", hex::encode(b"corebank-sim-test-key-0123456789")),
     )
     .unwrap();
     let t = TestSim::start_with(|c| c.key = kiosk_sim::corebank::KeySource::File(key_file));

@@ -22,7 +22,20 @@ impl Kiosk {
     fn new(t: &TestSim) -> Kiosk {
         let dir = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("corebank.key");
-        std::fs::write(&key_file, hex::encode(b"corebank-sim-test-key")).unwrap();
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            // A key file as kioskd takes one: mode 0600.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&key_file)
+                .and_then(|mut f| {
+                    f.write_all(hex::encode(b"corebank-sim-test-key-0123456789").as_bytes())
+                })
+                .unwrap();
+        }
         let mut config = CoreBankConfig::new(t.sim.base_url(), key_file);
         config.allow_plain_http = true;
         config.request_timeout_ms = 5_000;

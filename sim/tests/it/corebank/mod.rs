@@ -25,7 +25,7 @@ use tempfile::TempDir;
 pub const KIOSK: &str = "K-0101-03";
 
 pub fn key() -> SigningKey {
-    SigningKey::new(b"corebank-sim-test-key".to_vec())
+    SigningKey::new(b"corebank-sim-test-key-0123456789".to_vec())
 }
 
 /// A simulator on a fresh database in a temporary directory.

@@ -85,7 +85,7 @@ fn only_loopback_addresses_are_accepted() {
 fn the_corebank_command_serves_and_is_controlled() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("key");
-    std::fs::write(&key_file, hex::encode(b"corebank-sim-test-key")).unwrap();
+    std::fs::write(&key_file, hex::encode(b"corebank-sim-test-key-0123456789")).unwrap();
     let exe = env!("CARGO_BIN_EXE_kiosk-sim");
     let mut child = Command::new(exe)
         .args([
