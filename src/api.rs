@@ -137,7 +137,7 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Poli
     // however many connect, the UI and a technician always get in.
     let read_only_share = read_only_share(max_clients);
     let read_only_slots = Arc::new(Semaphore::new(read_only_share));
-    let pins = Arc::new(PinGate::new(&shared.config.ui));
+    let pins = Arc::new(PinGate::with_store(&shared.config.ui, shared.store.clone()));
     let mut tasks = tokio::task::JoinSet::new();
     // Refusals are logged once per burst, not once per connection.
     let mut refusing = false;

@@ -8,11 +8,18 @@
 //! PIN at the screen takes years. Every try is audited by the API layer,
 //! right or wrong, never with the PIN.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+use crate::store::{PinLockout, Store};
+
+/// The wall clock in Unix ms (the kept lockout outlives the process).
+fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
 
 /// `[ui]`: the touchscreen UI's technician screen.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -105,15 +112,55 @@ pub struct PinGate {
     free_tries: u32,
     first_lockout: Duration,
     attempts: Mutex<Attempts>,
+    /// Where the count and the lockout are kept across restarts.
+    store: Option<Arc<Store>>,
 }
 
 impl PinGate {
     pub fn new(ui: &UiSection) -> PinGate {
+        PinGate::with_store(ui, None)
+    }
+
+    /// A gate whose count and lockout live in `store` too, so a restart of
+    /// kioskd gives no more guesses (without a store they are in memory).
+    pub fn with_store(ui: &UiSection, store: Option<Arc<Store>>) -> PinGate {
+        let mut attempts = Attempts::default();
+        match store.as_ref().map(|s| s.pin_lockout()) {
+            Some(Ok(kept)) => {
+                attempts.failures = kept.failures;
+                let left = kept.locked_until_ms.saturating_sub(unix_ms());
+                if left > 0 {
+                    attempts.locked_until =
+                        Some(Instant::now() + Duration::from_millis(left.unsigned_abs()));
+                }
+            }
+            Some(Err(e)) => tracing::error!(error = %e, "cannot read the PIN lockout"),
+            None => {}
+        }
         PinGate {
             hash: ui.technician_pin_hash.clone(),
             free_tries: ui.technician_pin_attempts,
             first_lockout: Duration::from_secs(ui.technician_lockout_s),
-            attempts: Mutex::new(Attempts::default()),
+            attempts: Mutex::new(attempts),
+            store,
+        }
+    }
+
+    /// Write the count and the lockout to the store, if there is one.
+    fn keep(&self, attempts: &Attempts, now: Instant) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let locked_until_ms = attempts.locked_until.map_or(0, |until| {
+            let left = until.saturating_duration_since(now);
+            unix_ms().saturating_add(i64::try_from(left.as_millis()).unwrap_or(i64::MAX))
+        });
+        let kept = PinLockout {
+            failures: attempts.failures,
+            locked_until_ms,
+        };
+        if let Err(e) = store.set_pin_lockout(&kept) {
+            tracing::error!(error = %e, "cannot keep the PIN lockout");
         }
     }
 
@@ -137,6 +184,9 @@ impl PinGate {
             };
         }
         attempts.failures += 1;
+        // Counted (and kept) before the hash runs: a crash or a restart
+        // during it costs the guesser the try.
+        self.keep(&attempts, now);
         let right = PasswordHash::new(hash)
             .map(|parsed| {
                 Argon2::default()
@@ -146,6 +196,7 @@ impl PinGate {
             .unwrap_or(false);
         if right {
             *attempts = Attempts::default();
+            self.keep(&attempts, now);
             return PinCheck::Right;
         }
         if attempts.failures < self.free_tries {
@@ -157,6 +208,7 @@ impl PinGate {
         let doublings = (attempts.failures - self.free_tries).min(16);
         let lockout = (self.first_lockout * 2u32.pow(doublings)).min(MAX_LOCKOUT);
         attempts.locked_until = Some(now + lockout);
+        self.keep(&attempts, now);
         PinCheck::Wrong {
             tries_left: 0,
             locked_for: Some(lockout),
@@ -259,6 +311,41 @@ mod tests {
                 .filter(|a| matches!(a, PinCheck::Locked { .. }))
                 .count(),
             9
+        );
+    }
+
+    /// The count and the lockout survive a restart of kioskd: stopping it
+    /// (or crashing it) is no way to more guesses.
+    #[test]
+    fn the_lockout_survives_a_restart() {
+        let t = crate::store::testutil::TestDir::new();
+        let ui = UiSection {
+            technician_pin_hash: Some(hash_pin("246810").unwrap()),
+            ..UiSection::default()
+        };
+        let store = std::sync::Arc::new(t.open());
+        let g = PinGate::with_store(&ui, Some(store.clone()));
+        let start = Instant::now();
+        for pin in ["111111", "222222"] {
+            assert!(matches!(g.check(pin, start), PinCheck::Wrong { .. }));
+        }
+        drop(g);
+        // kioskd restarts: one try left, then locked.
+        let g = PinGate::with_store(&ui, Some(store.clone()));
+        assert!(matches!(
+            g.check("333333", start),
+            PinCheck::Wrong {
+                tries_left: 0,
+                locked_for: Some(_)
+            }
+        ));
+        drop(g);
+        drop(store);
+        let store = std::sync::Arc::new(t.open());
+        let g = PinGate::with_store(&ui, Some(store));
+        assert!(
+            matches!(g.check("246810", Instant::now()), PinCheck::Locked { .. }),
+            "locked after the restart, even for the right PIN"
         );
     }
 

@@ -332,6 +332,52 @@ fn bounded(text: &str, max: usize) -> String {
     }
 }
 
+/// The technician PIN's wrong tries, kept across restarts (`meta`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PinLockout {
+    /// Wrong PINs in a row.
+    pub failures: u32,
+    /// Unix ms until which no PIN is checked (0: none).
+    pub locked_until_ms: i64,
+}
+
+impl Store {
+    /// The technician PIN's wrong tries as last written.
+    pub fn pin_lockout(&self) -> Result<PinLockout> {
+        self.read(|tx| {
+            let value: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'pin_lockout'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(value
+                .and_then(|v| {
+                    let (failures, until) = v.split_once(',')?;
+                    Some(PinLockout {
+                        failures: failures.parse().ok()?,
+                        locked_until_ms: until.parse().ok()?,
+                    })
+                })
+                .unwrap_or_default())
+        })
+    }
+
+    /// Keep the technician PIN's wrong tries (durable on return).
+    pub fn set_pin_lockout(&self, lockout: &PinLockout) -> Result<()> {
+        let value = format!("{},{}", lockout.failures, lockout.locked_until_ms);
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('pin_lockout', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [value.as_str()],
+            )?;
+            Ok(())
+        })
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testutil {
     //! Helpers for the store's and the sync worker's tests.
