@@ -193,6 +193,18 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Poli
     while tasks.join_next().await.is_some() {}
 }
 
+/// Overwrite every string in a JSON value before it is dropped (a request's
+/// params may hold what a customer typed).
+fn wipe_strings(value: &mut serde_json::Value) {
+    use zeroize::Zeroize;
+    match value {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(wipe_strings),
+        serde_json::Value::Object(map) => map.values_mut().for_each(wipe_strings),
+        _ => {}
+    }
+}
+
 /// How many of `max_clients` connections read-only callers may hold: a
 /// quarter (at least one, at most 16) is kept for the customer UI and
 /// technicians.
@@ -282,9 +294,11 @@ async fn handle_connection(
                 break;
             }
         };
+        // What a customer typed (an answer, a code, a PIN) arrives in this
+        // line: wiped when it is dropped, and so are the parsed params.
         let line = match next {
             None => break,
-            Some(Ok(Incoming::Line(line))) => line,
+            Some(Ok(Incoming::Line(line))) => zeroize::Zeroizing::new(line),
             Some(Ok(Incoming::TooLong)) => {
                 // The rest of the line is skipped; the connection goes on.
                 let err = api_error(
@@ -313,7 +327,13 @@ async fn handle_connection(
         }
         let parsed: Result<RequestLine, _> = serde_json::from_str(&line);
         let (id, request) = match parsed {
-            Ok(req_line) => (req_line.id, Request::from_line(&req_line)),
+            Ok(mut req_line) => {
+                let request = Request::from_line(&req_line);
+                if let Some(params) = req_line.params.as_mut() {
+                    wipe_strings(params);
+                }
+                (req_line.id, request)
+            }
             Err(e) => (
                 0,
                 Err(api_error(
@@ -358,9 +378,11 @@ async fn handle_connection(
             continue;
         }
         // The PIN changes this connection's role: handled in line.
-        match &request {
+        let mut request = request;
+        match &mut request {
             Request::TechnicianUnlock(params) => {
                 let result = technician_unlock(&shared, &pins, caller.uid, &params.pin).await;
+                zeroize::Zeroize::zeroize(&mut params.pin);
                 if result.is_ok() {
                     let valid = Duration::from_secs(shared.config.ui.technician_unlock_s);
                     elevated_until = Some(std::time::Instant::now() + valid);
@@ -685,6 +707,22 @@ mod tests {
                 change_id: None,
             }),
         }
+    }
+
+    /// Zeroize that works: the params of a request line (an answer, a
+    /// code, a PIN) are overwritten once parsed, wherever they sit.
+    #[test]
+    fn zeroize_request_params_are_wiped_once_parsed() {
+        let mut params = serde_json::json!({
+            "input": {"type": "answer", "answer": "王芳"},
+            "pins": ["246810"],
+            "n": 1
+        });
+        super::wipe_strings(&mut params);
+        assert_eq!(
+            params,
+            serde_json::json!({"input": {"type": "", "answer": ""}, "pins": [""], "n": 1})
+        );
     }
 
     /// Local API exhaustion: read-only callers hold at most three
