@@ -269,6 +269,9 @@ pub struct SyncSection {
     /// Fraction of each delay taken off at random (0 = none, 1 = up to all),
     /// so that kiosks do not retry in step after an outage.
     pub jitter: f64,
+    /// Keep the text of the bank's rejections, not only their code: only
+    /// where the bank vouches that its messages hold no personal data.
+    pub keep_bank_messages: bool,
 }
 
 impl Default for SyncSection {
@@ -277,6 +280,7 @@ impl Default for SyncSection {
             backoff_min_ms: 500,
             backoff_max_ms: 60_000,
             jitter: 0.2,
+            keep_bank_messages: false,
         }
     }
 }

@@ -45,6 +45,25 @@ pub use machine::{
 };
 pub use worker::{SyncEvent, SyncOptions, run};
 
+impl Outcome {
+    /// The outcome without the bank's free text (a rejection's `message`),
+    /// its code kept.
+    pub fn without_bank_message(self) -> Outcome {
+        match self {
+            Outcome::Rejected { status, code, .. } => Outcome::Rejected {
+                status,
+                code,
+                message: String::new(),
+            },
+            Outcome::Found(StoredChange::Rejected(mut body)) => {
+                body.message.clear();
+                Outcome::Found(StoredChange::Rejected(body))
+            }
+            other => other,
+        }
+    }
+}
+
 /// What came of one request to the core bank, as the [`CoreBankPort`]
 /// classifies it (see `kiosk_corebank::CoreBankError` for the HTTP side).
 /// Reasons and messages must hold no personal data.

@@ -19,6 +19,10 @@ pub struct SyncOptions {
     pub backoff: Backoff,
     /// How long payloads are kept after the bank's final answer (rule S2).
     pub retention: Duration,
+    /// Keep the text of the bank's rejections (stored, logged, shown), not
+    /// only their code: only where the bank vouches that its messages hold
+    /// no personal data (`[sync] keep_bank_messages`).
+    pub keep_bank_messages: bool,
 }
 
 impl SyncOptions {
@@ -26,6 +30,7 @@ impl SyncOptions {
         SyncOptions {
             backoff: Backoff::from(sync),
             retention: Duration::from_secs(store.retention_hours.saturating_mul(3600)),
+            keep_bank_messages: sync.keep_bank_messages,
         }
     }
 }
@@ -214,6 +219,13 @@ where
             biased;
             () = self.shutdown.cancelled() => return Ok(Progress::Stopped),
             outcome = request => outcome,
+        };
+        // Rule S1: a rejection's free text may quote the customer; unless
+        // the bank vouches for it only its code goes further.
+        let outcome = if self.options.keep_bank_messages {
+            outcome
+        } else {
+            outcome.without_bank_message()
         };
         let history = History {
             call,
@@ -429,12 +441,18 @@ mod tests {
                 jitter: 0.0,
             },
             retention: Duration::from_secs(3600),
+            keep_bank_messages: true,
         }
     }
 
     impl Harness {
         /// A loop on an empty store, waited for until it is idle.
         async fn new() -> Harness {
+            Harness::new_with(options()).await
+        }
+
+        /// [`Harness::new`] with these options.
+        async fn new_with(options: SyncOptions) -> Harness {
             let t = TestDir::new();
             let store = Arc::new(t.open());
             let (parks_tx, parks) = mpsc::unbounded_channel();
@@ -450,7 +468,7 @@ mod tests {
                 calls,
                 events,
                 task: None,
-                options: options(),
+                options,
             };
             h.start(parks_tx, calls_tx, events_tx);
             assert_eq!(h.park().await, None, "idle with nothing to do: no timer");
@@ -723,6 +741,48 @@ mod tests {
         let last = h.store.audit_records(1, 10).expect("audit");
         assert_eq!(last[0].action, "change_rejected");
         assert!(last[0].detail.contains("otp_proof_invalid"));
+    }
+
+    /// Rule S1 (issue "hardening, second round", item 7): by default the
+    /// bank's rejection text is neither stored, nor logged, nor sent on:
+    /// only its code (the text may quote the customer).
+    #[tokio::test]
+    async fn the_banks_rejection_text_is_kept_only_when_configured() {
+        let mut h = Harness::new_with(SyncOptions {
+            keep_bank_messages: false,
+            ..options()
+        })
+        .await;
+        let c = mobile_change("C1");
+        h.commit(&[&c]);
+        h.answer(
+            Req::Submit(c.change_id.clone()),
+            Outcome::Rejected {
+                status: 422,
+                code: "otp_proof_invalid".into(),
+                message: "张三's proof for 13912345678 has expired".into(),
+            },
+        )
+        .await;
+        h.park().await;
+        let rejected = h.store.rejected().expect("rejected");
+        assert_eq!(
+            rejected[0].rejection_code.as_deref(),
+            Some("otp_proof_invalid")
+        );
+        assert!(
+            rejected[0]
+                .rejection_message
+                .as_deref()
+                .is_none_or(|m| !m.contains("13912345678")),
+            "{:?}",
+            rejected[0].rejection_message
+        );
+        assert!(
+            h.events()
+                .iter()
+                .all(|e| !format!("{e:?}").contains("张三"))
+        );
     }
 
     #[tokio::test]
