@@ -330,9 +330,10 @@ impl Store {
         self.write(|tx| Ok(append(tx, entry)?))
     }
 
-    /// Check the whole chain.
+    /// Check the whole chain, on the read connection beside the writer's:
+    /// however long the chain, commits go on meanwhile.
     pub fn audit_verify(&self) -> Result<AuditReport> {
-        self.read(|tx| Ok(verify(tx)?))
+        self.read_aside(|tx| Ok(verify(tx)?))
     }
 
     /// SQLite's `PRAGMA integrity_check`: empty when the database is
@@ -363,6 +364,38 @@ impl Store {
 mod tests {
     use super::super::testutil::*;
     use super::*;
+
+    /// Local API exhaustion (issue "hardening, second round", item 1):
+    /// `audit_verify` walks the chain on the read connection beside the
+    /// writer's, so a commit goes through while a verification is running
+    /// (on the one connection it waited for the whole walk).
+    #[test]
+    fn audit_verify_holds_back_no_commit() {
+        let t = TestDir::new();
+        let store = std::sync::Arc::new(t.open());
+        for i in 0..50 {
+            store.audit_append(&entry(i)).expect("append");
+        }
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let writer = store.clone();
+        let report = store
+            .read_aside(|tx| {
+                let report = verify(tx)?;
+                // The walk's read transaction is still open: a commit on
+                // another thread finishes anyway.
+                std::thread::spawn(move || {
+                    let _ = done_tx.send(writer.audit_append(&entry(99)).is_ok());
+                });
+                let committed = done_rx
+                    .recv_timeout(std::time::Duration::from_secs(30))
+                    .unwrap_or(false);
+                assert!(committed, "the commit waited for the verification");
+                Ok(report)
+            })
+            .expect("verify");
+        assert!(report.ok(), "{report:?}");
+        assert!(store.audit_verify().expect("verify").ok());
+    }
 
     fn entry(i: i64) -> AuditEntry {
         AuditEntry {

@@ -138,6 +138,10 @@ impl From<&StoreSection> for StoreOptions {
 /// The kiosk's database. See the [module documentation](self).
 pub struct Store {
     conn: Mutex<Connection>,
+    /// A second, read-only connection for long reads (`audit_verify` walks
+    /// the whole chain): in WAL mode it never holds back a commit.
+    aside: Mutex<Option<Connection>>,
+    busy_timeout: std::time::Duration,
     cipher: crypto::PayloadCipher,
     path: PathBuf,
 }
@@ -211,6 +215,8 @@ impl Store {
         }
         Ok(Store {
             conn: Mutex::new(conn),
+            aside: Mutex::new(None),
+            busy_timeout: options.busy_timeout,
             cipher,
             path: path.to_path_buf(),
         })
@@ -242,6 +248,33 @@ impl Store {
         let mut conn = self.lock();
         let result = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = body(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        result.map_err(|e| self.fail(e))
+    }
+
+    /// Like [`Store::read`], on the read-only connection beside the one
+    /// that writes: a long read there holds back no commit (WAL readers
+    /// and the writer do not wait for each other), and long reads take
+    /// turns on it.
+    fn read_aside<T>(&self, body: impl FnOnce(&Connection) -> Inner<T>) -> Result<T> {
+        let mut slot = self.aside.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            let conn = Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .and_then(|c| c.busy_timeout(self.busy_timeout).map(|()| c))
+            .map_err(|e| classify(&self.path, e))?;
+            *slot = Some(conn);
+        }
+        let Some(conn) = slot.as_mut() else {
+            return Err(Error::Io(std::io::Error::other("read connection missing")));
+        };
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
             let value = body(&tx)?;
             tx.commit()?;
             Ok(value)
