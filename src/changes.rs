@@ -47,6 +47,7 @@ fn store_error(e: crate::Error) -> ApiError {
             api_error(ErrorCode::NotAllowed, e.to_string())
         }
         crate::Error::InvalidChange(_) => api_error(ErrorCode::BadRequest, e.to_string()),
+        crate::Error::Busy(_) => api_error(ErrorCode::Busy, e.to_string()),
         other => {
             tracing::error!(error = %other, "store failure");
             api_error(ErrorCode::Internal, other.to_string())

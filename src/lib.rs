@@ -82,6 +82,9 @@ pub enum Error {
     },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The same long check is already running: try again when it is done.
+    #[error("busy: {0}")]
+    Busy(&'static str),
     #[error("core bank client: {0}")]
     CoreBank(String),
 

@@ -733,6 +733,9 @@ pub enum ErrorCode {
     /// The daemon already serves `api.max_clients` connections: this one
     /// is closed after this answer (id 0); the client may try again later.
     TooManyClients,
+    /// The same long check is already running (`audit_verify`): try again
+    /// when it is done.
+    Busy,
     /// Anything else; details are in the daemon's log.
     Internal,
 }

@@ -390,6 +390,14 @@ mod tests {
                     .recv_timeout(std::time::Duration::from_secs(30))
                     .unwrap_or(false);
                 assert!(committed, "the commit waited for the verification");
+                // A second verification meanwhile is refused at once.
+                let second = std::thread::scope(|scope| {
+                    scope
+                        .spawn(|| store.audit_verify().map(|_| ()))
+                        .join()
+                        .expect("thread")
+                });
+                assert!(matches!(second, Err(crate::Error::Busy(_))), "{second:?}");
                 Ok(report)
             })
             .expect("verify");

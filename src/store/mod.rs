@@ -257,10 +257,20 @@ impl Store {
 
     /// Like [`Store::read`], on the read-only connection beside the one
     /// that writes: a long read there holds back no commit (WAL readers
-    /// and the writer do not wait for each other), and long reads take
-    /// turns on it.
+    /// and the writer do not wait for each other). One at a time: a second
+    /// is refused as [`Error::Busy`] at once.
     fn read_aside<T>(&self, body: impl FnOnce(&Connection) -> Inner<T>) -> Result<T> {
-        let mut slot = self.aside.lock().unwrap_or_else(|p| p.into_inner());
+        // One long read at a time, and the others are answered at once
+        // instead of each holding a thread while it waits its turn.
+        let mut slot = match self.aside.try_lock() {
+            Ok(slot) => slot,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(Error::Busy(
+                    "a verification of the audit chain is already running",
+                ));
+            }
+        };
         if slot.is_none() {
             let conn = Connection::open_with_flags(
                 &self.path,
