@@ -199,11 +199,13 @@ impl Shared {
         drop(running);
         tracing::info!(flow = flow.name(), "session started");
         self.emit(Event::Session(info.clone()));
-        flow.start_idle_clock(Utc::now());
+        let clock = SessionClock::start();
+        flow.start_idle_clock(clock.now());
         let runner = Runner {
             shared: self.clone(),
             client,
             flow,
+            clock,
             events,
             info: info.clone(),
             pending_slip: None,
@@ -376,8 +378,7 @@ impl Flow {
 
     /// Hand the flow an input; `None` when the flow has no such input
     /// (e.g. a security answer in the ID update).
-    fn handle(&mut self, input: In) -> Option<Vec<Eff>> {
-        let now = Utc::now();
+    fn handle(&mut self, input: In, now: chrono::DateTime<Utc>) -> Option<Vec<Eff>> {
         match self {
             Flow::Id(f) => {
                 use id_update::Input as I;
@@ -503,11 +504,40 @@ fn outcome_name(kind: &OutcomeKind) -> (WireOutcome, Option<String>) {
     }
 }
 
+/// A session's clock: the wall clock read once, at the session's start,
+/// then moved on by the monotonic clock. Idle timeouts and OTP timers
+/// count real seconds even when the wall clock is stepped meanwhile (NTP,
+/// a technician): a step forward does not end a customer's session at
+/// once, nor a step back keep it open for hours.
+#[derive(Debug, Clone, Copy)]
+struct SessionClock {
+    wall_at_start: chrono::DateTime<Utc>,
+    mono_at_start: tokio::time::Instant,
+}
+
+impl SessionClock {
+    fn start() -> SessionClock {
+        SessionClock {
+            wall_at_start: Utc::now(),
+            mono_at_start: tokio::time::Instant::now(),
+        }
+    }
+
+    fn now(&self) -> chrono::DateTime<Utc> {
+        let gone = chrono::TimeDelta::from_std(self.mono_at_start.elapsed())
+            .unwrap_or(chrono::TimeDelta::MAX);
+        self.wall_at_start
+            .checked_add_signed(gone)
+            .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)
+    }
+}
+
 /// The session task.
 struct Runner {
     shared: Arc<Shared>,
     client: CoreBankClient,
     flow: Flow,
+    clock: SessionClock,
     events: broadcast::Receiver<EventEnvelope>,
     /// What the screen shows, as last published.
     info: SessionInfo,
@@ -529,7 +559,7 @@ impl Runner {
             let sleep = async move {
                 match wake {
                     Some(at) => {
-                        let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                        let left = (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
                         tokio::time::sleep_until(tokio::time::Instant::now() + left).await;
                     }
                     None => std::future::pending::<()>().await,
@@ -645,7 +675,7 @@ impl Runner {
     async fn drive(&mut self, first: In) {
         let mut queue = VecDeque::from([first]);
         while let Some(input) = queue.pop_front() {
-            let Some(effects) = self.flow.handle(input) else {
+            let Some(effects) = self.flow.handle(input, self.clock.now()) else {
                 continue;
             };
             self.info.stage = self.flow.stage();
@@ -871,5 +901,31 @@ impl Runner {
                 Err(broadcast::error::RecvError::Closed) => return In::Queued,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clock steps (issue "hardening, second round", item 4): a session's
+    /// idle timeout and OTP timers follow the monotonic clock. The session
+    /// clock moves exactly as far as monotonic time, whatever the wall
+    /// clock does meanwhile.
+    #[tokio::test(start_paused = true)]
+    async fn clock_steps_leave_the_session_clock_on_monotonic_time() {
+        let clock = SessionClock {
+            wall_at_start: chrono::DateTime::parse_from_rfc3339("2025-03-14T02:00:00Z")
+                .expect("time")
+                .with_timezone(&Utc),
+            mono_at_start: tokio::time::Instant::now(),
+        };
+        tokio::time::advance(Duration::from_secs(95)).await;
+        assert_eq!(
+            clock.now(),
+            chrono::DateTime::parse_from_rfc3339("2025-03-14T02:01:35Z")
+                .expect("time")
+                .with_timezone(&Utc)
+        );
     }
 }
