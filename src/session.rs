@@ -763,19 +763,47 @@ impl Runner {
         }
     }
 
+    /// The bank answered this session: it is reachable, whatever an
+    /// earlier check said (a health check that failed while kioskd
+    /// started must not make every change "will sync" until the sync
+    /// worker happens to deliver one).
+    fn bank_answered<T>(&self, result: &Result<T, BankFailure>) {
+        let reached = match result {
+            Ok(_) => true,
+            // An answer from the bank (a refusal, a 4xx), not a transport
+            // failure.
+            Err(e) => !e.is_transient(),
+        };
+        if reached {
+            self.shared.set_link(true, None);
+        }
+    }
+
     async fn execute(&mut self, effect: Eff) -> Option<In> {
         match effect {
-            Eff::LookUp(request) => Some(In::Lookup(self.client.lookup(&request).await)),
+            Eff::LookUp(request) => {
+                let answer = self.client.lookup(&request).await;
+                self.bank_answered(&answer);
+                Some(In::Lookup(answer))
+            }
             Eff::CheckAnswer {
                 customer_id,
                 answer,
-            } => Some(In::AnswerChecked(
-                self.client.security_answer(&customer_id, &answer).await,
-            )),
-            Eff::SendCode(request) => Some(In::CodeSent(self.client.request_otp(&request).await)),
-            Eff::VerifyCode { otp_id, code } => Some(In::CodeChecked(
-                self.client.verify_otp(&otp_id, &code).await,
-            )),
+            } => {
+                let checked = self.client.security_answer(&customer_id, &answer).await;
+                self.bank_answered(&checked);
+                Some(In::AnswerChecked(checked))
+            }
+            Eff::SendCode(request) => {
+                let sent = self.client.request_otp(&request).await;
+                self.bank_answered(&sent);
+                Some(In::CodeSent(sent))
+            }
+            Eff::VerifyCode { otp_id, code } => {
+                let checked = self.client.verify_otp(&otp_id, &code).await;
+                self.bank_answered(&checked);
+                Some(In::CodeChecked(checked))
+            }
             Eff::Record(change) => {
                 let ChangeToRecord {
                     customer_id,

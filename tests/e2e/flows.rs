@@ -508,6 +508,48 @@ async fn rule_s2_a_card_left_on_the_reader_is_not_handed_out_again() {
     k.assert_clean();
 }
 
+/// Rule C3 without a stale link: kioskd started while the core bank was
+/// down (its health check failed: link down), then the bank came back.
+/// The session's own lookup answered, so the bank is reachable: the
+/// confirmed ID update waits for the bank's answer and is applied, not
+/// reported "accepted, will sync" on the start's stale word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_c3_a_session_that_reached_the_bank_does_not_trust_a_stale_link_down() {
+    let mut k = kiosk().await;
+    k.bank().set_faults(Faults {
+        down: true,
+        ..Faults::none()
+    });
+    k.kioskd.restart_hard();
+    k.c = k.kioskd.subscriber().await;
+    super::harness::wait_state(&mut k.c, READER, DeviceState::Online).await;
+    // The start's health check has failed: the link is down.
+    loop {
+        let status = k.c.sync_status().await.expect("sync status");
+        if status.core_reachable == Some(false) {
+            break;
+        }
+        k.c.wait_event(DEADLINE, |e| {
+            matches!(
+                e,
+                Event::CoreBankLink {
+                    reachable: false,
+                    ..
+                }
+            )
+            .then_some(())
+        })
+        .await
+        .expect("the link reported down");
+    }
+    k.bank().set_faults(Faults::none());
+    let info = k.start_with_card("id_update", resident()).await;
+    assert_eq!(info.stage, Stage::AwaitingConfirmation, "{info:?}");
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(done.outcome, Some(Outcome::Applied), "{done:?}");
+    k.assert_clean();
+}
+
 async fn phone_change_until_confirmation(k: &mut Kiosk, new: &str) -> SessionInfo {
     let info = k.start_with_card("phone_change", resident()).await;
     assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
