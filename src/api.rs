@@ -234,7 +234,7 @@ fn refuse(stream: UnixStream, max_clients: usize, read_only_share: usize, role: 
     } else {
         format!("kioskd already serves {max_clients} clients (api.max_clients); try again later")
     };
-    let err = api_error(ErrorCode::TooManyClients, message);
+    let err = ApiError::new(ErrorCode::TooManyClients, message);
     let mut line = answer(0, Err(err));
     line.push('\n');
     if let Ok(mut s) = stream.into_std() {
@@ -282,7 +282,7 @@ async fn handle_connection(
                 if in_flight.available_permits() < MAX_IN_FLIGHT {
                     continue;
                 }
-                let err = api_error(
+                let err = ApiError::new(
                     ErrorCode::Timeout,
                     format!(
                         "no request for {} ms and no subscription: closed (api.idle_timeout_ms)",
@@ -301,7 +301,7 @@ async fn handle_connection(
             Some(Ok(Incoming::Line(line))) => zeroize::Zeroizing::new(line),
             Some(Ok(Incoming::TooLong)) => {
                 // The rest of the line is skipped; the connection goes on.
-                let err = api_error(
+                let err = ApiError::new(
                     ErrorCode::LineTooLong,
                     format!("line longer than {MAX_LINE} bytes; skipped to its end"),
                 );
@@ -311,7 +311,7 @@ async fn handle_connection(
                 continue;
             }
             Some(Ok(Incoming::NotUtf8)) => {
-                let err = api_error(ErrorCode::BadRequest, "the line is not UTF-8");
+                let err = ApiError::new(ErrorCode::BadRequest, "the line is not UTF-8");
                 if out_tx.send(answer(0, Err(err))).await.is_err() {
                     break;
                 }
@@ -336,7 +336,7 @@ async fn handle_connection(
             }
             Err(e) => (
                 0,
-                Err(api_error(
+                Err(ApiError::new(
                     ErrorCode::BadRequest,
                     format!("not a request line: {e}"),
                 )),
@@ -357,7 +357,7 @@ async fn handle_connection(
             _ => caller.role,
         };
         if role < needed {
-            let err = api_error(
+            let err = ApiError::new(
                 ErrorCode::Forbidden,
                 format!(
                     "{} needs the {} role; this caller (uid {}) is {}",
@@ -525,7 +525,7 @@ async fn technician_unlock(
     let pin = zeroize::Zeroizing::new(pin.to_string());
     let check = tokio::task::spawn_blocking(move || gate.check(&pin, std::time::Instant::now()))
         .await
-        .map_err(|_| api_error(ErrorCode::Internal, "PIN check failed"))?;
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "PIN check failed"))?;
     let outcome = match check {
         PinCheck::Right => "right",
         PinCheck::Wrong { .. } => "wrong",
@@ -541,7 +541,7 @@ async fn technician_unlock(
         PinCheck::Wrong {
             tries_left,
             locked_for: None,
-        } => Err(api_error(
+        } => Err(ApiError::new(
             ErrorCode::WrongPin,
             format!("PIN 错误，还可尝试 {tries_left} 次 / wrong PIN: {tries_left} tries left"),
         )),
@@ -551,14 +551,14 @@ async fn technician_unlock(
         }
         | PinCheck::Locked { retry_in: wait } => {
             let s = wait.as_secs().max(1);
-            Err(api_error(
+            Err(ApiError::new(
                 ErrorCode::Locked,
                 format!(
                     "PIN 错误次数过多，请 {s} 秒后再试 / too many wrong PINs: try again in {s} s"
                 ),
             ))
         }
-        PinCheck::NotConfigured => Err(api_error(
+        PinCheck::NotConfigured => Err(ApiError::new(
             ErrorCode::NotAllowed,
             "未设置技术员 PIN / no technician PIN is configured ([ui] technician_pin_hash)",
         )),
@@ -572,7 +572,7 @@ async fn handle_request(
 ) -> Result<serde_json::Value, ApiError> {
     match request {
         // Per connection, in handle_connection.
-        Request::TechnicianUnlock(_) | Request::TechnicianLock => Err(api_error(
+        Request::TechnicianUnlock(_) | Request::TechnicianLock => Err(ApiError::new(
             ErrorCode::Internal,
             "technician_unlock and technician_lock change the connection",
         )),
@@ -581,7 +581,7 @@ async fn handle_request(
         Request::Readers => to_value(shared.readers()),
         Request::ReadCard(params) => {
             if !shared.has_readers() {
-                return Err(api_error(
+                return Err(ApiError::new(
                     ErrorCode::NoReader,
                     "this kiosk has no ID reader configured",
                 ));
@@ -617,20 +617,23 @@ async fn handle_request(
                             event: Event::ReadFailed { message, .. },
                             ..
                         }) => {
-                            return Err(api_error(ErrorCode::ReadFailed, message));
+                            return Err(ApiError::new(ErrorCode::ReadFailed, message));
                         }
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(broadcast::error::RecvError::Closed) => {
-                            return Err(api_error(ErrorCode::ShuttingDown, "kioskd is stopping"));
+                            return Err(ApiError::new(
+                                ErrorCode::ShuttingDown,
+                                "kioskd is stopping",
+                            ));
                         }
                     }
                 }
             };
             tokio::select! {
                 r = tokio::time::timeout(Duration::from_millis(timeout_ms), wait) => r.unwrap_or_else(|_| {
-                    Err(api_error(ErrorCode::Timeout, format!("no card read within {timeout_ms} ms")))
+                    Err(ApiError::new(ErrorCode::Timeout, format!("no card read within {timeout_ms} ms")))
                 }),
-                _ = shared.shutdown.cancelled() => Err(api_error(ErrorCode::ShuttingDown, "kioskd is stopping")),
+                _ = shared.shutdown.cancelled() => Err(ApiError::new(ErrorCode::ShuttingDown, "kioskd is stopping")),
             }
         }
         Request::Subscribe => Ok(serde_json::json!({"subscribed": true})),
@@ -656,14 +659,7 @@ async fn handle_request(
 }
 
 fn to_value<T: serde::Serialize>(v: T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(v).map_err(|e| api_error(ErrorCode::Internal, e.to_string()))
-}
-
-fn api_error(code: ErrorCode, message: impl Into<String>) -> ApiError {
-    ApiError {
-        code,
-        message: message.into(),
-    }
+    serde_json::to_value(v).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
 }
 
 fn answer(id: u64, result: Result<serde_json::Value, ApiError>) -> String {

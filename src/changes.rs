@@ -29,37 +29,30 @@ pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn api_error(code: ErrorCode, message: impl Into<String>) -> ApiError {
-    ApiError {
-        code,
-        message: message.into(),
-    }
-}
-
 /// A store error as the local API reports it (no personal data in either).
 fn store_error(e: crate::Error) -> ApiError {
     if e.is_store_unavailable() {
-        return api_error(ErrorCode::StoreUnavailable, e.to_string());
+        return ApiError::new(ErrorCode::StoreUnavailable, e.to_string());
     }
     match e {
-        crate::Error::ChangeNotFound { .. } => api_error(ErrorCode::NotFound, e.to_string()),
+        crate::Error::ChangeNotFound { .. } => ApiError::new(ErrorCode::NotFound, e.to_string()),
         crate::Error::ChangeState { .. } | crate::Error::PayloadPurged { .. } => {
-            api_error(ErrorCode::NotAllowed, e.to_string())
+            ApiError::new(ErrorCode::NotAllowed, e.to_string())
         }
-        crate::Error::InvalidChange(_) => api_error(ErrorCode::BadRequest, e.to_string()),
-        crate::Error::Busy(_) => api_error(ErrorCode::Busy, e.to_string()),
+        crate::Error::InvalidChange(_) => ApiError::new(ErrorCode::BadRequest, e.to_string()),
+        crate::Error::Busy(_) => ApiError::new(ErrorCode::Busy, e.to_string()),
         other => {
             tracing::error!(error = %other, "store failure");
-            api_error(ErrorCode::Internal, other.to_string())
+            ApiError::new(ErrorCode::Internal, other.to_string())
         }
     }
 }
 
 impl Shared {
     fn store(&self) -> Result<Arc<Store>, ApiError> {
-        self.store
-            .clone()
-            .ok_or_else(|| api_error(ErrorCode::NotAllowed, "this kiosk has no store configured"))
+        self.store.clone().ok_or_else(|| {
+            ApiError::new(ErrorCode::NotAllowed, "this kiosk has no store configured")
+        })
     }
 
     async fn with_store<T, F>(&self, f: F) -> Result<T, ApiError>
@@ -70,7 +63,7 @@ impl Shared {
         let store = self.store()?;
         tokio::task::spawn_blocking(move || f(&store))
             .await
-            .map_err(|e| api_error(ErrorCode::Internal, format!("store task failed: {e}")))?
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("store task failed: {e}")))?
             .map_err(store_error)
     }
 
@@ -125,19 +118,19 @@ impl Shared {
         params: SubmitChangeParams,
     ) -> Result<SubmittedChange, ApiError> {
         if !self.config.api.allow_direct_changes {
-            return Err(api_error(
+            return Err(ApiError::new(
                 ErrorCode::NotAllowed,
                 "submit_change is off on this kiosk (api.allow_direct_changes)",
             ));
         }
         if params.customer_id.trim().is_empty() {
-            return Err(api_error(
+            return Err(ApiError::new(
                 ErrorCode::BadRequest,
                 "customer_id must not be empty",
             ));
         }
         let kind: ChangeKind = serde_json::from_value(params.change.clone())
-            .map_err(|e| api_error(ErrorCode::BadRequest, format!("invalid change: {e}")))?;
+            .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid change: {e}")))?;
         self.record_change(
             params.customer_id,
             kind,
@@ -165,13 +158,12 @@ impl Shared {
     }
 
     pub async fn sync_list(&self, params: SyncListParams) -> Result<Vec<ChangeSummary>, ApiError> {
-        let state =
-            match params.state.as_deref() {
-                None => None,
-                Some(s) => Some(ChangeState::parse(s).ok_or_else(|| {
-                    api_error(ErrorCode::BadRequest, format!("unknown state {s:?}"))
-                })?),
-            };
+        let state = match params.state.as_deref() {
+            None => None,
+            Some(s) => Some(ChangeState::parse(s).ok_or_else(|| {
+                ApiError::new(ErrorCode::BadRequest, format!("unknown state {s:?}"))
+            })?),
+        };
         let filter = ListFilter {
             state,
             customer_id: None,

@@ -23,13 +23,6 @@ use crate::flows::id_rules::ValidityDecision;
 use crate::flows::queue::{self as flow, IssueRequest, MaskedName, PrintOutcome, QueueConfig};
 use crate::store::{Actor, AuditAction, AuditEntry, NewTicket, Store, TicketRow};
 
-fn api_error(code: ErrorCode, message: impl Into<String>) -> ApiError {
-    ApiError {
-        code,
-        message: message.into(),
-    }
-}
-
 /// A swiped card: the read's serial number (a card left on the reader by
 /// the previous customer is no swipe), its masked name, and the identity
 /// (zeroized on drop by its crate) with the read's evidence.
@@ -59,7 +52,7 @@ struct ValidityCheck {
 impl Shared {
     fn queue_config(&self) -> Result<&QueueConfig, ApiError> {
         self.config.queue.as_ref().ok_or_else(|| {
-            api_error(
+            ApiError::new(
                 ErrorCode::NotAllowed,
                 "this kiosk has no [queue] configured",
             )
@@ -67,9 +60,9 @@ impl Shared {
     }
 
     fn queue_store(&self) -> Result<Arc<Store>, ApiError> {
-        self.store
-            .clone()
-            .ok_or_else(|| api_error(ErrorCode::NotAllowed, "this kiosk has no store configured"))
+        self.store.clone().ok_or_else(|| {
+            ApiError::new(ErrorCode::NotAllowed, "this kiosk has no store configured")
+        })
     }
 
     async fn blocking_store<T, F>(&self, f: F) -> Result<T, ApiError>
@@ -80,13 +73,13 @@ impl Shared {
         let store = self.queue_store()?;
         tokio::task::spawn_blocking(move || f(&store))
             .await
-            .map_err(|e| api_error(ErrorCode::Internal, format!("store task failed: {e}")))?
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("store task failed: {e}")))?
             .map_err(|e| {
                 if e.is_store_unavailable() {
-                    api_error(ErrorCode::StoreUnavailable, e.to_string())
+                    ApiError::new(ErrorCode::StoreUnavailable, e.to_string())
                 } else {
                     tracing::error!(error = %e, "queue store failure");
-                    api_error(ErrorCode::Internal, e.to_string())
+                    ApiError::new(ErrorCode::Internal, e.to_string())
                 }
             })
     }
@@ -318,11 +311,11 @@ impl Shared {
         }
         let now = Utc::now();
         let request = flow::number_request(&config, &params.service, now)
-            .map_err(|e| api_error(ErrorCode::NotFound, e.to_string()))?;
+            .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
         let letter = config
             .service(&request.service_id)
             .map(|s| s.letter)
-            .ok_or_else(|| api_error(ErrorCode::NotFound, "unknown service"))?;
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "unknown service"))?;
         let ticket_id = Uuid::new_v4();
         let masked_name = card.as_ref().and_then(|c| c.masked_name.clone());
         let new = NewTicket {
@@ -357,7 +350,7 @@ impl Shared {
                 masked_name: masked_name.clone(),
             },
         )
-        .map_err(|e| api_error(ErrorCode::Internal, e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         // Print and (with a card) check the validity side by side: the
         // ticket never waits for the bank.
         let print = async {
@@ -404,9 +397,9 @@ impl Shared {
             Some(id) => self.blocking_store(move |s| s.ticket(&id)).await?,
             None => self.blocking_store(|s| s.last_ticket()).await?,
         }
-        .ok_or_else(|| api_error(ErrorCode::NotFound, "no such ticket"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such ticket"))?;
         let ticket_id = Uuid::parse_str(&row.ticket_id)
-            .map_err(|_| api_error(ErrorCode::Internal, "stored ticket id is not a UUID"))?;
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "stored ticket id is not a UUID"))?;
         let masked_name = row
             .masked_name
             .as_deref()
@@ -426,7 +419,7 @@ impl Shared {
                 masked_name: masked_name.clone(),
             },
         )
-        .map_err(|e| api_error(ErrorCode::NotFound, e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
         let row_for_count = row.clone();
         let ahead = self
             .blocking_store(move |s| s.waiting_ahead(&row_for_count))
@@ -451,11 +444,11 @@ impl Shared {
     pub async fn queue_call(&self, params: QueueServiceParams) -> Result<QueueCalled, ApiError> {
         let config = self.queue_config()?;
         let request = flow::number_request(config, &params.service, Utc::now())
-            .map_err(|e| api_error(ErrorCode::NotFound, e.to_string()))?;
+            .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
         let letter = config
             .service(&request.service_id)
             .map(|s| s.letter)
-            .ok_or_else(|| api_error(ErrorCode::NotFound, "unknown service"))?;
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "unknown service"))?;
         let asked = request.business_day;
         let now_ms = Utc::now().timestamp_millis();
         let (called, counts) = self

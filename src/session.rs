@@ -92,13 +92,6 @@ enum Command {
     Input(SessionInput, oneshot::Sender<SessionInfo>),
 }
 
-fn api_error(code: ErrorCode, message: impl Into<String>) -> ApiError {
-    ApiError {
-        code,
-        message: message.into(),
-    }
-}
-
 /// The flows' settings from the config.
 pub fn flow_settings(config: &crate::config::Config) -> FlowSettings {
     let s = &config.session;
@@ -148,33 +141,33 @@ impl Shared {
             "id_update" => Flow::Id(Box::new(IdUpdateFlow::new(settings))),
             "phone_change" => Flow::Phone(Box::new(PhoneFlow::new(settings))),
             other => {
-                return Err(api_error(
+                return Err(ApiError::new(
                     ErrorCode::BadRequest,
                     format!("unknown flow {other:?}: id_update or phone_change"),
                 ));
             }
         };
         if !self.has_readers() {
-            return Err(api_error(
+            return Err(ApiError::new(
                 ErrorCode::NoReader,
                 "this kiosk has no ID reader configured",
             ));
         }
         let Some(client) = self.session_client() else {
-            return Err(api_error(
+            return Err(ApiError::new(
                 ErrorCode::NotAllowed,
                 "this kiosk has no core bank configured",
             ));
         };
         if self.store.is_none() {
-            return Err(api_error(
+            return Err(ApiError::new(
                 ErrorCode::NotAllowed,
                 "this kiosk has no store configured",
             ));
         }
         let mut running = self.session.running();
         if running.as_ref().is_some_and(|tx| !tx.is_closed()) {
-            return Err(api_error(
+            return Err(ApiError::new(
                 ErrorCode::SessionActive,
                 "a customer session is already running",
             ));
@@ -244,7 +237,7 @@ impl Shared {
             .running()
             .clone()
             .filter(|tx| !tx.is_closed())
-            .ok_or_else(|| api_error(ErrorCode::NoSession, "no customer session is running"))?;
+            .ok_or_else(|| ApiError::new(ErrorCode::NoSession, "no customer session is running"))?;
         let (reply, answer) = oneshot::channel();
         if tx.send(Command::Input(input, reply)).await.is_err() {
             // It ended meanwhile: its end is the answer.
