@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use kiosk_device::Backoff;
 use kiosk_proto::{Client, ClientError, Request, SessionInput, TechnicianUnlockParams};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
@@ -82,7 +83,7 @@ async fn run(
     mut commands: UnboundedReceiver<Command>,
     stop: CancellationToken,
 ) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut was_connected = true;
     loop {
         let attempt = async {
@@ -95,7 +96,7 @@ async fn run(
         };
         match connected {
             Ok((events, requests)) => {
-                backoff = FIRST_BACKOFF;
+                backoff.reset();
                 was_connected = true;
                 let reason = tokio::select! {
                     _ = stop.cancelled() => return,
@@ -117,9 +118,8 @@ async fn run(
         while commands.try_recv().is_ok() {}
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
