@@ -32,7 +32,7 @@ use tokio_util::codec::{Decoder, FramedRead, FramedWrite, LinesCodec, LinesCodec
 
 use crate::Error;
 use crate::access::{Caller, Policy, Role, required_role};
-use crate::daemon::Shared;
+use crate::services::Services;
 use crate::technician::{PinCheck, PinGate};
 
 /// Lines (answers and events) queued for one client's writer.
@@ -130,20 +130,23 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, Error> {
 }
 
 /// Accept clients until shutdown; then wait for the open connections to close.
-pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Policy>) {
-    let max_clients = shared.config.api.max_clients;
+pub async fn serve(listener: UnixListener, services: Arc<Services>, policy: Arc<Policy>) {
+    let max_clients = services.config.api.max_clients;
     let slots = Arc::new(Semaphore::new(max_clients));
     // Read-only callers share what the customer UI and technicians leave:
     // however many connect, the UI and a technician always get in.
     let read_only_share = read_only_share(max_clients);
     let read_only_slots = Arc::new(Semaphore::new(read_only_share));
-    let pins = Arc::new(PinGate::with_store(&shared.config.ui, shared.store.clone()));
+    let pins = Arc::new(PinGate::with_store(
+        &services.config.ui,
+        services.changes.store().cloned(),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
     // Refusals are logged once per burst, not once per connection.
     let mut refusing = false;
     loop {
         let stream = tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
+            _ = services.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
@@ -175,7 +178,7 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Poli
             continue;
         };
         refusing = false;
-        let shared = shared.clone();
+        let services = services.clone();
         let pins = pins.clone();
         tracing::debug!(
             uid = caller.uid,
@@ -183,7 +186,7 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, policy: Arc<Poli
             "client connected"
         );
         tasks.spawn(async move {
-            handle_connection(stream, shared, caller, pins).await;
+            handle_connection(stream, services, caller, pins).await;
             drop(permit);
         });
         // Reap finished connections so the set does not grow.
@@ -244,14 +247,14 @@ fn refuse(stream: UnixStream, max_clients: usize, read_only_share: usize, role: 
 
 async fn handle_connection(
     stream: UnixStream,
-    shared: Arc<Shared>,
+    services: Arc<Services>,
     caller: Caller,
     pins: Arc<PinGate>,
 ) {
     let (r, w) = stream.into_split();
     let mut lines = FramedRead::new(r, RequestLines::new());
     let (out_tx, mut out_rx) = mpsc::channel::<String>(CLIENT_QUEUE);
-    let shutdown = shared.shutdown.clone();
+    let shutdown = services.shutdown.clone();
     let writer = tokio::spawn(async move {
         let mut sink = FramedWrite::new(w, LinesCodec::new());
         while let Some(line) = out_rx.recv().await {
@@ -271,10 +274,10 @@ async fn handle_connection(
     let mut forwarder: Option<tokio::task::JoinHandle<()>> = None;
     // The technician role a PIN gave this connection, until then.
     let mut elevated_until: Option<std::time::Instant> = None;
-    let idle_timeout = Duration::from_millis(shared.config.api.idle_timeout_ms);
+    let idle_timeout = Duration::from_millis(services.config.api.idle_timeout_ms);
     loop {
         let next = tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
+            _ = services.shutdown.cancelled() => break,
             next = lines.next() => next,
             // A read-only caller silent for a whole idle period gives its
             // slot back, unless it subscribed or waits for an answer.
@@ -381,10 +384,10 @@ async fn handle_connection(
         let mut request = request;
         match &mut request {
             Request::TechnicianUnlock(params) => {
-                let result = technician_unlock(&shared, &pins, caller.uid, &params.pin).await;
+                let result = technician_unlock(&services, &pins, caller.uid, &params.pin).await;
                 zeroize::Zeroize::zeroize(&mut params.pin);
                 if result.is_ok() {
-                    let valid = Duration::from_secs(shared.config.ui.technician_unlock_s);
+                    let valid = Duration::from_secs(services.config.ui.technician_unlock_s);
                     elevated_until = Some(std::time::Instant::now() + valid);
                 }
                 if out_tx.send(answer(id, result)).await.is_err() {
@@ -408,16 +411,16 @@ async fn handle_connection(
         if let Request::Subscribe = request {
             if forwarder.is_none() {
                 // Subscribe before answering so no event after the answer is missed.
-                let events = shared.subscribe();
+                let events = services.bus.subscribe();
                 let _ = out_tx
                     .send(answer(id, Ok(serde_json::json!({"subscribed": true}))))
                     .await;
-                let (resync_from, view_from) = (shared.clone(), shared.clone());
+                let (resync_from, view_from) = (services.clone(), services.clone());
                 forwarder = Some(tokio::spawn(forward_events(
                     events,
                     out_tx.clone(),
                     move || resync_from.session_resync(),
-                    move |ev| view_from.event_for(ev, caller.pid),
+                    move |ev| view_from.sessions.event_for(ev, caller.pid),
                 )));
             } else {
                 let _ = out_tx
@@ -430,25 +433,25 @@ async fn handle_connection(
         // keep talking; answers carry their id. At most MAX_IN_FLIGHT at
         // once: past that, this loop waits and reads nothing more.
         let permit = tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
+            _ = services.shutdown.cancelled() => break,
             permit = in_flight.clone().acquire_owned() => match permit {
                 Ok(p) => p,
                 Err(_) => break,
             },
         };
-        let shared = shared.clone();
+        let services = services.clone();
         let out = out_tx.clone();
         tokio::spawn(async move {
             // Held until the answer is queued (or the client is gone).
             let _permit = permit;
             if needed == Role::Technician {
                 let method = request.method();
-                if let Err(e) = shared.audit_technician(method, caller.uid).await {
+                if let Err(e) = services.changes.audit_technician(method, caller.uid).await {
                     let _ = out.send(answer(id, Err(e))).await;
                     return;
                 }
             }
-            let result = handle_request(request, &shared, caller).await;
+            let result = handle_request(request, &services, caller).await;
             let _ = out.send(answer(id, result)).await;
         });
     }
@@ -516,7 +519,7 @@ async fn send_event(out: &mpsc::Sender<String>, ev: &EventEnvelope) -> Result<()
 /// `technician_unlock`: check the PIN off the async threads (Argon2 is
 /// slow on purpose), audit the try, answer.
 async fn technician_unlock(
-    shared: &Arc<Shared>,
+    services: &Arc<Services>,
     pins: &Arc<PinGate>,
     uid: u32,
     pin: &str,
@@ -533,10 +536,10 @@ async fn technician_unlock(
         PinCheck::NotConfigured => "not_configured",
     };
     tracing::info!(uid, outcome, "technician PIN tried");
-    shared.audit_pin(outcome, uid).await?;
+    services.changes.audit_pin(outcome, uid).await?;
     match check {
         PinCheck::Right => to_value(kiosk_proto::TechnicianUnlocked {
-            valid_s: shared.config.ui.technician_unlock_s,
+            valid_s: services.config.ui.technician_unlock_s,
         }),
         PinCheck::Wrong {
             tries_left,
@@ -567,7 +570,7 @@ async fn technician_unlock(
 
 async fn handle_request(
     request: Request,
-    shared: &Arc<Shared>,
+    services: &Arc<Services>,
     caller: Caller,
 ) -> Result<serde_json::Value, ApiError> {
     match request {
@@ -576,11 +579,11 @@ async fn handle_request(
             ErrorCode::Internal,
             "technician_unlock and technician_lock change the connection",
         )),
-        Request::Hello => to_value(shared.hello()),
-        Request::Status => to_value(shared.status_full().await),
-        Request::Readers => to_value(shared.readers()),
+        Request::Hello => to_value(services.hello()),
+        Request::Status => to_value(services.status_full().await),
+        Request::Readers => to_value(services.readers.readers()),
         Request::ReadCard(params) => {
-            if !shared.has_readers() {
+            if !services.readers.has_readers() {
                 return Err(ApiError::new(
                     ErrorCode::NoReader,
                     "this kiosk has no ID reader configured",
@@ -590,8 +593,8 @@ async fn handle_request(
                 .timeout_ms
                 .unwrap_or(DEFAULT_READ_CARD_TIMEOUT_MS)
                 .min(MAX_READ_CARD_TIMEOUT_MS);
-            let mut events = shared.subscribe();
-            if let Some(current) = shared.take_current_card() {
+            let mut events = services.bus.subscribe();
+            if let Some(current) = services.readers.take_current_card() {
                 return to_value(current);
             }
             let wait = async {
@@ -606,7 +609,7 @@ async fn handle_request(
                                 },
                             ..
                         }) => {
-                            shared.hand_out(&reader);
+                            services.readers.hand_out(&reader);
                             return to_value(kiosk_proto::CardReadInfo {
                                 reader,
                                 identity,
@@ -633,28 +636,36 @@ async fn handle_request(
                 r = tokio::time::timeout(Duration::from_millis(timeout_ms), wait) => r.unwrap_or_else(|_| {
                     Err(ApiError::new(ErrorCode::Timeout, format!("no card read within {timeout_ms} ms")))
                 }),
-                _ = shared.shutdown.cancelled() => Err(ApiError::new(ErrorCode::ShuttingDown, "kioskd is stopping")),
+                _ = services.shutdown.cancelled() => Err(ApiError::new(ErrorCode::ShuttingDown, "kioskd is stopping")),
             }
         }
         Request::Subscribe => Ok(serde_json::json!({"subscribed": true})),
-        Request::SyncStatus => to_value(shared.sync_status().await?),
-        Request::SyncList(p) => to_value(shared.sync_list(p).await?),
-        Request::SyncRetry(p) => to_value(shared.sync_retry(p.change_id).await?),
-        Request::SyncRejected => to_value(shared.sync_rejected().await?),
-        Request::AuditVerify => to_value(shared.audit_verify().await?),
-        Request::Selftest(p) => to_value(shared.selftest(p).await),
-        Request::SubmitChange(p) => to_value(shared.submit_change(p).await?),
-        Request::QueueServices => to_value(shared.queue_services()?),
-        Request::QueueTake(p) => to_value(shared.queue_take(p).await?),
-        Request::QueueReprint(p) => to_value(shared.queue_reprint(p).await?),
-        Request::QueueCall(p) => to_value(shared.queue_call(p).await?),
-        Request::QueueStatus => to_value(shared.queue_status().await?),
-        Request::SessionStart(p) => to_value(shared.session_start(&p.flow, caller.pid).await?),
-        Request::SessionInput(p) => {
-            to_value(shared.session_for(shared.session_input(p.input).await?, caller.pid))
+        Request::SyncStatus => to_value(services.changes.sync_status().await?),
+        Request::SyncList(p) => to_value(services.changes.sync_list(p).await?),
+        Request::SyncRetry(p) => to_value(services.changes.sync_retry(p.change_id).await?),
+        Request::SyncRejected => to_value(services.changes.sync_rejected().await?),
+        Request::AuditVerify => to_value(services.changes.audit_verify().await?),
+        Request::Selftest(p) => to_value(services.selftest().run(p).await),
+        Request::SubmitChange(p) => to_value(services.changes.submit_change(p).await?),
+        Request::QueueServices => to_value(services.queue.queue_services()?),
+        Request::QueueTake(p) => to_value(services.queue.queue_take(p).await?),
+        Request::QueueReprint(p) => to_value(services.queue.queue_reprint(p).await?),
+        Request::QueueCall(p) => to_value(services.queue.queue_call(p).await?),
+        Request::QueueStatus => to_value(services.queue.queue_status().await?),
+        Request::SessionStart(p) => {
+            to_value(services.sessions.session_start(&p.flow, caller.pid).await?)
         }
-        Request::SessionCancel => to_value(shared.session_cancel().await?),
-        Request::SessionState => to_value(shared.session_for(shared.session_state(), caller.pid)),
+        Request::SessionInput(p) => to_value(
+            services
+                .sessions
+                .session_for(services.sessions.session_input(p.input).await?, caller.pid),
+        ),
+        Request::SessionCancel => to_value(services.sessions.session_cancel().await?),
+        Request::SessionState => to_value(
+            services
+                .sessions
+                .session_for(services.sessions.session_state(), caller.pid),
+        ),
     }
 }
 

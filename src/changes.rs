@@ -1,19 +1,23 @@
-//! Confirmed changes in the daemon: recording them durably (rule C1), the
-//! sync worker that delivers them (rule C2), and what the local API shows
-//! of the outbox and the audit trail.
+//! The [`Changes`] service: confirmed changes recorded durably (rule C1),
+//! the sync worker that delivers them (rule C2), the link to the core bank
+//! (its one client, made once and shared by handle), the audit trail, and
+//! what the local API shows of the outbox.
 //!
 //! The store is synchronous (SQLite); every call runs on tokio's blocking
 //! pool so the API and the devices never wait on a disk flush.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use kiosk_corebank::{ChangeKind, ChangeRequest, CoreBankClient, Source};
 use kiosk_proto::{
     ApiError, AuditReport, ChangeSummary, ErrorCode, Event, SubmitChangeParams, SubmittedChange,
     SyncListParams, SyncStatusInfo,
 };
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::daemon::Shared;
+use crate::bus::Bus;
+use crate::config::Config;
 use crate::store::{self, Actor, AuditNote, ChangeState, ListFilter, Store};
 use crate::sync::{self, SyncEvent, SyncOptions, SystemClock};
 
@@ -48,19 +52,122 @@ fn store_error(e: crate::Error) -> ApiError {
     }
 }
 
-impl Shared {
-    fn store(&self) -> Result<Arc<Store>, ApiError> {
+/// The changes service.
+#[derive(Debug)]
+pub struct Changes {
+    config: Arc<Config>,
+    bus: Arc<Bus>,
+    /// The local database (outbox, audit trail, queue counters), if configured.
+    store: Option<Arc<Store>>,
+    /// Wakes the sync worker when a change is committed or retried.
+    wake: Arc<tokio::sync::Notify>,
+    link: Mutex<LinkState>,
+    /// The core-bank client for the flows' calls (made on first use).
+    client: OnceLock<Option<CoreBankClient>>,
+}
+
+impl Changes {
+    pub fn new(config: Arc<Config>, store: Option<Arc<Store>>, bus: Arc<Bus>) -> Changes {
+        Changes {
+            config,
+            bus,
+            store,
+            wake: Arc::new(tokio::sync::Notify::new()),
+            link: Mutex::new(LinkState::default()),
+            client: OnceLock::new(),
+        }
+    }
+
+    /// The store, if the kiosk has one.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
+    }
+
+    pub(crate) fn require_store(&self) -> Result<Arc<Store>, ApiError> {
         self.store.clone().ok_or_else(|| {
             ApiError::new(ErrorCode::NotAllowed, "this kiosk has no store configured")
         })
     }
 
-    async fn with_store<T, F>(&self, f: F) -> Result<T, ApiError>
+    /// The core-bank client for lookups, answers and codes (`None`: no
+    /// `[corebank]`, or a client that cannot be made, logged once).
+    pub fn bank_client(&self) -> Option<CoreBankClient> {
+        self.client
+            .get_or_init(|| {
+                let bank = self.config.corebank.as_ref()?;
+                match CoreBankClient::new(bank, &self.config.kiosk.id) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::error!(error = %e, "core bank client unavailable");
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
+
+    /// The core-bank link as last seen.
+    pub fn link(&self) -> LinkState {
+        self.link_mut().clone()
+    }
+
+    fn link_mut(&self) -> MutexGuard<'_, LinkState> {
+        self.link.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Record reachability; emit an event when it changes.
+    pub(crate) fn set_link(&self, reachable: bool, detail: Option<String>) {
+        let changed = {
+            let mut link = self.link_mut();
+            let changed = link.reachable != Some(reachable);
+            link.reachable = Some(reachable);
+            link.detail = detail.clone();
+            changed
+        };
+        if changed {
+            tracing::info!(
+                reachable,
+                detail = detail.as_deref().unwrap_or(""),
+                "core bank link"
+            );
+            self.bus.emit(Event::CoreBankLink { reachable, detail });
+        }
+    }
+
+    /// The sync backlog and the store filesystem's (free, total) bytes
+    /// (`None` without a store).
+    pub async fn backlog_and_disk(&self) -> Option<(Option<u64>, Option<(u64, u64)>)> {
+        let store = self.store.clone()?;
+        tokio::task::spawn_blocking(move || {
+            let backlog = store.sync_status(now_ms()).ok().map(|s| s.pending);
+            let dir = store
+                .path()
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_else(|| std::path::PathBuf::from("."));
+            // The field types differ between targets (u32 or u64).
+            #[allow(clippy::unnecessary_cast)]
+            let disk = nix::sys::statvfs::statvfs(&dir).ok().map(|v| {
+                let frag = v.fragment_size() as u64;
+                (
+                    (v.blocks_available() as u64).saturating_mul(frag),
+                    (v.blocks() as u64).saturating_mul(frag),
+                )
+            });
+            (backlog, disk)
+        })
+        .await
+        .ok()
+    }
+
+    /// Run `f` on the store on tokio's blocking pool.
+    pub(crate) async fn with_store<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, crate::Error> + Send + 'static,
     {
-        let store = self.store()?;
+        let store = self.require_store()?;
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("store task failed: {e}")))?
@@ -102,7 +209,7 @@ impl Shared {
             .with_store(move |s| s.commit_change(&change, note))
             .await?;
         tracing::info!(change_id = %stored.change_id, kind = kind_name, "change recorded");
-        self.emit(Event::ChangeRecorded {
+        self.bus.emit(Event::ChangeRecorded {
             change_id: stored.change_id.clone(),
             kind: kind_name.into(),
         });
@@ -189,38 +296,39 @@ impl Shared {
         Ok(summary(c))
     }
 
-    /// Audit a technician's call of a technician-only method (actor
-    /// technician, the method and uid in the detail). Without a store the
-    /// kiosk keeps no audit trail and nothing is recorded.
-    pub async fn audit_technician(&self, method: &'static str, uid: u32) -> Result<(), ApiError> {
+    /// Append an audit record (masked data only: rule S3). Without a store
+    /// the kiosk keeps no audit trail and nothing is recorded.
+    pub async fn audit(&self, entry: store::AuditEntry) -> Result<(), ApiError> {
         if self.store.is_none() {
             return Ok(());
         }
-        let entry = store::AuditEntry {
+        self.with_store(move |s| s.audit_append(&entry).map(|_| ()))
+            .await
+    }
+
+    /// Audit a technician's call of a technician-only method (actor
+    /// technician, the method and uid in the detail).
+    pub async fn audit_technician(&self, method: &'static str, uid: u32) -> Result<(), ApiError> {
+        self.audit(store::AuditEntry {
             at_ms: now_ms(),
             actor: Actor::Technician,
             action: store::AuditAction::TechnicianRequest,
             subject: None,
             detail: format!("method={method} uid={uid}"),
-        };
-        self.with_store(move |s| s.audit_append(&entry).map(|_| ()))
-            .await
+        })
+        .await
     }
 
     /// A technician PIN was tried at the UI: right or wrong, never the PIN.
     pub async fn audit_pin(&self, outcome: &'static str, uid: u32) -> Result<(), ApiError> {
-        if self.store.is_none() {
-            return Ok(());
-        }
-        let entry = store::AuditEntry {
+        self.audit(store::AuditEntry {
             at_ms: now_ms(),
             actor: Actor::Technician,
             action: store::AuditAction::TechnicianPin,
             subject: None,
             detail: format!("outcome={outcome} uid={uid}"),
-        };
-        self.with_store(move |s| s.audit_append(&entry).map(|_| ()))
-            .await
+        })
+        .await
     }
 
     pub async fn audit_verify(&self) -> Result<AuditReport, ApiError> {
@@ -244,7 +352,7 @@ impl Shared {
                 let outcome = delivery(status);
                 tracing::info!(%change_id, %outcome, %core_ref, replayed, "change delivered");
                 self.set_link(true, None);
-                self.emit(Event::ChangeDelivered {
+                self.bus.emit(Event::ChangeDelivered {
                     change_id,
                     outcome,
                     core_ref,
@@ -256,7 +364,7 @@ impl Shared {
                 message,
             } => {
                 tracing::warn!(%change_id, %code, %message, "change rejected by the core bank");
-                self.emit(Event::ChangeRejected {
+                self.bus.emit(Event::ChangeRejected {
                     change_id,
                     code,
                     message,
@@ -269,7 +377,7 @@ impl Shared {
             } => {
                 tracing::info!(%change_id, at_ms, %reason, "delivery will be retried");
             }
-            SyncEvent::Purged { count } => self.emit(Event::PayloadsPurged {
+            SyncEvent::Purged { count } => self.bus.emit(Event::PayloadsPurged {
                 count: count as u64,
             }),
             SyncEvent::CoreBankLink { reachable, detail } => self.set_link(reachable, detail),
@@ -306,24 +414,51 @@ pub async fn open_store(
     Ok(Some(Arc::new(store)))
 }
 
-/// Start the sync worker when the kiosk has a store and a core bank.
-pub fn start_sync(
-    shared: &Arc<Shared>,
-) -> Result<Option<tokio::task::JoinHandle<()>>, crate::Error> {
-    let (Some(store), Some(bank), Some(store_section)) = (
-        shared.store.clone(),
-        shared.config.corebank.as_ref(),
-        shared.config.store.as_ref(),
-    ) else {
-        return Ok(None);
-    };
-    let client = CoreBankClient::new(bank, &shared.config.kiosk.id)
-        .map_err(|e| crate::Error::CoreBank(e.to_string()))?;
-    // Learn the clock skew once at start; the worker reports reachability.
-    let health_client = client.clone();
-    let health_shared = shared.clone();
-    tokio::spawn(async move {
-        match health_client.health().await {
+impl Changes {
+    /// Start the sync worker (on `tasks`) when the kiosk has a store and a
+    /// core bank; it stops when `shutdown` is cancelled.
+    pub fn start_sync(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Result<(), crate::Error> {
+        let (Some(store), Some(bank), Some(store_section)) = (
+            self.store.clone(),
+            self.config.corebank.as_ref(),
+            self.config.store.as_ref(),
+        ) else {
+            return Ok(());
+        };
+        let client = CoreBankClient::new(bank, &self.config.kiosk.id)
+            .map_err(|e| crate::Error::CoreBank(e.to_string()))?;
+        let options = SyncOptions::from_config(&self.config.sync, store_section);
+        let (changes, wake) = (self.clone(), self.wake.clone());
+        tasks.spawn(async move {
+            // Learn the clock skew once at start, beside the worker (which
+            // reports reachability from then on).
+            let health = async {
+                tokio::select! {
+                    _ = changes.check_health(&client) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            };
+            let events = changes.clone();
+            let worker = sync::run(
+                store,
+                client.clone(),
+                wake,
+                shutdown.clone(),
+                SystemClock,
+                options,
+                move |event| events.on_sync_event(event),
+            );
+            tokio::join!(health, worker);
+        });
+        Ok(())
+    }
+
+    async fn check_health(&self, client: &CoreBankClient) {
+        match client.health().await {
             Ok(h) => {
                 if h.skew_exceeds_limit {
                     tracing::error!(
@@ -331,25 +466,13 @@ pub fn start_sync(
                         "CLOCK SKEW with the core bank exceeds the limit"
                     );
                 }
-                let mut link = health_shared.link_mut();
+                let mut link = self.link_mut();
                 link.clock_skew_ms = Some(-h.skew_ms);
                 link.reachable.get_or_insert(true);
             }
-            Err(e) => health_shared.set_link(false, Some(e.to_string())),
+            Err(e) => self.set_link(false, Some(e.to_string())),
         }
-    });
-    let options = SyncOptions::from_config(&shared.config.sync, store_section);
-    let events = shared.clone();
-    let task = tokio::spawn(sync::run(
-        store,
-        client,
-        shared.wake.clone(),
-        shared.shutdown.clone(),
-        SystemClock,
-        options,
-        move |event| events.on_sync_event(event),
-    ));
-    Ok(Some(task))
+    }
 }
 
 /// The bank's status of a delivered change, as the local API says it.

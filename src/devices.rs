@@ -5,22 +5,21 @@
 //! events, and restarts the device if its thread ever ends while the
 //! daemon runs.
 
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kiosk_device::Backoff;
-use kiosk_idreader::{ReaderConfig, ReaderDevice, ReaderEvent, ReaderHandle};
+use kiosk_idreader::{ReaderConfig, ReaderDevice, ReaderHandle};
 use kiosk_proto::DeviceState;
+use tokio_util::sync::CancellationToken;
 
-use crate::daemon::Shared;
+use crate::readers::{Readers, Slot};
 
 /// Shortest wait before restarting a device whose thread ended...
 const MIN_RESTART_DELAY: Duration = Duration::from_millis(250);
 /// ...and the longest.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
-
-pub(crate) type Slot = Arc<Mutex<Option<ReaderHandle>>>;
 
 /// The running devices.
 #[derive(Debug)]
@@ -29,23 +28,25 @@ pub struct Devices {
     supervisors: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// Start every configured reader.
-pub fn start(shared: Arc<Shared>) -> Devices {
+/// Start every configured reader, each under its supervisor thread; their
+/// events go to `readers`.
+pub fn start(
+    configs: &[ReaderConfig],
+    readers: &Arc<Readers>,
+    shutdown: &CancellationToken,
+) -> Devices {
     let mut slots = Vec::new();
     let mut supervisors = Vec::new();
-    for config in shared.config.readers.clone() {
-        let slot: Slot = Arc::new(Mutex::new(None));
-        shared
-            .reader_slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(config.name.clone(), slot.clone());
-        let (shared, thread_slot) = (shared.clone(), slot.clone());
+    for config in configs.iter().cloned() {
+        let Some(slot) = readers.slot(&config.name).cloned() else {
+            continue;
+        };
+        let (readers, thread_slot, shutdown) = (readers.clone(), slot.clone(), shutdown.clone());
         let runtime = tokio::runtime::Handle::current();
         let name = format!("supervise-{}", config.name);
         let spawned = std::thread::Builder::new()
             .name(name)
-            .spawn(move || supervise(config, shared, thread_slot, runtime));
+            .spawn(move || supervise(config, readers, thread_slot, shutdown, runtime));
         match spawned {
             Ok(t) => supervisors.push(t),
             Err(e) => tracing::error!(error = %e, "cannot start a reader supervisor"),
@@ -79,16 +80,17 @@ fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Option<ReaderHandle>> {
 
 fn supervise(
     config: ReaderConfig,
-    shared: Arc<Shared>,
+    readers: Arc<Readers>,
     slot: Slot,
+    shutdown: CancellationToken,
     runtime: tokio::runtime::Handle,
 ) {
     let reader = config.name.clone();
     let lifecycle = Lifecycle {
-        stopping: || shared.shutdown.is_cancelled(),
+        stopping: || shutdown.is_cancelled(),
         wait: |delay| {
             // Wait, but wake at once on shutdown.
-            let _ = runtime.block_on(tokio::time::timeout(delay, shared.shutdown.cancelled()));
+            let _ = runtime.block_on(tokio::time::timeout(delay, shutdown.cancelled()));
         },
     };
     run_supervised(
@@ -96,7 +98,7 @@ fn supervise(
         &lifecycle,
         |tx| {
             let mut guard = lock(&slot);
-            if shared.shutdown.is_cancelled() {
+            if shutdown.is_cancelled() {
                 return Ok(false);
             }
             // Checked at config load; a failure here is permanent.
@@ -108,8 +110,8 @@ fn supervise(
                 h.stop();
             }
         },
-        |event| apply(&shared, &reader, event),
-        |state, detail| shared.set_device_state(&reader, state, Some(detail)),
+        |event| readers.apply(&reader, event),
+        |state, detail| readers.set_device_state(&reader, state, Some(detail)),
     );
 }
 
@@ -170,24 +172,6 @@ pub(crate) fn run_supervised<E>(
         if (lifecycle.stopping)() {
             return;
         }
-    }
-}
-
-fn apply(shared: &Shared, reader: &str, event: ReaderEvent) {
-    match event {
-        ReaderEvent::State { state, detail, .. } => shared.set_device_state(reader, state, detail),
-        ReaderEvent::Attached { .. } => shared.set_attached(reader, true),
-        ReaderEvent::Detached { .. } => shared.set_attached(reader, false),
-        ReaderEvent::CardPresent { .. } => shared.card_present(reader, true),
-        ReaderEvent::CardAbsent { .. } => shared.card_present(reader, false),
-        ReaderEvent::CardRead { read, started, .. } => {
-            let read_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            shared.card_read(reader, read, read_ms);
-        }
-        ReaderEvent::ReadFailed { reason, .. } => {
-            shared.read_failed(reader, reason.code, &reason.message)
-        }
-        ReaderEvent::SamId { sam_id, .. } => shared.set_sam_id(reader, sam_id),
     }
 }
 

@@ -28,6 +28,7 @@
 
 pub mod access;
 pub mod api;
+pub mod bus;
 pub mod changes;
 pub mod config;
 pub mod daemon;
@@ -39,7 +40,9 @@ pub mod masking;
 pub mod metrics;
 pub mod printer;
 pub mod queue;
+pub mod readers;
 pub mod selftest;
+pub mod services;
 pub mod session;
 pub mod store;
 pub mod sync;

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -15,9 +17,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use kiosk_proto::{DeviceState, Event};
-
-use crate::daemon::Shared;
+use kiosk_proto::{DeviceState, Event, StatusInfo, SyncStatusInfo};
+use tokio_util::sync::CancellationToken;
 
 /// Upper bounds (ms) of the card-read latency histogram's buckets.
 const READ_BUCKETS_MS: [u64; 10] = [50, 100, 200, 300, 500, 750, 1000, 2000, 5000, 10000];
@@ -99,10 +100,24 @@ const STATES: [DeviceState; 6] = [
     DeviceState::Busy,
 ];
 
+/// What a scrape reads from the daemon's services.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub status: StatusInfo,
+    /// `None` without a store (or when it cannot answer).
+    pub sync: Option<SyncStatusInfo>,
+    /// The store is open, if one is configured.
+    pub store_ok: bool,
+}
+
+/// How the endpoint takes a [`Snapshot`] (given by the daemon, so this
+/// module knows no service).
+pub type SnapshotFn = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Snapshot> + Send>> + Send + Sync>;
+
 /// The exposition text.
-pub async fn render(shared: &Shared, metrics: &Metrics) -> String {
+pub fn render(snapshot: &Snapshot, metrics: &Metrics) -> String {
     let mut out = String::new();
-    let status = shared.status();
+    let status = &snapshot.status;
     out.push_str("# HELP kiosk_up kioskd is running.\n# TYPE kiosk_up gauge\nkiosk_up 1\n");
     let _ = writeln!(
         out,
@@ -186,9 +201,7 @@ pub async fn render(shared: &Shared, metrics: &Metrics) -> String {
             );
         }
     }
-    if shared.store.is_some()
-        && let Ok(s) = shared.sync_status().await
-    {
+    if let Some(s) = &snapshot.sync {
         let _ = writeln!(
             out,
             "# HELP kiosk_sync_backlog Changes not yet acknowledged by the core bank.\n# TYPE kiosk_sync_backlog gauge\nkiosk_sync_backlog {}",
@@ -215,9 +228,9 @@ pub async fn render(shared: &Shared, metrics: &Metrics) -> String {
     out
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct AppState {
-    shared: Arc<Shared>,
+    snapshot: SnapshotFn,
     metrics: Arc<Metrics>,
 }
 
@@ -227,7 +240,7 @@ async fn metrics_handler(State(app): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(&app.shared, &app.metrics).await,
+        render(&(app.snapshot)().await, &app.metrics),
     )
 }
 
@@ -236,7 +249,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(app): State<AppState>) -> (StatusCode, String) {
-    let store_ok = app.shared.config.store.is_none() || app.shared.store.is_some();
+    let store_ok = (app.snapshot)().await.store_ok;
     let api_ok = app.metrics.api_listening.load(Ordering::SeqCst);
     let body = format!("store {}\napi {}\n", ok(store_ok), ok(api_ok));
     if store_ok && api_ok {
@@ -258,13 +271,17 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, crate::Er
 }
 
 /// Serve the endpoints until shutdown.
-pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, metrics: Arc<Metrics>) {
-    let shutdown = shared.shutdown.clone();
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    snapshot: SnapshotFn,
+    shutdown: CancellationToken,
+) {
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(AppState { shared, metrics });
+        .with_state(AppState { snapshot, metrics });
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

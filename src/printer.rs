@@ -2,15 +2,24 @@
 //! thread, which reopens the port by its path after an unplug), supervised
 //! and restarted like the readers, whose events become the printer's state
 //! in `status` and `device_state` events.
-//! The handle is kept in [`Shared`] for printing (rule Q4: faults show in
-//! `kioskctl status`; paper near end is a warning for the technician).
+//! The [`Printer`] service owns the running printer's handle and its
+//! state, and prints tickets and slips for the queue and the sessions
+//! (rule Q4: faults show in `kioskctl status`; paper near end is a warning
+//! for the technician).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use kiosk_escpos::{PrinterDevice, PrinterEvent, Warning};
-use kiosk_proto::DeviceState;
+use kiosk_escpos::{
+    Document, EscposError, Printed, PrinterDevice, PrinterEvent, PrinterHandle, Warning,
+};
+use kiosk_proto::{DeviceInfo, DeviceState, Event};
+use tokio_util::sync::CancellationToken;
 
-use crate::daemon::Shared;
+use crate::bus::Bus;
+use crate::config::PrinterSection;
+use crate::devices::{Lifecycle, run_supervised};
+use crate::flows::queue::PrintOutcome;
 
 /// What the daemon knows of the printer.
 #[derive(Debug, Clone)]
@@ -52,87 +61,142 @@ pub fn warning_text(w: Warning) -> &'static str {
     }
 }
 
-/// Start the configured printer, if any, under its supervisor thread
-/// (restarted like the readers, [`crate::devices::run_supervised`]); the
-/// running printer's handle is kept in `shared`.
-pub fn start(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>> {
-    let section = shared.config.printer.clone()?;
-    let shared = shared.clone();
-    let runtime = tokio::runtime::Handle::current();
-    let spawned = std::thread::Builder::new()
-        .name(format!("supervise-{}", section.name))
-        .spawn(move || {
-            let lifecycle = crate::devices::Lifecycle {
-                stopping: || shared.shutdown.is_cancelled(),
-                wait: |delay| {
-                    let _ =
-                        runtime.block_on(tokio::time::timeout(delay, shared.shutdown.cancelled()));
-                },
-            };
-            let starting = &shared;
-            crate::devices::run_supervised(
-                &section.name,
-                &lifecycle,
-                |tx| {
-                    let mut slot = starting.printer_slot();
-                    if starting.shutdown.is_cancelled() {
-                        return Ok(false);
-                    }
-                    let handle =
-                        PrinterDevice::spawn(section.name.clone(), section.driver_config(), tx)
-                            .map_err(|e| e.to_string())?;
-                    *slot = Some(Arc::new(handle));
-                    Ok(true)
-                },
-                || retire(starting.take_printer_handle()),
-                |event| shared.printer_event(event),
-                |state, detail| {
-                    tracing::error!(printer = %section.name, detail, "printer");
-                    shared.printer_event(PrinterEvent::State {
-                        printer: section.name.clone(),
-                        state,
-                        detail: Some(detail),
-                    });
-                },
-            );
-        });
-    match spawned {
-        Ok(t) => Some(t),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the printer's supervisor");
-            None
+/// The printer service: the configured ticket printer (if any), its state
+/// and its running handle.
+#[derive(Debug)]
+pub struct Printer {
+    bus: Arc<Bus>,
+    section: Option<PrinterSection>,
+    state: Mutex<Option<PrinterState>>,
+    /// The running printer (its supervisor puts each new handle in).
+    handle: Mutex<Option<Arc<PrinterHandle>>>,
+    shutdown: CancellationToken,
+}
+
+impl Printer {
+    pub fn new(
+        section: Option<PrinterSection>,
+        bus: Arc<Bus>,
+        shutdown: CancellationToken,
+    ) -> Printer {
+        Printer {
+            bus,
+            state: Mutex::new(section.as_ref().map(|p| PrinterState::new(&p.name))),
+            section,
+            handle: Mutex::new(None),
+            shutdown,
         }
     }
-}
 
-/// Stop a printer's device loop (waits for a print in progress; a print
-/// still holding it stops it when done).
-fn retire(handle: Option<Arc<kiosk_escpos::PrinterHandle>>) {
-    if let Some(handle) = handle {
-        match Arc::try_unwrap(handle) {
-            Ok(h) => h.stop(),
-            Err(shared_handle) => drop(shared_handle),
+    fn state_mut(&self) -> MutexGuard<'_, Option<PrinterState>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn slot(&self) -> MutexGuard<'_, Option<Arc<PrinterHandle>>> {
+        self.handle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the kiosk has a printer configured.
+    pub fn configured(&self) -> bool {
+        self.section.is_some()
+    }
+
+    /// The printer's state as last reported.
+    pub fn state(&self) -> Option<PrinterState> {
+        self.state_mut().clone()
+    }
+
+    /// The printer as a device of `status`.
+    pub fn device(&self) -> Option<DeviceInfo> {
+        self.state().map(|p| DeviceInfo {
+            detail: p.detail(),
+            name: p.name,
+            kind: "printer".into(),
+            state: p.state,
+            last_error: p.last_error,
+            sam_id: None,
+        })
+    }
+
+    /// The running printer, if any.
+    pub fn handle(&self) -> Option<Arc<PrinterHandle>> {
+        self.slot().clone()
+    }
+
+    /// Keep `detail` as the printer's last error (a print that failed).
+    pub(crate) fn note_error(&self, detail: &str) {
+        if let Some(p) = self.state_mut().as_mut() {
+            p.last_error = Some(detail.to_string());
         }
     }
-}
 
-/// Stop the printer and its supervisor (the daemon is stopping).
-pub async fn stop(shared: &Arc<Shared>, supervisor: Option<std::thread::JoinHandle<()>>) {
-    let handle = shared.take_printer_handle();
-    let _ = tokio::task::spawn_blocking(move || {
-        retire(handle);
-        if let Some(t) = supervisor {
-            let _ = t.join();
+    /// Start the configured printer, if any, under its supervisor thread
+    /// (restarted like the readers, [`run_supervised`]).
+    pub fn start(self: &Arc<Self>) -> Option<std::thread::JoinHandle<()>> {
+        let section = self.section.clone()?;
+        let printer = self.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let spawned = std::thread::Builder::new()
+            .name(format!("supervise-{}", section.name))
+            .spawn(move || {
+                let lifecycle = Lifecycle {
+                    stopping: || printer.shutdown.is_cancelled(),
+                    wait: |delay| {
+                        let _ = runtime
+                            .block_on(tokio::time::timeout(delay, printer.shutdown.cancelled()));
+                    },
+                };
+                run_supervised(
+                    &section.name,
+                    &lifecycle,
+                    |tx| {
+                        let mut slot = printer.slot();
+                        if printer.shutdown.is_cancelled() {
+                            return Ok(false);
+                        }
+                        let handle =
+                            PrinterDevice::spawn(section.name.clone(), section.driver_config(), tx)
+                                .map_err(|e| e.to_string())?;
+                        *slot = Some(Arc::new(handle));
+                        Ok(true)
+                    },
+                    || retire(printer.slot().take()),
+                    |event| printer.apply(event),
+                    |state, detail| {
+                        tracing::error!(printer = %section.name, detail, "printer");
+                        printer.apply(PrinterEvent::State {
+                            printer: section.name.clone(),
+                            state,
+                            detail: Some(detail),
+                        });
+                    },
+                );
+            });
+        match spawned {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the printer's supervisor");
+                None
+            }
         }
-    })
-    .await;
-}
+    }
 
-impl Shared {
-    /// Apply one printer event (called on the printer's thread).
-    pub(crate) fn printer_event(&self, event: PrinterEvent) {
+    /// Stop the printer and its supervisor (the daemon is stopping).
+    pub async fn stop(&self, supervisor: Option<std::thread::JoinHandle<()>>) {
+        let handle = self.slot().take();
+        let _ = tokio::task::spawn_blocking(move || {
+            retire(handle);
+            if let Some(t) = supervisor {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+
+    /// Apply one printer event (called on the printer's supervisor thread).
+    fn apply(&self, event: PrinterEvent) {
         let changed = {
-            let mut slot = self.printer_state_mut();
+            let mut slot = self.state_mut();
             let Some(p) = slot.as_mut() else {
                 return;
             };
@@ -159,11 +223,60 @@ impl Shared {
         };
         if let Some((name, (state, detail))) = changed {
             tracing::info!(printer = %name, %state, detail = detail.as_deref().unwrap_or(""), "device state");
-            self.emit(kiosk_proto::Event::DeviceState {
+            self.bus.emit(Event::DeviceState {
                 device: name,
                 state,
                 detail,
             });
+        }
+    }
+
+    /// Print a customer's receipt (rule P6): the slip API of the customer
+    /// flows. Every value on the slip must already be masked.
+    pub async fn print_slip(&self, slip: &kiosk_escpos::Slip) -> PrintOutcome {
+        self.print(slip.document()).await
+    }
+
+    /// Print `document` (blocking pool, bounded wait).
+    pub async fn print(&self, document: Result<Document, EscposError>) -> PrintOutcome {
+        let Some(handle) = self.handle() else {
+            return PrintOutcome::NotPrinted {
+                fault: None,
+                reason: "no printer configured".into(),
+            };
+        };
+        let document = match document {
+            Ok(d) => d,
+            Err(e) => {
+                return PrintOutcome::NotPrinted {
+                    fault: None,
+                    reason: e.to_string(),
+                };
+            }
+        };
+        let timeout = self
+            .section
+            .as_ref()
+            .map(|p| {
+                let c = p.driver_config();
+                c.write_timeout() + c.status_timeout() * 4 + Duration::from_secs(2)
+            })
+            .unwrap_or(Duration::from_secs(10));
+        let result: Result<Printed, EscposError> =
+            tokio::task::spawn_blocking(move || handle.print(document, timeout))
+                .await
+                .unwrap_or(Err(EscposError::DeviceStopped));
+        PrintOutcome::from_result(&result)
+    }
+}
+
+/// Stop a printer's device loop (waits for a print in progress; a print
+/// still holding it stops it when done).
+fn retire(handle: Option<Arc<PrinterHandle>>) {
+    if let Some(handle) = handle {
+        match Arc::try_unwrap(handle) {
+            Ok(h) => h.stop(),
+            Err(shared_handle) => drop(shared_handle),
         }
     }
 }

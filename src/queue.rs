@@ -5,11 +5,10 @@
 //! printing), the printer, the core bank.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kiosk_corebank::{CardEvidence, CoreBankClient};
-use kiosk_escpos::{EscposError, Printed, QueueTicket};
+use kiosk_corebank::CardEvidence;
+use kiosk_escpos::QueueTicket;
 use kiosk_idcard::Identity;
 use kiosk_proto::{
     ApiError, ErrorCode, Event, QueueCalled, QueueReprintParams, QueueServiceInfo,
@@ -18,9 +17,13 @@ use kiosk_proto::{
 };
 use uuid::Uuid;
 
-use crate::daemon::Shared;
+use crate::bus::Bus;
+use crate::changes::Changes;
+use crate::config::Config;
 use crate::flows::id_rules::ValidityDecision;
 use crate::flows::queue::{self as flow, IssueRequest, MaskedName, PrintOutcome, QueueConfig};
+use crate::printer::Printer;
+use crate::readers::Readers;
 use crate::store::{Actor, AuditAction, AuditEntry, NewTicket, Store, TicketRow};
 
 /// A swiped card: the read's serial number (a card left on the reader by
@@ -49,7 +52,47 @@ struct ValidityCheck {
     change_id: Option<String>,
 }
 
-impl Shared {
+/// The queue machine's turn: tickets are numbered and printed one at a
+/// time, in order.
+#[derive(Debug, Default)]
+struct QueueTurn {
+    /// The card read the last ticket used (rule Q3: a card left on the
+    /// reader is not the next customer's swipe).
+    last_swipe_used: Option<u64>,
+}
+
+/// The queue service: it numbers (through the store), prints (through the
+/// printer) and, on a swipe, checks the card (through the readers and the
+/// core bank).
+#[derive(Debug)]
+pub struct Queue {
+    config: Arc<Config>,
+    bus: Arc<Bus>,
+    readers: Arc<Readers>,
+    printer: Arc<Printer>,
+    changes: Arc<Changes>,
+    /// Serialises ticket issuing (numbering, waiting ahead, printing order).
+    turn: tokio::sync::Mutex<QueueTurn>,
+}
+
+impl Queue {
+    pub fn new(
+        config: Arc<Config>,
+        bus: Arc<Bus>,
+        readers: Arc<Readers>,
+        printer: Arc<Printer>,
+        changes: Arc<Changes>,
+    ) -> Queue {
+        Queue {
+            config,
+            bus,
+            readers,
+            printer,
+            changes,
+            turn: tokio::sync::Mutex::default(),
+        }
+    }
+
     fn queue_config(&self) -> Result<&QueueConfig, ApiError> {
         self.config.queue.as_ref().ok_or_else(|| {
             ApiError::new(
@@ -59,29 +102,12 @@ impl Shared {
         })
     }
 
-    fn queue_store(&self) -> Result<Arc<Store>, ApiError> {
-        self.store.clone().ok_or_else(|| {
-            ApiError::new(ErrorCode::NotAllowed, "this kiosk has no store configured")
-        })
-    }
-
     async fn blocking_store<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, crate::Error> + Send + 'static,
     {
-        let store = self.queue_store()?;
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("store task failed: {e}")))?
-            .map_err(|e| {
-                if e.is_store_unavailable() {
-                    ApiError::new(ErrorCode::StoreUnavailable, e.to_string())
-                } else {
-                    tracing::error!(error = %e, "queue store failure");
-                    ApiError::new(ErrorCode::Internal, e.to_string())
-                }
-            })
+        self.changes.with_store(f).await
     }
 
     /// `queue_services`.
@@ -101,30 +127,16 @@ impl Shared {
 
     fn swiped_card(&self) -> Option<SwipedCard> {
         let masking = self.config.masking;
-        self.with_current_card(|read, sam_id, read_serial| SwipedCard {
-            read_serial,
-            masked_name: MaskedName::new(&read.identity.name, &masking),
-            identity: read.identity.clone(),
-            evidence: CardEvidence {
-                sam_id: sam_id.unwrap_or("").to_string(),
-                card_uid: read.card_uid.map(hex::encode_upper).unwrap_or_default(),
-            },
-        })
-    }
-
-    fn corebank_client(&self) -> Option<CoreBankClient> {
-        self.corebank_client
-            .get_or_init(|| {
-                let bank = self.config.corebank.as_ref()?;
-                match CoreBankClient::new(bank, &self.config.kiosk.id) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        tracing::error!(error = %e, "core bank client unavailable");
-                        None
-                    }
-                }
+        self.readers
+            .with_current_card(|read, sam_id, read_serial| SwipedCard {
+                read_serial,
+                masked_name: MaskedName::new(&read.identity.name, &masking),
+                identity: read.identity.clone(),
+                evidence: CardEvidence {
+                    sam_id: sam_id.unwrap_or("").to_string(),
+                    card_uid: read.card_uid.map(hex::encode_upper).unwrap_or_default(),
+                },
             })
-            .clone()
     }
 
     /// Rule Q3: look the swiped card's holder up and record a newer
@@ -145,7 +157,7 @@ impl Shared {
                 return withheld(code);
             }
         };
-        let Some(client) = self.corebank_client() else {
+        let Some(client) = self.changes.bank_client() else {
             tracing::info!("ID validity not checked on a queue swipe: no core bank configured");
             return withheld("not_checked");
         };
@@ -179,6 +191,7 @@ impl Shared {
         let code = ValidityDecision::Newer.code();
         self.audit_swipe(&customer_id, code).await;
         match self
+            .changes
             .record_change(
                 customer_id,
                 change,
@@ -207,55 +220,14 @@ impl Shared {
             subject: Some(customer_id.to_string()),
             detail: format!("queue machine swipe: id validity {code} (rule Q3)"),
         };
-        if let Err(e) = self.blocking_store(move |s| s.audit_append(&entry)).await {
+        if let Err(e) = self.changes.audit(entry).await {
             tracing::error!(code = ?e.code, "cannot audit the lookup");
         }
     }
 
     /// Print `ticket` on the printer (blocking pool, bounded wait).
     async fn print_ticket(&self, ticket: &QueueTicket) -> PrintOutcome {
-        self.print_document(ticket.document()).await
-    }
-
-    /// Print a customer's receipt (rule P6): the slip API of the customer
-    /// flows. Every value on the slip must already be masked.
-    pub async fn print_slip(&self, slip: &kiosk_escpos::Slip) -> PrintOutcome {
-        self.print_document(slip.document()).await
-    }
-
-    async fn print_document(
-        &self,
-        document: Result<kiosk_escpos::Document, EscposError>,
-    ) -> PrintOutcome {
-        let Some(handle) = self.printer_handle() else {
-            return PrintOutcome::NotPrinted {
-                fault: None,
-                reason: "no printer configured".into(),
-            };
-        };
-        let document = match document {
-            Ok(d) => d,
-            Err(e) => {
-                return PrintOutcome::NotPrinted {
-                    fault: None,
-                    reason: e.to_string(),
-                };
-            }
-        };
-        let timeout = self
-            .config
-            .printer
-            .as_ref()
-            .map(|p| {
-                let c = p.driver_config();
-                c.write_timeout() + c.status_timeout() * 4 + Duration::from_secs(2)
-            })
-            .unwrap_or(Duration::from_secs(10));
-        let result: Result<Printed, EscposError> =
-            tokio::task::spawn_blocking(move || handle.print(document, timeout))
-                .await
-                .unwrap_or(Err(EscposError::DeviceStopped));
-        PrintOutcome::from_result(&result)
+        self.printer.print(ticket.document()).await
     }
 
     /// Tell the customer and the technician what came of a print.
@@ -267,10 +239,8 @@ impl Shared {
         let decision = flow::print_decision(plan, outcome);
         if let Some(notice) = &decision.technician {
             tracing::warn!(code = notice.code, detail = %notice.detail, "ticket printer");
-            if decision.reprint_needed
-                && let Some(p) = self.printer_state_mut().as_mut()
-            {
-                p.last_error = Some(notice.detail.clone());
+            if decision.reprint_needed {
+                self.printer.note_error(&notice.detail);
             }
         }
         let printed = !decision.reprint_needed;
@@ -294,10 +264,10 @@ impl Shared {
     /// card, the masked name and rule I7 (rule Q3).
     pub async fn queue_take(&self, params: QueueTakeParams) -> Result<QueueTicketInfo, ApiError> {
         let config = self.queue_config()?.clone();
-        self.queue_store()?;
+        self.changes.require_store()?;
         // Numbers and prints in the same order; held until the ticket is
         // out (not while the bank is asked about a swiped card).
-        let mut turn = self.queue_lock.lock().await;
+        let mut turn = self.turn.lock().await;
         // Rule Q3: a card read after the last ticket that used one; a card
         // left on the reader by the previous customer is no swipe.
         let card = if params.use_card {
@@ -366,7 +336,7 @@ impl Shared {
         });
         drop(card);
         let (printed, message) = self.finish_print(&plan, &outcome).await?;
-        self.emit(Event::TicketIssued {
+        self.bus.emit(Event::TicketIssued {
             ticket_id: row.ticket_id.clone(),
             number: row.number_text.clone(),
             service: row.service_id.clone(),
@@ -392,7 +362,7 @@ impl Shared {
         params: QueueReprintParams,
     ) -> Result<QueueTicketInfo, ApiError> {
         let config = self.queue_config()?.clone();
-        let _turn = self.queue_lock.lock().await;
+        let _turn = self.turn.lock().await;
         let row: TicketRow = match params.ticket_id {
             Some(id) => self.blocking_store(move |s| s.ticket(&id)).await?,
             None => self.blocking_store(|s| s.last_ticket()).await?,

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use kiosk_proto::{CheckOutcome, DeviceState, SelftestCheck, SelftestParams, SelftestReport};
 
-use crate::daemon::Shared;
+use crate::changes::Changes;
+use crate::config::Config;
+use crate::printer::Printer;
+use crate::readers::Readers;
 
 /// How long one device command may take.
 const DEVICE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,9 +29,18 @@ fn check(
     }
 }
 
-impl Shared {
+/// The selftest, over the services it checks.
+#[derive(Debug, Clone)]
+pub struct Selftest {
+    pub config: Arc<Config>,
+    pub readers: Arc<Readers>,
+    pub printer: Arc<Printer>,
+    pub changes: Arc<Changes>,
+}
+
+impl Selftest {
     /// Run every check; a failing check never stops the others.
-    pub async fn selftest(self: &Arc<Self>, params: SelftestParams) -> SelftestReport {
+    pub async fn run(&self, params: SelftestParams) -> SelftestReport {
         let mut checks = Vec::new();
         checks.extend(self.check_readers().await);
         checks.extend(self.check_printer(params.print_test_page).await);
@@ -49,7 +61,7 @@ impl Shared {
         }
     }
 
-    async fn check_readers(self: &Arc<Self>) -> Vec<SelftestCheck> {
+    async fn check_readers(&self) -> Vec<SelftestCheck> {
         let names: Vec<String> = self.config.readers.iter().map(|r| r.name.clone()).collect();
         if names.is_empty() {
             return vec![check(
@@ -60,12 +72,7 @@ impl Shared {
         }
         let mut out = Vec::new();
         for name in names {
-            let slot = self
-                .reader_slots
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&name)
-                .cloned();
+            let slot = self.readers.slot(&name).cloned();
             let reader = name.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let slot = slot?;
@@ -104,7 +111,7 @@ impl Shared {
                 }
                 Some(Ok(c)) => {
                     if let Some(id) = &c.sam_id {
-                        self.set_sam_id(&reader, id.clone());
+                        self.readers.set_sam_id(&reader, id.clone());
                     }
                     let state = c.state;
                     let detail = c
@@ -159,7 +166,7 @@ impl Shared {
         out
     }
 
-    async fn check_printer(self: &Arc<Self>, print_test_page: bool) -> Vec<SelftestCheck> {
+    async fn check_printer(&self, print_test_page: bool) -> Vec<SelftestCheck> {
         let Some(section) = self.config.printer.as_ref() else {
             return vec![check(
                 "printer",
@@ -169,7 +176,7 @@ impl Shared {
         };
         let name = section.name.clone();
         let cname = format!("printer:{name}");
-        let Some(handle) = self.printer_handle() else {
+        let Some(handle) = self.printer.handle() else {
             return vec![check(
                 cname,
                 CheckOutcome::Fail,
@@ -252,11 +259,11 @@ impl Shared {
         out
     }
 
-    async fn check_corebank(self: &Arc<Self>) -> SelftestCheck {
+    async fn check_corebank(&self) -> SelftestCheck {
         if self.config.corebank.is_none() {
             return check("corebank", CheckOutcome::Skip, "no core bank configured");
         }
-        let Some(client) = self.session_client() else {
+        let Some(client) = self.changes.bank_client() else {
             return check(
                 "corebank",
                 CheckOutcome::Fail,
@@ -303,8 +310,8 @@ impl Shared {
         }
     }
 
-    async fn check_store(self: &Arc<Self>) -> Vec<SelftestCheck> {
-        let Some(store) = self.store.clone() else {
+    async fn check_store(&self) -> Vec<SelftestCheck> {
+        let Some(store) = self.changes.store().cloned() else {
             return vec![
                 check("database", CheckOutcome::Skip, "no store configured"),
                 check("audit_chain", CheckOutcome::Skip, "no store configured"),

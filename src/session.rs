@@ -6,9 +6,10 @@
 //! the flow waits for one, the core bank's answers, the sync worker's news
 //! of the recorded change, the idle timer) and carries out the flow's
 //! effects: core-bank calls through [`CoreBankClient`], the change recorded
-//! with [`Shared::record_change`], the slip printed with
-//! [`Shared::print_slip`], audit records appended to the store. Every
-//! change of stage or screen is a `session` event.
+//! with [`Changes::record_change`], the slip printed with
+//! [`Printer::print_slip`], audit records appended to the store. Every
+//! change of stage or screen is a `session` event. [`Sessions`] owns the
+//! one session slot and is handed the services a session uses.
 //!
 //! Only masked data leaves the session (screens, events, log lines, audit
 //! records); the card, the answers, the numbers and the codes stay in the
@@ -31,59 +32,40 @@ use kiosk_proto::{
     Screen, SessionInfo, SessionInput, Stage,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use zeroize::Zeroizing;
 
-use crate::daemon::Shared;
+use crate::bus::Bus;
+use crate::changes::Changes;
+use crate::config::Config;
 use crate::flows::id_update::{
     self, AuditNote, BankFailure, ChangeToRecord, FlowSettings, IdUpdateFlow, Outcome, OutcomeKind,
     Slip, UpdateWindow,
 };
 use crate::flows::messages::{CustomerMessage, Refusal};
 use crate::flows::phone::{self, PhoneFlow};
+use crate::printer::Printer;
+use crate::readers::Readers;
 use crate::store::{Actor, AuditEntry};
 
-/// The running session (if any) and what the screen shows.
+/// The sessions service: the running session (if any), what the screen
+/// shows, and the services a session uses.
 #[derive(Debug)]
-pub struct SessionSlot {
+pub struct Sessions {
+    config: Arc<Config>,
+    bus: Arc<Bus>,
+    readers: Arc<Readers>,
+    printer: Arc<Printer>,
+    changes: Arc<Changes>,
+    shutdown: CancellationToken,
+    /// Session tasks, joined when the daemon stops.
+    tasks: TaskTracker,
     running: Mutex<Option<mpsc::Sender<Command>>>,
     info: Mutex<SessionInfo>,
     /// The process (peer pid) that started the session: the customer UI.
     /// Only its connections see the security question (rule S1).
     owner: Mutex<Option<i32>>,
-}
-
-impl Default for SessionSlot {
-    fn default() -> Self {
-        SessionSlot {
-            running: Mutex::new(None),
-            owner: Mutex::new(None),
-            info: Mutex::new(SessionInfo {
-                session_id: None,
-                active: false,
-                flow: None,
-                stage: Stage::None,
-                screen: None,
-                message: None,
-                outcome: None,
-                refusal: None,
-                change_id: None,
-            }),
-        }
-    }
-}
-
-impl SessionSlot {
-    fn running(&self) -> MutexGuard<'_, Option<mpsc::Sender<Command>>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn info(&self) -> MutexGuard<'_, SessionInfo> {
-        self.info.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn owner(&self) -> MutexGuard<'_, Option<i32>> {
-        self.owner.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 /// What the API asks of the session task.
@@ -113,20 +95,50 @@ pub fn flow_settings(config: &crate::config::Config) -> FlowSettings {
     }
 }
 
-impl Shared {
-    pub(crate) fn session_client(&self) -> Option<CoreBankClient> {
-        self.corebank_client
-            .get_or_init(|| {
-                let bank = self.config.corebank.as_ref()?;
-                match CoreBankClient::new(bank, &self.config.kiosk.id) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        tracing::error!(error = %e, "core bank client unavailable");
-                        None
-                    }
-                }
-            })
-            .clone()
+impl Sessions {
+    pub fn new(
+        config: Arc<Config>,
+        bus: Arc<Bus>,
+        readers: Arc<Readers>,
+        printer: Arc<Printer>,
+        changes: Arc<Changes>,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Sessions {
+        Sessions {
+            config,
+            bus,
+            readers,
+            printer,
+            changes,
+            shutdown,
+            tasks,
+            running: Mutex::new(None),
+            owner: Mutex::new(None),
+            info: Mutex::new(SessionInfo {
+                session_id: None,
+                active: false,
+                flow: None,
+                stage: Stage::None,
+                screen: None,
+                message: None,
+                outcome: None,
+                refusal: None,
+                change_id: None,
+            }),
+        }
+    }
+
+    fn running(&self) -> MutexGuard<'_, Option<mpsc::Sender<Command>>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn info(&self) -> MutexGuard<'_, SessionInfo> {
+        self.info.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn owner(&self) -> MutexGuard<'_, Option<i32>> {
+        self.owner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `session_start`.
@@ -147,25 +159,20 @@ impl Shared {
                 ));
             }
         };
-        if !self.has_readers() {
+        if !self.readers.has_readers() {
             return Err(ApiError::new(
                 ErrorCode::NoReader,
                 "this kiosk has no ID reader configured",
             ));
         }
-        let Some(client) = self.session_client() else {
+        let Some(client) = self.changes.bank_client() else {
             return Err(ApiError::new(
                 ErrorCode::NotAllowed,
                 "this kiosk has no core bank configured",
             ));
         };
-        if self.store.is_none() {
-            return Err(ApiError::new(
-                ErrorCode::NotAllowed,
-                "this kiosk has no store configured",
-            ));
-        }
-        let mut running = self.session.running();
+        self.changes.require_store()?;
+        let mut running = self.running();
         if running.as_ref().is_some_and(|tx| !tx.is_closed()) {
             return Err(ApiError::new(
                 ErrorCode::SessionActive,
@@ -174,7 +181,7 @@ impl Shared {
         }
         let (tx, rx) = mpsc::channel(16);
         // Subscribed before the session is visible: no card read is missed.
-        let events = self.subscribe();
+        let events = self.bus.subscribe();
         let info = SessionInfo {
             session_id: Some(uuid::Uuid::new_v4().to_string()),
             active: true,
@@ -186,16 +193,16 @@ impl Shared {
             refusal: None,
             change_id: None,
         };
-        *self.session.info() = info.clone();
-        *self.session.owner() = owner;
+        *self.info() = info.clone();
+        *self.owner() = owner;
         *running = Some(tx);
         drop(running);
         tracing::info!(flow = flow.name(), "session started");
-        self.emit(Event::Session(info.clone()));
+        self.bus.emit(Event::Session(info.clone()));
         let clock = SessionClock::start();
         flow.start_idle_clock(clock.now());
         let runner = Runner {
-            shared: self.clone(),
+            sessions: self.clone(),
             client,
             flow,
             clock,
@@ -205,7 +212,7 @@ impl Shared {
             released: false,
             emitted: false,
         };
-        tokio::spawn(runner.run(rx));
+        self.tasks.spawn(runner.run(rx));
         Ok(info)
     }
 
@@ -220,10 +227,10 @@ impl Shared {
     }
 
     /// A session state as process `pid` may see it (see
-    /// [`Shared::event_for`]).
+    /// [`Sessions::event_for`]).
     pub fn session_for(&self, mut info: SessionInfo, pid: Option<i32>) -> SessionInfo {
         if let Some(Screen::Question { question }) = &mut info.screen
-            && (pid.is_none() || pid != *self.session.owner())
+            && (pid.is_none() || pid != *self.owner())
         {
             question.clear();
         }
@@ -233,7 +240,6 @@ impl Shared {
     /// `session_input`: answers once the session has dealt with it.
     pub async fn session_input(&self, input: SessionInput) -> Result<SessionInfo, ApiError> {
         let tx = self
-            .session
             .running()
             .clone()
             .filter(|tx| !tx.is_closed())
@@ -253,7 +259,7 @@ impl Shared {
 
     /// `session_state`.
     pub fn session_state(&self) -> SessionInfo {
-        self.session.info().clone()
+        self.info().clone()
     }
 }
 
@@ -527,7 +533,7 @@ impl SessionClock {
 
 /// The session task.
 struct Runner {
-    shared: Arc<Shared>,
+    sessions: Arc<Sessions>,
     client: CoreBankClient,
     flow: Flow,
     clock: SessionClock,
@@ -543,7 +549,7 @@ struct Runner {
 
 impl Runner {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        let shutdown = self.shared.shutdown.clone();
+        let shutdown = self.sessions.shutdown.clone();
         loop {
             if self.flow.is_finished() {
                 break;
@@ -567,7 +573,7 @@ impl Runner {
                         // even when it changed nothing (the same refusal
                         // again): a UI that follows events alone never waits.
                         if !self.emitted && !self.released {
-                            self.shared.emit(Event::Session(self.info.clone()));
+                            self.sessions.bus.emit(Event::Session(self.info.clone()));
                         }
                         let _ = reply.send(self.info.clone());
                     }
@@ -595,10 +601,10 @@ impl Runner {
             // are; kept so the slot is never left taken).
             self.info.active = false;
             self.info.stage = Stage::Finished;
-            *self.shared.session.info() = self.info.clone();
-            *self.shared.session.running() = None;
-            self.shared.wipe_cards();
-            self.shared.emit(Event::Session(self.info.clone()));
+            *self.sessions.info() = self.info.clone();
+            *self.sessions.running() = None;
+            self.sessions.readers.wipe_cards();
+            self.sessions.bus.emit(Event::Session(self.info.clone()));
         }
         // Answer whoever is still waiting with the end.
         rx.close();
@@ -633,7 +639,7 @@ impl Runner {
     async fn on_event(&mut self, event: Event) {
         if !self.flow.awaiting_card() {
             if matches!(event, Event::CardAbsent { .. })
-                && self.shared.config.session.end_on_card_removal
+                && self.sessions.config.session.end_on_card_removal
             {
                 tracing::info!(flow = self.flow.name(), "card removed: session cancelled");
                 self.info.message = None;
@@ -644,7 +650,7 @@ impl Runner {
         }
         match event {
             Event::CardRead { reader, .. } => {
-                let card = self.shared.with_card_on(&reader, |read, sam| {
+                let card = self.sessions.readers.with_card_on(&reader, |read, sam| {
                     (
                         read.identity.clone(),
                         CardEvidence {
@@ -730,8 +736,8 @@ impl Runner {
     /// shared state keeps this session's end until the next one starts.
     fn release(&mut self) {
         if !self.released {
-            *self.shared.session.running() = None;
-            self.shared.wipe_cards();
+            *self.sessions.running() = None;
+            self.sessions.readers.wipe_cards();
             self.released = true;
         }
     }
@@ -741,7 +747,7 @@ impl Runner {
         if self.released {
             return;
         }
-        let mut shown = self.shared.session.info();
+        let mut shown = self.sessions.info();
         if *shown != self.info {
             *shown = self.info.clone();
             drop(shown);
@@ -751,7 +757,7 @@ impl Runner {
                 message = self.info.message.as_ref().map(|m| m.code.as_str()).unwrap_or(""),
                 "session"
             );
-            self.shared.emit(Event::Session(self.info.clone()));
+            self.sessions.bus.emit(Event::Session(self.info.clone()));
             self.emitted = true;
         }
     }
@@ -768,7 +774,7 @@ impl Runner {
             Err(e) => !e.is_transient(),
         };
         if reached {
-            self.shared.set_link(true, None);
+            self.sessions.changes.set_link(true, None);
         }
     }
 
@@ -804,7 +810,8 @@ impl Runner {
                     audit_detail,
                 } = change;
                 match self
-                    .shared
+                    .sessions
+                    .changes
                     .record_change(customer_id, kind, Actor::CustomerSession, audit_detail)
                     .await
                 {
@@ -831,9 +838,6 @@ impl Runner {
     }
 
     async fn audit(&self, note: AuditNote) {
-        let Some(store) = self.shared.store.clone() else {
-            return;
-        };
         let entry = AuditEntry {
             at_ms: Utc::now().timestamp_millis(),
             actor: Actor::CustomerSession,
@@ -841,18 +845,16 @@ impl Runner {
             subject: note.subject,
             detail: note.detail,
         };
-        match tokio::task::spawn_blocking(move || store.audit_append(&entry)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot append the session's audit record"),
-            Err(e) => tracing::error!(error = %e, "audit task failed"),
+        if let Err(e) = self.sessions.changes.audit(entry).await {
+            tracing::error!(code = ?e.code, "cannot append the session's audit record");
         }
     }
 
     async fn print(&self, slip: Slip, finished: Option<&Outcome>) {
-        if self.shared.config.printer.is_none() {
+        if !self.sessions.printer.configured() {
             return;
         }
-        let tz = flow_settings(&self.shared.config).timezone;
+        let tz = flow_settings(&self.sessions.config).timezone;
         let (outcome, reference) = match finished {
             Some(o) => (
                 format!("{} {}", o.message.zh, o.message.en),
@@ -864,18 +866,18 @@ impl Runner {
             ),
         };
         let slip = kiosk_escpos::Slip {
-            branch: self.shared.config.kiosk.branch_name.clone(),
+            branch: self.sessions.config.kiosk.branch_name.clone(),
             title: slip.title,
             rows: slip.rows.into_iter().map(|r| (r.label, r.value)).collect(),
             outcome,
             reference,
-            kiosk_id: self.shared.config.kiosk.id.clone(),
+            kiosk_id: self.sessions.config.kiosk.id.clone(),
             at: Utc::now()
                 .with_timezone(&tz)
                 .format("%Y-%m-%d %H:%M")
                 .to_string(),
         };
-        let printed = self.shared.print_slip(&slip).await;
+        let printed = self.sessions.printer.print_slip(&slip).await;
         tracing::info!(printed = ?printed, "session slip");
     }
 
@@ -885,10 +887,10 @@ impl Runner {
         let Some(change_id) = self.info.change_id.clone() else {
             return In::Queued;
         };
-        if self.shared.link().reachable == Some(false) {
+        if self.sessions.changes.link().reachable == Some(false) {
             return In::Queued;
         }
-        let wait = Duration::from_millis(self.shared.config.session.bank_wait_ms);
+        let wait = Duration::from_millis(self.sessions.config.session.bank_wait_ms);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let ev = tokio::select! {

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kiosk::config::Config;
-use kiosk::daemon::{self, Shared};
+use kiosk::daemon;
+use kiosk::services::Services;
 
 /// The bank-branch kiosk daemon: owns the ID readers and serves the local API.
 #[derive(Debug, Parser)]
@@ -82,14 +83,14 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let shared = Shared::new(config, store);
-        let stop = shared.shutdown.clone();
+        let services = Services::new(config, store);
+        let stop = services.shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("stop requested");
             stop.cancel();
         });
-        match daemon::run(shared).await {
+        match daemon::run(services).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "kioskd failed");
