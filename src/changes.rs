@@ -139,7 +139,7 @@ impl Changes {
     pub async fn backlog_and_disk(&self) -> Option<(Option<u64>, Option<(u64, u64)>)> {
         let store = self.store.clone()?;
         tokio::task::spawn_blocking(move || {
-            let backlog = store.sync_status(now_ms()).ok().map(|s| s.pending);
+            let backlog = store.outbox().sync_status(now_ms()).ok().map(|s| s.pending);
             let dir = store
                 .path()
                 .parent()
@@ -206,7 +206,7 @@ impl Changes {
             detail,
         };
         let stored = self
-            .with_store(move |s| s.commit_change(&change, note))
+            .with_store(move |s| s.outbox().commit_change(&change, note))
             .await?;
         tracing::info!(change_id = %stored.change_id, kind = kind_name, "change recorded");
         self.bus.emit(Event::ChangeRecorded {
@@ -248,7 +248,9 @@ impl Changes {
     }
 
     pub async fn sync_status(&self) -> Result<SyncStatusInfo, ApiError> {
-        let st = self.with_store(|s| s.sync_status(now_ms())).await?;
+        let st = self
+            .with_store(|s| s.outbox().sync_status(now_ms()))
+            .await?;
         let link = self.link();
         Ok(SyncStatusInfo {
             backlog: st.pending,
@@ -276,12 +278,12 @@ impl Changes {
             customer_id: None,
             limit: params.limit.unwrap_or(100).min(10_000),
         };
-        let list = self.with_store(move |s| s.list(&filter)).await?;
+        let list = self.with_store(move |s| s.outbox().list(&filter)).await?;
         Ok(list.into_iter().map(summary).collect())
     }
 
     pub async fn sync_rejected(&self) -> Result<Vec<ChangeSummary>, ApiError> {
-        let list = self.with_store(|s| s.rejected()).await?;
+        let list = self.with_store(|s| s.outbox().rejected()).await?;
         Ok(list.into_iter().map(summary).collect())
     }
 
@@ -291,7 +293,9 @@ impl Changes {
             actor: Actor::Technician,
             detail: "retry requested".into(),
         };
-        let c = self.with_store(move |s| s.retry(&change_id, note)).await?;
+        let c = self
+            .with_store(move |s| s.outbox().retry(&change_id, note))
+            .await?;
         self.wake.notify_one();
         Ok(summary(c))
     }
@@ -302,7 +306,7 @@ impl Changes {
         if self.store.is_none() {
             return Ok(());
         }
-        self.with_store(move |s| s.audit_append(&entry).map(|_| ()))
+        self.with_store(move |s| s.audit().audit_append(&entry).map(|_| ()))
             .await
     }
 
@@ -332,7 +336,7 @@ impl Changes {
     }
 
     pub async fn audit_verify(&self) -> Result<AuditReport, ApiError> {
-        let r = self.with_store(|s| s.audit_verify()).await?;
+        let r = self.with_store(|s| s.audit().audit_verify()).await?;
         Ok(AuditReport {
             records: r.records,
             ok: r.ok(),

@@ -246,7 +246,7 @@ impl Queue {
         let printed = !decision.reprint_needed;
         if printed {
             let id = plan.ticket_id.hyphenated().to_string();
-            self.blocking_store(move |s| s.mark_ticket_printed(&id))
+            self.blocking_store(move |s| s.tickets().mark_ticket_printed(&id))
                 .await?;
         }
         Ok((
@@ -298,7 +298,9 @@ impl Queue {
             masked_name: masked_name.as_ref().map(|n| n.as_str().to_string()),
         };
         // Rule Q2: committed (fsync'd) before anything is printed.
-        let row = self.blocking_store(move |s| s.issue_ticket(&new)).await?;
+        let row = self
+            .blocking_store(move |s| s.tickets().issue_ticket(&new))
+            .await?;
         tracing::info!(
             ticket_id = %row.ticket_id,
             number = %row.number_text,
@@ -364,8 +366,11 @@ impl Queue {
         let config = self.queue_config()?.clone();
         let _turn = self.turn.lock().await;
         let row: TicketRow = match params.ticket_id {
-            Some(id) => self.blocking_store(move |s| s.ticket(&id)).await?,
-            None => self.blocking_store(|s| s.last_ticket()).await?,
+            Some(id) => {
+                self.blocking_store(move |s| s.tickets().ticket(&id))
+                    .await?
+            }
+            None => self.blocking_store(|s| s.tickets().last_ticket()).await?,
         }
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such ticket"))?;
         let ticket_id = Uuid::parse_str(&row.ticket_id)
@@ -392,7 +397,7 @@ impl Queue {
         .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
         let row_for_count = row.clone();
         let ahead = self
-            .blocking_store(move |s| s.waiting_ahead(&row_for_count))
+            .blocking_store(move |s| s.tickets().waiting_ahead(&row_for_count))
             .await?;
         let outcome = self.print_ticket(&plan.reprint(ahead)).await;
         let (printed, message) = self.finish_print(&plan, &outcome).await?;
@@ -423,9 +428,9 @@ impl Queue {
         let now_ms = Utc::now().timestamp_millis();
         let (called, counts) = self
             .blocking_store(move |s| {
-                let day = s.queue_day(asked)?;
-                let called = s.call_next_ticket(letter, day, now_ms)?;
-                Ok((called, s.queue_counts(letter, day)?))
+                let day = s.tickets().queue_day(asked)?;
+                let called = s.tickets().call_next_ticket(letter, day, now_ms)?;
+                Ok((called, s.tickets().queue_counts(letter, day)?))
             })
             .await?;
         Ok(QueueCalled {
@@ -443,10 +448,10 @@ impl Queue {
         let letters: Vec<char> = config.services.iter().map(|s| s.letter).collect();
         let (day, counts) = self
             .blocking_store(move |s| {
-                let day = s.queue_day(asked)?;
+                let day = s.tickets().queue_day(asked)?;
                 let counts = letters
                     .iter()
-                    .map(|l| s.queue_counts(*l, day))
+                    .map(|l| s.tickets().queue_counts(*l, day))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((day, counts))
             })

@@ -317,9 +317,13 @@ impl Selftest {
                 check("audit_chain", CheckOutcome::Skip, "no store configured"),
             ];
         };
-        let result =
-            tokio::task::spawn_blocking(move || (store.integrity_check(), store.audit_verify()))
-                .await;
+        let result = tokio::task::spawn_blocking(move || {
+            (
+                store.audit().integrity_check(),
+                store.audit().audit_verify(),
+            )
+        })
+        .await;
         let Ok((integrity, audit)) = result else {
             return vec![check(
                 "database",

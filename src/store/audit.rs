@@ -324,22 +324,29 @@ fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
     })
 }
 
-impl Store {
+/// The hash-chained audit trail (rule S3) and the database checks.
+/// A view of the [`Store`]: `store.audit()`.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditTrail<'s> {
+    pub(super) store: &'s Store,
+}
+
+impl AuditTrail<'_> {
     /// Append a record on its own (card read, lookup, ...); its seq.
     pub fn audit_append(&self, entry: &AuditEntry) -> Result<u64> {
-        self.write(|tx| Ok(append(tx, entry)?))
+        self.store.write(|tx| Ok(append(tx, entry)?))
     }
 
     /// Check the whole chain, on the read connection beside the writer's:
     /// however long the chain, commits go on meanwhile.
     pub fn audit_verify(&self) -> Result<AuditReport> {
-        self.read_aside(|tx| Ok(verify(tx)?))
+        self.store.read_aside(|tx| Ok(verify(tx)?))
     }
 
     /// SQLite's `PRAGMA integrity_check`: empty when the database is
     /// sound, else the problems it found (at most 100).
     pub fn integrity_check(&self) -> Result<Vec<String>> {
-        self.read(|tx| -> Inner<Vec<String>> {
+        self.store.read(|tx| -> Inner<Vec<String>> {
             let mut stmt = tx.prepare("PRAGMA integrity_check(100)")?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
             let lines = rows.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -349,7 +356,7 @@ impl Store {
 
     /// Up to `limit` records after `after_seq`, oldest first.
     pub fn audit_records(&self, after_seq: u64, limit: u32) -> Result<Vec<AuditRecord>> {
-        self.read(|tx| -> Inner<Vec<AuditRecord>> {
+        self.store.read(|tx| -> Inner<Vec<AuditRecord>> {
             let mut stmt = tx.prepare(
                 "SELECT seq, at_ms, actor, action, subject, detail, prev_hash, hash
                  FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -374,7 +381,7 @@ mod tests {
         let t = TestDir::new();
         let store = std::sync::Arc::new(t.open());
         for i in 0..50 {
-            store.audit_append(&entry(i)).expect("append");
+            store.audit().audit_append(&entry(i)).expect("append");
         }
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let writer = store.clone();
@@ -384,7 +391,7 @@ mod tests {
                 // The walk's read transaction is still open: a commit on
                 // another thread finishes anyway.
                 std::thread::spawn(move || {
-                    let _ = done_tx.send(writer.audit_append(&entry(99)).is_ok());
+                    let _ = done_tx.send(writer.audit().audit_append(&entry(99)).is_ok());
                 });
                 let committed = done_rx
                     .recv_timeout(std::time::Duration::from_secs(30))
@@ -393,7 +400,7 @@ mod tests {
                 // A second verification meanwhile is refused at once.
                 let second = std::thread::scope(|scope| {
                     scope
-                        .spawn(|| store.audit_verify().map(|_| ()))
+                        .spawn(|| store.audit().audit_verify().map(|_| ()))
                         .join()
                         .expect("thread")
                 });
@@ -402,7 +409,7 @@ mod tests {
             })
             .expect("verify");
         assert!(report.ok(), "{report:?}");
-        assert!(store.audit_verify().expect("verify").ok());
+        assert!(store.audit().audit_verify().expect("verify").ok());
     }
 
     fn entry(i: i64) -> AuditEntry {
@@ -421,7 +428,10 @@ mod tests {
         let t = TestDir::new();
         let store = t.open();
         for i in 1..=n {
-            assert_eq!(store.audit_append(&entry(i)).expect("append"), i as u64);
+            assert_eq!(
+                store.audit().audit_append(&entry(i)).expect("append"),
+                i as u64
+            );
         }
         let raw = Connection::open(t.db()).expect("raw");
         raw.execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
@@ -432,23 +442,23 @@ mod tests {
     #[test]
     fn an_intact_chain_verifies() {
         let (_t, store, _raw) = trail(5);
-        let report = store.audit_verify().expect("verify");
+        let report = store.audit().audit_verify().expect("verify");
         assert_eq!(report.records, 5);
         assert!(report.ok(), "{report:?}");
-        let records = store.audit_records(0, 10).expect("records");
+        let records = store.audit().audit_records(0, 10).expect("records");
         assert_eq!(records[0].prev_hash, GENESIS);
         for w in records.windows(2) {
             assert_eq!(w[1].prev_hash, w[0].hash);
         }
         assert_eq!(records[0].action, "card_read");
         assert_eq!(records[0].actor, "customer_session");
-        assert_eq!(store.audit_records(3, 10).expect("tail").len(), 2);
+        assert_eq!(store.audit().audit_records(3, 10).expect("tail").len(), 2);
     }
 
     #[test]
     fn an_empty_trail_verifies() {
         let t = TestDir::new();
-        let report = t.open().audit_verify().expect("verify");
+        let report = t.open().audit().audit_verify().expect("verify");
         assert_eq!(
             report,
             AuditReport {
@@ -462,13 +472,13 @@ mod tests {
     fn the_trail_refuses_updates_and_deletes() {
         let t = TestDir::new();
         let store = t.open();
-        store.audit_append(&entry(1)).expect("append");
+        store.audit().audit_append(&entry(1)).expect("append");
         raw(&store, |c| {
             c.execute("UPDATE audit SET detail = 'x'", [])
                 .expect_err("update");
             c.execute("DELETE FROM audit", []).expect_err("delete");
         });
-        assert!(store.audit_verify().expect("verify").ok());
+        assert!(store.audit().audit_verify().expect("verify").ok());
     }
 
     #[test]
@@ -479,7 +489,7 @@ mod tests {
             [],
         )
         .expect("edit");
-        let report = store.audit_verify().expect("verify");
+        let report = store.audit().audit_verify().expect("verify");
         let bad = report.first_bad.expect("broken");
         assert_eq!(bad.seq, 3, "{bad:?}");
         assert!(bad.reason.contains("edited"), "{bad:?}");
@@ -488,7 +498,7 @@ mod tests {
     #[test]
     fn an_edited_record_with_a_recomputed_hash_is_found_at_the_next() {
         let (_t, store, raw) = trail(5);
-        let r = &store.audit_records(2, 1).expect("record")[0];
+        let r = &store.audit().audit_records(2, 1).expect("record")[0];
         let forged = record_hash(
             r.seq,
             r.at_ms,
@@ -504,6 +514,7 @@ mod tests {
         )
         .expect("forge");
         let bad = store
+            .audit()
             .audit_verify()
             .expect("verify")
             .first_bad
@@ -516,7 +527,7 @@ mod tests {
         let (_t, store, raw) = trail(5);
         raw.execute("DELETE FROM audit WHERE seq = 2", [])
             .expect("delete");
-        let report = store.audit_verify().expect("verify");
+        let report = store.audit().audit_verify().expect("verify");
         assert_eq!(report.records, 4);
         let bad = report.first_bad.expect("broken");
         assert_eq!(bad.seq, 2, "{bad:?}");
@@ -530,6 +541,7 @@ mod tests {
             .expect("delete");
         assert_eq!(
             store
+                .audit()
                 .audit_verify()
                 .expect("verify")
                 .first_bad
@@ -542,6 +554,7 @@ mod tests {
         raw.execute("DELETE FROM audit WHERE seq >= 4", [])
             .expect("delete");
         let bad = store
+            .audit()
             .audit_verify()
             .expect("verify")
             .first_bad
@@ -551,7 +564,7 @@ mod tests {
 
         let (_t, store, raw) = trail(3);
         raw.execute("DELETE FROM audit", []).expect("delete");
-        assert!(!store.audit_verify().expect("verify").ok());
+        assert!(!store.audit().audit_verify().expect("verify").ok());
     }
 
     #[test]
@@ -565,6 +578,7 @@ mod tests {
         )
         .expect("swap");
         let bad = store
+            .audit()
             .audit_verify()
             .expect("verify")
             .first_bad

@@ -67,12 +67,15 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
-pub use audit::{Actor, AuditAction, AuditBreak, AuditEntry, AuditNote, AuditRecord, AuditReport};
+pub use audit::{
+    Actor, AuditAction, AuditBreak, AuditEntry, AuditNote, AuditRecord, AuditReport, AuditTrail,
+};
 pub use crypto::{SecretChange, generate_key_file};
 pub use outbox::{
-    Call, ChangeState, ChangeSummary, Decision, ListFilter, PendingChange, StoredId, SyncStatus,
+    Call, ChangeState, ChangeSummary, Decision, ListFilter, Outbox, PendingChange, StoredId,
+    SyncStatus,
 };
-pub use queue::{NewTicket, QueueCounts, TicketRow, format_ticket_number};
+pub use queue::{NewTicket, QueueCounts, TicketRow, Tickets, format_ticket_number};
 
 use crate::Error;
 
@@ -385,6 +388,21 @@ pub struct PinLockout {
 }
 
 impl Store {
+    /// The outbox of confirmed changes.
+    pub fn outbox(&self) -> Outbox<'_> {
+        Outbox { store: self }
+    }
+
+    /// The audit trail.
+    pub fn audit(&self) -> AuditTrail<'_> {
+        AuditTrail { store: self }
+    }
+
+    /// The queue tickets.
+    pub fn tickets(&self) -> Tickets<'_> {
+        Tickets { store: self }
+    }
+
     /// The technician PIN's wrong tries as last written.
     pub fn pin_lockout(&self) -> Result<PinLockout> {
         self.read(|tx| {

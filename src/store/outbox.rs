@@ -323,7 +323,14 @@ const HEADS: &str = "FROM outbox o WHERE o.state IN ('pending', 'reconcile')
                     WHERE e.customer_id = o.customer_id
                       AND e.state IN ('pending', 'reconcile') AND e.seq < o.seq)";
 
-impl Store {
+/// The outbox of confirmed changes (rules C1, C2, C4): what the sync worker delivers.
+/// A view of the [`Store`]: `store.outbox()`.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbox<'s> {
+    pub(super) store: &'s Store,
+}
+
+impl Outbox<'_> {
     /// Record a change the customer confirmed, with its audit record
     /// (`change_recorded`), in one transaction that is on disk when this
     /// returns (rule C1). Only then may the customer hear "accepted".
@@ -337,10 +344,10 @@ impl Store {
         if change.customer_id.trim().is_empty() {
             return Err(Error::InvalidChange("customer_id is empty".into()));
         }
-        let (nonce, sealed) = self.cipher.seal_change(change)?;
+        let (nonce, sealed) = self.store.cipher.seal_change(change)?;
         let kind = kind_name(&change.kind);
         let change_id = change.change_id.clone();
-        self.write(|tx| {
+        self.store.write(|tx| {
             let exists = tx
                 .query_row(
                     "SELECT 1 FROM outbox WHERE change_id = ?1",
@@ -382,13 +389,13 @@ impl Store {
 
     /// One change without personal data.
     pub fn get(&self, change_id: &str) -> Result<ChangeSummary> {
-        self.read(|tx| summary(tx, change_id))
+        self.store.read(|tx| summary(tx, change_id))
     }
 
     /// A change's request, decrypted. [`Error::PayloadPurged`] after a
     /// purge, [`Error::PayloadUnreadable`] if it fails authentication.
     pub fn load_change(&self, change_id: &str) -> Result<SecretChange> {
-        let sealed: Option<Sealed> = self.read(|tx| {
+        let sealed: Option<Sealed> = self.store.read(|tx| {
             Ok(tx
                 .query_row(
                     "SELECT nonce, payload FROM outbox WHERE change_id = ?1",
@@ -401,6 +408,7 @@ impl Store {
         match sealed {
             None => Err(Error::ChangeNotFound { change_id: id() }),
             Some((Some(nonce), Some(payload))) => self
+                .store
                 .cipher
                 .open_change(change_id, &nonce, &payload)
                 .ok_or(Error::PayloadUnreadable { change_id: id() }),
@@ -417,7 +425,7 @@ impl Store {
     /// it neither blocks the customer's later changes nor the loop.
     pub fn next_deliverable(&self, now_ms: i64) -> Result<Option<PendingChange>> {
         loop {
-            let candidate = self.read(|tx| {
+            let candidate = self.store.read(|tx| {
                 Ok(tx
                     .query_row(
                         &format!(
@@ -449,7 +457,7 @@ impl Store {
             };
             let change = match (&c.nonce, &c.payload) {
                 (Some(nonce), Some(payload)) => {
-                    self.cipher.open_change(&c.change_id, nonce, payload)
+                    self.store.cipher.open_change(&c.change_id, nonce, payload)
                 }
                 _ => None,
             };
@@ -480,7 +488,7 @@ impl Store {
             change_id,
             "stored payload failed authentication (damaged or tampered with): change rejected"
         );
-        self.write(|tx| {
+        self.store.write(|tx| {
             tx.execute(
                 &format!(
                     "UPDATE outbox SET state = 'rejected', in_flight = 0,
@@ -509,7 +517,7 @@ impl Store {
     /// When the next open change (first in its customer's line) is due;
     /// `None` if nothing is open. A change left in flight is due at once.
     pub fn next_due_at(&self) -> Result<Option<i64>> {
-        self.read(|tx| {
+        self.store.read(|tx| {
             Ok(tx.query_row(
                 &format!(
                     "SELECT MIN(CASE WHEN o.in_flight = 1 THEN 0 ELSE o.next_attempt_at_ms END)
@@ -528,7 +536,7 @@ impl Store {
     /// `Deliver` is refused unless the change is plainly pending: a change
     /// whose last outcome is unknown must be reconciled first.
     pub fn begin_attempt(&self, change_id: &str, call: Call, now_ms: i64) -> Result<()> {
-        self.write(|tx| {
+        self.store.write(|tx| {
             let (sql, action) = match call {
                 Call::Deliver => (
                     "UPDATE outbox SET in_flight = 1, attempts = attempts + 1, updated_at_ms = ?2
@@ -560,7 +568,7 @@ impl Store {
             subject: Some(change_id.to_string()),
             detail,
         };
-        self.write(|tx| {
+        self.store.write(|tx| {
             let updated = match decision {
                 Decision::Deliver => tx.execute(
                     &format!(
@@ -661,7 +669,7 @@ impl Store {
 
     /// The backlog, for `sync_status`.
     pub fn sync_status(&self, now_ms: i64) -> Result<SyncStatus> {
-        self.read(|tx| {
+        self.store.read(|tx| {
             Ok(tx.query_row(
                 &format!(
                     "SELECT
@@ -693,7 +701,7 @@ impl Store {
     /// Changes matching `filter`, newest first; no personal data.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<ChangeSummary>> {
         let state = filter.state.map_or("1", ChangeState::condition);
-        self.read(|tx| {
+        self.store.read(|tx| {
             let mut stmt = tx.prepare(&format!(
                 "{SUMMARY} WHERE {state} AND (?1 IS NULL OR customer_id = ?1)
                  ORDER BY seq DESC LIMIT ?2"
@@ -724,7 +732,7 @@ impl Store {
     /// backing-off changes and for rejections that the kiosk made itself.
     pub fn retry(&self, change_id: &str, note: AuditNote) -> Result<ChangeSummary> {
         let now_ms = note.at_ms;
-        self.write(|tx| {
+        self.store.write(|tx| {
             let before = summary(tx, change_id)?;
             let was = match before.state {
                 ChangeState::Delivered => {
@@ -780,7 +788,7 @@ impl Store {
     /// audited (`payload_purged`). Returns how many were purged.
     pub fn purge(&self, now_ms: i64, retention: Duration) -> Result<usize> {
         let cutoff = now_ms.saturating_sub(millis(retention));
-        let purged = self.write(|tx| {
+        let purged = self.store.write(|tx| {
             let ids: Vec<String> = {
                 let mut stmt = tx.prepare(
                     "SELECT change_id FROM outbox
@@ -815,7 +823,7 @@ impl Store {
             // secure_delete zeroed the pages in the database; move the WAL's
             // copies in too and truncate it. Best effort: a reader may hold
             // the WAL, the next purge tries again.
-            let conn = self.lock();
+            let conn = self.store.lock();
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
                 tracing::debug!(error = %e, "checkpoint after purge");
             }
@@ -826,7 +834,7 @@ impl Store {
     /// When [`Store::purge`] next has something to do, with this retention.
     pub fn next_purge_at(&self, retention: Duration) -> Result<Option<i64>> {
         let retention = millis(retention);
-        self.read(|tx| {
+        self.store.read(|tx| {
             let oldest: Option<i64> = tx.query_row(
                 "SELECT min(acked_at_ms) FROM outbox
                  WHERE state IN ('delivered', 'rejected') AND payload IS NOT NULL",
@@ -865,10 +873,12 @@ mod tests {
 
     fn deliver_now(store: &Store, now: i64) -> PendingChange {
         let p = store
+            .outbox()
             .next_deliverable(now)
             .expect("next")
             .expect("something due");
         store
+            .outbox()
             .begin_attempt(p.change_id(), p.call, now)
             .expect("begin");
         p
@@ -898,21 +908,24 @@ mod tests {
         let t = TestDir::new();
         let store = t.open();
         let change = id_change("C000123");
-        let id = store.commit_change(&change, note(T0)).expect("commit");
+        let id = store
+            .outbox()
+            .commit_change(&change, note(T0))
+            .expect("commit");
         assert_eq!(id.change_id, change.change_id);
         assert_eq!(id.seq, 1);
         drop(store);
 
         let store = t.open();
-        let back = store.load_change(&change.change_id).expect("load");
+        let back = store.outbox().load_change(&change.change_id).expect("load");
         assert_eq!(*back, change);
-        let s = store.get(&change.change_id).expect("summary");
+        let s = store.outbox().get(&change.change_id).expect("summary");
         assert_eq!(s.state, ChangeState::Pending);
         assert_eq!(s.kind, "id_validity");
         assert_eq!(s.customer_id, "C000123");
         assert_eq!(s.created_at_ms, T0);
         assert_eq!(s.next_attempt_at_ms, Some(T0));
-        let audit = store.audit_records(0, 10).expect("audit");
+        let audit = store.audit().audit_records(0, 10).expect("audit");
         assert_eq!(audit.len(), 1);
         assert_eq!(audit[0].action, "change_recorded");
         assert_eq!(audit[0].subject.as_deref(), Some(change.change_id.as_str()));
@@ -924,9 +937,11 @@ mod tests {
         let t = TestDir::new();
         let store = t.open();
         store
+            .outbox()
             .commit_change(&id_change("C1"), note(T0))
             .expect("commit");
         store
+            .outbox()
             .commit_change(&mobile_change("C2"), note(T0))
             .expect("commit");
         let bytes = all_bytes(&t);
@@ -944,9 +959,12 @@ mod tests {
             assert!(!contains(&bytes, personal), "{personal} found in the file");
         }
         // Nor in anything listed.
-        let listed = format!("{:?}", store.list(&ListFilter::default()).expect("list"));
+        let listed = format!(
+            "{:?}",
+            store.outbox().list(&ListFilter::default()).expect("list")
+        );
         assert!(!listed.contains(ID_NUMBER) && !listed.contains(MOBILE));
-        let pending = format!("{:?}", store.next_deliverable(T0).expect("next"));
+        let pending = format!("{:?}", store.outbox().next_deliverable(T0).expect("next"));
         assert!(!pending.contains(ID_NUMBER), "{pending}");
     }
 
@@ -956,8 +974,8 @@ mod tests {
         let store = t.open();
         let a = id_change("C1");
         let b = id_change("C2");
-        store.commit_change(&a, note(T0)).expect("commit");
-        store.commit_change(&b, note(T0)).expect("commit");
+        store.outbox().commit_change(&a, note(T0)).expect("commit");
+        store.outbox().commit_change(&b, note(T0)).expect("commit");
         // Flip one byte of a's ciphertext.
         raw(&store, |c| {
             let mut p: Vec<u8> = c
@@ -967,12 +985,15 @@ mod tests {
             c.execute("UPDATE outbox SET payload = ?1 WHERE seq = 1", [p])
                 .expect("tamper");
         });
-        let e = store.load_change(&a.change_id).expect_err("tampered");
+        let e = store
+            .outbox()
+            .load_change(&a.change_id)
+            .expect_err("tampered");
         assert!(matches!(e, Error::PayloadUnreadable { .. }), "{e}");
         // Copy b's sealed payload onto a third row: the change id is the
         // associated data, so it does not open there.
         let c3 = id_change("C3");
-        store.commit_change(&c3, note(T0)).expect("commit");
+        store.outbox().commit_change(&c3, note(T0)).expect("commit");
         raw(&store, |c| {
             c.execute(
                 "UPDATE outbox SET (nonce, payload) =
@@ -981,29 +1002,41 @@ mod tests {
             )
             .expect("swap");
         });
-        let e = store.load_change(&c3.change_id).expect_err("swapped");
+        let e = store
+            .outbox()
+            .load_change(&c3.change_id)
+            .expect_err("swapped");
         assert!(matches!(e, Error::PayloadUnreadable { .. }), "{e}");
-        assert_eq!(*store.load_change(&b.change_id).expect("b intact"), b);
+        assert_eq!(
+            *store.outbox().load_change(&b.change_id).expect("b intact"),
+            b
+        );
 
         // The worker never gets them: they are rejected, audited, and the
         // intact change is handed out.
-        let next = store.next_deliverable(T0).expect("next").expect("b");
+        let next = store
+            .outbox()
+            .next_deliverable(T0)
+            .expect("next")
+            .expect("b");
         assert_eq!(next.change_id(), b.change_id);
         store
+            .outbox()
             .begin_attempt(&b.change_id, Call::Deliver, T0)
             .expect("begin");
         store
+            .outbox()
             .record_outcome(&b.change_id, &done("CR-B"), T0)
             .expect("done");
-        assert!(store.next_deliverable(T0).expect("next").is_none());
-        let rejected = store.rejected().expect("rejected");
+        assert!(store.outbox().next_deliverable(T0).expect("next").is_none());
+        let rejected = store.outbox().rejected().expect("rejected");
         assert_eq!(rejected.len(), 2);
         assert!(
             rejected
                 .iter()
                 .all(|s| s.rejection_code.as_deref() == Some("payload_unreadable"))
         );
-        assert!(store.audit_verify().expect("verify").ok());
+        assert!(store.audit().audit_verify().expect("verify").ok());
     }
 
     #[test]
@@ -1012,18 +1045,31 @@ mod tests {
         let store = t.open();
         let mut bad = id_change("C1");
         bad.change_id = "not-a-uuid".into();
-        let e = store.commit_change(&bad, note(T0)).expect_err("id");
+        let e = store
+            .outbox()
+            .commit_change(&bad, note(T0))
+            .expect_err("id");
         assert!(matches!(e, Error::InvalidChange(_)), "{e}");
         let mut bad = id_change(" ");
         bad.customer_id = " ".into();
-        assert!(store.commit_change(&bad, note(T0)).is_err());
+        assert!(store.outbox().commit_change(&bad, note(T0)).is_err());
 
         let c = id_change("C1");
-        store.commit_change(&c, note(T0)).expect("first");
-        let e = store.commit_change(&c, note(T0)).expect_err("second");
+        store.outbox().commit_change(&c, note(T0)).expect("first");
+        let e = store
+            .outbox()
+            .commit_change(&c, note(T0))
+            .expect_err("second");
         assert!(matches!(e, Error::ChangeExists { .. }), "{e}");
-        assert_eq!(store.list(&ListFilter::default()).expect("list").len(), 1);
-        assert_eq!(store.audit_verify().expect("verify").records, 1);
+        assert_eq!(
+            store
+                .outbox()
+                .list(&ListFilter::default())
+                .expect("list")
+                .len(),
+            1
+        );
+        assert_eq!(store.audit().audit_verify().expect("verify").records, 1);
     }
 
     #[test]
@@ -1032,7 +1078,7 @@ mod tests {
         let store = t.open();
         let old: Vec<_> = (0..3).map(|i| id_change(&format!("C{i}"))).collect();
         for c in &old {
-            store.commit_change(c, note(T0)).expect("commit");
+            store.outbox().commit_change(c, note(T0)).expect("commit");
         }
         raw(&store, |c| {
             let pages: i64 = c
@@ -1042,7 +1088,10 @@ mod tests {
         });
         let mut full = None;
         for i in 0..1000 {
-            match store.commit_change(&id_change(&format!("D{i}")), note(T0)) {
+            match store
+                .outbox()
+                .commit_change(&id_change(&format!("D{i}")), note(T0))
+            {
                 Ok(_) => continue,
                 Err(e) => {
                     full = Some(e);
@@ -1056,18 +1105,27 @@ mod tests {
         assert!(e.to_string().contains("nothing was recorded"), "{e}");
         assert!(
             matches!(
-                store.next_ticket_number("A", chrono::NaiveDate::MIN),
+                store
+                    .tickets()
+                    .next_ticket_number("A", chrono::NaiveDate::MIN),
                 Ok(_) | Err(Error::StoreFull { .. })
             ),
             "counters fail the same way"
         );
         // Everything stored before is intact and readable.
         for c in &old {
-            assert_eq!(*store.load_change(&c.change_id).expect("old row"), *c);
+            assert_eq!(
+                *store.outbox().load_change(&c.change_id).expect("old row"),
+                *c
+            );
         }
-        let report = store.audit_verify().expect("verify");
+        let report = store.audit().audit_verify().expect("verify");
         assert!(report.ok(), "{report:?}");
-        let n = store.list(&ListFilter::default()).expect("list").len();
+        let n = store
+            .outbox()
+            .list(&ListFilter::default())
+            .expect("list")
+            .len();
         assert_eq!(report.records as usize, n, "one audit record per change");
         // Room again: it works again.
         raw(&store, |c| {
@@ -1075,11 +1133,12 @@ mod tests {
                 .expect("uncap")
         });
         store
+            .outbox()
             .commit_change(&id_change("E"), note(T0))
             .expect("commit after");
         drop(store);
         let store = t.open();
-        assert!(store.audit_verify().expect("verify").ok());
+        assert!(store.audit().audit_verify().expect("verify").ok());
     }
 
     #[test]
@@ -1087,7 +1146,10 @@ mod tests {
         let t = TestDir::new();
         let writer = t.open();
         let old = id_change("C1");
-        writer.commit_change(&old, note(T0)).expect("commit");
+        writer
+            .outbox()
+            .commit_change(&old, note(T0))
+            .expect("commit");
 
         // A connection that may not write (query_only), then one opened
         // read-only: both refuse with StoreReadOnly and read everything.
@@ -1103,15 +1165,27 @@ mod tests {
         .expect("open read-only");
         for store in [&writer, &ro] {
             let e = store
+                .outbox()
                 .commit_change(&id_change("C2"), note(T0))
                 .expect_err("read-only");
             assert!(matches!(e, Error::StoreReadOnly { .. }), "{e}");
             assert!(e.is_store_unavailable());
-            assert_eq!(*store.load_change(&old.change_id).expect("read"), old);
-            assert_eq!(store.list(&ListFilter::default()).expect("list").len(), 1);
-            assert!(store.audit_verify().expect("verify").ok());
+            assert_eq!(
+                *store.outbox().load_change(&old.change_id).expect("read"),
+                old
+            );
+            assert_eq!(
+                store
+                    .outbox()
+                    .list(&ListFilter::default())
+                    .expect("list")
+                    .len(),
+                1
+            );
+            assert!(store.audit().audit_verify().expect("verify").ok());
             assert!(
                 store
+                    .tickets()
                     .next_ticket_number("A", chrono::NaiveDate::MIN)
                     .is_err()
             );
@@ -1121,6 +1195,7 @@ mod tests {
             c.pragma_update(None, "query_only", false).expect("rw")
         });
         writer
+            .outbox()
             .commit_change(&id_change("C3"), note(T0))
             .expect("writable again");
     }
@@ -1133,11 +1208,17 @@ mod tests {
         let a2 = mobile_change("A");
         let b1 = id_change("B");
         for c in [&a1, &a2, &b1] {
-            store.commit_change(c, note(T0)).expect("commit");
+            store.outbox().commit_change(c, note(T0)).expect("commit");
         }
-        assert_eq!(store.next_due_at().expect("due"), Some(T0));
+        assert_eq!(store.outbox().next_due_at().expect("due"), Some(T0));
         // Nothing due before its time.
-        assert!(store.next_deliverable(T0 - 1).expect("next").is_none());
+        assert!(
+            store
+                .outbox()
+                .next_deliverable(T0 - 1)
+                .expect("next")
+                .is_none()
+        );
 
         let p = deliver_now(&store, T0);
         assert_eq!(p.change_id(), a1.change_id);
@@ -1148,6 +1229,7 @@ mod tests {
             reason: "core bank answered 503".into(),
         };
         store
+            .outbox()
             .record_outcome(&a1.change_id, &retry, T0)
             .expect("retry");
 
@@ -1155,16 +1237,24 @@ mod tests {
         let p = deliver_now(&store, T0 + 1);
         assert_eq!(p.change_id(), b1.change_id);
         store
+            .outbox()
             .record_outcome(&b1.change_id, &done("R-B1"), T0 + 2)
             .expect("done");
-        assert!(store.next_deliverable(T0 + 3).expect("next").is_none());
-        assert_eq!(store.next_due_at().expect("due"), Some(T0 + 5_000));
+        assert!(
+            store
+                .outbox()
+                .next_deliverable(T0 + 3)
+                .expect("next")
+                .is_none()
+        );
+        assert_eq!(store.outbox().next_due_at().expect("due"), Some(T0 + 5_000));
 
         let p = deliver_now(&store, T0 + 5_000);
         assert_eq!(p.change_id(), a1.change_id);
         assert_eq!(p.failures, 1);
         assert_eq!(p.attempts, 1);
         store
+            .outbox()
             .record_outcome(&a1.change_id, &done("R-A1"), T0 + 5_001)
             .expect("done");
         let p = deliver_now(&store, T0 + 5_002);
@@ -1172,16 +1262,18 @@ mod tests {
 
         // A rejected earlier change does not block: final is final.
         let a3 = id_change("A");
-        store.commit_change(&a3, note(T0)).expect("commit");
+        store.outbox().commit_change(&a3, note(T0)).expect("commit");
         let rejected = Decision::Rejected {
             code: "stale_card".into(),
             message: "older card".into(),
         };
         store
+            .outbox()
             .record_outcome(&a2.change_id, &rejected, T0 + 5_003)
             .expect("rejected");
         assert_eq!(
             store
+                .outbox()
                 .next_deliverable(T0 + 5_004)
                 .expect("next")
                 .expect("a3")
@@ -1195,12 +1287,12 @@ mod tests {
         let t = TestDir::new();
         let store = t.open();
         let c = id_change("C1");
-        store.commit_change(&c, note(T0)).expect("commit");
+        store.outbox().commit_change(&c, note(T0)).expect("commit");
         let p = deliver_now(&store, T0);
         assert_eq!(p.call, Call::Deliver);
         assert!(!p.interrupted);
         assert_eq!(
-            store.get(&c.change_id).expect("get").state,
+            store.outbox().get(&c.change_id).expect("get").state,
             ChangeState::InFlight
         );
         // The process dies with the POST out.
@@ -1208,24 +1300,35 @@ mod tests {
         drop(store);
 
         let store = t.open();
-        assert_eq!(store.next_due_at().expect("due"), Some(0));
-        let p = store.next_deliverable(T0 + 1).expect("next").expect("due");
+        assert_eq!(store.outbox().next_due_at().expect("due"), Some(0));
+        let p = store
+            .outbox()
+            .next_deliverable(T0 + 1)
+            .expect("next")
+            .expect("due");
         assert_eq!(p.change_id(), c.change_id);
         assert_eq!(p.call, Call::Reconcile);
         assert!(p.interrupted);
         // A plain resend is refused by the store itself.
         let e = store
+            .outbox()
             .begin_attempt(&c.change_id, Call::Deliver, T0 + 1)
             .expect_err("no blind resend");
         assert!(matches!(e, Error::ChangeState { .. }), "{e}");
         store
+            .outbox()
             .begin_attempt(&c.change_id, Call::Reconcile, T0 + 1)
             .expect("reconcile");
         // The bank never saw it: deliver again.
         store
+            .outbox()
             .record_outcome(&c.change_id, &Decision::Deliver, T0 + 2)
             .expect("deliver");
-        let p = store.next_deliverable(T0 + 2).expect("next").expect("due");
+        let p = store
+            .outbox()
+            .next_deliverable(T0 + 2)
+            .expect("next")
+            .expect("due");
         assert_eq!(p.call, Call::Deliver);
         assert!(!p.interrupted);
         assert_eq!(p.attempts, 2);
@@ -1236,7 +1339,7 @@ mod tests {
         let t = TestDir::new();
         let store = t.open();
         let c = id_change("C1");
-        store.commit_change(&c, note(T0)).expect("commit");
+        store.outbox().commit_change(&c, note(T0)).expect("commit");
         deliver_now(&store, T0);
         let decision = Decision::RetryAt {
             at_ms: T0 + 500,
@@ -1244,19 +1347,27 @@ mod tests {
             reason: "timeout after send".into(),
         };
         store
+            .outbox()
             .record_outcome(&c.change_id, &decision, T0)
             .expect("record");
-        let s = store.get(&c.change_id).expect("get");
+        let s = store.outbox().get(&c.change_id).expect("get");
         assert_eq!(s.state, ChangeState::InFlight);
         assert_eq!(s.last_error.as_deref(), Some("timeout after send"));
-        assert!(store.next_deliverable(T0 + 499).expect("next").is_none());
+        assert!(
+            store
+                .outbox()
+                .next_deliverable(T0 + 499)
+                .expect("next")
+                .is_none()
+        );
         let p = store
+            .outbox()
             .next_deliverable(T0 + 500)
             .expect("next")
             .expect("due");
         assert_eq!(p.call, Call::Reconcile);
         assert!(!p.interrupted);
-        let status = store.sync_status(T0 + 1_000).expect("status");
+        let status = store.outbox().sync_status(T0 + 1_000).expect("status");
         assert_eq!(status.pending, 1);
         assert_eq!(status.oldest_pending_age, Some(Duration::from_secs(1)));
         assert_eq!(status.last_error.as_deref(), Some("timeout after send"));
@@ -1268,10 +1379,11 @@ mod tests {
         let store = t.open();
         let ok = id_change("C1");
         let ko = id_change("C2");
-        store.commit_change(&ok, note(T0)).expect("commit");
-        store.commit_change(&ko, note(T0)).expect("commit");
+        store.outbox().commit_change(&ok, note(T0)).expect("commit");
+        store.outbox().commit_change(&ko, note(T0)).expect("commit");
         deliver_now(&store, T0);
         store
+            .outbox()
             .record_outcome(&ok.change_id, &done("CR-1"), T0 + 10)
             .expect("done");
         deliver_now(&store, T0);
@@ -1280,20 +1392,22 @@ mod tests {
             message: "the card is older than the one on file".into(),
         };
         store
+            .outbox()
             .record_outcome(&ko.change_id, &rejected, T0 + 20)
             .expect("rejected");
 
-        let s = store.get(&ok.change_id).expect("get");
+        let s = store.outbox().get(&ok.change_id).expect("get");
         assert_eq!(s.state, ChangeState::Delivered);
         assert_eq!(s.outcome, Some(ChangeStatus::Applied));
         assert_eq!(s.core_ref.as_deref(), Some("CR-1"));
         assert_eq!(s.final_at_ms, Some(T0 + 10));
         assert_eq!(s.next_attempt_at_ms, None);
-        let r = store.rejected().expect("rejected");
+        let r = store.outbox().rejected().expect("rejected");
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].rejection_code.as_deref(), Some("stale_card"));
 
         let actions: Vec<_> = store
+            .audit()
             .audit_records(0, 10)
             .expect("audit")
             .into_iter()
@@ -1313,15 +1427,19 @@ mod tests {
             (&ok.change_id, Decision::Deliver),
             (&ko.change_id, done("X")),
         ] {
-            let e = store.record_outcome(id, &d, T0 + 30).expect_err("final");
+            let e = store
+                .outbox()
+                .record_outcome(id, &d, T0 + 30)
+                .expect_err("final");
             assert!(matches!(e, Error::ChangeState { .. }), "{e}");
         }
         let e = store
+            .outbox()
             .record_outcome("00000000-0000-0000-0000-000000000000", &done("X"), 0)
             .expect_err("unknown");
         assert!(matches!(e, Error::ChangeNotFound { .. }), "{e}");
 
-        let status = store.sync_status(T0 + 30).expect("status");
+        let status = store.outbox().sync_status(T0 + 30).expect("status");
         assert_eq!(
             status,
             SyncStatus {
@@ -1344,11 +1462,12 @@ mod tests {
         let rejected = id_change("C2");
         let open = id_change("C3");
         for c in [&delivered, &rejected, &open] {
-            store.commit_change(c, note(T0)).expect("commit");
+            store.outbox().commit_change(c, note(T0)).expect("commit");
         }
-        assert_eq!(store.next_purge_at(retention).expect("next"), None);
+        assert_eq!(store.outbox().next_purge_at(retention).expect("next"), None);
         deliver_now(&store, T0);
         store
+            .outbox()
             .record_outcome(&delivered.change_id, &done("CR-1"), T0 + 1_000)
             .expect("done");
         deliver_now(&store, T0);
@@ -1357,31 +1476,62 @@ mod tests {
             message: String::new(),
         };
         store
+            .outbox()
             .record_outcome(&rejected.change_id, &reject, T0 + 2_000)
             .expect("rejected");
         assert_eq!(
-            store.next_purge_at(retention).expect("next"),
+            store.outbox().next_purge_at(retention).expect("next"),
             Some(T0 + 1_000 + 3_600_000)
         );
 
         // Not before the retention has passed.
-        assert_eq!(store.purge(T0 + 3_600_999, retention).expect("purge"), 0);
-        assert_eq!(store.purge(T0 + 3_601_000, retention).expect("purge"), 1);
-        let e = store.load_change(&delivered.change_id).expect_err("purged");
+        assert_eq!(
+            store
+                .outbox()
+                .purge(T0 + 3_600_999, retention)
+                .expect("purge"),
+            0
+        );
+        assert_eq!(
+            store
+                .outbox()
+                .purge(T0 + 3_601_000, retention)
+                .expect("purge"),
+            1
+        );
+        let e = store
+            .outbox()
+            .load_change(&delivered.change_id)
+            .expect_err("purged");
         assert!(matches!(e, Error::PayloadPurged { .. }), "{e}");
-        assert!(store.load_change(&rejected.change_id).is_ok());
-        assert_eq!(store.purge(T0 + 3_602_000, retention).expect("purge"), 1);
-        assert_eq!(store.purge(T0 + 99_999_999, retention).expect("purge"), 0);
-        assert_eq!(store.next_purge_at(retention).expect("next"), None);
+        assert!(store.outbox().load_change(&rejected.change_id).is_ok());
+        assert_eq!(
+            store
+                .outbox()
+                .purge(T0 + 3_602_000, retention)
+                .expect("purge"),
+            1
+        );
+        assert_eq!(
+            store
+                .outbox()
+                .purge(T0 + 99_999_999, retention)
+                .expect("purge"),
+            0
+        );
+        assert_eq!(store.outbox().next_purge_at(retention).expect("next"), None);
 
         // The non-personal row stays; the open change keeps its payload.
-        let s = store.get(&delivered.change_id).expect("row kept");
+        let s = store.outbox().get(&delivered.change_id).expect("row kept");
         assert!(s.purged);
         assert_eq!(s.state, ChangeState::Delivered);
         assert_eq!(s.core_ref.as_deref(), Some("CR-1"));
         assert_eq!(s.kind, "id_validity");
-        assert!(store.get(&rejected.change_id).expect("row").purged);
-        assert_eq!(*store.load_change(&open.change_id).expect("open"), open);
+        assert!(store.outbox().get(&rejected.change_id).expect("row").purged);
+        assert_eq!(
+            *store.outbox().load_change(&open.change_id).expect("open"),
+            open
+        );
         raw(&store, |c| {
             let sealed: i64 = c
                 .query_row(
@@ -1393,15 +1543,17 @@ mod tests {
             assert_eq!(sealed, 1);
         });
         let purges = store
+            .audit()
             .audit_records(0, 100)
             .expect("audit")
             .into_iter()
             .filter(|r| r.action == "payload_purged")
             .count();
         assert_eq!(purges, 2);
-        assert!(store.audit_verify().expect("verify").ok());
+        assert!(store.audit().audit_verify().expect("verify").ok());
         // A purged rejected change cannot be retried.
         let e = store
+            .outbox()
             .retry(&rejected.change_id, technician(T0))
             .expect_err("purged");
         assert!(matches!(e, Error::PayloadPurged { .. }), "{e}");
@@ -1421,14 +1573,15 @@ mod tests {
         let store = t.open();
         let a = id_change("A");
         let b = id_change("B");
-        store.commit_change(&a, note(T0)).expect("commit");
-        store.commit_change(&b, note(T0)).expect("commit");
+        store.outbox().commit_change(&a, note(T0)).expect("commit");
+        store.outbox().commit_change(&b, note(T0)).expect("commit");
         deliver_now(&store, T0);
         let conflict = Decision::Rejected {
             code: "idempotency_conflict".into(),
             message: String::new(),
         };
         store
+            .outbox()
             .record_outcome(&a.change_id, &conflict, T0)
             .expect("rejected");
         deliver_now(&store, T0);
@@ -1438,37 +1591,50 @@ mod tests {
             reason: "connection lost".into(),
         };
         store
+            .outbox()
             .record_outcome(&b.change_id, &backoff, T0)
             .expect("backoff");
 
         let s = store
+            .outbox()
             .retry(&a.change_id, technician(T0 + 5))
             .expect("retry");
         assert_eq!(s.state, ChangeState::Pending);
         assert_eq!(s.rejection_code, None);
         assert_eq!(s.next_attempt_at_ms, Some(T0 + 5));
         let s = store
+            .outbox()
             .retry(&b.change_id, technician(T0 + 5))
             .expect("retry");
         assert_eq!(s.state, ChangeState::InFlight, "still to be reconciled");
         assert_eq!(s.next_attempt_at_ms, Some(T0 + 5));
 
-        let p = store.next_deliverable(T0 + 5).expect("next").expect("a");
+        let p = store
+            .outbox()
+            .next_deliverable(T0 + 5)
+            .expect("next")
+            .expect("a");
         assert_eq!(
             (p.change_id(), p.call, p.failures),
             (a.change_id.as_str(), Call::Deliver, 0)
         );
         drop(p);
         store
+            .outbox()
             .record_outcome(&a.change_id, &done("R"), T0 + 6)
             .expect("done");
-        let p = store.next_deliverable(T0 + 6).expect("next").expect("b");
+        let p = store
+            .outbox()
+            .next_deliverable(T0 + 6)
+            .expect("next")
+            .expect("b");
         assert_eq!(
             (p.change_id(), p.call, p.failures),
             (b.change_id.as_str(), Call::Reconcile, 0)
         );
 
         let e = store
+            .outbox()
             .retry(&a.change_id, technician(T0 + 7))
             .expect_err("delivered");
         assert!(
@@ -1482,11 +1648,13 @@ mod tests {
             "{e}"
         );
         let e = store
+            .outbox()
             .retry("00000000-0000-0000-0000-000000000000", technician(T0))
             .expect_err("unknown");
         assert!(matches!(e, Error::ChangeNotFound { .. }), "{e}");
 
         let retried: Vec<_> = store
+            .audit()
             .audit_records(0, 100)
             .expect("audit")
             .into_iter()
@@ -1509,18 +1677,19 @@ mod tests {
             .iter()
             .map(|c| {
                 let c = id_change(c);
-                store.commit_change(&c, note(T0)).expect("commit");
+                store.outbox().commit_change(&c, note(T0)).expect("commit");
                 c.change_id.clone()
             })
             .collect();
         deliver_now(&store, T0);
-        let all = store.list(&ListFilter::default()).expect("list");
+        let all = store.outbox().list(&ListFilter::default()).expect("list");
         assert_eq!(
             all.iter().map(|s| s.change_id.clone()).collect::<Vec<_>>(),
             [ids[2].clone(), ids[1].clone(), ids[0].clone()]
         );
         let of = |state, customer: Option<&str>| {
             store
+                .outbox()
                 .list(&ListFilter {
                     state,
                     customer_id: customer.map(str::to_string),
@@ -1536,6 +1705,7 @@ mod tests {
         assert_eq!(of(Some(ChangeState::Delivered), None), 0);
         assert_eq!(
             store
+                .outbox()
                 .list(&ListFilter {
                     limit: 1,
                     ..ListFilter::default()
@@ -1555,6 +1725,7 @@ mod tests {
         let t = TestDir::new();
         let store = t.open();
         store
+            .outbox()
             .commit_change(&id_change("A"), note(T0))
             .expect("commit");
         raw(&store, |c| {

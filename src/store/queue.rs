@@ -15,7 +15,14 @@ pub fn format_ticket_number(letter: char, n: u32, digits: u8) -> String {
     format!("{letter}{n:0width$}", width = usize::from(digits))
 }
 
-impl Store {
+/// The queue tickets and their numbering (rules Q1–Q4).
+/// A view of the [`Store`]: `store.tickets()`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tickets<'s> {
+    pub(super) store: &'s Store,
+}
+
+impl Tickets<'_> {
     /// Take the next ticket number of `service` (its letter, e.g. `A`) on
     /// `business_day`: 1 for the day's first ticket. Durable when it
     /// returns, so a number handed out is never handed out again.
@@ -23,7 +30,7 @@ impl Store {
         if service.trim().is_empty() {
             return Err(Error::InvalidChange("queue service is empty".into()));
         }
-        self.write(|tx| {
+        self.store.write(|tx| {
             let (_, n) = take_number(tx, service, business_day)?;
             Ok(u32::try_from(n).unwrap_or(u32::MAX))
         })
@@ -167,11 +174,11 @@ fn count_waiting_before(
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
-impl Store {
+impl Tickets<'_> {
     /// The business day the queue is on when the clock says `asked` (see
     /// `day_in_use`): calls and counts follow the numbering's day.
     pub fn queue_day(&self, asked: NaiveDate) -> Result<NaiveDate> {
-        self.read(|tx| Ok(day_in_use(tx, asked)?))
+        self.store.read(|tx| Ok(day_in_use(tx, asked)?))
     }
 
     /// Issue a ticket (rule Q2): in ONE transaction, take the next number
@@ -184,7 +191,7 @@ impl Store {
             return Err(Error::InvalidChange("queue service is invalid".into()));
         }
         let letter = t.letter.to_string();
-        self.write(|tx| {
+        self.store.write(|tx| {
             let (business_day, n) = take_number(tx, &letter, t.business_day)?;
             let day = day_text(business_day);
             let number = u32::try_from(n).unwrap_or(u32::MAX);
@@ -248,7 +255,7 @@ impl Store {
 
     /// Record that a ticket came out of the printer.
     pub fn mark_ticket_printed(&self, ticket_id: &str) -> Result<()> {
-        self.write(|tx| {
+        self.store.write(|tx| {
             tx.execute(
                 "UPDATE ticket SET printed = 1 WHERE ticket_id = ?1",
                 [ticket_id],
@@ -259,7 +266,7 @@ impl Store {
 
     /// A ticket by id.
     pub fn ticket(&self, ticket_id: &str) -> Result<Option<TicketRow>> {
-        self.read(|tx| {
+        self.store.read(|tx| {
             Ok(tx
                 .query_row(
                     &format!("SELECT {TICKET_COLUMNS} FROM ticket WHERE ticket_id = ?1"),
@@ -272,7 +279,7 @@ impl Store {
 
     /// The last ticket issued, if any.
     pub fn last_ticket(&self) -> Result<Option<TicketRow>> {
-        self.read(|tx| {
+        self.store.read(|tx| {
             Ok(tx
                 .query_row(
                     &format!("SELECT {TICKET_COLUMNS} FROM ticket ORDER BY seq DESC LIMIT 1"),
@@ -286,7 +293,7 @@ impl Store {
     /// People still waiting ahead of `ticket` in its queue now.
     pub fn waiting_ahead(&self, ticket: &TicketRow) -> Result<u32> {
         let (letter, day) = (ticket.letter.to_string(), day_text(ticket.business_day));
-        self.read(|tx| {
+        self.store.read(|tx| {
             Ok(count_waiting_before(
                 tx,
                 &letter,
@@ -305,7 +312,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Option<TicketRow>> {
         let (letter, day) = (letter.to_string(), day_text(business_day));
-        self.write(|tx| {
+        self.store.write(|tx| {
             let next = tx
                 .query_row(
                     &format!(
@@ -334,7 +341,7 @@ impl Store {
     /// technicians).
     pub fn tickets_of_day(&self, business_day: NaiveDate) -> Result<Vec<TicketRow>> {
         let day = day_text(business_day);
-        self.read(|tx| {
+        self.store.read(|tx| {
             let mut stmt = tx.prepare(&format!(
                 "SELECT {TICKET_COLUMNS} FROM ticket WHERE business_day = ?1 ORDER BY letter, number"
             ))?;
@@ -349,7 +356,7 @@ impl Store {
     /// issued.
     pub fn queue_counts(&self, letter: char, business_day: NaiveDate) -> Result<QueueCounts> {
         let (l, day) = (letter.to_string(), day_text(business_day));
-        self.read(|tx| {
+        self.store.read(|tx| {
             let (waiting, last_called, last_issued): (i64, Option<i64>, Option<i64>) = tx
                 .query_row(
                     "SELECT
@@ -384,16 +391,16 @@ mod tests {
         let day1 = NaiveDate::from_ymd_opt(2026, 11, 23).expect("date");
         let day2 = day1.succ_opt().expect("date");
         let store = t.open();
-        assert_eq!(store.next_ticket_number("A", day1).expect("n"), 1);
-        assert_eq!(store.next_ticket_number("A", day1).expect("n"), 2);
-        assert_eq!(store.next_ticket_number("B", day1).expect("n"), 1);
+        assert_eq!(store.tickets().next_ticket_number("A", day1).expect("n"), 1);
+        assert_eq!(store.tickets().next_ticket_number("A", day1).expect("n"), 2);
+        assert_eq!(store.tickets().next_ticket_number("B", day1).expect("n"), 1);
         drop(store);
         let store = t.open();
-        assert_eq!(store.next_ticket_number("A", day1).expect("n"), 3);
+        assert_eq!(store.tickets().next_ticket_number("A", day1).expect("n"), 3);
         // The next day starts again at 1 (asking for day 1 after that is a
         // clock stepped back: rule_q2_a_clock_stepped_back_never_reissues_a_number).
-        assert_eq!(store.next_ticket_number("A", day2).expect("n"), 1);
-        assert!(store.next_ticket_number(" ", day1).is_err());
+        assert_eq!(store.tickets().next_ticket_number("A", day2).expect("n"), 1);
+        assert!(store.tickets().next_ticket_number(" ", day1).is_err());
     }
 
     #[test]
@@ -412,7 +419,7 @@ mod tests {
                 };
                 std::thread::spawn(move || {
                     (0..25)
-                        .map(|_| s.next_ticket_number("A", day).expect("n"))
+                        .map(|_| s.tickets().next_ticket_number("A", day).expect("n"))
                         .collect::<Vec<_>>()
                 })
             })
@@ -443,12 +450,15 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2026, 11, 23).expect("date");
         let store = t.open();
         let a1 = store
+            .tickets()
             .issue_ticket(&new_ticket("t1", 'A', day, Some("张*")))
             .expect("a1");
         let a2 = store
+            .tickets()
             .issue_ticket(&new_ticket("t2", 'A', day, None))
             .expect("a2");
         let b1 = store
+            .tickets()
             .issue_ticket(&new_ticket("t3", 'B', day, None))
             .expect("b1");
         assert_eq!(
@@ -459,24 +469,45 @@ mod tests {
         assert_eq!((b1.number, b1.waiting_ahead), (1, 0));
         assert!(
             store
+                .tickets()
                 .issue_ticket(&new_ticket("t1", 'A', day, None))
                 .is_err(),
             "same id twice"
         );
-        store.mark_ticket_printed("t2").expect("printed");
-        assert!(store.ticket("t2").expect("read").expect("row").printed);
-        assert!(!store.ticket("t1").expect("read").expect("row").printed);
+        store.tickets().mark_ticket_printed("t2").expect("printed");
+        assert!(
+            store
+                .tickets()
+                .ticket("t2")
+                .expect("read")
+                .expect("row")
+                .printed
+        );
+        assert!(
+            !store
+                .tickets()
+                .ticket("t1")
+                .expect("read")
+                .expect("row")
+                .printed
+        );
         assert_eq!(
-            store.last_ticket().expect("last").expect("row").ticket_id,
+            store
+                .tickets()
+                .last_ticket()
+                .expect("last")
+                .expect("row")
+                .ticket_id,
             "t3"
         );
         let called = store
+            .tickets()
             .call_next_ticket('A', day, 5)
             .expect("call")
             .expect("a ticket");
         assert_eq!(called.number, 1);
-        assert_eq!(store.waiting_ahead(&a2).expect("ahead"), 0);
-        let counts = store.queue_counts('A', day).expect("counts");
+        assert_eq!(store.tickets().waiting_ahead(&a2).expect("ahead"), 0);
+        let counts = store.tickets().queue_counts('A', day).expect("counts");
         assert_eq!(
             counts,
             QueueCounts {
@@ -487,26 +518,34 @@ mod tests {
             }
         );
         store
+            .tickets()
             .call_next_ticket('A', day, 6)
             .expect("call")
             .expect("a ticket");
-        assert!(store.call_next_ticket('A', day, 7).expect("call").is_none());
+        assert!(
+            store
+                .tickets()
+                .call_next_ticket('A', day, 7)
+                .expect("call")
+                .is_none()
+        );
         // The number after a failed issue (same id) was not consumed.
         let a3 = store
+            .tickets()
             .issue_ticket(&new_ticket("t4", 'A', day, None))
             .expect("a3");
         assert_eq!(a3.number, 3);
         drop(store);
         let store = t.open();
-        assert_eq!(store.tickets_of_day(day).expect("day").len(), 4);
-        let records = store.audit_records(0, 100).expect("audit");
+        assert_eq!(store.tickets().tickets_of_day(day).expect("day").len(), 4);
+        let records = store.audit().audit_records(0, 100).expect("audit");
         let issued: Vec<_> = records
             .iter()
             .filter(|r| r.action == "ticket_issued")
             .collect();
         assert_eq!(issued.len(), 4);
         assert!(issued[0].detail.contains("A001") && !issued[0].detail.contains("张"));
-        assert!(store.audit_verify().expect("verify").ok());
+        assert!(store.audit().audit_verify().expect("verify").ok());
     }
 
     /// Rule Q2 across a clock stepped back (NTP, a technician, a dead RTC
@@ -527,6 +566,7 @@ mod tests {
             .enumerate()
         {
             let row = store
+                .tickets()
                 .issue_ticket(&new_ticket(&format!("t{i}"), 'A', day, None))
                 .expect("issue");
             if day == today {
@@ -537,6 +577,7 @@ mod tests {
         let before = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
         for (i, day) in [yesterday, yesterday, before].into_iter().enumerate() {
             let row = store
+                .tickets()
                 .issue_ticket(&new_ticket(&format!("back{i}"), 'A', day, None))
                 .expect("issue");
             assert_eq!(row.business_day, today, "the business day never goes back");
@@ -552,18 +593,22 @@ mod tests {
         );
         // Another service follows the same day: its first number today.
         let b = store
+            .tickets()
             .issue_ticket(&new_ticket("b", 'B', yesterday, None))
             .expect("issue");
         assert_eq!((b.business_day, b.number_text.as_str()), (today, "B001"));
         assert_eq!(
-            store.next_ticket_number("A", before).expect("next"),
+            store
+                .tickets()
+                .next_ticket_number("A", before)
+                .expect("next"),
             8,
             "next_ticket_number keeps the same guard"
         );
         // Calls and counts stay on the numbering's day too.
-        assert_eq!(store.queue_day(yesterday).expect("day"), today);
+        assert_eq!(store.tickets().queue_day(yesterday).expect("day"), today);
         let tomorrow = today.succ_opt().expect("date");
-        assert_eq!(store.queue_day(tomorrow).expect("day"), tomorrow);
+        assert_eq!(store.tickets().queue_day(tomorrow).expect("day"), tomorrow);
     }
 
     #[test]
@@ -604,7 +649,7 @@ name_en = "Personal banking"
             let req = number_request(&config, "personal", at(when)).expect("request");
             let mut ticket = new_ticket(&format!("d{i}"), 'A', req.business_day, None);
             ticket.service_id = req.service_id.clone();
-            let row = store.issue_ticket(&ticket).expect("issue");
+            let row = store.tickets().issue_ticket(&ticket).expect("issue");
             issued.push((row.business_day.to_string(), row.number_text));
         }
         let expected = [

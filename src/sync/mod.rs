@@ -37,7 +37,7 @@ mod worker;
 use std::future::Future;
 use std::time::Duration;
 
-use kiosk_corebank::{ChangeRequest, ChangeResult, StoredChange};
+use kiosk_corebank::{ChangeRequest, ChangeResult, CoreBankError, StoredChange, SubmitOutcome};
 
 pub use machine::{
     Backoff, Call, Decision, History, IDEMPOTENCY_CONFLICT, IN_PROGRESS, KEY_MEMORY,
@@ -104,6 +104,82 @@ pub enum Outcome {
     /// request it could not build): the change is kept and retried slowly;
     /// a technician must look.
     Fault { reason: String },
+}
+
+/// How each of the real client's answers becomes an [`Outcome`].
+impl Outcome {
+    /// The outcome of `POST /v1/changes`.
+    pub fn from_submit(result: Result<SubmitOutcome, CoreBankError>) -> Outcome {
+        match result {
+            Ok(SubmitOutcome { result, replayed }) => Outcome::Accepted { result, replayed },
+            Err(e) => Outcome::from_error(e),
+        }
+    }
+
+    /// The outcome of `GET /v1/changes/{id}`.
+    pub fn from_get(result: Result<Option<StoredChange>, CoreBankError>) -> Outcome {
+        match result {
+            Ok(Some(stored)) => Outcome::Found(stored),
+            Ok(None) => Outcome::NotFound,
+            Err(e) => Outcome::from_error(e),
+        }
+    }
+
+    /// A failed call. The client's messages hold no personal data.
+    pub fn from_error(e: CoreBankError) -> Outcome {
+        let reason = e.to_string();
+        match e {
+            CoreBankError::InProgress => Outcome::InProgress,
+            CoreBankError::Conflict { code } if code == IDEMPOTENCY_CONFLICT => {
+                Outcome::Conflict { message: reason }
+            }
+            CoreBankError::Conflict { code } => Outcome::Rejected {
+                status: 409,
+                code,
+                message: reason,
+            },
+            CoreBankError::Rejected {
+                status,
+                code,
+                message,
+            } => Outcome::Rejected {
+                status,
+                code,
+                message,
+            },
+            CoreBankError::Locked => Outcome::Rejected {
+                status: 423,
+                code: "locked".into(),
+                message: reason,
+            },
+            CoreBankError::Expired => Outcome::Rejected {
+                status: 410,
+                code: "expired".into(),
+                message: reason,
+            },
+            // A 404 to a POST: the address is wrong, not the change.
+            CoreBankError::NotFound { .. } => Outcome::Fault { reason },
+            CoreBankError::RateLimited { retry_after } => Outcome::Transient {
+                retry_after,
+                reason,
+            },
+            CoreBankError::BadSignature {
+                clock_skew_suspected: true,
+                ..
+            } => Outcome::Transient {
+                retry_after: None,
+                reason,
+            },
+            ref e if e.is_ambiguous() => Outcome::Ambiguous { reason },
+            ref e if e.is_transient() => Outcome::Transient {
+                retry_after: None,
+                reason,
+            },
+            // A wrong key or kiosk id, an answer not understood, a request
+            // that cannot be built, a bad configuration.
+            _ => Outcome::Fault { reason },
+        }
+    }
 }
 
 /// The core bank as the sync worker needs it. Implemented here for

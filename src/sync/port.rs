@@ -1,84 +1,9 @@
 //! [`CoreBankPort`] over the real client, `kiosk_corebank::CoreBankClient`:
-//! how each of its errors becomes an [`Outcome`].
+//! each call answered as an [`Outcome`].
 
-use kiosk_corebank::{ChangeRequest, CoreBankClient, CoreBankError, StoredChange, SubmitOutcome};
+use kiosk_corebank::{ChangeRequest, CoreBankClient};
 
-use super::{CoreBankPort, IDEMPOTENCY_CONFLICT, Outcome};
-
-impl Outcome {
-    /// The outcome of `POST /v1/changes`.
-    pub fn from_submit(result: Result<SubmitOutcome, CoreBankError>) -> Outcome {
-        match result {
-            Ok(SubmitOutcome { result, replayed }) => Outcome::Accepted { result, replayed },
-            Err(e) => Outcome::from_error(e),
-        }
-    }
-
-    /// The outcome of `GET /v1/changes/{id}`.
-    pub fn from_get(result: Result<Option<StoredChange>, CoreBankError>) -> Outcome {
-        match result {
-            Ok(Some(stored)) => Outcome::Found(stored),
-            Ok(None) => Outcome::NotFound,
-            Err(e) => Outcome::from_error(e),
-        }
-    }
-
-    /// A failed call. The client's messages hold no personal data.
-    pub fn from_error(e: CoreBankError) -> Outcome {
-        let reason = e.to_string();
-        match e {
-            CoreBankError::InProgress => Outcome::InProgress,
-            CoreBankError::Conflict { code } if code == IDEMPOTENCY_CONFLICT => {
-                Outcome::Conflict { message: reason }
-            }
-            CoreBankError::Conflict { code } => Outcome::Rejected {
-                status: 409,
-                code,
-                message: reason,
-            },
-            CoreBankError::Rejected {
-                status,
-                code,
-                message,
-            } => Outcome::Rejected {
-                status,
-                code,
-                message,
-            },
-            CoreBankError::Locked => Outcome::Rejected {
-                status: 423,
-                code: "locked".into(),
-                message: reason,
-            },
-            CoreBankError::Expired => Outcome::Rejected {
-                status: 410,
-                code: "expired".into(),
-                message: reason,
-            },
-            // A 404 to a POST: the address is wrong, not the change.
-            CoreBankError::NotFound { .. } => Outcome::Fault { reason },
-            CoreBankError::RateLimited { retry_after } => Outcome::Transient {
-                retry_after,
-                reason,
-            },
-            CoreBankError::BadSignature {
-                clock_skew_suspected: true,
-                ..
-            } => Outcome::Transient {
-                retry_after: None,
-                reason,
-            },
-            ref e if e.is_ambiguous() => Outcome::Ambiguous { reason },
-            ref e if e.is_transient() => Outcome::Transient {
-                retry_after: None,
-                reason,
-            },
-            // A wrong key or kiosk id, an answer not understood, a request
-            // that cannot be built, a bad configuration.
-            _ => Outcome::Fault { reason },
-        }
-    }
-}
+use super::{CoreBankPort, Outcome};
 
 impl CoreBankPort for CoreBankClient {
     async fn submit(&self, change: &ChangeRequest) -> Outcome {
@@ -94,9 +19,12 @@ impl CoreBankPort for CoreBankClient {
 mod tests {
     use std::time::Duration;
 
-    use kiosk_corebank::{ChangeResult, ChangeStatus, ErrorBody};
+    use kiosk_corebank::{
+        ChangeResult, ChangeStatus, CoreBankError, ErrorBody, StoredChange, SubmitOutcome,
+    };
 
     use super::*;
+    use crate::sync::IDEMPOTENCY_CONFLICT;
 
     #[test]
     fn answers_map_to_outcomes() {

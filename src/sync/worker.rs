@@ -174,8 +174,8 @@ where
         let now = self.clock.now_ms();
         let retention = self.options.retention;
         let purged = self
-            .blocking(move |s| match s.next_purge_at(retention)? {
-                Some(at) if at <= now => s.purge(now, retention),
+            .blocking(move |s| match s.outbox().next_purge_at(retention)? {
+                Some(at) if at <= now => s.outbox().purge(now, retention),
                 _ => Ok(0),
             })
             .await?;
@@ -187,7 +187,10 @@ where
             (self.on_event)(SyncEvent::Purged { count: purged });
         }
 
-        let Some(pending) = self.blocking(move |s| s.next_deliverable(now)).await? else {
+        let Some(pending) = self
+            .blocking(move |s| s.outbox().next_deliverable(now))
+            .await?
+        else {
             return Ok(Progress::Idle);
         };
         let change_id = pending.change_id().to_string();
@@ -200,7 +203,7 @@ where
         }
         {
             let id = change_id.clone();
-            self.blocking(move |s| s.begin_attempt(&id, call, now))
+            self.blocking(move |s| s.outbox().begin_attempt(&id, call, now))
                 .await?;
         }
         tracing::debug!(
@@ -241,7 +244,7 @@ where
         {
             let id = change_id.clone();
             let d = decision.clone();
-            self.blocking(move |s| s.record_outcome(&id, &d, now))
+            self.blocking(move |s| s.outbox().record_outcome(&id, &d, now))
                 .await?;
         }
         self.report(change_id, decision, replayed);
@@ -252,7 +255,12 @@ where
     async fn next_wake(&self) -> Result<Option<i64>, Error> {
         let retention = self.options.retention;
         let (due, purge) = self
-            .blocking(move |s| Ok((s.next_due_at()?, s.next_purge_at(retention)?)))
+            .blocking(move |s| {
+                Ok((
+                    s.outbox().next_due_at()?,
+                    s.outbox().next_purge_at(retention)?,
+                ))
+            })
             .await?;
         Ok(match (due, purge) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -526,6 +534,7 @@ mod tests {
         fn commit(&self, changes: &[&ChangeRequest]) {
             for change in changes {
                 self.store
+                    .outbox()
                     .commit_change(change, note(self.now()))
                     .expect("commit");
             }
@@ -578,7 +587,7 @@ mod tests {
         }
 
         fn state(&self, change_id: &str) -> ChangeState {
-            self.store.get(change_id).expect("get").state
+            self.store.outbox().get(change_id).expect("get").state
         }
     }
 
@@ -602,7 +611,7 @@ mod tests {
         assert_eq!(h.park().await, Some(T0 + 3_600_000), "next: the purge");
         h.no_request_pending();
 
-        let s = h.store.get(&c.change_id).expect("get");
+        let s = h.store.outbox().get(&c.change_id).expect("get");
         assert_eq!(s.state, ChangeState::Delivered);
         assert_eq!(s.core_ref.as_deref(), Some("CR-1"));
         assert_eq!(s.attempts, 1);
@@ -624,6 +633,7 @@ mod tests {
         );
         let actions: Vec<_> = h
             .store
+            .audit()
             .audit_records(0, 10)
             .expect("audit")
             .into_iter()
@@ -635,7 +645,7 @@ mod tests {
         // to wait for.
         h.set_now(T0 + 3_600_000);
         assert_eq!(h.park().await, None);
-        assert!(h.store.get(&c.change_id).expect("get").purged);
+        assert!(h.store.outbox().get(&c.change_id).expect("get").purged);
     }
 
     #[tokio::test]
@@ -681,9 +691,9 @@ mod tests {
         assert_eq!(h.park().await, Some(T0 + 500 + 3_600_000));
         h.no_request_pending();
 
-        let sa = h.store.get(&a.change_id).expect("a");
+        let sa = h.store.outbox().get(&a.change_id).expect("a");
         assert_eq!((sa.state, sa.attempts), (ChangeState::Delivered, 3));
-        let sb = h.store.get(&b.change_id).expect("b");
+        let sb = h.store.outbox().get(&b.change_id).expect("b");
         assert_eq!(
             (sb.state, sb.attempts, sb.outcome),
             (ChangeState::Delivered, 2, Some(ChangeStatus::Superseded))
@@ -723,7 +733,7 @@ mod tests {
             "only the purge is left"
         );
         h.no_request_pending();
-        let rejected = h.store.rejected().expect("rejected");
+        let rejected = h.store.outbox().rejected().expect("rejected");
         assert_eq!(rejected.len(), 1);
         assert_eq!(
             rejected[0].rejection_code.as_deref(),
@@ -738,7 +748,7 @@ mod tests {
             code: "otp_proof_invalid".into(),
             message: "the proof has expired".into(),
         }));
-        let last = h.store.audit_records(1, 10).expect("audit");
+        let last = h.store.audit().audit_records(1, 10).expect("audit");
         assert_eq!(last[0].action, "change_rejected");
         assert!(last[0].detail.contains("otp_proof_invalid"));
     }
@@ -765,7 +775,7 @@ mod tests {
         )
         .await;
         h.park().await;
-        let rejected = h.store.rejected().expect("rejected");
+        let rejected = h.store.outbox().rejected().expect("rejected");
         assert_eq!(
             rejected[0].rejection_code.as_deref(),
             Some("otp_proof_invalid")
@@ -798,7 +808,7 @@ mod tests {
         )
         .await;
         h.park().await;
-        let s = h.store.get(&c.change_id).expect("get");
+        let s = h.store.outbox().get(&c.change_id).expect("get");
         assert_eq!(s.state, ChangeState::Rejected);
         assert_eq!(s.rejection_code.as_deref(), Some(IDEMPOTENCY_CONFLICT));
     }
@@ -825,7 +835,7 @@ mod tests {
         .await;
         h.park().await;
         h.no_request_pending();
-        let s = h.store.get(&c.change_id).expect("get");
+        let s = h.store.outbox().get(&c.change_id).expect("get");
         assert_eq!((s.state, s.attempts), (ChangeState::Delivered, 2));
     }
 
@@ -864,6 +874,7 @@ mod tests {
         h.park().await;
         let delivered = h
             .store
+            .outbox()
             .list(&ListFilter {
                 state: Some(ChangeState::Delivered),
                 ..ListFilter::default()
@@ -892,7 +903,7 @@ mod tests {
             .await;
         h.park().await;
         assert_eq!(h.state(&c.change_id), ChangeState::Delivered);
-        let status = h.store.sync_status(at).expect("status");
+        let status = h.store.outbox().sync_status(at).expect("status");
         assert_eq!((status.pending, status.delivered), (0, 1));
         // One "unreachable" and one "reachable" report, not one per failure.
         let links = h

@@ -194,6 +194,7 @@ fn audit_text(dir: &std::path::Path) -> String {
     )
     .expect("open the store");
     store
+        .audit()
         .audit_records(0, 100_000)
         .expect("audit")
         .into_iter()

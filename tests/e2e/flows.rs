@@ -197,6 +197,7 @@ impl Kiosk {
         )
         .expect("open the store");
         store
+            .audit()
             .audit_records(0, 100_000)
             .expect("audit")
             .into_iter()
@@ -212,6 +213,7 @@ impl Kiosk {
         )
         .expect("open the store");
         store
+            .audit()
             .audit_records(0, 100_000)
             .expect("audit")
             .into_iter()

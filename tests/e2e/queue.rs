@@ -314,6 +314,7 @@ async fn rule_q2_numbers_restart_on_a_new_business_day_through_kioskd() {
         .expect("store");
         for _ in 0..57 {
             store
+                .tickets()
                 .issue_ticket(&kiosk::store::NewTicket {
                     ticket_id: uuid::Uuid::new_v4().to_string(),
                     service_id: "personal".into(),
@@ -644,6 +645,7 @@ async fn rule_q3_swipe_of_a_newer_card_records_the_validity_change_without_confi
     )
     .expect("open the store");
     let actions: Vec<String> = store
+        .audit()
         .audit_records(0, 1000)
         .expect("audit")
         .into_iter()
@@ -875,7 +877,7 @@ pub(crate) async fn sigkill_during_ticket_issuing(kills: usize, seed: u64) -> Ti
         .collect();
     days.dedup();
     for day in &days {
-        tickets.extend(store.tickets_of_day(*day).expect("tickets"));
+        tickets.extend(store.tickets().tickets_of_day(*day).expect("tickets"));
     }
     let mut per_letter: BTreeMap<char, Vec<u32>> = BTreeMap::new();
     let mut by_number: BTreeMap<String, String> = BTreeMap::new();
@@ -897,6 +899,7 @@ pub(crate) async fn sigkill_during_ticket_issuing(kills: usize, seed: u64) -> Ti
             "{letter}: contiguous from 1"
         );
         let counts = store
+            .tickets()
             .queue_counts(*letter, days[days.len() - 1])
             .expect("counts");
         assert_eq!(
@@ -909,10 +912,10 @@ pub(crate) async fn sigkill_during_ticket_issuing(kills: usize, seed: u64) -> Ti
         .iter()
         .filter(|(number, id)| by_number.get(*number) != Some(*id))
         .count();
-    let audit = store.audit_records(0, 100_000).expect("audit");
+    let audit = store.audit().audit_records(0, 100_000).expect("audit");
     let issued_records = audit.iter().filter(|r| r.action == "ticket_issued").count();
     assert_eq!(issued_records, tickets.len(), "one audit record per ticket");
-    assert!(store.audit_verify().expect("verify").ok());
+    assert!(store.audit().audit_verify().expect("verify").ok());
     // Every ticket that came out of the printer shows a stored number with
     // its own ticket id, and no number came out twice.
     let cut = s.printer.tickets();

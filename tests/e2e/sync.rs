@@ -467,10 +467,12 @@ async fn rule_s2_personal_data_is_purged_after_the_answer_and_the_retention() {
     )
     .expect("open the store");
     let summary = store
+        .outbox()
         .get(&change.change_id)
         .expect("the change's row is kept");
     assert!(summary.purged, "{summary:?}");
     let purges: Vec<_> = store
+        .audit()
         .audit_records(0, 1000)
         .expect("audit")
         .into_iter()
