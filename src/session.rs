@@ -43,7 +43,7 @@ use crate::flows::id_update::{
     self, AuditNote, BankFailure, ChangeToRecord, FlowSettings, IdUpdateFlow, Outcome, OutcomeKind,
     Slip, UpdateWindow,
 };
-use crate::flows::messages::{CustomerMessage, Refusal};
+use crate::flows::messages::{CustomerMessage, Explained, Refusal};
 use crate::flows::phone::{self, PhoneFlow};
 use crate::printer::Printer;
 use crate::readers::Readers;
@@ -686,7 +686,7 @@ impl Runner {
                     Eff::Screen(s) => self.info.screen = Some(s),
                     Eff::Notice(r) => {
                         self.info.message = Some(flow_message(&r.message()));
-                        self.info.refusal = serde_json::to_value(&r).ok();
+                        self.info.refusal = Some(r.clone());
                     }
                     Eff::IdleWarning(m) => self.info.message = Some(flow_message(&m)),
                     Eff::Finish(o) => {
@@ -696,7 +696,7 @@ impl Runner {
                             self.info.change_id = change_id;
                         }
                         self.info.message = Some(flow_message(&o.message));
-                        self.info.refusal = o.refusal().and_then(|r| serde_json::to_value(r).ok());
+                        self.info.refusal = o.refusal().cloned();
                         self.info.screen = None;
                         self.info.active = false;
                         finished = Some(o);

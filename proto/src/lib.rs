@@ -15,10 +15,12 @@
 
 pub mod client;
 pub mod messages;
+pub mod refusal;
 
 pub use client::{Client, ClientError};
 pub use kiosk_idcard::CardType;
 pub use messages::*;
+pub use refusal::{CounterReason, Refusal};
 
 /// Longest line either side accepts, newline excluded.
 pub const MAX_LINE: usize = 64 * 1024;

@@ -174,7 +174,7 @@ pub struct SessionInfo {
     /// The refusal, when refused or noticed: `{"refusal": "counter",
     /// "counter_reason": "not_allowed", "reason": ...}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refusal: Option<serde_json::Value>,
+    pub refusal: Option<crate::Refusal>,
     /// The change recorded in this session, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_id: Option<String>,

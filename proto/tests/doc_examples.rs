@@ -139,3 +139,25 @@ fn every_documented_example_is_what_the_typed_messages_write() {
         assert!(used.contains(typed), "no example read as {typed}: {used:?}");
     }
 }
+
+/// The refusals the session table of `docs/local-api.md` shows inline
+/// (`{"refusal": "expired_card", ...}`) are what [`Refusal`] reads and
+/// writes back.
+#[test]
+fn the_documented_refusals_are_what_the_typed_refusal_writes() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/local-api.md"))
+        .expect("docs/local-api.md");
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with("| `refusal` |"))
+        .expect("the refusal row of the session table");
+    let examples: Vec<&str> = row
+        .split('`')
+        .filter(|part| part.starts_with('{') && part.ends_with('}'))
+        .collect();
+    assert!(examples.len() >= 3, "{row}");
+    for example in examples {
+        let v: Value = serde_json::from_str(example).expect(example);
+        assert_eq!(through::<Refusal>(&v), Some(without_nulls(v)), "{example}");
+    }
+}

@@ -76,7 +76,7 @@ use super::id_rules::{
     check_card, id_validity_change, lookup_refusal, lookup_request, masked_name, refusal_action,
     scrub, update_allowed, validity_display, validity_text,
 };
-use super::messages::{self, CustomerMessage, Refusal};
+use super::messages::{self, CustomerMessage, Explained, Refusal};
 use crate::store::AuditAction;
 
 /// What the flows need of the configuration; the daemon maps its config

@@ -83,7 +83,7 @@ use super::id_rules::{
 use super::id_update::{
     AuditNote, ChangeToRecord, FlowSettings, Idle, IdleCheck, Outcome, OutcomeKind, Slip, SlipRow,
 };
-use super::messages::{self, CounterReason, CustomerMessage, Refusal};
+use super::messages::{self, CounterReason, CustomerMessage, Explained, Refusal};
 use crate::store::AuditAction;
 
 /// `purpose` of the codes this flow asks for.

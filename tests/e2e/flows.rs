@@ -297,8 +297,15 @@ fn refusal_code(info: &SessionInfo) -> String {
     info.message.as_ref().expect("a message").code.clone()
 }
 
+/// The session's refusal as the local API sends it (JSON).
+fn refusal_json(info: &SessionInfo) -> serde_json::Value {
+    serde_json::to_value(info.refusal.as_ref().expect("a refusal")).expect("JSON")
+}
+
 fn counter_reason(info: &SessionInfo) -> String {
     info.refusal
+        .as_ref()
+        .map(|r| serde_json::to_value(r).expect("JSON"))
         .as_ref()
         .and_then(|r| r.get("counter_reason"))
         .and_then(|r| r.as_str())
@@ -375,7 +382,7 @@ async fn rule_i4_expired_card_is_refused() {
     assert_eq!(info.stage, Stage::Finished);
     assert_eq!(info.outcome, Some(Outcome::Refused));
     assert_eq!(
-        info.refusal.as_ref().unwrap()["refusal"],
+        refusal_json(&info)["refusal"],
         "expired_card",
         "{info:?}"
     );
@@ -624,13 +631,13 @@ async fn rule_p2_three_wrong_answers_lock_and_send_to_the_counter() {
         .await;
     assert_eq!(first.stage, Stage::AwaitingAnswer, "{first:?}");
     assert_eq!(refusal_code(&first), "wrong_answer");
-    assert_eq!(first.refusal.as_ref().unwrap()["attempts_left"], 2);
+    assert_eq!(refusal_json(&first)["attempts_left"], 2);
     let second = k
         .input(SessionInput::Answer {
             answer: "还是错的".into(),
         })
         .await;
-    assert_eq!(second.refusal.as_ref().unwrap()["attempts_left"], 1);
+    assert_eq!(refusal_json(&second)["attempts_left"], 1);
     let third = k
         .input(SessionInput::Answer {
             answer: "又错了".into(),
@@ -651,7 +658,7 @@ async fn rule_p5_mobile_change_not_allowed_sends_to_the_counter_with_the_reason(
     let card = card("mobile-restricted");
     let info = k.start_with_card("phone_change", card.clone()).await;
     assert_counter(&info, "not_allowed");
-    let reason = info.refusal.as_ref().unwrap()["reason"].clone();
+    let reason = refusal_json(&info)["reason"].clone();
     assert!(reason.is_string(), "the bank's reason: {info:?}");
     let m = info.message.as_ref().unwrap();
     assert!(m.en.contains(reason.as_str().unwrap()) || m.zh.contains(reason.as_str().unwrap()));
@@ -772,7 +779,7 @@ async fn rule_i9_outside_the_update_window_is_refused_with_its_dates() {
     let info = k.start_with_card("id_update", resident()).await;
     assert_eq!(info.outcome, Some(Outcome::Refused), "{info:?}");
     assert_eq!(refusal_code(&info), "outside_update_window");
-    let refusal = info.refusal.as_ref().unwrap();
+    let refusal = refusal_json(&info);
     assert_eq!(refusal["opens"], "2020-02-06", "{refusal}");
     assert_eq!(refusal["closes"], "2020-06-05", "{refusal}");
     assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
@@ -836,7 +843,7 @@ async fn rule_p4_resend_too_soon_is_refused_with_the_wait() {
     assert_eq!(info.stage, Stage::AwaitingCode, "{info:?}");
     assert_eq!(refusal_code(&info), "resend_too_soon");
     assert!(
-        info.refusal.as_ref().unwrap()["retry_after_s"]
+        refusal_json(&info)["retry_after_s"]
             .as_u64()
             .unwrap()
             > 0
@@ -1164,7 +1171,7 @@ async fn rule_i2_a_card_with_a_wrong_check_digit_is_refused() {
     assert_eq!(info.stage, Stage::Finished, "{info:?}");
     assert_eq!(info.outcome, Some(Outcome::Refused), "{info:?}");
     assert_eq!(
-        info.refusal.as_ref().unwrap()["refusal"],
+        refusal_json(&info)["refusal"],
         "bad_card",
         "{info:?}"
     );

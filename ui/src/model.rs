@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use kiosk_proto::{
-    Event, FlowMessage, Outcome, QueueServiceInfo, QueueTicketInfo, Screen as SessionScreen,
-    SessionInfo, SessionInput, Stage, StatusInfo, SyncStatusInfo,
+    Event, FlowMessage, Outcome, QueueServiceInfo, QueueTicketInfo, Refusal,
+    Screen as SessionScreen, SessionInfo, SessionInput, Stage, StatusInfo, SyncStatusInfo,
 };
 use zeroize::Zeroizing;
 
@@ -820,12 +820,10 @@ impl Model {
                 (Screen::Result, _) => {
                     v.title = outcome_title(session.outcome, lang).to_string();
                     v.can_retry = session.outcome == Some(Outcome::Refused)
-                        && session
-                            .refusal
-                            .as_ref()
-                            .and_then(|r| r.get("refusal"))
-                            .and_then(serde_json::Value::as_str)
-                            .is_some_and(|r| matches!(r, "unreadable_card" | "bank_unreachable"));
+                        && matches!(
+                            session.refusal,
+                            Some(Refusal::UnreadableCard | Refusal::BankUnreachable)
+                        );
                 }
                 _ => {}
             }

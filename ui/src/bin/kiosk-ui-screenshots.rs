@@ -329,7 +329,7 @@ fn session(
     screen: Option<serde_json::Value>,
     msg: Option<FlowMessage>,
 ) -> Input {
-    let refusal = msg.as_ref().map(|m| serde_json::json!({"refusal": m.code}));
+    let refusal = msg.as_ref().and_then(|m| refusal_of(&m.code));
     if stage == "awaiting_card" {
         SESSION.with(|n| n.set(n.get() + 1));
     }
@@ -344,6 +344,11 @@ fn session(
         refusal,
         change_id: None,
     })))
+}
+
+/// The refusal whose code is `code`, when it needs no more data.
+fn refusal_of(code: &str) -> Option<kiosk_proto::Refusal> {
+    serde_json::from_value(serde_json::json!({ "refusal": code })).ok()
 }
 
 thread_local! {
@@ -362,7 +367,9 @@ fn ended(outcome: &str, msg: FlowMessage) -> Input {
         flow: Some("phone_change".into()),
         stage: kiosk_proto::Stage::Finished,
         screen: None,
-        refusal: (outcome == "refused").then(|| serde_json::json!({"refusal": msg.code})),
+        refusal: (outcome == "refused")
+            .then(|| refusal_of(&msg.code))
+            .flatten(),
         message: Some(msg),
         outcome: Some(wire(serde_json::json!(outcome))),
         change_id: None,
