@@ -22,11 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::Utc;
-use kiosk_corebank::{
-    CardEvidence, ChangeStatus, CheckResult, CoreBankClient, Customer, LookupRequest, OtpIssued,
-    OtpRequest,
-};
-use kiosk_idcard::Identity;
+use kiosk_corebank::{CardEvidence, ChangeStatus, CoreBankClient};
 use kiosk_proto::{
     ApiError, Delivery, ErrorCode, Event, EventEnvelope, FlowMessage, Outcome as WireOutcome,
     Screen, SessionInfo, SessionInput, Stage,
@@ -39,12 +35,13 @@ use zeroize::Zeroizing;
 use crate::bus::Bus;
 use crate::changes::Changes;
 use crate::config::Config;
-use crate::flows::id_update::{
-    self, AuditNote, BankFailure, ChangeToRecord, FlowSettings, IdUpdateFlow, Outcome, OutcomeKind,
-    Slip, UpdateWindow,
+use crate::flows::flow::{
+    AuditNote, BankFailure, ChangeToRecord, Effect, Flow, FlowSettings, Input, Outcome,
+    OutcomeKind, Slip, UpdateWindow,
 };
-use crate::flows::messages::{CustomerMessage, Explained, Refusal};
-use crate::flows::phone::{self, PhoneFlow};
+use crate::flows::id_update::IdUpdateFlow;
+use crate::flows::messages::{CustomerMessage, Explained};
+use crate::flows::phone::PhoneFlow;
 use crate::printer::Printer;
 use crate::readers::Readers;
 use crate::store::{Actor, AuditEntry};
@@ -149,9 +146,9 @@ impl Sessions {
         owner: Option<i32>,
     ) -> Result<SessionInfo, ApiError> {
         let settings = flow_settings(&self.config);
-        let mut flow = match flow {
-            "id_update" => Flow::Id(Box::new(IdUpdateFlow::new(settings))),
-            "phone_change" => Flow::Phone(Box::new(PhoneFlow::new(settings))),
+        let mut flow: Box<dyn Flow> = match flow {
+            "id_update" => Box::new(IdUpdateFlow::new(settings)),
+            "phone_change" => Box::new(PhoneFlow::new(settings)),
             other => {
                 return Err(ApiError::new(
                     ErrorCode::BadRequest,
@@ -263,224 +260,6 @@ impl Sessions {
     }
 }
 
-/// The flow of a session.
-enum Flow {
-    Id(Box<IdUpdateFlow>),
-    Phone(Box<PhoneFlow>),
-}
-
-/// Inputs of either flow.
-enum In {
-    Card {
-        identity: Identity,
-        evidence: CardEvidence,
-    },
-    CardUnreadable,
-    Lookup(Result<Customer, BankFailure>),
-    AnswerGiven(Zeroizing<String>),
-    AnswerChecked(Result<CheckResult, BankFailure>),
-    Numbers {
-        first: Zeroizing<String>,
-        second: Zeroizing<String>,
-    },
-    CodeSent(Result<OtpIssued, BankFailure>),
-    Resend,
-    ChangeNumber,
-    CodeEntered(Zeroizing<String>),
-    CodeChecked(Result<CheckResult, BankFailure>),
-    Confirm,
-    Cancel,
-    Recorded(String),
-    RecordFailed,
-    Delivered {
-        status: ChangeStatus,
-        core_ref: String,
-    },
-    Rejected {
-        code: String,
-        message: String,
-    },
-    Queued,
-    Tick,
-}
-
-/// Effects of either flow.
-enum Eff {
-    LookUp(LookupRequest),
-    CheckAnswer {
-        customer_id: String,
-        answer: Zeroizing<String>,
-    },
-    SendCode(OtpRequest),
-    VerifyCode {
-        otp_id: String,
-        code: Zeroizing<String>,
-    },
-    Screen(Screen),
-    Notice(Refusal),
-    Record(ChangeToRecord),
-    Slip(Slip),
-    Audit(AuditNote),
-    IdleWarning(CustomerMessage),
-    Finish(Outcome),
-}
-
-impl Flow {
-    fn name(&self) -> &'static str {
-        match self {
-            Flow::Id(_) => "id_update",
-            Flow::Phone(_) => "phone_change",
-        }
-    }
-
-    fn stage(&self) -> Stage {
-        match self {
-            Flow::Id(f) => f.stage().into(),
-            Flow::Phone(f) => f.stage().into(),
-        }
-    }
-
-    fn awaiting_card(&self) -> bool {
-        match self {
-            Flow::Id(f) => f.stage() == id_update::IdStage::AwaitingCard,
-            Flow::Phone(f) => f.stage() == phone::PhoneStage::AwaitingCard,
-        }
-    }
-
-    fn awaiting_bank(&self) -> bool {
-        match self {
-            Flow::Id(f) => f.stage() == id_update::IdStage::AwaitingBank,
-            Flow::Phone(f) => f.stage() == phone::PhoneStage::AwaitingBank,
-        }
-    }
-
-    fn is_finished(&self) -> bool {
-        match self {
-            Flow::Id(f) => f.is_finished(),
-            Flow::Phone(f) => f.is_finished(),
-        }
-    }
-
-    fn start_idle_clock(&mut self, now: chrono::DateTime<Utc>) {
-        match self {
-            Flow::Id(f) => f.start_idle_clock(now),
-            Flow::Phone(f) => f.start_idle_clock(now),
-        }
-    }
-
-    fn next_wakeup(&self) -> Option<chrono::DateTime<Utc>> {
-        match self {
-            Flow::Id(f) => f.next_wakeup(),
-            Flow::Phone(f) => f.next_wakeup(),
-        }
-    }
-
-    /// Hand the flow an input; `None` when the flow has no such input
-    /// (e.g. a security answer in the ID update).
-    fn handle(&mut self, input: In, now: chrono::DateTime<Utc>) -> Option<Vec<Eff>> {
-        match self {
-            Flow::Id(f) => {
-                use id_update::Input as I;
-                let input = match input {
-                    In::Card { identity, evidence } => I::CardRead { identity, evidence },
-                    In::CardUnreadable => I::CardUnreadable,
-                    In::Lookup(r) => I::LookupAnswered(r),
-                    In::Confirm => I::CustomerConfirmed,
-                    In::Cancel => I::CustomerCancelled,
-                    In::Recorded(change_id) => I::ChangeRecorded { change_id },
-                    In::RecordFailed => I::ChangeRecordFailed,
-                    In::Delivered { status, core_ref } => I::ChangeDelivered { status, core_ref },
-                    In::Rejected { code, message } => I::ChangeRejected { code, message },
-                    In::Queued => I::ChangeQueued,
-                    In::Tick => I::Tick,
-                    _ => return None,
-                };
-                Some(
-                    f.handle(input, now)
-                        .into_iter()
-                        .map(|e| {
-                            use id_update::Effect as E;
-                            match e {
-                                E::LookUp(r) => Eff::LookUp(r),
-                                E::ShowConfirm(c) => Eff::Screen(Screen::ConfirmId(Box::new(c))),
-                                E::RecordChange(c) => Eff::Record(c),
-                                E::PrintSlip(s) => Eff::Slip(s),
-                                E::Audit(a) => Eff::Audit(a),
-                                E::IdleWarning(m) => Eff::IdleWarning(m),
-                                E::Finish(o) => Eff::Finish(o),
-                            }
-                        })
-                        .collect(),
-                )
-            }
-            Flow::Phone(f) => {
-                use phone::Input as I;
-                let input = match input {
-                    In::Card { identity, evidence } => I::CardRead { identity, evidence },
-                    In::CardUnreadable => I::CardUnreadable,
-                    In::Lookup(r) => I::LookupAnswered(r),
-                    In::AnswerGiven(a) => I::AnswerGiven(a),
-                    In::AnswerChecked(r) => I::AnswerChecked(r),
-                    In::Numbers { first, second } => I::NumberEntered { first, second },
-                    In::CodeSent(r) => I::CodeSent(r),
-                    In::Resend => I::ResendCode,
-                    In::ChangeNumber => I::ChangeNumber,
-                    In::CodeEntered(c) => I::CodeEntered(c),
-                    In::CodeChecked(r) => I::CodeChecked(r),
-                    In::Confirm => I::CustomerConfirmed,
-                    In::Cancel => I::CustomerCancelled,
-                    In::Recorded(change_id) => I::ChangeRecorded { change_id },
-                    In::RecordFailed => I::ChangeRecordFailed,
-                    In::Delivered { status, core_ref } => I::ChangeDelivered { status, core_ref },
-                    In::Rejected { code, message } => I::ChangeRejected { code, message },
-                    In::Queued => I::ChangeQueued,
-                    In::Tick => I::Tick,
-                };
-                Some(
-                    f.handle(input, now)
-                        .into_iter()
-                        .map(|e| {
-                            use phone::Effect as E;
-                            match e {
-                                E::LookUp(r) => Eff::LookUp(r),
-                                E::AskSecurityQuestion { question } => {
-                                    Eff::Screen(Screen::Question { question })
-                                }
-                                E::CheckAnswer {
-                                    customer_id,
-                                    answer,
-                                } => Eff::CheckAnswer {
-                                    customer_id,
-                                    answer,
-                                },
-                                E::AskNewNumber => Eff::Screen(Screen::NewNumber),
-                                E::SendCode(r) => Eff::SendCode(r),
-                                E::AskCode {
-                                    masked_mobile,
-                                    expires_in_s,
-                                    resend_in_s,
-                                } => Eff::Screen(Screen::Code {
-                                    masked_mobile,
-                                    expires_in_s,
-                                    resend_in_s,
-                                }),
-                                E::VerifyCode { otp_id, code } => Eff::VerifyCode { otp_id, code },
-                                E::ShowConfirm(c) => Eff::Screen(Screen::ConfirmPhone(c)),
-                                E::RecordChange(c) => Eff::Record(c),
-                                E::PrintSlip(s) => Eff::Slip(s),
-                                E::Audit(a) => Eff::Audit(a),
-                                E::Notice(r) => Eff::Notice(r),
-                                E::IdleWarning(m) => Eff::IdleWarning(m),
-                                E::Finish(o) => Eff::Finish(o),
-                            }
-                        })
-                        .collect(),
-                )
-            }
-        }
-    }
-}
-
 fn flow_message(m: &CustomerMessage) -> FlowMessage {
     FlowMessage {
         code: m.code.to_string(),
@@ -535,7 +314,7 @@ impl SessionClock {
 struct Runner {
     sessions: Arc<Sessions>,
     client: CoreBankClient,
-    flow: Flow,
+    flow: Box<dyn Flow>,
     clock: SessionClock,
     events: broadcast::Receiver<EventEnvelope>,
     /// What the screen shows, as last published.
@@ -578,17 +357,17 @@ impl Runner {
                         let _ = reply.send(self.info.clone());
                     }
                     None => {
-                        self.drive(In::Cancel).await;
+                        self.drive(Input::CustomerCancelled).await;
                     }
                 },
                 ev = self.events.recv() => match ev {
                     Ok(env) => self.on_event(env.event).await,
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => self.drive(In::Cancel).await,
+                    Err(broadcast::error::RecvError::Closed) => self.drive(Input::CustomerCancelled).await,
                 },
-                _ = sleep => self.drive(In::Tick).await,
+                _ = sleep => self.drive(Input::Tick).await,
                 _ = shutdown.cancelled() => {
-                    self.drive(In::Cancel).await;
+                    self.drive(Input::CustomerCancelled).await;
                     break;
                 }
             }
@@ -622,16 +401,16 @@ impl Runner {
         self.info.message = None;
         self.info.refusal = None;
         let input = match input {
-            SessionInput::Confirm => In::Confirm,
-            SessionInput::Cancel => In::Cancel,
-            SessionInput::Answer { answer } => In::AnswerGiven(Zeroizing::new(answer)),
-            SessionInput::Numbers { first, second } => In::Numbers {
+            SessionInput::Confirm => Input::CustomerConfirmed,
+            SessionInput::Cancel => Input::CustomerCancelled,
+            SessionInput::Answer { answer } => Input::AnswerGiven(Zeroizing::new(answer)),
+            SessionInput::Numbers { first, second } => Input::NumberEntered {
                 first: Zeroizing::new(first),
                 second: Zeroizing::new(second),
             },
-            SessionInput::Code { code } => In::CodeEntered(Zeroizing::new(code)),
-            SessionInput::Resend => In::Resend,
-            SessionInput::ChangeNumber => In::ChangeNumber,
+            SessionInput::Code { code } => Input::CodeEntered(Zeroizing::new(code)),
+            SessionInput::Resend => Input::ResendCode,
+            SessionInput::ChangeNumber => Input::ChangeNumber,
         };
         self.drive(input).await;
     }
@@ -644,7 +423,7 @@ impl Runner {
                 tracing::info!(flow = self.flow.name(), "card removed: session cancelled");
                 self.info.message = None;
                 self.info.refusal = None;
-                self.drive(In::Cancel).await;
+                self.drive(Input::CustomerCancelled).await;
             }
             return;
         }
@@ -661,35 +440,38 @@ impl Runner {
                 });
                 // Taken away before we looked: wait for the next read.
                 if let Some((identity, evidence)) = card {
-                    self.drive(In::Card { identity, evidence }).await;
+                    self.drive(Input::CardRead { identity, evidence }).await;
                 }
             }
-            Event::ReadFailed { .. } => self.drive(In::CardUnreadable).await,
+            Event::ReadFailed { .. } => self.drive(Input::CardUnreadable).await,
             _ => {}
         }
     }
 
     /// Hand the flow `first` and everything its effects answer, until it
     /// waits for the customer, a card or the clock.
-    async fn drive(&mut self, first: In) {
+    async fn drive(&mut self, first: Input) {
         let mut queue = VecDeque::from([first]);
         while let Some(input) = queue.pop_front() {
-            let Some(effects) = self.flow.handle(input, self.clock.now()) else {
+            let before = self.flow.stage();
+            let effects = self.flow.handle(input, self.clock.now());
+            if effects.is_empty() && self.flow.stage() == before {
+                // An input the flow has no use for now: nothing happened.
                 continue;
-            };
+            }
             self.info.stage = self.flow.stage();
             // What the screen shows first, then the I/O.
             let mut io = Vec::new();
             let mut finished: Option<Outcome> = None;
             for e in effects {
                 match e {
-                    Eff::Screen(s) => self.info.screen = Some(s),
-                    Eff::Notice(r) => {
+                    Effect::Show(s) => self.info.screen = Some(s),
+                    Effect::Notice(r) => {
                         self.info.message = Some(flow_message(&r.message()));
                         self.info.refusal = Some(r.clone());
                     }
-                    Eff::IdleWarning(m) => self.info.message = Some(flow_message(&m)),
-                    Eff::Finish(o) => {
+                    Effect::IdleWarning(m) => self.info.message = Some(flow_message(&m)),
+                    Effect::Finish(o) => {
                         let (name, change_id) = outcome_name(&o.kind);
                         self.info.outcome = Some(name);
                         if change_id.is_some() {
@@ -706,10 +488,10 @@ impl Runner {
             }
             // Audit records first (rule S3): once a stage is published,
             // the records of the steps before it are in the store.
-            let (audits, io): (Vec<Eff>, Vec<Eff>) =
-                io.into_iter().partition(|e| matches!(e, Eff::Audit(_)));
+            let (audits, io): (Vec<Effect>, Vec<Effect>) =
+                io.into_iter().partition(|e| matches!(e, Effect::Audit(_)));
             for e in audits {
-                if let Eff::Audit(note) = e {
+                if let Effect::Audit(note) = e {
                     self.audit(note).await;
                 }
             }
@@ -778,32 +560,32 @@ impl Runner {
         }
     }
 
-    async fn execute(&mut self, effect: Eff) -> Option<In> {
+    async fn execute(&mut self, effect: Effect) -> Option<Input> {
         match effect {
-            Eff::LookUp(request) => {
+            Effect::LookUp(request) => {
                 let answer = self.client.lookup(&request).await;
                 self.bank_answered(&answer);
-                Some(In::Lookup(answer))
+                Some(Input::LookupAnswered(answer))
             }
-            Eff::CheckAnswer {
+            Effect::CheckAnswer {
                 customer_id,
                 answer,
             } => {
                 let checked = self.client.security_answer(&customer_id, &answer).await;
                 self.bank_answered(&checked);
-                Some(In::AnswerChecked(checked))
+                Some(Input::AnswerChecked(checked))
             }
-            Eff::SendCode(request) => {
+            Effect::SendCode(request) => {
                 let sent = self.client.request_otp(&request).await;
                 self.bank_answered(&sent);
-                Some(In::CodeSent(sent))
+                Some(Input::CodeSent(sent))
             }
-            Eff::VerifyCode { otp_id, code } => {
+            Effect::VerifyCode { otp_id, code } => {
                 let checked = self.client.verify_otp(&otp_id, &code).await;
                 self.bank_answered(&checked);
-                Some(In::CodeChecked(checked))
+                Some(Input::CodeChecked(checked))
             }
-            Eff::Record(change) => {
+            Effect::RecordChange(change) => {
                 let ChangeToRecord {
                     customer_id,
                     kind,
@@ -817,23 +599,27 @@ impl Runner {
                 {
                     Ok(stored) => {
                         self.info.change_id = Some(stored.change_id.clone());
-                        Some(In::Recorded(stored.change_id))
+                        Some(Input::ChangeRecorded {
+                            change_id: stored.change_id,
+                        })
                     }
                     Err(e) => {
                         tracing::error!(code = ?e.code, "the session's change was not recorded");
-                        Some(In::RecordFailed)
+                        Some(Input::ChangeRecordFailed)
                     }
                 }
             }
-            Eff::Slip(slip) => {
+            Effect::PrintSlip(slip) => {
                 self.pending_slip = Some(slip);
                 None
             }
-            Eff::Audit(note) => {
+            Effect::Audit(note) => {
                 self.audit(note).await;
                 None
             }
-            Eff::Screen(_) | Eff::Notice(_) | Eff::IdleWarning(_) | Eff::Finish(_) => None,
+            Effect::Show(_) | Effect::Notice(_) | Effect::IdleWarning(_) | Effect::Finish(_) => {
+                None
+            }
         }
     }
 
@@ -883,19 +669,19 @@ impl Runner {
 
     /// The recorded change's news from the sync worker, or after a short
     /// bounded wait (or the link reported down) "queued" (rule C3).
-    async fn wait_for_bank(&mut self) -> In {
+    async fn wait_for_bank(&mut self) -> Input {
         let Some(change_id) = self.info.change_id.clone() else {
-            return In::Queued;
+            return Input::ChangeQueued;
         };
         if self.sessions.changes.link().reachable == Some(false) {
-            return In::Queued;
+            return Input::ChangeQueued;
         }
         let wait = Duration::from_millis(self.sessions.config.session.bank_wait_ms);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let ev = tokio::select! {
                 ev = self.events.recv() => ev,
-                _ = tokio::time::sleep_until(deadline) => return In::Queued,
+                _ = tokio::time::sleep_until(deadline) => return Input::ChangeQueued,
             };
             match ev {
                 Ok(env) => match env.event {
@@ -908,20 +694,20 @@ impl Runner {
                             Delivery::Applied => ChangeStatus::Applied,
                             Delivery::Superseded => ChangeStatus::Superseded,
                         };
-                        return In::Delivered { status, core_ref };
+                        return Input::ChangeDelivered { status, core_ref };
                     }
                     Event::ChangeRejected {
                         change_id: id,
                         code,
                         message,
-                    } if id == change_id => return In::Rejected { code, message },
+                    } if id == change_id => return Input::ChangeRejected { code, message },
                     Event::CoreBankLink {
                         reachable: false, ..
-                    } => return In::Queued,
+                    } => return Input::ChangeQueued,
                     _ => {}
                 },
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return In::Queued,
+                Err(broadcast::error::RecvError::Closed) => return Input::ChangeQueued,
             }
         }
     }

@@ -15,7 +15,7 @@
 //!    type (I5), name (I6), `self_service.id_update`; its validity is
 //!    compared with the card's (I7, [`super::id_rules::validity_update_decision`]) and, when
 //!    configured, the update window is checked (I9). Then
-//!    [`Effect::ShowConfirm`] with masked data only (I8).
+//!    [`Effect::Show`] ([`Screen::ConfirmId`]) with masked data only (I8).
 //! 3. [`Input::CustomerConfirmed`]: only now [`Effect::RecordChange`] (I8,
 //!    C1). The daemon commits it (`Shared::record_change`) and answers
 //!    [`Input::ChangeRecorded`] (or [`Input::ChangeRecordFailed`]).
@@ -56,22 +56,21 @@
 //! recorded, a timeout while waiting for the bank finishes as "accepted,
 //! will be synced".
 //!
-//! The shared pieces of both customer flows ([`FlowSettings`], [`Outcome`],
-//! [`Slip`], [`AuditNote`], [`ChangeToRecord`]) live here; [`super::phone`]
-//! uses them. The card and record checks are [`super::id_rules`]'s.
+//! The inputs, effects and pieces both customer flows share are
+//! [`super::flow`]'s; the card and record checks are [`super::id_rules`]'s.
 
 use std::fmt;
-use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use chrono_tz::Tz;
-use kiosk_corebank::{CardEvidence, ChangeKind, ChangeStatus, Customer, LookupRequest};
-use kiosk_idcard::mask::MaskPolicy;
+use chrono::{DateTime, NaiveDate, Utc};
+use kiosk_corebank::{CardEvidence, Customer};
 use kiosk_idcard::{Identity, Validity};
-use serde::Serialize;
+use kiosk_proto::{Screen, Stage};
 use zeroize::Zeroizing;
 
-pub use super::id_rules::{BankFailure, UpdateWindow};
+use super::flow::{
+    AuditNote, BankFailure, ChangeToRecord, Effect, Flow, FlowSettings, Idle, IdleCheck, Input,
+    Outcome, OutcomeKind, Slip, row,
+};
 use super::id_rules::{
     check_card, id_validity_change, lookup_refusal, lookup_request, masked_name, refusal_action,
     scrub, update_allowed, validity_display, validity_text,
@@ -79,338 +78,8 @@ use super::id_rules::{
 use super::messages::{self, CustomerMessage, Explained, Refusal};
 use crate::store::AuditAction;
 
-/// What the flows need of the configuration; the daemon maps its config
-/// to this.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FlowSettings {
-    /// The branch's time zone: "today" for rule I4 and I9, the slip's time.
-    pub timezone: Tz,
-    /// The session ends after this long without an input.
-    pub idle_timeout: Duration,
-    /// The warning comes this long before the end (0: none).
-    pub idle_warning: Duration,
-    /// Rule I9; `None` (the default): no window.
-    pub update_window: Option<UpdateWindow>,
-    /// Rule S1: how numbers and names are masked.
-    pub mask: MaskPolicy,
-    /// A printer is configured: print a slip at the end of a change.
-    pub print_slip: bool,
-    /// Rule P4: the least time between two codes sent by this kiosk (the
-    /// bank's own `429 Retry-After` applies too).
-    pub otp_resend_interval: Duration,
-    /// Rule P4: codes this kiosk sends in one session at most.
-    pub otp_max_sends: u32,
-}
-
-impl Default for FlowSettings {
-    fn default() -> Self {
-        FlowSettings {
-            timezone: chrono_tz::Asia::Shanghai,
-            idle_timeout: Duration::from_secs(120),
-            idle_warning: Duration::from_secs(20),
-            update_window: None,
-            mask: MaskPolicy::default(),
-            print_slip: false,
-            otp_resend_interval: Duration::from_secs(60),
-            otp_max_sends: 3,
-        }
-    }
-}
-
-impl FlowSettings {
-    /// The branch's date at `now`.
-    pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
-        now.with_timezone(&self.timezone).date_naive()
-    }
-
-    fn local_time(&self, now: DateTime<Utc>) -> String {
-        now.with_timezone(&self.timezone)
-            .format("%Y-%m-%d %H:%M")
-            .to_string()
-    }
-}
-
-/// An audit record to append (rule S3): masked detail only; `subject` is
-/// the core bank's customer id when known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditNote {
-    pub action: AuditAction,
-    pub subject: Option<String>,
-    pub detail: String,
-}
-
-/// A confirmed change for `Shared::record_change` (rule C1). `Debug`
-/// redacts the payload ([`ChangeKind`]'s own impl).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangeToRecord {
-    pub customer_id: String,
-    pub kind: ChangeKind,
-    /// The text of the `change_recorded` audit record, masked.
-    pub audit_detail: String,
-}
-
-/// One line of a slip: masked values only (rule S1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SlipRow {
-    /// `证件号码 ID number`.
-    pub label: String,
-    pub value: String,
-}
-
-/// A receipt for the customer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Slip {
-    /// `证件有效期更新 ID validity update`.
-    pub title: String,
-    pub rows: Vec<SlipRow>,
-}
-
-fn row(label: &str, value: impl Into<String>) -> SlipRow {
-    SlipRow {
-        label: label.into(),
-        value: value.into(),
-    }
-}
-
-/// How a flow ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutcomeKind {
-    /// The bank applied the change (`superseded`: it already held it).
-    Applied {
-        change_id: String,
-        status: ChangeStatus,
-    },
-    /// Rule C3: recorded; the bank will get it when reachable (ID
-    /// validity).
-    AcceptedWillSync {
-        change_id: String,
-    },
-    /// Recorded, not yet confirmed by the bank (mobile number, rule P6:
-    /// not reported as done).
-    Pending {
-        change_id: String,
-    },
-    /// Rule C4: the bank rejected the recorded change.
-    Rejected {
-        change_id: String,
-        code: String,
-    },
-    /// Refused before anything was recorded.
-    Refused(Refusal),
-    Cancelled,
-    TimedOut,
-}
-
-/// The end of a flow and what the customer is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub kind: OutcomeKind,
-    pub message: CustomerMessage,
-}
-
-impl Outcome {
-    pub(super) fn refused(refusal: Refusal) -> Outcome {
-        Outcome {
-            message: refusal.message(),
-            kind: OutcomeKind::Refused(refusal),
-        }
-    }
-
-    /// The refusal, when the flow refused.
-    pub fn refusal(&self) -> Option<&Refusal> {
-        match &self.kind {
-            OutcomeKind::Refused(r) => Some(r),
-            _ => None,
-        }
-    }
-}
-
-/// Idle time of a session (see the module docs).
-#[derive(Debug, Clone)]
-pub(super) struct Idle {
-    timeout: TimeDelta,
-    warning: TimeDelta,
-    last: Option<DateTime<Utc>>,
-    warned: bool,
-}
-
-pub(super) enum IdleCheck {
-    Fine,
-    Warn { seconds_left: u64 },
-    Expired,
-}
-
-impl Idle {
-    pub(super) fn new(settings: &FlowSettings) -> Idle {
-        let delta = |d: Duration| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
-        Idle {
-            timeout: delta(settings.idle_timeout),
-            warning: delta(settings.idle_warning),
-            last: None,
-            warned: false,
-        }
-    }
-
-    pub(super) fn touch(&mut self, now: DateTime<Utc>) {
-        self.last = Some(now);
-        self.warned = false;
-    }
-
-    fn end(&self) -> Option<DateTime<Utc>> {
-        self.last.map(|l| l + self.timeout)
-    }
-
-    pub(super) fn next_wakeup(&self) -> Option<DateTime<Utc>> {
-        let end = self.end()?;
-        if !self.warned && self.warning > TimeDelta::zero() && self.warning < self.timeout {
-            Some(end - self.warning)
-        } else {
-            Some(end)
-        }
-    }
-
-    pub(super) fn check(&mut self, now: DateTime<Utc>) -> IdleCheck {
-        let Some(end) = self.end() else {
-            self.touch(now);
-            return IdleCheck::Fine;
-        };
-        if now >= end {
-            return IdleCheck::Expired;
-        }
-        if !self.warned && self.warning > TimeDelta::zero() && now >= end - self.warning {
-            self.warned = true;
-            let left = (end - now).num_milliseconds().max(0) as u64;
-            return IdleCheck::Warn {
-                seconds_left: left.div_ceil(1000),
-            };
-        }
-        IdleCheck::Fine
-    }
-}
-
-/// What the daemon tells the flow.
-pub enum Input {
-    /// The reader read a card: the identity and the evidence of the read
-    /// (SAM id, card UID) that goes with the change.
-    CardRead {
-        identity: Identity,
-        evidence: CardEvidence,
-    },
-    /// Rule I1: a card of a type the kiosk does not accept.
-    CardUnsupported,
-    /// A card that could not be read.
-    CardUnreadable,
-    /// The answer to [`Effect::LookUp`].
-    LookupAnswered(Result<Customer, BankFailure>),
-    CustomerConfirmed,
-    CustomerCancelled,
-    /// The change of [`Effect::RecordChange`] is committed (rule C1).
-    ChangeRecorded {
-        change_id: String,
-    },
-    /// It could not be committed: nothing was recorded.
-    ChangeRecordFailed,
-    /// The bank applied it (or already held it).
-    ChangeDelivered {
-        status: ChangeStatus,
-        core_ref: String,
-    },
-    /// Rule C4: the bank rejected it for good.
-    ChangeRejected {
-        code: String,
-        message: String,
-    },
-    /// Rule C3: the bank is unreachable; the change waits in the outbox.
-    ChangeQueued,
-    /// Time passes (idle timeout).
-    Tick,
-}
-
-impl fmt::Debug for Input {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Input::CardRead { identity, .. } => f
-                .debug_tuple("CardRead")
-                .field(&identity.card_type)
-                .finish(),
-            Input::CardUnsupported => f.write_str("CardUnsupported"),
-            Input::CardUnreadable => f.write_str("CardUnreadable"),
-            Input::LookupAnswered(r) => f.debug_tuple("LookupAnswered").field(r).finish(),
-            Input::CustomerConfirmed => f.write_str("CustomerConfirmed"),
-            Input::CustomerCancelled => f.write_str("CustomerCancelled"),
-            Input::ChangeRecorded { change_id } => {
-                f.debug_tuple("ChangeRecorded").field(change_id).finish()
-            }
-            Input::ChangeRecordFailed => f.write_str("ChangeRecordFailed"),
-            Input::ChangeDelivered { status, core_ref } => f
-                .debug_tuple("ChangeDelivered")
-                .field(status)
-                .field(core_ref)
-                .finish(),
-            Input::ChangeRejected { code, message } => f
-                .debug_tuple("ChangeRejected")
-                .field(code)
-                .field(message)
-                .finish(),
-            Input::ChangeQueued => f.write_str("ChangeQueued"),
-            Input::Tick => f.write_str("Tick"),
-        }
-    }
-}
-
 /// Rule I8: what the customer confirms, masked (the screen's own type).
 pub use kiosk_proto::IdConfirmation;
-
-/// What the daemon must do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// `POST /v1/customers/lookup`; answer with [`Input::LookupAnswered`].
-    LookUp(LookupRequest),
-    /// Rule I8: show what will change; wait for the customer.
-    ShowConfirm(IdConfirmation),
-    /// Rule C1: commit the change; answer with [`Input::ChangeRecorded`].
-    RecordChange(ChangeToRecord),
-    /// Print a slip (masked).
-    PrintSlip(Slip),
-    /// Rule S3.
-    Audit(AuditNote),
-    /// The session ends soon without an input.
-    IdleWarning(CustomerMessage),
-    /// The flow is over; its personal data is gone.
-    Finish(Outcome),
-}
-
-/// Where the flow is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdStage {
-    AwaitingCard,
-    LookingUp,
-    AwaitingConfirmation,
-    Recording,
-    AwaitingBank,
-    Finished,
-}
-
-impl IdStage {
-    pub fn as_str(self) -> &'static str {
-        kiosk_proto::Stage::from(self).as_str()
-    }
-}
-
-impl From<IdStage> for kiosk_proto::Stage {
-    fn from(stage: IdStage) -> kiosk_proto::Stage {
-        use kiosk_proto::Stage as S;
-        match stage {
-            IdStage::AwaitingCard => S::AwaitingCard,
-            IdStage::LookingUp => S::LookingUp,
-            IdStage::AwaitingConfirmation => S::AwaitingConfirmation,
-            IdStage::Recording => S::Recording,
-            IdStage::AwaitingBank => S::AwaitingBank,
-            IdStage::Finished => S::Finished,
-        }
-    }
-}
 
 /// What the flow keeps of the record on file.
 struct OnFile {
@@ -419,23 +88,92 @@ struct OnFile {
     valid_until: Validity,
 }
 
+/// The card read in this flow and the evidence of the read.
+struct Card {
+    identity: Identity,
+    evidence: CardEvidence,
+}
+
+/// A card whose record on file allows the update.
+struct Checked {
+    card: Card,
+    on_file: OnFile,
+}
+
+/// Where the flow is, with what it holds there. Rule S2: the card and the
+/// record live in the state and go (zeroized) when it is `Finished`.
+enum State {
+    AwaitingCard,
+    LookingUp(Card),
+    AwaitingConfirmation(Checked),
+    Recording(Checked),
+    AwaitingBank { checked: Checked, change_id: String },
+    Finished,
+}
+
+impl State {
+    fn stage(&self) -> Stage {
+        match self {
+            State::AwaitingCard => Stage::AwaitingCard,
+            State::LookingUp(_) => Stage::LookingUp,
+            State::AwaitingConfirmation(_) => Stage::AwaitingConfirmation,
+            State::Recording(_) => Stage::Recording,
+            State::AwaitingBank { .. } => Stage::AwaitingBank,
+            State::Finished => Stage::Finished,
+        }
+    }
+}
+
+/// A step's result: the next state and what to do.
+type Step = (State, Vec<Effect>);
+
 /// The ID validity update flow (module docs).
 pub struct IdUpdateFlow {
     settings: FlowSettings,
-    stage: IdStage,
+    state: State,
     idle: Idle,
-    card: Option<(Identity, CardEvidence)>,
-    on_file: Option<OnFile>,
-    change_id: Option<String>,
 }
 
 impl fmt::Debug for IdUpdateFlow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdUpdateFlow")
-            .field("stage", &self.stage)
-            .field("card", &self.card.as_ref().map(|(i, _)| i))
-            .field("change_id", &self.change_id)
+            .field("stage", &self.state.stage())
             .finish_non_exhaustive()
+    }
+}
+
+impl Flow for IdUpdateFlow {
+    fn name(&self) -> &'static str {
+        "id_update"
+    }
+
+    fn stage(&self) -> Stage {
+        self.state.stage()
+    }
+
+    fn start_idle_clock(&mut self, now: DateTime<Utc>) {
+        self.idle.touch(now);
+    }
+
+    fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        if self.is_finished() {
+            None
+        } else {
+            self.idle.next_wakeup()
+        }
+    }
+
+    fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
+        if self.is_finished() {
+            return Vec::new();
+        }
+        if !matches!(input, Input::Tick) {
+            self.idle.touch(now);
+        }
+        let state = std::mem::replace(&mut self.state, State::Finished);
+        let (state, effects) = self.step(state, input, now);
+        self.state = state;
+        effects
     }
 }
 
@@ -444,154 +182,130 @@ impl IdUpdateFlow {
         IdUpdateFlow {
             idle: Idle::new(&settings),
             settings,
-            stage: IdStage::AwaitingCard,
-            card: None,
-            on_file: None,
-            change_id: None,
+            state: State::AwaitingCard,
         }
     }
 
-    pub fn stage(&self) -> IdStage {
-        self.stage
+    /// Whether the flow still holds a card or a record (rule S2: not once
+    /// it is finished).
+    pub fn holds_personal_data(&self) -> bool {
+        !matches!(self.state, State::AwaitingCard | State::Finished)
     }
 
-    /// Start the idle clock when the session starts: a session nobody
-    /// ever touches (the touchscreen app died right after starting it)
-    /// still times out.
-    pub fn start_idle_clock(&mut self, now: DateTime<Utc>) {
-        self.idle.touch(now);
-    }
-
-    pub fn is_finished(&self) -> bool {
-        self.stage == IdStage::Finished
-    }
-
-    /// When to send the next [`Input::Tick`].
-    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
-        if self.is_finished() {
-            None
-        } else {
-            self.idle.next_wakeup()
-        }
-    }
-
-    /// Take one input at `now`; what to do, in order.
-    pub fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
-        if self.is_finished() {
-            return Vec::new();
-        }
-        if !matches!(input, Input::Tick) {
-            self.idle.touch(now);
-        }
-        match (self.stage, input) {
-            (_, Input::Tick) => self.tick(now),
-            (IdStage::AwaitingCard, Input::CardRead { identity, evidence }) => {
-                self.card_read(identity, evidence, now)
+    fn step(&mut self, state: State, input: Input, now: DateTime<Utc>) -> Step {
+        match (state, input) {
+            (state, Input::Tick) => self.tick(state, now),
+            (State::AwaitingCard, Input::CardRead { identity, evidence }) => {
+                self.card_read(Card { identity, evidence }, now)
             }
-            (IdStage::AwaitingCard, Input::CardUnsupported) => {
+            (State::AwaitingCard, Input::CardUnsupported) => {
                 self.refuse(Refusal::UnsupportedCard, None)
             }
-            (IdStage::AwaitingCard, Input::CardUnreadable) => {
+            (State::AwaitingCard, Input::CardUnreadable) => {
                 self.refuse(Refusal::UnreadableCard, None)
             }
-            (IdStage::LookingUp, Input::LookupAnswered(answer)) => self.looked_up(answer, now),
-            (IdStage::AwaitingConfirmation, Input::CustomerConfirmed) => self.confirmed(),
-            (IdStage::Recording, Input::ChangeRecorded { change_id }) => {
-                self.change_id = Some(change_id);
-                self.stage = IdStage::AwaitingBank;
-                Vec::new()
+            (State::LookingUp(card), Input::LookupAnswered(answer)) => {
+                self.looked_up(card, answer, now)
             }
-            (IdStage::Recording, Input::ChangeRecordFailed) => {
+            (State::AwaitingConfirmation(checked), Input::CustomerConfirmed) => {
+                self.confirmed(checked)
+            }
+            (State::Recording(checked), Input::ChangeRecorded { change_id }) => {
+                (State::AwaitingBank { checked, change_id }, Vec::new())
+            }
+            (State::Recording(_), Input::ChangeRecordFailed) => {
                 self.refuse(Refusal::NotRecorded, None)
             }
-            (IdStage::AwaitingBank, Input::ChangeDelivered { status, .. }) => {
-                let change_id = self.change_id.clone().unwrap_or_default();
+            (State::AwaitingBank { checked, change_id }, Input::ChangeDelivered { status, .. }) => {
+                let kind = OutcomeKind::Applied {
+                    change_id: change_id.clone(),
+                    status,
+                };
                 self.end_with_slip(
-                    OutcomeKind::Applied { change_id, status },
+                    &checked,
+                    &change_id,
+                    kind,
                     messages::id_updated(),
                     "已更新 Updated",
                     now,
                 )
             }
-            (IdStage::AwaitingBank, Input::ChangeQueued | Input::CustomerCancelled) => {
-                self.accepted_will_sync(now)
-            }
-            (IdStage::AwaitingBank, Input::ChangeRejected { code, message }) => {
-                let change_id = self.change_id.clone().unwrap_or_default();
+            (
+                State::AwaitingBank { checked, change_id },
+                Input::ChangeQueued | Input::CustomerCancelled,
+            ) => self.accepted_will_sync(&checked, change_id, now),
+            (State::AwaitingBank { change_id, .. }, Input::ChangeRejected { code, message }) => {
                 let refusal = Refusal::ChangeRejected {
                     code: code.clone(),
                     message,
                 };
-                self.finish(Outcome {
+                finish(Outcome {
                     message: refusal.message(),
                     kind: OutcomeKind::Rejected { change_id, code },
                 })
             }
             // Cancelling while the change is being committed: the store
             // answers first (rule C1).
-            (IdStage::Recording, Input::CustomerCancelled) => Vec::new(),
-            (_, Input::CustomerCancelled) => self.finish(Outcome {
+            (state @ State::Recording(_), Input::CustomerCancelled) => (state, Vec::new()),
+            (_, Input::CustomerCancelled) => finish(Outcome {
                 kind: OutcomeKind::Cancelled,
                 message: messages::cancelled(),
             }),
-            // Anything else is out of turn (a second card, a late answer):
-            // ignored.
-            _ => Vec::new(),
+            // Anything else is out of turn (a second card, a late answer,
+            // an input of the phone flow): ignored.
+            (state, _) => (state, Vec::new()),
         }
     }
 
-    fn tick(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
-        if self.stage == IdStage::Recording {
-            return Vec::new();
+    fn tick(&mut self, state: State, now: DateTime<Utc>) -> Step {
+        if matches!(state, State::Recording(_)) {
+            return (state, Vec::new());
         }
-        match self.idle.check(now) {
-            IdleCheck::Fine => Vec::new(),
-            IdleCheck::Warn { seconds_left } => {
-                vec![Effect::IdleWarning(messages::idle_warning(seconds_left))]
+        match (self.idle.check(now), state) {
+            (IdleCheck::Fine, state) => (state, Vec::new()),
+            (IdleCheck::Warn { seconds_left }, state) => (
+                state,
+                vec![Effect::IdleWarning(messages::idle_warning(seconds_left))],
+            ),
+            (IdleCheck::Expired, State::AwaitingBank { checked, change_id }) => {
+                self.accepted_will_sync(&checked, change_id, now)
             }
-            IdleCheck::Expired if self.stage == IdStage::AwaitingBank => {
-                self.accepted_will_sync(now)
-            }
-            IdleCheck::Expired => self.finish(Outcome {
+            (IdleCheck::Expired, _) => finish(Outcome {
                 kind: OutcomeKind::TimedOut,
                 message: messages::timed_out(),
             }),
         }
     }
 
-    fn card_read(
-        &mut self,
-        identity: Identity,
-        evidence: CardEvidence,
-        now: DateTime<Utc>,
-    ) -> Vec<Effect> {
+    fn card_read(&mut self, card: Card, now: DateTime<Utc>) -> Step {
         let mask = &self.settings.mask;
+        let identity = &card.identity;
         let detail = format!(
             "smart teller, id validity update: {:?} {} {}",
             identity.card_type,
             mask.id_number(&identity.number),
-            masked_name(&identity, mask)
+            masked_name(identity, mask)
         );
         let mut effects = vec![Effect::Audit(AuditNote {
             action: AuditAction::CardRead,
             subject: None,
             detail,
         })];
-        if let Err(refusal) = check_card(&identity, self.settings.today(now)) {
-            effects.extend(self.refuse(refusal, None));
-            return effects;
+        if let Err(refusal) = check_card(identity, self.settings.today(now)) {
+            let (state, refused) = self.refuse(refusal, None);
+            effects.extend(refused);
+            return (state, effects);
         }
-        effects.push(Effect::LookUp(lookup_request(&identity)));
-        self.card = Some((identity, evidence));
-        self.stage = IdStage::LookingUp;
-        effects
+        effects.push(Effect::LookUp(lookup_request(identity)));
+        (State::LookingUp(card), effects)
     }
 
     fn looked_up(
         &mut self,
+        card: Card,
         answer: Result<Customer, BankFailure>,
         now: DateTime<Utc>,
-    ) -> Vec<Effect> {
+    ) -> Step {
         let mut customer = match answer {
             Ok(c) => c,
             Err(e) => {
@@ -601,11 +315,18 @@ impl IdUpdateFlow {
                     subject: None,
                     detail: format!("lookup failed: {}", e.code().unwrap_or("transport")),
                 })];
-                effects.extend(self.refuse(refusal, None));
-                return effects;
+                let (state, refused) = self.refuse(refusal, None);
+                effects.extend(refused);
+                return (state, effects);
             }
         };
-        let decision = self.check_customer(&customer, now);
+        // Rules I3, I5, I6, `self_service.id_update`, I7, I9.
+        let decision = update_allowed(
+            &card.identity,
+            &customer,
+            self.settings.today(now),
+            self.settings.update_window,
+        );
         scrub(&mut customer);
         let customer_id = Zeroizing::new(std::mem::take(&mut customer.customer_id));
         let mut effects = vec![Effect::Audit(AuditNote {
@@ -615,18 +336,19 @@ impl IdUpdateFlow {
         })];
         match decision {
             Err(refusal) => {
-                effects.extend(self.refuse(refusal, Some(customer_id.to_string())));
+                let (state, refused) = self.refuse(refusal, Some(customer_id.to_string()));
+                effects.extend(refused);
+                (state, effects)
             }
             Ok(on_file) => {
                 let on_file = OnFile {
                     customer_id,
-                    ..on_file
+                    valid_from: on_file.valid_from,
+                    valid_until: on_file.valid_until,
                 };
-                let Some((identity, _)) = &self.card else {
-                    return effects;
-                };
+                let identity = &card.identity;
                 let mask = &self.settings.mask;
-                effects.push(Effect::ShowConfirm(IdConfirmation {
+                effects.push(Effect::Show(Screen::ConfirmId(Box::new(IdConfirmation {
                     card_type: identity.card_type,
                     masked_number: mask.id_number(&identity.number),
                     masked_name: masked_name(identity, mask),
@@ -634,57 +356,47 @@ impl IdUpdateFlow {
                     old_valid_until: validity_display(on_file.valid_until),
                     new_valid_from: identity.valid_from.format("%Y-%m-%d").to_string(),
                     new_valid_until: validity_display(identity.valid_until),
-                }));
-                self.on_file = Some(on_file);
-                self.stage = IdStage::AwaitingConfirmation;
+                }))));
+                (
+                    State::AwaitingConfirmation(Checked { card, on_file }),
+                    effects,
+                )
             }
         }
-        effects
     }
 
-    /// Rules I3, I5, I6, `self_service.id_update`, I7, I9.
-    fn check_customer(&self, customer: &Customer, now: DateTime<Utc>) -> Result<OnFile, Refusal> {
-        let Some((identity, _)) = &self.card else {
-            return Err(Refusal::CardRequired);
-        };
-        let on_file = update_allowed(
-            identity,
-            customer,
-            self.settings.today(now),
-            self.settings.update_window,
-        )?;
-        Ok(OnFile {
-            customer_id: Zeroizing::new(String::new()),
-            valid_from: on_file.valid_from,
-            valid_until: on_file.valid_until,
-        })
-    }
-
-    fn confirmed(&mut self) -> Vec<Effect> {
-        let (Some((identity, evidence)), Some(on_file)) = (&self.card, &self.on_file) else {
-            return Vec::new();
-        };
+    fn confirmed(&mut self, checked: Checked) -> Step {
+        let Checked { card, on_file } = &checked;
         let mask = &self.settings.mask;
-        let kind = id_validity_change(identity, evidence);
+        let kind = id_validity_change(&card.identity, &card.evidence);
         let audit_detail = format!(
             "id validity confirmed by the customer at the smart teller (rule I8): {} {}, {} → {}",
-            mask.id_number(&identity.number),
-            masked_name(identity, mask),
+            mask.id_number(&card.identity.number),
+            masked_name(&card.identity, mask),
             validity_text(on_file.valid_until),
-            validity_text(identity.valid_until),
+            validity_text(card.identity.valid_until),
         );
-        self.stage = IdStage::Recording;
-        vec![Effect::RecordChange(ChangeToRecord {
+        let effects = vec![Effect::RecordChange(ChangeToRecord {
             customer_id: on_file.customer_id.to_string(),
             kind,
             audit_detail,
-        })]
+        })];
+        (State::Recording(checked), effects)
     }
 
-    fn accepted_will_sync(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
-        let change_id = self.change_id.clone().unwrap_or_default();
+    fn accepted_will_sync(
+        &mut self,
+        checked: &Checked,
+        change_id: String,
+        now: DateTime<Utc>,
+    ) -> Step {
+        let kind = OutcomeKind::AcceptedWillSync {
+            change_id: change_id.clone(),
+        };
         self.end_with_slip(
-            OutcomeKind::AcceptedWillSync { change_id },
+            checked,
+            &change_id,
+            kind,
             messages::id_accepted_will_sync(),
             "已受理，待同步 Accepted, will be synced",
             now,
@@ -693,15 +405,16 @@ impl IdUpdateFlow {
 
     fn end_with_slip(
         &mut self,
+        checked: &Checked,
+        change_id: &str,
         kind: OutcomeKind,
         message: CustomerMessage,
         status: &str,
         now: DateTime<Utc>,
-    ) -> Vec<Effect> {
+    ) -> Step {
         let mut effects = Vec::new();
-        if self.settings.print_slip
-            && let (Some((identity, _)), Some(on_file)) = (&self.card, &self.on_file)
-        {
+        if self.settings.print_slip {
+            let (identity, on_file) = (&checked.card.identity, &checked.on_file);
             let mask = &self.settings.mask;
             effects.push(Effect::PrintSlip(Slip {
                 title: "证件有效期更新 ID validity update".into(),
@@ -725,45 +438,43 @@ impl IdUpdateFlow {
                         ),
                     ),
                     row("状态 Status", status),
-                    row(
-                        "流水号 Reference",
-                        self.change_id.clone().unwrap_or_default(),
-                    ),
+                    row("流水号 Reference", change_id),
                     row("时间 Time", self.settings.local_time(now)),
                 ],
             }));
         }
-        effects.extend(self.finish(Outcome { kind, message }));
-        effects
+        let (state, finished) = finish(Outcome { kind, message });
+        effects.extend(finished);
+        (state, effects)
     }
 
     /// End with a refusal, audited (rule S3).
-    fn refuse(&mut self, refusal: Refusal, subject: Option<String>) -> Vec<Effect> {
+    fn refuse(&mut self, refusal: Refusal, subject: Option<String>) -> Step {
         let detail = format!("id validity update refused: {}", refusal.code());
         let mut effects = vec![Effect::Audit(AuditNote {
             action: refusal_action(&refusal),
             subject,
             detail,
         })];
-        effects.extend(self.finish(Outcome::refused(refusal)));
-        effects
+        let (state, finished) = finish(Outcome::refused(refusal));
+        effects.extend(finished);
+        (state, effects)
     }
+}
 
-    /// Rule S2: the card and the record are dropped (zeroized) here.
-    fn finish(&mut self, outcome: Outcome) -> Vec<Effect> {
-        self.card = None;
-        self.on_file = None;
-        self.stage = IdStage::Finished;
-        vec![Effect::Finish(outcome)]
-    }
+/// Rule S2: the state that held the card and the record is dropped
+/// (zeroized) as the flow finishes.
+fn finish(outcome: Outcome) -> Step {
+    (State::Finished, vec![Effect::Finish(outcome)])
 }
 
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::flows::flow::UpdateWindow;
     use crate::flows::id_rules::{card_name, id_type, same_name};
     use crate::flows::messages::CounterReason;
-    use kiosk_corebank::{CoreBankError, IdType, LONG_TERM, SelfService};
+    use kiosk_corebank::{ChangeKind, ChangeStatus, CoreBankError, IdType, LONG_TERM, SelfService};
     use kiosk_idcard::CardType;
 
     pub(in crate::flows) fn utc(text: &str) -> DateTime<Utc> {
@@ -875,7 +586,7 @@ pub(super) mod tests {
             let identity = Identity::sample(card_type);
             let expected = id_type(card_type);
             let (flow, effects) = started(identity);
-            assert_eq!(flow.stage(), IdStage::LookingUp, "{card_type:?}");
+            assert_eq!(flow.stage(), Stage::LookingUp, "{card_type:?}");
             match effects.last() {
                 Some(Effect::LookUp(r)) => assert_eq!(r.id_type, expected),
                 other => panic!("{other:?}"),
@@ -924,10 +635,10 @@ pub(super) mod tests {
         customer.id_number_on_file = "110101800101123".into();
         let (flow, effects) = looked_up(FlowSettings::default(), identity, customer, NOW);
         assert!(
-            matches!(effects.last(), Some(Effect::ShowConfirm(_))),
+            matches!(effects.last(), Some(Effect::Show(Screen::ConfirmId(_)))),
             "{effects:?}"
         );
-        assert_eq!(flow.stage(), IdStage::AwaitingConfirmation);
+        assert_eq!(flow.stage(), Stage::AwaitingConfirmation);
     }
 
     #[test]
@@ -1067,7 +778,7 @@ pub(super) mod tests {
         let identity = card();
         let customer = customer_for(&identity);
         let (mut flow, effects) = looked_up(FlowSettings::default(), identity, customer, NOW);
-        let Some(Effect::ShowConfirm(c)) = effects.last() else {
+        let Some(Effect::Show(Screen::ConfirmId(c))) = effects.last() else {
             panic!("{effects:?}")
         };
         assert_eq!(c.old_valid_until, "2020-01-01");
@@ -1084,7 +795,7 @@ pub(super) mod tests {
         assert_eq!(id_validity.valid_from, "2020-01-01");
         assert_eq!(id_validity.valid_until, "2040-01-01");
         assert_eq!(id_validity.card_evidence, evidence());
-        assert_eq!(flow.stage(), IdStage::Recording);
+        assert_eq!(flow.stage(), Stage::Recording);
         assert!(
             flow.handle(
                 Input::ChangeRecorded {
@@ -1139,11 +850,11 @@ pub(super) mod tests {
         let customer = customer_for(&identity);
         let (mut flow, effects) = looked_up(FlowSettings::default(), identity, customer, NOW);
         assert!(!effects.iter().any(|e| matches!(e, Effect::RecordChange(_))));
-        let Some(Effect::ShowConfirm(c)) = effects.last() else {
+        let Some(Effect::Show(Screen::ConfirmId(c))) = effects.last() else {
             panic!("{effects:?}")
         };
         assert_eq!(
-            c,
+            c.as_ref(),
             &IdConfirmation {
                 card_type: CardType::Resident,
                 masked_number: "110***********002X".into(),
@@ -1194,7 +905,7 @@ pub(super) mod tests {
         for at in ["2025-05-02T02:00:00Z", "2025-08-30T02:00:00Z"] {
             let (_, effects) = looked_up(window.clone(), card(), customer.clone(), at);
             assert!(
-                matches!(effects.last(), Some(Effect::ShowConfirm(_))),
+                matches!(effects.last(), Some(Effect::Show(Screen::ConfirmId(_)))),
                 "{at}"
             );
         }
@@ -1205,7 +916,10 @@ pub(super) mod tests {
         ));
         // Off by default.
         let (_, effects) = looked_up(FlowSettings::default(), card(), customer, NOW);
-        assert!(matches!(effects.last(), Some(Effect::ShowConfirm(_))));
+        assert!(matches!(
+            effects.last(),
+            Some(Effect::Show(Screen::ConfirmId(_)))
+        ));
     }
 
     #[test]
@@ -1278,7 +992,7 @@ pub(super) mod tests {
             },
             utc(NOW),
         );
-        assert_eq!(flow.stage(), IdStage::AwaitingBank);
+        assert_eq!(flow.stage(), Stage::AwaitingBank);
         flow
     }
 
@@ -1378,7 +1092,7 @@ pub(super) mod tests {
         assert_eq!(flow.next_wakeup(), Some(utc("2025-03-14T02:02:00Z")));
         let effects = flow.handle(Input::Tick, utc("2025-03-14T02:02:00Z"));
         assert_eq!(finish(&effects).kind, OutcomeKind::TimedOut);
-        assert!(flow.card.is_none() && flow.on_file.is_none());
+        assert!(!flow.holds_personal_data());
         assert_eq!(flow.next_wakeup(), None);
         // Waiting for the bank, a timeout is "accepted, will be synced".
         let mut flow = recorded(FlowSettings::default());

@@ -6,14 +6,17 @@
 //!   `self_service.id_update`), in one place for every flow.
 //! * [`queue`]: the queue ticket (rules Q1–Q4), and what a queue machine
 //!   does with a swiped card (rule Q3, with [`id_rules`]).
+//! * [`flow`]: what both customer flows share: one [`flow::Input`], one
+//!   [`flow::Effect`], the [`flow::Flow`] trait the session drives, the
+//!   settings, the outcome, the slip, the idle clock.
 //! * [`id_update`]: the ID validity update at a smart teller (rules I1–I9,
 //!   C1, C3), a state machine in rumqttc's `state.rs` style: inputs in,
-//!   effects out; also the pieces both customer flows share
-//!   ([`id_update::FlowSettings`], [`id_update::Outcome`], ...).
+//!   effects out.
 //! * [`phone`]: the mobile number change (rules P1–P7, C3), the same way.
 //! * [`messages`]: every refusal's stable code and its Chinese and English
 //!   text.
 
+pub mod flow;
 pub mod id_rules;
 pub mod id_update;
 pub mod messages;

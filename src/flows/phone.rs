@@ -12,16 +12,16 @@
 //!    counter); rule P5: `self_service.mobile_change` false sends the
 //!    customer to the counter with the bank's reason; rule P2: no security
 //!    question sends them to the counter too. Otherwise
-//!    [`Effect::AskSecurityQuestion`].
+//!    [`Effect::Show`] of the security question.
 //! 3. Rule P2: [`Input::AnswerGiven`] → [`Effect::CheckAnswer`] →
 //!    [`Input::AnswerChecked`]: a wrong answer is told with the attempts
 //!    left ([`Effect::Notice`]), `attempts_left: 0` or `423 locked` sends
-//!    the customer to the counter. Then [`Effect::AskNewNumber`].
+//!    the customer to the counter. Then the new number's keypad.
 //! 4. Rule P3: [`Input::NumberEntered`] with both entries: identical, an
 //!    11-digit mainland mobile number (`1[3-9]` and nine digits), not the
 //!    number on file (see below). Then [`Effect::SendCode`] to the new
 //!    number.
-//! 5. Rule P4: [`Input::CodeSent`] → [`Effect::AskCode`];
+//! 5. Rule P4: [`Input::CodeSent`] → the code's keypad;
 //!    [`Input::CodeEntered`] → [`Effect::VerifyCode`] →
 //!    [`Input::CodeChecked`]: wrong codes with the attempts left, expired
 //!    codes (the bank's `410`, or the kiosk's own clock past
@@ -30,7 +30,7 @@
 //!    [`FlowSettings::otp_resend_interval`],
 //!    [`FlowSettings::otp_max_sends`] and the bank's `429 Retry-After`.
 //!    [`Input::ChangeNumber`] goes back to step 4.
-//! 6. Rule P6: [`Effect::ShowConfirm`] with the old and the new number,
+//! 6. Rule P6: the confirmation with the old and the new number,
 //!    masked; on [`Input::CustomerConfirmed`] [`Effect::RecordChange`]
 //!    with the code's proof and `notify_old_and_new: true` (rule P7).
 //! 7. The sync worker's answer: applied → done, with a slip showing both
@@ -69,19 +69,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use kiosk_corebank::{
-    CardEvidence, ChangeKind, ChangeStatus, CheckResult, CoreBankError, Customer, LookupRequest,
-    MobileChange, OtpIssued, OtpRequest,
+    ChangeKind, CheckResult, CoreBankError, Customer, MobileChange, OtpIssued, OtpRequest,
 };
 use kiosk_idcard::Identity;
-use serde::Serialize;
+use kiosk_proto::{Screen, Stage};
 use zeroize::Zeroizing;
 
+use super::flow::{
+    AuditNote, ChangeToRecord, Effect, Flow, FlowSettings, Idle, IdleCheck, Input, Outcome,
+    OutcomeKind, Slip, row,
+};
 use super::id_rules::{
     BankFailure, check_card, check_record, lookup_refusal, lookup_request, masked_name,
     refusal_action, scrub,
-};
-use super::id_update::{
-    AuditNote, ChangeToRecord, FlowSettings, Idle, IdleCheck, Outcome, OutcomeKind, Slip, SlipRow,
 };
 use super::messages::{self, CounterReason, CustomerMessage, Explained, Refusal};
 use crate::store::AuditAction;
@@ -89,187 +89,8 @@ use crate::store::AuditAction;
 /// `purpose` of the codes this flow asks for.
 pub const OTP_PURPOSE: &str = "mobile_change";
 
-/// What the daemon tells the flow.
-pub enum Input {
-    /// Rule P1: the reader read a card in this session.
-    CardRead {
-        identity: Identity,
-        evidence: CardEvidence,
-    },
-    CardUnsupported,
-    CardUnreadable,
-    /// The answer to [`Effect::LookUp`].
-    LookupAnswered(Result<Customer, BankFailure>),
-    /// The customer's answer to the security question.
-    AnswerGiven(Zeroizing<String>),
-    /// The answer to [`Effect::CheckAnswer`].
-    AnswerChecked(Result<CheckResult, BankFailure>),
-    /// Rule P3: the new number, typed twice.
-    NumberEntered {
-        first: Zeroizing<String>,
-        second: Zeroizing<String>,
-    },
-    /// The answer to [`Effect::SendCode`].
-    CodeSent(Result<OtpIssued, BankFailure>),
-    /// The customer asks for a new code.
-    ResendCode,
-    /// The customer wants to type another number.
-    ChangeNumber,
-    /// The code the customer typed.
-    CodeEntered(Zeroizing<String>),
-    /// The answer to [`Effect::VerifyCode`].
-    CodeChecked(Result<CheckResult, BankFailure>),
-    CustomerConfirmed,
-    CustomerCancelled,
-    /// The change of [`Effect::RecordChange`] is committed (rule C1).
-    ChangeRecorded {
-        change_id: String,
-    },
-    ChangeRecordFailed,
-    ChangeDelivered {
-        status: ChangeStatus,
-        core_ref: String,
-    },
-    ChangeRejected {
-        code: String,
-        message: String,
-    },
-    /// The bank is unreachable; the change waits in the outbox.
-    ChangeQueued,
-    Tick,
-}
-
-impl fmt::Debug for Input {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Input::CardRead { identity, .. } => f
-                .debug_tuple("CardRead")
-                .field(&identity.card_type)
-                .finish(),
-            Input::CardUnsupported => f.write_str("CardUnsupported"),
-            Input::CardUnreadable => f.write_str("CardUnreadable"),
-            Input::LookupAnswered(r) => f.debug_tuple("LookupAnswered").field(r).finish(),
-            Input::AnswerGiven(_) => f.write_str("AnswerGiven(<redacted>)"),
-            Input::AnswerChecked(r) => f.debug_tuple("AnswerChecked").field(r).finish(),
-            Input::NumberEntered { .. } => f.write_str("NumberEntered(<redacted>)"),
-            Input::CodeSent(r) => f.debug_tuple("CodeSent").field(r).finish(),
-            Input::ResendCode => f.write_str("ResendCode"),
-            Input::ChangeNumber => f.write_str("ChangeNumber"),
-            Input::CodeEntered(_) => f.write_str("CodeEntered(<redacted>)"),
-            Input::CodeChecked(r) => f.debug_tuple("CodeChecked").field(r).finish(),
-            Input::CustomerConfirmed => f.write_str("CustomerConfirmed"),
-            Input::CustomerCancelled => f.write_str("CustomerCancelled"),
-            Input::ChangeRecorded { change_id } => {
-                f.debug_tuple("ChangeRecorded").field(change_id).finish()
-            }
-            Input::ChangeRecordFailed => f.write_str("ChangeRecordFailed"),
-            Input::ChangeDelivered { status, core_ref } => f
-                .debug_tuple("ChangeDelivered")
-                .field(status)
-                .field(core_ref)
-                .finish(),
-            Input::ChangeRejected { code, message } => f
-                .debug_tuple("ChangeRejected")
-                .field(code)
-                .field(message)
-                .finish(),
-            Input::ChangeQueued => f.write_str("ChangeQueued"),
-            Input::Tick => f.write_str("Tick"),
-        }
-    }
-}
-
 /// Rule P6: what the customer confirms (the screen's own type).
 pub use kiosk_proto::PhoneConfirmation;
-
-/// What the daemon must do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// `POST /v1/customers/lookup`; answer with [`Input::LookupAnswered`].
-    LookUp(LookupRequest),
-    /// Rule P2: show the question; wait for [`Input::AnswerGiven`].
-    AskSecurityQuestion {
-        question: String,
-    },
-    /// `POST /v1/customers/{customer_id}/security-answer`; answer with
-    /// [`Input::AnswerChecked`].
-    CheckAnswer {
-        customer_id: String,
-        answer: Zeroizing<String>,
-    },
-    /// Rule P3: the keypad for the new number, twice.
-    AskNewNumber,
-    /// `POST /v1/otp`; answer with [`Input::CodeSent`].
-    SendCode(OtpRequest),
-    /// Rule P4: the code was sent to `masked_mobile`; it expires in
-    /// `expires_in_s`, a new one may be asked for in `resend_in_s`.
-    AskCode {
-        masked_mobile: String,
-        expires_in_s: u64,
-        resend_in_s: u64,
-    },
-    /// `POST /v1/otp/{otp_id}/verify`; answer with [`Input::CodeChecked`].
-    VerifyCode {
-        otp_id: String,
-        code: Zeroizing<String>,
-    },
-    /// Rule P6: old and new number, masked; wait for the customer.
-    ShowConfirm(PhoneConfirmation),
-    /// Rule C1: commit the change; answer with [`Input::ChangeRecorded`].
-    RecordChange(ChangeToRecord),
-    PrintSlip(Slip),
-    /// Rule S3.
-    Audit(AuditNote),
-    /// Tell the customer and stay in the step (try again).
-    Notice(Refusal),
-    IdleWarning(CustomerMessage),
-    /// The flow is over; its personal data is gone.
-    Finish(Outcome),
-}
-
-/// Where the flow is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PhoneStage {
-    AwaitingCard,
-    LookingUp,
-    AwaitingAnswer,
-    CheckingAnswer,
-    AwaitingNumber,
-    SendingCode,
-    AwaitingCode,
-    VerifyingCode,
-    AwaitingConfirmation,
-    Recording,
-    AwaitingBank,
-    Finished,
-}
-
-impl PhoneStage {
-    pub fn as_str(self) -> &'static str {
-        kiosk_proto::Stage::from(self).as_str()
-    }
-}
-
-impl From<PhoneStage> for kiosk_proto::Stage {
-    fn from(stage: PhoneStage) -> kiosk_proto::Stage {
-        use kiosk_proto::Stage as S;
-        match stage {
-            PhoneStage::AwaitingCard => S::AwaitingCard,
-            PhoneStage::LookingUp => S::LookingUp,
-            PhoneStage::AwaitingAnswer => S::AwaitingAnswer,
-            PhoneStage::CheckingAnswer => S::CheckingAnswer,
-            PhoneStage::AwaitingNumber => S::AwaitingNumber,
-            PhoneStage::SendingCode => S::SendingCode,
-            PhoneStage::AwaitingCode => S::AwaitingCode,
-            PhoneStage::VerifyingCode => S::VerifyingCode,
-            PhoneStage::AwaitingConfirmation => S::AwaitingConfirmation,
-            PhoneStage::Recording => S::Recording,
-            PhoneStage::AwaitingBank => S::AwaitingBank,
-            PhoneStage::Finished => S::Finished,
-        }
-    }
-}
 
 /// A code the bank sent.
 struct Otp {
@@ -277,31 +98,126 @@ struct Otp {
     expires_at: DateTime<Utc>,
 }
 
+/// The customer, once the record on file is checked: what the flow keeps
+/// of them until it ends (the card itself is dropped after the check).
+struct Holder {
+    customer_id: Zeroizing<String>,
+    masked_name: String,
+    old_masked: String,
+}
+
+/// Where the flow is, with what it holds there. Rule S2: every personal
+/// value lives in the state and goes (zeroized) when it is `Finished`.
+enum State {
+    AwaitingCard,
+    LookingUp {
+        card: Identity,
+        masked_name: String,
+    },
+    AwaitingAnswer(Holder),
+    CheckingAnswer(Holder),
+    AwaitingNumber(Holder),
+    SendingCode {
+        holder: Holder,
+        number: Zeroizing<String>,
+        /// The code sent before, still valid if this one cannot be sent.
+        previous: Option<Otp>,
+    },
+    AwaitingCode {
+        holder: Holder,
+        number: Zeroizing<String>,
+        /// `None`: expired, or none could be sent yet.
+        otp: Option<Otp>,
+    },
+    VerifyingCode {
+        holder: Holder,
+        number: Zeroizing<String>,
+        otp: Otp,
+    },
+    AwaitingConfirmation {
+        holder: Holder,
+        number: Zeroizing<String>,
+        proof: Zeroizing<String>,
+    },
+    Recording {
+        holder: Holder,
+        number: Zeroizing<String>,
+    },
+    AwaitingBank {
+        holder: Holder,
+        number: Zeroizing<String>,
+        change_id: String,
+    },
+    Finished,
+}
+
+impl State {
+    fn stage(&self) -> Stage {
+        match self {
+            State::AwaitingCard => Stage::AwaitingCard,
+            State::LookingUp { .. } => Stage::LookingUp,
+            State::AwaitingAnswer(_) => Stage::AwaitingAnswer,
+            State::CheckingAnswer(_) => Stage::CheckingAnswer,
+            State::AwaitingNumber(_) => Stage::AwaitingNumber,
+            State::SendingCode { .. } => Stage::SendingCode,
+            State::AwaitingCode { .. } => Stage::AwaitingCode,
+            State::VerifyingCode { .. } => Stage::VerifyingCode,
+            State::AwaitingConfirmation { .. } => Stage::AwaitingConfirmation,
+            State::Recording { .. } => Stage::Recording,
+            State::AwaitingBank { .. } => Stage::AwaitingBank,
+            State::Finished => Stage::Finished,
+        }
+    }
+
+    /// The customer, once known.
+    fn holder(&self) -> Option<&Holder> {
+        match self {
+            State::AwaitingAnswer(h) | State::CheckingAnswer(h) | State::AwaitingNumber(h) => {
+                Some(h)
+            }
+            State::SendingCode { holder, .. }
+            | State::AwaitingCode { holder, .. }
+            | State::VerifyingCode { holder, .. }
+            | State::AwaitingConfirmation { holder, .. }
+            | State::Recording { holder, .. }
+            | State::AwaitingBank { holder, .. } => Some(holder),
+            State::AwaitingCard | State::LookingUp { .. } | State::Finished => None,
+        }
+    }
+}
+
+/// What personal data the flow holds now (rule S2).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Holding {
+    card: bool,
+    customer: bool,
+    number: bool,
+    otp: bool,
+    proof: bool,
+}
+
+/// A step's result: the next state and what to do.
+type Step = (State, Vec<Effect>);
+
 /// The mobile number change flow (module docs).
 pub struct PhoneFlow {
     settings: FlowSettings,
-    stage: PhoneStage,
+    state: State,
     idle: Idle,
-    card: Option<Identity>,
-    masked_name: String,
-    customer_id: Zeroizing<String>,
-    old_masked: String,
-    new_number: Option<Zeroizing<String>>,
-    otp: Option<Otp>,
+    /// Rule P4: codes sent in this session, and when the last one was.
     sends: u32,
     last_sent_at: Option<DateTime<Utc>>,
+    /// The bank's `Retry-After`, as a time.
     bank_retry_at: Option<DateTime<Utc>>,
-    proof: Option<Zeroizing<String>>,
-    change_id: Option<String>,
 }
 
 impl fmt::Debug for PhoneFlow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PhoneFlow")
-            .field("stage", &self.stage)
-            .field("old_masked", &self.old_masked)
+            .field("stage", &self.state.stage())
+            .field("old_masked", &self.state.holder().map(|h| &h.old_masked))
             .field("sends", &self.sends)
-            .field("change_id", &self.change_id)
+            .field("holding", &self.holding())
             .finish_non_exhaustive()
     }
 }
@@ -350,43 +266,20 @@ fn secs_until(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
     ((to - from).num_milliseconds().max(0) as u64).div_ceil(1000)
 }
 
-impl PhoneFlow {
-    pub fn new(settings: FlowSettings) -> PhoneFlow {
-        PhoneFlow {
-            idle: Idle::new(&settings),
-            settings,
-            stage: PhoneStage::AwaitingCard,
-            card: None,
-            masked_name: String::new(),
-            customer_id: Zeroizing::new(String::new()),
-            old_masked: String::new(),
-            new_number: None,
-            otp: None,
-            sends: 0,
-            last_sent_at: None,
-            bank_retry_at: None,
-            proof: None,
-            change_id: None,
-        }
+impl Flow for PhoneFlow {
+    fn name(&self) -> &'static str {
+        "phone_change"
     }
 
-    pub fn stage(&self) -> PhoneStage {
-        self.stage
+    fn stage(&self) -> Stage {
+        self.state.stage()
     }
 
-    /// Start the idle clock when the session starts: a session nobody
-    /// ever touches (the touchscreen app died right after starting it)
-    /// still times out.
-    pub fn start_idle_clock(&mut self, now: DateTime<Utc>) {
+    fn start_idle_clock(&mut self, now: DateTime<Utc>) {
         self.idle.touch(now);
     }
 
-    pub fn is_finished(&self) -> bool {
-        self.stage == PhoneStage::Finished
-    }
-
-    /// When to send the next [`Input::Tick`].
-    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+    fn next_wakeup(&self) -> Option<DateTime<Utc>> {
         if self.is_finished() {
             None
         } else {
@@ -394,168 +287,279 @@ impl PhoneFlow {
         }
     }
 
-    /// Take one input at `now`; what to do, in order.
-    pub fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
-        use PhoneStage as S;
+    fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
         if self.is_finished() {
             return Vec::new();
         }
         if !matches!(input, Input::Tick) {
             self.idle.touch(now);
         }
-        match (self.stage, input) {
-            (_, Input::Tick) => self.tick(now),
-            (S::AwaitingCard, Input::CardRead { identity, .. }) => self.card_read(identity, now),
-            (S::AwaitingCard, Input::CardUnsupported) => self.refuse(Refusal::UnsupportedCard),
-            (S::AwaitingCard, Input::CardUnreadable) => self.refuse(Refusal::UnreadableCard),
-            (S::Recording, Input::CustomerCancelled) => Vec::new(),
-            (S::AwaitingBank, Input::CustomerCancelled | Input::ChangeQueued) => self.pending(now),
-            (_, Input::CustomerCancelled) => self.finish(Outcome {
+        let state = std::mem::replace(&mut self.state, State::Finished);
+        let (state, effects) = self.step(state, input, now);
+        self.state = state;
+        effects
+    }
+}
+
+impl PhoneFlow {
+    pub fn new(settings: FlowSettings) -> PhoneFlow {
+        PhoneFlow {
+            idle: Idle::new(&settings),
+            settings,
+            state: State::AwaitingCard,
+            sends: 0,
+            last_sent_at: None,
+            bank_retry_at: None,
+        }
+    }
+
+    fn holding(&self) -> Holding {
+        let mut h = Holding {
+            customer: self.state.holder().is_some(),
+            ..Holding::default()
+        };
+        match &self.state {
+            State::LookingUp { .. } => h.card = true,
+            State::SendingCode { previous, .. } => (h.number, h.otp) = (true, previous.is_some()),
+            State::AwaitingCode { otp, .. } => (h.number, h.otp) = (true, otp.is_some()),
+            State::VerifyingCode { .. } => (h.number, h.otp) = (true, true),
+            State::AwaitingConfirmation { .. } => (h.number, h.proof) = (true, true),
+            State::Recording { .. } | State::AwaitingBank { .. } => h.number = true,
+            _ => {}
+        }
+        h
+    }
+
+    fn step(&mut self, state: State, input: Input, now: DateTime<Utc>) -> Step {
+        match (state, input) {
+            (state, Input::Tick) => self.tick(state, now),
+            (State::AwaitingCard, Input::CardRead { identity, .. }) => {
+                self.card_read(identity, now)
+            }
+            (State::AwaitingCard, Input::CardUnsupported) => {
+                self.refuse(None, Refusal::UnsupportedCard)
+            }
+            (State::AwaitingCard, Input::CardUnreadable) => {
+                self.refuse(None, Refusal::UnreadableCard)
+            }
+            (state @ State::Recording { .. }, Input::CustomerCancelled) => (state, Vec::new()),
+            (
+                State::AwaitingBank {
+                    holder,
+                    number,
+                    change_id,
+                },
+                Input::CustomerCancelled | Input::ChangeQueued,
+            ) => self.pending(&holder, &number, change_id, now),
+            (_, Input::CustomerCancelled) => finish(Outcome {
                 kind: OutcomeKind::Cancelled,
                 message: messages::cancelled(),
             }),
             // Rule P1: nothing before the card.
-            (S::AwaitingCard, _) => vec![Effect::Notice(Refusal::CardRequired)],
-            (S::LookingUp, Input::LookupAnswered(answer)) => self.looked_up(answer),
-            (S::AwaitingAnswer, Input::AnswerGiven(answer)) => {
-                self.stage = S::CheckingAnswer;
-                vec![Effect::CheckAnswer {
-                    customer_id: self.customer_id.to_string(),
+            (State::AwaitingCard, _) => (
+                State::AwaitingCard,
+                vec![Effect::Notice(Refusal::CardRequired)],
+            ),
+            (State::LookingUp { card, masked_name }, Input::LookupAnswered(answer)) => {
+                self.looked_up(card, masked_name, answer)
+            }
+            (State::AwaitingAnswer(holder), Input::AnswerGiven(answer)) => {
+                let effects = vec![Effect::CheckAnswer {
+                    customer_id: holder.customer_id.to_string(),
                     answer,
-                }]
+                }];
+                (State::CheckingAnswer(holder), effects)
             }
-            (S::CheckingAnswer, Input::AnswerChecked(result)) => self.answer_checked(result),
-            (S::AwaitingNumber, Input::NumberEntered { first, second }) => {
-                self.number_entered(first, second, now)
+            (State::CheckingAnswer(holder), Input::AnswerChecked(result)) => {
+                self.answer_checked(holder, result)
             }
-            (S::SendingCode, Input::CodeSent(result)) => self.code_sent(result, now),
-            (S::AwaitingCode, Input::ResendCode) => self.resend(now),
-            (S::AwaitingCode, Input::ChangeNumber) => {
-                self.new_number = None;
-                self.otp = None;
-                self.stage = S::AwaitingNumber;
-                vec![Effect::AskNewNumber]
+            (State::AwaitingNumber(holder), Input::NumberEntered { first, second }) => {
+                self.number_entered(holder, first, second, now)
             }
-            (S::AwaitingCode, Input::CodeEntered(code)) => self.code_entered(code, now),
-            (S::VerifyingCode, Input::CodeChecked(result)) => self.code_checked(result),
-            (S::AwaitingConfirmation, Input::CustomerConfirmed) => self.confirmed(),
-            (S::Recording, Input::ChangeRecorded { change_id }) => {
-                self.change_id = Some(change_id);
-                self.stage = S::AwaitingBank;
-                Vec::new()
+            (
+                State::SendingCode {
+                    holder,
+                    number,
+                    previous,
+                },
+                Input::CodeSent(result),
+            ) => self.code_sent(holder, number, previous, result, now),
+            (
+                State::AwaitingCode {
+                    holder,
+                    number,
+                    otp,
+                },
+                Input::ResendCode,
+            ) => self.resend(holder, number, otp, now),
+            (State::AwaitingCode { holder, .. }, Input::ChangeNumber) => (
+                State::AwaitingNumber(holder),
+                vec![Effect::Show(Screen::NewNumber)],
+            ),
+            (
+                State::AwaitingCode {
+                    holder,
+                    number,
+                    otp,
+                },
+                Input::CodeEntered(code),
+            ) => code_entered(holder, number, otp, code, now),
+            (
+                State::VerifyingCode {
+                    holder,
+                    number,
+                    otp,
+                },
+                Input::CodeChecked(result),
+            ) => self.code_checked(holder, number, otp, result),
+            (
+                State::AwaitingConfirmation {
+                    holder,
+                    number,
+                    proof,
+                },
+                Input::CustomerConfirmed,
+            ) => confirmed(self.new_masked(&number), holder, number, &proof),
+            (State::Recording { holder, number }, Input::ChangeRecorded { change_id }) => (
+                State::AwaitingBank {
+                    holder,
+                    number,
+                    change_id,
+                },
+                Vec::new(),
+            ),
+            (State::Recording { holder, .. }, Input::ChangeRecordFailed) => {
+                self.refuse(Some(&holder), Refusal::NotRecorded)
             }
-            (S::Recording, Input::ChangeRecordFailed) => self.refuse(Refusal::NotRecorded),
-            (S::AwaitingBank, Input::ChangeDelivered { status, .. }) => {
-                let change_id = self.change_id.clone().unwrap_or_default();
-                let new_masked = self.new_masked();
+            (
+                State::AwaitingBank {
+                    holder,
+                    number,
+                    change_id,
+                },
+                Input::ChangeDelivered { status, .. },
+            ) => {
+                let new_masked = self.new_masked(&number);
+                let kind = OutcomeKind::Applied {
+                    change_id: change_id.clone(),
+                    status,
+                };
                 self.end_with_slip(
-                    OutcomeKind::Applied { change_id, status },
+                    &holder,
+                    &new_masked,
+                    &change_id,
+                    kind,
                     messages::mobile_changed(&new_masked),
                     "已变更 Changed",
                     now,
                 )
             }
-            (S::AwaitingBank, Input::ChangeRejected { code, message }) => {
-                let change_id = self.change_id.clone().unwrap_or_default();
+            (State::AwaitingBank { change_id, .. }, Input::ChangeRejected { code, message }) => {
                 let refusal = Refusal::ChangeRejected {
                     code: code.clone(),
                     message,
                 };
-                self.finish(Outcome {
+                finish(Outcome {
                     message: refusal.message(),
                     kind: OutcomeKind::Rejected { change_id, code },
                 })
             }
             // Out of turn: ignored.
-            _ => Vec::new(),
+            (state, _) => (state, Vec::new()),
         }
     }
 
-    fn tick(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
-        if self.stage == PhoneStage::Recording {
-            return Vec::new();
+    fn tick(&mut self, state: State, now: DateTime<Utc>) -> Step {
+        if matches!(state, State::Recording { .. }) {
+            return (state, Vec::new());
         }
-        match self.idle.check(now) {
-            IdleCheck::Fine => Vec::new(),
-            IdleCheck::Warn { seconds_left } => {
-                vec![Effect::IdleWarning(messages::idle_warning(seconds_left))]
-            }
-            IdleCheck::Expired if self.stage == PhoneStage::AwaitingBank => self.pending(now),
-            IdleCheck::Expired => self.finish(Outcome {
+        match (self.idle.check(now), state) {
+            (IdleCheck::Fine, state) => (state, Vec::new()),
+            (IdleCheck::Warn { seconds_left }, state) => (
+                state,
+                vec![Effect::IdleWarning(messages::idle_warning(seconds_left))],
+            ),
+            (
+                IdleCheck::Expired,
+                State::AwaitingBank {
+                    holder,
+                    number,
+                    change_id,
+                },
+            ) => self.pending(&holder, &number, change_id, now),
+            (IdleCheck::Expired, _) => finish(Outcome {
                 kind: OutcomeKind::TimedOut,
                 message: messages::timed_out(),
             }),
         }
     }
 
-    fn subject(&self) -> Option<String> {
-        (!self.customer_id.is_empty()).then(|| self.customer_id.to_string())
+    fn new_masked(&self, number: &str) -> String {
+        self.settings.mask.phone(number)
     }
 
-    fn audit(&self, action: AuditAction, detail: impl Into<String>) -> Effect {
-        Effect::Audit(AuditNote {
-            action,
-            subject: self.subject(),
-            detail: detail.into(),
-        })
-    }
-
-    fn new_masked(&self) -> String {
-        self.new_number
-            .as_ref()
-            .map(|n| self.settings.mask.phone(n))
-            .unwrap_or_default()
-    }
-
-    fn card_read(&mut self, identity: Identity, now: DateTime<Utc>) -> Vec<Effect> {
+    fn card_read(&mut self, identity: Identity, now: DateTime<Utc>) -> Step {
         let mask = &self.settings.mask;
-        self.masked_name = masked_name(&identity, mask);
-        let mut effects = vec![self.audit(
+        let masked_name = masked_name(&identity, mask);
+        let mut effects = vec![audit(
+            None,
             AuditAction::CardRead,
             format!(
                 "smart teller, mobile change: {:?} {} {}",
                 identity.card_type,
                 mask.id_number(&identity.number),
-                self.masked_name
+                masked_name
             ),
         )];
         if let Err(refusal) = check_card(&identity, self.settings.today(now)) {
-            effects.extend(self.refuse(refusal));
-            return effects;
+            let (state, refused) = self.refuse(None, refusal);
+            effects.extend(refused);
+            return (state, effects);
         }
         effects.push(Effect::LookUp(lookup_request(&identity)));
-        self.card = Some(identity);
-        self.stage = PhoneStage::LookingUp;
-        effects
+        (
+            State::LookingUp {
+                card: identity,
+                masked_name,
+            },
+            effects,
+        )
     }
 
-    fn looked_up(&mut self, answer: Result<Customer, BankFailure>) -> Vec<Effect> {
+    fn looked_up(
+        &mut self,
+        card: Identity,
+        masked_name: String,
+        answer: Result<Customer, BankFailure>,
+    ) -> Step {
         let mut customer = match answer {
             Ok(c) => c,
             Err(e) => {
-                let mut effects = vec![self.audit(
+                let mut effects = vec![audit(
+                    None,
                     AuditAction::Lookup,
                     format!("lookup failed: {}", e.code().unwrap_or("transport")),
                 )];
-                effects.extend(self.refuse(lookup_refusal(&e)));
-                return effects;
+                let (state, refused) = self.refuse(None, lookup_refusal(&e));
+                effects.extend(refused);
+                return (state, effects);
             }
         };
         // Rule S2: the card is not needed after this check.
-        let checked = match self.card.take() {
-            Some(identity) => check_record(&identity, &customer),
-            None => Err(CounterReason::BankRecord {
-                code: "no_card".into(),
-            }),
+        let checked = check_record(&card, &customer);
+        drop(card);
+        let holder = Holder {
+            customer_id: Zeroizing::new(std::mem::take(&mut customer.customer_id)),
+            masked_name,
+            old_masked: customer.mobile_masked.clone(),
         };
-        self.customer_id = Zeroizing::new(std::mem::take(&mut customer.customer_id));
-        self.old_masked = customer.mobile_masked.clone();
         let question = customer.security_question.clone().map(Zeroizing::new);
         let self_service = customer.self_service.clone();
         scrub(&mut customer);
-        let mut effects = vec![self.audit(
+        let mut effects = vec![audit(
+            Some(&holder),
             AuditAction::Lookup,
-            "customer found (mobile change)".to_string(),
+            "customer found (mobile change)",
         )];
         let refusal = if let Err(reason) = checked {
             Some(reason)
@@ -571,47 +575,64 @@ impl PhoneFlow {
             None
         };
         match (refusal, question) {
-            (Some(reason), _) => effects.extend(self.refuse(Refusal::Counter(reason))),
-            (None, Some(question)) => {
-                self.stage = PhoneStage::AwaitingAnswer;
-                effects.push(Effect::AskSecurityQuestion {
-                    question: question.to_string(),
-                });
+            (Some(reason), _) => {
+                let (state, refused) = self.refuse(Some(&holder), Refusal::Counter(reason));
+                effects.extend(refused);
+                (state, effects)
             }
-            (None, None) => {}
+            (None, Some(question)) => {
+                effects.push(Effect::Show(Screen::Question {
+                    question: question.to_string(),
+                }));
+                (State::AwaitingAnswer(holder), effects)
+            }
+            // Cannot happen (no question is a refusal above).
+            (None, None) => (State::AwaitingAnswer(holder), effects),
         }
-        effects
     }
 
     /// A failure of a step that needs the bank live (rule C3).
-    fn bank_failed(&mut self, error: &BankFailure) -> Vec<Effect> {
+    fn bank_failed(&mut self, holder: &Holder, error: &BankFailure) -> Step {
         let refusal = match error {
             e if e.is_transient() => Refusal::BankUnreachable,
             other => Refusal::Counter(CounterReason::BankRecord {
                 code: other.code().unwrap_or("bank_error").to_string(),
             }),
         };
-        self.refuse(refusal)
+        self.refuse(Some(holder), refusal)
     }
 
-    fn answer_checked(&mut self, result: Result<CheckResult, BankFailure>) -> Vec<Effect> {
+    /// End with a refusal of `refusal`, audited (rule S3), after what is
+    /// in `effects`.
+    fn refuse_after(
+        &mut self,
+        mut effects: Vec<Effect>,
+        holder: &Holder,
+        refusal: Refusal,
+    ) -> Step {
+        let (state, refused) = self.refuse(Some(holder), refusal);
+        effects.extend(refused);
+        (state, effects)
+    }
+
+    fn answer_checked(&mut self, holder: Holder, result: Result<CheckResult, BankFailure>) -> Step {
         match result {
-            Ok(r) if r.ok => {
-                self.stage = PhoneStage::AwaitingNumber;
-                vec![Effect::AskNewNumber]
-            }
+            Ok(r) if r.ok => (
+                State::AwaitingNumber(holder),
+                vec![Effect::Show(Screen::NewNumber)],
+            ),
             Ok(r) if r.attempts_left == Some(0) => {
-                let mut effects = vec![self.audit(
+                let effects = vec![audit(
+                    Some(&holder),
                     AuditAction::VerificationFailed,
                     "wrong security answer: locked (rule P2)",
                 )];
-                effects.extend(self.refuse(Refusal::Counter(CounterReason::Locked)));
-                effects
+                self.refuse_after(effects, &holder, Refusal::Counter(CounterReason::Locked))
             }
             Ok(r) => {
-                self.stage = PhoneStage::AwaitingAnswer;
-                vec![
-                    self.audit(
+                let effects = vec![
+                    audit(
+                        Some(&holder),
                         AuditAction::VerificationFailed,
                         format!(
                             "wrong security answer (rule P2), attempts left {:?}",
@@ -621,50 +642,61 @@ impl PhoneFlow {
                     Effect::Notice(Refusal::WrongAnswer {
                         attempts_left: r.attempts_left,
                     }),
-                ]
+                ];
+                (State::AwaitingAnswer(holder), effects)
             }
-            Err(CoreBankError::Locked) => self.refuse(Refusal::Counter(CounterReason::Locked)),
-            Err(e) => self.bank_failed(&e),
+            Err(CoreBankError::Locked) => {
+                self.refuse(Some(&holder), Refusal::Counter(CounterReason::Locked))
+            }
+            Err(e) => self.bank_failed(&holder, &e),
         }
     }
 
     fn number_entered(
         &mut self,
+        holder: Holder,
         first: Zeroizing<String>,
         second: Zeroizing<String>,
         now: DateTime<Utc>,
-    ) -> Vec<Effect> {
+    ) -> Step {
         // Rule P3, in the order the customer can act on.
         let problem = if *first != *second {
             Some(Refusal::NumbersDiffer)
         } else if !is_mainland_mobile(&first) {
             Some(Refusal::InvalidNumber)
-        } else if may_be_on_file(&first, &self.old_masked) {
+        } else if may_be_on_file(&first, &holder.old_masked) {
             Some(Refusal::SameAsOnFile)
         } else {
             None
         };
         if let Some(refusal) = problem {
-            return vec![Effect::Notice(refusal)];
+            return (State::AwaitingNumber(holder), vec![Effect::Notice(refusal)]);
         }
-        self.new_number = Some(first);
-        self.otp = None;
-        self.send_code(now)
+        self.send_code(holder, first, None, now)
     }
 
-    fn send_code(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
-        let Some(number) = &self.new_number else {
-            return Vec::new();
-        };
+    fn send_code(
+        &mut self,
+        holder: Holder,
+        number: Zeroizing<String>,
+        previous: Option<Otp>,
+        now: DateTime<Utc>,
+    ) -> Step {
         let request = OtpRequest {
-            customer_id: self.customer_id.to_string(),
+            customer_id: holder.customer_id.to_string(),
             mobile: number.to_string(),
             purpose: OTP_PURPOSE.into(),
         };
         self.sends += 1;
         self.last_sent_at = Some(now);
-        self.stage = PhoneStage::SendingCode;
-        vec![Effect::SendCode(request)]
+        (
+            State::SendingCode {
+                holder,
+                number,
+                previous,
+            },
+            vec![Effect::SendCode(request)],
+        )
     }
 
     /// When the next code may be sent.
@@ -679,22 +711,32 @@ impl PhoneFlow {
 
     fn code_sent(
         &mut self,
+        holder: Holder,
+        number: Zeroizing<String>,
+        previous: Option<Otp>,
         result: Result<OtpIssued, BankFailure>,
         now: DateTime<Utc>,
-    ) -> Vec<Effect> {
+    ) -> Step {
         match result {
             Ok(issued) => {
                 let life = Duration::from_secs(issued.expires_in_s).min(MAX_OTP_LIFE);
-                self.otp = Some(Otp {
+                let otp = Otp {
                     otp_id: issued.otp_id,
                     expires_at: after(now, life),
-                });
-                self.stage = PhoneStage::AwaitingCode;
-                vec![Effect::AskCode {
-                    masked_mobile: self.new_masked(),
+                };
+                let effects = vec![Effect::Show(Screen::Code {
+                    masked_mobile: self.new_masked(&number),
                     expires_in_s: life.as_secs(),
                     resend_in_s: self.resend_at().map_or(0, |t| secs_until(now, t)),
-                }]
+                })];
+                (
+                    State::AwaitingCode {
+                        holder,
+                        number,
+                        otp: Some(otp),
+                    },
+                    effects,
+                )
             }
             Err(CoreBankError::RateLimited { retry_after }) => {
                 // Not sent: it does not count, and the bank says when.
@@ -703,201 +745,273 @@ impl PhoneFlow {
                     .unwrap_or(self.settings.otp_resend_interval)
                     .min(MAX_RESEND_WAIT);
                 self.bank_retry_at = Some(after(now, wait));
-                self.stage = PhoneStage::AwaitingCode;
-                vec![Effect::Notice(Refusal::ResendTooSoon {
-                    retry_after_s: wait.as_secs().max(1),
-                })]
+                (
+                    State::AwaitingCode {
+                        holder,
+                        number,
+                        otp: previous,
+                    },
+                    vec![Effect::Notice(Refusal::ResendTooSoon {
+                        retry_after_s: wait.as_secs().max(1),
+                    })],
+                )
             }
             Err(CoreBankError::Locked) => {
-                let mut effects = vec![self.audit(
+                let effects = vec![audit(
+                    Some(&holder),
                     AuditAction::VerificationFailed,
                     "code refused: ten wrong codes today (rule P4)",
                 )];
-                effects.extend(self.refuse(Refusal::TooManyCodesToday));
-                effects
+                self.refuse_after(effects, &holder, Refusal::TooManyCodesToday)
             }
-            Err(e) => self.bank_failed(&e),
+            Err(e) => self.bank_failed(&holder, &e),
         }
     }
 
-    fn resend(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
-        if let Some(at) = self.resend_at().filter(|at| now < *at) {
-            return vec![Effect::Notice(Refusal::ResendTooSoon {
+    fn resend(
+        &mut self,
+        holder: Holder,
+        number: Zeroizing<String>,
+        otp: Option<Otp>,
+        now: DateTime<Utc>,
+    ) -> Step {
+        let refusal = match self.resend_at().filter(|at| now < *at) {
+            Some(at) => Some(Refusal::ResendTooSoon {
                 retry_after_s: secs_until(now, at),
-            })];
-        }
-        if self.sends >= self.settings.otp_max_sends {
-            return vec![Effect::Notice(Refusal::ResendLimit)];
-        }
-        self.send_code(now)
-    }
-
-    fn code_entered(&mut self, code: Zeroizing<String>, now: DateTime<Utc>) -> Vec<Effect> {
-        let Some(otp) = &self.otp else {
-            return vec![Effect::Notice(Refusal::CodeExpired)];
+            }),
+            None if self.sends >= self.settings.otp_max_sends => Some(Refusal::ResendLimit),
+            None => None,
         };
-        if now >= otp.expires_at {
-            self.otp = None;
-            return vec![Effect::Notice(Refusal::CodeExpired)];
+        match refusal {
+            Some(refusal) => (
+                State::AwaitingCode {
+                    holder,
+                    number,
+                    otp,
+                },
+                vec![Effect::Notice(refusal)],
+            ),
+            None => self.send_code(holder, number, otp, now),
         }
-        let otp_id = otp.otp_id.clone();
-        self.stage = PhoneStage::VerifyingCode;
-        vec![Effect::VerifyCode { otp_id, code }]
     }
 
-    fn code_checked(&mut self, result: Result<CheckResult, BankFailure>) -> Vec<Effect> {
+    fn code_checked(
+        &mut self,
+        holder: Holder,
+        number: Zeroizing<String>,
+        otp: Otp,
+        result: Result<CheckResult, BankFailure>,
+    ) -> Step {
         match result {
             Ok(mut r) if r.ok => {
                 let Some(proof) = r.proof.take().map(Zeroizing::new) else {
-                    return self.refuse(Refusal::Counter(CounterReason::BankRecord {
-                        code: "otp_proof_missing".into(),
-                    }));
+                    return self.refuse(
+                        Some(&holder),
+                        Refusal::Counter(CounterReason::BankRecord {
+                            code: "otp_proof_missing".into(),
+                        }),
+                    );
                 };
-                self.proof = Some(proof);
-                self.otp = None;
-                self.stage = PhoneStage::AwaitingConfirmation;
-                vec![Effect::ShowConfirm(PhoneConfirmation {
-                    old_masked: self.old_masked.clone(),
-                    new_masked: self.new_masked(),
-                })]
+                let effects = vec![Effect::Show(Screen::ConfirmPhone(PhoneConfirmation {
+                    old_masked: holder.old_masked.clone(),
+                    new_masked: self.new_masked(&number),
+                }))];
+                (
+                    State::AwaitingConfirmation {
+                        holder,
+                        number,
+                        proof,
+                    },
+                    effects,
+                )
             }
             Ok(r) if r.attempts_left == Some(0) => {
-                let mut effects = vec![self.audit(
+                let effects = vec![audit(
+                    Some(&holder),
                     AuditAction::VerificationFailed,
                     "wrong code: ten wrong codes today (rule P4)",
                 )];
-                effects.extend(self.refuse(Refusal::TooManyCodesToday));
-                effects
+                self.refuse_after(effects, &holder, Refusal::TooManyCodesToday)
             }
             Ok(r) => {
-                self.stage = PhoneStage::AwaitingCode;
-                vec![
-                    self.audit(
+                let effects = vec![
+                    audit(
+                        Some(&holder),
                         AuditAction::VerificationFailed,
                         format!("wrong code (rule P4), attempts left {:?}", r.attempts_left),
                     ),
                     Effect::Notice(Refusal::WrongCode {
                         attempts_left: r.attempts_left,
                     }),
-                ]
+                ];
+                (
+                    State::AwaitingCode {
+                        holder,
+                        number,
+                        otp: Some(otp),
+                    },
+                    effects,
+                )
             }
-            Err(CoreBankError::Expired) => {
-                self.otp = None;
-                self.stage = PhoneStage::AwaitingCode;
-                vec![Effect::Notice(Refusal::CodeExpired)]
-            }
+            Err(CoreBankError::Expired) => (
+                State::AwaitingCode {
+                    holder,
+                    number,
+                    otp: None,
+                },
+                vec![Effect::Notice(Refusal::CodeExpired)],
+            ),
             Err(CoreBankError::Locked) => {
-                let mut effects = vec![self.audit(
+                let effects = vec![audit(
+                    Some(&holder),
                     AuditAction::VerificationFailed,
                     "code refused: ten wrong codes today (rule P4)",
                 )];
-                effects.extend(self.refuse(Refusal::TooManyCodesToday));
-                effects
+                self.refuse_after(effects, &holder, Refusal::TooManyCodesToday)
             }
-            Err(e) => self.bank_failed(&e),
+            Err(e) => self.bank_failed(&holder, &e),
         }
     }
 
-    fn confirmed(&mut self) -> Vec<Effect> {
-        let (Some(number), Some(proof)) = (&self.new_number, &self.proof) else {
-            return Vec::new();
-        };
-        let kind = ChangeKind::Mobile {
-            mobile: MobileChange {
-                new_mobile: number.to_string(),
-                otp_proof: proof.to_string(),
-                // Rule P7.
-                notify_old_and_new: true,
-            },
-        };
-        let audit_detail = format!(
-            "mobile change confirmed by the customer at the smart teller (rule P6): {} → {}",
-            self.old_masked,
-            self.new_masked()
-        );
-        self.stage = PhoneStage::Recording;
-        vec![Effect::RecordChange(ChangeToRecord {
-            customer_id: self.customer_id.to_string(),
-            kind,
-            audit_detail,
-        })]
-    }
-
     /// Rule P6: recorded, not yet applied.
-    fn pending(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
-        let change_id = self.change_id.clone().unwrap_or_default();
+    fn pending(
+        &mut self,
+        holder: &Holder,
+        number: &str,
+        change_id: String,
+        now: DateTime<Utc>,
+    ) -> Step {
+        let kind = OutcomeKind::Pending {
+            change_id: change_id.clone(),
+        };
         self.end_with_slip(
-            OutcomeKind::Pending { change_id },
+            holder,
+            &self.new_masked(number),
+            &change_id,
+            kind,
             messages::mobile_pending(),
             "已提交，待银行确认 Submitted, pending",
             now,
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn end_with_slip(
-        &mut self,
+        &self,
+        holder: &Holder,
+        new_masked: &str,
+        change_id: &str,
         kind: OutcomeKind,
         message: CustomerMessage,
         status: &str,
         now: DateTime<Utc>,
-    ) -> Vec<Effect> {
+    ) -> Step {
         let mut effects = Vec::new();
         if self.settings.print_slip {
-            let row = |label: &str, value: String| SlipRow {
-                label: label.into(),
-                value,
-            };
             effects.push(Effect::PrintSlip(Slip {
                 title: "手机号码变更 Mobile number change".into(),
                 rows: vec![
-                    row("姓名 Name", self.masked_name.clone()),
-                    row("原手机号 Old number", self.old_masked.clone()),
-                    row("新手机号 New number", self.new_masked()),
-                    row("状态 Status", status.to_string()),
-                    row(
-                        "流水号 Reference",
-                        self.change_id.clone().unwrap_or_default(),
-                    ),
-                    row(
-                        "时间 Time",
-                        now.with_timezone(&self.settings.timezone)
-                            .format("%Y-%m-%d %H:%M")
-                            .to_string(),
-                    ),
+                    row("姓名 Name", holder.masked_name.clone()),
+                    row("原手机号 Old number", holder.old_masked.clone()),
+                    row("新手机号 New number", new_masked),
+                    row("状态 Status", status),
+                    row("流水号 Reference", change_id),
+                    row("时间 Time", self.settings.local_time(now)),
                 ],
             }));
         }
-        effects.extend(self.finish(Outcome { kind, message }));
-        effects
+        let (state, finished) = finish(Outcome { kind, message });
+        effects.extend(finished);
+        (state, effects)
     }
 
-    fn refuse(&mut self, refusal: Refusal) -> Vec<Effect> {
-        let mut effects = vec![self.audit(
+    fn refuse(&mut self, holder: Option<&Holder>, refusal: Refusal) -> Step {
+        let mut effects = vec![audit(
+            holder,
             refusal_action(&refusal),
             format!("mobile change refused: {}", refusal.code()),
         )];
-        effects.extend(self.finish(Outcome::refused(refusal)));
-        effects
+        let (state, finished) = finish(Outcome::refused(refusal));
+        effects.extend(finished);
+        (state, effects)
     }
+}
 
-    /// Rule S2: everything personal is dropped (zeroized) here.
-    fn finish(&mut self, outcome: Outcome) -> Vec<Effect> {
-        self.card = None;
-        self.customer_id = Zeroizing::new(String::new());
-        self.new_number = None;
-        self.otp = None;
-        self.proof = None;
-        self.masked_name.clear();
-        self.stage = PhoneStage::Finished;
-        vec![Effect::Finish(outcome)]
+/// An audit record (rule S3) about `holder` when known.
+fn audit(holder: Option<&Holder>, action: AuditAction, detail: impl Into<String>) -> Effect {
+    Effect::Audit(AuditNote {
+        action,
+        subject: holder.map(|h| h.customer_id.to_string()),
+        detail: detail.into(),
+    })
+}
+
+fn code_entered(
+    holder: Holder,
+    number: Zeroizing<String>,
+    otp: Option<Otp>,
+    code: Zeroizing<String>,
+    now: DateTime<Utc>,
+) -> Step {
+    match otp {
+        Some(otp) if now < otp.expires_at => {
+            let effects = vec![Effect::VerifyCode {
+                otp_id: otp.otp_id.clone(),
+                code,
+            }];
+            (
+                State::VerifyingCode {
+                    holder,
+                    number,
+                    otp,
+                },
+                effects,
+            )
+        }
+        // None sent, or expired: it goes.
+        _ => (
+            State::AwaitingCode {
+                holder,
+                number,
+                otp: None,
+            },
+            vec![Effect::Notice(Refusal::CodeExpired)],
+        ),
     }
+}
+
+fn confirmed(new_masked: String, holder: Holder, number: Zeroizing<String>, proof: &str) -> Step {
+    let kind = ChangeKind::Mobile {
+        mobile: MobileChange {
+            new_mobile: number.to_string(),
+            otp_proof: proof.to_string(),
+            // Rule P7.
+            notify_old_and_new: true,
+        },
+    };
+    let audit_detail = format!(
+        "mobile change confirmed by the customer at the smart teller (rule P6): {} → {}",
+        holder.old_masked, new_masked
+    );
+    let effects = vec![Effect::RecordChange(ChangeToRecord {
+        customer_id: holder.customer_id.to_string(),
+        kind,
+        audit_detail,
+    })];
+    (State::Recording { holder, number }, effects)
+}
+
+/// Rule S2: the state that held the customer's data is dropped (zeroized)
+/// as the flow finishes.
+fn finish(outcome: Outcome) -> Step {
+    (State::Finished, vec![Effect::Finish(outcome)])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::flows::id_update::tests::{customer_for, evidence, utc};
-    use kiosk_corebank::IdType;
+    use kiosk_corebank::{ChangeStatus, IdType};
     use kiosk_idcard::CardType;
 
     const NOW: &str = "2025-03-14T02:00:00Z";
@@ -976,11 +1090,11 @@ mod tests {
         let (flow, effects) = looked_up(customer_for(&card()));
         assert_eq!(
             effects.last(),
-            Some(&Effect::AskSecurityQuestion {
+            Some(&Effect::Show(Screen::Question {
                 question: "我母亲的名字?".into()
-            })
+            }))
         );
-        assert_eq!(flow.stage(), PhoneStage::AwaitingAnswer);
+        assert_eq!(flow.stage(), Stage::AwaitingAnswer);
         flow
     }
 
@@ -1001,7 +1115,7 @@ mod tests {
             "{effects:?}"
         );
         let effects = flow.handle(Input::AnswerChecked(Ok(check(true, None, None))), now());
-        assert_eq!(effects, vec![Effect::AskNewNumber]);
+        assert_eq!(effects, vec![Effect::Show(Screen::NewNumber)]);
         flow
     }
 
@@ -1032,11 +1146,11 @@ mod tests {
         let effects = flow.handle(Input::CodeSent(Ok(issued())), now());
         assert_eq!(
             effects,
-            vec![Effect::AskCode {
+            vec![Effect::Show(Screen::Code {
                 masked_mobile: "139****5678".into(),
                 expires_in_s: 300,
                 resend_in_s: 60,
-            }]
+            })]
         );
         flow
     }
@@ -1058,7 +1172,7 @@ mod tests {
                 now(),
             );
             assert!(
-                matches!(&effects[..], [Effect::AskCode { .. }]),
+                matches!(&effects[..], [Effect::Show(Screen::Code { .. })]),
                 "{effects:?}"
             );
             // The code is still checked, well inside its (clamped) life.
@@ -1100,10 +1214,10 @@ mod tests {
         );
         assert_eq!(
             effects,
-            vec![Effect::ShowConfirm(PhoneConfirmation {
+            vec![Effect::Show(Screen::ConfirmPhone(PhoneConfirmation {
                 old_masked: "138****5678".into(),
                 new_masked: "139****5678".into(),
-            })]
+            }))]
         );
         flow
     }
@@ -1117,7 +1231,7 @@ mod tests {
             },
             at(21),
         );
-        assert_eq!(flow.stage(), PhoneStage::AwaitingBank);
+        assert_eq!(flow.stage(), Stage::AwaitingBank);
         flow
     }
 
@@ -1136,7 +1250,7 @@ mod tests {
         ] {
             let effects = flow.handle(input, now());
             assert_eq!(effects, vec![Effect::Notice(Refusal::CardRequired)]);
-            assert_eq!(flow.stage(), PhoneStage::AwaitingCard);
+            assert_eq!(flow.stage(), Stage::AwaitingCard);
         }
         assert!(matches!(
             read_card(&mut flow).last(),
@@ -1231,11 +1345,11 @@ mod tests {
         );
         assert!(effects.iter().any(|e| matches!(e, Effect::Audit(a)
             if a.action == AuditAction::VerificationFailed)));
-        assert_eq!(flow.stage(), PhoneStage::AwaitingAnswer);
+        assert_eq!(flow.stage(), Stage::AwaitingAnswer);
         // Answer again, right this time.
         flow.handle(Input::AnswerGiven(z("李四")), now());
         let effects = flow.handle(Input::AnswerChecked(Ok(check(true, None, None))), now());
-        assert_eq!(effects, vec![Effect::AskNewNumber]);
+        assert_eq!(effects, vec![Effect::Show(Screen::NewNumber)]);
     }
 
     #[test]
@@ -1260,7 +1374,7 @@ mod tests {
         let mut flow = at_number();
         let effects = enter(&mut flow, NEW, "13912345679", now());
         assert_eq!(effects, vec![Effect::Notice(Refusal::NumbersDiffer)]);
-        assert_eq!(flow.stage(), PhoneStage::AwaitingNumber);
+        assert_eq!(flow.stage(), Stage::AwaitingNumber);
         assert!(matches!(
             enter(&mut flow, NEW, NEW, now()).as_slice(),
             [Effect::SendCode(_)]
@@ -1318,8 +1432,8 @@ mod tests {
             })]
         );
         let mut flow = at_confirm();
-        assert_eq!(flow.stage(), PhoneStage::AwaitingConfirmation);
-        assert!(flow.proof.is_some());
+        assert_eq!(flow.stage(), Stage::AwaitingConfirmation);
+        assert!(flow.holding().proof);
         assert!(flow.handle(Input::ResendCode, now()).is_empty());
     }
 
@@ -1336,7 +1450,7 @@ mod tests {
             }
         );
         assert!(r.message().en.contains("7 attempts left today"));
-        assert_eq!(flow.stage(), PhoneStage::AwaitingCode);
+        assert_eq!(flow.stage(), Stage::AwaitingCode);
     }
 
     #[test]
@@ -1346,7 +1460,7 @@ mod tests {
         flow.handle(Input::CodeEntered(z("123456")), at(5));
         let effects = flow.handle(Input::CodeChecked(Err(CoreBankError::Expired)), at(6));
         assert_eq!(effects, vec![Effect::Notice(Refusal::CodeExpired)]);
-        assert_eq!(flow.stage(), PhoneStage::AwaitingCode);
+        assert_eq!(flow.stage(), Stage::AwaitingCode);
         // The kiosk's clock says so: not even sent to the bank.
         let mut flow = at_code();
         let effects = flow.handle(Input::CodeEntered(z("123456")), at(300));
@@ -1387,7 +1501,7 @@ mod tests {
                 retry_after_s: 120
             })]
         );
-        assert_eq!(flow.stage(), PhoneStage::AwaitingCode);
+        assert_eq!(flow.stage(), Stage::AwaitingCode);
         assert_eq!(
             flow.handle(Input::ResendCode, at(121)),
             vec![Effect::Notice(Refusal::ResendTooSoon { retry_after_s: 60 })]
@@ -1503,7 +1617,7 @@ mod tests {
             }
         );
         assert!(change.audit_detail.contains("138****5678 → 139****5678"));
-        assert_eq!(flow.stage(), PhoneStage::Recording);
+        assert_eq!(flow.stage(), Stage::Recording);
     }
 
     #[test]
@@ -1567,16 +1681,16 @@ mod tests {
     #[test]
     fn rule_s2_the_session_data_is_wiped_at_the_end() {
         let mut flow = at_confirm();
-        assert!(flow.new_number.is_some() && flow.proof.is_some());
-        assert!(flow.card.is_none(), "the card is dropped after the lookup");
+        assert!(flow.holding().number && flow.holding().proof);
+        assert!(!flow.holding().card, "the card is dropped after the lookup");
         // Idle: warning at 100 s, end at 120 s after the last input (at(11)).
         assert_eq!(flow.next_wakeup(), Some(at(111)));
         let effects = flow.handle(Input::Tick, at(111));
         assert!(matches!(effects.as_slice(), [Effect::IdleWarning(_)]));
         let effects = flow.handle(Input::Tick, at(131));
         assert_eq!(finish(&effects).kind, OutcomeKind::TimedOut);
-        assert!(flow.new_number.is_none() && flow.proof.is_none() && flow.otp.is_none());
-        assert!(flow.customer_id.is_empty());
+        assert!(!flow.holding().number && !flow.holding().proof && !flow.holding().otp);
+        assert!(!flow.holding().customer);
         assert!(flow.handle(Input::CustomerConfirmed, at(132)).is_empty());
     }
 
@@ -1620,7 +1734,7 @@ mod tests {
                     Effect::PrintSlip(s) => all.push(serde_json::to_string(s).expect("json")),
                     Effect::Finish(o) => all.push(format!("{} {}", o.message.zh, o.message.en)),
                     Effect::RecordChange(c) => all.push(c.audit_detail.clone()),
-                    Effect::ShowConfirm(c) => all.push(serde_json::to_string(c).expect("json")),
+                    Effect::Show(screen) => all.push(serde_json::to_string(screen).expect("json")),
                     _ => {}
                 }
             }

@@ -381,11 +381,7 @@ async fn rule_i4_expired_card_is_refused() {
     let info = k.start_with_card("id_update", card.clone()).await;
     assert_eq!(info.stage, Stage::Finished);
     assert_eq!(info.outcome, Some(Outcome::Refused));
-    assert_eq!(
-        refusal_json(&info)["refusal"],
-        "expired_card",
-        "{info:?}"
-    );
+    assert_eq!(refusal_json(&info)["refusal"], "expired_card", "{info:?}");
     let m = info.message.unwrap();
     assert!(m.zh.contains("过期") && m.en.contains("expired"), "{m:?}");
     assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
@@ -842,12 +838,7 @@ async fn rule_p4_resend_too_soon_is_refused_with_the_wait() {
     let info = k.input(SessionInput::Resend).await;
     assert_eq!(info.stage, Stage::AwaitingCode, "{info:?}");
     assert_eq!(refusal_code(&info), "resend_too_soon");
-    assert!(
-        refusal_json(&info)["retry_after_s"]
-            .as_u64()
-            .unwrap()
-            > 0
-    );
+    assert!(refusal_json(&info)["retry_after_s"].as_u64().unwrap() > 0);
     assert_eq!(
         k.bank()
             .sms("13912340000")
@@ -1170,11 +1161,7 @@ async fn rule_i2_a_card_with_a_wrong_check_digit_is_refused() {
     let info = k.start_with_card("id_update", card.clone()).await;
     assert_eq!(info.stage, Stage::Finished, "{info:?}");
     assert_eq!(info.outcome, Some(Outcome::Refused), "{info:?}");
-    assert_eq!(
-        refusal_json(&info)["refusal"],
-        "bad_card",
-        "{info:?}"
-    );
+    assert_eq!(refusal_json(&info)["refusal"], "bad_card", "{info:?}");
     let m = info.message.expect("message");
     assert!(!m.zh.is_empty() && !m.en.is_empty(), "{m:?}");
     assert!(k.c.sync_list(Default::default()).await.unwrap().is_empty());
