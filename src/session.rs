@@ -22,10 +22,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::Utc;
-use kiosk_corebank::{CardEvidence, ChangeStatus, CoreBankClient};
+use kiosk_corebank::{CardEvidence, CoreBankClient};
 use kiosk_proto::{
-    ApiError, Delivery, ErrorCode, Event, EventEnvelope, FlowMessage, Outcome as WireOutcome,
-    Screen, SessionInfo, SessionInput, Stage,
+    ApiError, ErrorCode, Event, EventEnvelope, FlowMessage, Outcome as WireOutcome, Screen,
+    SessionInfo, SessionInput, Stage,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -690,11 +690,10 @@ impl Runner {
                         outcome,
                         core_ref,
                     } if id == change_id => {
-                        let status = match outcome {
-                            Delivery::Applied => ChangeStatus::Applied,
-                            Delivery::Superseded => ChangeStatus::Superseded,
+                        return Input::ChangeDelivered {
+                            status: outcome,
+                            core_ref,
                         };
-                        return Input::ChangeDelivered { status, core_ref };
                     }
                     Event::ChangeRejected {
                         change_id: id,

@@ -15,12 +15,11 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use kiosk_corebank::{
-    CardEvidence, ChangeKind, ChangeStatus, CheckResult, Customer, LookupRequest, OtpIssued,
-    OtpRequest,
+    CardEvidence, ChangeKind, CheckResult, Customer, LookupRequest, OtpIssued, OtpRequest,
 };
 use kiosk_idcard::Identity;
 use kiosk_idcard::mask::MaskPolicy;
-use kiosk_proto::{Screen, Stage};
+use kiosk_proto::{Delivery, Screen, Stage};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -97,7 +96,7 @@ pub enum Input {
     },
     ChangeRecordFailed,
     ChangeDelivered {
-        status: ChangeStatus,
+        status: Delivery,
         core_ref: String,
     },
     ChangeRejected {
@@ -284,7 +283,7 @@ pub enum OutcomeKind {
     /// The bank applied the change (`superseded`: it already held it).
     Applied {
         change_id: String,
-        status: ChangeStatus,
+        status: Delivery,
     },
     /// Rule C3: recorded; the bank will get it when reachable (ID
     /// validity).

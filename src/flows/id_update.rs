@@ -474,8 +474,9 @@ pub(super) mod tests {
     use crate::flows::flow::UpdateWindow;
     use crate::flows::id_rules::{card_name, id_type, same_name};
     use crate::flows::messages::CounterReason;
-    use kiosk_corebank::{ChangeKind, ChangeStatus, CoreBankError, IdType, LONG_TERM, SelfService};
+    use kiosk_corebank::{ChangeKind, CoreBankError, IdType, LONG_TERM, SelfService};
     use kiosk_idcard::CardType;
+    use kiosk_proto::Delivery;
 
     pub(in crate::flows) fn utc(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -807,7 +808,7 @@ pub(super) mod tests {
         );
         let effects = flow.handle(
             Input::ChangeDelivered {
-                status: ChangeStatus::Applied,
+                status: Delivery::Applied,
                 core_ref: "R1".into(),
             },
             utc(NOW),
@@ -817,7 +818,7 @@ pub(super) mod tests {
             o.kind,
             OutcomeKind::Applied {
                 change_id: "ch-1".into(),
-                status: ChangeStatus::Applied
+                status: Delivery::Applied
             }
         );
         assert_eq!(o.message.code, "id_updated");
@@ -1126,7 +1127,7 @@ pub(super) mod tests {
                 change_id: "ch-1".into(),
             },
             Input::ChangeDelivered {
-                status: ChangeStatus::Applied,
+                status: Delivery::Applied,
                 core_ref: "R1".into(),
             },
         ];

@@ -1011,8 +1011,9 @@ fn finish(outcome: Outcome) -> Step {
 mod tests {
     use super::*;
     use crate::flows::id_update::tests::{customer_for, evidence, utc};
-    use kiosk_corebank::{ChangeStatus, IdType};
+    use kiosk_corebank::IdType;
     use kiosk_idcard::CardType;
+    use kiosk_proto::Delivery;
 
     const NOW: &str = "2025-03-14T02:00:00Z";
     const NEW: &str = "13912345678";
@@ -1549,7 +1550,7 @@ mod tests {
         let mut flow = at_bank();
         let effects = flow.handle(
             Input::ChangeDelivered {
-                status: ChangeStatus::Applied,
+                status: Delivery::Applied,
                 core_ref: "R9".into(),
             },
             at(30),
@@ -1572,7 +1573,7 @@ mod tests {
             o.kind,
             OutcomeKind::Applied {
                 change_id: "ch-9".into(),
-                status: ChangeStatus::Applied
+                status: Delivery::Applied
             }
         );
         assert_eq!(o.message.code, "mobile_changed");
@@ -1719,7 +1720,7 @@ mod tests {
                 change_id: "ch-9".into(),
             },
             Input::ChangeDelivered {
-                status: ChangeStatus::Applied,
+                status: Delivery::Applied,
                 core_ref: "R9".into(),
             },
         ];
