@@ -32,6 +32,7 @@ pub mod bus;
 pub mod changes;
 pub mod config;
 pub mod daemon;
+pub mod deps;
 pub mod devices;
 pub mod flows;
 pub mod hardening;

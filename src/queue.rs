@@ -4,8 +4,6 @@
 //! module does the I/O: the store (the number is committed before
 //! printing), the printer, the core bank.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use kiosk_corebank::CardEvidence;
 use kiosk_escpos::QueueTicket;
@@ -17,13 +15,9 @@ use kiosk_proto::{
 };
 use uuid::Uuid;
 
-use crate::bus::Bus;
-use crate::changes::Changes;
-use crate::config::Config;
+use crate::deps::Deps;
 use crate::flows::id_rules::ValidityDecision;
 use crate::flows::queue::{self as flow, IssueRequest, MaskedName, PrintOutcome, QueueConfig};
-use crate::printer::Printer;
-use crate::readers::Readers;
 use crate::store::{Actor, AuditAction, AuditEntry, NewTicket, Store, TicketRow};
 
 /// A swiped card: the read's serial number (a card left on the reader by
@@ -66,35 +60,21 @@ struct QueueTurn {
 /// core bank).
 #[derive(Debug)]
 pub struct Queue {
-    config: Arc<Config>,
-    bus: Arc<Bus>,
-    readers: Arc<Readers>,
-    printer: Arc<Printer>,
-    changes: Arc<Changes>,
+    deps: Deps,
     /// Serialises ticket issuing (numbering, waiting ahead, printing order).
     turn: tokio::sync::Mutex<QueueTurn>,
 }
 
 impl Queue {
-    pub fn new(
-        config: Arc<Config>,
-        bus: Arc<Bus>,
-        readers: Arc<Readers>,
-        printer: Arc<Printer>,
-        changes: Arc<Changes>,
-    ) -> Queue {
+    pub fn new(deps: Deps) -> Queue {
         Queue {
-            config,
-            bus,
-            readers,
-            printer,
-            changes,
+            deps,
             turn: tokio::sync::Mutex::default(),
         }
     }
 
     fn queue_config(&self) -> Result<&QueueConfig, ApiError> {
-        self.config.queue.as_ref().ok_or_else(|| {
+        self.deps.config.queue.as_ref().ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NotAllowed,
                 "this kiosk has no [queue] configured",
@@ -107,7 +87,7 @@ impl Queue {
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, crate::Error> + Send + 'static,
     {
-        self.changes.with_store(f).await
+        self.deps.changes.with_store(f).await
     }
 
     /// `queue_services`.
@@ -126,8 +106,9 @@ impl Queue {
     }
 
     fn swiped_card(&self) -> Option<SwipedCard> {
-        let masking = self.config.masking;
-        self.readers
+        let masking = self.deps.config.masking;
+        self.deps
+            .readers
             .with_current_card(|read, sam_id, read_serial| SwipedCard {
                 read_serial,
                 masked_name: MaskedName::new(&read.identity.name, &masking),
@@ -148,7 +129,7 @@ impl Queue {
             code: Some(code.into()),
             change_id: None,
         };
-        let settings = crate::session::flow_settings(&self.config);
+        let settings = crate::session::flow_settings(&self.deps.config);
         let now = Utc::now();
         let request = match flow::swipe_lookup(&card.identity, settings.today(now)) {
             Ok(request) => request,
@@ -157,7 +138,7 @@ impl Queue {
                 return withheld(code);
             }
         };
-        let Some(client) = self.changes.bank_client() else {
+        let Some(client) = self.deps.changes.bank_client() else {
             tracing::info!("ID validity not checked on a queue swipe: no core bank configured");
             return withheld("not_checked");
         };
@@ -191,6 +172,7 @@ impl Queue {
         let code = ValidityDecision::Newer.code();
         self.audit_swipe(&customer_id, code).await;
         match self
+            .deps
             .changes
             .record_change(
                 customer_id,
@@ -220,14 +202,14 @@ impl Queue {
             subject: Some(customer_id.to_string()),
             detail: format!("queue machine swipe: id validity {code} (rule Q3)"),
         };
-        if let Err(e) = self.changes.audit(entry).await {
+        if let Err(e) = self.deps.changes.audit(entry).await {
             tracing::error!(code = ?e.code, "cannot audit the lookup");
         }
     }
 
     /// Print `ticket` on the printer (blocking pool, bounded wait).
     async fn print_ticket(&self, ticket: &QueueTicket) -> PrintOutcome {
-        self.printer.print(ticket.document()).await
+        self.deps.printer.print(ticket.document()).await
     }
 
     /// Tell the customer and the technician what came of a print.
@@ -240,7 +222,7 @@ impl Queue {
         if let Some(notice) = &decision.technician {
             tracing::warn!(code = notice.code, detail = %notice.detail, "ticket printer");
             if decision.reprint_needed {
-                self.printer.note_error(&notice.detail);
+                self.deps.printer.note_error(&notice.detail);
             }
         }
         let printed = !decision.reprint_needed;
@@ -264,7 +246,7 @@ impl Queue {
     /// card, the masked name and rule I7 (rule Q3).
     pub async fn queue_take(&self, params: QueueTakeParams) -> Result<QueueTicketInfo, ApiError> {
         let config = self.queue_config()?.clone();
-        self.changes.require_store()?;
+        self.deps.changes.require_store()?;
         // Numbers and prints in the same order; held until the ticket is
         // out (not while the bank is asked about a swiped card).
         let mut turn = self.turn.lock().await;
@@ -309,7 +291,7 @@ impl Queue {
         );
         let plan = flow::plan_ticket(
             &config,
-            &self.config.kiosk.branch_name,
+            &self.deps.config.kiosk.branch_name,
             &IssueRequest {
                 service_id: request.service_id.clone(),
                 // The store's: the clock's day, or the last day used if
@@ -338,7 +320,7 @@ impl Queue {
         });
         drop(card);
         let (printed, message) = self.finish_print(&plan, &outcome).await?;
-        self.bus.emit(Event::TicketIssued {
+        self.deps.bus.emit(Event::TicketIssued {
             ticket_id: row.ticket_id.clone(),
             number: row.number_text.clone(),
             service: row.service_id.clone(),
@@ -378,12 +360,12 @@ impl Queue {
         let masked_name = row
             .masked_name
             .as_deref()
-            .and_then(|n| MaskedName::new(n, &self.config.masking));
+            .and_then(|n| MaskedName::new(n, &self.deps.config.masking));
         let issued_at =
             DateTime::<Utc>::from_timestamp_millis(row.issued_at_ms).unwrap_or_default();
         let plan = flow::plan_ticket(
             &config,
-            &self.config.kiosk.branch_name,
+            &self.deps.config.kiosk.branch_name,
             &IssueRequest {
                 service_id: row.service_id.clone(),
                 business_day: row.business_day,

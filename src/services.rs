@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::bus::Bus;
 use crate::changes::Changes;
 use crate::config::Config;
+use crate::deps::Deps;
 use crate::metrics::Metrics;
 use crate::printer::Printer;
 use crate::queue::Queue;
@@ -64,22 +65,15 @@ impl Services {
             shutdown.clone(),
         ));
         let changes = Arc::new(Changes::new(config.clone(), store, bus.clone()));
-        let queue = Arc::new(Queue::new(
-            config.clone(),
-            bus.clone(),
-            readers.clone(),
-            printer.clone(),
-            changes.clone(),
-        ));
-        let sessions = Arc::new(Sessions::new(
-            config.clone(),
-            bus.clone(),
-            readers.clone(),
-            printer.clone(),
-            changes.clone(),
-            shutdown.clone(),
-            tasks.clone(),
-        ));
+        let deps = Deps {
+            config: config.clone(),
+            bus: bus.clone(),
+            readers: readers.clone(),
+            printer: printer.clone(),
+            changes: changes.clone(),
+        };
+        let queue = Arc::new(Queue::new(deps.clone()));
+        let sessions = Arc::new(Sessions::new(deps, shutdown.clone(), tasks.clone()));
         Arc::new(Services {
             config,
             shutdown,

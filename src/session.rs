@@ -32,9 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zeroize::Zeroizing;
 
-use crate::bus::Bus;
-use crate::changes::Changes;
-use crate::config::Config;
+use crate::deps::Deps;
 use crate::flows::flow::{
     AuditNote, BankFailure, ChangeToRecord, Effect, Flow, FlowSettings, Input, Outcome,
     OutcomeKind, Slip, UpdateWindow,
@@ -42,19 +40,13 @@ use crate::flows::flow::{
 use crate::flows::id_update::IdUpdateFlow;
 use crate::flows::messages::{CustomerMessage, Explained};
 use crate::flows::phone::PhoneFlow;
-use crate::printer::Printer;
-use crate::readers::Readers;
 use crate::store::{Actor, AuditEntry};
 
 /// The sessions service: the running session (if any), what the screen
 /// shows, and the services a session uses.
 #[derive(Debug)]
 pub struct Sessions {
-    config: Arc<Config>,
-    bus: Arc<Bus>,
-    readers: Arc<Readers>,
-    printer: Arc<Printer>,
-    changes: Arc<Changes>,
+    deps: Deps,
     shutdown: CancellationToken,
     /// Session tasks, joined when the daemon stops.
     tasks: TaskTracker,
@@ -93,21 +85,9 @@ pub fn flow_settings(config: &crate::config::Config) -> FlowSettings {
 }
 
 impl Sessions {
-    pub fn new(
-        config: Arc<Config>,
-        bus: Arc<Bus>,
-        readers: Arc<Readers>,
-        printer: Arc<Printer>,
-        changes: Arc<Changes>,
-        shutdown: CancellationToken,
-        tasks: TaskTracker,
-    ) -> Sessions {
+    pub fn new(deps: Deps, shutdown: CancellationToken, tasks: TaskTracker) -> Sessions {
         Sessions {
-            config,
-            bus,
-            readers,
-            printer,
-            changes,
+            deps,
             shutdown,
             tasks,
             running: Mutex::new(None),
@@ -145,7 +125,7 @@ impl Sessions {
         flow: &str,
         owner: Option<i32>,
     ) -> Result<SessionInfo, ApiError> {
-        let settings = flow_settings(&self.config);
+        let settings = flow_settings(&self.deps.config);
         let mut flow: Box<dyn Flow> = match flow {
             "id_update" => Box::new(IdUpdateFlow::new(settings)),
             "phone_change" => Box::new(PhoneFlow::new(settings)),
@@ -156,19 +136,19 @@ impl Sessions {
                 ));
             }
         };
-        if !self.readers.has_readers() {
+        if !self.deps.readers.has_readers() {
             return Err(ApiError::new(
                 ErrorCode::NoReader,
                 "this kiosk has no ID reader configured",
             ));
         }
-        let Some(client) = self.changes.bank_client() else {
+        let Some(client) = self.deps.changes.bank_client() else {
             return Err(ApiError::new(
                 ErrorCode::NotAllowed,
                 "this kiosk has no core bank configured",
             ));
         };
-        self.changes.require_store()?;
+        self.deps.changes.require_store()?;
         let mut running = self.running();
         if running.as_ref().is_some_and(|tx| !tx.is_closed()) {
             return Err(ApiError::new(
@@ -178,7 +158,7 @@ impl Sessions {
         }
         let (tx, rx) = mpsc::channel(16);
         // Subscribed before the session is visible: no card read is missed.
-        let events = self.bus.subscribe();
+        let events = self.deps.bus.subscribe();
         let info = SessionInfo {
             session_id: Some(uuid::Uuid::new_v4().to_string()),
             active: true,
@@ -195,7 +175,7 @@ impl Sessions {
         *running = Some(tx);
         drop(running);
         tracing::info!(flow = flow.name(), "session started");
-        self.bus.emit(Event::Session(info.clone()));
+        self.deps.bus.emit(Event::Session(info.clone()));
         let clock = SessionClock::start();
         flow.start_idle_clock(clock.now());
         let runner = Runner {
@@ -352,7 +332,7 @@ impl Runner {
                         // even when it changed nothing (the same refusal
                         // again): a UI that follows events alone never waits.
                         if !self.emitted && !self.released {
-                            self.sessions.bus.emit(Event::Session(self.info.clone()));
+                            self.sessions.deps.bus.emit(Event::Session(self.info.clone()));
                         }
                         let _ = reply.send(self.info.clone());
                     }
@@ -382,8 +362,11 @@ impl Runner {
             self.info.stage = Stage::Finished;
             *self.sessions.info() = self.info.clone();
             *self.sessions.running() = None;
-            self.sessions.readers.wipe_cards();
-            self.sessions.bus.emit(Event::Session(self.info.clone()));
+            self.sessions.deps.readers.wipe_cards();
+            self.sessions
+                .deps
+                .bus
+                .emit(Event::Session(self.info.clone()));
         }
         // Answer whoever is still waiting with the end.
         rx.close();
@@ -418,7 +401,7 @@ impl Runner {
     async fn on_event(&mut self, event: Event) {
         if !self.flow.awaiting_card() {
             if matches!(event, Event::CardAbsent { .. })
-                && self.sessions.config.session.end_on_card_removal
+                && self.sessions.deps.config.session.end_on_card_removal
             {
                 tracing::info!(flow = self.flow.name(), "card removed: session cancelled");
                 self.info.message = None;
@@ -429,15 +412,19 @@ impl Runner {
         }
         match event {
             Event::CardRead { reader, .. } => {
-                let card = self.sessions.readers.with_card_on(&reader, |read, sam| {
-                    (
-                        read.identity.clone(),
-                        CardEvidence {
-                            sam_id: sam.unwrap_or("").to_string(),
-                            card_uid: read.card_uid.map(hex::encode_upper).unwrap_or_default(),
-                        },
-                    )
-                });
+                let card = self
+                    .sessions
+                    .deps
+                    .readers
+                    .with_card_on(&reader, |read, sam| {
+                        (
+                            read.identity.clone(),
+                            CardEvidence {
+                                sam_id: sam.unwrap_or("").to_string(),
+                                card_uid: read.card_uid.map(hex::encode_upper).unwrap_or_default(),
+                            },
+                        )
+                    });
                 // Taken away before we looked: wait for the next read.
                 if let Some((identity, evidence)) = card {
                     self.drive(Input::CardRead { identity, evidence }).await;
@@ -519,7 +506,7 @@ impl Runner {
     fn release(&mut self) {
         if !self.released {
             *self.sessions.running() = None;
-            self.sessions.readers.wipe_cards();
+            self.sessions.deps.readers.wipe_cards();
             self.released = true;
         }
     }
@@ -539,7 +526,10 @@ impl Runner {
                 message = self.info.message.as_ref().map(|m| m.code.as_str()).unwrap_or(""),
                 "session"
             );
-            self.sessions.bus.emit(Event::Session(self.info.clone()));
+            self.sessions
+                .deps
+                .bus
+                .emit(Event::Session(self.info.clone()));
             self.emitted = true;
         }
     }
@@ -556,7 +546,7 @@ impl Runner {
             Err(e) => !e.is_transient(),
         };
         if reached {
-            self.sessions.changes.set_link(true, None);
+            self.sessions.deps.changes.set_link(true, None);
         }
     }
 
@@ -593,6 +583,7 @@ impl Runner {
                 } = change;
                 match self
                     .sessions
+                    .deps
                     .changes
                     .record_change(customer_id, kind, Actor::CustomerSession, audit_detail)
                     .await
@@ -631,16 +622,16 @@ impl Runner {
             subject: note.subject,
             detail: note.detail,
         };
-        if let Err(e) = self.sessions.changes.audit(entry).await {
+        if let Err(e) = self.sessions.deps.changes.audit(entry).await {
             tracing::error!(code = ?e.code, "cannot append the session's audit record");
         }
     }
 
     async fn print(&self, slip: Slip, finished: Option<&Outcome>) {
-        if !self.sessions.printer.configured() {
+        if !self.sessions.deps.printer.configured() {
             return;
         }
-        let tz = flow_settings(&self.sessions.config).timezone;
+        let tz = flow_settings(&self.sessions.deps.config).timezone;
         let (outcome, reference) = match finished {
             Some(o) => (
                 format!("{} {}", o.message.zh, o.message.en),
@@ -652,18 +643,18 @@ impl Runner {
             ),
         };
         let slip = kiosk_escpos::Slip {
-            branch: self.sessions.config.kiosk.branch_name.clone(),
+            branch: self.sessions.deps.config.kiosk.branch_name.clone(),
             title: slip.title,
             rows: slip.rows.into_iter().map(|r| (r.label, r.value)).collect(),
             outcome,
             reference,
-            kiosk_id: self.sessions.config.kiosk.id.clone(),
+            kiosk_id: self.sessions.deps.config.kiosk.id.clone(),
             at: Utc::now()
                 .with_timezone(&tz)
                 .format("%Y-%m-%d %H:%M")
                 .to_string(),
         };
-        let printed = self.sessions.printer.print_slip(&slip).await;
+        let printed = self.sessions.deps.printer.print_slip(&slip).await;
         tracing::info!(printed = ?printed, "session slip");
     }
 
@@ -673,10 +664,10 @@ impl Runner {
         let Some(change_id) = self.info.change_id.clone() else {
             return Input::ChangeQueued;
         };
-        if self.sessions.changes.link().reachable == Some(false) {
+        if self.sessions.deps.changes.link().reachable == Some(false) {
             return Input::ChangeQueued;
         }
-        let wait = Duration::from_millis(self.sessions.config.session.bank_wait_ms);
+        let wait = Duration::from_millis(self.sessions.deps.config.session.bank_wait_ms);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let ev = tokio::select! {

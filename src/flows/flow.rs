@@ -27,20 +27,48 @@ pub use super::id_rules::{BankFailure, UpdateWindow};
 use super::messages::{CustomerMessage, Explained, Refusal};
 use crate::store::AuditAction;
 
-/// A customer flow as the session runner drives it.
+/// A customer flow as the session runner drives it. A flow supplies its
+/// name, its stage, its idle clock and one [`Flow::step`]; the rest (the
+/// idle clock's bookkeeping, nothing after the end) is the same for every
+/// flow and written once here.
 pub trait Flow: Send + Sync {
     /// `id_update`, `phone_change`: the flow's name on the local API.
     fn name(&self) -> &'static str;
     /// Where the flow is, as the local API says it.
     fn stage(&self) -> Stage;
+    fn idle(&self) -> &Idle;
+    fn idle_mut(&mut self) -> &mut Idle;
+    /// One input of a flow that is not finished (the idle clock is
+    /// already touched): the flow's own transitions.
+    fn step(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect>;
+
     /// Start the idle clock when the session starts: a session nobody
     /// ever touches (the touchscreen app died right after starting it)
     /// still times out.
-    fn start_idle_clock(&mut self, now: DateTime<Utc>);
+    fn start_idle_clock(&mut self, now: DateTime<Utc>) {
+        self.idle_mut().touch(now);
+    }
+
     /// When to send the next [`Input::Tick`] (`None`: finished).
-    fn next_wakeup(&self) -> Option<DateTime<Utc>>;
-    /// Take one input at `now`; what to do, in order.
-    fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect>;
+    fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        if self.is_finished() {
+            None
+        } else {
+            self.idle().next_wakeup()
+        }
+    }
+
+    /// Take one input at `now`; what to do, in order. Every input but
+    /// [`Input::Tick`] counts as activity; a finished flow does nothing.
+    fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
+        if self.is_finished() {
+            return Vec::new();
+        }
+        if !matches!(input, Input::Tick) {
+            self.idle_mut().touch(now);
+        }
+        self.step(input, now)
+    }
 
     fn is_finished(&self) -> bool {
         self.stage() == Stage::Finished
@@ -330,23 +358,25 @@ impl Outcome {
     }
 }
 
-/// Idle time of a session (see the module docs).
+/// Idle time of a session: when to warn and when to end.
 #[derive(Debug, Clone)]
-pub(super) struct Idle {
+pub struct Idle {
     timeout: TimeDelta,
     warning: TimeDelta,
     last: Option<DateTime<Utc>>,
     warned: bool,
 }
 
-pub(super) enum IdleCheck {
+/// What the idle clock says at a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleCheck {
     Fine,
     Warn { seconds_left: u64 },
     Expired,
 }
 
 impl Idle {
-    pub(super) fn new(settings: &FlowSettings) -> Idle {
+    pub fn new(settings: &FlowSettings) -> Idle {
         let delta = |d: Duration| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
         Idle {
             timeout: delta(settings.idle_timeout),
@@ -356,7 +386,7 @@ impl Idle {
         }
     }
 
-    pub(super) fn touch(&mut self, now: DateTime<Utc>) {
+    pub fn touch(&mut self, now: DateTime<Utc>) {
         self.last = Some(now);
         self.warned = false;
     }
@@ -365,7 +395,7 @@ impl Idle {
         self.last.map(|l| l + self.timeout)
     }
 
-    pub(super) fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
         let end = self.end()?;
         if !self.warned && self.warning > TimeDelta::zero() && self.warning < self.timeout {
             Some(end - self.warning)
@@ -374,7 +404,7 @@ impl Idle {
         }
     }
 
-    pub(super) fn check(&mut self, now: DateTime<Utc>) -> IdleCheck {
+    pub fn check(&mut self, now: DateTime<Utc>) -> IdleCheck {
         let Some(end) = self.end() else {
             self.touch(now);
             return IdleCheck::Fine;

@@ -151,27 +151,17 @@ impl Flow for IdUpdateFlow {
         self.state.stage()
     }
 
-    fn start_idle_clock(&mut self, now: DateTime<Utc>) {
-        self.idle.touch(now);
+    fn idle(&self) -> &Idle {
+        &self.idle
     }
 
-    fn next_wakeup(&self) -> Option<DateTime<Utc>> {
-        if self.is_finished() {
-            None
-        } else {
-            self.idle.next_wakeup()
-        }
+    fn idle_mut(&mut self) -> &mut Idle {
+        &mut self.idle
     }
 
-    fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
-        if self.is_finished() {
-            return Vec::new();
-        }
-        if !matches!(input, Input::Tick) {
-            self.idle.touch(now);
-        }
+    fn step(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
         let state = std::mem::replace(&mut self.state, State::Finished);
-        let (state, effects) = self.step(state, input, now);
+        let (state, effects) = self.transition(state, input, now);
         self.state = state;
         effects
     }
@@ -192,7 +182,7 @@ impl IdUpdateFlow {
         !matches!(self.state, State::AwaitingCard | State::Finished)
     }
 
-    fn step(&mut self, state: State, input: Input, now: DateTime<Utc>) -> Step {
+    fn transition(&mut self, state: State, input: Input, now: DateTime<Utc>) -> Step {
         match (state, input) {
             (state, Input::Tick) => self.tick(state, now),
             (State::AwaitingCard, Input::CardRead { identity, evidence }) => {

@@ -275,27 +275,17 @@ impl Flow for PhoneFlow {
         self.state.stage()
     }
 
-    fn start_idle_clock(&mut self, now: DateTime<Utc>) {
-        self.idle.touch(now);
+    fn idle(&self) -> &Idle {
+        &self.idle
     }
 
-    fn next_wakeup(&self) -> Option<DateTime<Utc>> {
-        if self.is_finished() {
-            None
-        } else {
-            self.idle.next_wakeup()
-        }
+    fn idle_mut(&mut self) -> &mut Idle {
+        &mut self.idle
     }
 
-    fn handle(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
-        if self.is_finished() {
-            return Vec::new();
-        }
-        if !matches!(input, Input::Tick) {
-            self.idle.touch(now);
-        }
+    fn step(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
         let state = std::mem::replace(&mut self.state, State::Finished);
-        let (state, effects) = self.step(state, input, now);
+        let (state, effects) = self.transition(state, input, now);
         self.state = state;
         effects
     }
@@ -330,7 +320,7 @@ impl PhoneFlow {
         h
     }
 
-    fn step(&mut self, state: State, input: Input, now: DateTime<Utc>) -> Step {
+    fn transition(&mut self, state: State, input: Input, now: DateTime<Utc>) -> Step {
         match (state, input) {
             (state, Input::Tick) => self.tick(state, now),
             (State::AwaitingCard, Input::CardRead { identity, .. }) => {
@@ -602,6 +592,12 @@ impl PhoneFlow {
         self.refuse(Some(holder), refusal)
     }
 
+    /// Rule P4: ten wrong codes today; `detail` for the audit trail.
+    fn codes_locked(&mut self, holder: &Holder, detail: &str) -> Step {
+        let effects = vec![audit(Some(holder), AuditAction::VerificationFailed, detail)];
+        self.refuse_after(effects, holder, Refusal::TooManyCodesToday)
+    }
+
     /// End with a refusal of `refusal`, audited (rule S3), after what is
     /// in `effects`.
     fn refuse_after(
@@ -757,12 +753,7 @@ impl PhoneFlow {
                 )
             }
             Err(CoreBankError::Locked) => {
-                let effects = vec![audit(
-                    Some(&holder),
-                    AuditAction::VerificationFailed,
-                    "code refused: ten wrong codes today (rule P4)",
-                )];
-                self.refuse_after(effects, &holder, Refusal::TooManyCodesToday)
+                self.codes_locked(&holder, "code refused: ten wrong codes today (rule P4)")
             }
             Err(e) => self.bank_failed(&holder, &e),
         }
@@ -826,12 +817,7 @@ impl PhoneFlow {
                 )
             }
             Ok(r) if r.attempts_left == Some(0) => {
-                let effects = vec![audit(
-                    Some(&holder),
-                    AuditAction::VerificationFailed,
-                    "wrong code: ten wrong codes today (rule P4)",
-                )];
-                self.refuse_after(effects, &holder, Refusal::TooManyCodesToday)
+                self.codes_locked(&holder, "wrong code: ten wrong codes today (rule P4)")
             }
             Ok(r) => {
                 let effects = vec![
@@ -862,12 +848,7 @@ impl PhoneFlow {
                 vec![Effect::Notice(Refusal::CodeExpired)],
             ),
             Err(CoreBankError::Locked) => {
-                let effects = vec![audit(
-                    Some(&holder),
-                    AuditAction::VerificationFailed,
-                    "code refused: ten wrong codes today (rule P4)",
-                )];
-                self.refuse_after(effects, &holder, Refusal::TooManyCodesToday)
+                self.codes_locked(&holder, "code refused: ten wrong codes today (rule P4)")
             }
             Err(e) => self.bank_failed(&holder, &e),
         }

@@ -249,13 +249,7 @@ impl Store {
     /// (durable on return: `synchronous=FULL`). Any error rolls it back.
     fn write<T>(&self, body: impl FnOnce(&Connection) -> Inner<T>) -> Result<T> {
         let mut conn = self.lock();
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = body(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })();
-        result.map_err(|e| self.fail(e))
+        in_transaction(&mut conn, TransactionBehavior::Immediate, body).map_err(|e| self.fail(e))
     }
 
     /// Like [`Store::read`], on the read-only connection beside the one
@@ -286,26 +280,26 @@ impl Store {
         let Some(conn) = slot.as_mut() else {
             return Err(Error::Io(std::io::Error::other("read connection missing")));
         };
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-            let value = body(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })();
-        result.map_err(|e| self.fail(e))
+        in_transaction(conn, TransactionBehavior::Deferred, body).map_err(|e| self.fail(e))
     }
 
     /// Run `body` in one read transaction (a consistent snapshot).
     fn read<T>(&self, body: impl FnOnce(&Connection) -> Inner<T>) -> Result<T> {
         let mut conn = self.lock();
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-            let value = body(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })();
-        result.map_err(|e| self.fail(e))
+        in_transaction(&mut conn, TransactionBehavior::Deferred, body).map_err(|e| self.fail(e))
     }
+}
+
+/// `body` in one transaction of `behavior`, committed if it succeeds.
+fn in_transaction<T>(
+    conn: &mut Connection,
+    behavior: TransactionBehavior,
+    body: impl FnOnce(&Connection) -> Inner<T>,
+) -> Inner<T> {
+    let tx = conn.transaction_with_behavior(behavior)?;
+    let value = body(&tx)?;
+    tx.commit()?;
+    Ok(value)
 }
 
 /// The per-connection settings (outside the migrations: they are not stored
