@@ -59,10 +59,12 @@
 //! ```
 
 pub mod client;
+pub mod secret_file;
 pub mod signing;
 pub mod types;
 
 pub use client::{CoreBankClient, CoreBankConfig, CoreBankError, HealthInfo, SubmitOutcome};
+pub use secret_file::{SecretFileProblem, read_secret_file};
 pub use signing::{Signature, SigningKey};
 pub use types::*;
 

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use kiosk_corebank::{ChangeKind, ChangeRequest};
+use kiosk_corebank::{ChangeKind, ChangeRequest, SecretFileProblem, read_secret_file};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -36,18 +36,15 @@ impl PayloadCipher {
             path: path.to_path_buf(),
             reason,
         };
-        let meta = std::fs::metadata(path).map_err(|e| key_err(e.to_string()))?;
-        if !meta.is_file() {
-            return Err(key_err("not a regular file".into()));
-        }
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(Error::KeyFileMode {
+        // Checked on the file opened, with its owner (kiosk_corebank's
+        // one check for every key file).
+        let text = read_secret_file(path, 4096).map_err(|problem| match problem {
+            SecretFileProblem::OpenToOthers { mode } => Error::KeyFileMode {
                 path: path.to_path_buf(),
                 mode,
-            });
-        }
-        let text = Zeroizing::new(std::fs::read(path).map_err(|e| key_err(e.to_string()))?);
+            },
+            other => key_err(other.to_string()),
+        })?;
         let hex_digits = text.trim_ascii();
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         if hex_digits.len() != 2 * KEY_LEN
@@ -288,6 +285,23 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let e = Store::open(&dir.path().join("db"), &path, &Default::default()).expect_err("mode");
         assert!(matches!(e, Error::KeyFileMode { .. }), "{e}");
+    }
+
+    /// Hardening, second round, item 7: the store key is checked like the
+    /// core bank's, on the file opened and with its owner: a key another
+    /// user owns (and could swap) is refused.
+    #[test]
+    fn hardening_7_a_store_key_owned_by_another_user_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k");
+        generate_key_file(&path).expect("generate");
+        PayloadCipher::load(&path).expect("our own key");
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&path, Some(4242), None).expect("chown as root");
+            let e = PayloadCipher::load(&path).err().expect("refused");
+            assert!(matches!(e, Error::KeyFile { .. }), "{e}");
+            assert!(e.to_string().contains("uid 4242"), "{e}");
+        }
     }
 
     #[test]

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use super::error::error_chain;
+use crate::secret_file::SecretFileProblem;
 use crate::signing::SigningKey;
 
 /// How the kiosk reaches the core bank: the `[corebank]` section of kioskd's
@@ -373,38 +375,16 @@ fn wipe(bytes: &mut [u8]) {
 /// worth of strength.
 pub const MIN_KEY_BYTES: usize = 32;
 
-/// Read a file that holds a secret: a regular file that neither its group
-/// nor others may read or write, checked on the file opened (not on its
-/// path, which could be swapped between the check and the read).
-fn read_secret_file(path: &Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} is open to its group or others (mode {mode:o}): a key file must be mode 0600 \
-             (chmod 600 {})",
+/// Read a file that holds a secret ([`crate::secret_file`]).
+fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
+    crate::secret_file::read_secret_file(path, MAX_FILE_BYTES).map_err(|problem| match problem {
+        SecretFileProblem::OpenToOthers { .. } => format!(
+            "{} {problem} (chmod 600 {})",
             path.display(),
             path.display()
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        wipe(&mut bytes);
-        return Err(format!("{} is larger than 1 MiB", path.display()));
-    }
-    Ok(bytes)
+        ),
+        other => format!("{} {other}", path.display()),
+    })
 }
 
 fn read_key(path: &Path) -> Result<SigningKey, String> {
