@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bus::Bus;
+use crate::clock::SteadyClock;
 use crate::config::Config;
 use crate::store::{self, Actor, AuditNote, ChangeState, ListFilter, Store};
-use crate::sync::{self, SyncEvent, SyncOptions, SystemClock};
+use crate::sync::{self, SyncEvent, SyncOptions};
 
 /// What the daemon last learnt of its link to the core bank.
 #[derive(Debug, Default, Clone)]
@@ -452,7 +453,7 @@ impl Changes {
                 client.clone(),
                 wake,
                 shutdown.clone(),
-                SystemClock,
+                SteadyClock::start(),
                 options,
                 move |event| events.on_sync_event(event),
             );

@@ -30,6 +30,7 @@ pub mod access;
 pub mod api;
 pub mod bus;
 pub mod changes;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod deps;

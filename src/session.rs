@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zeroize::Zeroizing;
 
+use crate::clock::SteadyClock;
 use crate::deps::Deps;
 use crate::flows::flow::{
     AuditNote, BankFailure, ChangeToRecord, Effect, Flow, FlowSettings, Input, Outcome,
@@ -176,7 +177,7 @@ impl Sessions {
         drop(running);
         tracing::info!(flow = flow.name(), "session started");
         self.deps.bus.emit(Event::Session(info.clone()));
-        let clock = SessionClock::start();
+        let clock = SteadyClock::start();
         flow.start_idle_clock(clock.now());
         let runner = Runner {
             sessions: self.clone(),
@@ -262,40 +263,12 @@ fn outcome_name(kind: &OutcomeKind) -> (WireOutcome, Option<String>) {
     }
 }
 
-/// A session's clock: the wall clock read once, at the session's start,
-/// then moved on by the monotonic clock. Idle timeouts and OTP timers
-/// count real seconds even when the wall clock is stepped meanwhile (NTP,
-/// a technician): a step forward does not end a customer's session at
-/// once, nor a step back keep it open for hours.
-#[derive(Debug, Clone, Copy)]
-struct SessionClock {
-    wall_at_start: chrono::DateTime<Utc>,
-    mono_at_start: tokio::time::Instant,
-}
-
-impl SessionClock {
-    fn start() -> SessionClock {
-        SessionClock {
-            wall_at_start: Utc::now(),
-            mono_at_start: tokio::time::Instant::now(),
-        }
-    }
-
-    fn now(&self) -> chrono::DateTime<Utc> {
-        let gone = chrono::TimeDelta::from_std(self.mono_at_start.elapsed())
-            .unwrap_or(chrono::TimeDelta::MAX);
-        self.wall_at_start
-            .checked_add_signed(gone)
-            .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)
-    }
-}
-
 /// The session task.
 struct Runner {
     sessions: Arc<Sessions>,
     client: CoreBankClient,
     flow: Box<dyn Flow>,
-    clock: SessionClock,
+    clock: SteadyClock,
     events: broadcast::Receiver<EventEnvelope>,
     /// What the screen shows, as last published.
     info: SessionInfo,
@@ -700,31 +673,5 @@ impl Runner {
                 Err(broadcast::error::RecvError::Closed) => return Input::ChangeQueued,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Clock steps (issue "hardening, second round", item 4): a session's
-    /// idle timeout and OTP timers follow the monotonic clock. The session
-    /// clock moves exactly as far as monotonic time, whatever the wall
-    /// clock does meanwhile.
-    #[tokio::test(start_paused = true)]
-    async fn clock_steps_leave_the_session_clock_on_monotonic_time() {
-        let clock = SessionClock {
-            wall_at_start: chrono::DateTime::parse_from_rfc3339("2025-03-14T02:00:00Z")
-                .expect("time")
-                .with_timezone(&Utc),
-            mono_at_start: tokio::time::Instant::now(),
-        };
-        tokio::time::advance(Duration::from_secs(95)).await;
-        assert_eq!(
-            clock.now(),
-            chrono::DateTime::parse_from_rfc3339("2025-03-14T02:01:35Z")
-                .expect("time")
-                .with_timezone(&Utc)
-        );
     }
 }

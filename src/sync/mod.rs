@@ -203,23 +203,3 @@ pub trait Clock: Send + Sync {
     /// `None` (nothing scheduled: only a wake-up or shutdown ends the wait).
     fn sleep_until(&self, at_ms: Option<i64>) -> impl Future<Output = ()> + Send;
 }
-
-/// The system clock, sleeping with tokio's timer.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
-    }
-
-    fn sleep_until(&self, at_ms: Option<i64>) -> impl Future<Output = ()> + Send {
-        let wait = at_ms.map(|at| u64::try_from(at - self.now_ms()).unwrap_or(0));
-        async move {
-            match wait {
-                Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
-                None => std::future::pending().await,
-            }
-        }
-    }
-}
