@@ -7,10 +7,13 @@
 //! * [`EventSink`]: where a device thread's events go (a channel, or any
 //!   callback), called on the device's own thread;
 //! * [`Backoff`]: the capped exponential wait before a device is tried
-//!   again (reopening an unplugged port, asking a faulted printer).
+//!   again (reopening an unplugged port, asking a faulted printer);
+//! * [`Mailbox`]: how a device's handle hands commands to the device's
+//!   thread and stops it, and how that thread sleeps between commands
+//!   (also inside a blocking call such as PC/SC's, which it interrupts).
 //!
-//! Each driver keeps its own thread, events and commands; this crate has
-//! no I/O.
+//! Each driver keeps its own thread, events and command types; this crate
+//! has no I/O.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +21,10 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+mod mailbox;
+
+pub use mailbox::{Mailbox, Reply, Request, Stopped, Take, Wake};
 
 /// A device's state, after XFS4IoT's `Common.Status.device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

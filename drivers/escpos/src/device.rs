@@ -49,16 +49,16 @@
 //! deadline is dropped unrun (a ticket the customer was told did not print
 //! never comes out later); one already running finishes, and its caller
 //! gets [`EscposError::DeviceTimeout`]: it may have printed, so offer a
-//! reprint (rule Q4).
+//! reprint (rule Q4). Requests travel through a [`kiosk_device::Mailbox`],
+//! the same as the ID readers'.
 
-use std::collections::VecDeque;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use kiosk_device::Backoff;
 pub use kiosk_device::DeviceState;
+use kiosk_device::{Backoff, Mailbox, Request, Take, Wake};
 
 use crate::command::{Align, CharSize, Cut};
 use crate::config::PrinterConfig;
@@ -162,11 +162,9 @@ enum Answer {
     Status(PrinterStatus),
 }
 
-type Reply = Sender<Result<Answer, EscposError>>;
-
-struct Pending {
+/// A command with the deadline its caller waits for.
+struct Job {
     command: Command,
-    reply: Reply,
     /// Not started after this: the caller has given up.
     deadline: Instant,
     timeout_ms: u64,
@@ -174,53 +172,14 @@ struct Pending {
 
 /// What the device thread and its handle share.
 struct Shared {
-    inbox: Mutex<Inbox>,
-    cond: Condvar,
-}
-
-#[derive(Default)]
-struct Inbox {
-    stop: bool,
-    exited: bool,
-    commands: VecDeque<Pending>,
-    snapshot: PrinterSnapshot,
-}
-
-enum Wake {
-    Stop,
-    Work,
-    Timeout,
+    mailbox: Mailbox<Job, Result<Answer, EscposError>>,
+    /// What was last reported, for [`PrinterHandle::snapshot`].
+    snapshot: Mutex<PrinterSnapshot>,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Inbox> {
-        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Wait until `deadline` (for ever with `None`), a command or stop.
-    fn wait(&self, deadline: Option<Instant>) -> Wake {
-        let mut inbox = self.lock();
-        loop {
-            if inbox.stop {
-                return Wake::Stop;
-            }
-            if !inbox.commands.is_empty() {
-                return Wake::Work;
-            }
-            inbox = match deadline {
-                None => self.cond.wait(inbox).unwrap_or_else(|p| p.into_inner()),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Wake::Timeout;
-                    }
-                    self.cond
-                        .wait_timeout(inbox, deadline - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
-        }
+    fn snapshot(&self) -> MutexGuard<'_, PrinterSnapshot> {
+        self.snapshot.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -230,12 +189,7 @@ struct ExitGuard(Arc<Shared>);
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
-        let mut inbox = self.0.lock();
-        inbox.exited = true;
-        for pending in inbox.commands.drain(..) {
-            let _ = pending.reply.send(Err(EscposError::DeviceStopped));
-        }
-        self.0.cond.notify_all();
+        self.0.mailbox.close(|| Err(EscposError::DeviceStopped));
     }
 }
 
@@ -257,8 +211,8 @@ impl PrinterDevice {
     ) -> Result<PrinterHandle, EscposError> {
         let printer = SerialPrinter::new(config)?;
         let shared = Arc::new(Shared {
-            inbox: Mutex::new(Inbox::default()),
-            cond: Condvar::new(),
+            mailbox: Mailbox::new(),
+            snapshot: Mutex::new(PrinterSnapshot::default()),
         });
         let mut device = Device {
             name: name.clone(),
@@ -303,12 +257,9 @@ pub struct PrinterHandle {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let inbox = self.lock();
         f.debug_struct("Shared")
-            .field("stop", &inbox.stop)
-            .field("exited", &inbox.exited)
-            .field("queued", &inbox.commands.len())
-            .field("state", &inbox.snapshot.state)
+            .field("mailbox", &self.mailbox)
+            .field("state", &self.snapshot().state)
             .finish()
     }
 }
@@ -358,7 +309,7 @@ impl PrinterHandle {
     /// What was last reported (state, status, fault, warnings), without
     /// asking the printer.
     pub fn snapshot(&self) -> PrinterSnapshot {
-        self.shared.lock().snapshot.clone()
+        self.shared.snapshot().clone()
     }
 
     /// Stop the device loop and wait for its thread. A request being
@@ -370,20 +321,16 @@ impl PrinterHandle {
 
     fn request(&self, command: Command, timeout: Duration) -> Result<Answer, EscposError> {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let (tx, rx): (Reply, Receiver<_>) = mpsc::channel();
-        {
-            let mut inbox = self.shared.lock();
-            if inbox.stop || inbox.exited {
-                return Err(EscposError::DeviceStopped);
-            }
-            inbox.commands.push_back(Pending {
-                command,
-                reply: tx,
-                deadline: Instant::now() + timeout,
-                timeout_ms,
-            });
-            self.shared.cond.notify_all();
-        }
+        let job = Job {
+            command,
+            deadline: Instant::now() + timeout,
+            timeout_ms,
+        };
+        let rx = self
+            .shared
+            .mailbox
+            .request(job)
+            .map_err(|_| EscposError::DeviceStopped)?;
         match rx.recv_timeout(timeout) {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => Err(EscposError::DeviceTimeout { timeout_ms }),
@@ -395,8 +342,7 @@ impl PrinterHandle {
         let Some(thread) = self.thread.take() else {
             return;
         };
-        self.shared.lock().stop = true;
-        self.shared.cond.notify_all();
+        self.shared.mailbox.stop();
         if thread.join().is_err() {
             tracing::error!(printer = %self.name, "printer thread panicked");
         }
@@ -433,9 +379,9 @@ impl Device {
         self.set_state(DeviceState::Starting, None);
         let _ = self.check();
         loop {
-            match self.shared.wait(self.retry_at) {
+            match self.shared.mailbox.wait_until(self.retry_at) {
                 Wake::Stop => break,
-                Wake::Work => self.handle_inbox(),
+                Wake::Command => self.handle_inbox(),
                 Wake::Timeout => {
                     self.retry_at = None;
                     let _ = self.check();
@@ -450,22 +396,22 @@ impl Device {
 
     fn handle_inbox(&mut self) {
         loop {
-            let pending = {
-                let mut inbox = self.shared.lock();
-                if inbox.stop {
-                    return;
-                }
-                inbox.commands.pop_front()
+            let Take::Command(Request {
+                command: job,
+                reply,
+            }) = self.shared.mailbox.take()
+            else {
+                // Nothing queued, or stop (seen again by the wait).
+                return;
             };
-            let Some(pending) = pending else { return };
-            if Instant::now() >= pending.deadline {
+            if Instant::now() >= job.deadline {
                 tracing::debug!("request dropped unrun: its caller gave up");
-                let _ = pending.reply.send(Err(EscposError::DeviceTimeout {
-                    timeout_ms: pending.timeout_ms,
+                reply.send(Err(EscposError::DeviceTimeout {
+                    timeout_ms: job.timeout_ms,
                 }));
                 continue;
             }
-            let result = match pending.command {
+            let result = match job.command {
                 Command::Print(document) => self.print(&document).map(Answer::Printed),
                 Command::TestPage => match self.test_page() {
                     Ok(document) => self.print(&document).map(Answer::Printed),
@@ -473,7 +419,7 @@ impl Device {
                 },
                 Command::Status => self.check().map(Answer::Status),
             };
-            let _ = pending.reply.send(result);
+            reply.send(result);
         }
     }
 
@@ -630,8 +576,7 @@ impl Device {
 
     fn emit(&self, event: PrinterEvent) {
         {
-            let mut inbox = self.shared.lock();
-            let snapshot = &mut inbox.snapshot;
+            let mut snapshot = self.shared.snapshot();
             match &event {
                 PrinterEvent::State { state, detail, .. } => {
                     snapshot.state = *state;

@@ -1,0 +1,118 @@
+//! The loop of a serial-SAM-only reader.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kiosk_device::{Request, Take, Wake};
+
+use super::messages::{CommandReply, Inbox, ReaderCheck, ReaderCommand};
+use super::reporter::Reporter;
+use super::sam_port::SamPort;
+use crate::channel::{CardRead, ReadOptions};
+use crate::config::SamConfig;
+use crate::error::ReaderError;
+
+/// A reader that is only a SAM on a serial port. The SAM cannot tell when
+/// a card arrives, so this loop sends find-card every `poll_interval_ms`
+/// (the one polling loop of this crate), reads a card found once, and
+/// reports it absent when find-card stops finding it. Between polls, and
+/// while the SAM waits for its reopen backoff, it sleeps in its mailbox,
+/// so commands and stop are served at once.
+#[derive(Debug)]
+pub(crate) struct SerialLoop {
+    options: ReadOptions,
+    poll: Duration,
+    inbox: Arc<Inbox>,
+    report: Reporter,
+    sam: SamPort,
+}
+
+impl SerialLoop {
+    pub fn new(
+        config: &SamConfig,
+        options: ReadOptions,
+        report: Reporter,
+        inbox: Arc<Inbox>,
+    ) -> SerialLoop {
+        SerialLoop {
+            poll: config.poll_interval(),
+            sam: SamPort::new(config, options.timeout),
+            options,
+            inbox,
+            report,
+        }
+    }
+
+    /// Until stopped.
+    pub fn run(mut self) {
+        loop {
+            if self.handle_inbox() {
+                break;
+            }
+            let wait = if self.sam.ready(&mut self.report) {
+                self.poll_card();
+                self.poll
+            } else {
+                self.sam.until_retry()
+            };
+            if self.inbox.wait_for(wait) == Wake::Stop {
+                break;
+            }
+        }
+        self.sam.close();
+    }
+
+    fn poll_card(&mut self) {
+        match self.sam.find_card(&self.options) {
+            Ok(true) if !self.report.presence().has_card() => {
+                let started = Instant::now();
+                self.report.apply(|p| p.card_present(started));
+                let result = self.sam.read_card(&self.options);
+                self.report_read(started, result);
+            }
+            Ok(true) => {}
+            Ok(false) => self.report.apply(|p| p.card_absent()),
+            Err(e @ (ReaderError::Unplugged { .. } | ReaderError::Timeout { .. })) => {
+                if e.is_unplugged() {
+                    self.report.apply(|p| p.card_absent());
+                }
+                self.sam.down(&e, &mut self.report);
+            }
+            Err(e) => tracing::debug!(error = %e, "find card failed"),
+        }
+    }
+
+    fn report_read(&mut self, started: Instant, result: Result<CardRead, ReaderError>) {
+        match result {
+            Ok(read) => self.report.apply(|p| p.card_read(started, read)),
+            Err(e) => {
+                self.report.apply(|p| p.read_failed(&e));
+                if SamPort::lost_by(&e) {
+                    self.sam.down(&e, &mut self.report);
+                }
+            }
+        }
+    }
+
+    /// Answer queued commands; `true` when the reader must stop.
+    fn handle_inbox(&mut self) -> bool {
+        loop {
+            let Request { command, reply } = match self.inbox.take() {
+                Take::Command(request) => request,
+                Take::Empty => return false,
+                Take::Stop => return true,
+            };
+            reply.send(match command {
+                ReaderCommand::SamId => self.sam.sam_id(&mut self.report).map(CommandReply::SamId),
+                ReaderCommand::Check => Ok(CommandReply::Check(self.check())),
+            });
+        }
+    }
+
+    fn check(&mut self) -> ReaderCheck {
+        let sam_status = self.sam.status(&mut self.report);
+        self.report
+            .presence()
+            .check(None, self.sam.baud(), Some(sam_status))
+    }
+}
