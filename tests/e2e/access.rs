@@ -9,13 +9,20 @@ use std::process::{Command, Output};
 use super::harness::Kioskd;
 
 /// Users and groups made for one test, removed when it ends.
-struct Accounts {
+pub(crate) struct Accounts {
     users: Vec<String>,
     groups: Vec<String>,
 }
 
 impl Accounts {
-    fn group(&mut self, name: &str) -> u32 {
+    pub(crate) fn new() -> Accounts {
+        Accounts {
+            users: Vec::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    pub(crate) fn group(&mut self, name: &str) -> u32 {
         let ok = Command::new("groupadd")
             .arg(name)
             .status()
@@ -29,7 +36,7 @@ impl Accounts {
             .as_raw()
     }
 
-    fn user(&mut self, name: &str, group: &str) -> u32 {
+    pub(crate) fn user(&mut self, name: &str, group: &str) -> u32 {
         let ok = Command::new("useradd")
             .args([
                 "--no-create-home",
@@ -62,7 +69,7 @@ impl Drop for Accounts {
     }
 }
 
-fn tools_available() -> bool {
+pub(crate) fn tools_available() -> bool {
     nix::unistd::getuid().is_root()
         && ["useradd", "groupadd", "userdel", "groupdel", "setpriv"]
             .iter()

@@ -826,3 +826,126 @@ async fn kiosk_ui_sigkill_during_sessions() {
     }
     .finish();
 }
+
+/// The flooder: a foreign process (perl, which every Debian has) run as a
+/// read-only local user. It opens `idle` connections and holds them
+/// without a word, then makes `attempts` connections one after another,
+/// each asking `hello`, and says how each went; it holds the idle ones
+/// until its stdin closes.
+const FLOODER: &str = r#"
+use strict; use IO::Socket::UNIX; use Socket;
+$| = 1;
+$SIG{PIPE} = "IGNORE";
+my ($path, $idle, $attempts) = @ARGV;
+my @held;
+for (1..$idle) {
+    my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $path);
+    push @held, $s if $s;
+}
+print "held ", scalar(@held), "\n";
+my ($answered, $refused, $failed) = (0, 0, 0);
+for (1..$attempts) {
+    my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $path);
+    if (!$s) { $failed++; next; }
+    print $s "{\"id\":1,\"method\":\"hello\"}\n";
+    my $line = <$s>;
+    if (defined $line && $line =~ /"result"/) { $answered++ } else { $refused++ }
+    close $s;
+}
+print "attempts answered=$answered refused=$refused failed=$failed\n";
+my $wait = <STDIN>;
+"#;
+
+/// Local API flood (hardening, second round, item 1): while a customer
+/// session runs through the UI's connection, a read-only local user holds
+/// 64 idle connections and makes `100 × scale` connection attempts (1,000
+/// at scale 10). The UI and a technician still get in and get answers,
+/// the session completes, and its change is applied once. Recovery: from
+/// the flood's end to the UI's next answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_api_flood_by_a_read_only_user_during_a_session() {
+    use std::os::unix::fs::PermissionsExt;
+    if !super::access::tools_available() {
+        eprintln!("skipped: needs root, useradd/groupadd and setpriv");
+        return;
+    }
+    const IDLE: u64 = 64;
+    let attempts = 100 * scale();
+    let tag = std::process::id() % 100_000;
+    let mut accounts = super::access::Accounts::new();
+    let group = format!("kf-sock-{tag}");
+    let gid = accounts.group(&group);
+    let uid = accounts.user(&format!("kf-ro-{tag}"), &group);
+    let mut k = super::flows::kiosk_with_api(
+        "smart_teller",
+        &format!("group = \"{group}\"\nidle_timeout_ms = 2000\n"),
+        DEFAULT_SESSION,
+        false,
+        false,
+        "",
+    )
+    .await;
+    std::fs::set_permissions(k.kioskd.dir.path(), std::fs::Permissions::from_mode(0o711))
+        .expect("chmod dir");
+    let info = k.start_with_card("id_update", resident()).await;
+    assert_eq!(
+        info.stage,
+        kiosk_proto::Stage::AwaitingConfirmation,
+        "{info:?}"
+    );
+    let mut flooder = Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .args(["perl", "-e", FLOODER])
+        .arg(&k.kioskd.socket)
+        .arg(IDLE.to_string())
+        .arg(attempts.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("setpriv perl");
+    let mut lines = std::io::BufReader::new(flooder.stdout.take().expect("stdout")).lines();
+    let held = lines.next().expect("held line").expect("read");
+    assert!(held.starts_with("held "), "{held}");
+    // The idle connections are in; a technician and the UI still are.
+    let technician = Command::new(env!("CARGO_BIN_EXE_kioskctl"))
+        .arg("--socket")
+        .arg(&k.kioskd.socket)
+        .args(["--json", "status"])
+        .output()
+        .expect("kioskctl status");
+    assert!(technician.status.success(), "{technician:?}");
+    let flood = std::thread::spawn(move || lines.next().expect("attempts line").expect("read"));
+    // The customer confirms while the attempts go on.
+    let done = k.input(SessionInput::Confirm).await;
+    assert_eq!(
+        done.outcome,
+        Some(kiosk_proto::Outcome::Applied),
+        "{done:?}"
+    );
+    let attempts_line = tokio::task::spawn_blocking(move || flood.join().expect("flood"))
+        .await
+        .expect("join");
+    let flood_over = Instant::now();
+    k.c.status().await.expect("the UI's connection answers");
+    let recover = flood_over.elapsed();
+    println!("local API flood: {held}, {attempts_line}");
+    drop(flooder.stdin.take());
+    let _ = flooder.wait();
+    let id = done.change_id.expect("the change's id");
+    let recorded =
+        k.c.sync_list(Default::default())
+            .await
+            .expect("sync list")
+            .len() as u64;
+    let applied = u64::from(k.bank().applied_count(&id));
+    Outcome {
+        fault: "local API flood by a read-only user during a session",
+        injected: IDLE + attempts,
+        lost: u64::from(applied == 0 || recorded == 0),
+        duplicated: applied.saturating_sub(1) + recorded.saturating_sub(1),
+        recover: vec![recover],
+    }
+    .finish();
+}

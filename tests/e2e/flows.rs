@@ -58,6 +58,18 @@ pub(crate) async fn kiosk_profile(
     direct: bool,
     extra: &str,
 ) -> Kiosk {
+    kiosk_with_api(profile, "", session, printer, direct, extra).await
+}
+
+/// Like [`kiosk_profile`], with `api` added to the `[api]` section.
+pub(crate) async fn kiosk_with_api(
+    profile: &str,
+    api: &str,
+    session: &str,
+    printer: bool,
+    direct: bool,
+    extra: &str,
+) -> Kiosk {
     let dir = tempfile::tempdir().expect("tempdir");
     kiosk::store::generate_key_file(&dir.path().join("store.key")).expect("store key");
     let key_bytes: [u8; 32] = rand::random();
@@ -81,7 +93,7 @@ pub(crate) async fn kiosk_profile(
         toml.push_str(&printer_toml(PRINTER, p.link(), 115_200));
     }
     toml.push_str(extra);
-    let kioskd = Kioskd::start_profile(profile, "", &toml, direct);
+    let kioskd = Kioskd::start_profile(profile, api, &toml, direct);
     let mut c = kioskd.subscriber().await;
     wait_state(&mut c, READER, DeviceState::Online).await;
     if printer.is_some() {

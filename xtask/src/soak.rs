@@ -43,6 +43,12 @@ bank, a kill every 5-25 submissions and 3 while the backlog drains. Recovery: ki
 next change acknowledged (kills during submissions only).
 - *kioskd SIGKILL during tickets*: the Q2 crash test, 20 kills 0-6 ms into a ticket. \
 Recovery: kill to the restarted daemon answering.
+- *local API flood by a read-only user during a session*: a read-only local user (a foreign \
+process, perl under `setpriv`) opens 64 idle connections and then makes 100 connection \
+attempts one after another, each asking `hello`, while a customer's ID update waits on its \
+confirmation screen; the technician and the UI's own connection are answered, the customer \
+confirms during the attempts and the change is applied once. Injected: connections opened \
+and attempted. Recovery: the flood's end to the UI's next answer.
 - *kiosk-ui SIGKILL during a session*: the real `kiosk-ui` under Xvfb killed before the \
 card, during its read, or on the confirmation screen (3); the session times out with \
 nothing recorded; then an ID update. Recovery: the app's restart to connected to kioskd.
