@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod mailbox;
+pub mod serial_errors;
 
 pub use mailbox::{Mailbox, Reply, Request, Stopped, Take, Wake};
 

@@ -329,7 +329,7 @@ impl SerialPrinter {
                         Err(_) => skipped.push(byte),
                     }
                 }
-                Err(e) if is_transient(&e) => {}
+                Err(e) if kiosk_device::serial_errors::is_transient(&e) => {}
                 Err(e) => return Err(self.gone_or_io(e)),
             }
         }
@@ -358,7 +358,7 @@ impl SerialPrinter {
                 }
                 Ok(n) => tracing::debug!(bytes = n, "dropped late bytes"),
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
-                Err(e) if is_transient(&e) => {}
+                Err(e) if kiosk_device::serial_errors::is_transient(&e) => {}
                 Err(e) => return Err(self.gone_or_io(e)),
             }
         }
@@ -413,34 +413,15 @@ impl SerialPrinter {
     /// After an I/O error: was that the device going away? Closes the port
     /// if so.
     fn gone_or_io(&mut self, e: std::io::Error) -> EscposError {
-        use std::io::ErrorKind as K;
-        match e.kind() {
-            // serialport maps EIO/ENXIO/ENODEV to Other and a hang-up to
-            // BrokenPipe; on a serial line all of them mean the adapter is
-            // gone.
-            K::Other
-            | K::BrokenPipe
-            | K::NotFound
-            | K::UnexpectedEof
-            | K::ConnectionReset
-            | K::PermissionDenied => {
-                self.close();
-                EscposError::Unplugged {
-                    detail: e.to_string(),
-                }
+        if kiosk_device::serial_errors::is_gone(e.kind()) {
+            self.close();
+            EscposError::Unplugged {
+                detail: e.to_string(),
             }
-            _ => EscposError::Io(e),
+        } else {
+            EscposError::Io(e)
         }
     }
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::TimedOut
-            | std::io::ErrorKind::Interrupted
-            | std::io::ErrorKind::WouldBlock
-    )
 }
 
 fn closed() -> EscposError {
@@ -450,13 +431,11 @@ fn closed() -> EscposError {
 }
 
 fn open_error(path: &Path, e: serialport::Error) -> EscposError {
-    use serialport::ErrorKind as K;
-    match e.kind() {
-        K::NoDevice
-        | K::Io(std::io::ErrorKind::NotFound)
-        | K::Io(std::io::ErrorKind::PermissionDenied) => EscposError::Unplugged {
+    if kiosk_device::serial_errors::open_means_unplugged(e.kind()) {
+        EscposError::Unplugged {
             detail: format!("cannot open {}: {e}", path.display()),
-        },
-        _ => EscposError::Serial(e),
+        }
+    } else {
+        EscposError::Serial(e)
     }
 }

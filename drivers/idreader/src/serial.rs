@@ -191,23 +191,13 @@ impl SerialSam {
     /// After an I/O error: was that the device going away? Closes the port
     /// if so.
     fn gone_or_io(&mut self, e: std::io::Error) -> ReaderError {
-        use std::io::ErrorKind as K;
-        match e.kind() {
-            // serialport maps EIO/ENXIO/ENODEV to Other and a hang-up to
-            // BrokenPipe; NotFound is ENOENT; on a serial line all of them
-            // mean the adapter is gone.
-            K::Other
-            | K::BrokenPipe
-            | K::NotFound
-            | K::UnexpectedEof
-            | K::ConnectionReset
-            | K::PermissionDenied => {
-                self.close();
-                ReaderError::Unplugged {
-                    detail: e.to_string(),
-                }
+        if kiosk_device::serial_errors::is_gone(e.kind()) {
+            self.close();
+            ReaderError::Unplugged {
+                detail: e.to_string(),
             }
-            _ => ReaderError::Io(e),
+        } else {
+            ReaderError::Io(e)
         }
     }
 }
@@ -219,14 +209,12 @@ fn closed() -> ReaderError {
 }
 
 fn open_error(path: &Path, e: serialport::Error) -> ReaderError {
-    use serialport::ErrorKind as K;
-    match e.kind() {
-        K::NoDevice
-        | K::Io(std::io::ErrorKind::NotFound)
-        | K::Io(std::io::ErrorKind::PermissionDenied) => ReaderError::Unplugged {
+    if kiosk_device::serial_errors::open_means_unplugged(e.kind()) {
+        ReaderError::Unplugged {
             detail: format!("cannot open {}: {e}", path.display()),
-        },
-        _ => ReaderError::Serial(e),
+        }
+    } else {
+        ReaderError::Serial(e)
     }
 }
 
@@ -314,13 +302,7 @@ impl SamChannel for SerialSam {
                     self.wire_bytes += n as u64;
                     self.decoder.push(&buf[..n]);
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                            | std::io::ErrorKind::WouldBlock
-                    ) => {}
+                Err(e) if kiosk_device::serial_errors::is_transient(&e) => {}
                 Err(e) => return Err(self.gone_or_io(e)),
             }
         }
