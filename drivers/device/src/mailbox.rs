@@ -263,6 +263,18 @@ impl<C, R> Mailbox<C, R> {
         }
     }
 
+    /// Answer every queued command with `answer`; `true` when the device
+    /// must stop (the loop every device thread runs between its waits).
+    pub fn answer_queued(&self, mut answer: impl FnMut(C) -> R) -> bool {
+        loop {
+            match self.take() {
+                Take::Command(Request { command, reply }) => reply.send(answer(command)),
+                Take::Empty => return false,
+                Take::Stop => return true,
+            }
+        }
+    }
+
     /// Sleep until `deadline` (for ever with `None`), a command or stop,
     /// and say which came. Stop wins over a queued command.
     pub fn wait_until(&self, deadline: Option<Instant>) -> Wake {
@@ -383,6 +395,18 @@ mod tests {
         mailbox.stop();
         thread.join().unwrap();
         assert_eq!(mailbox.request(6).unwrap_err(), Stopped);
+    }
+
+    #[test]
+    fn answer_queued_answers_everything_waiting_then_says_stop() {
+        let mailbox = Numbers::new();
+        let answers: Vec<Receiver<_>> = (1..=3).map(|n| mailbox.request(n).unwrap()).collect();
+        assert!(!mailbox.answer_queued(|n| Ok(n + 1)));
+        let got: Vec<_> = answers.into_iter().map(|rx| rx.recv().unwrap()).collect();
+        assert_eq!(got, [Ok(2), Ok(3), Ok(4)]);
+        assert_eq!(mailbox.queued(), 0);
+        mailbox.stop();
+        assert!(mailbox.answer_queued(|n| Ok(n)));
     }
 
     #[test]

@@ -58,7 +58,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use kiosk_device::DeviceState;
-use kiosk_device::{Backoff, Mailbox, Request, Take, Wake};
+use kiosk_device::{Backoff, Mailbox, Wake};
 
 use crate::command::{Align, CharSize, Cut};
 use crate::config::PrinterConfig;
@@ -395,32 +395,24 @@ impl Device {
     // ---- requests ----
 
     fn handle_inbox(&mut self) {
-        loop {
-            let Take::Command(Request {
-                command: job,
-                reply,
-            }) = self.shared.mailbox.take()
-            else {
-                // Nothing queued, or stop (seen again by the wait).
-                return;
-            };
+        let shared = self.shared.clone();
+        // A stop is seen again by the wait.
+        shared.mailbox.answer_queued(|job| {
             if Instant::now() >= job.deadline {
                 tracing::debug!("request dropped unrun: its caller gave up");
-                reply.send(Err(EscposError::DeviceTimeout {
+                return Err(EscposError::DeviceTimeout {
                     timeout_ms: job.timeout_ms,
-                }));
-                continue;
+                });
             }
-            let result = match job.command {
+            match job.command {
                 Command::Print(document) => self.print(&document).map(Answer::Printed),
                 Command::TestPage => match self.test_page() {
                     Ok(document) => self.print(&document).map(Answer::Printed),
                     Err(e) => Err(e),
                 },
                 Command::Status => self.check().map(Answer::Status),
-            };
-            reply.send(result);
-        }
+            }
+        });
     }
 
     fn print(&mut self, document: &Document) -> Result<Printed, EscposError> {

@@ -4,7 +4,7 @@ use std::ffi::CString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kiosk_device::{Backoff, DeviceState, Request, Take, Wake};
+use kiosk_device::{Backoff, DeviceState, Wake};
 use pcsc::{Context, Disposition, PNP_NOTIFICATION, ReaderState, Scope, State};
 
 use super::messages::{CommandReply, Inbox, ReaderCheck, ReaderCommand};
@@ -340,17 +340,11 @@ impl PcscLoop {
 
     /// Answer queued commands; `true` when the reader must stop.
     fn handle_inbox(&mut self, ctx: Option<&Context>) -> bool {
-        loop {
-            let Request { command, reply } = match self.inbox.take() {
-                Take::Command(request) => request,
-                Take::Empty => return false,
-                Take::Stop => return true,
-            };
-            reply.send(match command {
-                ReaderCommand::SamId => self.command_sam_id(ctx).map(CommandReply::SamId),
-                ReaderCommand::Check => Ok(CommandReply::Check(self.command_check(ctx))),
-            });
-        }
+        let inbox = self.inbox.clone();
+        inbox.answer_queued(|command| match command {
+            ReaderCommand::SamId => self.command_sam_id(ctx).map(CommandReply::SamId),
+            ReaderCommand::Check => Ok(CommandReply::Check(self.command_check(ctx))),
+        })
     }
 
     /// The serial SAM's id; else the tunnelled SAM's (when it can be

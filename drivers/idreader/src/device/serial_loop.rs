@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kiosk_device::{Request, Take, Wake};
+use kiosk_device::Wake;
 
 use super::messages::{CommandReply, Inbox, ReaderCheck, ReaderCommand};
 use super::reporter::Reporter;
@@ -96,17 +96,11 @@ impl SerialLoop {
 
     /// Answer queued commands; `true` when the reader must stop.
     fn handle_inbox(&mut self) -> bool {
-        loop {
-            let Request { command, reply } = match self.inbox.take() {
-                Take::Command(request) => request,
-                Take::Empty => return false,
-                Take::Stop => return true,
-            };
-            reply.send(match command {
-                ReaderCommand::SamId => self.sam.sam_id(&mut self.report).map(CommandReply::SamId),
-                ReaderCommand::Check => Ok(CommandReply::Check(self.check())),
-            });
-        }
+        let inbox = self.inbox.clone();
+        inbox.answer_queued(|command| match command {
+            ReaderCommand::SamId => self.sam.sam_id(&mut self.report).map(CommandReply::SamId),
+            ReaderCommand::Check => Ok(CommandReply::Check(self.check())),
+        })
     }
 
     fn check(&mut self) -> ReaderCheck {
