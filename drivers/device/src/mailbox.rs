@@ -406,7 +406,7 @@ mod tests {
         assert_eq!(got, [Ok(2), Ok(3), Ok(4)]);
         assert_eq!(mailbox.queued(), 0);
         mailbox.stop();
-        assert!(mailbox.answer_queued(|n| Ok(n)));
+        assert!(mailbox.answer_queued(Ok));
     }
 
     #[test]
