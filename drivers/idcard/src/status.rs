@@ -49,6 +49,8 @@ pub enum SamError {
     Length,
     #[error("SAM does not know this command (SW3 21)")]
     BadCommand,
+    #[error("the SAM refused an operation beyond its authority (SW3 23)")]
+    OutOfAuthority,
     #[error("SAM reports an unrecognised error (SW3 24)")]
     Unrecognised,
     #[error("the card failed to authenticate the SAM (SW3 31)")]
@@ -57,6 +59,12 @@ pub enum SamError {
     SamAuthenticatesCardFailed,
     #[error("the card's data failed verification (SW3 33)")]
     Verification,
+    #[error("the SAM reports an authentication error (SW3 34)")]
+    Authentication,
+    #[error("the card's fingerprint data failed verification (SW3 37)")]
+    FingerprintVerification,
+    #[error("the card's data has a wrong length (SW3 3F)")]
+    DataLength,
     #[error("the card is not a supported ID card type (SW3 40)")]
     WrongCardType,
     #[error("reading the card failed (SW3 41)")]
@@ -71,6 +79,8 @@ pub enum SamError {
     NoCard,
     #[error("selecting the card failed (SW3 81)")]
     SelectFailed,
+    #[error("the card holds nothing for this item (SW3 91)")]
+    NoSuchItem,
     #[error("SAM answered unknown status {0:02X}")]
     Unknown(u8),
 }
@@ -78,14 +88,18 @@ pub enum SamError {
 impl SamError {
     /// Every failure with a code of its own (all but [`SamError::Unknown`]),
     /// for tests, simulators and technician screens.
-    pub const KNOWN: [SamError; 14] = [
+    pub const KNOWN: [SamError; 19] = [
         SamError::Checksum,
         SamError::Length,
         SamError::BadCommand,
+        SamError::OutOfAuthority,
         SamError::Unrecognised,
         SamError::CardAuthenticatesSamFailed,
         SamError::SamAuthenticatesCardFailed,
         SamError::Verification,
+        SamError::Authentication,
+        SamError::FingerprintVerification,
+        SamError::DataLength,
         SamError::WrongCardType,
         SamError::ReadFailed,
         SamError::RandomFailed,
@@ -93,6 +107,7 @@ impl SamError {
         SamError::NotAuthorised,
         SamError::NoCard,
         SamError::SelectFailed,
+        SamError::NoSuchItem,
     ];
     /// The error for a failure SW3; codes without a meaning of their own
     /// (including the success codes `90`/`9F`) become [`SamError::Unknown`].
@@ -101,10 +116,14 @@ impl SamError {
             0x10 => SamError::Checksum,
             0x11 => SamError::Length,
             0x21 => SamError::BadCommand,
+            0x23 => SamError::OutOfAuthority,
             0x24 => SamError::Unrecognised,
             0x31 => SamError::CardAuthenticatesSamFailed,
             0x32 => SamError::SamAuthenticatesCardFailed,
             0x33 => SamError::Verification,
+            0x34 => SamError::Authentication,
+            0x37 => SamError::FingerprintVerification,
+            0x3F => SamError::DataLength,
             0x40 => SamError::WrongCardType,
             0x41 => SamError::ReadFailed,
             0x47 => SamError::RandomFailed,
@@ -112,6 +131,7 @@ impl SamError {
             0x66 => SamError::NotAuthorised,
             0x80 => SamError::NoCard,
             0x81 => SamError::SelectFailed,
+            0x91 => SamError::NoSuchItem,
             other => SamError::Unknown(other),
         }
     }
@@ -121,10 +141,14 @@ impl SamError {
             SamError::Checksum => 0x10,
             SamError::Length => 0x11,
             SamError::BadCommand => 0x21,
+            SamError::OutOfAuthority => 0x23,
             SamError::Unrecognised => 0x24,
             SamError::CardAuthenticatesSamFailed => 0x31,
             SamError::SamAuthenticatesCardFailed => 0x32,
             SamError::Verification => 0x33,
+            SamError::Authentication => 0x34,
+            SamError::FingerprintVerification => 0x37,
+            SamError::DataLength => 0x3F,
             SamError::WrongCardType => 0x40,
             SamError::ReadFailed => 0x41,
             SamError::RandomFailed => 0x47,
@@ -132,6 +156,7 @@ impl SamError {
             SamError::NotAuthorised => 0x66,
             SamError::NoCard => 0x80,
             SamError::SelectFailed => 0x81,
+            SamError::NoSuchItem => 0x91,
             SamError::Unknown(code) => code,
         }
     }
@@ -141,10 +166,14 @@ impl SamError {
             SamError::Checksum => "checksum",
             SamError::Length => "length",
             SamError::BadCommand => "bad_command",
+            SamError::OutOfAuthority => "out_of_authority",
             SamError::Unrecognised => "unrecognised",
             SamError::CardAuthenticatesSamFailed => "card_authenticates_sam_failed",
             SamError::SamAuthenticatesCardFailed => "sam_authenticates_card_failed",
             SamError::Verification => "verification_failed",
+            SamError::Authentication => "authentication_failed",
+            SamError::FingerprintVerification => "fingerprint_verification_failed",
+            SamError::DataLength => "data_length",
             SamError::WrongCardType => "wrong_card_type",
             SamError::ReadFailed => "read_failed",
             SamError::RandomFailed => "random_failed",
@@ -152,6 +181,7 @@ impl SamError {
             SamError::NotAuthorised => "not_authorised",
             SamError::NoCard => "no_card",
             SamError::SelectFailed => "select_failed",
+            SamError::NoSuchItem => "no_such_item",
             SamError::Unknown(_) => "unknown",
         }
     }

@@ -17,10 +17,14 @@ fn every_documented_sw3() {
         (0x10, SamStatus::Error(SamError::Checksum)),
         (0x11, SamStatus::Error(SamError::Length)),
         (0x21, SamStatus::Error(SamError::BadCommand)),
+        (0x23, SamStatus::Error(SamError::OutOfAuthority)),
         (0x24, SamStatus::Error(SamError::Unrecognised)),
         (0x31, SamStatus::Error(SamError::CardAuthenticatesSamFailed)),
         (0x32, SamStatus::Error(SamError::SamAuthenticatesCardFailed)),
         (0x33, SamStatus::Error(SamError::Verification)),
+        (0x34, SamStatus::Error(SamError::Authentication)),
+        (0x37, SamStatus::Error(SamError::FingerprintVerification)),
+        (0x3F, SamStatus::Error(SamError::DataLength)),
         (0x40, SamStatus::Error(SamError::WrongCardType)),
         (0x41, SamStatus::Error(SamError::ReadFailed)),
         (0x47, SamStatus::Error(SamError::RandomFailed)),
@@ -28,6 +32,7 @@ fn every_documented_sw3() {
         (0x66, SamStatus::Error(SamError::NotAuthorised)),
         (0x80, SamStatus::Error(SamError::NoCard)),
         (0x81, SamStatus::Error(SamError::SelectFailed)),
+        (0x91, SamStatus::Error(SamError::NoSuchItem)),
     ];
     for (sw3, status) in expected {
         assert_eq!(SamStatus::from_sw3(sw3), status, "SW3 {sw3:02X}");
@@ -54,8 +59,8 @@ fn into_result() {
         Err(SamError::NoCard)
     );
     assert_eq!(
-        SamStatus::from_sw3(0x91).into_result(),
-        Err(SamError::Unknown(0x91))
+        SamStatus::from_sw3(0x92).into_result(),
+        Err(SamError::Unknown(0x92))
     );
 }
 
@@ -71,7 +76,7 @@ fn reasons_are_stable_snake_case_and_distinct() {
     assert_eq!(reasons.iter().collect::<HashSet<_>>().len(), reasons.len());
     assert_eq!(SamError::NoCard.reason(), "no_card");
     assert_eq!(SamError::ReadFailed.reason(), "read_failed");
-    assert_eq!(SamError::Unknown(0x91).reason(), "unknown");
+    assert_eq!(SamError::Unknown(0x92).reason(), "unknown");
     assert!(!reasons.contains(&"unknown"));
 }
 
