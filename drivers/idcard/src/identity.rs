@@ -192,7 +192,7 @@ impl Identity {
         Ok(Identity {
             card_type,
             name,
-            english_name: get(Field::EnglishName)?,
+            english_name: english_name(block, &layout)?,
             sex: Sex::from_code(get(Field::Sex)?.as_deref()),
             ethnic_code: get(Field::Ethnic)?,
             nationality: get(Field::Nationality)?,
@@ -244,6 +244,18 @@ impl Identity {
             if let (Some(range), Some(value)) = (layout.range(field), value) {
                 encode_ucs2(value, &mut block[range]);
             }
+        }
+        // The part of a long English name the first field had no room for.
+        if let (Some(head), Some(tail), Some(name)) = (
+            layout.range(Field::EnglishName),
+            layout.range(Field::EnglishNameTail),
+            self.english_name.as_deref(),
+        ) {
+            let rest = name
+                .char_indices()
+                .nth(head.len() / 2)
+                .map(|(i, _)| &name[i..]);
+            encode_ucs2(rest.unwrap_or(""), &mut block[tail]);
         }
         block
     }
@@ -448,6 +460,8 @@ fn card_type_of(block: &[u8; TEXT_BLOCK_LEN]) -> Result<CardType, IdentityError>
 enum Field {
     Name,
     EnglishName,
+    /// The rest of an English name too long for [`Field::EnglishName`].
+    EnglishNameTail,
     Sex,
     Ethnic,
     Nationality,
@@ -466,7 +480,7 @@ impl Field {
     fn name(self) -> &'static str {
         match self {
             Field::Name => "name",
-            Field::EnglishName => "english_name",
+            Field::EnglishName | Field::EnglishNameTail => "english_name",
             Field::Sex => "sex",
             Field::Ethnic => "ethnic_code",
             Field::Nationality => "nationality",
@@ -519,22 +533,25 @@ const FOREIGN_2017: &[(Field, usize, usize)] = &[
     (Field::Flag, 248, 2),
 ];
 
-/// 外国人永久居留身份证, 2023 layout (flag `Y`).
-///
-/// This is the project's reading of the 2023 standard: the 18-digit number
-/// takes 36 bytes, which moves every later field 6 bytes on, while the type
-/// flag keeps its offset (248) so one flag check serves every card. The
-/// card carries no issuer code in this layout (`issuer` is empty).
+/// 外国人永久居留身份证, 2023 layout (flag `Y`), as public reader code lays
+/// it out (the `t_idforeigner2023` struct of Johann356/readinfo, the
+/// yzfuture SDK's `ForeignerInfoNew`): the resident card's shape, with the
+/// renewal count where the ethnic group is (it goes to `issue_count`), the
+/// English name in two pieces (characters 1-35 at 52, 36-46 at 220), the
+/// country or region code at 242. Bytes 158-188 are reserved, 250-256
+/// link to the holder's previous 15-character number (not read). The card
+/// carries no issuer code (`issuer` is empty).
 const FOREIGN_2023: &[(Field, usize, usize)] = &[
-    (Field::EnglishName, 0, 120),
-    (Field::Sex, 120, 2),
+    (Field::Name, 0, 30),
+    (Field::Sex, 30, 2),
+    (Field::IssueCount, 32, 4),
+    (Field::BirthDate, 36, 16),
+    (Field::EnglishName, 52, 70),
     (Field::Number, 122, 36),
-    (Field::Nationality, 158, 6),
-    (Field::Name, 164, 30),
-    (Field::ValidFrom, 194, 16),
-    (Field::ValidUntil, 210, 16),
-    (Field::BirthDate, 226, 16),
-    (Field::IssueCount, 242, 4),
+    (Field::ValidFrom, 188, 16),
+    (Field::ValidUntil, 204, 16),
+    (Field::EnglishNameTail, 220, 22),
+    (Field::Nationality, 242, 6),
     (Field::Flag, 248, 2),
 ];
 
@@ -572,21 +589,48 @@ impl Layout {
     }
 }
 
+/// The English name: its field, and on the 2023 card the rest of it from
+/// the second field (a space at the seam belongs to the name).
+fn english_name(
+    block: &[u8; TEXT_BLOCK_LEN],
+    layout: &Layout,
+) -> Result<Option<String>, IdentityError> {
+    let Some(head) = layout.range(Field::EnglishName) else {
+        return Ok(None);
+    };
+    let field = Field::EnglishName.name();
+    let mut name = decode_ucs2_untrimmed(&block[head], field)?;
+    if let Some(tail) = layout.range(Field::EnglishNameTail) {
+        name.push_str(&decode_ucs2_untrimmed(&block[tail], field)?);
+    }
+    trim_padding(&mut name);
+    Ok((!name.is_empty()).then_some(name))
+}
+
 /// UCS-2 LE (read as UTF-16, a superset) with trailing spaces and NULs
 /// trimmed. An odd length or an unpaired surrogate is an encoding error.
 fn decode_ucs2(bytes: &[u8], field: &'static str) -> Result<String, IdentityError> {
+    let mut s = decode_ucs2_untrimmed(bytes, field)?;
+    trim_padding(&mut s);
+    Ok(s)
+}
+
+fn decode_ucs2_untrimmed(bytes: &[u8], field: &'static str) -> Result<String, IdentityError> {
     if !bytes.len().is_multiple_of(2) {
         return Err(IdentityError::Encoding { field });
     }
     let units = bytes
         .chunks_exact(2)
         .map(|p| u16::from_le_bytes([p[0], p[1]]));
-    let mut s = char::decode_utf16(units)
+    char::decode_utf16(units)
         .collect::<Result<String, _>>()
-        .map_err(|_| IdentityError::Encoding { field })?;
+        .map_err(|_| IdentityError::Encoding { field })
+}
+
+/// Drop the padding after a field's value: spaces and NULs.
+fn trim_padding(s: &mut String) {
     let trimmed = s.trim_end_matches([' ', '\0']).len();
     s.truncate(trimmed);
-    Ok(s)
 }
 
 /// Write `value` as UTF-16 LE into `out`, padded with spaces; cut at the

@@ -159,20 +159,29 @@ fn foreign_permanent_2017_without_chinese_name() {
     );
 }
 
+/// The 2023 card as public reader code lays out its text block (the
+/// `t_idforeigner2023` struct of Johann356/readinfo, the yzfuture SDK's
+/// `ForeignerInfoNew`): like the resident card, with the English name in
+/// two pieces. Offsets from that table, not from this crate.
+fn foreign_2023_block(english_head: &str, english_tail: &str) -> Vec<u8> {
+    block(&[
+        (0, "多伊"),
+        (30, "1"),
+        (32, "02"),
+        (36, "19800101"),
+        (52, english_head),
+        (122, "931840198001011239"),
+        (188, "20231201"),
+        (204, "20331201"),
+        (220, english_tail),
+        (242, "USA"),
+        (248, "Y"),
+    ])
+}
+
 #[test]
 fn foreign_permanent_2023() {
-    let text = block(&[
-        (0, "DOE, JOHN"),
-        (120, "1"),
-        (122, "931840198001011239"),
-        (158, "USA"),
-        (164, "多伊"),
-        (194, "20231201"),
-        (210, "20331201"),
-        (226, "19800101"),
-        (242, "02"),
-        (248, "Y"),
-    ]);
+    let text = foreign_2023_block("DOE, JOHN", "");
     let identity = Identity::decode(&text).unwrap();
     assert_eq!(identity, Identity::sample(CardType::ForeignPermanent2023));
     assert_eq!(identity.card_type, CardType::ForeignPermanent2023);
@@ -181,9 +190,11 @@ fn foreign_permanent_2023() {
     assert_eq!(identity.number, "931840198001011239");
     assert_eq!(identity.nationality.as_deref(), Some("USA"));
     assert_eq!(identity.name, "多伊");
+    assert_eq!(identity.sex, Sex::Male);
     assert_eq!(identity.valid_from, date(2023, 12, 1));
     assert_eq!(identity.valid_until, Validity::Until(date(2033, 12, 1)));
     assert_eq!(identity.birth_date, "19800101");
+    // The renewal count.
     assert_eq!(identity.issue_count.as_deref(), Some("02"));
     assert_eq!(identity.issuer, "");
     assert_eq!(
@@ -191,6 +202,24 @@ fn foreign_permanent_2023() {
             .encode()
             .to_vec(),
         text
+    );
+}
+
+/// A 46-character English name: characters 1-35 at byte 52, 36-46 at 220.
+#[test]
+fn foreign_permanent_2023_english_name_of_46_characters() {
+    let name = "WOLFESCHLEGELSTEINHAUSEN, HUBERT BLAINE ALEXAN";
+    assert_eq!(name.len(), 46);
+    let text = foreign_2023_block(&name[..35], &name[35..]);
+    let identity = Identity::decode(&text).unwrap();
+    assert_eq!(identity.english_name.as_deref(), Some(name));
+    assert_eq!(identity.encode().to_vec(), text);
+    // A space at the seam belongs to the name.
+    let spaced = "ABCDEFGHIJKLMNOPQRSTUVWXYZ ABCDEFGH IJKL";
+    let text = foreign_2023_block(&spaced[..35], &spaced[35..]);
+    assert_eq!(
+        Identity::decode(&text).unwrap().english_name.as_deref(),
+        Some(spaced)
     );
 }
 
