@@ -25,12 +25,10 @@
 //! The device's fault ([`SamCore::set_fault`]) wins over the placed card's
 //! own ([`CardProfile::fault`]); see [`Fault`] for what each does.
 
+use std::convert::Infallible;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kiosk_idcard::Command;
@@ -38,9 +36,9 @@ use kiosk_idcard::frame::{Decoded, FrameDecoder, FrameError, Request, Response};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use crate::error::{Result, SimError};
+use crate::error::Result;
 use crate::profile::{CardProfile, Fault, command_name, is_read};
-use crate::pty::{self, Flow, PtyDevice, PtyPort, remove_link};
+use crate::pty::{self, Flow, PtyDevice, PtyHandle, PtyPort};
 
 /// A SAM id from its printed parts (`%02d.%02d-%08d-%010d-%010d` over
 /// little-endian u16, u16, u32, u32, u32).
@@ -371,12 +369,6 @@ impl SamSimConfig {
     }
 }
 
-enum Ctrl {
-    Unplug(SyncSender<Result<()>>),
-    Replug(SyncSender<Result<()>>),
-    Stop,
-}
-
 /// A GA 467 SAM module on a pseudo-terminal, served by a background thread.
 ///
 /// The kiosk opens [`SamSim::link`] (a symlink to the pty slave) as a
@@ -384,13 +376,11 @@ enum Ctrl {
 /// thread. Dropping the handle stops the thread and removes the symlink.
 #[derive(Debug)]
 pub struct SamSim {
-    link: PathBuf,
-    baud: u32,
     core: Arc<Mutex<SamCore>>,
-    pty_path: Arc<Mutex<Option<PathBuf>>>,
     found_at: FoundAt,
-    ctrl: Sender<Ctrl>,
-    thread: Option<JoinHandle<()>>,
+    /// The worker thread and the link; the SAM sends no requests of its
+    /// own, only the port's (unplug, replug).
+    pty: PtyHandle<Infallible>,
 }
 
 /// When the first find-card request after a placement arrived that found
@@ -401,31 +391,19 @@ impl SamSim {
     /// Create the pty, point the link at it and start answering.
     pub fn start(config: SamSimConfig) -> Result<SamSim> {
         let core = Arc::new(Mutex::new(SamCore::new(config.sam_id)));
-        let port = PtyPort::plug_in("SAM", &config.link, config.baud)?;
-        let pty_path = port.shown_path();
-        let (ctrl, ctrl_rx) = mpsc::channel();
         let found_at = FoundAt::default();
-        let worker = Worker {
+        let pty = PtyHandle::start(&config.link, config.baud, |port| Worker {
             config: config.clone(),
             core: core.clone(),
             found_at: found_at.clone(),
-            ctrl: ctrl_rx,
             port,
             decoder: FrameDecoder::new(),
             garbage_seed: 0x5EED,
-        };
-        let thread = std::thread::Builder::new()
-            .name("kiosk-sim-sam".into())
-            .spawn(move || worker.run())
-            .map_err(SimError::io("spawning the SAM thread"))?;
+        })?;
         Ok(SamSim {
-            link: config.link,
-            baud: config.baud,
             core,
-            pty_path,
             found_at,
-            ctrl,
-            thread: Some(thread),
+            pty,
         })
     }
 
@@ -458,45 +436,35 @@ impl SamSim {
 
     /// The stable path the kiosk opens.
     pub fn link(&self) -> &Path {
-        &self.link
+        self.pty.link()
     }
 
     /// The SAM's configured line speed.
     pub fn baud(&self) -> u32 {
-        self.baud
+        self.pty.baud()
     }
 
     /// The pty slave the link points to now (`None` while unplugged).
     pub fn pty_path(&self) -> Option<PathBuf> {
-        self.pty_path
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.pty.pty_path()
     }
 
     /// Is the simulated module plugged in?
     pub fn is_plugged(&self) -> bool {
-        self.pty_path().is_some()
+        self.pty.is_plugged()
     }
 
     /// Unplug the module: the pty master is closed (the kiosk's reads see
     /// EOF/EIO) and the link is removed. Returns once that is done.
     pub fn unplug(&self) -> Result<()> {
-        self.call(Ctrl::Unplug)
+        self.pty.unplug()
     }
 
     /// Plug the module back in: a new pty pair, the link re-pointed to it
-    /// (same path, another `/dev/pts/N`). Returns once the link is in place.
+    /// (same path, another `/dev/pts/N`), also while it is plugged in.
+    /// Returns once the link is in place.
     pub fn replug(&self) -> Result<()> {
-        self.call(Ctrl::Replug)
-    }
-
-    fn call(&self, make: fn(SyncSender<Result<()>>) -> Ctrl) -> Result<()> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.ctrl
-            .send(make(tx))
-            .map_err(|_| SimError::Stopped("sam"))?;
-        rx.recv().map_err(|_| SimError::Stopped("sam"))?
+        self.pty.replug()
     }
 
     fn core(&self) -> MutexGuard<'_, SamCore> {
@@ -504,51 +472,36 @@ impl SamSim {
     }
 }
 
-impl Drop for SamSim {
-    fn drop(&mut self) {
-        let _ = self.ctrl.send(Ctrl::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        remove_link(&self.link);
-    }
-}
-
 struct Worker {
     found_at: FoundAt,
     config: SamSimConfig,
     core: Arc<Mutex<SamCore>>,
-    ctrl: Receiver<Ctrl>,
-    port: PtyPort,
+    port: PtyPort<Infallible>,
     decoder: FrameDecoder,
     garbage_seed: u64,
 }
 
 impl PtyDevice for Worker {
-    type Ctrl = Ctrl;
+    type Ctrl = Infallible;
+    const WHAT: &'static str = "SAM";
+    const ID: &'static str = "sam";
+    // Replugging a module that is plugged in moves it to another
+    // `/dev/pts/N` behind the same link, as a device renamed under its
+    // by-id link: the kiosk must follow the link.
+    const REPLUG_MOVES: bool = true;
 
-    fn port(&mut self) -> &mut PtyPort {
+    fn port(&mut self) -> &mut PtyPort<Infallible> {
         &mut self.port
     }
 
-    fn ctrl(&self) -> &Receiver<Ctrl> {
-        &self.ctrl
+    fn control(&mut self, msg: Infallible) -> Flow {
+        match msg {}
     }
 
-    fn control(&mut self, msg: Ctrl) -> Flow {
-        match msg {
-            Ctrl::Stop => Flow::Stop,
-            Ctrl::Unplug(done) => {
-                self.unplug();
-                let _ = done.send(Ok(()));
-                Flow::Abandon
-            }
-            Ctrl::Replug(done) => {
-                let result = self.replug();
-                let _ = done.send(result);
-                Flow::Abandon
-            }
-        }
+    /// A frame half-read from the old pty does not continue on the new one
+    /// (nothing is read while unplugged, so clearing here is enough).
+    fn plugged(&mut self) {
+        self.decoder.clear();
     }
 
     fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
@@ -584,22 +537,6 @@ impl PtyDevice for Worker {
 }
 
 impl Worker {
-    fn run(mut self) {
-        pty::run(&mut self, 4096);
-    }
-
-    fn unplug(&mut self) {
-        if self.port.unplug().is_some() {
-            self.decoder.clear();
-        }
-    }
-
-    fn replug(&mut self) -> Result<()> {
-        self.port.replug()?;
-        self.decoder.clear();
-        Ok(())
-    }
-
     fn core(&self) -> MutexGuard<'_, SamCore> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -644,43 +581,22 @@ impl Worker {
         if self.config.emulate_wire_time {
             delay += wire_time(request_len + reply.bytes.len(), self.config.baud);
         }
+        // Unplugged or replugged meanwhile: the answer is lost with the old pty.
         if !delay.is_zero()
-            && let flow @ (Flow::Stop | Flow::Abandon) = self.wait(delay)
+            && let flow @ (Flow::Stop | Flow::Abandon) = pty::wait(self, delay)
         {
             return flow;
         }
         let Some(pty) = self.port.pty_mut() else {
             return Flow::Abandon;
         };
-        match pty
-            .master
-            .write_all(&reply.bytes)
-            .and_then(|()| pty.master.flush())
-        {
+        match pty.send(&reply.bytes) {
             Ok(()) => self
                 .core()
                 .record_out(reply.bytes.len(), reply.completes_read),
             Err(e) => warn!(error = %e, "SAM pty write failed"),
         }
         Flow::Go
-    }
-
-    /// Sleep for `d`, still obeying control messages; `Abandon` if the pty
-    /// went away meanwhile (the pending answer has nowhere to go).
-    fn wait(&mut self, d: Duration) -> Flow {
-        let deadline = Instant::now() + d;
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return Flow::Go;
-            }
-            match self.ctrl.recv_timeout(deadline - now) {
-                // Unplugged or replugged: the answer is lost with the old pty.
-                Ok(msg) => return self.control(msg),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Flow::Stop,
-            }
-        }
     }
 }
 

@@ -156,31 +156,22 @@ impl ServeConfig {
     pub fn start_with(&self, pcscd: Option<Pcscd>) -> Result<Running> {
         let mut devices = Devices::new();
         for (i, e) in self.sam.iter().enumerate() {
-            let config = SamSimConfig {
+            let sam = SamSim::start(SamSimConfig {
                 link: e.link.clone(),
                 baud: e.baud,
                 emulate_wire_time: e.emulate_wire_time,
-                sam_id: e
-                    .sam_id
-                    .as_deref()
-                    .map(parse_hex16)
-                    .transpose()?
-                    .unwrap_or(DEFAULT_SAM_ID),
-            };
-            let sam = SamSim::start(config)?;
-            if let Some(p) = &e.profile {
-                sam.place(CardProfile::resolve(p)?);
-            }
-            if let Some(f) = e.fault {
-                sam.set_fault(f);
-            }
-            devices.add(
-                e.name.clone().unwrap_or_else(|| format!("sam{i}")),
-                Device::Sam(sam),
+                sam_id: sam_id(e.sam_id.as_deref())?,
+            })?;
+            load_card(
+                e.profile.as_deref(),
+                e.fault,
+                |c| sam.place(c),
+                |f| sam.set_fault(f),
             )?;
+            devices.add(device_name(e.name.as_deref(), "sam", i), Device::Sam(sam))?;
         }
         for (i, e) in self.card.iter().enumerate() {
-            let config = ViccConfig {
+            let card = VirtualCard::start(ViccConfig {
                 port: e.port,
                 tunnel_header: e
                     .tunnel_header
@@ -189,26 +180,20 @@ impl ServeConfig {
                     .transpose()?
                     .unwrap_or(DEFAULT_TUNNEL_HEADER),
                 emulate_baud: e.emulate_baud,
-                sam_id: e
-                    .sam_id
-                    .as_deref()
-                    .map(parse_hex16)
-                    .transpose()?
-                    .unwrap_or(DEFAULT_SAM_ID),
+                sam_id: sam_id(e.sam_id.as_deref())?,
                 netns: e
                     .netns
                     .clone()
                     .or_else(|| pcscd.as_ref().map(|p| p.netns().to_path_buf())),
-            };
-            let card = VirtualCard::start(config)?;
-            if let Some(p) = &e.profile {
-                card.place(CardProfile::resolve(p)?);
-            }
-            if let Some(f) = e.fault {
-                card.set_fault(f);
-            }
+            })?;
+            load_card(
+                e.profile.as_deref(),
+                e.fault,
+                |c| card.place(c),
+                |f| card.set_fault(f),
+            )?;
             devices.add(
-                e.name.clone().unwrap_or_else(|| format!("card{i}")),
+                device_name(e.name.as_deref(), "card", i),
                 Device::Card(card),
             )?;
         }
@@ -222,7 +207,7 @@ impl ServeConfig {
                 printer.set_state(state);
             }
             devices.add(
-                e.name.clone().unwrap_or_else(|| format!("printer{i}")),
+                device_name(e.name.as_deref(), "printer", i),
                 Device::Printer(printer),
             )?;
         }
@@ -241,6 +226,29 @@ impl ServeConfig {
     }
 }
 
+/// The name a device is listed under: its own, else its kind and its
+/// place among the devices of that kind (`sam0`, `card1`, `printer0`).
+fn device_name(name: Option<&str>, kind: &str, i: usize) -> String {
+    name.map_or_else(|| format!("{kind}{i}"), str::to_owned)
+}
+
+/// Put a card device (a SAM or a virtual card) in its configured state:
+/// the profile's card placed, the fault set.
+fn load_card(
+    profile: Option<&str>,
+    fault: Option<Fault>,
+    place: impl FnOnce(CardProfile),
+    set_fault: impl FnOnce(Fault),
+) -> Result<()> {
+    if let Some(p) = profile {
+        place(CardProfile::resolve(p)?);
+    }
+    if let Some(f) = fault {
+        set_fault(f);
+    }
+    Ok(())
+}
+
 /// Bytes from hex with optional spaces or colons.
 pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let hex: String = s
@@ -256,23 +264,24 @@ pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn parse_hex16(s: &str) -> Result<[u8; 16]> {
+/// Exactly `N` bytes from hex; `what` names the value in the error.
+fn parse_hex_array<const N: usize>(s: &str, what: &str) -> Result<[u8; N]> {
     parse_hex(s)
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| SimError::Io {
-            context: format!("sam_id {s:?} is not 16 hex bytes"),
+            context: format!("{what} {s:?} is not {N} hex bytes"),
             source: std::io::ErrorKind::InvalidInput.into(),
         })
 }
 
+/// A configured 16-byte SAM id from hex, else [`DEFAULT_SAM_ID`].
+fn sam_id(hex: Option<&str>) -> Result<[u8; 16]> {
+    hex.map_or(Ok(DEFAULT_SAM_ID), |s| parse_hex_array(s, "sam_id"))
+}
+
 /// A 4-byte APDU header from hex (`FF 69 96 00`).
 pub fn parse_header(s: &str) -> Result<[u8; 4]> {
-    parse_hex(s)
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| SimError::Io {
-            context: format!("tunnel header {s:?} is not 4 hex bytes"),
-            source: std::io::ErrorKind::InvalidInput.into(),
-        })
+    parse_hex_array(s, "tunnel header")
 }
 
 #[cfg(test)]
@@ -304,5 +313,21 @@ mod tests {
         assert_eq!(c.card[0].fault, Some(Fault::Slow { delay_ms: 10 }));
         assert_eq!(parse_header("FF699600").unwrap(), DEFAULT_TUNNEL_HEADER);
         assert!(parse_header("FF69").is_err());
+    }
+
+    #[test]
+    fn sam_ids_and_names_default() {
+        assert_eq!(sam_id(None).unwrap(), DEFAULT_SAM_ID);
+        assert_eq!(
+            sam_id(Some("05 01 00 00 00 00 00 00 00 00 00 00 00 00 00 FF")).unwrap()[15],
+            0xFF
+        );
+        let err = sam_id(Some("0501")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("sam_id \"0501\" is not 16 hex bytes"),
+            "{err}"
+        );
+        assert_eq!(device_name(None, "card", 1), "card1");
+        assert_eq!(device_name(Some("front"), "sam", 0), "front");
     }
 }

@@ -425,14 +425,7 @@ impl Store {
             return Ok(Answer::error(423, "locked", SECURITY_LOCKED));
         }
         if normalise_answer(answer) == normalise_answer(expected) {
-            return Ok(Answer::ok(
-                200,
-                CheckResult {
-                    ok: true,
-                    attempts_left: None,
-                    proof: None,
-                },
-            ));
+            return Ok(passed(None));
         }
         let failures = state.security_failures + 1;
         tx.execute(
@@ -440,14 +433,7 @@ impl Store {
             params![customer_id, failures],
         )?;
         tx.commit()?;
-        Ok(Answer::ok(
-            200,
-            CheckResult {
-                ok: false,
-                attempts_left: Some(SECURITY_ATTEMPTS.saturating_sub(failures)),
-                proof: None,
-            },
-        ))
+        Ok(failed(SECURITY_ATTEMPTS, failures))
     }
 
     // ----- OTP -------------------------------------------------------------
@@ -564,7 +550,7 @@ impl Store {
         let right = code.trim() == expected;
         if let (true, Some(proof)) = (right, proof) {
             // Verified before (the answer may have been lost): same proof.
-            return Ok(Answer::ok(200, verified(proof)));
+            return Ok(passed(Some(proof)));
         }
         if superseded || now_ms >= expires_at_ms {
             return Ok(Answer::error(
@@ -580,7 +566,7 @@ impl Store {
                 params![otp_id, proof, now_ms],
             )?;
             tx.commit()?;
-            return Ok(Answer::ok(200, verified(proof)));
+            return Ok(passed(Some(proof)));
         }
         let failures = failures + 1;
         tx.execute(
@@ -589,14 +575,7 @@ impl Store {
             params![customer_id, day_of(now_ms)],
         )?;
         tx.commit()?;
-        Ok(Answer::ok(
-            200,
-            CheckResult {
-                ok: false,
-                attempts_left: Some(OTP_WRONG_PER_DAY.saturating_sub(failures)),
-                proof: None,
-            },
-        ))
+        Ok(failed(OTP_WRONG_PER_DAY, failures))
     }
 
     // ----- changes ---------------------------------------------------------
@@ -784,12 +763,30 @@ fn otp_failures(conn: &Connection, customer_id: &str, now_ms: i64) -> Db<u32> {
         .unwrap_or(0))
 }
 
-fn verified(proof: String) -> CheckResult {
-    CheckResult {
-        ok: true,
-        attempts_left: None,
-        proof: Some(proof),
-    }
+/// A right security answer or OTP code (with the proof a verified OTP
+/// earns): `200 {ok: true}`.
+fn passed(proof: Option<String>) -> Answer {
+    Answer::ok(
+        200,
+        CheckResult {
+            ok: true,
+            attempts_left: None,
+            proof,
+        },
+    )
+}
+
+/// A wrong security answer or OTP code, the `failures`th of the `limit`
+/// that lock: `200 {ok: false}` with the attempts left.
+fn failed(limit: u32, failures: u32) -> Answer {
+    Answer::ok(
+        200,
+        CheckResult {
+            ok: false,
+            attempts_left: Some(limit.saturating_sub(failures)),
+            proof: None,
+        },
+    )
 }
 
 fn existing_change(conn: &Connection, key: &str, body_hash: &str) -> Db<Option<Answer>> {

@@ -56,9 +56,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use encoding_rs::GB18030;
@@ -70,7 +68,7 @@ mod decoder;
 
 use self::decoder::{Decoder, RealTime, RealTimeScanner};
 use crate::error::{Result, SimError};
-use crate::pty::{self, Flow, PtyDevice, PtyPort, remove_link, wire_time};
+use crate::pty::{self, Done, Flow, PortCtrl, PtyDevice, PtyHandle, PtyPort, wire_time};
 
 /// What the printer is doing, as the technician would see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -427,11 +425,12 @@ impl PrinterSimConfig {
     }
 }
 
-enum Ctrl {
-    Unplug(SyncSender<Result<()>>),
-    Replug(SyncSender<Result<()>>),
-    Inject(Vec<u8>, SyncSender<Result<()>>),
-    Stop,
+/// The printer's own control message ([`PrinterSim::inject`]); stop,
+/// unplug and replug are the port's ([`PortCtrl`]).
+#[derive(Debug)]
+struct Inject {
+    bytes: Vec<u8>,
+    done: Done,
 }
 
 type Shared = Arc<(Mutex<PrinterCore>, Condvar)>;
@@ -443,60 +442,39 @@ type Shared = Arc<(Mutex<PrinterCore>, Condvar)>;
 /// thread. Dropping the handle stops the thread and removes the symlink.
 #[derive(Debug)]
 pub struct PrinterSim {
-    link: PathBuf,
-    baud: u32,
     shared: Shared,
-    pty_path: Arc<Mutex<Option<PathBuf>>>,
-    ctrl: Sender<Ctrl>,
-    thread: Option<JoinHandle<()>>,
+    /// The worker thread and the link.
+    pty: PtyHandle<Inject>,
 }
 
 impl PrinterSim {
     /// Create the pty, point the link at it and start listening.
     pub fn start(config: PrinterSimConfig) -> Result<PrinterSim> {
         let shared: Shared = Arc::new((Mutex::new(PrinterCore::new()), Condvar::new()));
-        let port = PtyPort::plug_in("printer", &config.link, config.baud)?;
-        let pty_path = port.shown_path();
-        let (ctrl, ctrl_rx) = mpsc::channel();
-        let worker = Worker {
+        let pty = PtyHandle::start(&config.link, config.baud, |port| Worker {
             config: config.clone(),
             shared: shared.clone(),
-            ctrl: ctrl_rx,
             port,
-        };
-        let thread = std::thread::Builder::new()
-            .name("kiosk-sim-printer".into())
-            .spawn(move || worker.run())
-            .map_err(SimError::io("spawning the printer thread"))?;
-        Ok(PrinterSim {
-            link: config.link,
-            baud: config.baud,
-            shared,
-            pty_path,
-            ctrl,
-            thread: Some(thread),
-        })
+        })?;
+        Ok(PrinterSim { shared, pty })
     }
 
     /// The stable path the kiosk opens.
     pub fn link(&self) -> &Path {
-        &self.link
+        self.pty.link()
     }
 
     pub fn baud(&self) -> u32 {
-        self.baud
+        self.pty.baud()
     }
 
     /// The pty slave the link points to now (`None` while unplugged).
     pub fn pty_path(&self) -> Option<PathBuf> {
-        self.pty_path
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.pty.pty_path()
     }
 
     pub fn is_plugged(&self) -> bool {
-        self.pty_path().is_some()
+        self.pty.is_plugged()
     }
 
     pub fn state(&self) -> PrinterState {
@@ -513,13 +491,13 @@ impl PrinterSim {
     /// Unplug: the pty master is closed (the kiosk's reads and writes see
     /// a hang-up / EIO) and the link removed. Returns once done.
     pub fn unplug(&self) -> Result<()> {
-        self.call(Ctrl::Unplug)
+        self.pty.unplug()
     }
 
-    /// Plug back in: a new pty behind the same link. Returns once the link
-    /// is in place.
+    /// Plug back in: a new pty behind the same link (nothing if still
+    /// plugged in). Returns once the link is in place.
     pub fn replug(&self) -> Result<()> {
-        self.call(Ctrl::Replug)
+        self.pty.replug()
     }
 
     /// Unplug by itself once `bytes` more bytes have been received (the
@@ -543,11 +521,12 @@ impl PrinterSim {
     /// Returns once they wait in the kiosk side's input queue (polled on
     /// the pty: the tty layer has no notification for it; 1 s at most).
     pub fn inject(&self, bytes: &[u8]) -> Result<()> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.ctrl
-            .send(Ctrl::Inject(bytes.to_vec(), tx))
-            .map_err(|_| SimError::Stopped("printer"))?;
-        rx.recv().map_err(|_| SimError::Stopped("printer"))?
+        self.pty.call(|done| {
+            PortCtrl::Device(Inject {
+                bytes: bytes.to_vec(),
+                done,
+            })
+        })
     }
 
     /// Tickets cut so far.
@@ -630,71 +609,55 @@ impl PrinterSim {
         }
     }
 
-    fn call(&self, make: fn(SyncSender<Result<()>>) -> Ctrl) -> Result<()> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.ctrl
-            .send(make(tx))
-            .map_err(|_| SimError::Stopped("printer"))?;
-        rx.recv().map_err(|_| SimError::Stopped("printer"))?
-    }
-
     fn core(&self) -> MutexGuard<'_, PrinterCore> {
         self.shared.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Drop for PrinterSim {
-    fn drop(&mut self) {
-        let _ = self.ctrl.send(Ctrl::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        remove_link(&self.link);
     }
 }
 
 struct Worker {
     config: PrinterSimConfig,
     shared: Shared,
-    ctrl: Receiver<Ctrl>,
-    port: PtyPort,
+    port: PtyPort<Inject>,
 }
 
 impl PtyDevice for Worker {
-    type Ctrl = Ctrl;
+    type Ctrl = Inject;
+    const WHAT: &'static str = "printer";
+    const ID: &'static str = "printer";
+    // Replugging a printer that is plugged in changes nothing: moving it
+    // would hang up on the kiosk without an unplug's bookkeeping (the
+    // interrupted ticket, the count).
+    const REPLUG_MOVES: bool = false;
 
-    fn port(&mut self) -> &mut PtyPort {
+    fn port(&mut self) -> &mut PtyPort<Inject> {
         &mut self.port
     }
 
-    fn ctrl(&self) -> &Receiver<Ctrl> {
-        &self.ctrl
+    fn control(&mut self, msg: Inject) -> Flow {
+        let _ = msg.done.send(self.inject(&msg.bytes));
+        Flow::Go
     }
 
-    fn control(&mut self, msg: Ctrl) -> Flow {
-        match msg {
-            Ctrl::Stop => Flow::Stop,
-            Ctrl::Unplug(done) => {
-                self.unplug();
-                let _ = done.send(Ok(()));
-                Flow::Abandon
-            }
-            Ctrl::Replug(done) => {
-                let result = self.replug();
-                let _ = done.send(result);
-                Flow::Abandon
-            }
-            Ctrl::Inject(bytes, done) => {
-                let _ = done.send(self.inject(&bytes));
-                Flow::Go
-            }
+    /// About 10 ms of the line at a time when emulating wire time.
+    fn chunk(&self) -> usize {
+        if self.config.emulate_wire_time {
+            (self.config.baud as usize / 1000).clamp(16, 4096)
+        } else {
+            4096
         }
+    }
+
+    /// The ticket in progress is interrupted; the kiosk sees the hang-up
+    /// only once the simulator reports itself unplugged.
+    fn unplugged(&mut self) {
+        self.core().unplugged();
+        self.shared.1.notify_all();
     }
 
     fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
         if self.config.emulate_wire_time
             && let flow @ (Flow::Stop | Flow::Abandon) =
-                self.wait(wire_time(bytes.len(), self.config.baud))
+                pty::wait(self, wire_time(bytes.len(), self.config.baud))
         {
             return flow;
         }
@@ -720,15 +683,12 @@ impl PtyDevice for Worker {
         self.shared.1.notify_all();
         if unplug {
             // The replies to the last requests go nowhere either.
-            self.unplug();
+            pty::unplug(self);
             return Flow::Abandon;
         }
         if !replies.is_empty()
             && let Some(pty) = self.port.pty_mut()
-            && let Err(e) = pty
-                .master
-                .write_all(&replies)
-                .and_then(|()| pty.master.flush())
+            && let Err(e) = pty.send(&replies)
         {
             warn!(error = %e, "printer pty write failed");
         }
@@ -737,35 +697,8 @@ impl PtyDevice for Worker {
 }
 
 impl Worker {
-    fn run(mut self) {
-        // About 10 ms of the line at a time when emulating wire time.
-        let chunk = if self.config.emulate_wire_time {
-            (self.config.baud as usize / 1000).clamp(16, 4096)
-        } else {
-            4096
-        };
-        pty::run(&mut self, chunk);
-    }
-
     fn core(&self) -> MutexGuard<'_, PrinterCore> {
         self.shared.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn unplug(&mut self) {
-        if let Some(pty) = self.port.unplug() {
-            // Bookkeeping first, then close the master: the kiosk sees the
-            // hang-up only once the simulator reports itself unplugged.
-            self.core().unplugged();
-            self.shared.1.notify_all();
-            drop(pty);
-        }
-    }
-
-    fn replug(&mut self) -> Result<()> {
-        if self.port.pty().is_some() {
-            return Ok(());
-        }
-        self.port.replug()
     }
 
     fn inject(&mut self, bytes: &[u8]) -> Result<()> {
@@ -788,26 +721,5 @@ impl Worker {
         }
         debug!("injected bytes not seen queued (read already, or eaten as XON/XOFF)");
         Ok(())
-    }
-
-    /// Sleep for `d` (emulated wire time), still obeying control messages;
-    /// `Abandon` if the pty went away meanwhile.
-    fn wait(&mut self, d: Duration) -> Flow {
-        let deadline = Instant::now() + d;
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return Flow::Go;
-            }
-            match self.ctrl.recv_timeout(deadline - now) {
-                Ok(msg) => {
-                    if let flow @ (Flow::Stop | Flow::Abandon) = self.control(msg) {
-                        return flow;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Flow::Stop,
-            }
-        }
     }
 }
