@@ -9,8 +9,9 @@
 #![no_main]
 
 use chrono::{TimeZone, Utc};
-use kiosk::flows::id_update::{FlowSettings, IdUpdateFlow, Input as IdInput, UpdateWindow};
-use kiosk::flows::phone::{Input as PhoneInput, PhoneFlow};
+use kiosk::flows::flow::{Flow, FlowSettings, Input, UpdateWindow};
+use kiosk::flows::id_update::IdUpdateFlow;
+use kiosk::flows::phone::PhoneFlow;
 use kiosk_corebank::CardEvidence;
 use kiosk_corebank::client::decode;
 use kiosk_idcard::{CardType, Identity};
@@ -47,57 +48,51 @@ fuzz_target!(|data: &[u8]| {
     // The ID update: the lookup answered with this answer.
     let mut id = IdUpdateFlow::new(settings.clone());
     id.handle(
-        IdInput::CardRead {
+        Input::CardRead {
             identity: card.clone(),
             evidence: evidence(),
         },
         now,
     );
     id.handle(
-        IdInput::LookupAnswered(decode::lookup(status, retry_after, body)),
+        Input::LookupAnswered(decode::lookup(status, retry_after, body)),
         now,
     );
-    id.handle(IdInput::CustomerConfirmed, now);
-    id.handle(IdInput::Tick, now + chrono::TimeDelta::days(1));
+    id.handle(Input::CustomerConfirmed, now);
+    id.handle(Input::Tick, now + chrono::TimeDelta::days(1));
 
     // The phone change: every bank step answered with this answer.
     let mut phone = PhoneFlow::new(settings);
     phone.handle(
-        PhoneInput::CardRead {
+        Input::CardRead {
             identity: card,
             evidence: evidence(),
         },
         now,
     );
     phone.handle(
-        PhoneInput::LookupAnswered(decode::lookup(status, retry_after, body)),
+        Input::LookupAnswered(decode::lookup(status, retry_after, body)),
         now,
     );
-    phone.handle(PhoneInput::AnswerGiven(Zeroizing::new("答案".into())), now);
+    phone.handle(Input::AnswerGiven(Zeroizing::new("答案".into())), now);
     phone.handle(
-        PhoneInput::AnswerChecked(decode::check(status, retry_after, body)),
+        Input::AnswerChecked(decode::check(status, retry_after, body)),
         now,
     );
     phone.handle(
-        PhoneInput::NumberEntered {
+        Input::NumberEntered {
             first: Zeroizing::new("13912345678".into()),
             second: Zeroizing::new("13912345678".into()),
         },
         now,
     );
+    phone.handle(Input::CodeSent(decode::otp(status, retry_after, body)), now);
+    phone.handle(Input::CodeEntered(Zeroizing::new("123456".into())), now);
     phone.handle(
-        PhoneInput::CodeSent(decode::otp(status, retry_after, body)),
+        Input::CodeChecked(decode::check(status, retry_after, body)),
         now,
     );
-    phone.handle(
-        PhoneInput::CodeEntered(Zeroizing::new("123456".into())),
-        now,
-    );
-    phone.handle(
-        PhoneInput::CodeChecked(decode::check(status, retry_after, body)),
-        now,
-    );
-    phone.handle(PhoneInput::ResendCode, now + chrono::TimeDelta::hours(2));
+    phone.handle(Input::ResendCode, now + chrono::TimeDelta::hours(2));
     let _ = phone.next_wakeup();
-    phone.handle(PhoneInput::Tick, now + chrono::TimeDelta::days(1));
+    phone.handle(Input::Tick, now + chrono::TimeDelta::days(1));
 });
