@@ -327,7 +327,17 @@ fn identity() -> impl Strategy<Value = Identity> {
                         CardType::ForeignPermanent2017
                     },
                     name,
-                    english_name: Some(english),
+                    // The 2023 card holds 46 characters, the 2017 one 60.
+                    english_name: Some(if new {
+                        english
+                            .chars()
+                            .take(46)
+                            .collect::<String>()
+                            .trim_end()
+                            .to_string()
+                    } else {
+                        english
+                    }),
                     sex,
                     ethnic_code: None,
                     nationality: Some(nationality),
