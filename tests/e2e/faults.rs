@@ -251,7 +251,7 @@ async fn pcscd_killed_and_restarted() {
     let card = VirtualCard::start(ViccConfig::default()).expect("virtual card");
     let mut pcscd = Pcscd::start(&[card.ports()[0]]).expect("pcscd");
     let kioskd = Kioskd::start(
-        "[[readers]]\nname = \"desk\"\n\n[readers.pcsc]\nreader = \"Virtual PCD 00 00\"\ntunnel = \"apdu\"\n",
+        "[[readers]]\nname = \"desk\"\n\n[readers.pcsc]\nreader = \"Virtual PCD 00 00\"\ntunnel = \"apdu\"\napdu_header = \"FF699600\"\n",
     );
     let mut events = kioskd.subscriber().await;
     wait_state(&mut events, "desk", DeviceState::Online).await;

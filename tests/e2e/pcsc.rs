@@ -15,7 +15,7 @@ async fn pcsc_reader_reads_every_card_type_and_survives_removal_and_pcscd_restar
     let card = VirtualCard::start(ViccConfig::default()).expect("virtual card");
     let mut pcscd = Pcscd::start(&[card.ports()[0]]).expect("pcscd");
     let kioskd = Kioskd::start(
-        "[[readers]]\nname = \"desk\"\nread_appended_address = true\n\n[readers.pcsc]\nreader = \"Virtual PCD 00 00\"\ntunnel = \"apdu\"\n",
+        "[[readers]]\nname = \"desk\"\nread_appended_address = true\n\n[readers.pcsc]\nreader = \"Virtual PCD 00 00\"\ntunnel = \"apdu\"\napdu_header = \"FF699600\"\n",
     );
     let mut events = kioskd.subscriber().await;
     wait_state(&mut events, "desk", DeviceState::Online).await;

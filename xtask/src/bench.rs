@@ -203,7 +203,7 @@ async fn idle_pcsc() -> Result<Idle> {
     let _pcscd = Pcscd::start(&[card.ports()[0]])?;
     let cfg = config(
         dir.path(),
-        "[[readers]]\nname = \"desk\"\n\n[readers.pcsc]\nreader = \"Virtual PCD 00 00\"\n",
+        "[[readers]]\nname = \"desk\"\n\n[readers.pcsc]\nreader = \"Virtual PCD 00 00\"\ntunnel = \"apdu\"\napdu_header = \"FF699600\"\n",
     )?;
     let kioskd = start_kioskd(&cfg, dir.path(), true, Stdio::inherit())?;
     let guard = Guard(vec![("kioskd".into(), kioskd)]);

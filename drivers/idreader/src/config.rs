@@ -1,17 +1,17 @@
 //! Reader configuration (one [`ReaderConfig`] per physical reader).
 //!
 //! ```toml
-//! # PC/SC reader that tunnels GA 467 frames through pseudo-APDUs
+//! # A PC/SC reader for presence and the card UID, a SAM module on a
+//! # serial port for the data (the common case: tunnel = "none")
 //! name = "counter-1"
 //! read_appended_address = true
 //! [pcsc]
 //! reader = "Virtual PCD 00"     # exact name, or a prefix of it
-//! tunnel = "apdu"               # apdu | control | none
-//! apdu_header = "FF699600"      # default
+//! tunnel = "none"               # none (default) | apdu | control
+//! # For tunnel = "apdu" only, and required then: the reader model's own
+//! # pseudo-APDU (CLA INS P1 P2, from its manual; there is no standard one)
+//! # apdu_header = "FF699600"
 //! extended_apdu = true          # default
-//!
-//! # or: a SAM module on a serial port (alone, or with [pcsc] tunnel = "none"
-//! # for presence)
 //! [sam]
 //! path = "/dev/serial/by-id/usb-Prolific_PL2303-if00-port0"
 //! baud = "auto"                 # or 115200, 57600, 38400, 19200, 9600
@@ -33,9 +33,6 @@ use crate::error::ReaderError;
 /// Baud rates tried by auto-detection, in this order (after the last rate
 /// found, which is tried first).
 pub const AUTO_BAUD_RATES: [u32; 5] = [115_200, 57_600, 38_400, 19_200, 9_600];
-
-/// The default pseudo-APDU header for tunnelled GA 467 frames.
-pub const DEFAULT_APDU_HEADER: [u8; 4] = [0xFF, 0x69, 0x96, 0x00];
 
 /// One ID reader: PC/SC for presence (and data through a tunnel), a serial
 /// SAM for data, or both.
@@ -61,16 +58,22 @@ pub struct ReaderConfig {
 }
 
 /// How GA 467 frames reach the SAM of a PC/SC reader.
+///
+/// How a PC/SC reader passes frames to its built-in SAM is specific to the
+/// reader's model: a generic CCID reader has no SAM at all, and vendors
+/// differ. So the default is `None`, and a tunnel is only used when the
+/// configuration names it with the model's own header or control code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tunnel {
     /// Wrapped in a pseudo-APDU (`apdu_header` + Lc + frame + Le) sent
-    /// with `SCardTransmit` to the card in the reader. The default.
-    #[default]
+    /// with `SCardTransmit` to the card in the reader.
     Apdu,
     /// Sent raw with `SCardControl(control_code)`.
     Control,
     /// The PC/SC reader only tells presence (and the UID); a `[sam]` reads.
+    /// The default.
+    #[default]
     None,
 }
 
@@ -82,13 +85,13 @@ pub struct PcscConfig {
     /// in pcscd's order, whose name starts with it is used; an exact match
     /// wins).
     pub reader: String,
-    /// Default `apdu`.
+    /// Default `none`.
     #[serde(default)]
     pub tunnel: Tunnel,
-    /// CLA INS P1 P2 of the pseudo-APDU, as 8 hex digits. Default
-    /// `"FF699600"`.
-    #[serde(default = "default_apdu_header", with = "hex4")]
-    pub apdu_header: [u8; 4],
+    /// CLA INS P1 P2 of the pseudo-APDU, as 8 hex digits: required with
+    /// `tunnel = "apdu"` (the reader model's own; there is no default).
+    #[serde(default, with = "hex4", skip_serializing_if = "Option::is_none")]
+    pub apdu_header: Option<[u8; 4]>,
     /// Use extended-length pseudo-APDUs for answers longer than 256 bytes
     /// (the reads). Default `true`; `false` for readers that only take
     /// short APDUs: long answers then come in `61 XX` / `GET RESPONSE`
@@ -145,14 +148,25 @@ impl SamConfig {
 }
 
 impl PcscConfig {
-    /// A config for `reader` with every default (pseudo-APDU tunnel).
+    /// A config for `reader` with every default (presence only: no
+    /// tunnel).
     pub fn new(reader: impl Into<String>) -> PcscConfig {
         PcscConfig {
             reader: reader.into(),
-            tunnel: Tunnel::Apdu,
-            apdu_header: DEFAULT_APDU_HEADER,
+            tunnel: Tunnel::None,
+            apdu_header: None,
             extended_apdu: true,
             control_code: None,
+        }
+    }
+
+    /// A config for `reader` that tunnels frames in pseudo-APDUs with
+    /// `header`.
+    pub fn apdu(reader: impl Into<String>, header: [u8; 4]) -> PcscConfig {
+        PcscConfig {
+            tunnel: Tunnel::Apdu,
+            apdu_header: Some(header),
+            ..PcscConfig::new(reader)
         }
     }
 }
@@ -208,9 +222,6 @@ impl<'de> Deserialize<'de> for Baud {
     }
 }
 
-fn default_apdu_header() -> [u8; 4] {
-    DEFAULT_APDU_HEADER
-}
 fn default_true() -> bool {
     true
 }
@@ -228,13 +239,16 @@ fn default_retries() -> u32 {
 mod hex4 {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &[u8; 4], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&v.iter().map(|b| format!("{b:02X}")).collect::<String>())
+    pub fn serialize<S: Serializer>(v: &Option<[u8; 4]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&v.iter().map(|b| format!("{b:02X}")).collect::<String>()),
+            None => s.serialize_none(),
+        }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 4], D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 4]>, D::Error> {
         let text = String::deserialize(d)?;
-        parse(&text).ok_or_else(|| {
+        parse(&text).map(Some).ok_or_else(|| {
             serde::de::Error::custom(format!("{text:?} is not 4 bytes of hex, e.g. \"FF699600\""))
         })
     }
@@ -296,7 +310,12 @@ impl ReaderConfig {
             match pcsc.tunnel {
                 Tunnel::None if self.sam.is_none() => {
                     return bad(format!(
-                        "reader {name:?}: pcsc.tunnel = \"none\" needs a [sam] to read the card's data"
+                        "reader {name:?}: pcsc.tunnel = \"none\" (the default) needs a [sam] to read the card's data; a reader with a built-in SAM needs tunnel = \"apdu\" with its model's apdu_header, or tunnel = \"control\""
+                    ));
+                }
+                Tunnel::Apdu if pcsc.apdu_header.is_none() => {
+                    return bad(format!(
+                        "reader {name:?}: pcsc.tunnel = \"apdu\" needs pcsc.apdu_header, the reader model's own pseudo-APDU (CLA INS P1 P2, from its manual): there is no standard one"
                     ));
                 }
                 Tunnel::Control if pcsc.control_code.is_none() => {

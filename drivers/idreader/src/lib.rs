@@ -87,9 +87,7 @@ pub use channel::{
     CardRead, ReadOptions, SamChannel, find_card, max_answer_len, plausible_answer, read_card,
     request, sam_id, sam_status,
 };
-pub use config::{
-    AUTO_BAUD_RATES, Baud, DEFAULT_APDU_HEADER, PcscConfig, ReaderConfig, SamConfig, Tunnel,
-};
+pub use config::{AUTO_BAUD_RATES, Baud, PcscConfig, ReaderConfig, SamConfig, Tunnel};
 pub use device::{
     CommandReply, DeviceState, EventSink, ReaderCheck, ReaderCommand, ReaderDevice, ReaderEvent,
     ReaderHandle,

@@ -42,8 +42,9 @@ impl TunnelMode {
     /// `tunnel = "none"`).
     pub fn from_config(config: &PcscConfig) -> Option<TunnelMode> {
         match config.tunnel {
-            Tunnel::Apdu => Some(TunnelMode::Apdu {
-                header: config.apdu_header,
+            // Checked by `ReaderConfig::validate`: an apdu tunnel has its header.
+            Tunnel::Apdu => config.apdu_header.map(|header| TunnelMode::Apdu {
+                header,
                 extended: config.extended_apdu,
             }),
             Tunnel::Control => config.control_code.map(TunnelMode::Control),

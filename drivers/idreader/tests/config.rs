@@ -1,8 +1,6 @@
 //! Reader configuration: defaults, unknown keys, validation.
 
-use kiosk_idreader::{
-    Baud, DEFAULT_APDU_HEADER, PcscConfig, ReaderConfig, ReaderError, SamConfig, Tunnel,
-};
+use kiosk_idreader::{Baud, PcscConfig, ReaderConfig, ReaderError, SamConfig, Tunnel};
 
 fn parse(text: &str) -> Result<ReaderConfig, toml::de::Error> {
     toml::from_str(text)
@@ -40,23 +38,40 @@ fn pcsc_reader_defaults_and_hex_header() {
         "#,
     )
     .unwrap();
-    config.validate().unwrap();
     let pcsc = config.pcsc.as_ref().unwrap();
     assert_eq!(pcsc, &PcscConfig::new("Virtual PCD 00"));
-    assert_eq!(pcsc.tunnel, Tunnel::Apdu);
-    assert_eq!(pcsc.apdu_header, DEFAULT_APDU_HEADER);
+    // No invented tunnel: presence only, which needs a SAM for the data.
+    assert_eq!(pcsc.tunnel, Tunnel::None);
+    assert_eq!(pcsc.apdu_header, None);
     assert!(pcsc.extended_apdu);
+    let e = config.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("needs a [sam]") && e.contains("apdu_header"),
+        "{e}"
+    );
 
     let config = parse(
         r#"
         name = "x"
         [pcsc]
         reader = "ACS"
+        tunnel = "apdu"
         apdu_header = "ff 69 96 01"
         "#,
     )
     .unwrap();
-    assert_eq!(config.pcsc.unwrap().apdu_header, [0xFF, 0x69, 0x96, 0x01]);
+    config.validate().unwrap();
+    assert_eq!(
+        config.pcsc.unwrap().apdu_header,
+        Some([0xFF, 0x69, 0x96, 0x01])
+    );
+    // An apdu tunnel names its reader model's header: there is no default.
+    let e = parse("name = \"x\"\n[pcsc]\nreader = \"ACS\"\ntunnel = \"apdu\"\n")
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("apdu_header"), "{e}");
     assert!(parse("name = \"x\"\n[pcsc]\nreader = \"ACS\"\napdu_header = \"FF69\"\n").is_err());
 }
 
@@ -104,7 +119,7 @@ fn validation() {
             .contains("control_code")
     );
     assert!(
-        invalid("name = \"x\"\n[pcsc]\nreader = \"A\"\n[sam]\npath = \"/dev/ttyS0\"\n")
+        invalid("name = \"x\"\n[pcsc]\nreader = \"A\"\ntunnel = \"apdu\"\napdu_header = \"FF699600\"\n[sam]\npath = \"/dev/ttyS0\"\n")
             .contains("tunnel = \"none\"")
     );
     assert!(

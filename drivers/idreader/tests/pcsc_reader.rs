@@ -7,9 +7,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kiosk_idreader::{
-    DEFAULT_APDU_HEADER, DeviceState, PcscConfig, PcscTunnel, ReadOptions, ReaderConfig,
-    ReaderDevice, ReaderError, ReaderEvent, Tunnel, TunnelMode, card_uid, list_readers, read_card,
-    sam_id,
+    DeviceState, PcscConfig, PcscTunnel, ReadOptions, ReaderConfig, ReaderDevice, ReaderError,
+    ReaderEvent, Tunnel, TunnelMode, card_uid, list_readers, read_card, sam_id,
 };
 use kiosk_sim::{CardProfile, Fault, Pcscd, ViccConfig, VirtualCard};
 use pcsc::{Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State};
@@ -68,7 +67,7 @@ fn direct_checks(card: &VirtualCard) {
         let mut tunnel = PcscTunnel::new(
             &connection,
             TunnelMode::Apdu {
-                header: DEFAULT_APDU_HEADER,
+                header: kiosk_sim::vicc::DEFAULT_TUNNEL_HEADER,
                 extended,
             },
         );
@@ -140,7 +139,11 @@ fn pcsc_reader_end_to_end() {
     direct_checks(&card);
 
     let (tx, rx) = mpsc::channel();
-    let mut config = ReaderConfig::pcsc("pcsc-desk", PcscConfig::new(READER));
+    // The virtual card's pseudo-APDU, named as a real reader's must be.
+    let mut config = ReaderConfig::pcsc(
+        "pcsc-desk",
+        PcscConfig::apdu(READER, kiosk_sim::vicc::DEFAULT_TUNNEL_HEADER),
+    );
     config.read_fingerprint = true;
     config.read_appended_address = true;
     let handle = ReaderDevice::spawn(config, tx).unwrap();
