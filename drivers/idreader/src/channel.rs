@@ -17,7 +17,7 @@ use crate::trace::command_name;
 ///
 /// Implemented by [`crate::SerialSam`] (the SAM on a serial port) and
 /// [`crate::PcscTunnel`] (the SAM behind a PC/SC reader). Implementations
-/// trace frames with [`crate::trace`]-style redaction, match the answer to
+/// trace frames with `crate::trace`-style redaction, match the answer to
 /// the request (a stale answer to an earlier request is skipped, see
 /// [`plausible_answer`]) and count the bytes they exchange.
 pub trait SamChannel {
