@@ -21,6 +21,11 @@
 //! Every response has `SW1 SW2 = 00 00`. A selection lasts until the card is
 //! removed or replaced, or the SAM is reset; reads may be repeated.
 //!
+//! Some readers answer find-card only once per placement: after a read the
+//! card is halted and find-card says `80` while it still lies there, until
+//! it is taken away and placed again (the selection, and so `30 03`, still
+//! answers). [`SamCore::set_find_once`] makes the SAM one of those.
+//!
 //! # Faults
 //! The device's fault ([`SamCore::set_fault`]) wins over the placed card's
 //! own ([`CardProfile::fault`]); see [`Fault`] for what each does.
@@ -127,6 +132,10 @@ pub struct SamCore {
     card: Option<CardProfile>,
     fault: Fault,
     selected: bool,
+    /// Find-card answers only until a read of this placement (above).
+    find_once: bool,
+    /// A read of the card placed last succeeded.
+    read_done: bool,
     stats: SamStats,
 }
 
@@ -137,6 +146,8 @@ impl SamCore {
             card: None,
             fault: Fault::None,
             selected: false,
+            find_once: false,
+            read_done: false,
             stats: SamStats::default(),
         }
     }
@@ -146,6 +157,12 @@ impl SamCore {
         info!(profile = %card.name, "card placed");
         self.card = Some(card);
         self.selected = false;
+        self.read_done = false;
+    }
+
+    /// Answer find-card only once per placement (module docs).
+    pub fn set_find_once(&mut self, on: bool) {
+        self.find_once = on;
     }
 
     /// Take the card away.
@@ -154,6 +171,7 @@ impl SamCore {
             info!(profile = %card.name, "card removed");
         }
         self.selected = false;
+        self.read_done = false;
     }
 
     /// The card in the field.
@@ -282,8 +300,8 @@ impl SamCore {
             Command::SamStatus => (sw3::OK, Vec::new()),
             Command::SamId => (sw3::OK, self.sam_id.to_vec()),
             Command::FindCard => match self.card {
-                Some(_) => (sw3::CARD_FOUND, vec![0; 4]),
-                None => (sw3::NO_CARD, Vec::new()),
+                Some(_) if !(self.find_once && self.read_done) => (sw3::CARD_FOUND, vec![0; 4]),
+                _ => (sw3::NO_CARD, Vec::new()),
             },
             Command::SelectCard => match self.card {
                 Some(_) => {
@@ -302,8 +320,13 @@ impl SamCore {
                     return (sw3::READ_FAILED, Vec::new());
                 }
                 match command {
-                    Command::ReadTextPhoto => (sw3::OK, card.card_data(false).to_data()),
-                    Command::ReadTextPhotoFingerprint => (sw3::OK, card.card_data(true).to_data()),
+                    Command::ReadTextPhoto | Command::ReadTextPhotoFingerprint => {
+                        let data = card
+                            .card_data(command == Command::ReadTextPhotoFingerprint)
+                            .to_data();
+                        self.read_done = true;
+                        (sw3::OK, data)
+                    }
                     _ => match card.appended_address_block() {
                         Some(block) => (sw3::OK, block.to_vec()),
                         None => (sw3::NO_APPENDED_ADDRESS, Vec::new()),
@@ -427,6 +450,12 @@ impl SamSim {
     /// Set the device's fault (wins over the card profile's own; `Fault::None` clears it).
     pub fn set_fault(&self, fault: Fault) {
         self.core().set_fault(fault);
+    }
+
+    /// Answer find-card only once per placement, as some readers do
+    /// ([`SamCore::set_find_once`]).
+    pub fn set_find_once(&self, on: bool) {
+        self.core().set_find_once(on);
     }
 
     /// Counters so far.
@@ -654,6 +683,38 @@ mod tests {
         let fp = answer(&mut core, Command::ReadTextPhotoFingerprint);
         let data = CardData::parse(&fp.data, true).unwrap();
         assert_eq!(data.fingerprint.as_deref().map(<[u8]>::len).unwrap_or(0), 0);
+    }
+
+    /// A reader that finds a card once per placement: after the read,
+    /// find-card says no card while the selection still answers; taken
+    /// away and placed again, it is found again.
+    #[test]
+    fn find_once_per_placement() {
+        let mut core = SamCore::new(DEFAULT_SAM_ID);
+        core.set_find_once(true);
+        core.place(CardProfile::builtin("resident").unwrap());
+        for _ in 0..2 {
+            assert_eq!(answer(&mut core, Command::FindCard).sw3, sw3::CARD_FOUND);
+        }
+        assert_eq!(answer(&mut core, Command::SelectCard).sw3, sw3::OK);
+        assert_eq!(answer(&mut core, Command::ReadTextPhoto).sw3, sw3::OK);
+        assert_eq!(answer(&mut core, Command::FindCard).sw3, sw3::NO_CARD);
+        assert_eq!(
+            answer(&mut core, Command::ReadAppendedAddress).sw3,
+            sw3::NO_APPENDED_ADDRESS
+        );
+        core.remove();
+        assert_eq!(
+            answer(&mut core, Command::ReadAppendedAddress).sw3,
+            sw3::NO_CARD
+        );
+        core.place(CardProfile::builtin("resident").unwrap());
+        assert_eq!(answer(&mut core, Command::FindCard).sw3, sw3::CARD_FOUND);
+        // The default SAM finds the card every time.
+        core.set_find_once(false);
+        assert_eq!(answer(&mut core, Command::SelectCard).sw3, sw3::OK);
+        assert_eq!(answer(&mut core, Command::ReadTextPhoto).sw3, sw3::OK);
+        assert_eq!(answer(&mut core, Command::FindCard).sw3, sw3::CARD_FOUND);
     }
 
     #[test]

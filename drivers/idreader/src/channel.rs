@@ -219,6 +219,25 @@ pub fn find_card<C: SamChannel + ?Sized>(
     }
 }
 
+/// After a good read: is the card still in the field? Asks for a new
+/// selection (`20 02`): `90` means it still answers, `81` or `80` that it
+/// left. Some readers answer find-card only once per placement, so
+/// find-card cannot tell a card still lying there from one taken away;
+/// the card itself can. (Routon's SDK samples ask the card for its
+/// appended information after a read for the same reason; a selection
+/// answers alike without moving any personal data.)
+pub fn card_still_there<C: SamChannel + ?Sized>(
+    channel: &mut C,
+    options: &ReadOptions,
+) -> Result<bool, ReaderError> {
+    let response = exchange_retrying(channel, Command::SelectCard, options)?;
+    match response.status() {
+        SamStatus::Ok | SamStatus::CardFound => Ok(true),
+        SamStatus::Error(SamError::SelectFailed | SamError::NoCard) => Ok(false),
+        SamStatus::Error(e) => Err(ReaderError::Sam(e)),
+    }
+}
+
 /// The SAM's id (`12 FF`), formatted as readers print it
 /// (`05.01-20101216-0011223344-1234567890`).
 pub fn sam_id<C: SamChannel + ?Sized>(

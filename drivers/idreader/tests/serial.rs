@@ -447,3 +447,49 @@ fn device_loop() {
         started.elapsed()
     );
 }
+
+/// A reader that answers find-card only once per placement (after the
+/// read, find-card says no card while the card still lies there; the card
+/// itself still answers, which public SDKs rely on: Routon's samples ask
+/// it for its appended information after a read to tell whether it left). The kiosk neither reports a removal nor reads the card
+/// again while it stays; taken away it is absent, placed again it is read
+/// again. The same holds for a reader that finds the card every time.
+#[test]
+fn a_card_left_on_a_find_once_reader_is_neither_removed_nor_read_again() {
+    for find_once in [true, false] {
+        let (_dir, sim) = start_sim(115_200);
+        sim.set_find_once(find_once);
+        let (tx, rx) = mpsc::channel();
+        let handle =
+            ReaderDevice::spawn(ReaderConfig::serial("desk", sam_config(&sim)), tx).unwrap();
+        let mut events = Events::new(rx);
+        events.wait_state(SECS, DeviceState::Online);
+        for placement in 0..2 {
+            sim.place(CardProfile::builtin("resident").unwrap());
+            events.wait_for(SECS, "card read", |e| {
+                matches!(e, ReaderEvent::CardRead { .. })
+            });
+            let reads = sim.stats().reads_completed;
+            let requests = sim.stats().requests;
+            wait_until(SECS, "more polls", || sim.stats().requests >= requests + 5);
+            assert_eq!(
+                sim.stats().reads_completed,
+                reads,
+                "find_once {find_once}, placement {placement}: read again"
+            );
+            let seen = events.drain();
+            assert!(
+                !seen.iter().any(|e| matches!(
+                    e,
+                    ReaderEvent::CardRead { .. } | ReaderEvent::CardAbsent { .. }
+                )),
+                "find_once {find_once}, placement {placement}: {seen:?}"
+            );
+            sim.remove();
+            events.wait_for(SECS, "card absent", |e| {
+                matches!(e, ReaderEvent::CardAbsent { .. })
+            });
+        }
+        handle.stop();
+    }
+}
