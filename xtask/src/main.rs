@@ -15,6 +15,7 @@ mod bench_sync;
 mod bench_ui;
 mod demo;
 mod fuzz;
+mod hwtest;
 mod soak;
 mod supply;
 mod ui;
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         Some("screenshots") => setup().and_then(|()| screenshots(&args[1..])),
         Some("soak") => setup().and_then(|()| soak::run(&args[1..])),
         Some("fuzz") => setup().and_then(|()| fuzz::run(&args[1..])),
+        Some("hwtest") => hwtest::run(&args[1..]),
         Some("audit") => supply::audit(&args[1..]),
         _ => {
             eprintln!(
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
                  screenshots  render every UI screen (both languages, both orientations) to docs/screens\n  \
                  soak    the fault-injection suite, larger (--scale N, default 10); write docs/RELIABILITY.md\n  \
                  fuzz    [--seconds N] [TARGET...] run the fuzz targets; write docs/RELIABILITY.md\n  \
+                 hwtest  [--sam PATH]... [--printer PATH]... [--read] [--print] probe the real readers and printers attached\n  \
                  audit   RustSec advisories (cargo deny); exit 3 when the database cannot be fetched"
             );
             return ExitCode::from(2);
