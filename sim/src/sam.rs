@@ -378,6 +378,12 @@ pub struct SamSimConfig {
     pub emulate_wire_time: bool,
     /// The SAM's 16-byte id (`12 FF`).
     pub sam_id: [u8; 16],
+    /// Sit behind an emulated FTDI-like USB-serial adapter whose latency
+    /// timer lives in this simulated sysfs (`class/tty/<pty>/device/
+    /// latency_timer`, 16 ms when plugged in, as the real default): every
+    /// answer waits the timer's value, as a short answer waits in the
+    /// adapter. A kiosk that asks for low latency writes 1 there.
+    pub adapter_sysfs: Option<PathBuf>,
 }
 
 impl SamSimConfig {
@@ -388,6 +394,7 @@ impl SamSimConfig {
             baud: 115_200,
             emulate_wire_time: false,
             sam_id: DEFAULT_SAM_ID,
+            adapter_sysfs: None,
         }
     }
 }
@@ -423,6 +430,10 @@ impl SamSim {
             decoder: FrameDecoder::new(),
             garbage_seed: 0x5EED,
         })?;
+        // The adapter of the first plug-in (a replug makes its own).
+        if let (Some(sysfs), Some(path)) = (&config.adapter_sysfs, pty.pty_path()) {
+            new_adapter_timer(sysfs, &path);
+        }
         Ok(SamSim {
             core,
             found_at,
@@ -501,6 +512,33 @@ impl SamSim {
     }
 }
 
+/// The emulated adapter's latency timer file for the pty at `pty`.
+pub fn adapter_timer_file(sysfs: &Path, pty: &Path) -> Option<PathBuf> {
+    let name = pty.file_name()?;
+    Some(
+        sysfs
+            .join("class/tty")
+            .join(name)
+            .join("device/latency_timer"),
+    )
+}
+
+/// Make the latency timer of an adapter plugged in on `pty`, at the
+/// default 16 ms.
+fn new_adapter_timer(sysfs: &Path, pty: &Path) {
+    let Some(file) = adapter_timer_file(sysfs, pty) else {
+        return;
+    };
+    let made = file
+        .parent()
+        .map(std::fs::create_dir_all)
+        .transpose()
+        .and_then(|_| std::fs::write(&file, "16"));
+    if let Err(e) = made {
+        warn!(error = %e, "cannot make the adapter's latency timer");
+    }
+}
+
 struct Worker {
     found_at: FoundAt,
     config: SamSimConfig,
@@ -531,6 +569,7 @@ impl PtyDevice for Worker {
     /// (nothing is read while unplugged, so clearing here is enough).
     fn plugged(&mut self) {
         self.decoder.clear();
+        self.new_adapter();
     }
 
     fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
@@ -605,11 +644,37 @@ impl Worker {
         }
     }
 
+    /// The emulated adapter's timer file for the pty plugged in now.
+    fn adapter_timer(&self) -> Option<PathBuf> {
+        let sysfs = self.config.adapter_sysfs.as_ref()?;
+        adapter_timer_file(sysfs, &self.port.pty()?.path)
+    }
+
+    /// A (new) adapter plugged in: its latency timer at the default 16 ms.
+    fn new_adapter(&self) {
+        if let (Some(sysfs), Some(pty)) = (&self.config.adapter_sysfs, self.port.pty()) {
+            new_adapter_timer(sysfs, &pty.path);
+        }
+    }
+
+    /// How long the emulated adapter holds an answer: its latency timer.
+    fn adapter_latency(&self) -> Duration {
+        let Some(file) = self.adapter_timer() else {
+            return Duration::ZERO;
+        };
+        let ms = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(16);
+        Duration::from_millis(ms)
+    }
+
     fn deliver(&mut self, reply: SamReply, request_len: usize) -> Flow {
         let mut delay = reply.delay;
         if self.config.emulate_wire_time {
             delay += wire_time(request_len + reply.bytes.len(), self.config.baud);
         }
+        delay += self.adapter_latency();
         // Unplugged or replugged meanwhile: the answer is lost with the old pty.
         if !delay.is_zero()
             && let flow @ (Flow::Stop | Flow::Abandon) = pty::wait(self, delay)

@@ -493,3 +493,55 @@ fn a_card_left_on_a_find_once_reader_is_neither_removed_nor_read_again() {
         handle.stop();
     }
 }
+
+/// A serial SAM behind a USB-serial adapter (FTDI-like: it holds each short
+/// answer for its latency timer, 16 ms by default): the kiosk asks for the
+/// lowest latency when it opens the port, so the emulated adapter's timer
+/// goes to 1 ms; with `low_latency = false` it is left at 16. Replugged, the
+/// new adapter is asked again.
+#[test]
+fn the_usb_serial_adapter_is_asked_for_low_latency() {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let sysfs = dir.path().join("sys");
+    let link = dir.path().join("serial/by-id/usb-FTDI_FT232R-if00-port0");
+    let sim = SamSim::start(SamSimConfig {
+        adapter_sysfs: Some(sysfs.clone()),
+        ..SamSimConfig::new(&link)
+    })
+    .unwrap();
+    let timer = || {
+        let pty = sim.pty_path().expect("plugged in");
+        let file = kiosk_sim::adapter_timer_file(&sysfs, &pty).expect("timer file");
+        std::fs::read_to_string(file)
+            .expect("timer")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(timer(), "16");
+    let left = SerialSam::open(&SamConfig {
+        low_latency: false,
+        sysfs: sysfs.clone(),
+        ..sam_config(&sim)
+    })
+    .unwrap();
+    drop(left);
+    assert_eq!(timer(), "16");
+    let mut sam = SerialSam::open(&SamConfig {
+        sysfs: sysfs.clone(),
+        ..sam_config(&sim)
+    })
+    .unwrap();
+    assert_eq!(timer(), "1");
+    sim.place(CardProfile::builtin("resident").unwrap());
+    let read = kiosk_idreader::read_card(&mut sam, &options()).unwrap();
+    assert_eq!(
+        read.identity,
+        CardProfile::builtin("resident").unwrap().identity
+    );
+    // A new adapter after a replug starts at 16 again and is lowered.
+    sim.replug().unwrap();
+    assert_eq!(timer(), "16");
+    sam.reopen().unwrap();
+    assert_eq!(timer(), "1");
+}
