@@ -15,7 +15,6 @@ mod bench_sync;
 mod bench_ui;
 mod demo;
 mod fuzz;
-mod hwtest;
 mod soak;
 mod supply;
 mod ui;
@@ -61,7 +60,7 @@ fn main() -> ExitCode {
         Some("screenshots") => setup().and_then(|()| screenshots(&args[1..])),
         Some("soak") => setup().and_then(|()| soak::run(&args[1..])),
         Some("fuzz") => setup().and_then(|()| fuzz::run(&args[1..])),
-        Some("hwtest") => hwtest::run(&args[1..]),
+        Some("hwtest") => setup().and_then(|()| hwtest(&args[1..])),
         Some("audit") => supply::audit(&args[1..]),
         _ => {
             eprintln!(
@@ -183,6 +182,15 @@ pub fn run_in_root(program: &str, args: &[&str]) -> Result<()> {
         bail!("{program} {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// The opt-in hardware check, `kiosk-hwtest` (its own crate: it links
+/// libpcsclite, which the xtask installs and so must not need).
+fn hwtest(args: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut all = vec!["run", "--quiet", "-p", "kiosk-hwtest", "--"];
+    all.extend(args.iter().map(String::as_str));
+    run_in_root(&cargo, &all)
 }
 
 /// Render every kiosk-ui screen headless (Slint's software renderer) to

@@ -1,5 +1,5 @@
-//! `cargo xtask hwtest [--sam PATH]... [--printer PATH]... [--read] [--print]`:
-//! the opt-in hardware check (like probe-rs's hardware tests). It looks for
+//! `cargo xtask hwtest [--sam PATH]... [--printer PATH]... [--read] [--print]`
+//! (or `kiosk-hwtest` with the same arguments on a kiosk): the opt-in hardware check (like probe-rs's hardware tests). It looks for
 //! whatever real reader and printer are attached and says what it found:
 //!
 //! * serial ports (`/dev/serial/by-id/*`, `/dev/ttyUSB*`, `/dev/ttyACM*`,
@@ -12,7 +12,9 @@
 //!
 //! It is not part of `cargo xtask test`: there is no hardware on CI. Its
 //! probes are tested against the simulators (a pty SAM and a pty printer),
-//! which is also how it can be tried on a laptop.
+//! which is also how it can be tried on a laptop. It is a crate of its own
+//! because it links libpcsclite: the xtask must build on a machine that has
+//! none yet, since it is what installs it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,7 +26,7 @@ use kiosk_idreader::{ReadOptions, SamConfig, SerialSam};
 
 /// What one serial port turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Found {
+enum Found {
     Sam {
         baud: u32,
         sam_id: String,
@@ -41,7 +43,18 @@ pub enum Found {
 /// Printer speeds tried, most common first.
 const PRINTER_BAUDS: [u32; 4] = [9_600, 115_200, 19_200, 38_400];
 
-pub fn run(args: &[String]) -> Result<()> {
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
     let (mut sams, mut printers, mut read, mut print) = (Vec::new(), Vec::new(), false, false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -106,7 +119,7 @@ fn describe(found: &Found) -> String {
 
 /// Try `path` as a SAM module: baud detected, status, id; with `read`,
 /// find and read the card on it (shown masked).
-pub fn probe_sam(path: &Path, read: bool) -> Found {
+fn probe_sam(path: &Path, read: bool) -> Found {
     let config = SamConfig::new(path);
     let mut sam = match SerialSam::open(&config) {
         Ok(sam) => sam,
@@ -149,7 +162,7 @@ fn read_masked(sam: &mut SerialSam) -> String {
 
 /// Try `path` as an ESC/POS printer at the common speeds; with `print`,
 /// print a short test page.
-pub fn probe_printer(path: &Path, print: bool) -> Found {
+fn probe_printer(path: &Path, print: bool) -> Found {
     let mut last = String::new();
     for baud in PRINTER_BAUDS {
         let config = PrinterConfig {
