@@ -33,6 +33,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, DATE, HeaderMap, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
+use zeroize::Zeroizing;
 
 use crate::headers;
 use crate::signing::{SigningKey, new_nonce};
@@ -87,7 +88,7 @@ pub mod decode {
         let answer = Answer {
             status,
             headers: map,
-            body: body.to_vec(),
+            body: zeroize::Zeroizing::new(body.to_vec()),
             sent_at_ms: 0,
             round_trip: std::time::Duration::ZERO,
         };
@@ -216,7 +217,9 @@ struct Call {
     method: Method,
     template: &'static str,
     path: String,
-    body: Vec<u8>,
+    /// Wiped when the last copy of it is dropped, also the one the HTTP
+    /// stack holds while sending (an answer, a code, a number may be in it).
+    body: Zeroizing<Vec<u8>>,
     idempotency_key: Option<HeaderValue>,
 }
 
@@ -224,7 +227,8 @@ struct Call {
 struct Answer {
     status: u16,
     headers: HeaderMap,
-    body: Vec<u8>,
+    /// Wiped on drop: a lookup's answer holds the customer's record.
+    body: Zeroizing<Vec<u8>>,
     /// The kiosk's time at sending (the `X-Timestamp`), Unix ms.
     sent_at_ms: i64,
     /// Sending to receiving the answer's head.
@@ -503,7 +507,7 @@ impl CoreBankClient {
         if call.method != Method::GET {
             request = request
                 .header(CONTENT_TYPE, "application/json")
-                .body(call.body);
+                .body(bytes::Bytes::from_owner(call.body));
         }
 
         let started = Instant::now();
@@ -512,7 +516,7 @@ impl CoreBankClient {
         let status = response.status().as_u16();
         tracing::Span::current().record("status", status);
 
-        let mut body = Vec::new();
+        let mut body = Zeroizing::new(Vec::new());
         while let Some(chunk) = response.chunk().await.map_err(error::from_body_error)? {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(CoreBankError::Protocol {
@@ -538,7 +542,7 @@ impl Call {
             method: Method::GET,
             template,
             path,
-            body: Vec::new(),
+            body: Zeroizing::new(Vec::new()),
             idempotency_key: None,
         }
     }
@@ -555,7 +559,7 @@ impl Call {
             method: Method::POST,
             template,
             path,
-            body,
+            body: Zeroizing::new(body),
             idempotency_key: None,
         })
     }
