@@ -10,7 +10,6 @@
 //!   driven, no polling) and with a serial SAM (polling find-card).
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,8 @@ use anyhow::{Context, Result, bail};
 use kiosk_proto::{Client, Event};
 use kiosk_sim::{CardProfile, Pcscd, SamSim, SamSimConfig, ViccConfig, VirtualCard};
 
-use crate::demo::{Guard, build_binaries, start_kioskd};
+use crate::bench_tools::{config, stats, subscribed};
+use crate::processes::{Guard, build_binaries, start_kioskd};
 use crate::root;
 
 const BAUD: u32 = 115_200;
@@ -69,25 +69,6 @@ struct Latency {
 struct Idle {
     cpu: Duration,
     rss_kib: u64,
-}
-
-pub(crate) fn config(dir: &Path, readers: &str) -> Result<std::path::PathBuf> {
-    let path = dir.join("kiosk.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[kiosk]\nid = \"K-BENCH\"\nbranch_id = \"0101\"\nbranch_name = \"Bench\"\nprofile = \"smart_teller\"\n\n\
-             [api]\nsocket = \"{}\"\nallow_direct_changes = true\n\n[log]\nlevel = \"warn\"\n\n{readers}",
-            dir.join("kioskd.sock").display()
-        ),
-    )?;
-    Ok(path)
-}
-
-pub(crate) async fn subscribed(dir: &Path) -> Result<Client> {
-    let mut c = Client::connect(dir.join("kioskd.sock")).await?;
-    c.subscribe().await?;
-    Ok(c)
 }
 
 async fn wait_online(c: &mut Client, reader: &str) -> Result<()> {
@@ -264,15 +245,6 @@ async fn idle_sam() -> Result<Idle> {
         bail!("kioskd missing")
     };
     measure_idle(child)
-}
-
-pub(crate) fn stats(v: &[Duration]) -> (f64, f64, f64) {
-    let mut ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-    ms.sort_by(f64::total_cmp);
-    let median = ms[ms.len() / 2];
-    let p95 = ms[(ms.len() * 95 / 100).min(ms.len() - 1)];
-    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
-    (median, p95, mean)
 }
 
 fn machine() -> String {

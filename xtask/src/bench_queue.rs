@@ -13,8 +13,8 @@ use kiosk_proto::Event;
 use kiosk_sim::printer::{PrinterSim, PrinterSimConfig};
 use kiosk_sim::{CardProfile, SamSim, SamSimConfig};
 
-use crate::bench::{config, stats, subscribed};
-use crate::demo::{Guard, start_kioskd};
+use crate::bench_tools::{config, stats, subscribed};
+use crate::processes::{Guard, start_kioskd};
 
 const BAUD: u32 = 115_200;
 const SAMPLES: usize = 20;
@@ -37,7 +37,7 @@ pub async fn measure() -> Result<QueueFigures> {
         emulate_wire_time: true,
         ..PrinterSimConfig::new(&printer_link)
     })?;
-    let status = std::process::Command::new(crate::demo::bin("kioskd", true))
+    let status = std::process::Command::new(crate::processes::bin("kioskd", true))
         .arg("--generate-store-key")
         .arg(dir.path().join("store.key"))
         .stdout(Stdio::null())

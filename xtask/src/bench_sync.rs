@@ -17,8 +17,8 @@ use anyhow::{Context, Result};
 use kiosk_proto::{Client, Event, SubmitChangeParams};
 use kiosk_sim::corebank::{CoreBankConfig, CoreBankSim, Faults, fixtures};
 
-use crate::bench::{config, stats, subscribed};
-use crate::demo::{Guard, start_kioskd, write_random_hex_key};
+use crate::bench_tools::{config, stats, subscribed};
+use crate::processes::{Guard, start_kioskd, write_random_hex_key};
 
 const FSYNC_SAMPLES: usize = 300;
 const COMMITS: usize = 1000;
@@ -95,9 +95,9 @@ async fn wait_delivered(c: &mut Client, n: usize) -> Result<()> {
 }
 
 pub async fn measure() -> Result<Durability> {
-    let dir = tempfile::tempdir_in(crate::demo::target_dir())?;
+    let dir = tempfile::tempdir_in(crate::processes::target_dir())?;
     let fsyncs_per_s = raw_fsync_rate(dir.path())?;
-    let status = std::process::Command::new(crate::demo::bin("kioskd", true))
+    let status = std::process::Command::new(crate::processes::bin("kioskd", true))
         .arg("--generate-store-key")
         .arg(dir.path().join("store.key"))
         .stdout(Stdio::null())

@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use kiosk_sim::{CardProfile, SamSim, SamSimConfig};
 
-use crate::bench::{config, stats, subscribed};
-use crate::demo::{Guard, start_kioskd};
+use crate::bench_tools::{config, stats, subscribed};
+use crate::processes::{Guard, start_kioskd};
 use crate::ui::{field, start_ui, start_xvfb, wait_log};
 
 const STARTS: usize = 5;
@@ -76,7 +76,7 @@ fn measure_on(display: &crate::ui::Display) -> Result<UiFigures> {
     // The baseline window.
     let mut baseline_first_frame_ms = Vec::new();
     let mut baseline_rss_kib = 0;
-    let example = crate::demo::target_dir().join("release/examples/first-frame-baseline");
+    let example = crate::processes::target_dir().join("release/examples/first-frame-baseline");
     for _ in 0..STARTS {
         let out = Command::new(&example)
             .env("DISPLAY", &display.name)
@@ -99,7 +99,7 @@ fn measure_on(display: &crate::ui::Display) -> Result<UiFigures> {
     // name on the service screen).
     let sam_link = dir.path().join("sam0");
     let sam = SamSim::start(SamSimConfig::new(&sam_link))?;
-    let status = Command::new(crate::demo::bin("kioskd", true))
+    let status = Command::new(crate::processes::bin("kioskd", true))
         .arg("--generate-store-key")
         .arg(dir.path().join("store.key"))
         .stdout(Stdio::null())

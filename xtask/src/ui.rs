@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::demo::bin;
+use crate::processes::bin;
 
 /// A display for kiosk-ui: the session's own, or an Xvfb this owns.
 pub struct Display {
