@@ -259,7 +259,11 @@ impl Printer {
             .as_ref()
             .map(|p| {
                 let c = p.driver_config();
-                c.write_timeout() + c.status_timeout() * 4 + Duration::from_secs(2)
+                let connect = match c.transport {
+                    kiosk_escpos::Transport::Tcp => c.connect_timeout(),
+                    _ => Duration::ZERO,
+                };
+                c.write_timeout() + c.status_timeout() * 4 + connect + Duration::from_secs(2)
             })
             .unwrap_or(Duration::from_secs(10));
         let result: Result<Printed, EscposError> =

@@ -199,9 +199,9 @@ impl ServeConfig {
         }
         for (i, e) in self.printer.iter().enumerate() {
             let printer = PrinterSim::start(PrinterSimConfig {
-                link: e.link.clone(),
                 baud: e.baud,
                 emulate_wire_time: e.emulate_wire_time,
+                ..PrinterSimConfig::new(e.link.clone())
             })?;
             if let Some(state) = e.state {
                 printer.set_state(state);

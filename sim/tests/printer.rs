@@ -525,3 +525,49 @@ mod core {
         assert_eq!(t.unknown, vec![vec![0x1B, b'~']]);
     }
 }
+
+#[test]
+fn over_tcp_the_printer_answers_on_its_connection_and_unplug_closes_the_listener() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let sim = PrinterSim::start(PrinterSimConfig::tcp()).unwrap();
+    let addr = sim.address().expect("listening");
+    assert!(addr.ip().is_loopback() && addr.port() != 0);
+    assert!(sim.is_plugged());
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    conn.write_all(&[0x10, 0x04, 0x01]).unwrap();
+    let mut reply = [0u8; 1];
+    conn.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[0], PrinterState::Ready.status_byte(1).unwrap());
+    conn.write_all(&ticket().render(kiosk_escpos::TextEncoding::Gb18030))
+        .unwrap();
+    check_ticket(&sim.wait_for_tickets(1, WAIT).unwrap()[0]);
+
+    // Unplugged: the connection ends and no new one is taken.
+    sim.unplug().unwrap();
+    assert!(!sim.is_plugged());
+    assert_eq!(conn.read(&mut reply).unwrap(), 0, "end of file");
+    assert!(TcpStream::connect(addr).is_err(), "refused while unplugged");
+    sim.replug().unwrap();
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    conn.write_all(&[0x10, 0x04, 0x04]).unwrap();
+    conn.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[0], PrinterState::Ready.status_byte(4).unwrap());
+    assert_eq!(sim.stats().unplugs, 1);
+}
+
+#[test]
+fn a_unidirectional_printer_prints_and_never_answers_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_with(&dir, |c| c.answers_status = false);
+    let mut c = PrinterConfig::usb(sim.link());
+    c.status = false;
+    let mut printer = SerialPrinter::new(c).unwrap();
+    let printed = printer.print(&ticket()).unwrap();
+    assert!(!printed.status_known);
+    check_ticket(&sim.wait_for_tickets(1, WAIT).unwrap()[0]);
+    assert_eq!(sim.stats().bytes_out, 0, "no reply ever sent");
+}

@@ -63,11 +63,15 @@ pub mod device;
 pub mod document;
 pub mod encoding;
 pub mod error;
+pub mod link;
+pub mod printer;
 pub mod serial;
 pub mod status;
+pub mod tcp;
+pub mod usb;
 
 pub use command::{Align, CharSize, Cut, HriPosition, QrErrorCorrection};
-pub use config::{FlowControl, PrinterConfig};
+pub use config::{FlowControl, PrinterConfig, Transport};
 pub use device::{
     DeviceState, EventSink, PrinterDevice, PrinterEvent, PrinterHandle, PrinterSnapshot,
 };
@@ -76,5 +80,9 @@ pub use document::{
 };
 pub use encoding::TextEncoding;
 pub use error::EscposError;
-pub use serial::{Printed, SerialPrinter};
+pub use link::Link;
+pub use printer::{Printed, Printer, SerialPrinter};
+pub use serial::SerialLink;
 pub use status::{PaperState, PrinterFault, PrinterStatus, StatusQuery, StatusReply, Warning};
+pub use tcp::TcpLink;
+pub use usb::UsbLpLink;
