@@ -1,7 +1,7 @@
 //! Device supervision: one thread per device (each ID reader, owned by
 //! `kiosk-idreader`'s `ReaderDevice`; the ticket printer, by
 //! `kiosk-escpos`'s `PrinterDevice`), and one supervisor thread per device
-//! ([`run_supervised`]) that turns its events into daemon state and API
+//! (`run_supervised`) that turns its events into daemon state and API
 //! events, and restarts the device if its thread ever ends while the
 //! daemon runs.
 

@@ -131,7 +131,7 @@ impl Printer {
     }
 
     /// Start the configured printer, if any, under its supervisor thread
-    /// (restarted like the readers, [`run_supervised`]).
+    /// (restarted like the readers, `devices::run_supervised`).
     pub fn start(self: &Arc<Self>) -> Option<std::thread::JoinHandle<()>> {
         let section = self.section.clone()?;
         let printer = self.clone();

@@ -2,7 +2,7 @@
 //! and the card on it (the full read stays here, and is dropped, its
 //! identity zeroized, when the card leaves or the session ends: rule S2).
 //! The device supervisors ([`crate::devices`]) feed it the readers' events
-//! through [`Readers::apply`]; the API, the sessions and the queue machine
+//! through `Readers::apply`; the API, the sessions and the queue machine
 //! read it. Only masked data leaves it (rule S1).
 
 use std::collections::BTreeMap;

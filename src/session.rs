@@ -6,8 +6,8 @@
 //! the flow waits for one, the core bank's answers, the sync worker's news
 //! of the recorded change, the idle timer) and carries out the flow's
 //! effects: core-bank calls through [`CoreBankClient`], the change recorded
-//! with [`Changes::record_change`], the slip printed with
-//! [`Printer::print_slip`], audit records appended to the store. Every
+//! with [`crate::changes::Changes::record_change`], the slip printed with
+//! [`crate::printer::Printer::print_slip`], audit records appended to the store. Every
 //! change of stage or screen is a `session` event. [`Sessions`] owns the
 //! one session slot and is handed the services a session uses.
 //!

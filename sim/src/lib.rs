@@ -67,5 +67,5 @@ pub use corebank::{CoreBankConfig, CoreBankSim, Faults as CoreBankFaults};
 pub use error::{Result, SimError};
 pub use pcscd::Pcscd;
 pub use profile::{CardProfile, Fault};
-pub use sam::{DEFAULT_SAM_ID, SamCore, SamSim, SamSimConfig, SamStats};
+pub use sam::{DEFAULT_SAM_ID, SamCore, SamSim, SamSimConfig, SamStats, adapter_timer_file};
 pub use vicc::{ViccConfig, ViccStats, VirtualCard};

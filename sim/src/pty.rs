@@ -141,6 +141,10 @@ impl<X> PtyPort<X> {
         Ok(port)
     }
 
+    pub(crate) fn pty(&self) -> Option<&Pty> {
+        self.pty.as_ref()
+    }
+
     pub(crate) fn pty_mut(&mut self) -> Option<&mut Pty> {
         self.pty.as_mut()
     }

@@ -21,6 +21,11 @@
 //! Every response has `SW1 SW2 = 00 00`. A selection lasts until the card is
 //! removed or replaced, or the SAM is reset; reads may be repeated.
 //!
+//! Some readers answer find-card only once per placement: after a read the
+//! card is halted and find-card says `80` while it still lies there, until
+//! it is taken away and placed again (the selection, and so `30 03`, still
+//! answers). [`SamCore::set_find_once`] makes the SAM one of those.
+//!
 //! # Faults
 //! The device's fault ([`SamCore::set_fault`]) wins over the placed card's
 //! own ([`CardProfile::fault`]); see [`Fault`] for what each does.
@@ -127,6 +132,10 @@ pub struct SamCore {
     card: Option<CardProfile>,
     fault: Fault,
     selected: bool,
+    /// Find-card answers only until a read of this placement (above).
+    find_once: bool,
+    /// A read of the card placed last succeeded.
+    read_done: bool,
     stats: SamStats,
 }
 
@@ -137,6 +146,8 @@ impl SamCore {
             card: None,
             fault: Fault::None,
             selected: false,
+            find_once: false,
+            read_done: false,
             stats: SamStats::default(),
         }
     }
@@ -146,6 +157,12 @@ impl SamCore {
         info!(profile = %card.name, "card placed");
         self.card = Some(card);
         self.selected = false;
+        self.read_done = false;
+    }
+
+    /// Answer find-card only once per placement (module docs).
+    pub fn set_find_once(&mut self, on: bool) {
+        self.find_once = on;
     }
 
     /// Take the card away.
@@ -154,6 +171,7 @@ impl SamCore {
             info!(profile = %card.name, "card removed");
         }
         self.selected = false;
+        self.read_done = false;
     }
 
     /// The card in the field.
@@ -282,8 +300,8 @@ impl SamCore {
             Command::SamStatus => (sw3::OK, Vec::new()),
             Command::SamId => (sw3::OK, self.sam_id.to_vec()),
             Command::FindCard => match self.card {
-                Some(_) => (sw3::CARD_FOUND, vec![0; 4]),
-                None => (sw3::NO_CARD, Vec::new()),
+                Some(_) if !(self.find_once && self.read_done) => (sw3::CARD_FOUND, vec![0; 4]),
+                _ => (sw3::NO_CARD, Vec::new()),
             },
             Command::SelectCard => match self.card {
                 Some(_) => {
@@ -302,8 +320,13 @@ impl SamCore {
                     return (sw3::READ_FAILED, Vec::new());
                 }
                 match command {
-                    Command::ReadTextPhoto => (sw3::OK, card.card_data(false).to_data()),
-                    Command::ReadTextPhotoFingerprint => (sw3::OK, card.card_data(true).to_data()),
+                    Command::ReadTextPhoto | Command::ReadTextPhotoFingerprint => {
+                        let data = card
+                            .card_data(command == Command::ReadTextPhotoFingerprint)
+                            .to_data();
+                        self.read_done = true;
+                        (sw3::OK, data)
+                    }
                     _ => match card.appended_address_block() {
                         Some(block) => (sw3::OK, block.to_vec()),
                         None => (sw3::NO_APPENDED_ADDRESS, Vec::new()),
@@ -355,6 +378,12 @@ pub struct SamSimConfig {
     pub emulate_wire_time: bool,
     /// The SAM's 16-byte id (`12 FF`).
     pub sam_id: [u8; 16],
+    /// Sit behind an emulated FTDI-like USB-serial adapter whose latency
+    /// timer lives in this simulated sysfs (`class/tty/<pty>/device/
+    /// latency_timer`, 16 ms when plugged in, as the real default): every
+    /// answer waits the timer's value, as a short answer waits in the
+    /// adapter. A kiosk that asks for low latency writes 1 there.
+    pub adapter_sysfs: Option<PathBuf>,
 }
 
 impl SamSimConfig {
@@ -365,6 +394,7 @@ impl SamSimConfig {
             baud: 115_200,
             emulate_wire_time: false,
             sam_id: DEFAULT_SAM_ID,
+            adapter_sysfs: None,
         }
     }
 }
@@ -400,6 +430,10 @@ impl SamSim {
             decoder: FrameDecoder::new(),
             garbage_seed: 0x5EED,
         })?;
+        // The adapter of the first plug-in (a replug makes its own).
+        if let (Some(sysfs), Some(path)) = (&config.adapter_sysfs, pty.pty_path()) {
+            new_adapter_timer(sysfs, &path);
+        }
         Ok(SamSim {
             core,
             found_at,
@@ -427,6 +461,12 @@ impl SamSim {
     /// Set the device's fault (wins over the card profile's own; `Fault::None` clears it).
     pub fn set_fault(&self, fault: Fault) {
         self.core().set_fault(fault);
+    }
+
+    /// Answer find-card only once per placement, as some readers do
+    /// ([`SamCore::set_find_once`]).
+    pub fn set_find_once(&self, on: bool) {
+        self.core().set_find_once(on);
     }
 
     /// Counters so far.
@@ -472,6 +512,33 @@ impl SamSim {
     }
 }
 
+/// The emulated adapter's latency timer file for the pty at `pty`.
+pub fn adapter_timer_file(sysfs: &Path, pty: &Path) -> Option<PathBuf> {
+    let name = pty.file_name()?;
+    Some(
+        sysfs
+            .join("class/tty")
+            .join(name)
+            .join("device/latency_timer"),
+    )
+}
+
+/// Make the latency timer of an adapter plugged in on `pty`, at the
+/// default 16 ms.
+fn new_adapter_timer(sysfs: &Path, pty: &Path) {
+    let Some(file) = adapter_timer_file(sysfs, pty) else {
+        return;
+    };
+    let made = file
+        .parent()
+        .map(std::fs::create_dir_all)
+        .transpose()
+        .and_then(|_| std::fs::write(&file, "16"));
+    if let Err(e) = made {
+        warn!(error = %e, "cannot make the adapter's latency timer");
+    }
+}
+
 struct Worker {
     found_at: FoundAt,
     config: SamSimConfig,
@@ -502,6 +569,7 @@ impl PtyDevice for Worker {
     /// (nothing is read while unplugged, so clearing here is enough).
     fn plugged(&mut self) {
         self.decoder.clear();
+        self.new_adapter();
     }
 
     fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
@@ -576,11 +644,37 @@ impl Worker {
         }
     }
 
+    /// The emulated adapter's timer file for the pty plugged in now.
+    fn adapter_timer(&self) -> Option<PathBuf> {
+        let sysfs = self.config.adapter_sysfs.as_ref()?;
+        adapter_timer_file(sysfs, &self.port.pty()?.path)
+    }
+
+    /// A (new) adapter plugged in: its latency timer at the default 16 ms.
+    fn new_adapter(&self) {
+        if let (Some(sysfs), Some(pty)) = (&self.config.adapter_sysfs, self.port.pty()) {
+            new_adapter_timer(sysfs, &pty.path);
+        }
+    }
+
+    /// How long the emulated adapter holds an answer: its latency timer.
+    fn adapter_latency(&self) -> Duration {
+        let Some(file) = self.adapter_timer() else {
+            return Duration::ZERO;
+        };
+        let ms = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(16);
+        Duration::from_millis(ms)
+    }
+
     fn deliver(&mut self, reply: SamReply, request_len: usize) -> Flow {
         let mut delay = reply.delay;
         if self.config.emulate_wire_time {
             delay += wire_time(request_len + reply.bytes.len(), self.config.baud);
         }
+        delay += self.adapter_latency();
         // Unplugged or replugged meanwhile: the answer is lost with the old pty.
         if !delay.is_zero()
             && let flow @ (Flow::Stop | Flow::Abandon) = pty::wait(self, delay)
@@ -654,6 +748,38 @@ mod tests {
         let fp = answer(&mut core, Command::ReadTextPhotoFingerprint);
         let data = CardData::parse(&fp.data, true).unwrap();
         assert_eq!(data.fingerprint.as_deref().map(<[u8]>::len).unwrap_or(0), 0);
+    }
+
+    /// A reader that finds a card once per placement: after the read,
+    /// find-card says no card while the selection still answers; taken
+    /// away and placed again, it is found again.
+    #[test]
+    fn find_once_per_placement() {
+        let mut core = SamCore::new(DEFAULT_SAM_ID);
+        core.set_find_once(true);
+        core.place(CardProfile::builtin("resident").unwrap());
+        for _ in 0..2 {
+            assert_eq!(answer(&mut core, Command::FindCard).sw3, sw3::CARD_FOUND);
+        }
+        assert_eq!(answer(&mut core, Command::SelectCard).sw3, sw3::OK);
+        assert_eq!(answer(&mut core, Command::ReadTextPhoto).sw3, sw3::OK);
+        assert_eq!(answer(&mut core, Command::FindCard).sw3, sw3::NO_CARD);
+        assert_eq!(
+            answer(&mut core, Command::ReadAppendedAddress).sw3,
+            sw3::NO_APPENDED_ADDRESS
+        );
+        core.remove();
+        assert_eq!(
+            answer(&mut core, Command::ReadAppendedAddress).sw3,
+            sw3::NO_CARD
+        );
+        core.place(CardProfile::builtin("resident").unwrap());
+        assert_eq!(answer(&mut core, Command::FindCard).sw3, sw3::CARD_FOUND);
+        // The default SAM finds the card every time.
+        core.set_find_once(false);
+        assert_eq!(answer(&mut core, Command::SelectCard).sw3, sw3::OK);
+        assert_eq!(answer(&mut core, Command::ReadTextPhoto).sw3, sw3::OK);
+        assert_eq!(answer(&mut core, Command::FindCard).sw3, sw3::CARD_FOUND);
     }
 
     #[test]

@@ -161,6 +161,7 @@ impl ServeConfig {
                 baud: e.baud,
                 emulate_wire_time: e.emulate_wire_time,
                 sam_id: sam_id(e.sam_id.as_deref())?,
+                adapter_sysfs: None,
             })?;
             load_card(
                 e.profile.as_deref(),

@@ -8,10 +8,10 @@
 //! # Steps
 //!
 //! 1. [`Input::CardRead`]: the card is checked: its type (I1), its number
-//!    (I2: [`validate18`] on 18-character numbers), its expiry in the
+//!    (I2: [`kiosk_idcard::idnumber::validate18`] on 18-character numbers), its expiry in the
 //!    branch's time zone (I4). Then [`Effect::LookUp`].
 //! 2. [`Input::LookupAnswered`]: the record on file is checked: ID number
-//!    (I3: [`matches_on_file`], so an old 15-digit number matches), document
+//!    (I3: [`kiosk_idcard::idnumber::matches_on_file`], so an old 15-digit number matches), document
 //!    type (I5), name (I6), `self_service.id_update`; its validity is
 //!    compared with the card's (I7, [`super::id_rules::validity_update_decision`]) and, when
 //!    configured, the update window is checked (I9). Then

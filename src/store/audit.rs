@@ -4,7 +4,7 @@
 //! first) and `hash` = SHA-256 over a canonical, length-prefixed encoding of
 //! its own fields and `prev_hash`. The chain's head (last seq and hash) is
 //! also kept in `meta`, updated in the same transaction, so removing the last
-//! records shows too. [`Store::audit_verify`] walks the chain and reports the
+//! records shows too. [`AuditTrail::audit_verify`](crate::store::AuditTrail::audit_verify) walks the chain and reports the
 //! first record that breaks it: edited (its hash no longer matches),
 //! removed (a gap in the sequence, or fewer records than the head says),
 //! reordered (a record's `prev_hash` is not its predecessor's hash).
@@ -104,7 +104,7 @@ pub struct AuditEntry {
 }
 
 /// Who and when for an action whose record the store writes itself
-/// ([`Store::commit_change`], [`Store::retry`]): the store fills in the
+/// ([`Outbox::commit_change`](crate::store::Outbox::commit_change), [`Outbox::retry`](crate::store::Outbox::retry)): the store fills in the
 /// action and the subject (the change id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditNote {
@@ -127,7 +127,7 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
-/// What [`Store::audit_verify`] found.
+/// What [`AuditTrail::audit_verify`](crate::store::AuditTrail::audit_verify) found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditReport {
     /// Records in the trail.

@@ -22,11 +22,11 @@
 //!   associated data, so a payload moved to another row does not open. What
 //!   stays in clear is not personal: id, kind, the bank's opaque customer id,
 //!   state, counters, timestamps, the bank's answer. Once the bank has given
-//!   its final answer and `store.retention_hours` have passed, [`Store::purge`]
+//!   its final answer and `store.retention_hours` have passed, [`Outbox::purge`](crate::store::Outbox::purge)
 //!   deletes the sealed payload and keeps that row (rule S2).
 //! * **Audit** (`audit.rs`): append-only (triggers refuse `UPDATE` and
 //!   `DELETE`), each record carrying the SHA-256 of the previous one; the
-//!   chain's head is also kept aside, so [`Store::audit_verify`] finds an
+//!   chain's head is also kept aside, so [`AuditTrail::audit_verify`](crate::store::AuditTrail::audit_verify) finds an
 //!   edited, removed (also the last one) or reordered record.
 //! * **Queue counters** (`queue.rs`): the last ticket number per service and
 //!   business day, taken atomically (rule Q2).
@@ -34,7 +34,7 @@
 //! # Crash safety
 //!
 //! A change is acknowledged to the customer only after
-//! [`Store::commit_change`] returns, and that returns only after SQLite has
+//! [`Outbox::commit_change`](crate::store::Outbox::commit_change) returns, and that returns only after SQLite has
 //! committed the outbox row and its audit record in one transaction with
 //! `synchronous=FULL`, i.e. after the WAL was fsync'd (rule C1): a power cut
 //! after that point loses nothing, one before it loses the whole transaction
@@ -44,7 +44,7 @@
 //! audit trail can never disagree. Before a request is sent the row is
 //! marked in flight in its own committed transaction; a process that dies
 //! while the request is out leaves the mark behind, and the next
-//! [`Store::next_deliverable`] asks for reconciliation (`GET`) instead of a
+//! [`Outbox::next_deliverable`](crate::store::Outbox::next_deliverable) asks for reconciliation (`GET`) instead of a
 //! blind resend.
 //!
 //! A full disk or a read-only database fails the write with

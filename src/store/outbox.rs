@@ -16,7 +16,7 @@
 //! two invariants whatever the caller does: a row in `reconcile` (or still
 //! marked in flight) is never handed out for a plain `POST`, and a final row
 //! (`delivered`, `rejected`) never changes again except by a technician's
-//! [`Store::retry`] or a purge of its payload.
+//! [`Outbox::retry`](crate::store::Outbox::retry) or a purge of its payload.
 
 use std::time::Duration;
 
@@ -69,7 +69,7 @@ impl Decision {
 /// Longest error reason or bank message kept, in characters.
 const MAX_TEXT: usize = 500;
 
-/// What [`Store::commit_change`] recorded.
+/// What [`Outbox::commit_change`](crate::store::Outbox::commit_change) recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredId {
     /// Commit order in this kiosk.
@@ -202,7 +202,7 @@ pub struct SyncStatus {
     pub last_delivery_at_ms: Option<i64>,
 }
 
-/// Which changes [`Store::list`] returns.
+/// Which changes [`Outbox::list`](crate::store::Outbox::list) returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListFilter {
     pub state: Option<ChangeState>,
@@ -831,7 +831,7 @@ impl Outbox<'_> {
         Ok(purged)
     }
 
-    /// When [`Store::purge`] next has something to do, with this retention.
+    /// When [`Outbox::purge`](crate::store::Outbox::purge) next has something to do, with this retention.
     pub fn next_purge_at(&self, retention: Duration) -> Result<Option<i64>> {
         let retention = millis(retention);
         self.store.read(|tx| {

@@ -70,8 +70,8 @@ pub enum SyncEvent {
 
 /// Deliver the outbox until `shutdown` is cancelled.
 ///
-/// Call `wake.notify_one()` after every [`Store::commit_change`] and
-/// [`Store::retry`]: the loop then looks at once (a notification while it
+/// Call `wake.notify_one()` after every [`Outbox::commit_change`](crate::store::Outbox::commit_change) and
+/// [`Outbox::retry`](crate::store::Outbox::retry): the loop then looks at once (a notification while it
 /// is busy is kept for its next wait). Otherwise it sleeps until the next
 /// retry or purge is due, through `clock`.
 ///

@@ -759,8 +759,11 @@ async fn kiosk_ui_sigkill_during_sessions() {
     let n = 3 * scale();
     let bin = kiosk_ui_binary();
     let x = Xvfb::start();
+    // The orphaned session ends by its idle timeout; 5 s leaves a busy
+    // machine time to read the card and ask the bank before it (3 s timed
+    // out a round under a soak beside two builds).
     let mut k = kiosk_full(
-        "idle_timeout_s = 3\nidle_warning_s = 1\nbank_wait_ms = 5000\n",
+        "idle_timeout_s = 5\nidle_warning_s = 1\nbank_wait_ms = 5000\n",
         false,
         false,
         "",

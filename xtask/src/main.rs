@@ -60,6 +60,7 @@ fn main() -> ExitCode {
         Some("screenshots") => setup().and_then(|()| screenshots(&args[1..])),
         Some("soak") => setup().and_then(|()| soak::run(&args[1..])),
         Some("fuzz") => setup().and_then(|()| fuzz::run(&args[1..])),
+        Some("hwtest") => setup().and_then(|()| hwtest(&args[1..])),
         Some("audit") => supply::audit(&args[1..]),
         _ => {
             eprintln!(
@@ -73,6 +74,7 @@ fn main() -> ExitCode {
                  screenshots  render every UI screen (both languages, both orientations) to docs/screens\n  \
                  soak    the fault-injection suite, larger (--scale N, default 10); write docs/RELIABILITY.md\n  \
                  fuzz    [--seconds N] [TARGET...] run the fuzz targets; write docs/RELIABILITY.md\n  \
+                 hwtest  [--sam PATH]... [--printer PATH]... [--read] [--print] probe the real readers and printers attached\n  \
                  audit   RustSec advisories (cargo deny); exit 3 when the database cannot be fetched"
             );
             return ExitCode::from(2);
@@ -180,6 +182,15 @@ pub fn run_in_root(program: &str, args: &[&str]) -> Result<()> {
         bail!("{program} {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// The opt-in hardware check, `kiosk-hwtest` (its own crate: it links
+/// libpcsclite, which the xtask installs and so must not need).
+fn hwtest(args: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut all = vec!["run", "--quiet", "-p", "kiosk-hwtest", "--"];
+    all.extend(args.iter().map(String::as_str));
+    run_in_root(&cargo, &all)
 }
 
 /// Render every kiosk-ui screen headless (Slint's software renderer) to

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 mod mailbox;
 pub mod serial_errors;
+pub mod serial_latency;
 
 pub use mailbox::{Mailbox, Reply, Request, Stopped, Take, Wake};
 

@@ -245,17 +245,18 @@ impl Identity {
                 encode_ucs2(value, &mut block[range]);
             }
         }
-        // The part of a long English name the first field had no room for.
+        // A long English name runs on from its first field into the second,
+        // as one UTF-16 text (a surrogate pair may straddle the seam).
         if let (Some(head), Some(tail), Some(name)) = (
             layout.range(Field::EnglishName),
             layout.range(Field::EnglishNameTail),
             self.english_name.as_deref(),
         ) {
-            let rest = name
-                .char_indices()
-                .nth(head.len() / 2)
-                .map(|(i, _)| &name[i..]);
-            encode_ucs2(rest.unwrap_or(""), &mut block[tail]);
+            let mut both = vec![0u8; head.len() + tail.len()];
+            encode_ucs2(name, &mut both);
+            let (first, rest) = both.split_at(head.len());
+            block[head].copy_from_slice(first);
+            block[tail].copy_from_slice(rest);
         }
         block
     }
@@ -590,7 +591,8 @@ impl Layout {
 }
 
 /// The English name: its field, and on the 2023 card the rest of it from
-/// the second field (a space at the seam belongs to the name).
+/// the second field, decoded as one text (a space at the seam belongs to
+/// the name; so does a surrogate pair across it).
 fn english_name(
     block: &[u8; TEXT_BLOCK_LEN],
     layout: &Layout,
@@ -598,11 +600,11 @@ fn english_name(
     let Some(head) = layout.range(Field::EnglishName) else {
         return Ok(None);
     };
-    let field = Field::EnglishName.name();
-    let mut name = decode_ucs2_untrimmed(&block[head], field)?;
+    let mut bytes = block[head].to_vec();
     if let Some(tail) = layout.range(Field::EnglishNameTail) {
-        name.push_str(&decode_ucs2_untrimmed(&block[tail], field)?);
+        bytes.extend_from_slice(&block[tail]);
     }
+    let mut name = decode_ucs2_untrimmed(&bytes, Field::EnglishName.name())?;
     trim_padding(&mut name);
     Ok((!name.is_empty()).then_some(name))
 }

@@ -522,3 +522,17 @@ fn appended_address() {
         })
     );
 }
+
+/// Found by `cargo xtask fuzz text_block`
+/// (`fuzz/regressions/text_block/crash-306a0e08…`): a 2023 foreign card
+/// block that decodes must survive an encode/decode round trip.
+#[test]
+fn foreign_2023_block_from_the_fuzzer_round_trips() {
+    let data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fuzz/regressions/text_block/crash-306a0e0835c0c5319e68621f9efe5b238ae357f8"
+    ))
+    .unwrap();
+    let identity = Identity::decode(&data).expect("the block decodes");
+    assert_eq!(Identity::decode(&identity.encode()), Ok(identity));
+}

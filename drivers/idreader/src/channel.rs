@@ -17,7 +17,7 @@ use crate::trace::command_name;
 ///
 /// Implemented by [`crate::SerialSam`] (the SAM on a serial port) and
 /// [`crate::PcscTunnel`] (the SAM behind a PC/SC reader). Implementations
-/// trace frames with [`crate::trace`]-style redaction, match the answer to
+/// trace frames with `crate::trace`-style redaction, match the answer to
 /// the request (a stale answer to an earlier request is skipped, see
 /// [`plausible_answer`]) and count the bytes they exchange.
 pub trait SamChannel {
@@ -215,6 +215,25 @@ pub fn find_card<C: SamChannel + ?Sized>(
     match response.status() {
         SamStatus::CardFound | SamStatus::Ok => Ok(true),
         SamStatus::Error(SamError::NoCard) => Ok(false),
+        SamStatus::Error(e) => Err(ReaderError::Sam(e)),
+    }
+}
+
+/// After a good read: is the card still in the field? Asks for a new
+/// selection (`20 02`): `90` means it still answers, `81` or `80` that it
+/// left. Some readers answer find-card only once per placement, so
+/// find-card cannot tell a card still lying there from one taken away;
+/// the card itself can. (Routon's SDK samples ask the card for its
+/// appended information after a read for the same reason; a selection
+/// answers alike without moving any personal data.)
+pub fn card_still_there<C: SamChannel + ?Sized>(
+    channel: &mut C,
+    options: &ReadOptions,
+) -> Result<bool, ReaderError> {
+    let response = exchange_retrying(channel, Command::SelectCard, options)?;
+    match response.status() {
+        SamStatus::Ok | SamStatus::CardFound => Ok(true),
+        SamStatus::Error(SamError::SelectFailed | SamError::NoCard) => Ok(false),
         SamStatus::Error(e) => Err(ReaderError::Sam(e)),
     }
 }

@@ -126,6 +126,15 @@ pub struct SamConfig {
     /// Default 2.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Ask a USB-serial adapter for its lowest latency when the port is
+    /// opened (its `latency_timer` to 1 ms; FTDI adapters hold each short
+    /// answer 16 ms by default). Default `true`.
+    #[serde(default = "default_true")]
+    pub low_latency: bool,
+    /// Where sysfs is mounted. Default `/sys`; tests point it at a
+    /// simulated one.
+    #[serde(default = "default_sysfs")]
+    pub sysfs: PathBuf,
 }
 
 impl SamConfig {
@@ -137,6 +146,8 @@ impl SamConfig {
             poll_interval_ms: default_poll_interval_ms(),
             response_timeout_ms: default_response_timeout_ms(),
             retries: default_retries(),
+            low_latency: true,
+            sysfs: default_sysfs(),
         }
     }
     pub fn response_timeout(&self) -> Duration {
@@ -224,6 +235,9 @@ impl<'de> Deserialize<'de> for Baud {
 
 fn default_true() -> bool {
     true
+}
+fn default_sysfs() -> PathBuf {
+    PathBuf::from("/sys")
 }
 fn default_poll_interval_ms() -> u64 {
     250

@@ -19,6 +19,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use kiosk_device::serial_latency::LatencyTimer;
 use kiosk_idcard::frame::Decoded;
 use kiosk_idcard::{Command, FrameDecoder, FrameError, Request, Response};
 use serialport::{ClearBuffer, SerialPort, TTYPort};
@@ -39,6 +40,8 @@ pub struct SerialSam {
     /// The rate in use, or found last (tried first on reopen).
     baud: Option<u32>,
     response_timeout: Duration,
+    /// Ask the adapter for low latency at each open, with sysfs here.
+    low_latency: Option<PathBuf>,
     port: Option<TTYPort>,
     decoder: FrameDecoder,
     wire_bytes: u64,
@@ -67,6 +70,7 @@ impl SerialSam {
                 Baud::Auto => None,
             },
             response_timeout: config.response_timeout(),
+            low_latency: config.low_latency.then(|| config.sysfs.clone()),
             port: None,
             decoder: FrameDecoder::new(),
             wire_bytes: 0,
@@ -121,6 +125,17 @@ impl SerialSam {
         self.port = Some(port);
         self.baud = Some(first);
         tracing::debug!(path = %self.path.display(), "serial port opened");
+        if let Some(sysfs) = &self.low_latency {
+            match kiosk_device::serial_latency::request_low_latency(&self.path, sysfs) {
+                LatencyTimer::Lowered { from_ms } => {
+                    tracing::info!(path = %self.path.display(), from_ms, "adapter latency timer lowered to 1 ms");
+                }
+                LatencyTimer::AlreadyLow => {}
+                LatencyTimer::NotAdjustable(why) => {
+                    tracing::debug!(path = %self.path.display(), why, "adapter latency left as it is");
+                }
+            }
+        }
         match self.setting {
             Baud::Auto => self.detect_baud(),
             Baud::Fixed(rate) => {

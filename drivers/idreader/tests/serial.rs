@@ -447,3 +447,101 @@ fn device_loop() {
         started.elapsed()
     );
 }
+
+/// A reader that answers find-card only once per placement (after the
+/// read, find-card says no card while the card still lies there; the card
+/// itself still answers, which public SDKs rely on: Routon's samples ask
+/// it for its appended information after a read to tell whether it left). The kiosk neither reports a removal nor reads the card
+/// again while it stays; taken away it is absent, placed again it is read
+/// again. The same holds for a reader that finds the card every time.
+#[test]
+fn a_card_left_on_a_find_once_reader_is_neither_removed_nor_read_again() {
+    for find_once in [true, false] {
+        let (_dir, sim) = start_sim(115_200);
+        sim.set_find_once(find_once);
+        let (tx, rx) = mpsc::channel();
+        let handle =
+            ReaderDevice::spawn(ReaderConfig::serial("desk", sam_config(&sim)), tx).unwrap();
+        let mut events = Events::new(rx);
+        events.wait_state(SECS, DeviceState::Online);
+        for placement in 0..2 {
+            sim.place(CardProfile::builtin("resident").unwrap());
+            events.wait_for(SECS, "card read", |e| {
+                matches!(e, ReaderEvent::CardRead { .. })
+            });
+            let reads = sim.stats().reads_completed;
+            let requests = sim.stats().requests;
+            wait_until(SECS, "more polls", || sim.stats().requests >= requests + 5);
+            assert_eq!(
+                sim.stats().reads_completed,
+                reads,
+                "find_once {find_once}, placement {placement}: read again"
+            );
+            let seen = events.drain();
+            assert!(
+                !seen.iter().any(|e| matches!(
+                    e,
+                    ReaderEvent::CardRead { .. } | ReaderEvent::CardAbsent { .. }
+                )),
+                "find_once {find_once}, placement {placement}: {seen:?}"
+            );
+            sim.remove();
+            events.wait_for(SECS, "card absent", |e| {
+                matches!(e, ReaderEvent::CardAbsent { .. })
+            });
+        }
+        handle.stop();
+    }
+}
+
+/// A serial SAM behind a USB-serial adapter (FTDI-like: it holds each short
+/// answer for its latency timer, 16 ms by default): the kiosk asks for the
+/// lowest latency when it opens the port, so the emulated adapter's timer
+/// goes to 1 ms; with `low_latency = false` it is left at 16. Replugged, the
+/// new adapter is asked again.
+#[test]
+fn the_usb_serial_adapter_is_asked_for_low_latency() {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let sysfs = dir.path().join("sys");
+    let link = dir.path().join("serial/by-id/usb-FTDI_FT232R-if00-port0");
+    let sim = SamSim::start(SamSimConfig {
+        adapter_sysfs: Some(sysfs.clone()),
+        ..SamSimConfig::new(&link)
+    })
+    .unwrap();
+    let timer = || {
+        let pty = sim.pty_path().expect("plugged in");
+        let file = kiosk_sim::adapter_timer_file(&sysfs, &pty).expect("timer file");
+        std::fs::read_to_string(file)
+            .expect("timer")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(timer(), "16");
+    let left = SerialSam::open(&SamConfig {
+        low_latency: false,
+        sysfs: sysfs.clone(),
+        ..sam_config(&sim)
+    })
+    .unwrap();
+    drop(left);
+    assert_eq!(timer(), "16");
+    let mut sam = SerialSam::open(&SamConfig {
+        sysfs: sysfs.clone(),
+        ..sam_config(&sim)
+    })
+    .unwrap();
+    assert_eq!(timer(), "1");
+    sim.place(CardProfile::builtin("resident").unwrap());
+    let read = kiosk_idreader::read_card(&mut sam, &options()).unwrap();
+    assert_eq!(
+        read.identity,
+        CardProfile::builtin("resident").unwrap().identity
+    );
+    // A new adapter after a replug starts at 16 again and is lowered.
+    sim.replug().unwrap();
+    assert_eq!(timer(), "16");
+    sam.reopen().unwrap();
+    assert_eq!(timer(), "1");
+}

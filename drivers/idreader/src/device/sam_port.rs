@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use kiosk_device::Backoff;
 
 use super::reporter::Reporter;
-use crate::channel::{CardRead, ReadOptions, find_card, read_card, sam_id, sam_status};
+use crate::channel::{
+    CardRead, ReadOptions, card_still_there, find_card, read_card, sam_id, sam_status,
+};
 use crate::config::SamConfig;
 use crate::error::{ReadFailure, ReaderError};
 use crate::serial::SerialSam;
@@ -113,6 +115,12 @@ impl SamPort {
     /// Is a card in the SAM's field? (For a SAM-only reader's polling.)
     pub fn find_card(&mut self, options: &ReadOptions) -> Result<bool, ReaderError> {
         find_card(&mut self.sam, options)
+    }
+
+    /// After a good read: does that card still answer
+    /// ([`crate::channel::card_still_there`])?
+    pub fn card_still_there(&mut self, options: &ReadOptions) -> Result<bool, ReaderError> {
+        card_still_there(&mut self.sam, options)
     }
 
     /// Read the card in the SAM's field.

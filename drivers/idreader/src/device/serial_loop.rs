@@ -14,8 +14,11 @@ use crate::error::ReaderError;
 
 /// A reader that is only a SAM on a serial port. The SAM cannot tell when
 /// a card arrives, so this loop sends find-card every `poll_interval_ms`
-/// (the one polling loop of this crate), reads a card found once, and
-/// reports it absent when find-card stops finding it. Between polls, and
+/// (the one polling loop of this crate) and reads a card found once. A
+/// card read well is then watched through its selection
+/// ([`SamPort::card_still_there`]), not find-card: some readers answer
+/// find-card only once per placement, and the card is reported absent
+/// only when it stops answering. Between polls, and
 /// while the SAM waits for its reopen backoff, it sleeps in its mailbox,
 /// so commands and stop are served at once.
 #[derive(Debug)]
@@ -25,6 +28,8 @@ pub(crate) struct SerialLoop {
     inbox: Arc<Inbox>,
     report: Reporter,
     sam: SamPort,
+    /// The card present was read well: watch it through its selection.
+    read_well: bool,
 }
 
 impl SerialLoop {
@@ -40,6 +45,7 @@ impl SerialLoop {
             options,
             inbox,
             report,
+            read_well: false,
         }
     }
 
@@ -63,7 +69,12 @@ impl SerialLoop {
     }
 
     fn poll_card(&mut self) {
-        match self.sam.find_card(&self.options) {
+        let present = if self.read_well && self.report.presence().has_card() {
+            self.sam.card_still_there(&self.options)
+        } else {
+            self.sam.find_card(&self.options)
+        };
+        match present {
             Ok(true) if !self.report.presence().has_card() => {
                 let started = Instant::now();
                 self.report.apply(|p| p.card_present(started));
@@ -71,9 +82,13 @@ impl SerialLoop {
                 self.report_read(started, result);
             }
             Ok(true) => {}
-            Ok(false) => self.report.apply(|p| p.card_absent()),
+            Ok(false) => {
+                self.read_well = false;
+                self.report.apply(|p| p.card_absent());
+            }
             Err(e @ (ReaderError::Unplugged { .. } | ReaderError::Timeout { .. })) => {
                 if e.is_unplugged() {
+                    self.read_well = false;
                     self.report.apply(|p| p.card_absent());
                 }
                 self.sam.down(&e, &mut self.report);
@@ -83,6 +98,7 @@ impl SerialLoop {
     }
 
     fn report_read(&mut self, started: Instant, result: Result<CardRead, ReaderError>) {
+        self.read_well = result.is_ok();
         match result {
             Ok(read) => self.report.apply(|p| p.card_read(started, read)),
             Err(e) => {
