@@ -136,6 +136,9 @@ pub struct PrinterSection {
     pub status: Option<bool>,
     #[serde(default)]
     pub connect_timeout_ms: Option<u64>,
+    /// Fallback fonts for lines printed as raster images.
+    #[serde(default)]
+    pub raster_fonts: Option<Vec<PathBuf>>,
 }
 
 fn default_printer_name() -> String {
@@ -169,6 +172,9 @@ impl PrinterSection {
         }
         if let Some(t) = self.status_timeout_ms {
             c.status_timeout_ms = t;
+        }
+        if let Some(fonts) = &self.raster_fonts {
+            c.raster_fonts = fonts.clone();
         }
         c
     }

@@ -29,6 +29,9 @@ pub struct PrinterState {
     /// Why it is not online (the fault), if known.
     pub fault_detail: Option<String>,
     pub warnings: Vec<Warning>,
+    /// What the driver says of an online printer (e.g. that a printer
+    /// without a back channel gives no status).
+    pub online_detail: Option<String>,
     pub last_error: Option<String>,
 }
 
@@ -39,15 +42,19 @@ impl PrinterState {
             state: DeviceState::Starting,
             fault_detail: None,
             warnings: Vec::new(),
+            online_detail: None,
             last_error: None,
         }
     }
 
-    /// The detail shown in `status`: the fault, or the warning while it
-    /// prints.
+    /// The detail shown in `status`: the fault, or while it prints the
+    /// warning (else the driver's note, e.g. "status unknown").
     pub fn detail(&self) -> Option<String> {
         if self.state == DeviceState::Online {
-            self.warnings.first().map(|w| warning_text(*w).to_string())
+            self.warnings
+                .first()
+                .map(|w| warning_text(*w).to_string())
+                .or_else(|| self.online_detail.clone())
         } else {
             self.fault_detail.clone()
         }
@@ -209,8 +216,10 @@ impl Printer {
                             p.last_error = Some(d.clone());
                         }
                         p.fault_detail = detail;
+                        p.online_detail = None;
                     } else {
                         p.fault_detail = None;
+                        p.online_detail = detail;
                     }
                 }
                 PrinterEvent::Status { warnings, .. } => p.warnings = warnings,

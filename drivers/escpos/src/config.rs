@@ -6,7 +6,8 @@
 //! path = "/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0"
 //! baud = 115200                 # default 9600 (serial only)
 //! flow_control = "hardware"     # none (default) | software | hardware (serial only)
-//! encoding = "gb18030"          # default; gbk | big5 | cp437 | ascii
+//! encoding = "gbk"              # default; gb18030 | big5 | cp437 | ascii
+//! raster_fonts = ["/usr/share/fonts/truetype/hanazono/HanaMinA.ttf"]
 //! write_timeout_ms = 5000       # default
 //! status_timeout_ms = 1000      # default
 //! status = true                 # default; false: the printer never answers DLE EOT
@@ -96,9 +97,16 @@ pub struct PrinterConfig {
     /// Default none.
     #[serde(default)]
     pub flow_control: FlowControl,
-    /// What the printer model prints. Default GB18030.
+    /// What the printer model prints. Default GBK (two-byte safe).
     #[serde(default)]
     pub encoding: TextEncoding,
+    /// Fonts for characters that neither the code table nor the bundled
+    /// WenQuanYi Micro Hei has, tried in order when such a line is
+    /// printed as a raster image. A file that is missing or not a font is
+    /// skipped with a warning. Default: Debian's `fonts-hanazono`
+    /// (CJK Extensions A and B).
+    #[serde(default = "default_raster_fonts")]
+    pub raster_fonts: Vec<PathBuf>,
     /// How long the printer may take no data (flow control, full buffer)
     /// before a print fails with [`EscposError::WriteTimeout`], in ms.
     /// Default 5000.
@@ -118,6 +126,12 @@ pub struct PrinterConfig {
     pub connect_timeout_ms: u64,
 }
 
+fn default_raster_fonts() -> Vec<PathBuf> {
+    ["HanaMinA.ttf", "HanaMinB.ttf"]
+        .iter()
+        .map(|f| PathBuf::from("/usr/share/fonts/truetype/hanazono").join(f))
+        .collect()
+}
 fn default_baud() -> u32 {
     9600
 }
@@ -143,7 +157,8 @@ impl PrinterConfig {
             address: None,
             baud: default_baud(),
             flow_control: FlowControl::None,
-            encoding: TextEncoding::Gb18030,
+            encoding: TextEncoding::Gbk,
+            raster_fonts: default_raster_fonts(),
             write_timeout_ms: default_write_timeout_ms(),
             status_timeout_ms: default_status_timeout_ms(),
             status: default_status(),

@@ -27,12 +27,15 @@
 //!   [`Printer::reconnect`], which retries with capped exponential backoff.
 
 use std::io::ErrorKind;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{PrinterConfig, Transport};
 use crate::document::Document;
 use crate::error::EscposError;
 use crate::link::Link;
+use crate::raster::GlyphRaster;
 use crate::serial::SerialLink;
 use crate::status::{PrinterStatus, StatusQuery, StatusReply, Warning};
 use crate::tcp::TcpLink;
@@ -217,10 +220,15 @@ impl Printer {
         Ok(status)
     }
 
-    /// Print `document` in the configured encoding; see
-    /// [`Printer::print_bytes`].
+    /// Print `document` in the configured encoding, a line with a
+    /// character the encoding lacks as an image
+    /// ([`Document::render_with`]); see [`Printer::print_bytes`].
     pub fn print(&mut self, document: &Document) -> Result<Printed, EscposError> {
-        self.print_bytes(&document.render(self.config.encoding))
+        let encoding = self.config.encoding;
+        let raster = document
+            .needs_raster(encoding)
+            .then(|| raster_fonts(&self.config.raster_fonts));
+        self.print_bytes(&document.render_with(encoding, raster.as_deref()))
     }
 
     /// Send rendered ESC/POS bytes, checking the printer before and after.
@@ -460,6 +468,34 @@ impl Printer {
             EscposError::Io(e)
         }
     }
+}
+
+/// The bundled font and the configured fallbacks, read once per process
+/// (the files are tens of megabytes; most tickets never need them).
+fn raster_fonts(paths: &[PathBuf]) -> Arc<GlyphRaster> {
+    static LOADED: Mutex<Option<(Vec<PathBuf>, Arc<GlyphRaster>)>> = Mutex::new(None);
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((p, raster)) = loaded.as_ref()
+        && p == paths
+    {
+        return raster.clone();
+    }
+    let mut fonts = Vec::new();
+    for path in paths {
+        match std::fs::read(path) {
+            Ok(bytes) => fonts.push(bytes),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "raster font not read; skipped"),
+        }
+    }
+    let raster = match GlyphRaster::with_fallbacks(fonts) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "raster fonts not usable; only the bundled font");
+            GlyphRaster::bundled()
+        }
+    };
+    *loaded = Some((paths.to_vec(), raster.clone()));
+    raster
 }
 
 fn closed() -> EscposError {

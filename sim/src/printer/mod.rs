@@ -30,7 +30,8 @@
 //! alignment (`ESC a`), bold (`ESC E`, `ESC !`) and size (`GS !`, `ESC !`)
 //! in force at its first character. QR codes (`GS ( k`, model / size /
 //! error correction / store / print) and barcodes (`GS k`, CODE128 code
-//! sets A, B and C decoded) are recorded by their data. `ESC @` resets the
+//! sets A, B and C decoded) are recorded by their data; raster images
+//! (`GS v 0`) as [`RasterImage`]s that know which line they follow. `ESC @` resets the
 //! modes and drops an unprinted line. Other common commands are skipped
 //! by their length; commands it does not know are kept in
 //! [`DecodedTicket::unknown`].
@@ -209,6 +210,9 @@ pub struct DecodedTicket {
     pub lines: Vec<Line>,
     /// QR payloads, in print order (UTF-8, lossy).
     pub qr: Vec<String>,
+    /// Raster images (`GS v 0`), in print order, each knowing which line
+    /// it follows.
+    pub images: Vec<RasterImage>,
     /// Barcode data, in print order (CODE128 without its code-set codes).
     pub barcodes: Vec<String>,
     /// The cut that ended the ticket; `None` for an interrupted one.
@@ -236,7 +240,50 @@ impl DecodedTicket {
 
     /// Nothing printed on it (yet).
     pub fn is_blank(&self) -> bool {
-        self.lines.is_empty() && self.qr.is_empty() && self.barcodes.is_empty()
+        self.lines.is_empty()
+            && self.qr.is_empty()
+            && self.barcodes.is_empty()
+            && self.images.is_empty()
+    }
+}
+
+/// A raster bit image (`GS v 0`) as printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RasterImage {
+    /// How many of the ticket's lines were printed before it: it sits
+    /// between `lines[after_lines - 1]` and `lines[after_lines]`.
+    pub after_lines: usize,
+    /// `m`: 0 normal, 1 double width, 2 double height, 3 both.
+    pub scale: u8,
+    pub width_dots: usize,
+    pub height_dots: usize,
+    /// The alignment in force (`ESC a` applies to it).
+    pub align: Align,
+    /// Rows of `width_dots / 8` bytes, top first, MSB the leftmost dot.
+    pub data: Vec<u8>,
+}
+
+impl RasterImage {
+    /// Is the dot at (`x`, `y`) black?
+    pub fn dot(&self, x: usize, y: usize) -> bool {
+        let row = self.width_dots / 8;
+        x < self.width_dots
+            && y < self.height_dots
+            && self.data[y * row + x / 8] & (0x80 >> (x % 8)) != 0
+    }
+
+    /// Black dots in all.
+    pub fn black_dots(&self) -> usize {
+        self.data.iter().map(|b| b.count_ones() as usize).sum()
+    }
+
+    /// The columns that have a black dot: from the leftmost to the
+    /// rightmost (`None` for a blank image).
+    pub fn inked_columns(&self) -> Option<(usize, usize)> {
+        let inked = |x: usize| (0..self.height_dots).any(|y| self.dot(x, y));
+        let first = (0..self.width_dots).find(|&x| inked(x))?;
+        let last = (0..self.width_dots).rev().find(|&x| inked(x))?;
+        Some((first, last))
     }
 }
 
@@ -518,6 +565,13 @@ impl PrinterSim {
         core.set_answers_status(config.answers_status);
         let shared: Shared = Arc::new((Mutex::new(core), Condvar::new()));
         let port = match config.listen {
+            // A simulator never serves the network: loopback only.
+            Some(listen) if !listen.ip().is_loopback() => {
+                return Err(SimError::Io {
+                    context: format!("listening on {listen}: the printer simulator listens on loopback only"),
+                    source: std::io::ErrorKind::InvalidInput.into(),
+                });
+            }
             Some(listen) => Port::Tcp(TcpPort::start(listen, shared.clone())?),
             None => Port::Pty(PtyHandle::start(&config.link, config.baud, |port| {
                 Worker {
@@ -601,6 +655,19 @@ impl PrinterSim {
         match &self.port {
             Port::Pty(pty) => pty.replug(),
             Port::Tcp(tcp) => tcp.replug(),
+        }
+    }
+
+    /// TCP only: abort the kiosk's connection with a reset (the listener
+    /// stays open, so the kiosk can reconnect at once). Returns once done;
+    /// an error on a pty or with no kiosk connected.
+    pub fn reset_connection(&self) -> Result<()> {
+        match &self.port {
+            Port::Pty(_) => Err(SimError::Io {
+                context: "resetting a connection: the printer is on a pty".into(),
+                source: std::io::ErrorKind::Unsupported.into(),
+            }),
+            Port::Tcp(tcp) => tcp.reset(),
         }
     }
 

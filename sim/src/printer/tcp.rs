@@ -30,6 +30,7 @@ enum TcpCtrl {
     Stop,
     Unplug(Done),
     Replug(Done),
+    Reset(Done),
     Inject(Vec<u8>, Done),
 }
 
@@ -48,6 +49,7 @@ impl std::fmt::Debug for TcpCtrl {
             TcpCtrl::Stop => "Stop",
             TcpCtrl::Unplug(_) => "Unplug",
             TcpCtrl::Replug(_) => "Replug",
+            TcpCtrl::Reset(_) => "Reset",
             TcpCtrl::Inject(..) => "Inject",
         })
     }
@@ -98,6 +100,10 @@ impl TcpPort {
 
     pub(crate) fn replug(&self) -> Result<()> {
         self.call(TcpCtrl::Replug)
+    }
+
+    pub(crate) fn reset(&self) -> Result<()> {
+        self.call(TcpCtrl::Reset)
     }
 
     /// Send `bytes` on the kiosk's connection. Returns once written (the
@@ -244,6 +250,9 @@ impl TcpWorker {
             TcpCtrl::Replug(done) => {
                 let _ = done.send(self.replug());
             }
+            TcpCtrl::Reset(done) => {
+                let _ = done.send(self.reset());
+            }
             TcpCtrl::Inject(bytes, done) => {
                 let result = match self.conn.as_mut() {
                     Some(conn) => conn
@@ -273,6 +282,30 @@ impl TcpWorker {
         self.listener = None;
         self.plugged.store(false, Ordering::SeqCst);
         info!(addr = %self.addr, "printer simulator unplugged");
+    }
+
+    /// Abort the kiosk's connection with a reset (RST, as a printer that
+    /// rebooted answers); the listener stays, so the kiosk can connect
+    /// again at once. The ticket in progress is interrupted.
+    fn reset(&mut self) -> Result<()> {
+        let Some(conn) = self.conn.take() else {
+            return Err(SimError::Io {
+                context: "resetting the connection: no kiosk connected".into(),
+                source: std::io::ErrorKind::NotConnected.into(),
+            });
+        };
+        self.core().unplugged();
+        self.shared.1.notify_all();
+        // Linger on with a zero timeout: close sends RST, not FIN.
+        let linger = nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::Linger, &linger)
+            .map_err(|e| SimError::io("setting SO_LINGER")(e.into()))?;
+        drop(conn);
+        info!(addr = %self.addr, "printer simulator reset the connection");
+        Ok(())
     }
 
     /// Listen again on the same address (nothing if still listening).
