@@ -82,7 +82,12 @@ impl Rig {
     /// and number.
     async fn take_not_printed(&mut self) -> (String, String) {
         let t = self.c.queue_take("personal", false).await.expect("take");
-        assert!(!t.printed, "{} printed", t.number);
+        assert!(
+            !t.printed,
+            "{} printed; kioskd's log:\n{}",
+            t.number,
+            self.kioskd.log()
+        );
         assert_eq!(t.message.code, "printer_fault");
         (t.ticket_id, t.number)
     }

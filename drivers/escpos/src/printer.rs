@@ -298,6 +298,12 @@ impl Printer {
     /// the device gone before anything was sent reopens it once (it was
     /// replugged while idle).
     fn print_blind(&mut self, bytes: &[u8]) -> Result<Printed, EscposError> {
+        // Without replies, a node that vanished (the printer was pulled)
+        // is the only sign before writing into the void.
+        if let Some(detail) = self.link.vanished() {
+            tracing::debug!(%detail, "printer link gone before printing");
+            self.close();
+        }
         if !self.link.is_open() {
             self.link.open()?;
         }

@@ -8,7 +8,16 @@ fn defaults_and_every_key() {
     assert_eq!(c, PrinterConfig::new("/dev/serial/by-id/usb-printer"));
     assert_eq!(c.baud, 9600);
     assert_eq!(c.flow_control, FlowControl::None);
-    assert_eq!(c.encoding, TextEncoding::Gb18030);
+    // Two-byte safe: GBK firmware is the common ground.
+    assert_eq!(c.encoding, TextEncoding::Gbk);
+    assert_eq!(
+        c.raster_fonts,
+        [
+            "/usr/share/fonts/truetype/hanazono/HanaMinA.ttf",
+            "/usr/share/fonts/truetype/hanazono/HanaMinB.ttf"
+        ]
+        .map(std::path::PathBuf::from)
+    );
     c.validate().unwrap();
 
     let c: PrinterConfig = toml::from_str(
@@ -19,12 +28,14 @@ fn defaults_and_every_key() {
         encoding = "big5"
         write_timeout_ms = 100
         status_timeout_ms = 200
+        raster_fonts = ["/opt/fonts/a.ttf"]
         "#,
     )
     .unwrap();
     assert_eq!(c.flow_control, FlowControl::Hardware);
     assert_eq!(c.encoding, TextEncoding::Big5);
     assert_eq!(c.status_timeout().as_millis(), 200);
+    assert_eq!(c.raster_fonts, [std::path::PathBuf::from("/opt/fonts/a.ttf")]);
 }
 
 #[test]

@@ -10,5 +10,6 @@ mod device;
 mod document;
 mod encoding;
 mod props;
+mod raster;
 mod status;
 mod transports;
