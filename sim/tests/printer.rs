@@ -524,6 +524,51 @@ mod core {
         );
         assert_eq!(t.unknown, vec![vec![0x1B, b'~']]);
     }
+
+    /// Epson's `GS v 0 m xL xH yL yH d1...dk` (k = (xL + xH × 256) ×
+    /// (yL + yH × 256), MSB the leftmost dot), between two lines of text;
+    /// its data holds bytes that look like commands (LF, ESC, GS V).
+    #[test]
+    fn a_raster_image_is_kept_between_the_lines_around_it() {
+        let mut core = PrinterCore::new();
+        let mut b = vec![0x1B, 0x40, 0x1B, 0x61, 0x01];
+        b.extend_from_slice(b"before\n");
+        // 2 bytes (16 dots) by 3 rows.
+        b.extend_from_slice(&[0x1D, 0x76, 0x30, 0x00, 0x02, 0x00, 0x03, 0x00]);
+        b.extend_from_slice(&[0x80, 0x0A, 0x1B, 0x1D, 0x56, 0x01]);
+        b.extend_from_slice(b"after\n");
+        b.extend_from_slice(&[0x1D, 0x56, 0x01]);
+        for chunk in b.chunks(3) {
+            core.receive(chunk);
+        }
+        let t = &core.tickets()[0];
+        assert_eq!(t.texts(), vec!["before", "after"]);
+        assert_eq!(t.images.len(), 1);
+        let image = &t.images[0];
+        assert_eq!(image.after_lines, 1);
+        assert_eq!(
+            (image.width_dots, image.height_dots, image.scale),
+            (16, 3, 0)
+        );
+        assert_eq!(image.align, Align::Center);
+        assert_eq!(image.data, vec![0x80, 0x0A, 0x1B, 0x1D, 0x56, 0x01]);
+        assert!(image.dot(0, 0) && !image.dot(1, 0));
+        // Row 1 is 1B 1D: dots 3, 4, 6, 7 and 11, 12, 13, 15.
+        assert!(image.dot(3, 1) && image.dot(15, 1) && !image.dot(14, 1));
+        assert_eq!(image.black_dots(), 1 + 2 + 4 + 4 + 4 + 1);
+        assert_eq!(image.inked_columns(), Some((0, 15)));
+        assert!(t.unknown.is_empty(), "{:?}", t.unknown);
+    }
+}
+
+#[test]
+fn the_network_printer_listens_on_loopback_only() {
+    let config = PrinterSimConfig {
+        listen: Some("0.0.0.0:0".parse().unwrap()),
+        ..PrinterSimConfig::tcp()
+    };
+    let err = PrinterSim::start(config).unwrap_err();
+    assert!(err.to_string().contains("loopback only"), "{err}");
 }
 
 #[test]

@@ -62,7 +62,8 @@ async fn tcp_rig() -> Rig {
     let printer = PrinterSim::start(PrinterSimConfig::tcp()).expect("printer simulator");
     let address = printer.address().expect("a TCP printer has an address");
     assert!(address.ip().is_loopback());
-    let table = format!("transport = \"tcp\"\naddress = \"{address}\"\nconnect_timeout_ms = 2000\n");
+    let table =
+        format!("transport = \"tcp\"\naddress = \"{address}\"\nconnect_timeout_ms = 2000\n");
     rig(dir, printer, &table).await
 }
 
@@ -93,7 +94,11 @@ impl Rig {
     }
 
     async fn reprint(&mut self, ticket_id: &str, number: &str) {
-        let r = self.c.queue_reprint(Some(ticket_id)).await.expect("reprint");
+        let r = self
+            .c
+            .queue_reprint(Some(ticket_id))
+            .await
+            .expect("reprint");
         assert_eq!((r.number.as_str(), r.printed), (number, true));
     }
 

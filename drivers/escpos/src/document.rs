@@ -227,30 +227,30 @@ impl TextLine {
 /// One element's bytes.
 fn render_element(element: &Element, encoding: TextEncoding) -> Vec<u8> {
     let mut out = Vec::new();
-            match element {
-                Element::Text(text) => out.extend(encoding.encode(text)),
-                Element::LineFeed => out.extend(command::line_feed()),
-                Element::Align(a) => out.extend(command::align(*a)),
-                Element::Bold(on) => out.extend(command::bold(*on)),
-                Element::Size(s) => out.extend(command::char_size(*s)),
-                Element::LineSpacing(Some(n)) => out.extend(command::line_spacing(*n)),
-                Element::LineSpacing(None) => out.extend(command::default_line_spacing()),
-                Element::Feed(n) => out.extend(command::feed(*n)),
-                Element::Qr { data, options } => {
-                    out.extend(command::qr_model2());
-                    out.extend(command::qr_module_size(options.module_size));
-                    out.extend(command::qr_error_correction(options.error_correction));
-                    out.extend(command::qr_store(data.as_bytes()));
-                    out.extend(command::qr_print());
-                }
-                Element::Barcode { data, options } => {
-                    out.extend(command::barcode_height(options.height));
-                    out.extend(command::barcode_width(options.width));
-                    out.extend(command::barcode_hri(options.hri));
-                    out.extend(command::code128(data));
-                }
-                Element::Cut(c) => out.extend(command::cut(*c)),
-            }
+    match element {
+        Element::Text(text) => out.extend(encoding.encode(text)),
+        Element::LineFeed => out.extend(command::line_feed()),
+        Element::Align(a) => out.extend(command::align(*a)),
+        Element::Bold(on) => out.extend(command::bold(*on)),
+        Element::Size(s) => out.extend(command::char_size(*s)),
+        Element::LineSpacing(Some(n)) => out.extend(command::line_spacing(*n)),
+        Element::LineSpacing(None) => out.extend(command::default_line_spacing()),
+        Element::Feed(n) => out.extend(command::feed(*n)),
+        Element::Qr { data, options } => {
+            out.extend(command::qr_model2());
+            out.extend(command::qr_module_size(options.module_size));
+            out.extend(command::qr_error_correction(options.error_correction));
+            out.extend(command::qr_store(data.as_bytes()));
+            out.extend(command::qr_print());
+        }
+        Element::Barcode { data, options } => {
+            out.extend(command::barcode_height(options.height));
+            out.extend(command::barcode_width(options.width));
+            out.extend(command::barcode_hri(options.hri));
+            out.extend(command::code128(data));
+        }
+        Element::Cut(c) => out.extend(command::cut(*c)),
+    }
     out
 }
 

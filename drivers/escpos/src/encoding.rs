@@ -121,10 +121,11 @@ impl TextEncoding {
 /// [`TextEncoding::has_char`])?
 fn gbk_firmware_has(lead: u8, trail: u8) -> bool {
     let code = u16::from_be_bytes([lead, trail]);
-    let user_defined = (0xAA..=0xAF).contains(&lead) && trail >= 0xA1
-        || (0xF8..=0xFE).contains(&lead) && trail >= 0xA1
-        || (0xA1..=0xA7).contains(&lead) && (0x40..=0xA0).contains(&trail);
-    let new_in_2005 = matches!(code, 0xA6D9..=0xA6F5 | 0xA8BC | 0xA8BF | 0xA989..=0xA995 | 0xFE50..=0xFEA0);
+    // The three user-defined areas: AAA1–AFFE, F8A1–FEFE, A140–A7A0.
+    let user_defined = matches!((lead, trail), (0xAA..=0xAF | 0xF8..=0xFE, 0xA1..=0xFE))
+        || matches!((lead, trail), (0xA1..=0xA7, 0x40..=0xA0));
+    let new_in_2005 =
+        matches!(code, 0xA6D9..=0xA6F5 | 0xA8BC | 0xA8BF | 0xA989..=0xA995 | 0xFE50..=0xFEA0);
     !user_defined && !new_in_2005
 }
 

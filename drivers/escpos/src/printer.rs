@@ -490,7 +490,9 @@ fn raster_fonts(paths: &[PathBuf]) -> Arc<GlyphRaster> {
     for path in paths {
         match std::fs::read(path) {
             Ok(bytes) => fonts.push(bytes),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "raster font not read; skipped"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "raster font not read; skipped")
+            }
         }
     }
     let raster = match GlyphRaster::with_fallbacks(fonts) {

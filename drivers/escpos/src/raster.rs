@@ -89,7 +89,9 @@ impl Bitmap {
     }
 
     pub fn get(&self, x: usize, y: usize) -> bool {
-        x < self.width && y < self.height && self.data[y * self.width / 8 + x / 8] & (0x80 >> (x % 8)) != 0
+        x < self.width
+            && y < self.height
+            && self.data[y * self.width / 8 + x / 8] & (0x80 >> (x % 8)) != 0
     }
 
     /// Blacken the dot at (`x`, `y`); outside the image: nothing.

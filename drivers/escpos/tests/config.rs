@@ -35,7 +35,10 @@ fn defaults_and_every_key() {
     assert_eq!(c.flow_control, FlowControl::Hardware);
     assert_eq!(c.encoding, TextEncoding::Big5);
     assert_eq!(c.status_timeout().as_millis(), 200);
-    assert_eq!(c.raster_fonts, [std::path::PathBuf::from("/opt/fonts/a.ttf")]);
+    assert_eq!(
+        c.raster_fonts,
+        [std::path::PathBuf::from("/opt/fonts/a.ttf")]
+    );
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! byte in its text.
 
 use kiosk_escpos::{
-    Align, BarcodeOptions, CharSize, Cut, Document, GlyphRaster, HriPosition, PaperState, PrinterStatus,
-    QrErrorCorrection, QrOptions, StatusQuery, TextEncoding,
+    Align, BarcodeOptions, CharSize, Cut, Document, GlyphRaster, HriPosition, PaperState,
+    PrinterStatus, QrErrorCorrection, QrOptions, StatusQuery, TextEncoding,
 };
 use proptest::prelude::*;
 

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use kiosk_escpos::command::raster_image;
 use kiosk_escpos::{
-    CharSize, Document, GlyphRaster, PrinterConfig, QueueTicket, SerialPrinter,
-    TextEncoding,
+    CharSize, Document, GlyphRaster, PrinterConfig, QueueTicket, SerialPrinter, TextEncoding,
 };
 use kiosk_sim::printer::{Align, PrinterSim, PrinterSimConfig};
 
@@ -18,8 +17,9 @@ use kiosk_sim::printer::{Align, PrinterSim, PrinterSimConfig};
 const HANAZONO_A: &str = "/usr/share/fonts/truetype/hanazono/HanaMinA.ttf";
 
 fn with_hanazono() -> GlyphRaster {
-    let bytes = std::fs::read(HANAZONO_A)
-        .unwrap_or_else(|e| panic!("{HANAZONO_A}: {e} (cargo xtask setup installs fonts-hanazono)"));
+    let bytes = std::fs::read(HANAZONO_A).unwrap_or_else(|e| {
+        panic!("{HANAZONO_A}: {e} (cargo xtask setup installs fonts-hanazono)")
+    });
     GlyphRaster::with_fallbacks(vec![bytes]).expect("Hanazono is a font")
 }
 
@@ -35,7 +35,10 @@ fn gs_v_0_is_gs_v_0_m_xl_xh_yl_yh_then_the_rows() {
     );
     // 72 bytes (576 dots) by 300 dots: yL = 0x2C, yH = 0x01.
     let bytes = raster_image(72, 300, &vec![0xAA; 72 * 300]);
-    assert_eq!(&bytes[..8], &[0x1D, 0x76, 0x30, 0x00, 0x48, 0x00, 0x2C, 0x01]);
+    assert_eq!(
+        &bytes[..8],
+        &[0x1D, 0x76, 0x30, 0x00, 0x48, 0x00, 0x2C, 0x01]
+    );
     assert_eq!(bytes.len(), 8 + 72 * 300);
 }
 
@@ -43,10 +46,14 @@ fn gs_v_0_is_gs_v_0_m_xl_xh_yl_yh_then_the_rows() {
 fn a_real_time_command_inside_image_data_is_broken_up() {
     // DLE EOT 1, DLE ENQ 2, DLE DC4 1 and a DLE at the very end would be
     // acted on by the printer; a DLE before anything else is a dot row.
-    let data = [0x10, 0x04, 0x01, 0x10, 0x05, 0x02, 0x10, 0x14, 0x01, 0x10, 0x41, 0x10];
+    let data = [
+        0x10, 0x04, 0x01, 0x10, 0x05, 0x02, 0x10, 0x14, 0x01, 0x10, 0x41, 0x10,
+    ];
     assert_eq!(
         &raster_image(12, 1, &data)[8..],
-        &[0x00, 0x04, 0x01, 0x00, 0x05, 0x02, 0x00, 0x14, 0x01, 0x10, 0x41, 0x00]
+        &[
+            0x00, 0x04, 0x01, 0x00, 0x05, 0x02, 0x00, 0x14, 0x01, 0x10, 0x41, 0x00
+        ]
     );
 }
 
@@ -126,15 +133,28 @@ fn a_line_with_a_missing_character_becomes_one_image_in_its_place() {
         .windows(3)
         .position(|w| w == [0x1D, 0x76, 0x30])
         .expect("GS v 0");
-    assert_eq!(bytes.windows(3).filter(|w| *w == [0x1D, 0x76, 0x30]).count(), 1);
+    assert_eq!(
+        bytes
+            .windows(3)
+            .filter(|w| *w == [0x1D, 0x76, 0x30])
+            .count(),
+        1
+    );
     // Before it: the line before and its LF, then bold on (ESC E 1).
-    assert!(bytes[..at].ends_with(b"A023\n\x1B\x45\x01"), "{:02X?}", &bytes[..at]);
+    assert!(
+        bytes[..at].ends_with(b"A023\n\x1B\x45\x01"),
+        "{:02X?}",
+        &bytes[..at]
+    );
     let (w, h) = (usize::from(bytes[at + 4]), usize::from(bytes[at + 6]));
     assert_eq!(h, 24);
     let after = at + 8 + w * h;
     // After it: no LF (the image ends at the start of a line), bold off,
     // the next line as text.
-    assert_eq!(&bytes[after..], b"\x1B\x45\x00\x32\x30\x32\x35-03-14 09:31\n");
+    assert_eq!(
+        &bytes[after..],
+        b"\x1B\x45\x00\x32\x30\x32\x35-03-14 09:31\n"
+    );
     // Without fonts the line is text with `?`.
     let plain = doc.render(TextEncoding::Gbk);
     assert!(plain.windows(4).any(|w| w == b"*??\n"));
@@ -147,8 +167,7 @@ fn a_line_with_a_missing_character_becomes_one_image_in_its_place() {
 }
 
 #[test]
-fn a_ticket_with_a_four_byte_name_character_prints_it_as_an_image_the_simulator_decodes_in_place()
-{
+fn a_ticket_with_a_four_byte_name_character_prints_it_as_an_image_the_simulator_decodes_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let sim = PrinterSim::start(PrinterSimConfig::new(dir.path().join("by-id/printer0"))).unwrap();
     let mut config = PrinterConfig::new(sim.link());
@@ -168,7 +187,13 @@ fn a_ticket_with_a_four_byte_name_character_prints_it_as_an_image_the_simulator_
     let t = &sim.wait_for_tickets(1, Duration::from_secs(5)).unwrap()[0];
     assert_eq!(
         t.texts(),
-        vec!["某某银行 西城支行", "个人业务", "A023", "您前面还有 5 人等候", "2025-03-14 09:31"]
+        vec![
+            "某某银行 西城支行",
+            "个人业务",
+            "A023",
+            "您前面还有 5 人等候",
+            "2025-03-14 09:31"
+        ]
     );
     assert_eq!(t.images.len(), 1, "{:?}", t.unknown);
     let image = &t.images[0];

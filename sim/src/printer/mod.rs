@@ -16,9 +16,12 @@
 //!   the kiosk does not use. With [`PrinterSimConfig::answers_status`]
 //!   false the printer is unidirectional: it never answers `DLE EOT`.
 //! * **TCP** ([`PrinterSimConfig::tcp`]): a listener on 127.0.0.1 (port 0:
-//!   [`PrinterSim::address`] says which port), as a network printer's raw
-//!   port 9100, one connection at a time. Unplugging closes the connection
-//!   and the listener; replugging listens on the same address again.
+//!   [`PrinterSim::address`] says which port; anything but loopback is
+//!   refused), as a network printer's raw port 9100, one connection at a
+//!   time. Unplugging closes the connection and the listener; replugging
+//!   listens on the same address again; [`PrinterSim::reset_connection`]
+//!   aborts the connection with a reset (RST) and keeps listening, as a
+//!   printer that rebooted.
 //!
 //! # What it understands
 //!
@@ -568,7 +571,9 @@ impl PrinterSim {
             // A simulator never serves the network: loopback only.
             Some(listen) if !listen.ip().is_loopback() => {
                 return Err(SimError::Io {
-                    context: format!("listening on {listen}: the printer simulator listens on loopback only"),
+                    context: format!(
+                        "listening on {listen}: the printer simulator listens on loopback only"
+                    ),
                     source: std::io::ErrorKind::InvalidInput.into(),
                 });
             }
