@@ -104,14 +104,23 @@ impl Default for SessionSection {
     }
 }
 
-/// `[printer]`: one ESC/POS ticket printer on a serial port.
+/// `[printer]`: one ESC/POS ticket printer on a serial port (the
+/// default), a USB printer-class node or a network printer's raw port.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrinterSection {
     /// The printer's name in `status` and events. Default `printer`.
     #[serde(default = "default_printer_name")]
     pub name: String,
-    pub path: PathBuf,
+    /// `serial` (default), `usb` or `tcp`.
+    #[serde(default)]
+    pub transport: Option<kiosk_escpos::Transport>,
+    /// Serial and USB: the device's stable path.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// TCP: `host:port`.
+    #[serde(default)]
+    pub address: Option<String>,
     #[serde(default)]
     pub baud: Option<u32>,
     #[serde(default)]
@@ -122,6 +131,14 @@ pub struct PrinterSection {
     pub write_timeout_ms: Option<u64>,
     #[serde(default)]
     pub status_timeout_ms: Option<u64>,
+    /// False: the printer never answers `DLE EOT`.
+    #[serde(default)]
+    pub status: Option<bool>,
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Fallback fonts for lines printed as raster images.
+    #[serde(default)]
+    pub raster_fonts: Option<Vec<PathBuf>>,
 }
 
 fn default_printer_name() -> String {
@@ -131,7 +148,16 @@ fn default_printer_name() -> String {
 impl PrinterSection {
     /// The driver's config, with the driver's defaults for what is not set.
     pub fn driver_config(&self) -> kiosk_escpos::PrinterConfig {
-        let mut c = kiosk_escpos::PrinterConfig::new(&self.path);
+        // The driver's validate() says what is missing or misplaced.
+        let mut c = kiosk_escpos::PrinterConfig::new(self.path.clone().unwrap_or_default());
+        c.transport = self.transport.unwrap_or_default();
+        c.address = self.address.clone();
+        if let Some(s) = self.status {
+            c.status = s;
+        }
+        if let Some(t) = self.connect_timeout_ms {
+            c.connect_timeout_ms = t;
+        }
         if let Some(b) = self.baud {
             c.baud = b;
         }
@@ -146,6 +172,9 @@ impl PrinterSection {
         }
         if let Some(t) = self.status_timeout_ms {
             c.status_timeout_ms = t;
+        }
+        if let Some(fonts) = &self.raster_fonts {
+            c.raster_fonts = fonts.clone();
         }
         c
     }

@@ -29,6 +29,9 @@ pub struct PrinterState {
     /// Why it is not online (the fault), if known.
     pub fault_detail: Option<String>,
     pub warnings: Vec<Warning>,
+    /// What the driver says of an online printer (e.g. that a printer
+    /// without a back channel gives no status).
+    pub online_detail: Option<String>,
     pub last_error: Option<String>,
 }
 
@@ -39,15 +42,19 @@ impl PrinterState {
             state: DeviceState::Starting,
             fault_detail: None,
             warnings: Vec::new(),
+            online_detail: None,
             last_error: None,
         }
     }
 
-    /// The detail shown in `status`: the fault, or the warning while it
-    /// prints.
+    /// The detail shown in `status`: the fault, or while it prints the
+    /// warning (else the driver's note, e.g. "status unknown").
     pub fn detail(&self) -> Option<String> {
         if self.state == DeviceState::Online {
-            self.warnings.first().map(|w| warning_text(*w).to_string())
+            self.warnings
+                .first()
+                .map(|w| warning_text(*w).to_string())
+                .or_else(|| self.online_detail.clone())
         } else {
             self.fault_detail.clone()
         }
@@ -209,8 +216,10 @@ impl Printer {
                             p.last_error = Some(d.clone());
                         }
                         p.fault_detail = detail;
+                        p.online_detail = None;
                     } else {
                         p.fault_detail = None;
+                        p.online_detail = detail;
                     }
                 }
                 PrinterEvent::Status { warnings, .. } => p.warnings = warnings,
@@ -259,7 +268,11 @@ impl Printer {
             .as_ref()
             .map(|p| {
                 let c = p.driver_config();
-                c.write_timeout() + c.status_timeout() * 4 + Duration::from_secs(2)
+                let connect = match c.transport {
+                    kiosk_escpos::Transport::Tcp => c.connect_timeout(),
+                    _ => Duration::ZERO,
+                };
+                c.write_timeout() + c.status_timeout() * 4 + connect + Duration::from_secs(2)
             })
             .unwrap_or(Duration::from_secs(10));
         let result: Result<Printed, EscposError> =

@@ -4,6 +4,7 @@
 //! kiosk-sim serve --config sim.toml
 //! kiosk-sim serve --sam /tmp/kiosk-sim/sam0 --card-port 35963 --profile resident
 //! kiosk-sim serve --printer /tmp/kiosk-sim/printer0 [--printer-baud 115200] [--printer-wire-time]
+//! kiosk-sim serve --printer-tcp 127.0.0.1:9100
 //! kiosk-sim card place resident-expired [--device sam0] [--control SOCKET]
 //! kiosk-sim card remove [--device sam0]
 //! kiosk-sim card fault slow:1500 [--device sam0]
@@ -169,6 +170,10 @@ struct ServeArgs {
     /// (repeatable: printer0, printer1, ...).
     #[arg(long = "printer", value_name = "LINK")]
     printer: Vec<PathBuf>,
+    /// Run an ESC/POS network printer (raw port, as TCP 9100) listening on
+    /// this loopback address (repeatable).
+    #[arg(long = "printer-tcp", value_name = "ADDR")]
+    printer_tcp: Vec<std::net::SocketAddr>,
     /// The printers' line speed.
     #[arg(long, default_value_t = 115_200)]
     printer_baud: u32,
@@ -402,8 +407,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.printer.push(PrinterEntry {
             name: None,
             link: link.clone(),
+            listen: None,
             baud: args.printer_baud,
             emulate_wire_time: args.printer_wire_time,
+            state: None,
+        });
+    }
+    for listen in &args.printer_tcp {
+        config.printer.push(PrinterEntry {
+            name: None,
+            link: PathBuf::new(),
+            listen: Some(*listen),
+            baud: args.printer_baud,
+            emulate_wire_time: false,
             state: None,
         });
     }
@@ -412,7 +428,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.control = Some(control);
     }
     if config.sam.is_empty() && config.card.is_empty() && config.printer.is_empty() {
-        bail!("nothing to serve: give --config, --sam LINK, --card-port PORT or --printer LINK");
+        bail!(
+            "nothing to serve: give --config, --sam LINK, --card-port PORT, --printer LINK or --printer-tcp ADDR"
+        );
     }
     // pcscd first: a child inherits the signal mask, and a pcscd with
     // SIGTERM blocked cannot be stopped cleanly.

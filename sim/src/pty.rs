@@ -62,7 +62,13 @@ impl Pty {
             let context = context.to_string();
             move |source| SimError::Serial { context, source }
         };
-        let (mut master, mut slave) = TTYPort::pair().map_err(serial("creating a pty pair"))?;
+        let (master, mut slave) = TTYPort::pair().map_err(serial("creating a pty pair"))?;
+        // `pair` opens the master without close-on-exec: a kioskd the test
+        // starts would inherit it and keep the pty alive after an unplug.
+        // The clone is close-on-exec; the original closes here.
+        let mut master = master
+            .try_clone_native()
+            .map_err(serial("making the pty master close-on-exec"))?;
         let path = slave
             .name()
             .map(PathBuf::from)

@@ -97,7 +97,13 @@ pub struct CardEntry {
 #[serde(deny_unknown_fields)]
 pub struct PrinterEntry {
     pub name: Option<String>,
+    /// The pty's symlink (unset for a network printer).
+    #[serde(default)]
     pub link: PathBuf,
+    /// A network printer's raw port instead of a pty, e.g.
+    /// `127.0.0.1:9100` (loopback only).
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
     #[serde(default = "default_baud")]
     pub baud: u32,
     #[serde(default)]
@@ -200,9 +206,10 @@ impl ServeConfig {
         }
         for (i, e) in self.printer.iter().enumerate() {
             let printer = PrinterSim::start(PrinterSimConfig {
-                link: e.link.clone(),
                 baud: e.baud,
                 emulate_wire_time: e.emulate_wire_time,
+                listen: e.listen,
+                ..PrinterSimConfig::new(e.link.clone())
             })?;
             if let Some(state) = e.state {
                 printer.set_state(state);

@@ -524,4 +524,95 @@ mod core {
         );
         assert_eq!(t.unknown, vec![vec![0x1B, b'~']]);
     }
+
+    /// Epson's `GS v 0 m xL xH yL yH d1...dk` (k = (xL + xH × 256) ×
+    /// (yL + yH × 256), MSB the leftmost dot), between two lines of text;
+    /// its data holds bytes that look like commands (LF, ESC, GS V).
+    #[test]
+    fn a_raster_image_is_kept_between_the_lines_around_it() {
+        let mut core = PrinterCore::new();
+        let mut b = vec![0x1B, 0x40, 0x1B, 0x61, 0x01];
+        b.extend_from_slice(b"before\n");
+        // 2 bytes (16 dots) by 3 rows.
+        b.extend_from_slice(&[0x1D, 0x76, 0x30, 0x00, 0x02, 0x00, 0x03, 0x00]);
+        b.extend_from_slice(&[0x80, 0x0A, 0x1B, 0x1D, 0x56, 0x01]);
+        b.extend_from_slice(b"after\n");
+        b.extend_from_slice(&[0x1D, 0x56, 0x01]);
+        for chunk in b.chunks(3) {
+            core.receive(chunk);
+        }
+        let t = &core.tickets()[0];
+        assert_eq!(t.texts(), vec!["before", "after"]);
+        assert_eq!(t.images.len(), 1);
+        let image = &t.images[0];
+        assert_eq!(image.after_lines, 1);
+        assert_eq!(
+            (image.width_dots, image.height_dots, image.scale),
+            (16, 3, 0)
+        );
+        assert_eq!(image.align, Align::Center);
+        assert_eq!(image.data, vec![0x80, 0x0A, 0x1B, 0x1D, 0x56, 0x01]);
+        assert!(image.dot(0, 0) && !image.dot(1, 0));
+        // Row 1 is 1B 1D: dots 3, 4, 6, 7 and 11, 12, 13, 15.
+        assert!(image.dot(3, 1) && image.dot(15, 1) && !image.dot(14, 1));
+        assert_eq!(image.black_dots(), 1 + 2 + 4 + 4 + 4 + 1);
+        assert_eq!(image.inked_columns(), Some((0, 15)));
+        assert!(t.unknown.is_empty(), "{:?}", t.unknown);
+    }
+}
+
+#[test]
+fn the_network_printer_listens_on_loopback_only() {
+    let config = PrinterSimConfig {
+        listen: Some("0.0.0.0:0".parse().unwrap()),
+        ..PrinterSimConfig::tcp()
+    };
+    let err = PrinterSim::start(config).unwrap_err();
+    assert!(err.to_string().contains("loopback only"), "{err}");
+}
+
+#[test]
+fn over_tcp_the_printer_answers_on_its_connection_and_unplug_closes_the_listener() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let sim = PrinterSim::start(PrinterSimConfig::tcp()).unwrap();
+    let addr = sim.address().expect("listening");
+    assert!(addr.ip().is_loopback() && addr.port() != 0);
+    assert!(sim.is_plugged());
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    conn.write_all(&[0x10, 0x04, 0x01]).unwrap();
+    let mut reply = [0u8; 1];
+    conn.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[0], PrinterState::Ready.status_byte(1).unwrap());
+    conn.write_all(&ticket().render(kiosk_escpos::TextEncoding::Gb18030))
+        .unwrap();
+    check_ticket(&sim.wait_for_tickets(1, WAIT).unwrap()[0]);
+
+    // Unplugged: the connection ends and no new one is taken.
+    sim.unplug().unwrap();
+    assert!(!sim.is_plugged());
+    assert_eq!(conn.read(&mut reply).unwrap(), 0, "end of file");
+    assert!(TcpStream::connect(addr).is_err(), "refused while unplugged");
+    sim.replug().unwrap();
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    conn.write_all(&[0x10, 0x04, 0x04]).unwrap();
+    conn.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[0], PrinterState::Ready.status_byte(4).unwrap());
+    assert_eq!(sim.stats().unplugs, 1);
+}
+
+#[test]
+fn a_unidirectional_printer_prints_and_never_answers_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_with(&dir, |c| c.answers_status = false);
+    let mut c = PrinterConfig::usb(sim.link());
+    c.status = false;
+    let mut printer = SerialPrinter::new(c).unwrap();
+    let printed = printer.print(&ticket()).unwrap();
+    assert!(!printed.status_known);
+    check_ticket(&sim.wait_for_tickets(1, WAIT).unwrap()[0]);
+    assert_eq!(sim.stats().bytes_out, 0, "no reply ever sent");
 }

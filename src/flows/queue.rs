@@ -1164,6 +1164,7 @@ name_en = "VIP"
             bytes: 200,
             status: kiosk_escpos::PrinterStatus::READY,
             warnings,
+            status_known: true,
         })
     }
 

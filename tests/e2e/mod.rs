@@ -6,6 +6,7 @@ pub mod flows;
 pub mod hardening;
 pub mod harness;
 pub mod pcsc;
+pub mod printer_transports;
 pub mod queue;
 pub mod sam_serial;
 pub mod sync;

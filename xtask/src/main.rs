@@ -44,6 +44,10 @@ const PACKAGES: &[&str] = &[
     "libxi6",
     "libxrandr2",
     "libxkbcommon-x11-0",
+    // kiosk-escpos: the fallback fonts for characters the bundled
+    // WenQuanYi Micro Hei lacks (CJK Extension A/B in names), printed as
+    // raster images (`[printer] raster_fonts`).
+    "fonts-hanazono",
 ];
 
 /// Packages for kiosk-ui's linuxkms build (DRM/KMS with libinput touch).

@@ -333,3 +333,27 @@ pub fn code128(data: &str) -> Vec<u8> {
 pub fn status_request(n: u8) -> Vec<u8> {
     vec![DLE, EOT, n]
 }
+
+/// `GS v 0 m xL xH yL yH d1...dk`: print a raster bit image at normal
+/// scale (`m` = 0), `bytes_per_row` bytes (8 dots each, the most
+/// significant bit leftmost) by `height` dots, `k = bytes_per_row ×
+/// height` (Epson ESC/POS reference, `GS v 0`). In standard mode it is
+/// printed at the start of a line and leaves the print position there.
+///
+/// A `DLE` (0x10) in the image followed by `EOT`, `ENQ` or `DC4` (or at
+/// its end) would be taken by the printer for a real-time command, so
+/// that one dot-byte is left white: one to three dots, never a command.
+pub fn raster_image(bytes_per_row: u16, height: u16, data: &[u8]) -> Vec<u8> {
+    let [xl, xh] = bytes_per_row.to_le_bytes();
+    let [yl, yh] = height.to_le_bytes();
+    let mut out = vec![GS, b'v', b'0', 0, xl, xh, yl, yh];
+    let start = out.len();
+    out.extend_from_slice(data);
+    for i in start..out.len() {
+        let next = out.get(i + 1).copied();
+        if out[i] == DLE && matches!(next, None | Some(EOT | 0x05 | 0x14)) {
+            out[i] = 0;
+        }
+    }
+    out
+}

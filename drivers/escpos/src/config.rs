@@ -2,13 +2,21 @@
 //!
 //! ```toml
 //! [printer]
+//! transport = "serial"          # default; usb | tcp
 //! path = "/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0"
-//! baud = 115200                 # default 9600
-//! flow_control = "hardware"     # none (default) | software | hardware
-//! encoding = "gb18030"          # default; gbk | big5 | cp437 | ascii
+//! baud = 115200                 # default 9600 (serial only)
+//! flow_control = "hardware"     # none (default) | software | hardware (serial only)
+//! encoding = "gbk"              # default; gb18030 | big5 | cp437 | ascii
+//! raster_fonts = ["/usr/share/fonts/truetype/hanazono/HanaMinA.ttf"]
 //! write_timeout_ms = 5000       # default
 //! status_timeout_ms = 1000      # default
+//! status = true                 # default; false: the printer never answers DLE EOT
 //! ```
+//!
+//! A USB printer-class device: `transport = "usb"` and `path =
+//! "/dev/usb/lp0"`. A network printer: `transport = "tcp"` and `address =
+//! "192.0.2.10:9100"` (no `path`), with `connect_timeout_ms` (default
+//! 3000).
 //!
 //! Unknown keys are rejected; [`PrinterConfig::validate`] checks what
 //! serde cannot ([`crate::SerialPrinter::new`] calls it).
@@ -44,22 +52,61 @@ impl From<FlowControl> for serialport::FlowControl {
     }
 }
 
-/// One ticket printer on a serial port.
+/// How the kiosk reaches the printer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// A tty (`path`, `baud`, `flow_control`).
+    #[default]
+    Serial,
+    /// A USB printer-class node, `/dev/usb/lpN` (`path`), opened as a file.
+    Usb,
+    /// A network printer's raw port (`address`, `connect_timeout_ms`).
+    Tcp,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Serial => "serial",
+            Transport::Usb => "usb",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// One ticket printer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrinterConfig {
-    /// A stable path (`/dev/serial/by-id/...`): the port is reopened by it
-    /// after an unplug.
+    /// Default serial, so configs written before the other transports keep
+    /// their meaning.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Serial and USB: a stable path (`/dev/serial/by-id/...`, a udev
+    /// symlink to `/dev/usb/lpN`): the device is reopened by it after an
+    /// unplug. Empty (unset) for TCP.
+    #[serde(default)]
     pub path: PathBuf,
+    /// TCP: `host:port`, e.g. `192.0.2.10:9100`.
+    #[serde(default)]
+    pub address: Option<String>,
     /// Default 9600.
     #[serde(default = "default_baud")]
     pub baud: u32,
     /// Default none.
     #[serde(default)]
     pub flow_control: FlowControl,
-    /// What the printer model prints. Default GB18030.
+    /// What the printer model prints. Default GBK (two-byte safe).
     #[serde(default)]
     pub encoding: TextEncoding,
+    /// Fonts for characters that neither the code table nor the bundled
+    /// WenQuanYi Micro Hei has, tried in order when such a line is
+    /// printed as a raster image. A file that is missing or not a font is
+    /// skipped with a warning. Default: Debian's `fonts-hanazono`
+    /// (CJK Extensions A and B).
+    #[serde(default = "default_raster_fonts")]
+    pub raster_fonts: Vec<PathBuf>,
     /// How long the printer may take no data (flow control, full buffer)
     /// before a print fails with [`EscposError::WriteTimeout`], in ms.
     /// Default 5000.
@@ -69,8 +116,22 @@ pub struct PrinterConfig {
     /// of what is still queued ahead of the request. Default 1000.
     #[serde(default = "default_status_timeout_ms")]
     pub status_timeout_ms: u64,
+    /// Does the printer answer `DLE EOT`? False for a unidirectional
+    /// printer: printing just writes and the status is unknown. Default
+    /// true.
+    #[serde(default = "default_status")]
+    pub status: bool,
+    /// TCP: how long a connection attempt may take, in ms. Default 3000.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
 }
 
+fn default_raster_fonts() -> Vec<PathBuf> {
+    ["HanaMinA.ttf", "HanaMinB.ttf"]
+        .iter()
+        .map(|f| PathBuf::from("/usr/share/fonts/truetype/hanazono").join(f))
+        .collect()
+}
 fn default_baud() -> u32 {
     9600
 }
@@ -80,17 +141,57 @@ fn default_write_timeout_ms() -> u64 {
 fn default_status_timeout_ms() -> u64 {
     1000
 }
+fn default_status() -> bool {
+    true
+}
+fn default_connect_timeout_ms() -> u64 {
+    3000
+}
 
 impl PrinterConfig {
-    /// A config for `path` with every default.
+    /// A serial printer at `path` with every default.
     pub fn new(path: impl Into<PathBuf>) -> PrinterConfig {
         PrinterConfig {
+            transport: Transport::Serial,
             path: path.into(),
+            address: None,
             baud: default_baud(),
             flow_control: FlowControl::None,
-            encoding: TextEncoding::Gb18030,
+            encoding: TextEncoding::Gbk,
+            raster_fonts: default_raster_fonts(),
             write_timeout_ms: default_write_timeout_ms(),
             status_timeout_ms: default_status_timeout_ms(),
+            status: default_status(),
+            connect_timeout_ms: default_connect_timeout_ms(),
+        }
+    }
+
+    /// A USB printer-class device at `path` with every default.
+    pub fn usb(path: impl Into<PathBuf>) -> PrinterConfig {
+        PrinterConfig {
+            transport: Transport::Usb,
+            ..PrinterConfig::new(path)
+        }
+    }
+
+    /// A network printer at `address` (`host:port`) with every default.
+    pub fn tcp(address: impl Into<String>) -> PrinterConfig {
+        PrinterConfig {
+            transport: Transport::Tcp,
+            address: Some(address.into()),
+            ..PrinterConfig::new(PathBuf::new())
+        }
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// The device as the config names it: its path, or its address.
+    pub fn device(&self) -> String {
+        match self.transport {
+            Transport::Tcp => self.address.clone().unwrap_or_default(),
+            Transport::Serial | Transport::Usb => self.path.display().to_string(),
         }
     }
 
@@ -102,10 +203,49 @@ impl PrinterConfig {
         Duration::from_millis(self.status_timeout_ms)
     }
 
-    /// Check what serde cannot: a baud rate and timeouts above zero.
+    /// Check what serde cannot: the fields the transport needs (and not
+    /// the other transport's), a baud rate and timeouts above zero.
     pub fn validate(&self) -> Result<(), EscposError> {
-        if self.path.as_os_str().is_empty() {
-            return Err(EscposError::Config("path is empty".into()));
+        match self.transport {
+            Transport::Serial | Transport::Usb => {
+                if self.path.as_os_str().is_empty() {
+                    return Err(EscposError::Config(format!(
+                        "path is empty (transport = \"{}\" needs one)",
+                        self.transport.name()
+                    )));
+                }
+                if self.address.is_some() {
+                    return Err(EscposError::Config(format!(
+                        "address is for transport = \"tcp\", not \"{}\"",
+                        self.transport.name()
+                    )));
+                }
+            }
+            Transport::Tcp => {
+                if !self.path.as_os_str().is_empty() {
+                    return Err(EscposError::Config(
+                        "path is not for transport = \"tcp\" (it takes address)".into(),
+                    ));
+                }
+                let Some(address) = &self.address else {
+                    return Err(EscposError::Config(
+                        "transport = \"tcp\" needs address = \"host:port\"".into(),
+                    ));
+                };
+                let port_ok = address.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                });
+                if !port_ok {
+                    return Err(EscposError::Config(format!(
+                        "address {address:?} is not host:port"
+                    )));
+                }
+                if self.connect_timeout_ms == 0 {
+                    return Err(EscposError::Config(
+                        "connect_timeout_ms must be above 0".into(),
+                    ));
+                }
+            }
         }
         if self.baud == 0 {
             return Err(EscposError::Config("baud must be above 0".into()));

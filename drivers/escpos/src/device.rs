@@ -1,11 +1,11 @@
 //! The device loop: one thread per ticket printer, owning its
-//! [`SerialPrinter`], reporting [`PrinterEvent`]s, answering
+//! [`Printer`], reporting [`PrinterEvent`]s, answering
 //! [`PrinterHandle`] requests.
 //!
 //! # When the printer is asked for its status
 //!
 //! * when the port is opened (at start, and each reopen by path);
-//! * before and after every print ([`SerialPrinter::print`]);
+//! * before and after every print ([`Printer::print`]);
 //! * when asked ([`PrinterHandle::status`]: the technician's check, or
 //!   `kioskctl status` wanting a fresh reading);
 //! * **while the printer cannot print, and only then**: when it is absent
@@ -61,10 +61,10 @@ pub use kiosk_device::DeviceState;
 use kiosk_device::{Backoff, Mailbox, Wake};
 
 use crate::command::{Align, CharSize, Cut};
-use crate::config::PrinterConfig;
+use crate::config::{PrinterConfig, Transport};
 use crate::document::{Document, QrOptions};
 use crate::error::EscposError;
-use crate::serial::{Printed, SerialPrinter};
+use crate::printer::{Printed, Printer};
 use crate::status::{PrinterFault, PrinterStatus, Warning};
 
 /// Reopening an absent printer: first wait...
@@ -75,6 +75,9 @@ pub const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(3);
 pub const FAULT_CHECK_MIN: Duration = Duration::from_secs(1);
 /// ...doubling up to this.
 pub const FAULT_CHECK_MAX: Duration = Duration::from_secs(10);
+
+/// The detail of an online printer configured with `status = false`.
+pub const STATUS_UNKNOWN: &str = "status unknown: the printer gives no status (status = false)";
 
 /// The state of a printer that reports `fault`.
 pub fn state_of_fault(fault: PrinterFault) -> DeviceState {
@@ -209,7 +212,7 @@ impl PrinterDevice {
         config: PrinterConfig,
         sink: impl Into<EventSink>,
     ) -> Result<PrinterHandle, EscposError> {
-        let printer = SerialPrinter::new(config)?;
+        let printer = Printer::new(config)?;
         let shared = Arc::new(Shared {
             mailbox: Mailbox::new(),
             snapshot: Mutex::new(PrinterSnapshot::default()),
@@ -271,7 +274,7 @@ impl PrinterHandle {
     }
 
     /// Print `document`, checking the printer before and after
-    /// ([`SerialPrinter::print`]); wait at most `timeout` for the outcome.
+    /// ([`Printer::print`]); wait at most `timeout` for the outcome.
     ///
     /// Errors: the printer's faults (`PaperOut`, `CoverOpen`, `Offline`,
     /// `Fault`, each saying whether the document had been sent),
@@ -358,7 +361,7 @@ impl Drop for PrinterHandle {
 /// The device thread's state.
 struct Device {
     name: String,
-    printer: SerialPrinter,
+    printer: Printer,
     sink: EventSink,
     shared: Arc<Shared>,
     /// The state and detail last reported.
@@ -418,7 +421,8 @@ impl Device {
     fn print(&mut self, document: &Document) -> Result<Printed, EscposError> {
         let result = self.printer.print(document);
         match &result {
-            Ok(printed) => self.on_status(printed.status),
+            Ok(printed) if printed.status_known => self.on_status(printed.status),
+            Ok(_) => self.on_status_unknown(),
             Err(e) => match e.printer_fault() {
                 Some(fault) => {
                     // The status read before (or after) the document,
@@ -444,10 +448,18 @@ impl Device {
             .size(CharSize::NORMAL)
             .bold(false)
             .line(&format!("printer {}", self.name))
-            .line(&format!(
-                "{} baud, flow control {:?}, {:?}",
-                config.baud, config.flow_control, config.encoding
-            ))
+            .line(&match config.transport {
+                Transport::Serial => format!(
+                    "{} baud, flow control {:?}, {:?}",
+                    config.baud, config.flow_control, config.encoding
+                ),
+                transport => format!(
+                    "{} {}, {:?}",
+                    transport.name(),
+                    config.device(),
+                    config.encoding
+                ),
+            })
             .line("中文 ABC abc 0123456789")
             .qr("kiosk-escpos test page", QrOptions::default())
             .feed(2)
@@ -460,7 +472,8 @@ impl Device {
     /// Open the port if closed, else ask the four statuses (reopening once
     /// when the port turns out dead); report what was found.
     fn check(&mut self) -> Result<PrinterStatus, EscposError> {
-        let result = if self.printer.is_open() {
+        // Without status, opening again is the only sign of life there is.
+        let result = if self.printer.is_open() && self.printer.answers_status() {
             match self.printer.status() {
                 Err(e) if e.is_unplugged() => {
                     tracing::debug!(error = %e, "printer port dead; reopening");
@@ -473,9 +486,21 @@ impl Device {
         };
         match &result {
             Ok(status) => self.on_status(*status),
+            Err(EscposError::NoStatus) => self.on_status_unknown(),
             Err(e) => self.on_error(e),
         }
         result
+    }
+
+    /// The printer is there (open, or it took a document) but gives no
+    /// status: online as far as anyone can tell, and the detail says so.
+    fn on_status_unknown(&mut self) {
+        self.status = None;
+        self.fault = None;
+        self.reopen_backoff.reset();
+        self.check_backoff.reset();
+        self.retry_at = None;
+        self.set_state(DeviceState::Online, Some(STATUS_UNKNOWN.into()));
     }
 
     /// The printer answered with `status`.

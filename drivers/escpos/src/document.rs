@@ -9,6 +9,7 @@ use crate::command::{
 };
 use crate::encoding::TextEncoding;
 use crate::error::EscposError;
+use crate::raster::GlyphRaster;
 
 /// How a QR code is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,7 +99,21 @@ impl Document {
     /// The result never contains a real-time command (`DLE EOT n`,
     /// `DLE ENQ n`, `DLE DC4`): text cannot hold control characters and
     /// QR / barcode data cannot hold `DLE` ([`DocumentBuilder::build`]).
+    ///
+    /// A character the encoding lacks becomes `?`; see
+    /// [`Document::render_with`] to print it as an image instead.
     pub fn render(&self, encoding: TextEncoding) -> Vec<u8> {
+        self.render_with(encoding, None)
+    }
+
+    /// Like [`Document::render`]; with `raster`, a line holding a
+    /// character the encoding lacks ([`TextEncoding::has_char`]) is
+    /// printed whole as a raster image (`GS v 0`, which prints at the
+    /// start of a line) drawn with `raster`'s fonts in the size and
+    /// boldness in force, its alignment kept. The line's settings
+    /// (alignment, bold, size) are sent as usual, so the lines after it
+    /// are unchanged.
+    pub fn render_with(&self, encoding: TextEncoding, raster: Option<&GlyphRaster>) -> Vec<u8> {
         let mut out = command::init();
         if encoding.chinese_mode() {
             out.extend(command::chinese_mode(true));
@@ -106,34 +121,137 @@ impl Document {
             out.extend(command::chinese_mode(false));
             out.extend(command::code_page(0));
         }
-        for element in &self.elements {
-            match element {
-                Element::Text(text) => out.extend(encoding.encode(text)),
-                Element::LineFeed => out.extend(command::line_feed()),
-                Element::Align(a) => out.extend(command::align(*a)),
-                Element::Bold(on) => out.extend(command::bold(*on)),
-                Element::Size(s) => out.extend(command::char_size(*s)),
-                Element::LineSpacing(Some(n)) => out.extend(command::line_spacing(*n)),
-                Element::LineSpacing(None) => out.extend(command::default_line_spacing()),
-                Element::Feed(n) => out.extend(command::feed(*n)),
-                Element::Qr { data, options } => {
-                    out.extend(command::qr_model2());
-                    out.extend(command::qr_module_size(options.module_size));
-                    out.extend(command::qr_error_correction(options.error_correction));
-                    out.extend(command::qr_store(data.as_bytes()));
-                    out.extend(command::qr_print());
+        let mut size = CharSize::NORMAL;
+        let mut bold = false;
+        let mut at = 0;
+        while at < self.elements.len() {
+            if let Some(raster) = raster
+                && let Some(line) = self.line_at(at)
+                && line.needs_image(encoding)
+            {
+                for element in &self.elements[at..at + line.settings_and_text] {
+                    match element {
+                        Element::Text(_) => continue,
+                        Element::Size(s) => size = *s,
+                        Element::Bold(b) => bold = *b,
+                        _ => {}
+                    }
+                    out.extend(render_element(element, encoding));
                 }
-                Element::Barcode { data, options } => {
-                    out.extend(command::barcode_height(options.height));
-                    out.extend(command::barcode_width(options.width));
-                    out.extend(command::barcode_hri(options.hri));
-                    out.extend(command::code128(data));
+                let image = raster.render(&line.text, size, bold);
+                if image.missing() > 0 {
+                    // Never the characters themselves: names are personal.
+                    tracing::warn!(
+                        characters = image.missing(),
+                        "no font has these characters: printed as boxes"
+                    );
                 }
-                Element::Cut(c) => out.extend(command::cut(*c)),
+                out.extend(command::raster_image(
+                    u16::try_from(image.bytes_per_row()).unwrap_or(u16::MAX),
+                    u16::try_from(image.height()).unwrap_or(u16::MAX),
+                    image.data(),
+                ));
+                // The image leaves the position at the start of a line:
+                // its line feed is not sent.
+                at += line.len;
+                continue;
             }
+            let element = &self.elements[at];
+            match element {
+                Element::Size(s) => size = *s,
+                Element::Bold(b) => bold = *b,
+                _ => {}
+            }
+            out.extend(render_element(element, encoding));
+            at += 1;
         }
         out
     }
+
+    /// Would [`Document::render_with`] print a line as an image (a
+    /// character `encoding` lacks)?
+    pub fn needs_raster(&self, encoding: TextEncoding) -> bool {
+        (0..self.elements.len())
+            .filter_map(|at| self.line_at(at))
+            .any(|line| line.needs_image(encoding))
+    }
+
+    /// The text line starting at `at`: text and settings up to a line
+    /// feed (included) or another element; `None` if it holds no text.
+    fn line_at(&self, at: usize) -> Option<TextLine> {
+        let mut text = String::new();
+        let mut settings_and_text = 0;
+        for element in &self.elements[at..] {
+            match element {
+                Element::Text(t) => text.push_str(t),
+                Element::Align(_)
+                | Element::Bold(_)
+                | Element::Size(_)
+                | Element::LineSpacing(_) => {}
+                _ => break,
+            }
+            settings_and_text += 1;
+        }
+        if text.is_empty() {
+            return None;
+        }
+        let ends_with_feed = matches!(
+            self.elements.get(at + settings_and_text),
+            Some(Element::LineFeed)
+        );
+        Some(TextLine {
+            text,
+            settings_and_text,
+            len: settings_and_text + usize::from(ends_with_feed),
+        })
+    }
+}
+
+/// One line of text as [`Document::render_with`] sees it.
+struct TextLine {
+    text: String,
+    /// Elements of text and settings.
+    settings_and_text: usize,
+    /// The same plus the line feed that ends it, if one does.
+    len: usize,
+}
+
+impl TextLine {
+    fn needs_image(&self, encoding: TextEncoding) -> bool {
+        self.text
+            .chars()
+            .any(|c| !c.is_control() && !encoding.has_char(c))
+    }
+}
+
+/// One element's bytes.
+fn render_element(element: &Element, encoding: TextEncoding) -> Vec<u8> {
+    let mut out = Vec::new();
+    match element {
+        Element::Text(text) => out.extend(encoding.encode(text)),
+        Element::LineFeed => out.extend(command::line_feed()),
+        Element::Align(a) => out.extend(command::align(*a)),
+        Element::Bold(on) => out.extend(command::bold(*on)),
+        Element::Size(s) => out.extend(command::char_size(*s)),
+        Element::LineSpacing(Some(n)) => out.extend(command::line_spacing(*n)),
+        Element::LineSpacing(None) => out.extend(command::default_line_spacing()),
+        Element::Feed(n) => out.extend(command::feed(*n)),
+        Element::Qr { data, options } => {
+            out.extend(command::qr_model2());
+            out.extend(command::qr_module_size(options.module_size));
+            out.extend(command::qr_error_correction(options.error_correction));
+            out.extend(command::qr_store(data.as_bytes()));
+            out.extend(command::qr_print());
+        }
+        Element::Barcode { data, options } => {
+            out.extend(command::barcode_height(options.height));
+            out.extend(command::barcode_width(options.width));
+            out.extend(command::barcode_hri(options.hri));
+            out.extend(command::code128(data));
+        }
+        Element::Cut(c) => out.extend(command::cut(*c)),
+    }
+    out
 }
 
 /// Builds a [`Document`]; methods chain, [`DocumentBuilder::build`]

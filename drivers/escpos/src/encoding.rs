@@ -20,10 +20,14 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum TextEncoding {
     /// GB18030 in Chinese mode: every Unicode character has a code (one,
-    /// two or four bytes); the printer's font decides what shows.
-    #[default]
+    /// two or four bytes). Only for a printer whose font has GB18030's
+    /// four-byte part: many firmwares have just GB2312 / GBK and print a
+    /// four-byte sequence as garbage.
     Gb18030,
-    /// GBK in Chinese mode: GB18030's one- and two-byte part.
+    /// GBK in Chinese mode (the default): one- and two-byte codes only,
+    /// which every Chinese printer's firmware has. What GBK firmware
+    /// lacks ([`TextEncoding::has_char`]) is printed as a raster image.
+    #[default]
     Gbk,
     /// Big5 in Chinese mode (traditional characters).
     Big5,
@@ -42,14 +46,53 @@ impl TextEncoding {
         )
     }
 
+    /// Does the printer's code table have `c` (so it prints as text)?
+    /// Control characters are never text.
+    ///
+    /// GBK: the one- and two-byte codes of the 1995 GBK table as printer
+    /// firmware has it (Windows code page 936): not its user-defined
+    /// areas, and not the codes GB18030-2005 gave new characters
+    /// (`A6D9`–`A6F5`, `A8BC`, `A8BF`, `A989`–`A995`, `FE50`–`FEA0`, e.g.
+    /// "䶮" U+4DAE at `FE9F`), which such firmware prints as blanks or
+    /// other glyphs.
+    pub fn has_char(self, c: char) -> bool {
+        if c.is_control() {
+            return false;
+        }
+        match self {
+            TextEncoding::Gb18030 => true,
+            TextEncoding::Gbk => {
+                let mut buf = [0u8; 4];
+                match encode_with(GBK, c.encode_utf8(&mut buf)).as_slice() {
+                    [b] => b.is_ascii() && *b != b'?' || c == '?',
+                    &[lead, trail] => gbk_firmware_has(lead, trail),
+                    _ => false,
+                }
+            }
+            TextEncoding::Big5 => {
+                let mut buf = [0u8; 4];
+                c == '?' || encode_with(BIG5, c.encode_utf8(&mut buf)) != b"?"
+            }
+            TextEncoding::Cp437 => c == '?' || cp437_byte(c) != b'?',
+            TextEncoding::Ascii => c.is_ascii(),
+        }
+    }
+
     /// Encode one piece of text (no line breaks: [`crate::Document`]
-    /// splits lines). Control characters and characters without a code
-    /// become `?`; a tab becomes a space.
+    /// splits lines). Control characters and characters the code table
+    /// lacks ([`TextEncoding::has_char`]) become `?`; a tab becomes a
+    /// space.
     pub fn encode(self, text: &str) -> Vec<u8> {
         let clean: String = text.chars().map(sanitise).collect();
         match self {
             TextEncoding::Gb18030 => encode_with(GB18030, &clean),
-            TextEncoding::Gbk => encode_with(GBK, &clean),
+            TextEncoding::Gbk => {
+                let table: String = clean
+                    .chars()
+                    .map(|c| if self.has_char(c) { c } else { '?' })
+                    .collect();
+                encode_with(GBK, &table)
+            }
             TextEncoding::Big5 => encode_with(BIG5, &clean),
             TextEncoding::Cp437 => clean.chars().map(cp437_byte).collect(),
             TextEncoding::Ascii => clean
@@ -72,6 +115,18 @@ impl TextEncoding {
                 .collect(),
         }
     }
+}
+
+/// Is the two-byte code `lead trail` printable on GBK firmware (see
+/// [`TextEncoding::has_char`])?
+fn gbk_firmware_has(lead: u8, trail: u8) -> bool {
+    let code = u16::from_be_bytes([lead, trail]);
+    // The three user-defined areas: AAA1–AFFE, F8A1–FEFE, A140–A7A0.
+    let user_defined = matches!((lead, trail), (0xAA..=0xAF | 0xF8..=0xFE, 0xA1..=0xFE))
+        || matches!((lead, trail), (0xA1..=0xA7, 0x40..=0xA0));
+    let new_in_2005 =
+        matches!(code, 0xA6D9..=0xA6F5 | 0xA8BC | 0xA8BF | 0xA989..=0xA995 | 0xFE50..=0xFEA0);
+    !user_defined && !new_in_2005
 }
 
 fn sanitise(c: char) -> char {

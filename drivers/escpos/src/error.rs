@@ -34,11 +34,16 @@ pub enum EscposError {
     /// auto-recoverable).
     #[error("printer error: {fault}{}", sent_note(*sent))]
     Fault { fault: PrinterFault, sent: bool },
-    /// The serial device went away (`read` gave end-of-file, `EIO`, a
-    /// hang-up, or its path disappeared). It is reopened by its configured
-    /// path ([`crate::SerialPrinter::reconnect`], or the next print).
+    /// The device went away (`read` gave end-of-file, `EIO`, a hang-up, a
+    /// reset connection, or its path disappeared), or cannot be reached.
+    /// It is reopened by its configured path or address
+    /// ([`crate::Printer::reconnect`], or the next print).
     #[error("the printer is unplugged or gone: {detail}")]
     Unplugged { detail: String },
+    /// The printer is configured with `status = false` (it never answers
+    /// `DLE EOT`): its status is unknown. Not a fault.
+    #[error("the printer gives no status (status = false): its state is unknown")]
+    NoStatus,
     /// No reply to a status query in time. `received` holds the bytes that
     /// did arrive and were not a reply to it.
     #[error("no reply to {} within {timeout_ms} ms ({} other bytes received)", query.name(), received.len())]

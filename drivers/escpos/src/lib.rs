@@ -10,9 +10,14 @@
 //! character size, line spacing, QR code, CODE128 barcode, feed, cut)
 //! built with [`Document::builder`]; it does not know the printer, and
 //! [`Document::render`] makes the bytes for a printer model's
-//! [`TextEncoding`]: `ESC @`, the character mode (`FS &` and GB18030 / GBK
-//! / Big5 for Chinese printers; `FS .` and PC437 or ASCII otherwise, with
-//! Chinese text as `?`), then the elements. Text cannot carry control
+//! [`TextEncoding`]: `ESC @`, the character mode (`FS &` and GBK (the
+//! default) / GB18030 / Big5 for Chinese printers; `FS .` and PC437 or
+//! ASCII otherwise), then the elements. [`Document::render_with`] prints
+//! a line holding a character the code table lacks (a CJK Extension B
+//! ideograph in a name, on GBK firmware) as one `GS v 0` raster image
+//! drawn by [`GlyphRaster`] ([`raster`]: `ab_glyph` over the bundled
+//! WenQuanYi Micro Hei and configured fallback fonts); plain
+//! [`Document::render`] writes `?` for it. Text cannot carry control
 //! characters and QR / barcode data cannot carry `DLE`, so a rendered
 //! document never contains a real-time command that the printer would act
 //! on mid-stream. [`QueueTicket`] lays out rule Q1's ticket.
@@ -27,9 +32,12 @@
 //! ([`PrinterStatus::from_bytes`], [`PrinterStatus::to_bytes`]), so a
 //! simulator can answer with the same layout.
 //!
-//! **A small transport.** [`SerialPrinter`] is the only code that touches
-//! the device: it opens the configured stable path ([`PrinterConfig`]:
-//! baud, flow control, encoding, timeouts), flushes stale input before
+//! **Small transports.** [`Printer`] is the only code that talks to the
+//! device, through a [`Link`] per transport ([`SerialLink`], [`UsbLpLink`]
+//! for `/dev/usb/lpN`, [`TcpLink`] for a raw port 9100; [`link`] says
+//! what each must do): it opens the configured stable path or address
+//! ([`PrinterConfig`]: transport, baud, flow control, encoding, timeouts,
+//! whether the printer answers status at all), flushes stale input before
 //! every status request, checks all four statuses before sending a
 //! document and the printer and paper status after it, and returns
 //! [`Printed`] (with [`Warning::PaperNearEnd`] when the roll runs low) or
@@ -37,11 +45,11 @@
 //! (each saying whether the document had been sent), `Unplugged`,
 //! `StatusTimeout`, `WriteTimeout`. Unplugging is normal: end-of-file,
 //! `EIO`, a hang-up or the path vanishing close the port, and it is
-//! reopened by its path ([`SerialPrinter::reconnect`] with capped
+//! reopened by its path ([`Printer::reconnect`] with capped
 //! exponential backoff, or once by the next print).
 //!
 //! **One owner per printer.** [`PrinterDevice::spawn`] starts the thread
-//! that owns the [`SerialPrinter`]: it opens the port, reports
+//! that owns the [`Printer`]: it opens the port, reports
 //! [`PrinterEvent`]s (state, status with warnings, faults) to an
 //! [`EventSink`] when they change, serves [`PrinterHandle`] requests
 //! (print, status, test page) one at a time, and reopens an absent printer
@@ -63,11 +71,16 @@ pub mod device;
 pub mod document;
 pub mod encoding;
 pub mod error;
+pub mod link;
+pub mod printer;
+pub mod raster;
 pub mod serial;
 pub mod status;
+pub mod tcp;
+pub mod usb;
 
 pub use command::{Align, CharSize, Cut, HriPosition, QrErrorCorrection};
-pub use config::{FlowControl, PrinterConfig};
+pub use config::{FlowControl, PrinterConfig, Transport};
 pub use device::{
     DeviceState, EventSink, PrinterDevice, PrinterEvent, PrinterHandle, PrinterSnapshot,
 };
@@ -76,5 +89,10 @@ pub use document::{
 };
 pub use encoding::TextEncoding;
 pub use error::EscposError;
-pub use serial::{Printed, SerialPrinter};
+pub use link::Link;
+pub use printer::{Printed, Printer, SerialPrinter};
+pub use raster::{Bitmap, GlyphRaster};
+pub use serial::SerialLink;
 pub use status::{PaperState, PrinterFault, PrinterStatus, StatusQuery, StatusReply, Warning};
+pub use tcp::TcpLink;
+pub use usb::UsbLpLink;

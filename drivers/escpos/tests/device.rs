@@ -22,7 +22,7 @@ const CALL: Duration = Duration::from_secs(10);
 const NOTICE: Duration = Duration::from_secs(15);
 const WAIT: Duration = Duration::from_secs(5);
 
-fn init_logs() {
+pub(crate) fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -63,7 +63,7 @@ fn rig_with(before: impl FnOnce(&PrinterSim)) -> Rig {
     }
 }
 
-fn ticket(number: &str) -> Document {
+pub(crate) fn ticket(number: &str) -> Document {
     QueueTicket {
         branch: "某某银行 西城支行".into(),
         service: "个人业务".into(),
@@ -78,13 +78,13 @@ fn ticket(number: &str) -> Document {
 }
 
 /// Events received so far, for failure messages.
-struct Events {
+pub(crate) struct Events {
     rx: Receiver<PrinterEvent>,
     seen: Vec<String>,
 }
 
 impl Events {
-    fn new(rx: Receiver<PrinterEvent>) -> Events {
+    pub(crate) fn new(rx: Receiver<PrinterEvent>) -> Events {
         Events {
             rx,
             seen: Vec::new(),
@@ -92,7 +92,7 @@ impl Events {
     }
 
     /// The next event matching `pred` within `within`; others are skipped.
-    fn wait_for(
+    pub(crate) fn wait_for(
         &mut self,
         within: Duration,
         what: &str,
@@ -123,7 +123,7 @@ impl Events {
         }
     }
 
-    fn state(&mut self, within: Duration, want: DeviceState) -> Option<String> {
+    pub(crate) fn state(&mut self, within: Duration, want: DeviceState) -> Option<String> {
         match self.wait_for(
             within,
             &format!("state {want}"),
@@ -134,7 +134,7 @@ impl Events {
         }
     }
 
-    fn fault(&mut self, within: Duration, want: PrinterFault) {
+    pub(crate) fn fault(&mut self, within: Duration, want: PrinterFault) {
         self.wait_for(
             within,
             &format!("fault {want}"),

@@ -3,8 +3,8 @@
 //! byte in its text.
 
 use kiosk_escpos::{
-    Align, BarcodeOptions, CharSize, Cut, Document, HriPosition, PaperState, PrinterStatus,
-    QrErrorCorrection, QrOptions, StatusQuery, TextEncoding,
+    Align, BarcodeOptions, CharSize, Cut, Document, GlyphRaster, HriPosition, PaperState,
+    PrinterStatus, QrErrorCorrection, QrOptions, StatusQuery, TextEncoding,
 };
 use proptest::prelude::*;
 
@@ -136,6 +136,27 @@ proptest! {
             .build()
             .unwrap();
         let bytes = doc.render(enc);
+        prop_assert_eq!(real_time_command_at(&bytes), None, "{:02X?}", bytes);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn documents_with_raster_lines_carry_no_real_time_command(
+        texts in prop::collection::vec("[ -~\u{4e00}-\u{4e20}\u{4d80}-\u{4dbf}\u{20000}-\u{20100}\u{10}]{0,8}", 1..4),
+        n in any::<u8>(),
+        enc in any_encoding(),
+    ) {
+        let mut b = Document::builder()
+            .size(CharSize::new(n % 3 + 1, (n / 3) % 3 + 1).unwrap())
+            .bold(n % 2 == 0);
+        for t in &texts {
+            b = b.line(t);
+        }
+        let doc = b.cut(Cut::FeedPartial(n)).build().unwrap();
+        let bytes = doc.render_with(enc, Some(&GlyphRaster::bundled()));
         prop_assert_eq!(real_time_command_at(&bytes), None, "{:02X?}", bytes);
     }
 }

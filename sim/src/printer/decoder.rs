@@ -359,11 +359,30 @@ impl Decoder {
                 Some(4)
             }
             b'v' => {
+                // GS v 0 m xL xH yL yH d1...dk: a raster bit image, x
+                // bytes (8 dots each, MSB leftmost) by y dots, k = x * y.
                 need(8)?;
                 let x = usize::from(p[4]) + 256 * usize::from(p[5]);
                 let y = usize::from(p[6]) + 256 * usize::from(p[7]);
                 need(8 + x * y)?;
+                if p[2] != 0 && p[2] != b'0' {
+                    let b = p[..3].to_vec();
+                    self.unknown(&b);
+                    return Some(8 + x * y);
+                }
+                let image = RasterImage {
+                    after_lines: 0,
+                    scale: p[3],
+                    width_dots: x * 8,
+                    height_dots: y,
+                    align: self.mode.align,
+                    data: p[8..8 + x * y].to_vec(),
+                };
                 self.flush_line(false);
+                self.ticket.images.push(RasterImage {
+                    after_lines: self.ticket.lines.len(),
+                    ..image
+                });
                 Some(8 + x * y)
             }
             _ => {

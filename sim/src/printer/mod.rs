@@ -1,6 +1,27 @@
 //! A Chinese ESC/POS thermal ticket printer: [`PrinterCore`], the sans-IO
 //! printer (bytes in, status replies out, decoded tickets kept), and
-//! [`PrinterSim`], the printer on a pseudo-terminal.
+//! [`PrinterSim`], the printer on a pseudo-terminal or a TCP listener.
+//!
+//! # Transports
+//!
+//! * **Serial** ([`PrinterSimConfig::new`]): a pty behind a stable
+//!   symlink, which the kiosk opens as a serial port.
+//! * **USB printer class** ([`PrinterSimConfig::usb_lp`]): the same pty
+//!   stands in for `/dev/usb/lpN`. The kiosk opens it as a plain file and
+//!   configures nothing (the pty is created raw and at the printer's own
+//!   speed, so nothing needs configuring); unplugging closes the master
+//!   (the kiosk's reads and writes fail) and removes the node's link, as
+//!   `usblp` fails with `ENODEV` and the node goes. What a pty cannot
+//!   stand in for: `usblp`'s own ioctls (`LPGETSTATUS`, device id), which
+//!   the kiosk does not use. With [`PrinterSimConfig::answers_status`]
+//!   false the printer is unidirectional: it never answers `DLE EOT`.
+//! * **TCP** ([`PrinterSimConfig::tcp`]): a listener on 127.0.0.1 (port 0:
+//!   [`PrinterSim::address`] says which port; anything but loopback is
+//!   refused), as a network printer's raw port 9100, one connection at a
+//!   time. Unplugging closes the connection and the listener; replugging
+//!   listens on the same address again; [`PrinterSim::reset_connection`]
+//!   aborts the connection with a reset (RST) and keeps listening, as a
+//!   printer that rebooted.
 //!
 //! # What it understands
 //!
@@ -12,7 +33,8 @@
 //! alignment (`ESC a`), bold (`ESC E`, `ESC !`) and size (`GS !`, `ESC !`)
 //! in force at its first character. QR codes (`GS ( k`, model / size /
 //! error correction / store / print) and barcodes (`GS k`, CODE128 code
-//! sets A, B and C decoded) are recorded by their data. `ESC @` resets the
+//! sets A, B and C decoded) are recorded by their data; raster images
+//! (`GS v 0`) as [`RasterImage`]s that know which line they follow. `ESC @` resets the
 //! modes and drops an unprinted line. Other common commands are skipped
 //! by their length; commands it does not know are kept in
 //! [`DecodedTicket::unknown`].
@@ -54,6 +76,7 @@
 
 use std::fmt;
 use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -65,8 +88,10 @@ use serialport::SerialPort;
 use tracing::{debug, info, warn};
 
 mod decoder;
+mod tcp;
 
 use self::decoder::{Decoder, RealTime, RealTimeScanner};
+use self::tcp::TcpPort;
 use crate::error::{Result, SimError};
 use crate::pty::{self, Done, Flow, PortCtrl, PtyDevice, PtyHandle, PtyPort, wire_time};
 
@@ -188,6 +213,9 @@ pub struct DecodedTicket {
     pub lines: Vec<Line>,
     /// QR payloads, in print order (UTF-8, lossy).
     pub qr: Vec<String>,
+    /// Raster images (`GS v 0`), in print order, each knowing which line
+    /// it follows.
+    pub images: Vec<RasterImage>,
     /// Barcode data, in print order (CODE128 without its code-set codes).
     pub barcodes: Vec<String>,
     /// The cut that ended the ticket; `None` for an interrupted one.
@@ -215,7 +243,50 @@ impl DecodedTicket {
 
     /// Nothing printed on it (yet).
     pub fn is_blank(&self) -> bool {
-        self.lines.is_empty() && self.qr.is_empty() && self.barcodes.is_empty()
+        self.lines.is_empty()
+            && self.qr.is_empty()
+            && self.barcodes.is_empty()
+            && self.images.is_empty()
+    }
+}
+
+/// A raster bit image (`GS v 0`) as printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RasterImage {
+    /// How many of the ticket's lines were printed before it: it sits
+    /// between `lines[after_lines - 1]` and `lines[after_lines]`.
+    pub after_lines: usize,
+    /// `m`: 0 normal, 1 double width, 2 double height, 3 both.
+    pub scale: u8,
+    pub width_dots: usize,
+    pub height_dots: usize,
+    /// The alignment in force (`ESC a` applies to it).
+    pub align: Align,
+    /// Rows of `width_dots / 8` bytes, top first, MSB the leftmost dot.
+    pub data: Vec<u8>,
+}
+
+impl RasterImage {
+    /// Is the dot at (`x`, `y`) black?
+    pub fn dot(&self, x: usize, y: usize) -> bool {
+        let row = self.width_dots / 8;
+        x < self.width_dots
+            && y < self.height_dots
+            && self.data[y * row + x / 8] & (0x80 >> (x % 8)) != 0
+    }
+
+    /// Black dots in all.
+    pub fn black_dots(&self) -> usize {
+        self.data.iter().map(|b| b.count_ones() as usize).sum()
+    }
+
+    /// The columns that have a black dot: from the leftmost to the
+    /// rightmost (`None` for a blank image).
+    pub fn inked_columns(&self) -> Option<(usize, usize)> {
+        let inked = |x: usize| (0..self.height_dots).any(|y| self.dot(x, y));
+        let first = (0..self.width_dots).find(|&x| inked(x))?;
+        let last = (0..self.width_dots).rev().find(|&x| inked(x))?;
+        Some((first, last))
     }
 }
 
@@ -254,6 +325,8 @@ pub struct PrinterCore {
     unplug_at: Option<u64>,
     /// Run out of paper once `bytes_in` reaches this.
     paper_out_at: Option<u64>,
+    /// A unidirectional printer: `DLE EOT` gets no answer.
+    mute_status: bool,
 }
 
 impl PrinterCore {
@@ -263,6 +336,11 @@ impl PrinterCore {
 
     pub fn state(&self) -> PrinterState {
         self.state
+    }
+
+    /// Answer `DLE EOT` (a bidirectional printer, the default) or not.
+    pub fn set_answers_status(&mut self, answers: bool) {
+        self.mute_status = !answers;
     }
 
     /// Change the state; a ticket in progress is interrupted when the
@@ -313,6 +391,9 @@ impl PrinterCore {
                 }
                 match rt {
                     RealTime::Status(n) => {
+                        if self.mute_status {
+                            continue;
+                        }
                         if let Some(reply) = self.state.status_byte(n) {
                             self.stats.status_queries += 1;
                             self.stats.bytes_out += 1;
@@ -412,15 +493,37 @@ pub struct PrinterSimConfig {
     pub baud: u32,
     /// Read at the speed of the line (see the module docs).
     pub emulate_wire_time: bool,
+    /// Answer `DLE EOT` (default); false: a unidirectional printer.
+    pub answers_status: bool,
+    /// Serve over TCP on this address instead of a pty (`link` is then
+    /// not used); port 0 picks a free one.
+    pub listen: Option<SocketAddr>,
 }
 
 impl PrinterSimConfig {
-    /// 115200 baud, no wire-time emulation.
+    /// A serial printer behind `link`: 115200 baud, no wire-time
+    /// emulation.
     pub fn new(link: impl Into<PathBuf>) -> PrinterSimConfig {
         PrinterSimConfig {
             link: link.into(),
             baud: 115_200,
             emulate_wire_time: false,
+            answers_status: true,
+            listen: None,
+        }
+    }
+
+    /// A USB printer-class device behind `link` (a pty the kiosk opens as
+    /// a file; see the module docs).
+    pub fn usb_lp(link: impl Into<PathBuf>) -> PrinterSimConfig {
+        PrinterSimConfig::new(link)
+    }
+
+    /// A network printer on 127.0.0.1, on a free port.
+    pub fn tcp() -> PrinterSimConfig {
+        PrinterSimConfig {
+            listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+            ..PrinterSimConfig::new(PathBuf::new())
         }
     }
 }
@@ -435,46 +538,98 @@ struct Inject {
 
 type Shared = Arc<(Mutex<PrinterCore>, Condvar)>;
 
-/// An ESC/POS printer on a pseudo-terminal, served by a background thread.
+/// Where the kiosk reaches the simulated printer.
+#[derive(Debug)]
+enum Port {
+    /// The worker thread and the link.
+    Pty(PtyHandle<Inject>),
+    Tcp(TcpPort),
+}
+
+/// An ESC/POS printer on a pseudo-terminal or a TCP listener, served by a
+/// background thread.
 ///
 /// The kiosk opens [`PrinterSim::link`] (a symlink to the pty slave) as a
-/// serial port. Control methods take `&self` and may be called from any
-/// thread. Dropping the handle stops the thread and removes the symlink.
+/// serial port or a file, or connects to [`PrinterSim::address`]. Control
+/// methods take `&self` and may be called from any thread. Dropping the
+/// handle stops the thread and removes the symlink.
 #[derive(Debug)]
 pub struct PrinterSim {
     shared: Shared,
-    /// The worker thread and the link.
-    pty: PtyHandle<Inject>,
+    config: PrinterSimConfig,
+    port: Port,
 }
 
 impl PrinterSim {
-    /// Create the pty, point the link at it and start listening.
+    /// Create the pty and point the link at it, or listen on
+    /// [`PrinterSimConfig::listen`]; start serving.
     pub fn start(config: PrinterSimConfig) -> Result<PrinterSim> {
-        let shared: Shared = Arc::new((Mutex::new(PrinterCore::new()), Condvar::new()));
-        let pty = PtyHandle::start(&config.link, config.baud, |port| Worker {
-            config: config.clone(),
-            shared: shared.clone(),
+        let mut core = PrinterCore::new();
+        core.set_answers_status(config.answers_status);
+        let shared: Shared = Arc::new((Mutex::new(core), Condvar::new()));
+        let port = match config.listen {
+            // A simulator never serves the network: loopback only.
+            Some(listen) if !listen.ip().is_loopback() => {
+                return Err(SimError::Io {
+                    context: format!(
+                        "listening on {listen}: the printer simulator listens on loopback only"
+                    ),
+                    source: std::io::ErrorKind::InvalidInput.into(),
+                });
+            }
+            Some(listen) => Port::Tcp(TcpPort::start(listen, shared.clone())?),
+            None => Port::Pty(PtyHandle::start(&config.link, config.baud, |port| {
+                Worker {
+                    config: config.clone(),
+                    shared: shared.clone(),
+                    port,
+                }
+            })?),
+        };
+        Ok(PrinterSim {
+            shared,
+            config,
             port,
-        })?;
-        Ok(PrinterSim { shared, pty })
+        })
     }
 
-    /// The stable path the kiosk opens.
+    /// The stable path the kiosk opens (empty for a TCP printer).
     pub fn link(&self) -> &Path {
-        self.pty.link()
+        match &self.port {
+            Port::Pty(pty) => pty.link(),
+            Port::Tcp(_) => &self.config.link,
+        }
+    }
+
+    /// The address a TCP printer listens on (`None` on a pty).
+    pub fn address(&self) -> Option<SocketAddr> {
+        match &self.port {
+            Port::Pty(_) => None,
+            Port::Tcp(tcp) => Some(tcp.addr()),
+        }
     }
 
     pub fn baud(&self) -> u32 {
-        self.pty.baud()
+        match &self.port {
+            Port::Pty(pty) => pty.baud(),
+            Port::Tcp(_) => self.config.baud,
+        }
     }
 
-    /// The pty slave the link points to now (`None` while unplugged).
+    /// The pty slave the link points to now (`None` while unplugged, and
+    /// on TCP).
     pub fn pty_path(&self) -> Option<PathBuf> {
-        self.pty.pty_path()
+        match &self.port {
+            Port::Pty(pty) => pty.pty_path(),
+            Port::Tcp(_) => None,
+        }
     }
 
     pub fn is_plugged(&self) -> bool {
-        self.pty.is_plugged()
+        match &self.port {
+            Port::Pty(pty) => pty.is_plugged(),
+            Port::Tcp(tcp) => tcp.is_plugged(),
+        }
     }
 
     pub fn state(&self) -> PrinterState {
@@ -489,15 +644,36 @@ impl PrinterSim {
     }
 
     /// Unplug: the pty master is closed (the kiosk's reads and writes see
-    /// a hang-up / EIO) and the link removed. Returns once done.
+    /// a hang-up / EIO) and the link removed; on TCP the connection and
+    /// the listener are closed. Returns once done.
     pub fn unplug(&self) -> Result<()> {
-        self.pty.unplug()
+        match &self.port {
+            Port::Pty(pty) => pty.unplug(),
+            Port::Tcp(tcp) => tcp.unplug(),
+        }
     }
 
-    /// Plug back in: a new pty behind the same link (nothing if still
-    /// plugged in). Returns once the link is in place.
+    /// Plug back in: a new pty behind the same link, or listening again on
+    /// the same address (nothing if still plugged in). Returns once the
+    /// link is in place or the listener bound.
     pub fn replug(&self) -> Result<()> {
-        self.pty.replug()
+        match &self.port {
+            Port::Pty(pty) => pty.replug(),
+            Port::Tcp(tcp) => tcp.replug(),
+        }
+    }
+
+    /// TCP only: abort the kiosk's connection with a reset (the listener
+    /// stays open, so the kiosk can reconnect at once). Returns once done;
+    /// an error on a pty or with no kiosk connected.
+    pub fn reset_connection(&self) -> Result<()> {
+        match &self.port {
+            Port::Pty(_) => Err(SimError::Io {
+                context: "resetting a connection: the printer is on a pty".into(),
+                source: std::io::ErrorKind::Unsupported.into(),
+            }),
+            Port::Tcp(tcp) => tcp.reset(),
+        }
     }
 
     /// Unplug by itself once `bytes` more bytes have been received (the
@@ -520,13 +696,18 @@ impl PrinterSim {
     /// Send bytes the kiosk did not ask for (e.g. a stale status reply).
     /// Returns once they wait in the kiosk side's input queue (polled on
     /// the pty: the tty layer has no notification for it; 1 s at most).
+    ///
+    /// On TCP: returns once written to the kiosk's connection.
     pub fn inject(&self, bytes: &[u8]) -> Result<()> {
-        self.pty.call(|done| {
-            PortCtrl::Device(Inject {
-                bytes: bytes.to_vec(),
-                done,
-            })
-        })
+        match &self.port {
+            Port::Pty(pty) => pty.call(|done| {
+                PortCtrl::Device(Inject {
+                    bytes: bytes.to_vec(),
+                    done,
+                })
+            }),
+            Port::Tcp(tcp) => tcp.inject(bytes),
+        }
     }
 
     /// Tickets cut so far.

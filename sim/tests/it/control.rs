@@ -212,6 +212,7 @@ fn control_socket_sets_printer_state_lists_tickets_and_unplugs_a_printer() {
         printer: vec![PrinterEntry {
             name: None,
             link: link.clone(),
+            listen: None,
             baud: 115_200,
             emulate_wire_time: false,
             state: None,

@@ -1,0 +1,513 @@
+//! A ticket printer over any [`Link`]: the status exchange, printing and
+//! the reading of unplugs, written once for every transport.
+//!
+//! * **Status exchange.** Each `DLE EOT n` drops the input first (bytes
+//!   left from earlier replies are stale), writes the request, and reads
+//!   until a byte that [`StatusQuery::accepts`] arrives or the deadline
+//!   passes; other bytes are skipped and reported with the timeout. After
+//!   a timeout the next exchange first reads the line until it is quiet
+//!   (a late reply to the request that timed out would otherwise arrive
+//!   after the flush and be taken for the next reply).
+//! * **Printing** ([`Printer::print`]) asks all four statuses and refuses
+//!   to send anything to a printer that cannot print; sends the document;
+//!   then asks the printer and paper statuses again. The replies come
+//!   after the document has been received (the printer handles its input
+//!   in order), so their deadline adds the document's wire time.
+//! * **No status** (`status = false`, a printer that never answers, e.g. a
+//!   unidirectional USB one): printing just writes, and
+//!   [`Printer::status`] gives [`EscposError::NoStatus`]: unknown, not a
+//!   fault.
+//! * **Writes** go in chunks of at most 256 bytes, each waiting at most
+//!   the configured write timeout for the device to take data.
+//! * **Unplug.** End-of-file, an error the link calls gone
+//!   ([`Link::is_gone`]: `EIO`, a hang-up, a reset connection), or a
+//!   timeout while the device node no longer exists, means the device is
+//!   gone: the link is closed and [`EscposError::Unplugged`] returned. The
+//!   next [`Printer::print`] reopens it (once); the device loop can call
+//!   [`Printer::reconnect`], which retries with capped exponential backoff.
+
+use std::io::ErrorKind;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{PrinterConfig, Transport};
+use crate::document::Document;
+use crate::error::EscposError;
+use crate::link::Link;
+use crate::raster::GlyphRaster;
+use crate::serial::SerialLink;
+use crate::status::{PrinterStatus, StatusQuery, StatusReply, Warning};
+use crate::tcp::TcpLink;
+use crate::usb::UsbLpLink;
+
+/// Largest write handed to the kernel at once.
+const WRITE_CHUNK: usize = 256;
+/// After a status timeout: how long the line must stay quiet, and how
+/// long to wait for that at most.
+const SETTLE_QUIET: Duration = Duration::from_millis(20);
+const SETTLE_MAX: Duration = Duration::from_millis(250);
+/// [`Printer::reconnect`]'s first and longest wait between attempts.
+pub const BACKOFF_START: Duration = Duration::from_millis(100);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(3);
+
+/// The name the serial-only printer had; every transport is a [`Printer`]
+/// now.
+pub type SerialPrinter = Printer;
+
+/// A document the printer took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Printed {
+    /// Bytes sent.
+    pub bytes: usize,
+    /// The status after printing (printer and paper replies; the offline
+    /// and error causes as they were before). [`PrinterStatus::READY`]
+    /// when `status_known` is false.
+    pub status: PrinterStatus,
+    /// e.g. paper near end: printed, but the roll wants changing.
+    pub warnings: Vec<Warning>,
+    /// False for a printer configured with `status = false`: the bytes
+    /// were written, whether they printed is unknown.
+    pub status_known: bool,
+}
+
+/// A ticket printer on the link its configuration names.
+pub struct Printer {
+    config: PrinterConfig,
+    link: Box<dyn Link>,
+    /// A status request timed out: its reply may still come.
+    unsettled: bool,
+    wire_bytes: u64,
+    /// What the printer said last (see [`Printer::last_status`]).
+    last_status: Option<PrinterStatus>,
+}
+
+impl std::fmt::Debug for Printer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Printer")
+            .field("link", &self.link)
+            .field("wire_bytes", &self.wire_bytes)
+            .finish()
+    }
+}
+
+impl Printer {
+    /// A closed printer for `config` (checked); [`Printer::reopen`] opens
+    /// it.
+    pub fn new(config: PrinterConfig) -> Result<Printer, EscposError> {
+        config.validate()?;
+        let link: Box<dyn Link> = match config.transport {
+            Transport::Serial => Box::new(SerialLink::new(
+                config.path.clone(),
+                config.baud,
+                config.flow_control,
+            )),
+            Transport::Usb => Box::new(UsbLpLink::new(config.path.clone())),
+            Transport::Tcp => Box::new(TcpLink::new(
+                config.address.clone().unwrap_or_default(),
+                config.connect_timeout(),
+            )),
+        };
+        Ok(Printer::with_link(config, link))
+    }
+
+    /// A closed printer on a link of the caller's (`config` says how to
+    /// talk to it: encoding, timeouts, status; its transport fields are
+    /// not used).
+    pub fn with_link(config: PrinterConfig, link: Box<dyn Link>) -> Printer {
+        Printer {
+            config,
+            link,
+            unsettled: false,
+            wire_bytes: 0,
+            last_status: None,
+        }
+    }
+
+    /// Open the link and ask the printer's status (all four queries): a
+    /// printer must answer. A missing device gives
+    /// [`EscposError::Unplugged`].
+    pub fn open(config: PrinterConfig) -> Result<Printer, EscposError> {
+        let mut printer = Printer::new(config)?;
+        printer.reopen()?;
+        Ok(printer)
+    }
+
+    pub fn config(&self) -> &PrinterConfig {
+        &self.config
+    }
+
+    /// The device's path or address.
+    pub fn device_name(&self) -> String {
+        self.link.name()
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.config.path
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.link.is_open()
+    }
+
+    /// Does the printer answer status queries (`status = true`)?
+    pub fn answers_status(&self) -> bool {
+        self.config.status
+    }
+
+    /// Bytes written and read so far.
+    pub fn wire_bytes(&self) -> u64 {
+        self.wire_bytes
+    }
+
+    /// The status the printer reported last: all four replies from the
+    /// last [`Printer::status`] (or open), updated with the replies read
+    /// after the last print. `None` before the first answer. Kept when
+    /// the link closes (it is what was known last).
+    pub fn last_status(&self) -> Option<PrinterStatus> {
+        self.last_status
+    }
+
+    /// Close the link (reopened by [`Printer::reopen`] or the next print).
+    pub fn close(&mut self) {
+        self.link.close();
+    }
+
+    /// (Re)open the link, drop whatever was buffered, and ask the four
+    /// statuses. If the printer does not answer the link stays open and
+    /// the error is returned; a printer without status gives
+    /// [`EscposError::NoStatus`] once open.
+    pub fn reopen(&mut self) -> Result<PrinterStatus, EscposError> {
+        self.link.open()?;
+        self.unsettled = false;
+        self.status()
+    }
+
+    /// Reopen until it works or `give_up_after` passes, waiting 100 ms,
+    /// then twice as long each time, at most 3 s, between attempts.
+    pub fn reconnect(&mut self, give_up_after: Duration) -> Result<PrinterStatus, EscposError> {
+        let deadline = Instant::now() + give_up_after;
+        let mut delay = BACKOFF_START;
+        loop {
+            match self.reopen() {
+                Ok(status) => return Ok(status),
+                Err(e @ EscposError::NoStatus) => return Err(e),
+                Err(e) => {
+                    let now = Instant::now();
+                    if now + delay >= deadline {
+                        return Err(e);
+                    }
+                    tracing::debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "printer not back yet");
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Ask one status.
+    pub fn query(&mut self, query: StatusQuery) -> Result<StatusReply, EscposError> {
+        self.exchange(query, Duration::ZERO)
+    }
+
+    /// Ask all four statuses.
+    pub fn status(&mut self) -> Result<PrinterStatus, EscposError> {
+        let mut status = PrinterStatus::READY;
+        for query in StatusQuery::ALL {
+            status.apply(self.query(query)?);
+        }
+        self.last_status = Some(status);
+        Ok(status)
+    }
+
+    /// Print `document` in the configured encoding, a line with a
+    /// character the encoding lacks as an image
+    /// ([`Document::render_with`]); see [`Printer::print_bytes`].
+    pub fn print(&mut self, document: &Document) -> Result<Printed, EscposError> {
+        let encoding = self.config.encoding;
+        let raster = document
+            .needs_raster(encoding)
+            .then(|| raster_fonts(&self.config.raster_fonts));
+        self.print_bytes(&document.render_with(encoding, raster.as_deref()))
+    }
+
+    /// Send rendered ESC/POS bytes, checking the printer before and after.
+    ///
+    /// * Closed link: reopened once first. A link found dead before
+    ///   anything was sent is reopened once too (the printer was replugged
+    ///   while idle).
+    /// * Before: all four statuses; a fault gives its error with
+    ///   `sent: false` and nothing is sent.
+    /// * After: printer and paper status (plus the causes when offline); a
+    ///   fault gives its error with `sent: true`; paper near its end gives
+    ///   [`Warning::PaperNearEnd`].
+    /// * Any other error once the document was being written
+    ///   (`Unplugged`, `WriteTimeout`, `StatusTimeout`) leaves it unknown
+    ///   how much printed: treat the ticket as not printed and offer a
+    ///   reprint (rule Q4).
+    /// * Without status: the bytes are written, and [`Printed`] says the
+    ///   status is unknown.
+    pub fn print_bytes(&mut self, bytes: &[u8]) -> Result<Printed, EscposError> {
+        if !self.config.status {
+            return self.print_blind(bytes);
+        }
+        let before = if !self.link.is_open() {
+            self.reopen()?
+        } else {
+            match self.status() {
+                Err(EscposError::Unplugged { detail }) => {
+                    tracing::debug!(%detail, "printer link dead before printing; reopening");
+                    self.reopen()?
+                }
+                other => other?,
+            }
+        };
+        if let Some(fault) = before.fault() {
+            tracing::info!(%fault, "printer cannot print; nothing sent");
+            return Err(EscposError::from_fault(fault, false));
+        }
+
+        tracing::debug!(bytes = bytes.len(), ">>> document");
+        self.write_all(bytes)?;
+
+        let mut after = before;
+        after.apply(self.exchange(StatusQuery::Printer, self.link.wire_time(bytes.len()))?);
+        after.apply(self.query(StatusQuery::PaperSensor)?);
+        if !after.online {
+            after.apply(self.query(StatusQuery::OfflineCause)?);
+            after.apply(self.query(StatusQuery::ErrorCause)?);
+        }
+        self.last_status = Some(after);
+        if let Some(fault) = after.fault() {
+            tracing::info!(%fault, "printer fault after the document was sent");
+            return Err(EscposError::from_fault(fault, true));
+        }
+        let warnings = after.warnings();
+        if !warnings.is_empty() {
+            tracing::info!(?warnings, "printed with warnings");
+        }
+        Ok(Printed {
+            bytes: bytes.len(),
+            status: after,
+            warnings,
+            status_known: true,
+        })
+    }
+
+    /// Printing without status: open if closed, write. A write that finds
+    /// the device gone before anything was sent reopens it once (it was
+    /// replugged while idle).
+    fn print_blind(&mut self, bytes: &[u8]) -> Result<Printed, EscposError> {
+        // Without replies, a node that vanished (the printer was pulled)
+        // is the only sign before writing into the void.
+        if let Some(detail) = self.link.vanished() {
+            tracing::debug!(%detail, "printer link gone before printing");
+            self.close();
+        }
+        if !self.link.is_open() {
+            self.link.open()?;
+        }
+        tracing::debug!(bytes = bytes.len(), ">>> document (no status)");
+        let before = self.wire_bytes;
+        match self.write_all(bytes) {
+            Err(EscposError::Unplugged { detail }) if self.wire_bytes == before => {
+                tracing::debug!(%detail, "printer link dead before printing; reopening");
+                self.link.open()?;
+                self.write_all(bytes)?;
+            }
+            other => other?,
+        }
+        Ok(Printed {
+            bytes: bytes.len(),
+            status: PrinterStatus::READY,
+            warnings: Vec::new(),
+            status_known: false,
+        })
+    }
+
+    /// One status request and its reply; `queued` is the wire time of what
+    /// was written just before and is still ahead of the request.
+    fn exchange(
+        &mut self,
+        query: StatusQuery,
+        queued: Duration,
+    ) -> Result<StatusReply, EscposError> {
+        if !self.config.status {
+            return Err(EscposError::NoStatus);
+        }
+        let request = query.request();
+        let timeout =
+            self.config.status_timeout() + queued + self.link.wire_time(request.len() + 1);
+        if !self.link.is_open() {
+            return Err(closed());
+        }
+        if self.unsettled {
+            self.settle()?;
+        }
+        if let Err(e) = self.link.discard_input() {
+            return Err(self.gone_or_io(e));
+        }
+        self.write_all(&request)?;
+        tracing::trace!(query = query.name(), ">>> status request");
+
+        let deadline = Instant::now() + timeout;
+        let mut skipped = Vec::new();
+        let mut buf = [0u8; 1];
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                if let Some(detail) = self.link.vanished() {
+                    self.close();
+                    return Err(EscposError::Unplugged { detail });
+                }
+                self.unsettled = true;
+                tracing::debug!(query = query.name(), skipped = ?skipped, "no status reply in time");
+                return Err(EscposError::StatusTimeout {
+                    query,
+                    timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                    received: skipped,
+                });
+            }
+            // One byte at a time: bytes after the reply stay queued (and
+            // are dropped before the next request).
+            match self.link.read(&mut buf, deadline - now) {
+                Ok(0) => return Err(self.end_of_file()),
+                Ok(_) => {
+                    self.wire_bytes += 1;
+                    let byte = buf[0];
+                    match query.parse(byte) {
+                        Ok(reply) => {
+                            tracing::trace!(
+                                query = query.name(),
+                                byte = format_args!("{byte:02X}"),
+                                "<<< status reply"
+                            );
+                            if !skipped.is_empty() {
+                                tracing::debug!(query = query.name(), skipped = ?skipped, "skipped bytes that are not a reply to it");
+                            }
+                            return Ok(reply);
+                        }
+                        Err(_) => skipped.push(byte),
+                    }
+                }
+                Err(e) if kiosk_device::serial_errors::is_transient(&e) => {}
+                Err(e) => return Err(self.gone_or_io(e)),
+            }
+        }
+    }
+
+    /// Read until the line has been quiet for [`SETTLE_QUIET`] (at most
+    /// [`SETTLE_MAX`]), dropping what comes.
+    fn settle(&mut self) -> Result<(), EscposError> {
+        let until = Instant::now() + SETTLE_MAX;
+        let mut buf = [0u8; 64];
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            match self.link.read(&mut buf, SETTLE_QUIET.min(until - now)) {
+                Ok(0) => return Err(self.end_of_file()),
+                Ok(n) => tracing::debug!(bytes = n, "dropped late bytes"),
+                Err(e) if e.kind() == ErrorKind::TimedOut => break,
+                Err(e) if kiosk_device::serial_errors::is_transient(&e) => {}
+                Err(e) => return Err(self.gone_or_io(e)),
+            }
+        }
+        self.unsettled = false;
+        Ok(())
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), EscposError> {
+        let stall = self.config.write_timeout();
+        let mut written = 0;
+        while written < bytes.len() {
+            if !self.link.is_open() {
+                return Err(closed());
+            }
+            let end = (written + WRITE_CHUNK).min(bytes.len());
+            match self.link.write(&bytes[written..end], stall) {
+                Ok(0) => {
+                    self.close();
+                    return Err(EscposError::Unplugged {
+                        detail: format!("{} takes no more data", self.link.name()),
+                    });
+                }
+                Ok(n) => {
+                    written += n;
+                    self.wire_bytes += n as u64;
+                }
+                Err(e) if e.kind() == ErrorKind::TimedOut => {
+                    if let Some(detail) = self.link.vanished() {
+                        self.close();
+                        return Err(EscposError::Unplugged { detail });
+                    }
+                    return Err(EscposError::WriteTimeout {
+                        written,
+                        total: bytes.len(),
+                        timeout_ms: self.config.write_timeout_ms,
+                    });
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
+                Err(e) => return Err(self.gone_or_io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn end_of_file(&mut self) -> EscposError {
+        self.close();
+        EscposError::Unplugged {
+            detail: format!("end of file on {}", self.link.name()),
+        }
+    }
+
+    /// After an I/O error: was that the device going away? Closes the link
+    /// if so.
+    fn gone_or_io(&mut self, e: std::io::Error) -> EscposError {
+        if self.link.is_gone(&e) {
+            self.close();
+            EscposError::Unplugged {
+                detail: e.to_string(),
+            }
+        } else {
+            EscposError::Io(e)
+        }
+    }
+}
+
+/// The bundled font and the configured fallbacks, read once per process
+/// (the files are tens of megabytes; most tickets never need them).
+fn raster_fonts(paths: &[PathBuf]) -> Arc<GlyphRaster> {
+    static LOADED: Mutex<Option<(Vec<PathBuf>, Arc<GlyphRaster>)>> = Mutex::new(None);
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((p, raster)) = loaded.as_ref()
+        && p == paths
+    {
+        return raster.clone();
+    }
+    let mut fonts = Vec::new();
+    for path in paths {
+        match std::fs::read(path) {
+            Ok(bytes) => fonts.push(bytes),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "raster font not read; skipped")
+            }
+        }
+    }
+    let raster = match GlyphRaster::with_fallbacks(fonts) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "raster fonts not usable; only the bundled font");
+            GlyphRaster::bundled()
+        }
+    };
+    *loaded = Some((paths.to_vec(), raster.clone()));
+    raster
+}
+
+fn closed() -> EscposError {
+    EscposError::Unplugged {
+        detail: "the printer link is closed".into(),
+    }
+}
