@@ -28,7 +28,7 @@
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{PrinterConfig, Transport};
@@ -476,16 +476,10 @@ impl Printer {
     }
 }
 
-/// The bundled font and the configured fallbacks, read once per process
-/// (the files are tens of megabytes; most tickets never need them).
+/// The bundled font and the configured fallbacks, read for the ticket
+/// that needs them and dropped after it: the fallback files are tens of
+/// megabytes, most tickets never need them, and kioskd stays small.
 fn raster_fonts(paths: &[PathBuf]) -> Arc<GlyphRaster> {
-    static LOADED: Mutex<Option<(Vec<PathBuf>, Arc<GlyphRaster>)>> = Mutex::new(None);
-    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((p, raster)) = loaded.as_ref()
-        && p == paths
-    {
-        return raster.clone();
-    }
     let mut fonts = Vec::new();
     for path in paths {
         match std::fs::read(path) {
@@ -495,15 +489,13 @@ fn raster_fonts(paths: &[PathBuf]) -> Arc<GlyphRaster> {
             }
         }
     }
-    let raster = match GlyphRaster::with_fallbacks(fonts) {
+    match GlyphRaster::with_fallbacks(fonts) {
         Ok(r) => Arc::new(r),
         Err(e) => {
             tracing::warn!(error = %e, "raster fonts not usable; only the bundled font");
             GlyphRaster::bundled()
         }
-    };
-    *loaded = Some((paths.to_vec(), raster.clone()));
-    raster
+    }
 }
 
 fn closed() -> EscposError {
