@@ -665,6 +665,57 @@ async fn rule_q3_swipe_of_a_newer_card_records_the_validity_change_without_confi
     );
 }
 
+/// Rules Q1 and Q3 with a rare name character: "𠇔" (U+201D4, CJK
+/// Extension B, four bytes in GB18030) is not in the printer's GBK table,
+/// so the masked name's line is printed as a raster image (`GS v 0`) and
+/// the printer simulator finds it where the name goes: after the waiting
+/// line, before the time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_q1_a_name_with_a_rare_character_prints_as_an_image_in_its_place() {
+    let SwipeRig {
+        s,
+        bank: _bank,
+        sam,
+        kioskd: _kioskd,
+        mut events,
+        mut c,
+    } = swipe_rig().await;
+    let mut card = CardProfile::builtin("resident").expect("profile");
+    card.identity.name = "𠇔明".into();
+    swipe(&mut events, &sam, card).await;
+    let t = c.queue_take("personal", true).await.expect("take");
+    assert!(t.printed, "{t:?}");
+    assert_eq!(t.masked_name.as_deref(), Some("𠇔*"));
+    let ticket = &s.printer.wait_for_tickets(1, DEADLINE).expect("ticket")[0];
+    assert!(
+        !ticket
+            .texts()
+            .iter()
+            .any(|l| l.contains('𠇔') || l.contains('?')),
+        "the rare character is not printed as text: {:?}",
+        ticket.texts()
+    );
+    let [image] = ticket.images.as_slice() else {
+        panic!("one image expected: {:?}", ticket.images.len());
+    };
+    // Where the name's text line is on a ticket without rare characters
+    // (check_ticket): after the two waiting lines, before the date.
+    let texts = ticket.texts();
+    assert_eq!(texts[4], "您前面没有人等候", "{texts:?}");
+    assert_eq!(image.after_lines, 6, "{texts:?}");
+    let issued = texts[6];
+    assert!(
+        today_shanghai()
+            .iter()
+            .any(|d| issued.starts_with(d.as_str())),
+        "the date follows the image: {texts:?}"
+    );
+    // One line of normal-size text, two characters wide, inked.
+    assert_eq!(image.height_dots, 24);
+    let (left, right) = image.inked_columns().expect("ink");
+    assert!(right - left >= 24, "two characters wide: {left}..{right}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_q3_swipe_of_a_card_not_newer_records_nothing() {
     let SwipeRig {
