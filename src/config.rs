@@ -139,6 +139,12 @@ pub struct PrinterSection {
     /// Fallback fonts for lines printed as raster images.
     #[serde(default)]
     pub raster_fonts: Option<Vec<PathBuf>>,
+    /// Serial: lower a USB-serial adapter's latency timer (default true).
+    #[serde(default)]
+    pub low_latency: Option<bool>,
+    /// Where sysfs is mounted (default `/sys`).
+    #[serde(default)]
+    pub sysfs: Option<PathBuf>,
 }
 
 fn default_printer_name() -> String {
@@ -175,6 +181,12 @@ impl PrinterSection {
         }
         if let Some(fonts) = &self.raster_fonts {
             c.raster_fonts = fonts.clone();
+        }
+        if let Some(low) = self.low_latency {
+            c.low_latency = low;
+        }
+        if let Some(sysfs) = &self.sysfs {
+            c.sysfs = sysfs.clone();
         }
         c
     }

@@ -67,5 +67,6 @@ pub use corebank::{CoreBankConfig, CoreBankSim, Faults as CoreBankFaults};
 pub use error::{Result, SimError};
 pub use pcscd::Pcscd;
 pub use profile::{CardProfile, Fault};
-pub use sam::{DEFAULT_SAM_ID, SamCore, SamSim, SamSimConfig, SamStats, adapter_timer_file};
+pub use pty::adapter_timer_file;
+pub use sam::{DEFAULT_SAM_ID, SamCore, SamSim, SamSimConfig, SamStats};
 pub use vicc::{ViccConfig, ViccStats, VirtualCard};

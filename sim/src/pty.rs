@@ -466,6 +466,47 @@ fn remove_link(link: &Path) {
     }
 }
 
+// An FTDI-like USB-serial adapter in front of a simulated device: it
+// holds every answer for its latency timer, which lives in a simulated
+// sysfs (`class/tty/<pty>/device/latency_timer`) the kiosk may lower.
+
+/// The emulated adapter's latency timer file for the pty at `pty`.
+pub fn adapter_timer_file(sysfs: &Path, pty: &Path) -> Option<PathBuf> {
+    let name = pty.file_name()?;
+    Some(
+        sysfs
+            .join("class/tty")
+            .join(name)
+            .join("device/latency_timer"),
+    )
+}
+
+/// Make the latency timer of an adapter plugged in on `pty`, at the
+/// default 16 ms.
+pub(crate) fn new_adapter_timer(sysfs: &Path, pty: &Path) {
+    let Some(file) = adapter_timer_file(sysfs, pty) else {
+        return;
+    };
+    let made = file
+        .parent()
+        .map(std::fs::create_dir_all)
+        .transpose()
+        .and_then(|_| std::fs::write(&file, "16"));
+    if let Err(e) = made {
+        warn!(error = %e, "cannot make the adapter's latency timer");
+    }
+}
+
+/// How long an emulated adapter on `pty` holds an answer: its latency
+/// timer (16 ms if unreadable, as a fresh FTDI adapter).
+pub(crate) fn adapter_latency(sysfs: &Path, pty: &Path) -> Duration {
+    let ms = adapter_timer_file(sysfs, pty)
+        .and_then(|file| std::fs::read_to_string(file).ok())
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(16);
+    Duration::from_millis(ms)
+}
+
 /// Time `bytes` take on a UART at `baud` (8N1: 10 bits a byte).
 pub fn wire_time(bytes: usize, baud: u32) -> Duration {
     if baud == 0 {

@@ -432,7 +432,7 @@ impl SamSim {
         })?;
         // The adapter of the first plug-in (a replug makes its own).
         if let (Some(sysfs), Some(path)) = (&config.adapter_sysfs, pty.pty_path()) {
-            new_adapter_timer(sysfs, &path);
+            pty::new_adapter_timer(sysfs, &path);
         }
         Ok(SamSim {
             core,
@@ -509,33 +509,6 @@ impl SamSim {
 
     fn core(&self) -> MutexGuard<'_, SamCore> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The emulated adapter's latency timer file for the pty at `pty`.
-pub fn adapter_timer_file(sysfs: &Path, pty: &Path) -> Option<PathBuf> {
-    let name = pty.file_name()?;
-    Some(
-        sysfs
-            .join("class/tty")
-            .join(name)
-            .join("device/latency_timer"),
-    )
-}
-
-/// Make the latency timer of an adapter plugged in on `pty`, at the
-/// default 16 ms.
-fn new_adapter_timer(sysfs: &Path, pty: &Path) {
-    let Some(file) = adapter_timer_file(sysfs, pty) else {
-        return;
-    };
-    let made = file
-        .parent()
-        .map(std::fs::create_dir_all)
-        .transpose()
-        .and_then(|_| std::fs::write(&file, "16"));
-    if let Err(e) = made {
-        warn!(error = %e, "cannot make the adapter's latency timer");
     }
 }
 
@@ -644,29 +617,19 @@ impl Worker {
         }
     }
 
-    /// The emulated adapter's timer file for the pty plugged in now.
-    fn adapter_timer(&self) -> Option<PathBuf> {
-        let sysfs = self.config.adapter_sysfs.as_ref()?;
-        adapter_timer_file(sysfs, &self.port.pty()?.path)
-    }
-
     /// A (new) adapter plugged in: its latency timer at the default 16 ms.
     fn new_adapter(&self) {
         if let (Some(sysfs), Some(pty)) = (&self.config.adapter_sysfs, self.port.pty()) {
-            new_adapter_timer(sysfs, &pty.path);
+            pty::new_adapter_timer(sysfs, &pty.path);
         }
     }
 
     /// How long the emulated adapter holds an answer: its latency timer.
     fn adapter_latency(&self) -> Duration {
-        let Some(file) = self.adapter_timer() else {
-            return Duration::ZERO;
-        };
-        let ms = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-            .unwrap_or(16);
-        Duration::from_millis(ms)
+        match (&self.config.adapter_sysfs, self.port.pty()) {
+            (Some(sysfs), Some(pty)) => pty::adapter_latency(sysfs, &pty.path),
+            _ => Duration::ZERO,
+        }
     }
 
     fn deliver(&mut self, reply: SamReply, request_len: usize) -> Flow {

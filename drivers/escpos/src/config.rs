@@ -11,6 +11,7 @@
 //! write_timeout_ms = 5000       # default
 //! status_timeout_ms = 1000      # default
 //! status = true                 # default; false: the printer never answers DLE EOT
+//! low_latency = true            # default; serial: lower a USB-serial adapter's latency timer
 //! ```
 //!
 //! A USB printer-class device: `transport = "usb"` and `path =
@@ -124,6 +125,15 @@ pub struct PrinterConfig {
     /// TCP: how long a connection attempt may take, in ms. Default 3000.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Serial: ask a USB-serial adapter for its lowest latency when the
+    /// port opens (its `latency_timer` to 1 ms; FTDI-like adapters hold
+    /// each short answer, such as a status byte, 16 ms). Default true.
+    #[serde(default = "default_low_latency")]
+    pub low_latency: bool,
+    /// Where sysfs is mounted. Default `/sys`; tests point it at a
+    /// simulated one.
+    #[serde(default = "default_sysfs")]
+    pub sysfs: PathBuf,
 }
 
 fn default_raster_fonts() -> Vec<PathBuf> {
@@ -147,6 +157,12 @@ fn default_status() -> bool {
 fn default_connect_timeout_ms() -> u64 {
     3000
 }
+fn default_low_latency() -> bool {
+    true
+}
+fn default_sysfs() -> PathBuf {
+    PathBuf::from("/sys")
+}
 
 impl PrinterConfig {
     /// A serial printer at `path` with every default.
@@ -163,6 +179,8 @@ impl PrinterConfig {
             status_timeout_ms: default_status_timeout_ms(),
             status: default_status(),
             connect_timeout_ms: default_connect_timeout_ms(),
+            low_latency: default_low_latency(),
+            sysfs: default_sysfs(),
         }
     }
 

@@ -97,11 +97,7 @@ impl Printer {
     pub fn new(config: PrinterConfig) -> Result<Printer, EscposError> {
         config.validate()?;
         let link: Box<dyn Link> = match config.transport {
-            Transport::Serial => Box::new(SerialLink::new(
-                config.path.clone(),
-                config.baud,
-                config.flow_control,
-            )),
+            Transport::Serial => Box::new(SerialLink::new(&config)),
             Transport::Usb => Box::new(UsbLpLink::new(config.path.clone())),
             Transport::Tcp => Box::new(TcpLink::new(
                 config.address.clone().unwrap_or_default(),

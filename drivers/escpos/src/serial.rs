@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serialport::{ClearBuffer, SerialPort, TTYPort};
 
-use crate::config::FlowControl;
+use kiosk_device::serial_latency::LatencyTimer;
+
+use crate::config::{FlowControl, PrinterConfig};
 use crate::error::EscposError;
 use crate::link::{Link, not_connected};
 
@@ -28,16 +30,20 @@ pub struct SerialLink {
     path: PathBuf,
     baud: u32,
     flow_control: FlowControl,
+    /// Where sysfs is, when a USB-serial adapter is to be asked for low
+    /// latency on every open ([`PrinterConfig::low_latency`]).
+    low_latency: Option<PathBuf>,
     port: Option<TTYPort>,
 }
 
 impl SerialLink {
-    /// A closed link; [`Link::open`] opens it.
-    pub fn new(path: PathBuf, baud: u32, flow_control: FlowControl) -> SerialLink {
+    /// A closed link for `config`'s serial port; [`Link::open`] opens it.
+    pub fn new(config: &PrinterConfig) -> SerialLink {
         SerialLink {
-            path,
-            baud,
-            flow_control,
+            path: config.path.clone(),
+            baud: config.baud,
+            flow_control: config.flow_control,
+            low_latency: config.low_latency.then(|| config.sysfs.clone()),
             port: None,
         }
     }
@@ -68,6 +74,19 @@ impl Link for SerialLink {
             })?;
         let _ = port.clear(ClearBuffer::All);
         tracing::debug!(path = %self.path.display(), baud = self.baud, "printer port opened");
+        // Every status answer is short: an adapter would hold each one for
+        // its latency timer (16 ms on FTDI-like adapters).
+        if let Some(sysfs) = &self.low_latency {
+            match kiosk_device::serial_latency::request_low_latency(&self.path, sysfs) {
+                LatencyTimer::Lowered { from_ms } => {
+                    tracing::info!(path = %self.path.display(), from_ms, "adapter latency timer lowered to 1 ms");
+                }
+                LatencyTimer::AlreadyLow => {}
+                LatencyTimer::NotAdjustable(why) => {
+                    tracing::debug!(path = %self.path.display(), why, "adapter latency left as it is");
+                }
+            }
+        }
         self.port = Some(port);
         Ok(())
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use kiosk_escpos::device::STATUS_UNKNOWN;
 use kiosk_escpos::{
-    DeviceState, EscposError, PrinterConfig, PrinterDevice, PrinterFault, PrinterHandle,
+    DeviceState, EscposError, Printer, PrinterConfig, PrinterDevice, PrinterFault, PrinterHandle,
 };
 use kiosk_sim::printer::{PrinterSim, PrinterSimConfig, PrinterState};
 
@@ -161,4 +161,53 @@ fn a_usb_printer_without_status_prints_blind_and_says_its_status_is_unknown() {
     let tickets = r.sim.wait_for_tickets(2, WAIT).unwrap();
     assert_eq!(tickets[1].texts()[2], "A003");
     r.printer.stop();
+}
+
+/// A serial printer behind a USB-serial adapter (FTDI-like: it holds each
+/// short answer, such as a status byte, for its latency timer, 16 ms by
+/// default): the printer asks for the lowest latency when it opens the
+/// port, so the emulated adapter's timer goes to 1 ms; with `low_latency =
+/// false` it is left at 16. Replugged, the new adapter is asked again.
+#[test]
+fn the_printers_usb_serial_adapter_is_asked_for_low_latency() {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let sysfs = dir.path().join("sys");
+    let link = dir.path().join("serial/by-id/usb-FTDI_FT232R-if00-port0");
+    let sim = PrinterSim::start(PrinterSimConfig {
+        adapter_sysfs: Some(sysfs.clone()),
+        ..PrinterSimConfig::new(&link)
+    })
+    .unwrap();
+    let timer = || {
+        let pty = sim.pty_path().expect("plugged in");
+        let file = kiosk_sim::adapter_timer_file(&sysfs, &pty).expect("timer file");
+        std::fs::read_to_string(file)
+            .expect("timer")
+            .trim()
+            .to_string()
+    };
+    let config = PrinterConfig {
+        baud: sim.baud(),
+        sysfs: sysfs.clone(),
+        ..PrinterConfig::new(&link)
+    };
+    assert_eq!(timer(), "16");
+    let mut left = Printer::new(PrinterConfig {
+        low_latency: false,
+        ..config.clone()
+    })
+    .unwrap();
+    assert_eq!(left.reopen().unwrap().fault(), None);
+    drop(left);
+    assert_eq!(timer(), "16");
+    let mut printer = Printer::new(config).unwrap();
+    assert_eq!(printer.reopen().unwrap().fault(), None);
+    assert_eq!(timer(), "1");
+    // A new adapter after a replug starts at 16 again and is lowered.
+    sim.unplug().unwrap();
+    sim.replug().unwrap();
+    assert_eq!(timer(), "16");
+    assert_eq!(printer.reopen().unwrap().fault(), None);
+    assert_eq!(timer(), "1");
 }

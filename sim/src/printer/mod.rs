@@ -498,6 +498,11 @@ pub struct PrinterSimConfig {
     /// Serve over TCP on this address instead of a pty (`link` is then
     /// not used); port 0 picks a free one.
     pub listen: Option<SocketAddr>,
+    /// Sit behind an emulated FTDI-like USB-serial adapter, as the SAM
+    /// simulator can ([`crate::SamSimConfig::adapter_sysfs`]): every
+    /// status answer is held for the adapter's latency timer, kept in this
+    /// simulated sysfs (16 ms until the kiosk lowers it).
+    pub adapter_sysfs: Option<PathBuf>,
 }
 
 impl PrinterSimConfig {
@@ -510,6 +515,7 @@ impl PrinterSimConfig {
             emulate_wire_time: false,
             answers_status: true,
             listen: None,
+            adapter_sysfs: None,
         }
     }
 
@@ -578,13 +584,18 @@ impl PrinterSim {
                 });
             }
             Some(listen) => Port::Tcp(TcpPort::start(listen, shared.clone())?),
-            None => Port::Pty(PtyHandle::start(&config.link, config.baud, |port| {
-                Worker {
+            None => {
+                let pty = PtyHandle::start(&config.link, config.baud, |port| Worker {
                     config: config.clone(),
                     shared: shared.clone(),
                     port,
+                })?;
+                // The adapter of the first plug-in (a replug makes its own).
+                if let (Some(sysfs), Some(path)) = (&config.adapter_sysfs, pty.pty_path()) {
+                    pty::new_adapter_timer(sysfs, &path);
                 }
-            })?),
+                Port::Pty(pty)
+            }
         };
         Ok(PrinterSim {
             shared,
@@ -835,6 +846,13 @@ impl PtyDevice for Worker {
         self.shared.1.notify_all();
     }
 
+    /// A (new) adapter comes with the new pty: its timer at 16 ms.
+    fn plugged(&mut self) {
+        if let (Some(sysfs), Some(pty)) = (&self.config.adapter_sysfs, self.port.pty()) {
+            pty::new_adapter_timer(sysfs, &pty.path);
+        }
+    }
+
     fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
         if self.config.emulate_wire_time
             && let flow @ (Flow::Stop | Flow::Abandon) =
@@ -866,6 +884,15 @@ impl PtyDevice for Worker {
             // The replies to the last requests go nowhere either.
             pty::unplug(self);
             return Flow::Abandon;
+        }
+        // The adapter holds the answer for its latency timer.
+        if !replies.is_empty()
+            && let (Some(sysfs), Some(pty)) = (&self.config.adapter_sysfs, self.port.pty())
+        {
+            let latency = pty::adapter_latency(sysfs, &pty.path);
+            if let flow @ (Flow::Stop | Flow::Abandon) = pty::wait(self, latency) {
+                return flow;
+            }
         }
         if !replies.is_empty()
             && let Some(pty) = self.port.pty_mut()
