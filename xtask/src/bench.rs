@@ -43,7 +43,10 @@ pub fn run(_args: &[String]) -> Result<()> {
     let idle_pcsc = rt.block_on(idle_pcsc())?;
     let idle_sam = rt.block_on(idle_sam())?;
     let durability = rt.block_on(crate::bench_sync::measure())?;
-    let queue = rt.block_on(crate::bench_queue::measure())?;
+    let mut queue = Vec::new();
+    for adapter in [None, Some(false), Some(true)] {
+        queue.push(rt.block_on(crate::bench_queue::measure(adapter))?);
+    }
     let ui = crate::bench_ui::measure()?;
     let mut report = report(&latency, &idle_pcsc, &idle_sam);
     report.push_str(&adapter_report(&adapter_slow, &adapter_low));
