@@ -358,11 +358,13 @@ impl Readers {
     }
 }
 
-/// `pcsc`, `sam` or `pcsc+sam`.
+/// `pcsc`, `sam`, `sdtapi`, `pcsc+sam` or `pcsc+sdtapi`.
 fn transport_name(r: &kiosk_idreader::ReaderConfig) -> &'static str {
-    match (&r.pcsc, &r.sam) {
-        (Some(_), Some(_)) => "pcsc+sam",
-        (Some(_), None) => "pcsc",
+    match (&r.pcsc, &r.sam, &r.sdtapi) {
+        (Some(_), Some(_), _) => "pcsc+sam",
+        (Some(_), None, Some(_)) => "pcsc+sdtapi",
+        (Some(_), None, None) => "pcsc",
+        (None, None, Some(_)) => "sdtapi",
         _ => "sam",
     }
 }

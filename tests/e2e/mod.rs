@@ -8,6 +8,7 @@ pub mod harness;
 pub mod pcsc;
 pub mod queue;
 pub mod sam_serial;
+pub mod sdtapi;
 pub mod sync;
 pub mod technician;
 pub mod ui;

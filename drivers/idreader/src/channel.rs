@@ -39,6 +39,26 @@ impl<T: SamChannel + ?Sized> SamChannel for &mut T {
     }
 }
 
+/// A SAM that a device loop owns, keeps open and reopens after it failed:
+/// a [`SamChannel`] with a life. [`crate::SerialSam`] (a serial port) and
+/// [`crate::SdtapiSam`] (the vendor's library) are two; the loops hold a
+/// `Box<dyn SamLink>` and supervise any of them alike (states, backoff,
+/// unplug and replug).
+pub trait SamLink: SamChannel + std::fmt::Debug {
+    /// (Re)open by configuration and make sure a SAM answers.
+    /// [`ReaderError::Unplugged`] when the device is not there.
+    fn reopen(&mut self) -> Result<(), ReaderError>;
+    /// Close (reopened by [`SamLink::reopen`]).
+    fn close(&mut self);
+    fn is_open(&self) -> bool;
+    /// The line speed, for a serial link that is open.
+    fn baud(&self) -> Option<u32> {
+        None
+    }
+    /// Where the SAM is, for logs (a path, a library and port).
+    fn location(&self) -> String;
+}
+
 /// The request frame of `command` (no data).
 pub fn request(command: Command) -> Request {
     let (cmd, para) = command.code();
@@ -122,6 +142,9 @@ impl ReadOptions {
         if let Some(sam) = &config.sam {
             options.timeout = sam.response_timeout();
             options.retries = sam.retries;
+        }
+        if let Some(sdtapi) = &config.sdtapi {
+            options.retries = sdtapi.retries;
         }
         options
     }

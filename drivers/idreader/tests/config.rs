@@ -108,7 +108,7 @@ fn validation() {
         Err(ReaderError::Config(msg)) => msg,
         other => panic!("{text}: expected a config error, got {other:?}"),
     };
-    assert!(invalid("name = \"x\"\n").contains("[pcsc] or [sam]"));
+    assert!(invalid("name = \"x\"\n").contains("[pcsc], [sam] or [sdtapi]"));
     assert!(invalid("name = \"\"\n[sam]\npath = \"/dev/ttyS0\"\n").contains("name"));
     assert!(
         invalid("name = \"x\"\n[pcsc]\nreader = \"A\"\ntunnel = \"none\"\n")

@@ -7,6 +7,7 @@
 mod channel;
 mod config;
 mod pcsc_reader;
+mod sdtapi;
 mod serial;
 mod util;
 

@@ -1,4 +1,4 @@
-//! The loop of a serial-SAM-only reader.
+//! The loop of a SAM-only reader (serial, or the vendor's library).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,10 +9,10 @@ use super::messages::{CommandReply, Inbox, ReaderCheck, ReaderCommand};
 use super::reporter::Reporter;
 use super::sam_port::SamPort;
 use crate::channel::{CardRead, ReadOptions};
-use crate::config::SamConfig;
 use crate::error::ReaderError;
 
-/// A reader that is only a SAM on a serial port. The SAM cannot tell when
+/// A reader that is only a SAM, on a serial port or behind the vendor's
+/// library ([`SamPort`] holds either). The SAM cannot tell when
 /// a card arrives, so this loop sends find-card every `poll_interval_ms`
 /// (the one polling loop of this crate) and reads a card found once. A
 /// card read well is then watched through its selection
@@ -34,14 +34,15 @@ pub(crate) struct SerialLoop {
 
 impl SerialLoop {
     pub fn new(
-        config: &SamConfig,
+        sam: SamPort,
+        poll: Duration,
         options: ReadOptions,
         report: Reporter,
         inbox: Arc<Inbox>,
     ) -> SerialLoop {
         SerialLoop {
-            poll: config.poll_interval(),
-            sam: SamPort::new(config, options.timeout),
+            poll,
+            sam,
             options,
             inbox,
             report,
