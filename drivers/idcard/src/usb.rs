@@ -51,15 +51,33 @@ impl std::fmt::Debug for Reassembled {
 }
 
 /// Reassembles one answer frame from its IN packets.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InPackets {
     decoder: FrameDecoder,
     received: usize,
+    packet_len: usize,
+}
+
+impl Default for InPackets {
+    fn default() -> Self {
+        InPackets::with_packet_len(PACKET_LEN)
+    }
 }
 
 impl InPackets {
+    /// For 64-byte packets.
     pub fn new() -> InPackets {
         InPackets::default()
+    }
+
+    /// For an endpoint whose packets hold `packet_len` bytes (a high-speed
+    /// endpoint's 512): a packet shorter than that ends the transfer.
+    pub fn with_packet_len(packet_len: usize) -> InPackets {
+        InPackets {
+            decoder: FrameDecoder::new(),
+            received: 0,
+            packet_len: packet_len.max(1),
+        }
     }
 
     /// Bytes received so far.
@@ -80,7 +98,7 @@ impl InPackets {
                 Err(e) => return Err(e),
             }
         }
-        Ok(if packet.len() < PACKET_LEN {
+        Ok(if packet.len() < self.packet_len {
             Reassembled::Ended {
                 received: self.received,
             }

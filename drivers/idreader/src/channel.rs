@@ -40,8 +40,9 @@ impl<T: SamChannel + ?Sized> SamChannel for &mut T {
 }
 
 /// A SAM that a device loop owns, keeps open and reopens after it failed:
-/// a [`SamChannel`] with a life. [`crate::SerialSam`] (a serial port) and
-/// [`crate::SdtapiSam`] (the vendor's library) are two; the loops hold a
+/// a [`SamChannel`] with a life. [`crate::SerialSam`] (a serial port),
+/// [`crate::SdtapiSam`] (the vendor's library) and [`crate::UsbSam`] (bulk
+/// packets) are three; the loops hold a
 /// `Box<dyn SamLink>` and supervise any of them alike (states, backoff,
 /// unplug and replug).
 pub trait SamLink: SamChannel + std::fmt::Debug {
@@ -145,6 +146,10 @@ impl ReadOptions {
         }
         if let Some(sdtapi) = &config.sdtapi {
             options.retries = sdtapi.retries;
+        }
+        if let Some(usb) = &config.usb {
+            options.timeout = usb.response_timeout();
+            options.retries = usb.retries;
         }
         options
     }

@@ -60,6 +60,10 @@ pub struct ReaderConfig {
     /// (instead of `sam`).
     #[serde(default)]
     pub sdtapi: Option<SdtapiConfig>,
+    /// A USB reader carrying GA 467 frames in bulk packets (instead of
+    /// `sam` or `sdtapi`).
+    #[serde(default)]
+    pub usb: Option<UsbConfig>,
     /// Read text + photo + fingerprint (`30 10`) instead of text + photo
     /// (`30 01`). Default `false`.
     #[serde(default)]
@@ -165,6 +169,68 @@ pub struct SdtapiConfig {
     /// How often a failed exchange (no answer) is tried again. Default 2.
     #[serde(default = "default_retries")]
     pub retries: u32,
+}
+
+/// A USB reader that carries raw GA 467 frames on two bulk endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsbConfig {
+    /// Default `0x0400`.
+    #[serde(default = "default_usb_vendor_id")]
+    pub vendor_id: u16,
+    /// Default `0xC35A`.
+    #[serde(default = "default_usb_product_id")]
+    pub product_id: u16,
+    /// The reader's USB serial number, to tell two readers of one model
+    /// apart; without it the first reader found is used.
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// How often a reader without PC/SC presence asks for a card, in ms.
+    /// Default 250.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// How long to wait for an answer, in ms. Default 2000.
+    #[serde(default = "default_response_timeout_ms")]
+    pub response_timeout_ms: u64,
+    /// How often a failed exchange is tried again. Default 2.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+impl Default for UsbConfig {
+    fn default() -> Self {
+        UsbConfig {
+            vendor_id: default_usb_vendor_id(),
+            product_id: default_usb_product_id(),
+            serial: None,
+            poll_interval_ms: default_poll_interval_ms(),
+            response_timeout_ms: default_response_timeout_ms(),
+            retries: default_retries(),
+        }
+    }
+}
+
+impl UsbConfig {
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_timeout_ms)
+    }
+    /// `0400:C35A`, with the serial number when given.
+    pub fn describe(&self) -> String {
+        match &self.serial {
+            Some(serial) => format!(
+                "USB {:04X}:{:04X} serial {serial}",
+                self.vendor_id, self.product_id
+            ),
+            None => format!("USB {:04X}:{:04X}", self.vendor_id, self.product_id),
+        }
+    }
+}
+
+fn default_usb_vendor_id() -> u16 {
+    0x0400
+}
+fn default_usb_product_id() -> u16 {
+    0xC35A
 }
 
 impl SdtapiConfig {
@@ -338,6 +404,7 @@ impl ReaderConfig {
             pcsc: None,
             sam: Some(sam),
             sdtapi: None,
+            usb: None,
             read_fingerprint: false,
             read_appended_address: false,
         }
@@ -350,24 +417,47 @@ impl ReaderConfig {
             pcsc: None,
             sam: None,
             sdtapi: Some(sdtapi),
+            usb: None,
             read_fingerprint: false,
             read_appended_address: false,
         }
     }
 
-    /// Has it a SAM of its own (`[sam]` or `[sdtapi]`), not one tunnelled
-    /// through PC/SC?
+    /// A USB reader carrying GA 467 frames in bulk packets.
+    pub fn usb(name: impl Into<String>, usb: UsbConfig) -> ReaderConfig {
+        ReaderConfig {
+            name: name.into(),
+            pcsc: None,
+            sam: None,
+            sdtapi: None,
+            usb: Some(usb),
+            read_fingerprint: false,
+            read_appended_address: false,
+        }
+    }
+
+    /// How many SAMs of its own (`[sam]`, `[sdtapi]`, `[usb]`) it names.
+    fn sam_links(&self) -> usize {
+        usize::from(self.sam.is_some())
+            + usize::from(self.sdtapi.is_some())
+            + usize::from(self.usb.is_some())
+    }
+
+    /// Has it a SAM of its own (`[sam]`, `[sdtapi]` or `[usb]`), not one
+    /// tunnelled through PC/SC?
     pub fn has_sam_link(&self) -> bool {
-        self.sam.is_some() || self.sdtapi.is_some()
+        self.sam_links() > 0
     }
 
     /// How often a reader without PC/SC presence asks for a card.
     pub fn poll_interval(&self) -> Duration {
-        match (&self.sam, &self.sdtapi) {
-            (Some(sam), _) => sam.poll_interval(),
-            (None, Some(sdtapi)) => sdtapi.poll_interval(),
-            (None, None) => Duration::from_millis(default_poll_interval_ms()),
-        }
+        let ms = match (&self.sam, &self.sdtapi, &self.usb) {
+            (Some(sam), _, _) => sam.poll_interval_ms,
+            (None, Some(sdtapi), _) => sdtapi.poll_interval_ms,
+            (None, None, Some(usb)) => usb.poll_interval_ms,
+            (None, None, None) => default_poll_interval_ms(),
+        };
+        Duration::from_millis(ms)
     }
 
     /// A PC/SC reader (tunnel per `pcsc.tunnel`).
@@ -377,6 +467,7 @@ impl ReaderConfig {
             pcsc: Some(pcsc),
             sam: None,
             sdtapi: None,
+            usb: None,
             read_fingerprint: false,
             read_appended_address: false,
         }
@@ -394,12 +485,12 @@ impl ReaderConfig {
         let name = &self.name;
         if self.pcsc.is_none() && !self.has_sam_link() {
             return bad(format!(
-                "reader {name:?} needs [pcsc], [sam] or [sdtapi] (or [pcsc] with one of the others)"
+                "reader {name:?} needs [pcsc], [sam], [sdtapi] or [usb] (or [pcsc] with one of the others)"
             ));
         }
-        if self.sam.is_some() && self.sdtapi.is_some() {
+        if self.sam_links() > 1 {
             return bad(format!(
-                "reader {name:?}: [sam] and [sdtapi] both reach a SAM; give one"
+                "reader {name:?}: [sam], [sdtapi] and [usb] each reach a SAM; give one"
             ));
         }
         if let Some(pcsc) = &self.pcsc {
@@ -426,7 +517,7 @@ impl ReaderConfig {
             }
             if pcsc.tunnel != Tunnel::None && self.has_sam_link() {
                 return bad(format!(
-                    "reader {name:?}: [sam] or [sdtapi] is given, so the PC/SC reader only tells presence: set pcsc.tunnel = \"none\""
+                    "reader {name:?}: [sam], [sdtapi] or [usb] is given, so the PC/SC reader only tells presence: set pcsc.tunnel = \"none\""
                 ));
             }
         }
@@ -448,6 +539,16 @@ impl ReaderConfig {
                 return bad(format!(
                     "reader {name:?}: sam.response_timeout_ms must be positive"
                 ));
+            }
+        }
+        if let Some(usb) = &self.usb {
+            if usb.poll_interval_ms == 0 || usb.response_timeout_ms == 0 {
+                return bad(format!(
+                    "reader {name:?}: usb.poll_interval_ms and usb.response_timeout_ms must be positive"
+                ));
+            }
+            if usb.serial.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                return bad(format!("reader {name:?}: usb.serial is empty"));
             }
         }
         if let Some(sdtapi) = &self.sdtapi {

@@ -115,6 +115,6 @@ fn sdtapi_config_defaults_and_checks() {
         both.validate()
             .unwrap_err()
             .to_string()
-            .contains("[sam] and [sdtapi]")
+            .contains("give one")
     );
 }

@@ -9,6 +9,7 @@ mod config;
 mod pcsc_reader;
 mod sdtapi;
 mod serial;
+mod usb;
 mod util;
 
 /// Profiles of readable cards, one of each kind.

@@ -13,6 +13,7 @@ use crate::config::ReaderConfig;
 use crate::error::{ReadFailure, ReaderError};
 use crate::sdtapi::SdtapiSam;
 use crate::serial::SerialSam;
+use crate::usb::UsbSam;
 
 /// Reopening a failed or unplugged SAM: first wait...
 const REOPEN_BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -38,13 +39,14 @@ pub(crate) struct SamPort {
 }
 
 impl SamPort {
-    /// The SAM `config` names (`[sam]` or `[sdtapi]`), closed until first
+    /// The SAM `config` names (`[sam]`, `[sdtapi]` or `[usb]`), closed until first
     /// [`SamPort::ready`]; `None` when it names none.
     pub fn for_reader(config: &ReaderConfig, timeout: Duration) -> Option<SamPort> {
-        let link: Box<dyn SamLink> = match (&config.sam, &config.sdtapi) {
-            (Some(sam), _) => Box::new(SerialSam::new(sam)),
-            (None, Some(sdtapi)) => Box::new(SdtapiSam::new(sdtapi)),
-            (None, None) => return None,
+        let link: Box<dyn SamLink> = match (&config.sam, &config.sdtapi, &config.usb) {
+            (Some(sam), _, _) => Box::new(SerialSam::new(sam)),
+            (None, Some(sdtapi), _) => Box::new(SdtapiSam::new(sdtapi)),
+            (None, None, Some(usb)) => Box::new(UsbSam::new(usb)),
+            (None, None, None) => return None,
         };
         Some(SamPort::new(link, timeout))
     }
