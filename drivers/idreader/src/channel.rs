@@ -58,6 +58,12 @@ pub trait SamLink: SamChannel + std::fmt::Debug {
     }
     /// Where the SAM is, for logs (a path, a library and port).
     fn location(&self) -> String;
+    /// Call `arrived` whenever the device may have come back, so a closed
+    /// link is reopened then rather than at the end of its backoff. Links
+    /// without hot-plug news (serial ports, vendor libraries) ignore it.
+    fn watch_arrivals(&mut self, arrived: Box<dyn Fn() + Send + 'static>) {
+        let _ = arrived;
+    }
 }
 
 /// The request frame of `command` (no data).

@@ -12,18 +12,30 @@
 //!
 //! A transfer that fails with "disconnected", or a reader that is not
 //! found, is [`ReaderError::Unplugged`]: the device loop reopens it with
-//! its capped backoff, finding it again by its ids after a replug. (The
-//! reopen enumerates the bus; nusb's hot-plug watch is not used yet.)
+//! its capped backoff, finding it again by its ids after a replug. A
+//! thread of the link's own follows nusb's hot-plug watch
+//! ([`nusb::watch_devices`]) and, when a device with the reader's ids
+//! arrives, wakes the loop ([`SamLink::watch_arrivals`]) so the reader is
+//! opened at once; without the watch (no netlink), the backoff finds it.
 //!
-//! Not run on hardware: this machine has no USB bus.
+//! Not run on hardware: this machine has no USB bus, so neither a transfer
+//! nor a hot-plug event has happened for real.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
+
+use futures_core::Stream;
 
 use kiosk_idcard::usb::{InPackets, Reassembled, out_packets};
 use kiosk_idcard::{Command, Request, Response};
 use nusb::descriptors::{ConfigurationDescriptor, TransferType};
+use nusb::hotplug::{HotplugEvent, HotplugWatch};
 use nusb::transfer::{Buffer, Bulk, Direction, In, Out, TransferError};
-use nusb::{Endpoint, Interface, MaybeFuture};
+use nusb::{DeviceInfo, Endpoint, Interface, MaybeFuture};
 
 use crate::channel::{SamChannel, SamLink, plausible_answer, request};
 use crate::config::UsbConfig;
@@ -66,12 +78,86 @@ struct Claimed {
     bulk_out: Endpoint<Bulk, Out>,
 }
 
+/// Is `info` the configured reader?
+fn is_reader(config: &UsbConfig, info: &DeviceInfo) -> bool {
+    info.vendor_id() == config.vendor_id
+        && info.product_id() == config.product_id
+        && config
+            .serial
+            .as_deref()
+            .is_none_or(|s| info.serial_number() == Some(s))
+}
+
+/// Wakes the watch thread when the hot-plug stream has news.
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// The thread following nusb's hot-plug stream; stopped and joined on drop.
+struct ArrivalWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ArrivalWatch {
+    fn start(
+        config: UsbConfig,
+        arrived: Box<dyn Fn() + Send + 'static>,
+    ) -> std::io::Result<ArrivalWatch> {
+        let watch = nusb::watch_devices()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("usb hot-plug".into())
+            .spawn(move || follow(watch, &config, &*arrived, &stopping))?;
+        Ok(ArrivalWatch {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Poll the hot-plug stream, parked between its wake-ups, until `stop`.
+fn follow(watch: HotplugWatch, config: &UsbConfig, arrived: &dyn Fn(), stop: &AtomicBool) {
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut watch = Box::pin(watch);
+    while !stop.load(Ordering::Acquire) {
+        match Pin::as_mut(&mut watch).poll_next(&mut cx) {
+            Poll::Ready(Some(HotplugEvent::Connected(info))) if is_reader(config, &info) => {
+                tracing::debug!(reader = %config.describe(), "USB reader arrived");
+                arrived();
+            }
+            Poll::Ready(Some(_)) => {}
+            Poll::Ready(None) => return,
+            // Woken by the stream, or by drop to stop.
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+impl Drop for ArrivalWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A GA 467 reader on USB bulk endpoints; a [`SamChannel`] and a
 /// [`SamLink`].
 pub struct UsbSam {
     config: UsbConfig,
     claimed: Option<Claimed>,
     wire_bytes: u64,
+    /// Hot-plug news, once [`SamLink::watch_arrivals`] asked for it.
+    watch: Option<ArrivalWatch>,
 }
 
 impl std::fmt::Debug for UsbSam {
@@ -79,6 +165,7 @@ impl std::fmt::Debug for UsbSam {
         f.debug_struct("UsbSam")
             .field("reader", &self.config.describe())
             .field("open", &self.claimed.is_some())
+            .field("watching", &self.watch.is_some())
             .field("wire_bytes", &self.wire_bytes)
             .finish()
     }
@@ -106,6 +193,7 @@ impl UsbSam {
             config: config.clone(),
             claimed: None,
             wire_bytes: 0,
+            watch: None,
         }
     }
 
@@ -119,15 +207,7 @@ impl UsbSam {
                     "no {wanted} attached: cannot list USB devices: {e}"
                 ))
             })?
-            .find(|d| {
-                d.vendor_id() == self.config.vendor_id
-                    && d.product_id() == self.config.product_id
-                    && self
-                        .config
-                        .serial
-                        .as_deref()
-                        .is_none_or(|s| d.serial_number() == Some(s))
-            })
+            .find(|d| is_reader(&self.config, d))
             .ok_or_else(|| unplugged(format!("no {wanted} attached")))?;
         let device = info
             .open()
@@ -229,6 +309,15 @@ impl SamLink for UsbSam {
 
     fn location(&self) -> String {
         self.config.describe()
+    }
+
+    fn watch_arrivals(&mut self, arrived: Box<dyn Fn() + Send + 'static>) {
+        match ArrivalWatch::start(self.config.clone(), arrived) {
+            Ok(watch) => self.watch = Some(watch),
+            Err(e) => {
+                tracing::debug!(error = %e, "no USB hot-plug news; the reopen backoff finds the reader")
+            }
+        }
     }
 }
 
@@ -354,5 +443,14 @@ mod tests {
         assert!(err.is_unplugged(), "{err}");
         assert!(!sam.is_open());
         assert_eq!(sam.location(), "USB 0400:C35A");
+    }
+
+    #[test]
+    fn the_hot_plug_thread_stops_with_its_link() {
+        let mut sam = UsbSam::new(&UsbConfig::default());
+        sam.watch_arrivals(Box::new(|| {}));
+        // Whether netlink lets it watch or not, dropping ends its thread
+        // (the drop joins it).
+        drop(sam);
     }
 }

@@ -71,6 +71,18 @@ impl SamPort {
         self.sam.baud()
     }
 
+    /// Have `arrived` called when the SAM's device may be back
+    /// ([`SamLink::watch_arrivals`]).
+    pub fn watch_arrivals(&mut self, arrived: Box<dyn Fn() + Send + 'static>) {
+        self.sam.watch_arrivals(arrived);
+    }
+
+    /// The device may be back: reopen at the next [`SamPort::ready`], not
+    /// at the end of the backoff (which keeps growing if it is not).
+    pub fn retry_now(&mut self) {
+        self.retry_at = Instant::now();
+    }
+
     /// How long until a closed SAM may be reopened.
     pub fn until_retry(&self) -> Duration {
         self.retry_at.saturating_duration_since(Instant::now())

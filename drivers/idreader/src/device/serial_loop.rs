@@ -20,7 +20,8 @@ use crate::error::ReaderError;
 /// find-card only once per placement, and the card is reported absent
 /// only when it stops answering. Between polls, and
 /// while the SAM waits for its reopen backoff, it sleeps in its mailbox,
-/// so commands and stop are served at once.
+/// so commands and stop are served at once, and a link with hot-plug news
+/// (USB) is reopened as soon as its device arrives.
 #[derive(Debug)]
 pub(crate) struct SerialLoop {
     options: ReadOptions,
@@ -40,6 +41,9 @@ impl SerialLoop {
         report: Reporter,
         inbox: Arc<Inbox>,
     ) -> SerialLoop {
+        let mut sam = sam;
+        let nudge = Arc::clone(&inbox);
+        sam.watch_arrivals(Box::new(move || nudge.nudge()));
         SerialLoop {
             poll,
             sam,
@@ -62,8 +66,11 @@ impl SerialLoop {
             } else {
                 self.sam.until_retry()
             };
-            if self.inbox.wait_for(wait) == Wake::Stop {
-                break;
+            match self.inbox.wait_for(wait) {
+                Wake::Stop => break,
+                // A hot-plug watch saw the device arrive.
+                Wake::Nudged => self.sam.retry_now(),
+                Wake::Command | Wake::Timeout => {}
             }
         }
         self.sam.close();
