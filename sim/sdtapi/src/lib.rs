@@ -200,6 +200,7 @@ mod exports {
     use kiosk_idcard::Command;
     use kiosk_idcard::frame::{CardData, format_sam_id};
     use kiosk_idcard::identity::APPENDED_ADDRESS_LEN;
+    use zeroize::Zeroize;
 
     use super::{close_port, code, exchange, open_port, status_of, with_port};
 
@@ -360,8 +361,10 @@ mod exports {
             Command::ReadTextPhoto
         };
         with_port(port, if_open, |p| {
-            let response = exchange(p, command)?;
-            CardData::parse(&response.data, with_fingerprint).map_err(|_| code::TRANSFER)
+            let mut response = exchange(p, command)?;
+            let card = CardData::parse(&response.data, with_fingerprint);
+            response.data.zeroize();
+            card.map_err(|_| code::TRANSFER)
         })
     }
 
@@ -378,12 +381,14 @@ mod exports {
         if_open: c_int,
     ) -> c_int {
         guarded(|| {
-            code_of(read(port, if_open, false).and_then(|card| {
+            code_of(read(port, if_open, false).and_then(|mut card| {
                 // SAFETY: as the caller vouches.
-                unsafe {
-                    put_with_len(text, text_len, &card.text)?;
-                    put_with_len(photo, photo_len, &card.photo)
-                }
+                let copied = unsafe {
+                    put_with_len(text, text_len, &card.text)
+                        .and_then(|()| put_with_len(photo, photo_len, &card.photo))
+                };
+                card.zeroize();
+                copied
             }))
         })
     }
@@ -403,14 +408,16 @@ mod exports {
         if_open: c_int,
     ) -> c_int {
         guarded(|| {
-            code_of(read(port, if_open, true).and_then(|card| {
+            code_of(read(port, if_open, true).and_then(|mut card| {
                 let fp = card.fingerprint.as_deref().unwrap_or_default();
                 // SAFETY: as the caller vouches.
-                unsafe {
-                    put_with_len(text, text_len, &card.text)?;
-                    put_with_len(photo, photo_len, &card.photo)?;
-                    put_with_len(fingerprint, fingerprint_len, fp)
-                }
+                let copied = unsafe {
+                    put_with_len(text, text_len, &card.text)
+                        .and_then(|()| put_with_len(photo, photo_len, &card.photo))
+                        .and_then(|()| put_with_len(fingerprint, fingerprint_len, fp))
+                };
+                card.zeroize();
+                copied
             }))
         })
     }
@@ -426,12 +433,15 @@ mod exports {
     ) -> c_int {
         guarded(|| {
             code_of(with_port(port, if_open, |p| {
-                let response = exchange(p, Command::ReadAppendedAddress)?;
-                if response.data.len() > APPENDED_ADDRESS_LEN {
-                    return Err(code::TRANSFER);
-                }
-                // SAFETY: as the caller vouches.
-                unsafe { put_with_len(block, len, &response.data) }
+                let mut response = exchange(p, Command::ReadAppendedAddress)?;
+                let copied = if response.data.len() > APPENDED_ADDRESS_LEN {
+                    Err(code::TRANSFER)
+                } else {
+                    // SAFETY: as the caller vouches.
+                    unsafe { put_with_len(block, len, &response.data) }
+                };
+                response.data.zeroize();
+                copied
             }))
         })
     }
