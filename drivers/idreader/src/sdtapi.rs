@@ -161,8 +161,9 @@ impl SamLink for SdtapiSam {
         let port = self.config.port;
         let timeout = Duration::ZERO;
         let opened = api.open_port(port);
-        if let Some(e) = library_code_error(opened, "SDT_OpenPort", port, timeout) {
-            return Err(e);
+        if opened != OK {
+            return Err(library_code_error(opened, "SDT_OpenPort", port, timeout)
+                .unwrap_or_else(|| SamError::from_sw3(opened as u8).into()));
         }
         self.open = true;
         let status = api.sam_status(port);
