@@ -588,6 +588,16 @@ impl Config {
             if let Err(e) = reader.validate() {
                 problems.push(format!("readers[{i}]: {e}"));
             }
+            // Checked here, not loaded: loading runs the library's code.
+            if let Some(sdtapi) = &reader.sdtapi
+                && !sdtapi.library.as_os_str().is_empty()
+                && !sdtapi.library.is_file()
+            {
+                problems.push(format!(
+                    "readers[{i}].sdtapi.library: {} is not a file",
+                    sdtapi.library.display()
+                ));
+            }
         }
         problems
     }

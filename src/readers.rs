@@ -358,11 +358,21 @@ impl Readers {
     }
 }
 
-/// `pcsc`, `sam` or `pcsc+sam`.
+/// `pcsc`, `sam`, `sdtapi`, `usb`, or `pcsc+` one of the last three.
 fn transport_name(r: &kiosk_idreader::ReaderConfig) -> &'static str {
-    match (&r.pcsc, &r.sam) {
-        (Some(_), Some(_)) => "pcsc+sam",
-        (Some(_), None) => "pcsc",
-        _ => "sam",
+    let link = if r.sdtapi.is_some() {
+        "sdtapi"
+    } else if r.usb.is_some() {
+        "usb"
+    } else if r.sam.is_some() {
+        "sam"
+    } else {
+        return "pcsc";
+    };
+    match (r.pcsc.is_some(), link) {
+        (false, link) => link,
+        (true, "sdtapi") => "pcsc+sdtapi",
+        (true, "usb") => "pcsc+usb",
+        (true, _) => "pcsc+sam",
     }
 }

@@ -908,7 +908,7 @@ pub struct DeviceInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReaderInfo {
     pub name: String,
-    /// `pcsc`, `sam` or `pcsc+sam`.
+    /// `pcsc`, `sam`, `sdtapi`, `usb`, `pcsc+sam`, `pcsc+sdtapi` or `pcsc+usb`.
     pub transport: String,
     pub state: DeviceState,
     pub detail: Option<String>,

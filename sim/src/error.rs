@@ -31,6 +31,9 @@ pub enum SimError {
     /// A fault description could not be understood.
     #[error("invalid fault: {0}")]
     Fault(String),
+    /// Building a stand-in (the sdtapi library) failed.
+    #[error("building {0}")]
+    Build(String),
     /// The link path exists and is not a symlink: the simulator refuses to clobber it.
     #[error("{0} exists and is not a symlink; refusing to replace it")]
     LinkOccupied(PathBuf),

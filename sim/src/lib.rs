@@ -41,6 +41,10 @@
 //!   `replug`, `stats`, and for printers `printer_state` and `tickets`),
 //!   for demos and end-to-end tests in other processes.
 //!
+//! * **Vendor library** ([`sdtapi`]): `sim/sdtapi` is a stand-in for a
+//!   reader vendor's `sdtapi` shared library, speaking GA 467 to a
+//!   [`SamSim`]; [`sdtapi::library`] builds it for tests.
+//!
 //! * **Core bank** ([`corebank`]): an HTTP server on loopback implementing
 //!   `shared/corebank-api.md` (signatures, nonces, idempotency, lookups,
 //!   security questions, OTPs, changes) with its state in its own SQLite
@@ -60,6 +64,7 @@ pub mod printer;
 pub mod profile;
 mod pty;
 pub mod sam;
+pub mod sdtapi;
 pub mod serve;
 pub mod vicc;
 

@@ -52,6 +52,8 @@ pub struct Kioskd {
     log_path: PathBuf,
     /// Run kioskd as this uid and gid (no supplementary groups).
     run_as: Option<(u32, u32)>,
+    /// Extra environment variables for kioskd.
+    env: Vec<(String, String)>,
 }
 
 impl Kioskd {
@@ -76,6 +78,7 @@ impl Kioskd {
             extra_toml,
             allow_direct_changes,
             None,
+            &[],
         )
     }
 
@@ -86,13 +89,25 @@ impl Kioskd {
         extra_toml: &str,
         allow_direct_changes: bool,
     ) -> Kioskd {
-        Kioskd::start_config(profile, api_toml, extra_toml, allow_direct_changes, None)
+        Kioskd::start_config(
+            profile,
+            api_toml,
+            extra_toml,
+            allow_direct_changes,
+            None,
+            &[],
+        )
+    }
+
+    /// Like [`Kioskd::start`], with these environment variables.
+    pub fn start_env(extra_toml: &str, env: &[(String, String)]) -> Kioskd {
+        Kioskd::start_config("smart_teller", "", extra_toml, false, None, env)
     }
 
     /// Like [`Kioskd::start`], run as `uid`:`gid` (the test runs as root).
     /// Its directory is opened to everyone so that user can work in it.
     pub fn start_as(extra_toml: &str, uid: u32, gid: u32) -> Kioskd {
-        Kioskd::start_config("smart_teller", "", extra_toml, false, Some((uid, gid)))
+        Kioskd::start_config("smart_teller", "", extra_toml, false, Some((uid, gid)), &[])
     }
 
     fn start_config(
@@ -101,6 +116,7 @@ impl Kioskd {
         extra_toml: &str,
         allow_direct_changes: bool,
         run_as: Option<(u32, u32)>,
+        env: &[(String, String)],
     ) -> Kioskd {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("kioskd.sock");
@@ -132,6 +148,7 @@ level = "trace"
             config_path,
             log_path: PathBuf::new(),
             run_as,
+            env: env.to_vec(),
         };
         if run_as.is_some() {
             let open = std::fs::Permissions::from_mode(0o777);
@@ -160,6 +177,7 @@ level = "trace"
             .arg("--config")
             .arg(&self.config_path)
             .env("NOTIFY_SOCKET", &notify_path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("KIOSK_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

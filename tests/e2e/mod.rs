@@ -9,6 +9,7 @@ pub mod pcsc;
 pub mod printer_transports;
 pub mod queue;
 pub mod sam_serial;
+pub mod sdtapi;
 pub mod sync;
 pub mod technician;
 pub mod ui;

@@ -89,6 +89,8 @@ struct State<C, R> {
     /// Set while the device thread is in (or about to enter) a
     /// [`Mailbox::blocking`] call: how to wake it.
     interrupt: Option<Box<dyn Fn() + Send>>,
+    /// [`Mailbox::nudge`] was called and no wait has said so yet.
+    nudged: bool,
 }
 
 /// One queued command and where its answer goes.
@@ -123,6 +125,9 @@ pub enum Wake {
     Stop,
     /// The deadline passed.
     Timeout,
+    /// [`Mailbox::nudge`]: something outside changed (a device arrived);
+    /// worth looking again now rather than at the deadline.
+    Nudged,
 }
 
 /// What [`Mailbox::take`] found.
@@ -164,6 +169,7 @@ impl<C, R> Mailbox<C, R> {
                 posted: 0,
                 taken: 0,
                 interrupt: None,
+                nudged: false,
             }),
             cond: Condvar::new(),
         }
@@ -239,6 +245,14 @@ impl<C, R> Mailbox<C, R> {
         }
     }
 
+    /// Wake a [`Mailbox::wait_until`] with [`Wake::Nudged`] (or the next
+    /// one, if the thread is not waiting now): a hot-plug watcher's way to
+    /// say that the device may be back. A blocking call is not interrupted.
+    pub fn nudge(&self) {
+        self.lock().nudged = true;
+        self.cond.notify_all();
+    }
+
     /// Queued commands not yet taken.
     pub fn queued(&self) -> usize {
         self.lock().queue.len()
@@ -275,8 +289,9 @@ impl<C, R> Mailbox<C, R> {
         }
     }
 
-    /// Sleep until `deadline` (for ever with `None`), a command or stop,
-    /// and say which came. Stop wins over a queued command.
+    /// Sleep until `deadline` (for ever with `None`), a command, stop or a
+    /// nudge, and say which came. Stop wins over a queued command, a
+    /// command over a nudge.
     pub fn wait_until(&self, deadline: Option<Instant>) -> Wake {
         let mut state = self.lock();
         loop {
@@ -285,6 +300,10 @@ impl<C, R> Mailbox<C, R> {
             }
             if !state.queue.is_empty() {
                 return Wake::Command;
+            }
+            if state.nudged {
+                state.nudged = false;
+                return Wake::Nudged;
             }
             state = match deadline {
                 None => self.cond.wait(state).unwrap_or_else(|p| p.into_inner()),
@@ -427,6 +446,24 @@ mod tests {
         mailbox.stop();
         assert_eq!(mailbox.wait_until(None), Wake::Stop);
         assert!(matches!(mailbox.take(), Take::Stop));
+    }
+
+    #[test]
+    fn a_nudge_wakes_one_wait_and_is_not_lost_before_it() {
+        let mailbox = Arc::new(Numbers::new());
+        // Before the wait: kept for it.
+        mailbox.nudge();
+        assert_eq!(mailbox.wait_until(None), Wake::Nudged);
+        assert_eq!(mailbox.wait_until(Some(Instant::now())), Wake::Timeout);
+        // From another thread, while waiting for ever.
+        let nudger = Arc::clone(&mailbox);
+        let thread = std::thread::spawn(move || nudger.nudge());
+        assert_eq!(mailbox.wait_until(None), Wake::Nudged);
+        thread.join().unwrap();
+        // A command wins over a nudge.
+        mailbox.nudge();
+        let _rx = mailbox.request(1).unwrap();
+        assert_eq!(mailbox.wait_until(None), Wake::Command);
     }
 
     #[test]

@@ -385,6 +385,8 @@ impl Device {
             match self.shared.mailbox.wait_until(self.retry_at) {
                 Wake::Stop => break,
                 Wake::Command => self.handle_inbox(),
+                // Nothing nudges a printer.
+                Wake::Nudged => {}
                 Wake::Timeout => {
                     self.retry_at = None;
                     let _ = self.check();

@@ -18,6 +18,7 @@
 //!   (rule I1), decoded into an [`Identity`] and encoded back for simulators.
 //! * [`idnumber`]: GB 11643-1999 ID-number rules (rules I2, I3).
 //! * [`mask`]: de-identified display forms (rule S1).
+//! * [`usb`]: GA 467 frames in 64-byte USB bulk packets.
 //!
 //! A typical read: the transport writes [`Command::request_frame`] for
 //! find card, select card and read text+photo in turn, pushes what the SAM
@@ -37,6 +38,7 @@ pub mod identity;
 pub mod idnumber;
 pub mod mask;
 pub mod status;
+pub mod usb;
 
 pub use frame::{Command, FrameDecoder, FrameError, Request, Response};
 pub use identity::{CardType, Identity, IdentityError, Sex, Validity};

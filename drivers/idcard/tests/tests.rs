@@ -7,6 +7,7 @@ mod idnumber;
 mod mask;
 mod props;
 mod status;
+mod usb;
 
 /// Hex string (`"AA AA 00"`) to bytes; test vectors read like trace logs.
 pub fn hex(s: &str) -> Vec<u8> {

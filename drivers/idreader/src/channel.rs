@@ -39,6 +39,33 @@ impl<T: SamChannel + ?Sized> SamChannel for &mut T {
     }
 }
 
+/// A SAM that a device loop owns, keeps open and reopens after it failed:
+/// a [`SamChannel`] with a life. [`crate::SerialSam`] (a serial port),
+/// [`crate::SdtapiSam`] (the vendor's library) and [`crate::UsbSam`] (bulk
+/// packets) are three; the loops hold a
+/// `Box<dyn SamLink>` and supervise any of them alike (states, backoff,
+/// unplug and replug).
+pub trait SamLink: SamChannel + std::fmt::Debug {
+    /// (Re)open by configuration and make sure a SAM answers.
+    /// [`ReaderError::Unplugged`] when the device is not there.
+    fn reopen(&mut self) -> Result<(), ReaderError>;
+    /// Close (reopened by [`SamLink::reopen`]).
+    fn close(&mut self);
+    fn is_open(&self) -> bool;
+    /// The line speed, for a serial link that is open.
+    fn baud(&self) -> Option<u32> {
+        None
+    }
+    /// Where the SAM is, for logs (a path, a library and port).
+    fn location(&self) -> String;
+    /// Call `arrived` whenever the device may have come back, so a closed
+    /// link is reopened then rather than at the end of its backoff. Links
+    /// without hot-plug news (serial ports, vendor libraries) ignore it.
+    fn watch_arrivals(&mut self, arrived: Box<dyn Fn() + Send + 'static>) {
+        let _ = arrived;
+    }
+}
+
 /// The request frame of `command` (no data).
 pub fn request(command: Command) -> Request {
     let (cmd, para) = command.code();
@@ -122,6 +149,13 @@ impl ReadOptions {
         if let Some(sam) = &config.sam {
             options.timeout = sam.response_timeout();
             options.retries = sam.retries;
+        }
+        if let Some(sdtapi) = &config.sdtapi {
+            options.retries = sdtapi.retries;
+        }
+        if let Some(usb) = &config.usb {
+            options.timeout = usb.response_timeout();
+            options.retries = usb.retries;
         }
         options
     }

@@ -20,6 +20,14 @@
 //! retries = 2                   # default
 //! ```
 //!
+//! Instead of `[sam]`, the vendor's `sdtapi` library may reach the SAM:
+//!
+//! ```toml
+//! [sdtapi]
+//! library = "/opt/reader/lib/libsdtapi.so"
+//! port = 1001                   # 1001-1016 USB, 1-16 serial
+//! ```
+//!
 //! Unknown keys are rejected. [`ReaderConfig::validate`] checks what serde
 //! cannot ([`crate::ReaderDevice::spawn`] calls it).
 
@@ -48,6 +56,14 @@ pub struct ReaderConfig {
     /// SAM module on a serial port.
     #[serde(default)]
     pub sam: Option<SamConfig>,
+    /// The SAM reached through the reader vendor's `sdtapi` library
+    /// (instead of `sam`).
+    #[serde(default)]
+    pub sdtapi: Option<SdtapiConfig>,
+    /// A USB reader carrying GA 467 frames in bulk packets (instead of
+    /// `sam` or `sdtapi`).
+    #[serde(default)]
+    pub usb: Option<UsbConfig>,
     /// Read text + photo + fingerprint (`30 10`) instead of text + photo
     /// (`30 01`). Default `false`.
     #[serde(default)]
@@ -135,6 +151,105 @@ pub struct SamConfig {
     /// simulated one.
     #[serde(default = "default_sysfs")]
     pub sysfs: PathBuf,
+}
+
+/// The reader vendor's `sdtapi` shared library, loaded at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SdtapiConfig {
+    /// The library's path (`libsdtapi.so` or the vendor's name for it).
+    pub library: PathBuf,
+    /// The library's port number: 1001-1016 for USB readers, 1-16 for
+    /// serial ones.
+    pub port: i32,
+    /// How often a reader without PC/SC presence asks for a card, in ms.
+    /// Default 250.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// How often a failed exchange (no answer) is tried again. Default 2.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+/// A USB reader that carries raw GA 467 frames on two bulk endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsbConfig {
+    /// Default `0x0400`.
+    #[serde(default = "default_usb_vendor_id")]
+    pub vendor_id: u16,
+    /// Default `0xC35A`.
+    #[serde(default = "default_usb_product_id")]
+    pub product_id: u16,
+    /// The reader's USB serial number, to tell two readers of one model
+    /// apart; without it the first reader found is used.
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// How often a reader without PC/SC presence asks for a card, in ms.
+    /// Default 250.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// How long to wait for an answer, in ms. Default 2000.
+    #[serde(default = "default_response_timeout_ms")]
+    pub response_timeout_ms: u64,
+    /// How often a failed exchange is tried again. Default 2.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+impl Default for UsbConfig {
+    fn default() -> Self {
+        UsbConfig {
+            vendor_id: default_usb_vendor_id(),
+            product_id: default_usb_product_id(),
+            serial: None,
+            poll_interval_ms: default_poll_interval_ms(),
+            response_timeout_ms: default_response_timeout_ms(),
+            retries: default_retries(),
+        }
+    }
+}
+
+impl UsbConfig {
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_timeout_ms)
+    }
+    /// `0400:C35A`, with the serial number when given.
+    pub fn describe(&self) -> String {
+        match &self.serial {
+            Some(serial) => format!(
+                "USB {:04X}:{:04X} serial {serial}",
+                self.vendor_id, self.product_id
+            ),
+            None => format!("USB {:04X}:{:04X}", self.vendor_id, self.product_id),
+        }
+    }
+}
+
+fn default_usb_vendor_id() -> u16 {
+    0x0400
+}
+fn default_usb_product_id() -> u16 {
+    0xC35A
+}
+
+impl SdtapiConfig {
+    /// A config for `library` on `port` with every default.
+    pub fn new(library: impl Into<PathBuf>, port: i32) -> SdtapiConfig {
+        SdtapiConfig {
+            library: library.into(),
+            port,
+            poll_interval_ms: default_poll_interval_ms(),
+            retries: default_retries(),
+        }
+    }
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+    /// Is `port` one the library numbers (1-16 serial, 1001-1016 USB)?
+    pub fn valid_port(port: i32) -> bool {
+        (1..=16).contains(&port) || (1001..=1016).contains(&port)
+    }
 }
 
 impl SamConfig {
@@ -288,9 +403,61 @@ impl ReaderConfig {
             name: name.into(),
             pcsc: None,
             sam: Some(sam),
+            sdtapi: None,
+            usb: None,
             read_fingerprint: false,
             read_appended_address: false,
         }
+    }
+
+    /// A reader whose SAM the vendor's `sdtapi` library reaches.
+    pub fn sdtapi(name: impl Into<String>, sdtapi: SdtapiConfig) -> ReaderConfig {
+        ReaderConfig {
+            name: name.into(),
+            pcsc: None,
+            sam: None,
+            sdtapi: Some(sdtapi),
+            usb: None,
+            read_fingerprint: false,
+            read_appended_address: false,
+        }
+    }
+
+    /// A USB reader carrying GA 467 frames in bulk packets.
+    pub fn usb(name: impl Into<String>, usb: UsbConfig) -> ReaderConfig {
+        ReaderConfig {
+            name: name.into(),
+            pcsc: None,
+            sam: None,
+            sdtapi: None,
+            usb: Some(usb),
+            read_fingerprint: false,
+            read_appended_address: false,
+        }
+    }
+
+    /// How many SAMs of its own (`[sam]`, `[sdtapi]`, `[usb]`) it names.
+    fn sam_links(&self) -> usize {
+        usize::from(self.sam.is_some())
+            + usize::from(self.sdtapi.is_some())
+            + usize::from(self.usb.is_some())
+    }
+
+    /// Has it a SAM of its own (`[sam]`, `[sdtapi]` or `[usb]`), not one
+    /// tunnelled through PC/SC?
+    pub fn has_sam_link(&self) -> bool {
+        self.sam_links() > 0
+    }
+
+    /// How often a reader without PC/SC presence asks for a card.
+    pub fn poll_interval(&self) -> Duration {
+        let ms = match (&self.sam, &self.sdtapi, &self.usb) {
+            (Some(sam), _, _) => sam.poll_interval_ms,
+            (None, Some(sdtapi), _) => sdtapi.poll_interval_ms,
+            (None, None, Some(usb)) => usb.poll_interval_ms,
+            (None, None, None) => default_poll_interval_ms(),
+        };
+        Duration::from_millis(ms)
     }
 
     /// A PC/SC reader (tunnel per `pcsc.tunnel`).
@@ -299,6 +466,8 @@ impl ReaderConfig {
             name: name.into(),
             pcsc: Some(pcsc),
             sam: None,
+            sdtapi: None,
+            usb: None,
             read_fingerprint: false,
             read_appended_address: false,
         }
@@ -314,15 +483,22 @@ impl ReaderConfig {
             return bad("reader name is empty".into());
         }
         let name = &self.name;
-        if self.pcsc.is_none() && self.sam.is_none() {
-            return bad(format!("reader {name:?} needs [pcsc] or [sam] (or both)"));
+        if self.pcsc.is_none() && !self.has_sam_link() {
+            return bad(format!(
+                "reader {name:?} needs [pcsc], [sam], [sdtapi] or [usb] (or [pcsc] with one of the others)"
+            ));
+        }
+        if self.sam_links() > 1 {
+            return bad(format!(
+                "reader {name:?}: [sam], [sdtapi] and [usb] each reach a SAM; give one"
+            ));
         }
         if let Some(pcsc) = &self.pcsc {
             if pcsc.reader.is_empty() {
                 return bad(format!("reader {name:?}: pcsc.reader is empty"));
             }
             match pcsc.tunnel {
-                Tunnel::None if self.sam.is_none() => {
+                Tunnel::None if !self.has_sam_link() => {
                     return bad(format!(
                         "reader {name:?}: pcsc.tunnel = \"none\" (the default) needs a [sam] to read the card's data; a reader with a built-in SAM needs tunnel = \"apdu\" with its model's apdu_header, or tunnel = \"control\""
                     ));
@@ -339,9 +515,9 @@ impl ReaderConfig {
                 }
                 _ => {}
             }
-            if pcsc.tunnel != Tunnel::None && self.sam.is_some() {
+            if pcsc.tunnel != Tunnel::None && self.has_sam_link() {
                 return bad(format!(
-                    "reader {name:?}: [sam] is given, so the PC/SC reader only tells presence: set pcsc.tunnel = \"none\""
+                    "reader {name:?}: [sam], [sdtapi] or [usb] is given, so the PC/SC reader only tells presence: set pcsc.tunnel = \"none\""
                 ));
             }
         }
@@ -362,6 +538,32 @@ impl ReaderConfig {
             if sam.response_timeout_ms == 0 {
                 return bad(format!(
                     "reader {name:?}: sam.response_timeout_ms must be positive"
+                ));
+            }
+        }
+        if let Some(usb) = &self.usb {
+            if usb.poll_interval_ms == 0 || usb.response_timeout_ms == 0 {
+                return bad(format!(
+                    "reader {name:?}: usb.poll_interval_ms and usb.response_timeout_ms must be positive"
+                ));
+            }
+            if usb.serial.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                return bad(format!("reader {name:?}: usb.serial is empty"));
+            }
+        }
+        if let Some(sdtapi) = &self.sdtapi {
+            if sdtapi.library.as_os_str().is_empty() {
+                return bad(format!("reader {name:?}: sdtapi.library is empty"));
+            }
+            if !SdtapiConfig::valid_port(sdtapi.port) {
+                return bad(format!(
+                    "reader {name:?}: sdtapi.port {} is not 1-16 (serial) or 1001-1016 (USB)",
+                    sdtapi.port
+                ));
+            }
+            if sdtapi.poll_interval_ms == 0 {
+                return bad(format!(
+                    "reader {name:?}: sdtapi.poll_interval_ms must be positive"
                 ));
             }
         }

@@ -72,6 +72,18 @@ pub enum ReaderError {
     Serial(#[from] serialport::Error),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The vendor's `sdtapi` library cannot be used (cannot be loaded,
+    /// lacks a function, misbehaves).
+    #[error("{0}")]
+    Library(#[from] kiosk_sdtapi::SdtapiError),
+    /// The vendor's library returned one of its own codes that says
+    /// neither "unplugged" nor "timeout".
+    #[error("the sdtapi library answered {command} with its code {code:02X} ({meaning})")]
+    LibraryCode {
+        command: &'static str,
+        code: i32,
+        meaning: &'static str,
+    },
     /// The configuration is not valid.
     #[error("invalid reader configuration: {0}")]
     Config(String),
@@ -108,7 +120,7 @@ impl ReaderError {
     /// A stable, machine-readable code: `timeout`, `truncated`, `unplugged`,
     /// `card_pulled`, `bad_frame`, `unsupported_card_type`, `bad_card_data`,
     /// `protocol`, `no_sam_answer`, `pcsc`, `apdu`, `no_reader`,
-    /// `unavailable`, `io`, `config`, `stopped`, or for a SAM failure status
+    /// `unavailable`, `io`, `library`, `library_code`, `config`, `stopped`, or for a SAM failure status
     /// the [`SamError::reason`] (`no_card`, `read_failed`, `wrong_card_type`, ...).
     pub fn code(&self) -> &'static str {
         match self {
@@ -127,6 +139,8 @@ impl ReaderError {
             ReaderError::NoReader(_) => "no_reader",
             ReaderError::Unavailable(_) => "unavailable",
             ReaderError::Serial(_) | ReaderError::Io(_) => "io",
+            ReaderError::Library(_) => "library",
+            ReaderError::LibraryCode { .. } => "library_code",
             ReaderError::Config(_) => "config",
             ReaderError::Stopped => "stopped",
         }

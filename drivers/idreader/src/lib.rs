@@ -7,9 +7,13 @@
 //! **Protocol without I/O.** The GA 467 frames, statuses and card data come
 //! from `kiosk-idcard`. This crate only moves frames: a [`SamChannel`]
 //! carries one request to a SAM and brings back its answer, with a timeout.
-//! Two channels exist: [`SerialSam`] (the SAM module on a serial port) and
-//! [`PcscTunnel`] (the SAM behind a PC/SC reader, reached with a pseudo-APDU
-//! or `SCardControl`). [`read_card`] runs find → select → read text + photo
+//! Four channels exist: [`SerialSam`] (the SAM module on a serial port),
+//! [`SdtapiSam`] (the SAM behind the reader vendor's `sdtapi` library, each
+//! request translated into the matching `SDT_` call), [`UsbSam`] (a USB
+//! reader carrying the frames in 64-byte bulk packets, through `nusb`) and
+//! [`PcscTunnel`] (the SAM behind a PC/SC reader, reached with a
+//! pseudo-APDU or `SCardControl`). The first three are [`SamLink`]s: SAMs
+//! a device loop opens, closes and reopens with backoff, supervised alike. [`read_card`] runs find → select → read text + photo
 //! (+ fingerprint) → appended address over any channel and decodes the
 //! identity; [`sam_id`], [`sam_status`] and [`find_card`] are the smaller
 //! exchanges. Retries, stale-answer rejection and the "card pulled mid-read"
@@ -79,21 +83,27 @@ mod channel;
 mod config;
 mod device;
 mod error;
+mod sdtapi;
 mod serial;
 mod smartcard;
 mod trace;
+mod usb;
 
 pub use channel::{
-    CardRead, ReadOptions, SamChannel, find_card, max_answer_len, plausible_answer, read_card,
-    request, sam_id, sam_status,
+    CardRead, ReadOptions, SamChannel, SamLink, find_card, max_answer_len, plausible_answer,
+    read_card, request, sam_id, sam_status,
 };
-pub use config::{AUTO_BAUD_RATES, Baud, PcscConfig, ReaderConfig, SamConfig, Tunnel};
+pub use config::{
+    AUTO_BAUD_RATES, Baud, PcscConfig, ReaderConfig, SamConfig, SdtapiConfig, Tunnel, UsbConfig,
+};
 pub use device::{
     CommandReply, DeviceState, EventSink, ReaderCheck, ReaderCommand, ReaderDevice, ReaderEvent,
     ReaderHandle,
 };
 pub use error::{PullCause, ReadFailure, ReaderError};
+pub use sdtapi::SdtapiSam;
 pub use serial::SerialSam;
 pub use smartcard::{
     PcscTunnel, TunnelMode, UID_APDU, build_apdu, card_uid, list_readers, match_reader,
 };
+pub use usb::{BulkEndpoints, UsbSam, bulk_endpoints};

@@ -24,7 +24,7 @@ use kiosk_idcard::frame::Decoded;
 use kiosk_idcard::{Command, FrameDecoder, FrameError, Request, Response};
 use serialport::{ClearBuffer, SerialPort, TTYPort};
 
-use crate::channel::{SamChannel, max_answer_len, plausible_answer, request};
+use crate::channel::{SamChannel, SamLink, max_answer_len, plausible_answer, request};
 use crate::config::{AUTO_BAUD_RATES, Baud, SamConfig};
 use crate::error::ReaderError;
 use crate::trace::{self, command_name};
@@ -230,6 +230,24 @@ fn open_error(path: &Path, e: serialport::Error) -> ReaderError {
         }
     } else {
         ReaderError::Serial(e)
+    }
+}
+
+impl SamLink for SerialSam {
+    fn reopen(&mut self) -> Result<(), ReaderError> {
+        SerialSam::reopen(self).map(|_| ())
+    }
+    fn close(&mut self) {
+        SerialSam::close(self);
+    }
+    fn is_open(&self) -> bool {
+        SerialSam::is_open(self)
+    }
+    fn baud(&self) -> Option<u32> {
+        if self.is_open() { self.baud } else { None }
+    }
+    fn location(&self) -> String {
+        self.path.display().to_string()
     }
 }
 

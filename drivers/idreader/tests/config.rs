@@ -108,7 +108,7 @@ fn validation() {
         Err(ReaderError::Config(msg)) => msg,
         other => panic!("{text}: expected a config error, got {other:?}"),
     };
-    assert!(invalid("name = \"x\"\n").contains("[pcsc] or [sam]"));
+    assert!(invalid("name = \"x\"\n").contains("[pcsc], [sam], [sdtapi] or [usb]"));
     assert!(invalid("name = \"\"\n[sam]\npath = \"/dev/ttyS0\"\n").contains("name"));
     assert!(
         invalid("name = \"x\"\n[pcsc]\nreader = \"A\"\ntunnel = \"none\"\n")
@@ -139,4 +139,32 @@ fn validation() {
     .unwrap();
     control.validate().unwrap();
     assert_eq!(control.pcsc.unwrap().control_code, Some(0x4200_0DAC));
+}
+
+#[test]
+fn usb_reader_defaults_and_checks() {
+    let config = parse("name = \"usb\"\n[usb]\n").unwrap();
+    config.validate().unwrap();
+    let usb = config.usb.as_ref().unwrap();
+    assert_eq!((usb.vendor_id, usb.product_id), (0x0400, 0xC35A));
+    assert_eq!(usb.describe(), "USB 0400:C35A");
+    assert_eq!(usb, &kiosk_idreader::UsbConfig::default());
+
+    let config = parse(
+        "name = \"usb\"\n[usb]\nvendor_id = 0x1234\nproduct_id = 0xABCD\nserial = \"R-0001\"\n",
+    )
+    .unwrap();
+    config.validate().unwrap();
+    assert_eq!(
+        config.usb.as_ref().unwrap().describe(),
+        "USB 1234:ABCD serial R-0001"
+    );
+    assert!(
+        parse("name = \"usb\"\n[usb]\npid = 1\n")
+            .unwrap_err()
+            .to_string()
+            .contains("pid")
+    );
+    let two = parse("name = \"usb\"\n[usb]\n[sam]\npath = \"/dev/ttyS0\"\n").unwrap();
+    assert!(two.validate().unwrap_err().to_string().contains("give one"));
 }

@@ -7,7 +7,9 @@
 mod channel;
 mod config;
 mod pcsc_reader;
+mod sdtapi;
 mod serial;
+mod usb;
 mod util;
 
 /// Profiles of readable cards, one of each kind.

@@ -12,8 +12,9 @@
 //!   thread's loop, one per kind of reader; a reader with a PC/SC part
 //!   runs the PC/SC loop (with its serial SAM, if any), a SAM-only reader
 //!   the serial loop;
-//! * `sam_port` ([`SamPort`](sam_port::SamPort)): a serial SAM and its
-//!   reopen backoff, used by both loops; `pcsc_card`: what the PC/SC loop
+//! * `sam_port` ([`SamPort`]): the reader's own SAM over any
+//!   [`SamLink`](crate::SamLink) (a serial port, the vendor's library) and
+//!   its reopen backoff, used by both loops; `pcsc_card`: what the PC/SC loop
 //!   does with one connection (read through the tunnel, ask the tunnelled
 //!   SAM);
 //! * `reporter` ([`Reporter`]) and `presence` ([`Presence`]): what the
@@ -48,6 +49,7 @@ use messages::Inbox;
 use pcsc_loop::PcscLoop;
 use presence::{Parts, Presence};
 use reporter::Reporter;
+use sam_port::SamPort;
 use serial_loop::SerialLoop;
 
 /// Starts device loops.
@@ -204,9 +206,12 @@ fn run(config: ReaderConfig, sink: EventSink, inbox: Arc<Inbox>) {
     let options = ReadOptions::from_config(&config);
     let mut report = Reporter::new(Presence::new(&config.name, Parts::of(&config)), sink);
     report.apply(Presence::start);
-    match (&config.pcsc, &config.sam) {
-        (Some(pcsc), sam) => PcscLoop::new(pcsc, sam.as_ref(), options, report, inbox).run(),
-        (None, Some(sam)) => SerialLoop::new(sam, options, report, inbox).run(),
+    let sam = SamPort::for_reader(&config, options.timeout);
+    match (&config.pcsc, sam) {
+        (Some(pcsc), sam) => PcscLoop::new(pcsc, sam, options, report, inbox).run(),
+        (None, Some(sam)) => {
+            SerialLoop::new(sam, config.poll_interval(), options, report, inbox).run()
+        }
         // `ReaderConfig::validate` refuses a reader with neither.
         (None, None) => {}
     }

@@ -13,7 +13,7 @@ use super::presence::{Part, Presence};
 use super::reporter::Reporter;
 use super::sam_port::SamPort;
 use crate::channel::{CardRead, ReadOptions};
-use crate::config::{PcscConfig, SamConfig};
+use crate::config::PcscConfig;
 use crate::error::{ReadFailure, ReaderError};
 use crate::smartcard::{TunnelMode, card_uid, list_readers, match_reader};
 
@@ -59,7 +59,7 @@ pub(crate) struct PcscLoop {
 impl PcscLoop {
     pub fn new(
         pcsc: &PcscConfig,
-        sam: Option<&SamConfig>,
+        sam: Option<SamPort>,
         options: ReadOptions,
         report: Reporter,
         inbox: Arc<Inbox>,
@@ -67,7 +67,7 @@ impl PcscLoop {
         PcscLoop {
             reader_wanted: pcsc.reader.clone(),
             tunnel: TunnelMode::from_config(pcsc),
-            sam: sam.map(|sam| SamPort::new(sam, options.timeout)),
+            sam,
             options,
             inbox,
             report,

@@ -56,7 +56,7 @@ impl Parts {
     pub fn of(config: &ReaderConfig) -> Parts {
         Parts {
             pcsc: config.pcsc.is_some(),
-            sam: config.sam.is_some(),
+            sam: config.has_sam_link(),
         }
     }
 }
@@ -318,12 +318,15 @@ impl Presence {
     }
 }
 
-/// The state of a serial SAM that failed with `e`: gone when unplugged, a
-/// technician's case when its self-test failed, else there but unusable.
+/// The state of a SAM that failed with `e`: gone when unplugged, a
+/// technician's case when its self-test failed or the vendor's library
+/// cannot be used, else there but unusable.
 fn sam_state_after(e: &ReaderError) -> DeviceState {
     match e {
         ReaderError::Unplugged { .. } => DeviceState::NoDevice,
-        ReaderError::Sam(SamError::SelfTestFailed) => DeviceState::HardwareError,
+        ReaderError::Sam(SamError::SelfTestFailed) | ReaderError::Library(_) => {
+            DeviceState::HardwareError
+        }
         _ => DeviceState::Offline,
     }
 }
@@ -686,6 +689,14 @@ mod tests {
                 tried: vec![115_200],
             }),
             DeviceState::Offline
+        );
+        // A vendor library that lacks a function is a technician's case too.
+        let missing = kiosk_sdtapi::SdtApi::load(std::path::Path::new("/nonexistent/libsdtapi.so"))
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            sam_state_after(&ReaderError::Library(missing)),
+            DeviceState::HardwareError
         );
     }
 

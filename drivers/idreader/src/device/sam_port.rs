@@ -1,4 +1,5 @@
-//! A reader's serial SAM, and when to try it again after it failed.
+//! A reader's own SAM (on a serial port, or behind the vendor's library),
+//! and when to try it again after it failed.
 
 use std::time::{Duration, Instant};
 
@@ -6,26 +7,29 @@ use kiosk_device::Backoff;
 
 use super::reporter::Reporter;
 use crate::channel::{
-    CardRead, ReadOptions, card_still_there, find_card, read_card, sam_id, sam_status,
+    CardRead, ReadOptions, SamLink, card_still_there, find_card, read_card, sam_id, sam_status,
 };
-use crate::config::SamConfig;
+use crate::config::ReaderConfig;
 use crate::error::{ReadFailure, ReaderError};
+use crate::sdtapi::SdtapiSam;
 use crate::serial::SerialSam;
+use crate::usb::UsbSam;
 
 /// Reopening a failed or unplugged SAM: first wait...
 const REOPEN_BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// ...doubling up to this.
 const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(3);
 
-/// The serial SAM of a reader (SAM-only, or reading for a PC/SC reader
-/// that only tells presence). When it fails its port is closed and it is
-/// reopened by its configured path once its backoff has passed, the next
-/// time it is needed ([`SamPort::ready`]); the loops sleep until then
+/// The SAM of a reader (SAM-only, or reading for a PC/SC reader that
+/// only tells presence), over any [`SamLink`]: a serial port or the
+/// vendor's library. When it fails it is closed and reopened by its
+/// configuration once its backoff has passed, the next time it is needed
+/// ([`SamPort::ready`]); the loops sleep until then
 /// ([`SamPort::until_retry`]). What it does to the reader's state goes
 /// through the [`Reporter`].
 #[derive(Debug)]
 pub(crate) struct SamPort {
-    sam: SerialSam,
+    sam: Box<dyn SamLink>,
     backoff: Backoff,
     retry_at: Instant,
     /// Reopened, answered, and not failed since.
@@ -35,10 +39,22 @@ pub(crate) struct SamPort {
 }
 
 impl SamPort {
-    /// A SAM on `config`'s port, closed until first [`SamPort::ready`].
-    pub fn new(config: &SamConfig, timeout: Duration) -> SamPort {
+    /// The SAM `config` names (`[sam]`, `[sdtapi]` or `[usb]`), closed until first
+    /// [`SamPort::ready`]; `None` when it names none.
+    pub fn for_reader(config: &ReaderConfig, timeout: Duration) -> Option<SamPort> {
+        let link: Box<dyn SamLink> = match (&config.sam, &config.sdtapi, &config.usb) {
+            (Some(sam), _, _) => Box::new(SerialSam::new(sam)),
+            (None, Some(sdtapi), _) => Box::new(SdtapiSam::new(sdtapi)),
+            (None, None, Some(usb)) => Box::new(UsbSam::new(usb)),
+            (None, None, None) => return None,
+        };
+        Some(SamPort::new(link, timeout))
+    }
+
+    /// The SAM behind `link`, closed until first [`SamPort::ready`].
+    pub fn new(link: Box<dyn SamLink>, timeout: Duration) -> SamPort {
         SamPort {
-            sam: SerialSam::new(config),
+            sam: link,
             backoff: Backoff::new(REOPEN_BACKOFF_MIN, REOPEN_BACKOFF_MAX),
             retry_at: Instant::now(),
             online: false,
@@ -50,13 +66,21 @@ impl SamPort {
         self.sam.is_open()
     }
 
-    /// The baud rate of the open port.
+    /// The baud rate of an open serial port.
     pub fn baud(&self) -> Option<u32> {
-        if self.sam.is_open() {
-            self.sam.baud()
-        } else {
-            None
-        }
+        self.sam.baud()
+    }
+
+    /// Have `arrived` called when the SAM's device may be back
+    /// ([`SamLink::watch_arrivals`]).
+    pub fn watch_arrivals(&mut self, arrived: Box<dyn Fn() + Send + 'static>) {
+        self.sam.watch_arrivals(arrived);
+    }
+
+    /// The device may be back: reopen at the next [`SamPort::ready`], not
+    /// at the end of the backoff (which keeps growing if it is not).
+    pub fn retry_now(&mut self) {
+        self.retry_at = Instant::now();
     }
 
     /// How long until a closed SAM may be reopened.
@@ -74,11 +98,11 @@ impl SamPort {
             return false;
         }
         match self.sam.reopen() {
-            Ok(baud) => {
-                tracing::debug!(baud, path = %self.sam.path().display(), "SAM online");
+            Ok(()) => {
+                tracing::debug!(baud = self.sam.baud(), at = %self.sam.location(), "SAM online");
                 self.backoff.reset();
                 self.online = true;
-                let id = sam_id(&mut self.sam, self.timeout);
+                let id = sam_id(&mut *self.sam, self.timeout);
                 let (id, error) = match id {
                     Ok(id) => (Some(id), None),
                     Err(e) => (None, Some(e)),
@@ -114,27 +138,27 @@ impl SamPort {
 
     /// Is a card in the SAM's field? (For a SAM-only reader's polling.)
     pub fn find_card(&mut self, options: &ReadOptions) -> Result<bool, ReaderError> {
-        find_card(&mut self.sam, options)
+        find_card(&mut *self.sam, options)
     }
 
     /// After a good read: does that card still answer
     /// ([`crate::channel::card_still_there`])?
     pub fn card_still_there(&mut self, options: &ReadOptions) -> Result<bool, ReaderError> {
-        card_still_there(&mut self.sam, options)
+        card_still_there(&mut *self.sam, options)
     }
 
     /// Read the card in the SAM's field.
     pub fn read_card(&mut self, options: &ReadOptions) -> Result<CardRead, ReaderError> {
-        read_card(&mut self.sam, options)
+        read_card(&mut *self.sam, options)
     }
 
     /// [`crate::ReaderCommand::SamId`]: ask the SAM, and report the id even
     /// when unchanged.
     pub fn sam_id(&mut self, report: &mut Reporter) -> Result<String, ReaderError> {
         if !self.ready(report) {
-            return Err(ReaderError::Unavailable("the serial SAM is not available"));
+            return Err(ReaderError::Unavailable("the SAM is not available"));
         }
-        match sam_id(&mut self.sam, self.timeout) {
+        match sam_id(&mut *self.sam, self.timeout) {
             Ok(id) => {
                 report.apply(|p| p.sam_id_answered(id.clone()));
                 Ok(id)
@@ -153,10 +177,10 @@ impl SamPort {
         if !self.ready(report) {
             return Err(ReadFailure {
                 code: "unavailable",
-                message: "the serial SAM is not available".into(),
+                message: "the SAM is not available".into(),
             });
         }
-        let result = sam_status(&mut self.sam, self.timeout);
+        let result = sam_status(&mut *self.sam, self.timeout);
         if let Err(e) = &result
             && e.is_unplugged()
         {

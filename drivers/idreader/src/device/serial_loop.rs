@@ -1,4 +1,4 @@
-//! The loop of a serial-SAM-only reader.
+//! The loop of a SAM-only reader (serial, or the vendor's library).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,10 +9,10 @@ use super::messages::{CommandReply, Inbox, ReaderCheck, ReaderCommand};
 use super::reporter::Reporter;
 use super::sam_port::SamPort;
 use crate::channel::{CardRead, ReadOptions};
-use crate::config::SamConfig;
 use crate::error::ReaderError;
 
-/// A reader that is only a SAM on a serial port. The SAM cannot tell when
+/// A reader that is only a SAM, on a serial port or behind the vendor's
+/// library ([`SamPort`] holds either). The SAM cannot tell when
 /// a card arrives, so this loop sends find-card every `poll_interval_ms`
 /// (the one polling loop of this crate) and reads a card found once. A
 /// card read well is then watched through its selection
@@ -20,7 +20,8 @@ use crate::error::ReaderError;
 /// find-card only once per placement, and the card is reported absent
 /// only when it stops answering. Between polls, and
 /// while the SAM waits for its reopen backoff, it sleeps in its mailbox,
-/// so commands and stop are served at once.
+/// so commands and stop are served at once, and a link with hot-plug news
+/// (USB) is reopened as soon as its device arrives.
 #[derive(Debug)]
 pub(crate) struct SerialLoop {
     options: ReadOptions,
@@ -34,14 +35,18 @@ pub(crate) struct SerialLoop {
 
 impl SerialLoop {
     pub fn new(
-        config: &SamConfig,
+        sam: SamPort,
+        poll: Duration,
         options: ReadOptions,
         report: Reporter,
         inbox: Arc<Inbox>,
     ) -> SerialLoop {
+        let mut sam = sam;
+        let nudge = Arc::clone(&inbox);
+        sam.watch_arrivals(Box::new(move || nudge.nudge()));
         SerialLoop {
-            poll: config.poll_interval(),
-            sam: SamPort::new(config, options.timeout),
+            poll,
+            sam,
             options,
             inbox,
             report,
@@ -61,8 +66,11 @@ impl SerialLoop {
             } else {
                 self.sam.until_retry()
             };
-            if self.inbox.wait_for(wait) == Wake::Stop {
-                break;
+            match self.inbox.wait_for(wait) {
+                Wake::Stop => break,
+                // A hot-plug watch saw the device arrive.
+                Wake::Nudged => self.sam.retry_now(),
+                Wake::Command | Wake::Timeout => {}
             }
         }
         self.sam.close();
