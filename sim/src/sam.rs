@@ -644,14 +644,17 @@ impl Worker {
         {
             return flow;
         }
-        let Some(pty) = self.port.pty_mut() else {
+        if self.port.pty().is_none() {
             return Flow::Abandon;
-        };
-        match pty.send(&reply.bytes) {
-            Ok(()) => self
-                .core()
-                .record_out(reply.bytes.len(), reply.completes_read),
-            Err(e) => warn!(error = %e, "SAM pty write failed"),
+        }
+        // Counted before it is sent: whoever reacts to the answer (the kiosk,
+        // a test reading the stats after the kiosk's event) finds it counted.
+        self.core()
+            .record_out(reply.bytes.len(), reply.completes_read);
+        if let Some(pty) = self.port.pty_mut()
+            && let Err(e) = pty.send(&reply.bytes)
+        {
+            warn!(error = %e, "SAM pty write failed");
         }
         Flow::Go
     }
