@@ -92,8 +92,9 @@ pub struct Engines {
     pub handwriting: Option<Box<dyn Recognizer>>,
 }
 
-/// Handwriting candidates shown at once.
-pub const HANDWRITING_PAGE: usize = 8;
+/// Handwriting candidates shown at once (as many as librime's page, so
+/// the candidate bar fits a portrait screen).
+pub const HANDWRITING_PAGE: usize = 5;
 
 /// What a touch on the keyboard does to the field.
 #[derive(Debug, PartialEq, Eq)]
@@ -584,10 +585,13 @@ mod tests {
         assert_eq!(v.candidates.len(), HANDWRITING_PAGE);
         assert!(!v.has_previous && v.has_next);
         k.page(true, &mut e);
-        assert_eq!(k.view(&e).candidates, ["〇", "乀"]);
+        assert_eq!(k.view(&e).candidates, ["乛", "亅", "乚", "〇", "乀"]);
+        assert!(!k.view(&e).has_next);
         k.page(true, &mut e);
-        assert_eq!(k.view(&e).candidates, ["〇", "乀"], "no page past the last");
-        assert_eq!(k.pick(1, &mut e), Edit::Insert(Zeroizing::new("乀".into())));
+        assert_eq!(k.view(&e).candidates[0], "乛", "no page past the last");
+        k.page(false, &mut e);
+        k.page(true, &mut e);
+        assert_eq!(k.pick(4, &mut e), Edit::Insert(Zeroizing::new("乀".into())));
         let v = k.view(&e);
         assert!(v.candidates.is_empty() && v.ink_path.is_empty());
     }

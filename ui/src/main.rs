@@ -137,7 +137,15 @@ fn run(args: Args, portrait: bool) -> anyhow::Result<()> {
             ..Timing::default()
         },
     };
-    let controller = Controller::new(window.clone_strong(), settings, bridge.commands());
+    // The keyboard's engines: librime deploys its schema into a fresh
+    // temporary directory now; dropping the controller removes it.
+    let engines = kiosk_ui::engines::start();
+    let controller = Controller::new(
+        window.clone_strong(),
+        settings,
+        bridge.commands(),
+        engines,
+    );
     CONTROLLER.with(|c| *c.borrow_mut() = Some(controller));
     tracing::info!(socket = %args.socket.display(), "kiosk-ui started");
     window.run()?;

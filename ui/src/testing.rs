@@ -59,7 +59,12 @@ impl UiDriver {
             let _ = tx.lock().map(|tx| tx.send(input));
         });
         let bridge = Bridge::start(socket.to_path_buf(), sink).expect("starting the bridge");
-        let controller = Controller::new(window.clone_strong(), settings, bridge.commands());
+        let controller = Controller::new(
+            window.clone_strong(),
+            settings,
+            bridge.commands(),
+            crate::engines::start(),
+        );
         UiDriver {
             controller,
             window,

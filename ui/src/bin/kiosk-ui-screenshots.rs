@@ -54,7 +54,12 @@ fn render_all(out: &Path, portrait: bool, en: bool) -> anyhow::Result<usize> {
         portrait,
         ..Settings::default()
     };
-    let controller = Controller::new(window.clone_strong(), settings, tx);
+    let controller = Controller::new(
+        window.clone_strong(),
+        settings,
+        tx,
+        kiosk_ui::engines::start(),
+    );
     let lang = if en { "en" } else { "zh" };
     let mut n = 0;
     let mut shot = |name: &str| -> anyhow::Result<()> {
