@@ -140,12 +140,7 @@ fn run(args: Args, portrait: bool) -> anyhow::Result<()> {
     // The keyboard's engines: librime deploys its schema into a fresh
     // temporary directory now; dropping the controller removes it.
     let engines = kiosk_ui::engines::start();
-    let controller = Controller::new(
-        window.clone_strong(),
-        settings,
-        bridge.commands(),
-        engines,
-    );
+    let controller = Controller::new(window.clone_strong(), settings, bridge.commands(), engines);
     CONTROLLER.with(|c| *c.borrow_mut() = Some(controller));
     tracing::info!(socket = %args.socket.display(), "kiosk-ui started");
     window.run()?;

@@ -783,6 +783,11 @@ impl Model {
     /// Change screen; what was typed does not survive it.
     fn go(&mut self, screen: Screen) {
         if screen != self.screen {
+            tracing::debug!(
+                from = self.screen.as_str(),
+                to = screen.as_str(),
+                "screen changes"
+            );
             self.entry = Entry::default();
             self.new_keyboard();
             if screen != Screen::Code {
@@ -1225,7 +1230,10 @@ mod tests {
         );
         // Back on the question (a wrong answer): nothing typed is left.
         m.handle(
-            Input::Event(Box::new(Event::Session(session("awaiting_answer", question)))),
+            Input::Event(Box::new(Event::Session(session(
+                "awaiting_answer",
+                question,
+            )))),
             t,
         );
         act(&mut m, Action::Key('a'), t);
