@@ -98,7 +98,7 @@ catalog! {
     key_clear: "清空", "Clear";
     key_ok: "确定", "OK";
     kb_pinyin: "拼音", "Pinyin";
-    kb_handwriting: "手写", "Handwriting";
+    kb_handwriting: "手写", "Write";
     kb_latin: "ABC", "ABC";
     kb_digits: "123", "123";
     kb_shift: "大写", "Shift";
