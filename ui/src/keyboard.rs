@@ -56,7 +56,7 @@ pub enum PinyinKey {
 }
 
 /// What the pinyin engine shows after a key.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Default, Clone, PartialEq, Eq)]
 pub struct PinyinState {
     /// The pinyin being composed (empty: nothing composing).
     pub preedit: Zeroizing<String>,
@@ -66,6 +66,16 @@ pub struct PinyinState {
     pub last_page: bool,
     /// Text the composition produced (a whole phrase picked).
     pub committed: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for PinyinState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // What was typed never reaches a log, even through `{:?}`.
+        f.debug_struct("PinyinState")
+            .field("composing", &!self.preedit.is_empty())
+            .field("candidates", &self.candidates.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A pinyin input engine, one composition at a time.
@@ -106,7 +116,7 @@ pub enum Edit {
 }
 
 /// The keyboard's state for one field.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Keyboard {
     mode: Mode,
     shift: bool,
@@ -116,6 +126,15 @@ pub struct Keyboard {
     drawing: bool,
     recognized: Vec<Zeroizing<String>>,
     recognized_page: usize,
+}
+
+impl std::fmt::Debug for Keyboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The mode only: the composition and the ink are the customer's.
+        f.debug_struct("Keyboard")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The keyboard as the screen shows it.
@@ -488,6 +507,8 @@ mod tests {
         );
         let v = k.view(&e);
         assert_eq!(v.preedit, "shiyan");
+        // `{:?}` (what a log line would print) shows nothing typed.
+        assert!(!format!("{k:?}").contains("shi"), "{k:?}");
         assert_eq!(v.candidates, ["实验", "试验", "时延"]);
         assert_eq!(
             k.pick(0, &mut e),

@@ -211,7 +211,7 @@ const PIN_DIGITS: usize = 12;
 const ANSWER_CHARS: usize = 32;
 
 /// What the customer has typed; wiped when the screen changes (and zeroized).
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Entry {
     first: Zeroizing<String>,
     second: Zeroizing<String>,
@@ -219,6 +219,15 @@ struct Entry {
     answer: Zeroizing<String>,
     pin: Zeroizing<String>,
     focus: Field,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Which field is focused, never what is in them.
+        f.debug_struct("Entry")
+            .field("focus", &self.focus)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A one-line device summary for the technician.
@@ -1220,6 +1229,8 @@ mod tests {
         assert_eq!(m.view().keyboard.mode, "digits");
         act(&mut m, Action::Key('1'), t);
         assert_eq!(m.view().answer_dots, "●".repeat(8));
+        // `{:?}` (what a log line would print) shows none of it.
+        assert!(!format!("{m:?}").contains("incoln"), "{m:?}");
         act(&mut m, Action::Delete, t);
         let cmds = act(&mut m, Action::Submit, t);
         assert_eq!(
