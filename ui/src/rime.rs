@@ -6,7 +6,9 @@
 //! there from the system's shared data; the last one dropped finalizes it
 //! and removes the directory (rule S2). Learning is off (the schema's user
 //! dictionary is disabled), so nothing typed is written there anyway, and
-//! librime logs fatal errors only: no keystroke reaches a log.
+//! librime logs fatal errors only: no keystroke reaches a log. The
+//! deployment (over a second) runs on its own thread; the session opens at
+//! the first key.
 //! librime's session table is not meant for concurrent callers, so every
 //! call goes through one lock.
 
@@ -74,10 +76,6 @@ fn start(shared: &mut Shared) -> Result<()> {
         shared.users += 1;
         return Ok(());
     }
-    let schema = Path::new(SHARED_DATA).join(format!("{SCHEMA}.schema.yaml"));
-    if !schema.exists() {
-        bail!("{} is missing (rime-data-pinyin-simp)", schema.display());
-    }
     let dir = tempfile::Builder::new()
         .prefix("kiosk-ui-rime-")
         .tempdir()
@@ -110,38 +108,72 @@ fn stop(shared: &mut Shared) {
 }
 
 /// A librime session typing Simplified Chinese pinyin.
+///
+/// Deploying takes librime over a second, so it runs on a thread of its
+/// own from [`RimePinyin::start`]: the UI shows its first screen at once,
+/// and the session opens at the first key (by then long deployed).
 pub struct RimePinyin {
+    deploy: Option<std::thread::JoinHandle<Result<()>>>,
+    /// This engine counts among librime's users (the deploy succeeded).
+    holds_librime: bool,
     session: Option<Session>,
 }
 
 impl std::fmt::Debug for RimePinyin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The composition is the customer's: never shown.
-        f.debug_struct("RimePinyin").finish_non_exhaustive()
+        f.debug_struct("RimePinyin")
+            .field("open", &self.session.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl RimePinyin {
-    /// Start librime (deploying the schema the first time) and open a
-    /// session.
+    /// Start librime in the background (deploying the schema the first
+    /// time); fails at once only when the schema is not installed.
     pub fn start() -> Result<RimePinyin> {
-        let mut shared = lock();
-        start(&mut shared)?;
-        let session = rime_api::create_session()
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .and_then(|s| {
-                s.select_schema(SCHEMA)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(s)
-            });
-        match session {
-            Ok(session) => Ok(RimePinyin {
-                session: Some(session),
-            }),
-            Err(e) => {
-                stop(&mut shared);
-                Err(e.context("opening a librime session"))
+        let schema = Path::new(SHARED_DATA).join(format!("{SCHEMA}.schema.yaml"));
+        if !schema.exists() {
+            bail!("{} is missing (rime-data-pinyin-simp)", schema.display());
+        }
+        let deploy = std::thread::Builder::new()
+            .name("librime-deploy".into())
+            .spawn(|| start(&mut lock()))
+            .context("starting librime's deployment")?;
+        Ok(RimePinyin {
+            deploy: Some(deploy),
+            holds_librime: false,
+            session: None,
+        })
+    }
+
+    /// Wait for the deployment, once; `false` when it failed.
+    fn join_deploy(&mut self) -> bool {
+        if let Some(deploy) = self.deploy.take() {
+            match deploy.join() {
+                Ok(Ok(())) => self.holds_librime = true,
+                Ok(Err(e)) => tracing::error!("pinyin input unavailable: {e:#}"),
+                Err(_) => {
+                    tracing::error!("pinyin input unavailable: librime's deployment panicked")
+                }
             }
+        }
+        self.holds_librime
+    }
+
+    /// The session, opened at the first call.
+    fn open(&mut self) {
+        if self.session.is_some() || !self.join_deploy() {
+            return;
+        }
+        let _guard = lock();
+        let opened = rime_api::create_session().and_then(|s| {
+            s.select_schema(SCHEMA)?;
+            Ok(s)
+        });
+        match opened {
+            Ok(session) => self.session = Some(session),
+            Err(e) => tracing::error!("pinyin input unavailable: opening a librime session: {e}"),
         }
     }
 
@@ -185,8 +217,10 @@ impl RimePinyin {
 
 impl PinyinEngine for RimePinyin {
     fn reset(&mut self) {
-        let _guard = lock();
+        // Not opened yet: nothing to drop, and no wait for the deployment
+        // (it holds the lock) on a screen change.
         if let Some(session) = &self.session {
+            let _guard = lock();
             Self::key(session, XK_ESCAPE);
             // Escape may commit nothing; a pending commit is dropped here.
             drop(session.commit());
@@ -194,6 +228,7 @@ impl PinyinEngine for RimePinyin {
     }
 
     fn press(&mut self, key: PinyinKey) -> PinyinState {
+        self.open();
         let _guard = lock();
         let Some(session) = &self.session else {
             return PinyinState::default();
@@ -216,11 +251,14 @@ impl PinyinEngine for RimePinyin {
 
 impl Drop for RimePinyin {
     fn drop(&mut self) {
+        self.join_deploy();
         let mut shared = lock();
         if let Some(mut session) = self.session.take() {
             let _ = session.close();
         }
-        stop(&mut shared);
+        if self.holds_librime {
+            stop(&mut shared);
+        }
     }
 }
 
