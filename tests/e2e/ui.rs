@@ -201,8 +201,9 @@ fn phone_change_to_the_question(ui: &mut UiDriver, k: &Kiosk, en: bool, profile:
 }
 
 /// Rules A1 and P2: a Chinese answer typed in pinyin on the app's own
-/// keyboard (librime): the letters of the whole phrase, a backspace, the
-/// phrase picked from the candidates; kioskd accepts it, and the answer is
+/// keyboard (librime): candidate pages turned, the pinyin deleted key by
+/// key, then the letters of the whole phrase, a backspace, the phrase
+/// picked from the candidates; kioskd accepts it, and the answer is
 /// in none of its logs.
 #[test]
 fn ui_security_answer_typed_in_pinyin_is_accepted() {
@@ -211,6 +212,19 @@ fn ui_security_answer_typed_in_pinyin_is_accepted() {
     assert!(ui.shows("我的小学名称?"));
     // Chinese screens open the keyboard on pinyin.
     assert_eq!(ui.keyboard_mode(), "pinyin");
+    // librime's pages: forward and back again.
+    ui.touch_keys("shi");
+    let first_page = ui.candidates();
+    assert!(!first_page.is_empty());
+    ui.touch("下一页");
+    assert_ne!(ui.candidates(), first_page);
+    ui.touch("上一页");
+    assert_eq!(ui.candidates(), first_page);
+    for _ in 0..3 {
+        ui.touch("删除");
+    }
+    assert!(ui.candidates().is_empty(), "the pinyin is gone");
+    assert!(ui.value_of("preedit").is_none());
     ui.touch_keys("shiyanxiaoxuex");
     ui.touch("删除");
     let preedit = ui.value_of("preedit").expect("the pinyin shows");
