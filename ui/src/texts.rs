@@ -107,7 +107,7 @@ catalog! {
     kb_next: "下一页", "Next";
     kb_pad: "手写板", "Handwriting pad";
     kb_pad_hint: "请在此书写一个字", "Write one character here";
-    kb_clear_ink: "重写", "Rewrite";
+    kb_clear_ink: "重写", "Erase";
     tech_pin_title: "技术员登录", "Technician sign-in";
     tech_pin_label: "PIN", "PIN";
     tech_title: "设备诊断", "Diagnostics";
