@@ -700,13 +700,18 @@ fn kiosk_ui_binary() -> PathBuf {
 /// A running kiosk-ui, SIGKILLed when dropped.
 struct Ui {
     child: Child,
+    /// kiosk-ui's TMPDIR: librime's user directory is made there, and a
+    /// SIGKILLed kiosk-ui cannot remove it itself.
+    _tmp: tempfile::TempDir,
 }
 
 impl Ui {
     /// Start kiosk-ui against `socket` on `display`, returning once it
     /// says it is connected to kioskd (it logs that on stderr).
     fn start(bin: &Path, display: &str, socket: &Path) -> Ui {
+        let tmp = tempfile::tempdir().expect("kiosk-ui's temporary directory");
         let mut child = Command::new(bin)
+            .env("TMPDIR", tmp.path())
             .env("DISPLAY", display)
             .env("SLINT_BACKEND", "winit-software")
             .env("KIOSK_SOCKET", socket)
@@ -728,7 +733,7 @@ impl Ui {
                 }
             }
         });
-        let ui = Ui { child };
+        let ui = Ui { child, _tmp: tmp };
         rx.recv_timeout(DEADLINE)
             .expect("kiosk-ui connected to kioskd");
         ui

@@ -103,13 +103,16 @@ fn ui_phone_change_with_wrong_answer_and_wrong_code_in_english() {
     k.sam.place(resident());
     ui.wait_screen("question");
     assert!(ui.shows("我母亲的名字?"));
-    ui.enter_text("Answer", "错的");
+    // The keyboard starts on Latin letters in English.
+    ui.touch_keys("wrong");
     ui.touch("OK");
     ui.pump_until("the wrong-answer notice", |ui| {
         ui.screen() == "question" && ui.message_code().as_deref() == Some("wrong_answer")
     });
     assert!(ui.message().contains("attempt"), "{}", ui.message());
-    ui.enter_text("Answer", "王芳");
+    ui.touch("Pinyin");
+    ui.touch_keys("wangfang");
+    ui.pick_candidate("王芳", "Next");
     ui.touch("OK");
     ui.wait_screen("new_number");
     assert!(
@@ -171,11 +174,119 @@ fn ui_keypad_takes_a_repeated_digit() {
     ui.wait_screen("place_card");
     k.sam.place(resident());
     ui.wait_screen("question");
-    ui.enter_text("Answer", "王芳");
+    ui.touch("Pinyin");
+    ui.touch_keys("wangfang");
+    ui.pick_candidate("王芳", "Next");
     ui.touch("OK");
     ui.wait_screen("new_number");
     ui.type_digits("1113");
     assert_eq!(ui.value_of("New number").as_deref(), Some("1113"));
+}
+
+/// Starts a phone change in the UI's language (`zh` or `en`) with the
+/// card `profile`, up to its security question.
+fn phone_change_to_the_question(ui: &mut UiDriver, k: &Kiosk, en: bool, profile: &str) {
+    if en {
+        ui.touch("English");
+        ui.touch("Touch the screen to start");
+        ui.touch("Change mobile number");
+    } else {
+        ui.touch("请触摸屏幕开始");
+        ui.touch("变更手机号码");
+    }
+    ui.wait_screen("place_card");
+    k.sam
+        .place(kiosk_sim::CardProfile::builtin(profile).expect("profile"));
+    ui.wait_screen("question");
+}
+
+/// Rules A1 and P2: a Chinese answer typed in pinyin on the app's own
+/// keyboard (librime): candidate pages turned, the pinyin deleted key by
+/// key, then the letters of the whole phrase, a backspace, the phrase
+/// picked from the candidates; kioskd accepts it, and the answer is
+/// in none of its logs.
+#[test]
+fn ui_security_answer_typed_in_pinyin_is_accepted() {
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk("smart_teller", DEFAULT_SESSION, false, "");
+    phone_change_to_the_question(&mut ui, &k, false, "resident-appended");
+    assert!(ui.shows("我的小学名称?"));
+    // Chinese screens open the keyboard on pinyin.
+    assert_eq!(ui.keyboard_mode(), "pinyin");
+    // librime's pages: forward and back again.
+    ui.touch_keys("shi");
+    let first_page = ui.candidates();
+    assert!(!first_page.is_empty());
+    ui.touch("下一页");
+    assert_ne!(ui.candidates(), first_page);
+    ui.touch("上一页");
+    assert_eq!(ui.candidates(), first_page);
+    for _ in 0..3 {
+        ui.touch("删除");
+    }
+    assert!(ui.candidates().is_empty(), "the pinyin is gone");
+    assert!(ui.value_of("preedit").is_none());
+    ui.touch_keys("shiyanxiaoxuex");
+    ui.touch("删除");
+    let preedit = ui.value_of("preedit").expect("the pinyin shows");
+    assert_eq!(preedit.replace(' ', ""), "shiyanxiaoxue");
+    // 15 mm keys and candidates, as on every other screen.
+    assert!(
+        ui.small_buttons(touch_px()).is_empty(),
+        "{:?}",
+        ui.small_buttons(touch_px())
+    );
+    ui.pick_candidate("实验小学", "下一页");
+    assert_eq!(ui.value_of("答案").as_deref(), Some("●●●●"));
+    assert!(ui.candidates().is_empty());
+    ui.touch("确定");
+    ui.wait_screen("new_number");
+    ui.touch("取消");
+    ui.wait_screen("result");
+    k.assert_clean();
+}
+
+/// Rule A1 for customers without pinyin: the answer written character by
+/// character on the handwriting pad (recorded strokes of 实, 验, 小, 学,
+/// replayed as pointer events), each picked from Zinnia's candidates.
+#[test]
+fn ui_security_answer_written_by_hand_is_accepted() {
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk("smart_teller", DEFAULT_SESSION, false, "");
+    phone_change_to_the_question(&mut ui, &k, false, "resident-appended");
+    ui.touch("手写");
+    assert!(ui.shows("手写板"));
+    assert!(
+        ui.small_buttons(touch_px()).is_empty(),
+        "{:?}",
+        ui.small_buttons(touch_px())
+    );
+    for c in ['实', '验', '小', '学'] {
+        let strokes = kiosk_ui::zinnia::recorded::strokes_of(c).expect("recorded");
+        ui.draw("手写板", &strokes);
+        ui.pick_candidate(&c.to_string(), "下一页");
+        // The pad is clean for the next character.
+        assert!(ui.candidates().is_empty());
+    }
+    assert_eq!(ui.value_of("答案").as_deref(), Some("●●●●"));
+    ui.touch("确定");
+    ui.wait_screen("new_number");
+    k.assert_clean();
+}
+
+/// Rule A1 in English: a Latin answer on the letter keys, with Shift for
+/// the capital.
+#[test]
+fn ui_security_answer_typed_on_letter_keys_in_english_is_accepted() {
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk("smart_teller", DEFAULT_SESSION, false, "");
+    phone_change_to_the_question(&mut ui, &k, true, "foreign-2017");
+    assert!(ui.shows("My first school?"));
+    ui.touch("Shift");
+    ui.touch("L");
+    ui.touch("Shift");
+    ui.touch_keys("incoln");
+    assert_eq!(ui.value_of("Answer").as_deref(), Some("●●●●●●●"));
+    ui.touch("OK");
+    ui.wait_screen("new_number");
+    k.assert_clean();
 }
 
 /// Rules Q1–Q3 through the screens: a queue machine shows its services on

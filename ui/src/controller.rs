@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use slint::{ComponentHandle, ModelRc, VecModel};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::keyboard::{Engines, Mode, Point};
 use crate::model::{Action, Command, Field, Input, Model, Timing, View};
 use crate::texts::Lang;
-use crate::{AppWindow, Device, Service, Texts, Ui};
+use crate::{AppWindow, Device, KeyRow, Service, Texts, Ui};
 
 /// How the screen is set up.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +45,9 @@ pub struct Controller {
     commands: UnboundedSender<Command>,
     services: Rc<VecModel<Service>>,
     devices: Rc<VecModel<Device>>,
+    candidates: Rc<VecModel<slint::SharedString>>,
+    key_rows: Rc<VecModel<KeyRow>>,
+    portrait: bool,
     shown: Option<View>,
     lang: Option<Lang>,
     /// Added to the clock: tests move time forward without waiting.
@@ -60,11 +64,13 @@ impl std::fmt::Debug for Controller {
 }
 
 impl Controller {
-    /// Wire `window` to a new model; `commands` goes to the bridge.
+    /// Wire `window` to a new model whose keyboard uses `engines`;
+    /// `commands` goes to the bridge.
     pub fn new(
         window: AppWindow,
         settings: Settings,
         commands: UnboundedSender<Command>,
+        engines: Engines,
     ) -> Rc<RefCell<Controller>> {
         let ui = window.global::<Ui>();
         ui.set_touch(settings.touch_px());
@@ -73,12 +79,19 @@ impl Controller {
         let devices = Rc::new(VecModel::default());
         ui.set_services(ModelRc::from(services.clone()));
         ui.set_devices(ModelRc::from(devices.clone()));
+        let candidates = Rc::new(VecModel::default());
+        let key_rows = Rc::new(VecModel::default());
+        ui.set_kb_candidates(ModelRc::from(candidates.clone()));
+        ui.set_kb_rows(ModelRc::from(key_rows.clone()));
         let controller = Rc::new(RefCell::new(Controller {
-            model: Model::new(settings.timing, Instant::now()),
+            model: Model::with_engines(settings.timing, Instant::now(), engines),
             window: window.clone_strong(),
             commands,
             services,
             devices,
+            candidates,
+            key_rows,
+            portrait: settings.portrait,
             shown: None,
             lang: None,
             clock_offset: Duration::ZERO,
@@ -189,6 +202,39 @@ impl Controller {
         ui.set_pin_dots(view.pin_dots.as_str().into());
         ui.set_tech_summary(view.tech_summary.as_str().into());
         ui.set_tech_report(view.tech_report.as_str().into());
+        ui.set_answer_dots(view.answer_dots.as_str().into());
+        let kb = &view.keyboard;
+        ui.set_kb_mode(kb.mode.into());
+        ui.set_kb_shift(kb.shift);
+        ui.set_kb_preedit(kb.preedit.as_str().into());
+        ui.set_kb_has_previous(kb.has_previous);
+        ui.set_kb_has_next(kb.has_next);
+        ui.set_kb_ink(kb.ink_path.as_str().into());
+        ui.set_kb_pinyin(kb.pinyin_available);
+        ui.set_kb_handwriting(kb.handwriting_available);
+        let shown_kb = self.shown.as_ref().map(|v| &v.keyboard);
+        if shown_kb.map(|k| &k.candidates) != Some(&kb.candidates) {
+            self.candidates.set_vec(
+                kb.candidates
+                    .iter()
+                    .map(|c| slint::SharedString::from(c.as_str()))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        if shown_kb.map(|k| (k.mode, k.shift)) != Some((kb.mode, kb.shift)) {
+            self.key_rows.set_vec(
+                key_rows(kb.mode, kb.shift, self.portrait)
+                    .into_iter()
+                    .map(|row| KeyRow {
+                        keys: ModelRc::new(VecModel::from(
+                            row.chars()
+                                .map(|c| slint::SharedString::from(c.to_string()))
+                                .collect::<Vec<_>>(),
+                        )),
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
         if self.shown.as_ref().map(|v| &v.services) != Some(&view.services) {
             self.services.set_vec(
                 view.services
@@ -239,7 +285,14 @@ fn parse_action(action: &str, argument: &str) -> Option<Action> {
         } else {
             Field::First
         }),
-        "answer" => Action::AnswerText(argument.to_string()),
+        "kb_mode" => Action::KeyboardMode(Mode::parse(argument)?),
+        "shift" => Action::Shift,
+        "candidate" => Action::Candidate(argument.parse().ok()?),
+        "page" => Action::CandidatePage(argument == "next"),
+        "ink_down" => Action::InkDown(parse_point(argument)?),
+        "ink_move" => Action::InkMove(parse_point(argument)?),
+        "ink_up" => Action::InkUp,
+        "clear_ink" => Action::ClearInk,
         "resend" => Action::Resend,
         "change_number" => Action::ChangeNumber,
         "tech_corner" => Action::TechCorner,
@@ -249,4 +302,30 @@ fn parse_action(action: &str, argument: &str) -> Option<Action> {
         "tech_exit" => Action::TechExit,
         _ => return None,
     })
+}
+
+/// `x,y` from the handwriting pad, each from 0 to 1.
+fn parse_point(argument: &str) -> Option<Point> {
+    let (x, y) = argument.split_once(',')?;
+    Some([x.trim().parse().ok()?, y.trim().parse().ok()?])
+}
+
+/// The letter or digit keys, row by row: QWERTY where ten keys of 15 mm
+/// fit across (landscape), alphabetical rows of seven in portrait.
+fn key_rows(mode: &str, shift: bool, portrait: bool) -> Vec<String> {
+    let rows: &[&str] = match (mode, portrait) {
+        ("digits", false) => &["1234567890"],
+        ("digits", true) => &["12345", "67890"],
+        (_, false) => &["qwertyuiop", "asdfghjkl", "zxcvbnm"],
+        (_, true) => &["abcdefg", "hijklmn", "opqrstu", "vwxyz"],
+    };
+    rows.iter()
+        .map(|r| {
+            if shift && mode == "latin" {
+                r.to_ascii_uppercase()
+            } else {
+                r.to_string()
+            }
+        })
+        .collect()
 }

@@ -10,8 +10,11 @@
 //!   requests for kioskd out. It is tested without Slint or a socket.
 //! - [`controller::Controller`] glues the two to the Slint window: it
 //!   feeds the model and copies its view into the `Ui` global.
-//! - `ui/app.slint` lays the view out; it holds no state of its own but
-//!   the security answer's text field (so a platform input method works).
+//! - [`keyboard::Keyboard`] is the on-screen keyboard of text fields
+//!   (pinyin, handwriting, Latin letters, digits), sans-IO too: its
+//!   engines sit behind two traits; [`rime`] (librime) and [`zinnia`]
+//!   (Zinnia) are the real ones, started by [`engines::start`].
+//! - `ui/app.slint` lays the view out; it holds no state of its own.
 
 /// The Slint code generated from `ui/app.slint`.
 #[allow(missing_debug_implementations)]
@@ -22,9 +25,13 @@ pub use generated::*;
 
 pub mod bridge;
 pub mod controller;
+pub mod engines;
+pub mod keyboard;
 pub mod model;
+pub mod rime;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod texts;
+pub mod zinnia;
 
 pub use controller::{Controller, Settings};

@@ -137,12 +137,48 @@ fn run(args: Args, portrait: bool) -> anyhow::Result<()> {
             ..Timing::default()
         },
     };
-    let controller = Controller::new(window.clone_strong(), settings, bridge.commands());
+    // The keyboard's engines: librime deploys its schema into a fresh
+    // temporary directory now; dropping the controller removes it.
+    let engines = kiosk_ui::engines::start();
+    let controller = Controller::new(window.clone_strong(), settings, bridge.commands(), engines);
     CONTROLLER.with(|c| *c.borrow_mut() = Some(controller));
+    quit_on_signals()?;
     tracing::info!(socket = %args.socket.display(), "kiosk-ui started");
     window.run()?;
     CONTROLLER.with(|c| c.borrow_mut().take());
     drop(bridge);
+    Ok(())
+}
+
+/// SIGTERM (systemd, the xtask) and SIGINT end the event loop rather
+/// than the process, so the controller is dropped and the keyboard's
+/// engines with it: librime's temporary directory is removed.
+fn quit_on_signals() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let (mut term, mut int) = {
+        let _context = runtime.enter();
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
+    };
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            });
+            tracing::info!("stopping on a signal");
+            let _ = slint::invoke_from_event_loop(|| {
+                let _ = slint::quit_event_loop();
+            });
+        })?;
     Ok(())
 }
 

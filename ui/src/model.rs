@@ -14,6 +14,7 @@ use kiosk_proto::{
 };
 use zeroize::Zeroizing;
 
+use crate::keyboard::{Edit, Engines, Keyboard, KeyboardView, Mode, Point};
 use crate::texts::Lang;
 
 /// Which screen is up.
@@ -100,7 +101,7 @@ pub enum Field {
 }
 
 /// What the customer touched.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Any touch: the customer is still there.
     Touch,
@@ -119,8 +120,20 @@ pub enum Action {
     Clear,
     Submit,
     Focus(Field),
-    /// The answer field's whole text (an input method commits text).
-    AnswerText(String),
+    /// The text keyboard: show these keys.
+    KeyboardMode(Mode),
+    /// Upper case on the Latin keys (on until touched again).
+    Shift,
+    /// The candidate at this index of the page shown.
+    Candidate(usize),
+    /// The next (`true`) or previous page of candidates.
+    CandidatePage(bool),
+    /// A stroke on the handwriting pad: starts, goes on, ends.
+    InkDown(Point),
+    InkMove(Point),
+    InkUp,
+    /// Wipe the handwriting pad.
+    ClearInk,
     Resend,
     ChangeNumber,
     TechCorner,
@@ -198,7 +211,7 @@ const PIN_DIGITS: usize = 12;
 const ANSWER_CHARS: usize = 32;
 
 /// What the customer has typed; wiped when the screen changes (and zeroized).
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Entry {
     first: Zeroizing<String>,
     second: Zeroizing<String>,
@@ -206,6 +219,15 @@ struct Entry {
     answer: Zeroizing<String>,
     pin: Zeroizing<String>,
     focus: Field,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Which field is focused, never what is in them.
+        f.debug_struct("Entry")
+            .field("focus", &self.focus)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A one-line device summary for the technician.
@@ -239,6 +261,8 @@ pub struct View {
     pub focus_second: bool,
     /// The answer, as dots.
     pub answer_dots: String,
+    /// The text keyboard (the answer's screen only).
+    pub keyboard: KeyboardView,
     pub code: String,
     pub masked_mobile: String,
     pub resend_in_s: i32,
@@ -279,6 +303,9 @@ pub struct Model {
     /// A local error shown on the result screen.
     notice: Option<(String, String)>,
     entry: Entry,
+    /// The text keyboard of the answer field, and its engines.
+    keyboard: Keyboard,
+    engines: Engines,
     /// When the code screen appeared, and its resend delay.
     code_shown: Option<(Instant, u64)>,
     last_touch: Instant,
@@ -290,8 +317,16 @@ pub struct Model {
 }
 
 impl Model {
+    /// A model whose keyboard types Latin letters and digits only.
     pub fn new(timing: Timing, now: Instant) -> Model {
+        Model::with_engines(timing, now, Engines::default())
+    }
+
+    /// A model whose keyboard also types pinyin and handwriting.
+    pub fn with_engines(timing: Timing, now: Instant, mut engines: Engines) -> Model {
         Model {
+            keyboard: Keyboard::new(Mode::Pinyin, &mut engines),
+            engines,
             lang: Lang::Zh,
             timing,
             connected: false,
@@ -537,24 +572,50 @@ impl Model {
                     self.start_flow(flow, out);
                 }
             }
+            Action::Key(c) if self.screen == Screen::Question => {
+                let edit = self.keyboard.key(c, &mut self.engines);
+                self.edit_answer(edit);
+            }
             Action::Key(c) => self.key(c),
+            Action::Delete if self.screen == Screen::Question => {
+                let edit = self.keyboard.backspace(&mut self.engines);
+                self.edit_answer(edit);
+            }
             Action::Delete => {
                 if let Some(s) = self.field() {
                     s.pop();
                 }
             }
             Action::Clear => {
+                if self.screen == Screen::Question {
+                    self.keyboard.drop_composition(&mut self.engines);
+                }
                 if let Some(s) = self.field() {
                     s.zeroize_clear();
                 }
             }
             Action::Focus(field) => self.entry.focus = field,
-            Action::AnswerText(text) => {
+            Action::KeyboardMode(mode) => {
                 if self.screen == Screen::Question {
-                    let text: String = text.chars().take(ANSWER_CHARS).collect();
-                    self.entry.answer = Zeroizing::new(text);
+                    self.keyboard.set_mode(mode, &mut self.engines);
                 }
             }
+            Action::Shift => self.keyboard.toggle_shift(),
+            Action::Candidate(index) => {
+                if self.screen == Screen::Question {
+                    let edit = self.keyboard.pick(index, &mut self.engines);
+                    self.edit_answer(edit);
+                }
+            }
+            Action::CandidatePage(forward) => self.keyboard.page(forward, &mut self.engines),
+            Action::InkDown(at) => {
+                if self.screen == Screen::Question {
+                    self.keyboard.ink_down(at);
+                }
+            }
+            Action::InkMove(at) => self.keyboard.ink_move(at),
+            Action::InkUp => self.keyboard.ink_up(&mut self.engines),
+            Action::ClearInk => self.keyboard.clear_ink(),
             Action::Submit => self.submit(out),
             Action::Resend => {
                 if self.screen == Screen::Code && self.resend_in_s() == 0 {
@@ -645,6 +706,21 @@ impl Model {
         }
     }
 
+    /// Apply what the keyboard did to the answer.
+    fn edit_answer(&mut self, edit: Edit) {
+        let answer = &mut self.entry.answer;
+        match edit {
+            Edit::None => {}
+            Edit::Insert(text) => {
+                let room = ANSWER_CHARS.saturating_sub(answer.chars().count());
+                answer.extend(text.chars().take(room));
+            }
+            Edit::DeleteBack => {
+                answer.pop();
+            }
+        }
+    }
+
     fn submit(&mut self, out: &mut Vec<Command>) {
         match self.screen {
             Screen::Question if !self.entry.answer.is_empty() => {
@@ -716,7 +792,13 @@ impl Model {
     /// Change screen; what was typed does not survive it.
     fn go(&mut self, screen: Screen) {
         if screen != self.screen {
+            tracing::debug!(
+                from = self.screen.as_str(),
+                to = screen.as_str(),
+                "screen changes"
+            );
             self.entry = Entry::default();
+            self.new_keyboard();
             if screen != Screen::Code {
                 self.code_shown = None;
             }
@@ -751,6 +833,18 @@ impl Model {
             Screen::Unavailable
         });
         self.entry = Entry::default();
+        self.new_keyboard();
+    }
+
+    /// A fresh keyboard (the engines' composition dropped): pinyin for
+    /// Chinese, letters for English.
+    fn new_keyboard(&mut self) {
+        self.keyboard.drop_composition(&mut self.engines);
+        let mode = match self.lang {
+            Lang::Zh => Mode::Pinyin,
+            Lang::En => Mode::Latin,
+        };
+        self.keyboard = Keyboard::new(mode, &mut self.engines);
     }
 
     fn resend_in_s(&self) -> u64 {
@@ -838,6 +932,9 @@ impl Model {
         v.focus_second = self.entry.focus == Field::Second;
         v.code = self.entry.code.to_string();
         v.answer_dots = "●".repeat(self.entry.answer.chars().count());
+        if self.screen == Screen::Question {
+            v.keyboard = self.keyboard.view(&self.engines);
+        }
         v.pin_dots = "●".repeat(self.entry.pin.chars().count());
         v.resend_in_s = self.resend_in_s() as i32;
         if let Some(t) = &self.ticket {
@@ -1109,6 +1206,60 @@ mod tests {
     }
 
     #[test]
+    fn the_answer_is_typed_on_the_text_keyboard_and_wiped_with_the_screen() {
+        let (mut m, t) = connected("smart_teller");
+        let question = serde_json::json!({"kind": "question", "question": "My first school?"});
+        m.handle(
+            Input::Event(Box::new(Event::Session(session(
+                "awaiting_answer",
+                question.clone(),
+            )))),
+            t,
+        );
+        // No engines here: the keyboard starts on Latin letters.
+        assert_eq!(m.view().keyboard.mode, "latin");
+        act(&mut m, Action::Shift, t);
+        act(&mut m, Action::Key('l'), t);
+        act(&mut m, Action::Shift, t);
+        for c in "incolnx".chars() {
+            act(&mut m, Action::Key(c), t);
+        }
+        act(&mut m, Action::Delete, t);
+        act(&mut m, Action::KeyboardMode(Mode::Digits), t);
+        assert_eq!(m.view().keyboard.mode, "digits");
+        act(&mut m, Action::Key('1'), t);
+        assert_eq!(m.view().answer_dots, "●".repeat(8));
+        // `{:?}` (what a log line would print) shows none of it.
+        assert!(!format!("{m:?}").contains("incoln"), "{m:?}");
+        act(&mut m, Action::Delete, t);
+        let cmds = act(&mut m, Action::Submit, t);
+        assert_eq!(
+            cmds,
+            vec![Command::SessionInput(SessionInput::Answer {
+                answer: "Lincoln".into()
+            })]
+        );
+        // Back on the question (a wrong answer): nothing typed is left.
+        m.handle(
+            Input::Event(Box::new(Event::Session(session(
+                "awaiting_answer",
+                question,
+            )))),
+            t,
+        );
+        act(&mut m, Action::Key('a'), t);
+        m.handle(
+            Input::Event(Box::new(Event::Session(session(
+                "awaiting_number",
+                serde_json::json!({"kind": "new_number"}),
+            )))),
+            t,
+        );
+        assert_eq!(m.view().answer_dots, "");
+        assert_eq!(m.view().keyboard, KeyboardView::default());
+    }
+
+    #[test]
     fn resend_waits_out_the_countdown() {
         let (mut m, t) = connected("smart_teller");
         m.handle(
@@ -1189,7 +1340,8 @@ mod tests {
     fn catalog_has_both_languages_everywhere() {
         for (field, zh, en) in crate::texts::ALL {
             assert!(!zh.is_empty() && !en.is_empty(), "{field}");
-            if *field != "tech_pin_label" {
+            // Names that read the same in both languages.
+            if !["tech_pin_label", "kb_latin", "kb_digits"].contains(field) {
                 assert_ne!(zh, en, "{field} is not translated");
             }
         }

@@ -59,7 +59,12 @@ impl UiDriver {
             let _ = tx.lock().map(|tx| tx.send(input));
         });
         let bridge = Bridge::start(socket.to_path_buf(), sink).expect("starting the bridge");
-        let controller = Controller::new(window.clone_strong(), settings, bridge.commands());
+        let controller = Controller::new(
+            window.clone_strong(),
+            settings,
+            bridge.commands(),
+            crate::engines::start(),
+        );
         UiDriver {
             controller,
             window,
@@ -162,6 +167,83 @@ impl UiDriver {
         }
     }
 
+    /// Touch the keys labelled by each character of `keys`, in order
+    /// (letters on the text keyboard, digits on either).
+    pub fn touch_keys(&self, keys: &str) {
+        for k in keys.chars() {
+            self.touch(&k.to_string());
+        }
+    }
+
+    /// The text keyboard's mode (`pinyin`, `handwriting`, `latin`, `digits`).
+    pub fn keyboard_mode(&self) -> String {
+        self.window.global::<Ui>().get_kb_mode().to_string()
+    }
+
+    /// The candidates the text keyboard shows now, in order.
+    pub fn candidates(&self) -> Vec<String> {
+        use slint::Model;
+        self.window
+            .global::<Ui>()
+            .get_kb_candidates()
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    }
+
+    /// Touch the candidate `text`, turning the candidate pages forward
+    /// (with the `next` button's label) until it shows; panics when the
+    /// last page has gone by without it.
+    pub fn pick_candidate(&self, text: &str, next: &str) {
+        let mut seen = Vec::new();
+        loop {
+            let shown = self.candidates();
+            if shown.iter().any(|c| c == text) {
+                self.touch(text);
+                return;
+            }
+            seen.extend(shown);
+            if !self.window.global::<Ui>().get_kb_has_next() {
+                panic!("no candidate {text:?} among {seen:?}");
+            }
+            self.touch(next);
+        }
+    }
+
+    /// Draw strokes on the handwriting pad labelled `pad` with pointer
+    /// events, as a finger would: each stroke is pressed at its first
+    /// point, moved through the others and released at its last. Points
+    /// run from 0 to 1 across the pad.
+    pub fn draw(&self, pad: &str, strokes: &[Vec<[f32; 2]>]) {
+        use slint::platform::{PointerEventButton, WindowEvent};
+        let found = self.find(pad);
+        let pad_element = found
+            .first()
+            .unwrap_or_else(|| panic!("no pad labelled {pad:?} on {}", self.screen()));
+        let origin = pad_element.absolute_position();
+        let size = pad_element.size();
+        let at = |[x, y]: [f32; 2]| {
+            slint::LogicalPosition::new(origin.x + x * size.width, origin.y + y * size.height)
+        };
+        let window = self.window.window();
+        for stroke in strokes {
+            let (Some(first), Some(last)) = (stroke.first(), stroke.last()) else {
+                continue;
+            };
+            window.dispatch_event(WindowEvent::PointerPressed {
+                position: at(*first),
+                button: PointerEventButton::Left,
+            });
+            for p in &stroke[1..] {
+                window.dispatch_event(WindowEvent::PointerMoved { position: at(*p) });
+            }
+            window.dispatch_event(WindowEvent::PointerReleased {
+                position: at(*last),
+                button: PointerEventButton::Left,
+            });
+        }
+    }
+
     /// The accessible value of the control labelled `label` (a caption
     /// with the same text has none and is passed over).
     pub fn value_of(&self, label: &str) -> Option<String> {
@@ -169,15 +251,6 @@ impl UiDriver {
             .iter()
             .find_map(|e| e.accessible_value())
             .map(|v| v.to_string())
-    }
-
-    /// Text entered into a text field as an input method would commit it.
-    pub fn enter_text(&self, label: &str, text: &str) {
-        let found = self.find(label);
-        let element = found
-            .first()
-            .unwrap_or_else(|| panic!("no field labelled {label:?} on {}", self.screen()));
-        element.set_accessible_value(text);
     }
 
     /// Every accessible label and value on screen, for "no personal data

@@ -97,6 +97,17 @@ catalog! {
     key_delete: "删除", "Delete";
     key_clear: "清空", "Clear";
     key_ok: "确定", "OK";
+    kb_pinyin: "拼音", "Pinyin";
+    kb_handwriting: "手写", "Write";
+    kb_latin: "ABC", "ABC";
+    kb_digits: "123", "123";
+    kb_shift: "大写", "Shift";
+    kb_space: "空格", "Space";
+    kb_previous: "上一页", "Previous";
+    kb_next: "下一页", "Next";
+    kb_pad: "手写板", "Handwriting pad";
+    kb_pad_hint: "请在此书写一个字", "Write one character here";
+    kb_clear_ink: "重写", "Erase";
     tech_pin_title: "技术员登录", "Technician sign-in";
     tech_pin_label: "PIN", "PIN";
     tech_title: "设备诊断", "Diagnostics";

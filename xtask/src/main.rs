@@ -48,6 +48,17 @@ const PACKAGES: &[&str] = &[
     // WenQuanYi Micro Hei lacks (CJK Extension A/B in names), printed as
     // raster images (`[printer] raster_fonts`).
     "fonts-hanazono",
+    // kiosk-ui's text keyboard (rule A1): librime with the simplified
+    // pinyin schema (and the stroke schema and defaults it needs), libclang
+    // for the bindings' build script (bindgen), Zinnia with its
+    // Simplified Chinese handwriting model.
+    "librime-dev",
+    "rime-prelude",
+    "rime-data-pinyin-simp",
+    "rime-data-stroke",
+    "libclang-dev",
+    "libzinnia-dev",
+    "tegaki-zinnia-simplified-chinese",
 ];
 
 /// Packages for kiosk-ui's linuxkms build (DRM/KMS with libinput touch).

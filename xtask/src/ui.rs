@@ -90,6 +90,9 @@ pub fn start_ui(
         .arg(socket)
         .args(extra_args)
         .env("RUST_LOG", "info,kiosk_ui=debug")
+        // librime's user directory goes beside the log, in the run's own
+        // directory: a kiosk-ui killed outright leaves nothing in /tmp.
+        .env("TMPDIR", log.parent().unwrap_or(Path::new(".")))
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -13,6 +13,7 @@ use kiosk_proto::{
     DeviceInfo, DeviceState, Event, FlowMessage, QueueServiceInfo, QueueTicketInfo, SessionInfo,
     StatusInfo, SyncStatusInfo, TicketMessage,
 };
+use kiosk_ui::keyboard::Mode;
 use kiosk_ui::model::{Action, Input};
 use kiosk_ui::{AppWindow, Controller, Settings};
 use slint::ComponentHandle;
@@ -54,7 +55,12 @@ fn render_all(out: &Path, portrait: bool, en: bool) -> anyhow::Result<usize> {
         portrait,
         ..Settings::default()
     };
-    let controller = Controller::new(window.clone_strong(), settings, tx);
+    let controller = Controller::new(
+        window.clone_strong(),
+        settings,
+        tx,
+        kiosk_ui::engines::start(),
+    );
     let lang = if en { "en" } else { "zh" };
     let mut n = 0;
     let mut shot = |name: &str| -> anyhow::Result<()> {
@@ -101,6 +107,29 @@ fn render_all(out: &Path, portrait: bool, en: bool) -> anyhow::Result<usize> {
         )),
     ));
     shot("question")?;
+    // The text keyboard in each mode, with something typed or drawn.
+    feed(Input::Action(Action::KeyboardMode(Mode::Pinyin)));
+    for c in "shiyan".chars() {
+        feed(Input::Action(Action::Key(c)));
+    }
+    shot("keyboard-pinyin")?;
+    feed(Input::Action(Action::KeyboardMode(Mode::Handwriting)));
+    for stroke in kiosk_ui::zinnia::recorded::strokes_of('学').unwrap_or_default() {
+        let mut points = stroke.into_iter();
+        if let Some(first) = points.next() {
+            feed(Input::Action(Action::InkDown(first)));
+        }
+        for p in points {
+            feed(Input::Action(Action::InkMove(p)));
+        }
+        feed(Input::Action(Action::InkUp));
+    }
+    shot("keyboard-handwriting")?;
+    feed(Input::Action(Action::KeyboardMode(Mode::Latin)));
+    feed(Input::Action(Action::Shift));
+    shot("keyboard-latin")?;
+    feed(Input::Action(Action::KeyboardMode(Mode::Digits)));
+    shot("keyboard-digits")?;
     feed(session(
         "phone_change",
         "awaiting_number",
