@@ -24,10 +24,7 @@ pub fn default_dir() -> PathBuf {
 const RECORDED: &str = "catalogue.tsv";
 
 pub fn run(args: &[String]) -> Result<()> {
-    let dir = args
-        .first()
-        .map(PathBuf::from)
-        .unwrap_or_else(default_dir);
+    let dir = args.first().map(PathBuf::from).unwrap_or_else(default_dir);
     record(&dir)
 }
 
