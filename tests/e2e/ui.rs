@@ -4,10 +4,12 @@
 //! their accessible labels, as a screen reader finds them, and touched
 //! through their default action.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kiosk_ui::Settings;
 use kiosk_ui::testing::UiDriver;
+use kiosk_ui::voice::{Samples, VoiceOutput, VoiceSettings};
 
 use super::flows::{self, DEFAULT_SESSION, Kiosk, resident};
 use super::queue::QUEUE_SERVICES_TOML as QUEUE;
@@ -23,6 +25,20 @@ struct UiKiosk {
 }
 
 fn ui_kiosk(profile: &str, session: &str, printer: bool, extra: &str) -> UiKiosk {
+    let settings = Settings {
+        dpi: DPI,
+        ..Settings::default()
+    };
+    ui_kiosk_with(profile, session, printer, extra, settings)
+}
+
+fn ui_kiosk_with(
+    profile: &str,
+    session: &str,
+    printer: bool,
+    extra: &str,
+    settings: Settings,
+) -> UiKiosk {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -31,13 +47,7 @@ fn ui_kiosk(profile: &str, session: &str, printer: bool, extra: &str) -> UiKiosk
     let k = rt.block_on(flows::kiosk_profile(
         profile, session, printer, false, extra,
     ));
-    let mut ui = UiDriver::start(
-        k.kioskd.socket(),
-        Settings {
-            dpi: DPI,
-            ..Settings::default()
-        },
-    );
+    let mut ui = UiDriver::start(k.kioskd.socket(), settings);
     ui.wait_screen("attract");
     UiKiosk { ui, k, rt }
 }
@@ -441,4 +451,162 @@ fn ui_shows_unavailable_while_kioskd_is_down_and_reconnects() {
     ui.wait_screen("attract");
     ui.touch("请触摸屏幕开始");
     assert_eq!(ui.screen(), "menu");
+}
+
+/// The clips `cargo xtask voices` recorded (`cargo xtask test` records
+/// them before the suite).
+fn recorded_voices() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/voices");
+    assert!(
+        dir.join("zh").is_dir() && dir.join("en").is_dir(),
+        "no voice clips in {}: run `cargo xtask voices`",
+        dir.display()
+    );
+    dir
+}
+
+/// UI settings with voice guidance written to `out` at full volume (so
+/// the file holds the clips exactly as recorded).
+fn voice_to_file(out: &Path, enabled: bool) -> Settings {
+    Settings {
+        dpi: DPI,
+        voice: VoiceSettings {
+            enabled,
+            volume: 1.0,
+            clips: recorded_voices(),
+            output: VoiceOutput::File(out.to_path_buf()),
+        },
+        ..Settings::default()
+    }
+}
+
+/// Rule A3: what the voice file holds is the clips `expected` names
+/// (`zh/place_card`), in order, each as recorded; its `.clips` list
+/// names them.
+fn assert_voice_said(out: &Path, expected: &[&str]) {
+    let list = std::fs::read_to_string(format!("{}.clips", out.display())).expect("the clip list");
+    assert_eq!(list.lines().collect::<Vec<_>>(), expected);
+    let voices = recorded_voices();
+    let mut recorded = Vec::new();
+    for said in expected {
+        let clip = Samples::read(&voices.join(format!("{said}.wav"))).expect("a recorded clip");
+        recorded.extend(clip.data);
+    }
+    let written = Samples::read(out).expect("the voice file");
+    assert!(
+        written.data == recorded,
+        "the voice file ({} samples) is not the clips as recorded ({} samples)",
+        written.data.len(),
+        recorded.len()
+    );
+}
+
+/// Rule A3 in Chinese: an ID update with voice guidance on says each
+/// screen's instruction as it appears, and "please take your card" with
+/// the result; the attract screen says nothing.
+#[test]
+fn ui_voice_guidance_speaks_each_step_of_an_id_update_in_chinese() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("voice.wav");
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk_with(
+        "smart_teller",
+        DEFAULT_SESSION,
+        false,
+        "",
+        voice_to_file(&out, true),
+    );
+    ui.touch("请触摸屏幕开始");
+    ui.wait_screen("menu");
+    ui.touch("更新身份证有效期");
+    ui.wait_screen("place_card");
+    k.sam.place(resident());
+    ui.wait_screen("confirm_id");
+    ui.touch("确认");
+    ui.wait_screen("result");
+    assert!(ui.shows("办理成功"), "{}", ui.all_text());
+    ui.touch("完成");
+    ui.wait_screen("attract");
+    // Stops the voice's thread once it has written all it was given.
+    drop(ui);
+    assert_voice_said(
+        &out,
+        &[
+            "zh/choose_service",
+            "zh/place_card",
+            "zh/check_details",
+            "zh/applied",
+            "zh/take_card",
+        ],
+    );
+    k.assert_clean();
+}
+
+/// Rule A3 in English, with the idle warning: the same update, and the
+/// result screen left untouched until its countdown.
+#[test]
+fn ui_voice_guidance_speaks_each_step_and_the_idle_warning_in_english() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("voice.wav");
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk_with(
+        "smart_teller",
+        DEFAULT_SESSION,
+        false,
+        "",
+        voice_to_file(&out, true),
+    );
+    ui.touch("English");
+    ui.touch("Touch the screen to start");
+    ui.wait_screen("menu");
+    ui.touch("Update ID card validity");
+    ui.wait_screen("place_card");
+    k.sam.place(resident());
+    ui.wait_screen("confirm_id");
+    ui.touch("Confirm");
+    ui.wait_screen("result");
+    // The result screen's countdown (the last 10 of 20 s) begins.
+    ui.advance_clock(Duration::from_secs(11));
+    assert!(ui.shows("countdown"), "{}", ui.all_text());
+    ui.touch("Done");
+    ui.wait_screen("attract");
+    drop(ui);
+    assert_voice_said(
+        &out,
+        &[
+            "en/choose_service",
+            "en/place_card",
+            "en/check_details",
+            "en/applied",
+            "en/take_card",
+            "en/still_there",
+        ],
+    );
+    k.assert_clean();
+}
+
+/// Voice guidance off: the same screens write no voice file at all.
+#[test]
+fn ui_voice_guidance_off_writes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("voice.wav");
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk_with(
+        "smart_teller",
+        DEFAULT_SESSION,
+        false,
+        "",
+        voice_to_file(&out, false),
+    );
+    ui.touch("请触摸屏幕开始");
+    ui.wait_screen("menu");
+    ui.touch("更新身份证有效期");
+    ui.wait_screen("place_card");
+    k.sam.place(resident());
+    ui.wait_screen("confirm_id");
+    ui.touch("确认");
+    ui.wait_screen("result");
+    ui.touch("完成");
+    ui.wait_screen("attract");
+    drop(ui);
+    assert!(!out.exists(), "voice off wrote {}", out.display());
+    assert!(!Path::new(&format!("{}.clips", out.display())).exists());
+    k.assert_clean();
 }

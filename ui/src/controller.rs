@@ -10,15 +10,18 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::keyboard::{Engines, Mode, Point};
 use crate::model::{Action, Command, Field, Input, Model, Timing, View};
 use crate::texts::Lang;
+use crate::voice::{Voice, VoiceSettings};
 use crate::{AppWindow, Device, KeyRow, Service, Texts, Ui};
 
 /// How the screen is set up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// The screen's density, for 15 mm touch targets.
     pub dpi: f32,
     pub portrait: bool,
     pub timing: Timing,
+    /// Voice guidance (rule A3).
+    pub voice: VoiceSettings,
 }
 
 impl Default for Settings {
@@ -27,6 +30,7 @@ impl Default for Settings {
             dpi: 96.0,
             portrait: false,
             timing: Timing::default(),
+            voice: VoiceSettings::default(),
         }
     }
 }
@@ -53,6 +57,7 @@ pub struct Controller {
     /// Added to the clock: tests move time forward without waiting.
     clock_offset: Duration,
     ticker: slint::Timer,
+    voice: Voice,
 }
 
 impl std::fmt::Debug for Controller {
@@ -96,6 +101,7 @@ impl Controller {
             lang: None,
             clock_offset: Duration::ZERO,
             ticker: slint::Timer::default(),
+            voice: Voice::start(&settings.voice),
         }));
         let weak = Rc::downgrade(&controller);
         ui.on_act(move |action, argument| {
@@ -124,13 +130,17 @@ impl Controller {
         &self.model
     }
 
-    /// Hand the model one input; send its commands; redraw.
+    /// Hand the model one input; send its commands; say what the new
+    /// screen says; redraw.
     pub fn dispatch(&mut self, input: Input) {
         let now = Instant::now() + self.clock_offset;
         for command in self.model.handle(input, now) {
             if self.commands.send(command).is_err() {
                 tracing::debug!("bridge gone: command dropped");
             }
+        }
+        if let Some(clips) = self.model.take_speech() {
+            self.voice.say(self.model.lang(), &clips);
         }
         self.render();
     }

@@ -14,6 +14,9 @@
 //!   (pinyin, handwriting, Latin letters, digits), sans-IO too: its
 //!   engines sit behind two traits; [`rime`] (librime) and [`zinnia`]
 //!   (Zinnia) are the real ones, started by [`engines::start`].
+//! - [`voice::Voice`] speaks each screen's instruction (rule A3) on its
+//!   own thread: the model says which clips ([`model::screen_clips`]),
+//!   the voice plays them through ALSA or writes them to a WAV file.
 //! - `ui/app.slint` lays the view out; it holds no state of its own.
 
 /// The Slint code generated from `ui/app.slint`.
@@ -32,6 +35,7 @@ pub mod rime;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod texts;
+pub mod voice;
 pub mod zinnia;
 
 pub use controller::{Controller, Settings};

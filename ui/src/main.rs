@@ -15,6 +15,8 @@ use clap::Parser;
 use kiosk_proto::Event;
 use kiosk_ui::bridge::{Bridge, Sink};
 use kiosk_ui::model::{Input, Timing};
+use kiosk_ui::texts::{Clip, Lang};
+use kiosk_ui::voice::{VoiceOutput, VoiceSettings};
 use kiosk_ui::{AppWindow, Controller, Settings};
 use slint::ComponentHandle;
 
@@ -36,6 +38,23 @@ struct Args {
     /// Fill the screen (a kiosk); a window otherwise.
     #[arg(long, env = "KIOSK_UI_FULLSCREEN")]
     fullscreen: bool,
+    /// Voice guidance (rule A3): `on` speaks each screen's instruction.
+    #[arg(long, env = "KIOSK_UI_VOICE", default_value = "off")]
+    voice: String,
+    /// Its volume, from 0 to 100 (100: the clips as recorded).
+    #[arg(long, env = "KIOSK_UI_VOICE_VOLUME", default_value_t = 80)]
+    voice_volume: u8,
+    /// The voice clips: `zh/<id>.wav` and `en/<id>.wav` (`cargo xtask voices`).
+    #[arg(long, env = "KIOSK_UI_VOICES", default_value = kiosk_ui::voice::DEFAULT_CLIPS)]
+    voices: PathBuf,
+    /// `alsa` (the default sound card), or a WAV file to write the voice
+    /// to (with the clips' ids in `<file>.clips`): tests, no sound card.
+    #[arg(long, env = "KIOSK_UI_VOICE_OUTPUT", default_value = "alsa")]
+    voice_output: String,
+    /// Print the voice clips (`lang<TAB>id<TAB>text`, one a line) and
+    /// exit: what `cargo xtask voices` records.
+    #[arg(long)]
+    voice_catalogue: bool,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +66,26 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.voice_catalogue {
+        for lang in [Lang::Zh, Lang::En] {
+            for clip in Clip::ALL {
+                println!("{}\t{}\t{}", lang.code(), clip.id(), clip.text(lang));
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let voice_on = match args.voice.as_str() {
+        "on" => true,
+        "off" => false,
+        other => {
+            eprintln!("kiosk-ui: --voice must be on or off, not {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.voice_volume > 100 {
+        eprintln!("kiosk-ui: --voice-volume must be between 0 and 100");
+        return ExitCode::from(2);
+    }
     let portrait = match args.orientation.as_str() {
         "portrait" => true,
         "landscape" => false,
@@ -59,7 +98,7 @@ fn main() -> ExitCode {
         eprintln!("kiosk-ui: --dpi must be between 50 and 1000");
         return ExitCode::from(2);
     }
-    match run(args, portrait) {
+    match run(args, portrait, voice_on) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kiosk-ui: {e:#}");
@@ -68,7 +107,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args, portrait: bool) -> anyhow::Result<()> {
+fn run(args: Args, portrait: bool, voice_on: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let window = AppWindow::new()?;
     if args.fullscreen {
@@ -135,6 +174,12 @@ fn run(args: Args, portrait: bool) -> anyhow::Result<()> {
         timing: Timing {
             idle: Duration::from_secs(args.idle_s.max(10)),
             ..Timing::default()
+        },
+        voice: VoiceSettings {
+            enabled: voice_on,
+            volume: f32::from(args.voice_volume) / 100.0,
+            clips: args.voices.clone(),
+            output: VoiceOutput::parse(&args.voice_output),
         },
     };
     // The keyboard's engines: librime deploys its schema into a fresh

@@ -15,7 +15,7 @@ use kiosk_proto::{
 use zeroize::Zeroizing;
 
 use crate::keyboard::{Edit, Engines, Keyboard, KeyboardView, Mode, Point};
-use crate::texts::Lang;
+use crate::texts::{Clip, Lang};
 
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,26 @@ pub enum Screen {
 }
 
 impl Screen {
+    /// Every screen (the voice guidance's tests walk them all).
+    pub const ALL: &[Screen] = &[
+        Screen::Unavailable,
+        Screen::Attract,
+        Screen::Menu,
+        Screen::PlaceCard,
+        Screen::Working,
+        Screen::ConfirmId,
+        Screen::Question,
+        Screen::NewNumber,
+        Screen::Code,
+        Screen::ConfirmPhone,
+        Screen::Result,
+        Screen::Queue,
+        Screen::Ticket,
+        Screen::PrinterFault,
+        Screen::TechPin,
+        Screen::Technician,
+    ];
+
     /// The name the `.slint` side switches on.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -81,6 +101,53 @@ impl Screen {
                 | Screen::Code
                 | Screen::ConfirmPhone
         )
+    }
+}
+
+/// Voice guidance (rule A3): the clips said, in order, when `screen`
+/// appears. The one place that decides it. On the result screen,
+/// `outcome` is how the session ended (`None`: kioskd could not be
+/// asked) and `card_used` whether a card was read in it.
+pub fn screen_clips(screen: Screen, outcome: Option<Outcome>, card_used: bool) -> Vec<Clip> {
+    match screen {
+        Screen::Unavailable => vec![Clip::Unavailable],
+        // Nobody is there yet: a kiosk does not talk to an empty hall.
+        Screen::Attract => vec![],
+        Screen::Menu => vec![Clip::ChooseService],
+        Screen::PlaceCard => vec![Clip::PlaceCard],
+        // Brief steps between two screens: the next screen's clip would cut
+        // it off, so it would only be noise.
+        Screen::Working => vec![],
+        Screen::ConfirmId => vec![Clip::CheckDetails],
+        Screen::Question => vec![Clip::AnswerQuestion],
+        Screen::NewNumber => vec![Clip::EnterNewNumber],
+        Screen::Code => vec![Clip::EnterCode],
+        Screen::ConfirmPhone => vec![Clip::ConfirmPhoneChange],
+        Screen::Result => {
+            let mut clips = vec![outcome_clip(outcome)];
+            if card_used {
+                clips.push(Clip::TakeCard);
+            }
+            clips
+        }
+        Screen::Queue => vec![Clip::ChooseQueueService],
+        Screen::Ticket => vec![Clip::TakeTicket],
+        Screen::PrinterFault => vec![Clip::PrinterFault],
+        // Staff screens: the technician needs no guidance aloud.
+        Screen::TechPin | Screen::Technician => vec![],
+    }
+}
+
+/// The result screen's clip, whose words are also its title.
+fn outcome_clip(outcome: Option<Outcome>) -> Clip {
+    match outcome {
+        Some(Outcome::Applied) => Clip::Applied,
+        Some(Outcome::AcceptedWillSync | Outcome::Pending) => Clip::Accepted,
+        Some(Outcome::Rejected) => Clip::Rejected,
+        Some(Outcome::Refused) => Clip::Refused,
+        Some(Outcome::Cancelled) => Clip::Cancelled,
+        Some(Outcome::TimedOut) => Clip::TimedOut,
+        None => Clip::NotAvailable,
     }
 }
 
@@ -295,6 +362,10 @@ pub struct Model {
     /// The flow of the last session, for "try again".
     last_flow: Option<String>,
     card_present: bool,
+    /// A card was read in the session shown ("please take your card").
+    card_used: bool,
+    /// Voice guidance to say, taken by [`Model::take_speech`].
+    speech: Option<Vec<Clip>>,
     /// Masked name of a card swiped at the queue.
     card_name: Option<String>,
     ticket: Option<QueueTicketInfo>,
@@ -337,6 +408,8 @@ impl Model {
             dismissed: None,
             last_flow: None,
             card_present: false,
+            card_used: false,
+            speech: None,
             card_name: None,
             ticket: None,
             ticket_pending: false,
@@ -369,9 +442,44 @@ impl Model {
         self.lang
     }
 
+    /// Voice guidance (rule A3) to say now, in [`Model::lang`], if the
+    /// screen, its language or the idle warning changed since the last
+    /// call. An empty list cuts off what is still playing (the screen it
+    /// belonged to is gone).
+    pub fn take_speech(&mut self) -> Option<Vec<Clip>> {
+        self.speech.take()
+    }
+
+    /// The clips of the screen shown.
+    fn screen_speech(&self) -> Vec<Clip> {
+        let outcome = match (&self.notice, &self.session) {
+            (None, Some(session)) => session.outcome,
+            _ => None,
+        };
+        screen_clips(self.screen, outcome, self.card_used)
+    }
+
+    /// The idle countdown shows.
+    fn counting_down(&self) -> bool {
+        self.idle_deadline().is_some_and(|deadline| {
+            deadline.saturating_duration_since(self.now) <= self.timing.countdown
+        })
+    }
+
     /// Handle one input at `now`; the commands to send, in order.
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Command> {
+        let before = (self.screen, self.lang, self.counting_down());
         self.now = now;
+        let out = self.handle_input(input, now);
+        if (self.screen, self.lang) != (before.0, before.1) {
+            self.speech = Some(self.screen_speech());
+        } else if self.counting_down() && !before.2 {
+            self.speech = Some(vec![Clip::StillThere]);
+        }
+        out
+    }
+
+    fn handle_input(&mut self, input: Input, now: Instant) -> Vec<Command> {
         let mut out = Vec::new();
         match input {
             Input::Connected {
@@ -497,6 +605,9 @@ impl Model {
             Event::CardAbsent { .. } => self.card_present = false,
             Event::CardRead { identity, .. } => {
                 self.card_present = true;
+                if self.screen.in_session() {
+                    self.card_used = true;
+                }
                 // Rule Q3: a swipe at the queue puts the masked name on the
                 // ticket and checks the card's validity.
                 let at_queue = matches!(self.screen, Screen::Queue)
@@ -667,6 +778,7 @@ impl Model {
     fn start_flow(&mut self, flow: String, out: &mut Vec<Command>) {
         self.last_flow = Some(flow.clone());
         self.card_present = false;
+        self.card_used = false;
         self.go(Screen::Working);
         out.push(Command::SessionStart(flow));
     }
@@ -827,6 +939,7 @@ impl Model {
         self.tech_report.clear();
         self.tech_status = None;
         self.card_present = false;
+        self.card_used = false;
         self.go(if self.connected {
             Screen::Attract
         } else {
@@ -1012,18 +1125,9 @@ fn validity(from: &str, until: &str, lang: Lang) -> String {
 /// kioskd could not be asked.
 fn outcome_title(outcome: Option<Outcome>, lang: Lang) -> &'static str {
     match outcome {
-        Some(Outcome::Applied) => lang.pick("办理成功", "Done: your details are updated"),
-        Some(Outcome::AcceptedWillSync | Outcome::Pending) => lang.pick(
-            "已受理，将尽快同步至银行系统",
-            "Accepted: it will reach the bank's records shortly",
-        ),
-        Some(Outcome::Rejected) => lang.pick("银行未能受理", "The bank did not accept the change"),
-        Some(Outcome::Refused) => lang.pick("无法在此办理", "This cannot be done here"),
-        Some(Outcome::Cancelled) => lang.pick("已取消", "Cancelled"),
-        Some(Outcome::TimedOut) => {
-            lang.pick("操作超时，已退出", "Timed out: the session has ended")
-        }
+        // The notice below the title says the rest.
         None => lang.pick("暂时无法办理", "Not available right now"),
+        Some(_) => outcome_clip(outcome).text(lang),
     }
 }
 
@@ -1031,10 +1135,8 @@ fn outcome_title(outcome: Option<Outcome>, lang: Lang) -> &'static str {
 /// languages, never the technical detail (which the log has).
 fn unavailable_notice(reason: &str) -> (String, String) {
     tracing::warn!(reason, "request to kioskd failed");
-    (
-        "暂时无法办理，请稍后再试或到柜台办理".into(),
-        "This is not available right now: please try again later or go to the counter".into(),
-    )
+    let (zh, en) = Clip::NotAvailable.texts();
+    (zh.into(), en.into())
 }
 
 trait ZeroizeClear {
@@ -1369,6 +1471,107 @@ mod tests {
         assert_eq!(cmds, vec![Command::TechRefresh]);
         assert_eq!(act(&mut m, Action::TechExit, t), vec![Command::TechLock]);
         assert_eq!(m.screen(), Screen::Attract);
+    }
+
+    #[test]
+    fn every_screen_has_its_clips_and_every_clip_a_screen() {
+        let mut said = std::collections::HashSet::new();
+        for &screen in Screen::ALL {
+            let expected: &[Clip] = match screen {
+                Screen::Unavailable => &[Clip::Unavailable],
+                Screen::Attract | Screen::Working | Screen::TechPin | Screen::Technician => &[],
+                Screen::Menu => &[Clip::ChooseService],
+                Screen::PlaceCard => &[Clip::PlaceCard],
+                Screen::ConfirmId => &[Clip::CheckDetails],
+                Screen::Question => &[Clip::AnswerQuestion],
+                Screen::NewNumber => &[Clip::EnterNewNumber],
+                Screen::Code => &[Clip::EnterCode],
+                Screen::ConfirmPhone => &[Clip::ConfirmPhoneChange],
+                Screen::Result => &[Clip::Applied, Clip::TakeCard],
+                Screen::Queue => &[Clip::ChooseQueueService],
+                Screen::Ticket => &[Clip::TakeTicket],
+                Screen::PrinterFault => &[Clip::PrinterFault],
+            };
+            assert_eq!(
+                screen_clips(screen, Some(Outcome::Applied), true),
+                expected,
+                "{screen:?}"
+            );
+            said.extend(expected.iter().copied());
+        }
+        // Every way a session ends has its own words, without the card
+        // when none was read.
+        for (outcome, clip) in [
+            (Some(Outcome::Applied), Clip::Applied),
+            (Some(Outcome::AcceptedWillSync), Clip::Accepted),
+            (Some(Outcome::Pending), Clip::Accepted),
+            (Some(Outcome::Rejected), Clip::Rejected),
+            (Some(Outcome::Refused), Clip::Refused),
+            (Some(Outcome::Cancelled), Clip::Cancelled),
+            (Some(Outcome::TimedOut), Clip::TimedOut),
+            (None, Clip::NotAvailable),
+        ] {
+            assert_eq!(screen_clips(Screen::Result, outcome, false), vec![clip]);
+            said.insert(clip);
+        }
+        said.insert(Clip::StillThere); // the idle warning, below
+        let all: std::collections::HashSet<Clip> = Clip::ALL.iter().copied().collect();
+        assert_eq!(
+            said, all,
+            "a clip no screen says, or one missing from Clip::ALL"
+        );
+    }
+
+    #[test]
+    fn speech_follows_the_screen_its_language_and_the_idle_warning() {
+        let (mut m, t) = connected("smart_teller");
+        // Unavailable to attract: silence (cuts anything still playing).
+        assert_eq!(m.take_speech(), Some(vec![]));
+        act(&mut m, Action::Start, t);
+        assert_eq!(m.take_speech(), Some(vec![Clip::ChooseService]));
+        act(&mut m, Action::Touch, t);
+        assert_eq!(m.take_speech(), None, "same screen: nothing new to say");
+        act(&mut m, Action::Language, t);
+        assert_eq!(m.lang(), Lang::En);
+        assert_eq!(m.take_speech(), Some(vec![Clip::ChooseService]));
+        m.handle(Input::Tick, t + Duration::from_secs(49));
+        assert_eq!(m.take_speech(), None);
+        m.handle(Input::Tick, t + Duration::from_secs(51));
+        assert_eq!(m.take_speech(), Some(vec![Clip::StillThere]));
+        m.handle(Input::Tick, t + Duration::from_secs(52));
+        assert_eq!(m.take_speech(), None, "the warning is said once");
+        act(
+            &mut m,
+            Action::Flow("id_update".into()),
+            t + Duration::from_secs(53),
+        );
+        assert_eq!(m.take_speech(), Some(vec![]), "working: silence");
+        let at_card = session("awaiting_card", serde_json::json!({"kind": "place_card"}));
+        m.handle(Input::Event(Box::new(Event::Session(at_card))), t);
+        assert_eq!(m.take_speech(), Some(vec![Clip::PlaceCard]));
+        m.handle(
+            Input::Event(Box::new(Event::CardRead {
+                reader: "sam0".into(),
+                identity: kiosk_proto::MaskedIdentity {
+                    card_type: kiosk_proto::CardType::Resident,
+                    name: "张*".into(),
+                    english_name: None,
+                    number: "110***********1234".into(),
+                    birth_date: "****-**-**".into(),
+                    address: None,
+                    valid_from: "2020-03-07".into(),
+                    valid_until: "2040-03-07".into(),
+                    has_photo: true,
+                },
+                read_ms: 1,
+            })),
+            t,
+        );
+        let finished = session("finished", serde_json::Value::Null);
+        m.handle(Input::Event(Box::new(Event::Session(finished))), t);
+        assert_eq!(m.take_speech(), Some(vec![Clip::Applied, Clip::TakeCard]));
+        act(&mut m, Action::Done, t);
+        assert_eq!(m.take_speech(), Some(vec![]));
     }
 
     #[test]

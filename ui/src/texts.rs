@@ -24,6 +24,14 @@ impl Lang {
         }
     }
 
+    /// The folder of this language's voice clips (`voices/zh/...`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+
     /// Pick the string of this language.
     pub fn pick<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
         match self {
@@ -46,6 +54,14 @@ macro_rules! catalog {
 
         /// Every (field, Chinese, English) of the catalog, for tests.
         pub const ALL: &[(&str, &str, &str)] = &[$((stringify!($field), $zh, $en),)*];
+
+        /// Each string of the catalog as (Chinese, English), so the voice
+        /// clips say the very words the screen shows.
+        // Only the words a clip says are read.
+        #[allow(non_upper_case_globals, dead_code)]
+        mod words {
+            $(pub const $field: (&str, &str) = ($zh, $en);)*
+        }
     };
 }
 
@@ -118,4 +134,165 @@ catalog! {
     tech_reader_check: "读卡器检查", "Reader check";
     tech_sync_retry: "重试同步", "Retry sync";
     tech_exit: "退出", "Sign out";
+}
+
+/// What voice guidance can say (rule A3). Each clip is one recording per
+/// language, `<voices>/<lang>/<id>.wav`, that a bank may replace with its
+/// own. Clips are fixed instructions: none carries a name, a number or
+/// anything else of the customer's. Which clip a screen says is decided
+/// in one place, `model::screen_clips`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Clip {
+    Unavailable,
+    ChooseService,
+    PlaceCard,
+    CheckDetails,
+    AnswerQuestion,
+    EnterNewNumber,
+    EnterCode,
+    ConfirmPhoneChange,
+    Applied,
+    Accepted,
+    Rejected,
+    Refused,
+    Cancelled,
+    TimedOut,
+    NotAvailable,
+    TakeCard,
+    ChooseQueueService,
+    TakeTicket,
+    PrinterFault,
+    StillThere,
+}
+
+impl Clip {
+    /// Every clip: what `cargo xtask voices` records.
+    pub const ALL: &[Clip] = &[
+        Clip::Unavailable,
+        Clip::ChooseService,
+        Clip::PlaceCard,
+        Clip::CheckDetails,
+        Clip::AnswerQuestion,
+        Clip::EnterNewNumber,
+        Clip::EnterCode,
+        Clip::ConfirmPhoneChange,
+        Clip::Applied,
+        Clip::Accepted,
+        Clip::Rejected,
+        Clip::Refused,
+        Clip::Cancelled,
+        Clip::TimedOut,
+        Clip::NotAvailable,
+        Clip::TakeCard,
+        Clip::ChooseQueueService,
+        Clip::TakeTicket,
+        Clip::PrinterFault,
+        Clip::StillThere,
+    ];
+
+    /// The clip's file name, without `.wav`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Clip::Unavailable => "unavailable",
+            Clip::ChooseService => "choose_service",
+            Clip::PlaceCard => "place_card",
+            Clip::CheckDetails => "check_details",
+            Clip::AnswerQuestion => "answer_question",
+            Clip::EnterNewNumber => "enter_new_number",
+            Clip::EnterCode => "enter_code",
+            Clip::ConfirmPhoneChange => "confirm_phone_change",
+            Clip::Applied => "applied",
+            Clip::Accepted => "accepted",
+            Clip::Rejected => "rejected",
+            Clip::Refused => "refused",
+            Clip::Cancelled => "cancelled",
+            Clip::TimedOut => "timed_out",
+            Clip::NotAvailable => "not_available",
+            Clip::TakeCard => "take_card",
+            Clip::ChooseQueueService => "choose_queue_service",
+            Clip::TakeTicket => "take_ticket",
+            Clip::PrinterFault => "printer_fault",
+            Clip::StillThere => "still_there",
+        }
+    }
+
+    /// What the clip says, as (Chinese, English): the screen's own words
+    /// where the screen shows the instruction.
+    pub fn texts(self) -> (&'static str, &'static str) {
+        match self {
+            Clip::Unavailable => (
+                "服务暂停，请稍候或到柜台办理",
+                "Service unavailable: please wait or go to the counter",
+            ),
+            Clip::ChooseService => words::menu_title,
+            Clip::PlaceCard => words::place_card_hint,
+            Clip::CheckDetails => words::confirm_id_title,
+            Clip::AnswerQuestion => words::question_title,
+            Clip::EnterNewNumber => words::new_number_title,
+            Clip::EnterCode => words::code_title,
+            Clip::ConfirmPhoneChange => words::confirm_phone_title,
+            // The result screen's titles (model::outcome_title shows these).
+            Clip::Applied => ("办理成功", "Done: your details are updated"),
+            Clip::Accepted => (
+                "已受理，将尽快同步至银行系统",
+                "Accepted: it will reach the bank's records shortly",
+            ),
+            Clip::Rejected => ("银行未能受理", "The bank did not accept the change"),
+            Clip::Refused => ("无法在此办理", "This cannot be done here"),
+            Clip::Cancelled => ("已取消", "Cancelled"),
+            Clip::TimedOut => ("操作超时，已退出", "Timed out: the session has ended"),
+            Clip::NotAvailable => (
+                "暂时无法办理，请稍后再试或到柜台办理",
+                "This is not available right now: please try again later or go to the counter",
+            ),
+            Clip::TakeCard => words::take_card,
+            Clip::ChooseQueueService => words::queue_title,
+            Clip::TakeTicket => words::take_ticket,
+            Clip::PrinterFault => (
+                "号票未能打印，号码已为您保留，请联系大堂工作人员",
+                "Your ticket could not be printed. Your number is kept for you: please ask a member of staff",
+            ),
+            Clip::StillThere => words::still_there,
+        }
+    }
+
+    /// What the clip says in `lang`.
+    pub fn text(self, lang: Lang) -> &'static str {
+        let (zh, en) = self.texts();
+        lang.pick(zh, en)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_clip_has_a_unique_id_and_both_languages() {
+        let mut ids = std::collections::HashSet::new();
+        for clip in Clip::ALL {
+            assert!(ids.insert(clip.id()), "{clip:?}: id used twice");
+            assert!(
+                clip.id()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{clip:?}: an id is a plain file name"
+            );
+            let (zh, en) = clip.texts();
+            assert!(!zh.is_empty() && !en.is_empty(), "{clip:?}");
+            assert_ne!(zh, en, "{clip:?} is not translated");
+            // Fixed instructions only: no digit that could be a number.
+            assert!(
+                !zh.chars().chain(en.chars()).any(|c| c.is_ascii_digit()),
+                "{clip:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn clips_say_the_screens_own_words() {
+        assert_eq!(Clip::PlaceCard.texts(), words::place_card_hint);
+        assert_eq!(Clip::TakeCard.text(Lang::Zh), "请取回您的身份证");
+        assert_eq!(Clip::StillThere.text(Lang::En), words::still_there.1);
+    }
 }

@@ -94,7 +94,18 @@ pub fn run(args: &[String]) -> Result<()> {
         guard.0.insert(0, ("Xvfb".into(), xvfb));
     }
     let ui_log = dir.join("kiosk-ui.log");
-    let mut ui = crate::ui::start_ui(&socket, &display, false, &ui_log, &[])?;
+    // Voice guidance on, through the sound card (without one, kiosk-ui
+    // logs that once and goes on silent).
+    let voices = crate::voices::default_dir();
+    crate::voices::record(&voices)?;
+    let voices = voices.to_string_lossy().into_owned();
+    let mut ui = crate::ui::start_ui(
+        &socket,
+        &display,
+        false,
+        &ui_log,
+        &["--voice", "on", "--voices", &voices],
+    )?;
     let connected = crate::ui::wait_log(
         &ui_log,
         &["connected to kioskd"],

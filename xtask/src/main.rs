@@ -1,4 +1,4 @@
-//! `cargo xtask setup|demo|test|bench|soak|fuzz|audit`: the README's commands.
+//! `cargo xtask setup|demo|test|bench|soak|fuzz|audit|voices`: the README's commands.
 //!
 //! Every command first makes sure the system packages the kiosk needs are
 //! installed (with `apt-get`, as root or through `sudo`), so a fresh Debian
@@ -20,6 +20,7 @@ mod processes;
 mod soak;
 mod supply;
 mod ui;
+mod voices;
 
 /// Debian packages every command needs: PC/SC daemon and library, the
 /// vpcd virtual reader driver used by the simulators, pkg-config for
@@ -59,6 +60,10 @@ const PACKAGES: &[&str] = &[
     "libclang-dev",
     "libzinnia-dev",
     "tegaki-zinnia-simplified-chinese",
+    // kiosk-ui's voice guidance (rule A3): ALSA for rodio's build (cpal),
+    // espeak-ng to record the shipped clips (`cargo xtask voices`).
+    "libasound2-dev",
+    "espeak-ng",
 ];
 
 /// Packages for kiosk-ui's linuxkms build (DRM/KMS with libinput touch).
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         Some("fuzz") => setup().and_then(|()| fuzz::run(&args[1..])),
         Some("hwtest") => setup().and_then(|()| hwtest(&args[1..])),
         Some("audit") => supply::audit(&args[1..]),
+        Some("voices") => setup().and_then(|()| voices::run(&args[1..])),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -92,7 +98,8 @@ fn main() -> ExitCode {
                  soak    the fault-injection suite, larger (--scale N, default 10); write docs/RELIABILITY.md\n  \
                  fuzz    [--seconds N] [TARGET...] run the fuzz targets; write docs/RELIABILITY.md\n  \
                  hwtest  [--sam PATH]... [--printer PATH]... [--read] [--print] probe the real readers and printers attached\n  \
-                 audit   RustSec advisories (cargo deny); exit 3 when the database cannot be fetched"
+                 audit   RustSec advisories (cargo deny); exit 3 when the database cannot be fetched\n  \
+                 voices  [DIR] record kiosk-ui's voice clips with espeak-ng (default ui/voices)"
             );
             return ExitCode::from(2);
         }
@@ -325,6 +332,8 @@ fn test(args: &[String]) -> Result<()> {
     // The fault-injection tests SIGKILL the real kiosk-ui binary, which
     // `cargo test` does not build (it is not the root package's).
     run_in_root(&cargo, &["build", "-p", "kiosk-ui", "--bin", "kiosk-ui"])?;
+    // The UI end-to-end tests of voice guidance read the recorded clips.
+    voices::record(&voices::default_dir())?;
     // Licenses, bans and sources (deny.toml); advisories: `cargo xtask audit`.
     supply::deny_check()?;
     // The fuzz targets only type-check here (no libFuzzer, no fuzzing):
