@@ -19,6 +19,8 @@ pub struct Settings {
     pub dpi: f32,
     pub portrait: bool,
     pub timing: Timing,
+    /// Rule A2: every customer starts in the elderly-friendly mode.
+    pub elderly: bool,
 }
 
 impl Default for Settings {
@@ -27,6 +29,7 @@ impl Default for Settings {
             dpi: 96.0,
             portrait: false,
             timing: Timing::default(),
+            elderly: false,
         }
     }
 }
@@ -36,7 +39,16 @@ impl Settings {
     pub fn touch_px(&self) -> f32 {
         (self.dpi * 15.0 / 25.4).ceil()
     }
+
+    /// The smallest touch target in the elderly-friendly mode: 1.5 times
+    /// the standard one (rule A2); every text size follows it.
+    pub fn elderly_touch_px(&self) -> f32 {
+        (self.touch_px() * ELDERLY_SCALE).ceil()
+    }
 }
+
+/// Rule A2: text and touch targets at least 1.5 times larger.
+const ELDERLY_SCALE: f32 = 1.5;
 
 /// Owns the model and the window; lives on the UI thread.
 pub struct Controller {
@@ -48,8 +60,12 @@ pub struct Controller {
     candidates: Rc<VecModel<slint::SharedString>>,
     key_rows: Rc<VecModel<KeyRow>>,
     portrait: bool,
+    /// The touch target of the standard and the elderly-friendly mode.
+    touch_px: f32,
+    elderly_touch_px: f32,
     shown: Option<View>,
-    lang: Option<Lang>,
+    /// The texts set: language and plain wording.
+    texts: Option<(Lang, bool)>,
     /// Added to the clock: tests move time forward without waiting.
     clock_offset: Duration,
     ticker: slint::Timer,
@@ -83,8 +99,10 @@ impl Controller {
         let key_rows = Rc::new(VecModel::default());
         ui.set_kb_candidates(ModelRc::from(candidates.clone()));
         ui.set_kb_rows(ModelRc::from(key_rows.clone()));
+        let mut model = Model::with_engines(settings.timing, Instant::now(), engines);
+        model.set_elderly_default(settings.elderly);
         let controller = Rc::new(RefCell::new(Controller {
-            model: Model::with_engines(settings.timing, Instant::now(), engines),
+            model,
             window: window.clone_strong(),
             commands,
             services,
@@ -92,8 +110,10 @@ impl Controller {
             candidates,
             key_rows,
             portrait: settings.portrait,
+            touch_px: settings.touch_px(),
+            elderly_touch_px: settings.elderly_touch_px(),
             shown: None,
-            lang: None,
+            texts: None,
             clock_offset: Duration::ZERO,
             ticker: slint::Timer::default(),
         }));
@@ -172,12 +192,19 @@ impl Controller {
         }
         let ui = self.window.global::<Ui>();
         let lang = self.model.lang();
-        if self.lang != Some(lang) {
-            ui.set_t(Texts::get(lang));
-            self.lang = Some(lang);
+        if self.texts != Some((lang, view.elderly)) {
+            ui.set_t(Texts::get(lang, view.elderly));
+            self.texts = Some((lang, view.elderly));
         }
         ui.set_screen(view.screen.into());
         ui.set_lang_en(view.lang_en);
+        ui.set_elderly(view.elderly);
+        ui.set_touch(if view.elderly {
+            self.elderly_touch_px
+        } else {
+            self.touch_px
+        });
+        ui.set_idle_warning(view.idle_warning);
         ui.set_queue_machine(view.queue_machine);
         ui.set_title(view.title.as_str().into());
         ui.set_message(view.message.as_str().into());
@@ -206,6 +233,7 @@ impl Controller {
         let kb = &view.keyboard;
         ui.set_kb_mode(kb.mode.into());
         ui.set_kb_shift(kb.shift);
+        ui.set_kb_letters_later(kb.letters_later);
         ui.set_kb_preedit(kb.preedit.as_str().into());
         ui.set_kb_has_previous(kb.has_previous);
         ui.set_kb_has_next(kb.has_next);
@@ -221,9 +249,23 @@ impl Controller {
                     .collect::<Vec<_>>(),
             );
         }
-        if shown_kb.map(|k| (k.mode, k.shift)) != Some((kb.mode, kb.shift)) {
+        let keys = (kb.mode, kb.shift, kb.letters_later, view.elderly);
+        if self.shown.as_ref().map(|v| {
+            let k = &v.keyboard;
+            (k.mode, k.shift, k.letters_later, v.elderly)
+        }) != Some(keys)
+        {
+            let layout = if view.elderly {
+                KeyLayout::Elderly {
+                    letters_later: kb.letters_later,
+                }
+            } else if self.portrait {
+                KeyLayout::Portrait
+            } else {
+                KeyLayout::Landscape
+            };
             self.key_rows.set_vec(
-                key_rows(kb.mode, kb.shift, self.portrait)
+                key_rows(kb.mode, kb.shift, layout)
                     .into_iter()
                     .map(|row| KeyRow {
                         keys: ModelRc::new(VecModel::from(
@@ -269,6 +311,9 @@ fn parse_action(action: &str, argument: &str) -> Option<Action> {
         "touch" => Action::Touch,
         "start" => Action::Start,
         "language" => Action::Language,
+        "elderly" => Action::Elderly,
+        "more_time" => Action::MoreTime,
+        "letter_page" => Action::LetterPage,
         "flow" => Action::Flow(argument.to_string()),
         "queue" => Action::QueueMenu,
         "service" => Action::Service(argument.to_string()),
@@ -310,14 +355,39 @@ fn parse_point(argument: &str) -> Option<Point> {
     Some([x.trim().parse().ok()?, y.trim().parse().ok()?])
 }
 
+/// How the letter and digit keys are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyLayout {
+    Landscape,
+    Portrait,
+    /// Rule A2: fewer, larger keys; half the alphabet at a time, in
+    /// order, with a key to the other half.
+    Elderly {
+        letters_later: bool,
+    },
+}
+
 /// The letter or digit keys, row by row: QWERTY where ten keys of 15 mm
-/// fit across (landscape), alphabetical rows of seven in portrait.
-fn key_rows(mode: &str, shift: bool, portrait: bool) -> Vec<String> {
-    let rows: &[&str] = match (mode, portrait) {
-        ("digits", false) => &["1234567890"],
-        ("digits", true) => &["12345", "67890"],
-        (_, false) => &["qwertyuiop", "asdfghjkl", "zxcvbnm"],
-        (_, true) => &["abcdefg", "hijklmn", "opqrstu", "vwxyz"],
+/// fit across (landscape), alphabetical rows of seven in portrait, and
+/// thirteen letters (or five digits) a page in the elderly-friendly mode.
+fn key_rows(mode: &str, shift: bool, layout: KeyLayout) -> Vec<String> {
+    let rows: &[&str] = match (mode, layout) {
+        ("digits", KeyLayout::Landscape) => &["1234567890"],
+        ("digits", _) => &["12345", "67890"],
+        (_, KeyLayout::Landscape) => &["qwertyuiop", "asdfghjkl", "zxcvbnm"],
+        (_, KeyLayout::Portrait) => &["abcdefg", "hijklmn", "opqrstu", "vwxyz"],
+        (
+            _,
+            KeyLayout::Elderly {
+                letters_later: false,
+            },
+        ) => &["abcdefg", "hijklm"],
+        (
+            _,
+            KeyLayout::Elderly {
+                letters_later: true,
+            },
+        ) => &["nopqrst", "uvwxyz"],
     };
     rows.iter()
         .map(|r| {
@@ -328,4 +398,64 @@ fn key_rows(mode: &str, shift: bool, portrait: bool) -> Vec<String> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rule A2: the elderly-friendly keys are fewer per page (13 letters
+    /// instead of 26), and the two pages hold the whole alphabet once.
+    #[test]
+    fn elderly_keys_show_half_the_alphabet_per_page() {
+        let page = |later| {
+            key_rows(
+                "latin",
+                false,
+                KeyLayout::Elderly {
+                    letters_later: later,
+                },
+            )
+            .concat()
+        };
+        let standard = key_rows("latin", false, KeyLayout::Landscape).concat();
+        assert_eq!(page(false).len(), 13);
+        assert!(page(false).len() * 2 <= standard.len());
+        let mut both: Vec<char> = (page(false) + &page(true)).chars().collect();
+        both.sort_unstable();
+        assert_eq!(
+            both.into_iter().collect::<String>(),
+            "abcdefghijklmnopqrstuvwxyz"
+        );
+        assert_eq!(
+            key_rows(
+                "latin",
+                true,
+                KeyLayout::Elderly {
+                    letters_later: true
+                }
+            )
+            .concat(),
+            "NOPQRSTUVWXYZ"
+        );
+        assert_eq!(
+            key_rows(
+                "digits",
+                false,
+                KeyLayout::Elderly {
+                    letters_later: false
+                }
+            ),
+            vec!["12345", "67890"]
+        );
+    }
+
+    #[test]
+    fn elderly_touch_targets_are_half_again_as_large() {
+        let s = Settings {
+            dpi: 160.0,
+            ..Settings::default()
+        };
+        assert!(s.elderly_touch_px() >= s.touch_px() * 1.5);
+    }
 }

@@ -120,6 +120,9 @@ pub enum Edit {
 pub struct Keyboard {
     mode: Mode,
     shift: bool,
+    /// The elderly-friendly keys show half the alphabet at a time: the
+    /// second half (n–z) is up.
+    letters_later: bool,
     pinyin: PinyinState,
     /// Finished strokes, and the one being drawn.
     ink: Vec<Zeroizing<Vec<Point>>>,
@@ -142,6 +145,8 @@ impl std::fmt::Debug for Keyboard {
 pub struct KeyboardView {
     pub mode: &'static str,
     pub shift: bool,
+    /// The elderly-friendly keys show the alphabet's second half (n–z).
+    pub letters_later: bool,
     pub preedit: String,
     pub candidates: Vec<String>,
     pub has_previous: bool,
@@ -190,6 +195,11 @@ impl Keyboard {
 
     pub fn toggle_shift(&mut self) {
         self.shift = !self.shift;
+    }
+
+    /// The elderly-friendly keys: show the other half of the alphabet.
+    pub fn toggle_letter_page(&mut self) {
+        self.letters_later = !self.letters_later;
     }
 
     /// A character key: a letter or a digit.
@@ -341,6 +351,7 @@ impl Keyboard {
         let mut v = KeyboardView {
             mode: self.mode.as_str(),
             shift: self.shift,
+            letters_later: self.letters_later,
             pinyin_available: engines.pinyin.is_some(),
             handwriting_available: engines.handwriting.is_some(),
             ..KeyboardView::default()

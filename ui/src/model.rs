@@ -107,6 +107,12 @@ pub enum Action {
     Touch,
     Start,
     Language,
+    /// Rule A2: the elderly-friendly mode on or off.
+    Elderly,
+    /// Rule A4: the idle warning's "more time".
+    MoreTime,
+    /// The elderly-friendly keys: the other half of the alphabet.
+    LetterPage,
     /// `id_update` or `phone_change`.
     Flow(String),
     QueueMenu,
@@ -173,14 +179,23 @@ pub enum Input {
 /// What the bridge must send to kioskd.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    SessionStart(String),
+    /// Start `flow`; `elderly`: with kioskd's longer idle times (rule A2).
+    SessionStart {
+        flow: String,
+        elderly: bool,
+    },
     SessionInput(SessionInput),
     SessionCancel,
-    QueueTake { service: String, use_card: bool },
+    QueueTake {
+        service: String,
+        use_card: bool,
+    },
     TechUnlock(Zeroizing<String>),
     TechLock,
     TechRefresh,
-    Selftest { print_test_page: bool },
+    Selftest {
+        print_test_page: bool,
+    },
     SyncRetryRejected,
 }
 
@@ -193,6 +208,9 @@ pub struct Timing {
     pub final_screen: Duration,
     /// The countdown shows during the last this-long.
     pub countdown: Duration,
+    /// Rules A2, A4: `idle` and `final_screen` are this many times longer
+    /// in the elderly-friendly mode.
+    pub elderly_factor: u32,
 }
 
 impl Default for Timing {
@@ -201,6 +219,7 @@ impl Default for Timing {
             idle: Duration::from_secs(60),
             final_screen: Duration::from_secs(20),
             countdown: Duration::from_secs(10),
+            elderly_factor: 2,
         }
     }
 }
@@ -243,6 +262,11 @@ pub struct DeviceLine {
 pub struct View {
     pub screen: &'static str,
     pub lang_en: bool,
+    /// Rule A2: larger text and targets, fewer things, plain words.
+    pub elderly: bool,
+    /// kioskd warned that the session ends soon (or the UI's own
+    /// countdown runs): "more time" is offered (rule A4).
+    pub idle_warning: bool,
     pub queue_machine: bool,
     /// The main line of a result or notice (in the screen's language).
     pub title: String,
@@ -283,6 +307,10 @@ pub struct View {
 #[derive(Debug)]
 pub struct Model {
     lang: Lang,
+    /// Rule A2: the elderly-friendly mode, and what each customer starts
+    /// with (the kiosk's setting).
+    elderly: bool,
+    elderly_default: bool,
     timing: Timing,
     connected: bool,
     profile: Profile,
@@ -328,6 +356,8 @@ impl Model {
             keyboard: Keyboard::new(Mode::Pinyin, &mut engines),
             engines,
             lang: Lang::Zh,
+            elderly: false,
+            elderly_default: false,
             timing,
             connected: false,
             profile: Profile::SmartTeller,
@@ -354,6 +384,25 @@ impl Model {
 
     pub fn screen(&self) -> Screen {
         self.screen
+    }
+
+    /// The kiosk's setting: every customer starts in the elderly-friendly
+    /// mode (`true`) or in the standard one.
+    pub fn set_elderly_default(&mut self, on: bool) {
+        self.elderly_default = on;
+        self.elderly = on;
+    }
+
+    pub fn elderly(&self) -> bool {
+        self.elderly
+    }
+
+    /// kioskd's idle warning is on screen (rule A4).
+    fn session_idle_warning(&self) -> bool {
+        self.screen.in_session()
+            && self.session.as_ref().is_some_and(|s| {
+                s.active && s.message.as_ref().is_some_and(|m| m.code == "idle_warning")
+            })
     }
 
     /// The code of kioskd's message on screen (`wrong_code`, ...): what a
@@ -473,7 +522,12 @@ impl Model {
             Screen::Ticket | Screen::PrinterFault | Screen::Result => self.timing.final_screen,
             _ => self.timing.idle,
         };
-        Some(self.last_touch + after)
+        let factor = if self.elderly {
+            self.timing.elderly_factor
+        } else {
+            1
+        };
+        Some(self.last_touch + after * factor)
     }
 
     /// Whether the bridge should keep sending [`Input::Tick`]s (a countdown
@@ -512,12 +566,22 @@ impl Model {
     }
 
     fn on_action(&mut self, action: Action, out: &mut Vec<Command>) {
-        if self.screen == Screen::Unavailable && action != Action::Language {
+        if self.screen == Screen::Unavailable
+            && !matches!(action, Action::Language | Action::Elderly)
+        {
             return;
         }
         match action {
             Action::Touch => {}
             Action::Language => self.lang = self.lang.other(),
+            Action::Elderly => self.elderly = !self.elderly,
+            // On the UI's own countdown the touch itself was enough.
+            Action::MoreTime => {
+                if self.session_idle_warning() {
+                    out.push(Command::SessionInput(SessionInput::MoreTime));
+                }
+            }
+            Action::LetterPage => self.keyboard.toggle_letter_page(),
             Action::Start => {
                 if self.screen == Screen::Attract {
                     self.go(if self.profile == Profile::QueueMachine {
@@ -668,7 +732,10 @@ impl Model {
         self.last_flow = Some(flow.clone());
         self.card_present = false;
         self.go(Screen::Working);
-        out.push(Command::SessionStart(flow));
+        out.push(Command::SessionStart {
+            flow,
+            elderly: self.elderly,
+        });
     }
 
     fn field(&mut self) -> Option<&mut Zeroizing<String>> {
@@ -819,6 +886,8 @@ impl Model {
     /// Back to the attract screen with nothing of the last customer left.
     fn reset(&mut self) {
         self.dismiss();
+        // The next customer starts with the kiosk's setting.
+        self.elderly = self.elderly_default;
         self.card_name = None;
         self.ticket = None;
         self.ticket_pending = false;
@@ -867,6 +936,7 @@ impl Model {
         let mut v = View {
             screen: self.screen.as_str(),
             lang_en: lang == Lang::En,
+            elderly: self.elderly,
             queue_machine: self.profile == Profile::QueueMachine,
             services: self
                 .services
@@ -887,6 +957,7 @@ impl Model {
                 v.countdown_s = left.as_secs_f64().ceil() as i32;
             }
         }
+        v.idle_warning = v.countdown_s > 0 || self.session_idle_warning();
         v.reading = self.screen == Screen::PlaceCard && self.card_present;
         v.card_name = self.card_name.clone().unwrap_or_default();
         if let Some(session) = &self.session {
@@ -1134,7 +1205,13 @@ mod tests {
         act(&mut m, Action::Start, t);
         assert_eq!(m.screen(), Screen::Menu);
         let cmds = act(&mut m, Action::Flow("phone_change".into()), t);
-        assert_eq!(cmds, vec![Command::SessionStart("phone_change".into())]);
+        assert_eq!(
+            cmds,
+            vec![Command::SessionStart {
+                flow: "phone_change".into(),
+                elderly: false
+            }]
+        );
         let code = serde_json::json!({"kind": "code", "masked_mobile": "139****5678",
             "expires_in_s": 300, "resend_in_s": 60});
         let confirm = serde_json::json!({"kind": "confirm_phone", "old_masked": "138****0001",
