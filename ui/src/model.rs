@@ -1448,6 +1448,120 @@ mod tests {
         assert_eq!(m.screen(), Screen::Attract);
     }
 
+    /// Rule A2: the toggle works on any screen, the session kioskd starts
+    /// has the longer idle times, and the next customer starts fresh with
+    /// the kiosk's setting.
+    #[test]
+    fn elderly_mode_toggles_reaches_kioskd_and_resets_for_the_next_customer() {
+        let (mut m, t) = connected("smart_teller");
+        assert!(!m.view().elderly);
+        act(&mut m, Action::Elderly, t);
+        assert!(m.view().elderly);
+        act(&mut m, Action::Start, t);
+        assert!(m.view().elderly, "kept from screen to screen");
+        let cmds = act(&mut m, Action::Flow("id_update".into()), t);
+        assert_eq!(
+            cmds,
+            vec![Command::SessionStart {
+                flow: "id_update".into(),
+                elderly: true
+            }]
+        );
+        m.handle(
+            Input::Event(Box::new(Event::Session(session(
+                "finished",
+                serde_json::Value::Null,
+            )))),
+            t,
+        );
+        assert!(m.view().elderly, "the customer still reads the end");
+        act(&mut m, Action::Done, t);
+        assert_eq!(m.screen(), Screen::Attract);
+        assert!(!m.view().elderly, "the next customer starts fresh");
+        // A kiosk set to start in the mode starts every customer in it.
+        m.set_elderly_default(true);
+        act(&mut m, Action::Elderly, t);
+        assert!(!m.view().elderly);
+        act(&mut m, Action::Done, t);
+        assert!(m.view().elderly);
+    }
+
+    /// Rules A2, A4: the UI's own idle time is `elderly_factor` times
+    /// longer in the elderly-friendly mode.
+    #[test]
+    fn elderly_mode_doubles_the_uis_idle_time() {
+        let (mut m, t) = connected("smart_teller");
+        act(&mut m, Action::Elderly, t);
+        act(&mut m, Action::Start, t);
+        assert_eq!(m.idle_deadline(), Some(t + Duration::from_secs(120)));
+        m.handle(Input::Tick, t + Duration::from_secs(61));
+        assert_eq!(m.screen(), Screen::Menu, "still there after 60 s");
+        m.handle(Input::Tick, t + Duration::from_secs(115));
+        assert!(m.view().idle_warning, "the countdown offers more time");
+        act(&mut m, Action::MoreTime, t + Duration::from_secs(115));
+        assert!(!m.view().idle_warning);
+        assert_eq!(m.idle_deadline(), Some(t + Duration::from_secs(235)));
+    }
+
+    /// Rule A4: kioskd's idle warning offers "more time", which goes to
+    /// kioskd; once kioskd has restarted its clock the offer goes away.
+    #[test]
+    fn more_time_on_kioskds_idle_warning_asks_kioskd() {
+        let (mut m, t) = connected("smart_teller");
+        let confirm = serde_json::json!({"kind": "confirm_phone", "old_masked": "138****0001",
+            "new_masked": "139****5678"});
+        let mut warned = session("awaiting_confirmation", confirm.clone());
+        warned.message = Some(FlowMessage {
+            code: "idle_warning".into(),
+            zh: "如无操作，本次服务将在 20 秒后结束".into(),
+            en: "Without a touch, this session ends in 20 s".into(),
+        });
+        m.handle(
+            Input::Event(Box::new(Event::Session(session(
+                "awaiting_confirmation",
+                confirm.clone(),
+            )))),
+            t,
+        );
+        assert!(!m.view().idle_warning);
+        assert!(
+            act(&mut m, Action::MoreTime, t).is_empty(),
+            "nothing to extend before the warning"
+        );
+        m.handle(Input::Event(Box::new(Event::Session(warned))), t);
+        assert!(m.view().idle_warning);
+        assert_eq!(
+            act(&mut m, Action::MoreTime, t),
+            vec![Command::SessionInput(SessionInput::MoreTime)]
+        );
+        let mut extended = session("awaiting_confirmation", confirm);
+        extended.message = Some(FlowMessage {
+            code: "more_time".into(),
+            zh: "好的，已为您延长时间，请继续办理".into(),
+            en: "You have more time: please carry on".into(),
+        });
+        m.handle(Input::Event(Box::new(Event::Session(extended))), t);
+        assert!(!m.view().idle_warning);
+        assert_eq!(m.screen(), Screen::ConfirmPhone);
+    }
+
+    /// Rule A2's plain wording exists in both languages, differs from the
+    /// standard words, and only replaces strings the catalog has.
+    #[test]
+    fn plain_wording_has_both_languages_and_replaces_known_strings() {
+        for (field, zh, en) in crate::texts::PLAIN {
+            assert!(!zh.is_empty() && !en.is_empty() && zh != en, "{field}");
+            let (_, standard_zh, standard_en) = crate::texts::ALL
+                .iter()
+                .find(|(f, _, _)| f == field)
+                .unwrap_or_else(|| panic!("{field} is not in the catalog"));
+            assert!(
+                zh != standard_zh || en != standard_en,
+                "{field} is not plainer"
+            );
+        }
+    }
+
     #[test]
     fn losing_kioskd_shows_unavailable_and_reconnecting_resumes() {
         let (mut m, t) = connected("smart_teller");
