@@ -297,6 +297,27 @@ impl UiDriver {
             .collect()
     }
 
+    /// The height of the shortest element labelled `label` on screen, in
+    /// logical pixels: a one-line text's height follows its font size
+    /// (the shortest: not the same words stretched in a bar).
+    pub fn height_of(&self, label: &str) -> Option<f32> {
+        self.find(label)
+            .iter()
+            .map(|e| e.size().height)
+            .min_by(f32::total_cmp)
+    }
+
+    /// Whether the elderly-friendly mode is on (rule A2).
+    pub fn elderly(&self) -> bool {
+        self.window.global::<Ui>().get_elderly()
+    }
+
+    /// The touch target the screen is laid out with now, in logical
+    /// pixels (1.5 times larger in the elderly-friendly mode).
+    pub fn touch_px(&self) -> f32 {
+        self.window.global::<Ui>().get_touch()
+    }
+
     /// Move the UI's clock forward (idle countdowns) without waiting.
     pub fn advance_clock(&self, by: Duration) {
         self.controller.borrow_mut().advance_clock(by);
