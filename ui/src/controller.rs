@@ -233,7 +233,6 @@ impl Controller {
         let kb = &view.keyboard;
         ui.set_kb_mode(kb.mode.into());
         ui.set_kb_shift(kb.shift);
-        ui.set_kb_letters_later(kb.letters_later);
         ui.set_kb_preedit(kb.preedit.as_str().into());
         ui.set_kb_has_previous(kb.has_previous);
         ui.set_kb_has_next(kb.has_next);
@@ -249,24 +248,25 @@ impl Controller {
                     .collect::<Vec<_>>(),
             );
         }
-        let keys = (kb.mode, kb.shift, kb.letters_later, view.elderly);
+        let keys = (kb.mode, kb.shift, kb.key_page, view.elderly);
         if self.shown.as_ref().map(|v| {
             let k = &v.keyboard;
-            (k.mode, k.shift, k.letters_later, v.elderly)
+            (k.mode, k.shift, k.key_page, v.elderly)
         }) != Some(keys)
         {
             let layout = if view.elderly {
                 KeyLayout::Elderly {
-                    letters_later: kb.letters_later,
+                    portrait: self.portrait,
                 }
             } else if self.portrait {
                 KeyLayout::Portrait
             } else {
                 KeyLayout::Landscape
             };
+            let (rows, page_key) = key_rows(kb.mode, kb.shift, layout, kb.key_page);
+            ui.set_kb_page_key(page_key.into());
             self.key_rows.set_vec(
-                key_rows(kb.mode, kb.shift, layout)
-                    .into_iter()
+                rows.into_iter()
                     .map(|row| KeyRow {
                         keys: ModelRc::new(VecModel::from(
                             row.chars()
@@ -313,7 +313,7 @@ fn parse_action(action: &str, argument: &str) -> Option<Action> {
         "language" => Action::Language,
         "elderly" => Action::Elderly,
         "more_time" => Action::MoreTime,
-        "letter_page" => Action::LetterPage,
+        "key_page" => Action::KeyPage,
         "flow" => Action::Flow(argument.to_string()),
         "queue" => Action::QueueMenu,
         "service" => Action::Service(argument.to_string()),
@@ -360,94 +360,104 @@ fn parse_point(argument: &str) -> Option<Point> {
 enum KeyLayout {
     Landscape,
     Portrait,
-    /// Rule A2: fewer, larger keys; half the alphabet at a time, in
-    /// order, with a key to the other half.
+    /// Rule A2: fewer, larger keys, in alphabetical pages that fit the
+    /// screen at 1.5 times the size, with a key to the next page.
     Elderly {
-        letters_later: bool,
+        portrait: bool,
     },
 }
 
-/// The letter or digit keys, row by row: QWERTY where ten keys of 15 mm
-/// fit across (landscape), alphabetical rows of seven in portrait, and
-/// thirteen letters (or five digits) a page in the elderly-friendly mode.
-fn key_rows(mode: &str, shift: bool, layout: KeyLayout) -> Vec<String> {
-    let rows: &[&str] = match (mode, layout) {
-        ("digits", KeyLayout::Landscape) => &["1234567890"],
-        ("digits", _) => &["12345", "67890"],
-        (_, KeyLayout::Landscape) => &["qwertyuiop", "asdfghjkl", "zxcvbnm"],
-        (_, KeyLayout::Portrait) => &["abcdefg", "hijklmn", "opqrstu", "vwxyz"],
-        (
-            _,
-            KeyLayout::Elderly {
-                letters_later: false,
-            },
-        ) => &["abcdefg", "hijklm"],
-        (
-            _,
-            KeyLayout::Elderly {
-                letters_later: true,
-            },
-        ) => &["nopqrst", "uvwxyz"],
+/// The keys, page by page and row by row: QWERTY where ten keys of 15 mm
+/// fit across (landscape), alphabetical rows of seven in portrait (one
+/// page each); in the elderly-friendly mode one row of seven (landscape)
+/// or two rows of five (portrait) a page.
+fn key_pages(mode: &str, layout: KeyLayout) -> &'static [&'static [&'static str]] {
+    match (mode, layout) {
+        ("digits", KeyLayout::Landscape) => &[&["1234567890"]],
+        ("digits", KeyLayout::Elderly { portrait: false }) => &[&["12345"], &["67890"]],
+        ("digits", _) => &[&["12345", "67890"]],
+        (_, KeyLayout::Landscape) => &[&["qwertyuiop", "asdfghjkl", "zxcvbnm"]],
+        (_, KeyLayout::Portrait) => &[&["abcdefg", "hijklmn", "opqrstu", "vwxyz"]],
+        (_, KeyLayout::Elderly { portrait: false }) => {
+            &[&["abcdefg"], &["hijklmn"], &["opqrstu"], &["vwxyz"]]
+        }
+        (_, KeyLayout::Elderly { portrait: true }) => {
+            &[&["abcde", "fghi"], &["jklmn", "opqr"], &["stuvw", "xyz"]]
+        }
+    }
+}
+
+/// The rows of page `page` (modulo the pages), shifted to upper case
+/// where Shift is on, and the label of the key to the next page (its
+/// keys' range, `H–N`; empty with a single page).
+fn key_rows(mode: &str, shift: bool, layout: KeyLayout, page: usize) -> (Vec<String>, String) {
+    let pages = key_pages(mode, layout);
+    let case = |r: &str| {
+        if shift && mode == "latin" {
+            r.to_ascii_uppercase()
+        } else {
+            r.to_string()
+        }
     };
-    rows.iter()
-        .map(|r| {
-            if shift && mode == "latin" {
-                r.to_ascii_uppercase()
-            } else {
-                r.to_string()
-            }
-        })
-        .collect()
+    let rows = pages[page % pages.len()].iter().map(|r| case(r)).collect();
+    let next_key = if pages.len() > 1 {
+        let next = pages[(page + 1) % pages.len()]
+            .concat()
+            .to_ascii_uppercase();
+        match (next.chars().next(), next.chars().last()) {
+            (Some(first), Some(last)) => format!("{first}–{last}"),
+            _ => String::new(),
+        }
+    } else {
+        String::new()
+    };
+    (rows, next_key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Rule A2: the elderly-friendly keys are fewer per page (13 letters
-    /// instead of 26), and the two pages hold the whole alphabet once.
+    /// Rule A2: the elderly-friendly keys are fewer per page than the
+    /// standard ones, each page's rows fit the screen at 1.5 times the
+    /// size (7 across in landscape, 5 in portrait, where 10 and 7 are the
+    /// standard), and the pages hold the whole alphabet once, in order.
     #[test]
-    fn elderly_keys_show_half_the_alphabet_per_page() {
-        let page = |later| {
-            key_rows(
-                "latin",
-                false,
-                KeyLayout::Elderly {
-                    letters_later: later,
-                },
-            )
-            .concat()
-        };
-        let standard = key_rows("latin", false, KeyLayout::Landscape).concat();
-        assert_eq!(page(false).len(), 13);
-        assert!(page(false).len() * 2 <= standard.len());
-        let mut both: Vec<char> = (page(false) + &page(true)).chars().collect();
-        both.sort_unstable();
+    fn elderly_keys_come_in_pages_that_fit_and_hold_the_alphabet() {
+        for (portrait, across) in [(false, 7), (true, 5)] {
+            let layout = KeyLayout::Elderly { portrait };
+            let standard = if portrait {
+                KeyLayout::Portrait
+            } else {
+                KeyLayout::Landscape
+            };
+            let standard_keys = key_rows("latin", false, standard, 0).0.concat().len();
+            let pages = key_pages("latin", layout);
+            let mut alphabet = String::new();
+            for page in 0..pages.len() {
+                let (rows, next) = key_rows("latin", false, layout, page);
+                assert!(rows.iter().all(|r| r.len() <= across), "{rows:?}");
+                assert!(rows.concat().len() * 2 <= standard_keys, "{rows:?}");
+                assert!(!next.is_empty());
+                alphabet += &rows.concat();
+            }
+            assert_eq!(alphabet, "abcdefghijklmnopqrstuvwxyz");
+            for page in 0..key_pages("digits", layout).len() {
+                let rows = key_rows("digits", false, layout, page).0;
+                assert!(rows.iter().all(|r| r.len() <= across), "{rows:?}");
+            }
+        }
+        let landscape = KeyLayout::Elderly { portrait: false };
         assert_eq!(
-            both.into_iter().collect::<String>(),
-            "abcdefghijklmnopqrstuvwxyz"
+            key_rows("latin", false, landscape, 0),
+            (vec!["abcdefg".to_string()], "H–N".to_string())
         );
+        // Upper case with Shift; the page count wraps around.
         assert_eq!(
-            key_rows(
-                "latin",
-                true,
-                KeyLayout::Elderly {
-                    letters_later: true
-                }
-            )
-            .concat(),
-            "NOPQRSTUVWXYZ"
+            key_rows("latin", true, landscape, 7),
+            (vec!["VWXYZ".to_string()], "A–G".to_string())
         );
-        assert_eq!(
-            key_rows(
-                "digits",
-                false,
-                KeyLayout::Elderly {
-                    letters_later: false
-                }
-            ),
-            vec!["12345", "67890"]
-        );
+        assert_eq!(key_rows("latin", false, KeyLayout::Landscape, 3).1, "");
     }
 
     #[test]

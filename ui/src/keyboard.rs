@@ -120,9 +120,9 @@ pub enum Edit {
 pub struct Keyboard {
     mode: Mode,
     shift: bool,
-    /// The elderly-friendly keys show half the alphabet at a time: the
-    /// second half (n–z) is up.
-    letters_later: bool,
+    /// The elderly-friendly keys come in pages: the page up (counted on;
+    /// the layout takes it modulo its number of pages).
+    key_page: usize,
     pinyin: PinyinState,
     /// Finished strokes, and the one being drawn.
     ink: Vec<Zeroizing<Vec<Point>>>,
@@ -145,8 +145,8 @@ impl std::fmt::Debug for Keyboard {
 pub struct KeyboardView {
     pub mode: &'static str,
     pub shift: bool,
-    /// The elderly-friendly keys show the alphabet's second half (n–z).
-    pub letters_later: bool,
+    /// The page of the elderly-friendly keys (modulo the layout's pages).
+    pub key_page: usize,
     pub preedit: String,
     pub candidates: Vec<String>,
     pub has_previous: bool,
@@ -197,9 +197,9 @@ impl Keyboard {
         self.shift = !self.shift;
     }
 
-    /// The elderly-friendly keys: show the other half of the alphabet.
-    pub fn toggle_letter_page(&mut self) {
-        self.letters_later = !self.letters_later;
+    /// The elderly-friendly keys: show the next page of keys.
+    pub fn next_key_page(&mut self) {
+        self.key_page = self.key_page.wrapping_add(1);
     }
 
     /// A character key: a letter or a digit.
@@ -351,7 +351,7 @@ impl Keyboard {
         let mut v = KeyboardView {
             mode: self.mode.as_str(),
             shift: self.shift,
-            letters_later: self.letters_later,
+            key_page: self.key_page,
             pinyin_available: engines.pinyin.is_some(),
             handwriting_available: engines.handwriting.is_some(),
             ..KeyboardView::default()

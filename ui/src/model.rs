@@ -111,8 +111,8 @@ pub enum Action {
     Elderly,
     /// Rule A4: the idle warning's "more time".
     MoreTime,
-    /// The elderly-friendly keys: the other half of the alphabet.
-    LetterPage,
+    /// The elderly-friendly keys: the next page of keys.
+    KeyPage,
     /// `id_update` or `phone_change`.
     Flow(String),
     QueueMenu,
@@ -581,7 +581,7 @@ impl Model {
                     out.push(Command::SessionInput(SessionInput::MoreTime));
                 }
             }
-            Action::LetterPage => self.keyboard.toggle_letter_page(),
+            Action::KeyPage => self.keyboard.next_key_page(),
             Action::Start => {
                 if self.screen == Screen::Attract {
                     self.go(if self.profile == Profile::QueueMachine {

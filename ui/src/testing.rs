@@ -307,6 +307,12 @@ impl UiDriver {
             .min_by(f32::total_cmp)
     }
 
+    /// The label of the key to the next page of the elderly-friendly
+    /// keys (`H–N`); empty without pages.
+    pub fn page_key(&self) -> String {
+        self.window.global::<Ui>().get_kb_page_key().to_string()
+    }
+
     /// Whether the elderly-friendly mode is on (rule A2).
     pub fn elderly(&self) -> bool {
         self.window.global::<Ui>().get_elderly()

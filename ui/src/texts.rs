@@ -150,8 +150,6 @@ catalog! {
     kb_pad: "手写板", "Handwriting pad";
     kb_pad_hint: "请在此书写一个字", "Write one character here";
     kb_clear_ink: "重写", "Erase";
-    kb_letters_later: "字母 N–Z", "Letters N–Z";
-    kb_letters_earlier: "字母 A–M", "Letters A–M";
     tech_pin_title: "技术员登录", "Technician sign-in";
     tech_pin_label: "PIN", "PIN";
     tech_title: "设备诊断", "Diagnostics";
