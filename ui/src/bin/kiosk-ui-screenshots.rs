@@ -342,6 +342,18 @@ fn render_elderly(out: &Path, portrait: bool, en: bool) -> anyhow::Result<usize>
         feed(Input::Action(Action::Key(d)));
     }
     shot("new-number")?;
+    feed(session(
+        "phone_change",
+        "awaiting_code",
+        Some(serde_json::json!({
+            "kind": "code", "masked_mobile": "139****5678", "expires_in_s": 300, "resend_in_s": 60
+        })),
+        None,
+    ));
+    for d in "1234".chars() {
+        feed(Input::Action(Action::Key(d)));
+    }
+    shot("code")?;
     feed(ended(
         "applied",
         message(
