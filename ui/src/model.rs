@@ -936,7 +936,8 @@ impl Model {
         let mut v = View {
             screen: self.screen.as_str(),
             lang_en: lang == Lang::En,
-            elderly: self.elderly,
+            // The technician's screens stay dense: the mode is the customer's.
+            elderly: self.elderly && !matches!(self.screen, Screen::TechPin | Screen::Technician),
             queue_machine: self.profile == Profile::QueueMachine,
             services: self
                 .services
@@ -1478,6 +1479,11 @@ mod tests {
         act(&mut m, Action::Done, t);
         assert_eq!(m.screen(), Screen::Attract);
         assert!(!m.view().elderly, "the next customer starts fresh");
+        act(&mut m, Action::Elderly, t);
+        act(&mut m, Action::TechCorner, t);
+        assert!(!m.view().elderly, "the technician's screens stay standard");
+        act(&mut m, Action::Cancel, t);
+        assert!(!m.view().elderly, "and the next customer starts fresh");
         // A kiosk set to start in the mode starts every customer in it.
         m.set_elderly_default(true);
         act(&mut m, Action::Elderly, t);
