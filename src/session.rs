@@ -371,6 +371,12 @@ impl Runner {
             SessionInput::Resend => Input::ResendCode,
             SessionInput::ChangeNumber => Input::ChangeNumber,
             SessionInput::MoreTime => Input::MoreTime,
+            SessionInput::Elderly { on } => {
+                // The flow knows its clock, not the config's factor.
+                let settings = flow_settings(&self.sessions.deps.config, on);
+                self.flow.idle_mut().set_times(&settings);
+                Input::MoreTime
+            }
         };
         self.drive(input).await;
     }

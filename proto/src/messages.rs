@@ -132,6 +132,10 @@ pub enum SessionInput {
     /// Rule A4: the customer asked for more time (the idle warning's
     /// button): the idle clock starts again, nothing else changes.
     MoreTime,
+    /// Rule A2: the customer switched the elderly-friendly mode during the
+    /// session: its idle times become those of the mode (longer when
+    /// `on`), and the idle clock restarts as with `MoreTime`.
+    Elderly { on: bool },
 }
 
 impl std::fmt::Debug for SessionInput {
@@ -145,6 +149,8 @@ impl std::fmt::Debug for SessionInput {
             SessionInput::Resend => "Resend",
             SessionInput::ChangeNumber => "ChangeNumber",
             SessionInput::MoreTime => "MoreTime",
+            SessionInput::Elderly { on: true } => "Elderly(on)",
+            SessionInput::Elderly { on: false } => "Elderly(off)",
         })
     }
 }

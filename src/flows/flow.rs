@@ -396,6 +396,14 @@ impl Idle {
         }
     }
 
+    /// New idle times (rule A2: the elderly-friendly mode's, switched on
+    /// or off during the session); they count from the next touch.
+    pub fn set_times(&mut self, settings: &FlowSettings) {
+        let fresh = Idle::new(settings);
+        self.timeout = fresh.timeout;
+        self.warning = fresh.warning;
+    }
+
     pub fn touch(&mut self, now: DateTime<Utc>) {
         self.last = Some(now);
         self.warned = false;

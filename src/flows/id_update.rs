@@ -1061,6 +1061,22 @@ pub(super) mod tests {
         assert_eq!(finish(&effects).kind, OutcomeKind::TimedOut);
     }
 
+    /// Rule A2: the elderly-friendly mode switched on during the session
+    /// gives it the mode's longer idle times from the next input on.
+    #[test]
+    fn rule_a2_elderly_idle_times_set_during_the_session_count_from_the_next_input() {
+        let (mut flow, _) = started(card());
+        flow.start_idle_clock(utc("2025-03-14T02:00:00Z"));
+        assert_eq!(flow.next_wakeup(), Some(utc("2025-03-14T02:01:40Z")));
+        flow.idle_mut().set_times(&FlowSettings {
+            idle_timeout: std::time::Duration::from_secs(240),
+            idle_warning: std::time::Duration::from_secs(40),
+            ..FlowSettings::default()
+        });
+        flow.handle(Input::MoreTime, utc("2025-03-14T02:00:10Z"));
+        assert_eq!(flow.next_wakeup(), Some(utc("2025-03-14T02:03:30Z")));
+    }
+
     /// Rule A4: "more time" after the warning restarts the idle clock
     /// in the stage the customer is in, and says so; the next warning
     /// comes a whole timeout later.

@@ -574,7 +574,15 @@ impl Model {
         match action {
             Action::Touch => {}
             Action::Language => self.lang = self.lang.other(),
-            Action::Elderly => self.elderly = !self.elderly,
+            Action::Elderly => {
+                self.elderly = !self.elderly;
+                // kioskd's session takes the mode's idle times too.
+                if self.screen.in_session() && self.session.as_ref().is_some_and(|s| s.active) {
+                    out.push(Command::SessionInput(SessionInput::Elderly {
+                        on: self.elderly,
+                    }));
+                }
+            }
             // On the UI's own countdown the touch itself was enough.
             Action::MoreTime => {
                 if self.session_idle_warning() {
@@ -1549,6 +1557,11 @@ mod tests {
         m.handle(Input::Event(Box::new(Event::Session(extended))), t);
         assert!(!m.view().idle_warning);
         assert_eq!(m.screen(), Screen::ConfirmPhone);
+        // The mode switched during the session: kioskd's clock follows.
+        assert_eq!(
+            act(&mut m, Action::Elderly, t),
+            vec![Command::SessionInput(SessionInput::Elderly { on: true })]
+        );
     }
 
     /// Rule A2's plain wording exists in both languages, differs from the
