@@ -332,6 +332,23 @@ fn render_elderly(out: &Path, portrait: bool, en: bool) -> anyhow::Result<usize>
     ));
     feed(Input::Action(Action::KeyboardMode(Mode::Latin)));
     shot("keyboard-latin")?;
+    feed(Input::Action(Action::KeyboardMode(Mode::Pinyin)));
+    for c in "shiyan".chars() {
+        feed(Input::Action(Action::Key(c)));
+    }
+    shot("keyboard-pinyin")?;
+    feed(Input::Action(Action::KeyboardMode(Mode::Handwriting)));
+    for stroke in kiosk_ui::zinnia::recorded::strokes_of('学').unwrap_or_default() {
+        let mut points = stroke.into_iter();
+        if let Some(first) = points.next() {
+            feed(Input::Action(Action::InkDown(first)));
+        }
+        for p in points {
+            feed(Input::Action(Action::InkMove(p)));
+        }
+        feed(Input::Action(Action::InkUp));
+    }
+    shot("keyboard-handwriting")?;
     feed(session(
         "phone_change",
         "awaiting_number",
