@@ -183,6 +183,9 @@ fn ui_id_update_end_to_end_in_elderly_mode() {
             small.is_empty(),
             "{screen}: smaller than {large} px: {small:?}"
         );
+        // Larger, and still all on the screen.
+        let off = ui.buttons_off_screen();
+        assert!(off.is_empty(), "{screen}: off the screen: {off:?}");
     };
     check(&ui, "attract");
     let heading = ui.height_of("欢迎使用自助服务").expect("the welcome");
@@ -265,12 +268,22 @@ fn ui_security_answer_on_elderly_key_pages_in_english_is_accepted() {
         "{:?}",
         ui.small_buttons(large)
     );
+    assert!(
+        ui.buttons_off_screen().is_empty(),
+        "{:?}",
+        ui.buttons_off_screen()
+    );
     ui.touch("OK");
     ui.wait_screen("new_number");
     assert!(
         ui.small_buttons(large).is_empty(),
         "{:?}",
         ui.small_buttons(large)
+    );
+    assert!(
+        ui.buttons_off_screen().is_empty(),
+        "{:?}",
+        ui.buttons_off_screen()
     );
 }
 

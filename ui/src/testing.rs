@@ -324,6 +324,41 @@ impl UiDriver {
         self.window.global::<Ui>().get_touch()
     }
 
+    /// Buttons that do not fit inside the window (a layout too large for
+    /// the screen pushes them off its edge).
+    pub fn buttons_off_screen(&self) -> Vec<String> {
+        let window = self
+            .window
+            .window()
+            .size()
+            .to_logical(self.window.window().scale_factor());
+        self.window
+            .root_element()
+            .query_descendants()
+            .match_accessible_role(AccessibleRole::Button)
+            .find_all()
+            .iter()
+            .filter_map(|e| {
+                let at = e.absolute_position();
+                let size = e.size();
+                let outside = at.x < -0.5
+                    || at.y < -0.5
+                    || at.x + size.width > window.width + 0.5
+                    || at.y + size.height > window.height + 0.5;
+                outside.then(|| {
+                    format!(
+                        "{:?} at {},{} {}x{}",
+                        e.accessible_label().unwrap_or_default(),
+                        at.x,
+                        at.y,
+                        size.width,
+                        size.height
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Move the UI's clock forward (idle countdowns) without waiting.
     pub fn advance_clock(&self, by: Duration) {
         self.controller.borrow_mut().advance_clock(by);
