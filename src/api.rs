@@ -652,9 +652,12 @@ async fn handle_request(
         Request::QueueReprint(p) => to_value(services.queue.queue_reprint(p).await?),
         Request::QueueCall(p) => to_value(services.queue.queue_call(p).await?),
         Request::QueueStatus => to_value(services.queue.queue_status().await?),
-        Request::SessionStart(p) => {
-            to_value(services.sessions.session_start(&p.flow, caller.pid).await?)
-        }
+        Request::SessionStart(p) => to_value(
+            services
+                .sessions
+                .session_start(&p.flow, p.elderly, caller.pid)
+                .await?,
+        ),
         Request::SessionInput(p) => to_value(
             services
                 .sessions

@@ -79,6 +79,9 @@ pub struct SessionSection {
     pub idle_timeout_s: u64,
     /// The warning comes this many seconds before the end (0: none).
     pub idle_warning_s: u64,
+    /// Rules A2, A4: both idle times are this many times longer in a
+    /// session the customer started in the elderly-friendly mode.
+    pub elderly_idle_factor: u32,
     /// Rule I9: updates accepted from this many days before the old card's
     /// expiry (set both `update_window_days_*` to turn the window on).
     pub update_window_days_before: Option<u32>,
@@ -96,6 +99,7 @@ impl Default for SessionSection {
         SessionSection {
             idle_timeout_s: 120,
             idle_warning_s: 20,
+            elderly_idle_factor: 2,
             update_window_days_before: None,
             update_window_days_after: None,
             bank_wait_ms: 3000,
@@ -542,6 +546,9 @@ impl Config {
             problems
                 .push("session.idle_warning_s: must be less than session.idle_timeout_s".into());
         }
+        if !(1..=10).contains(&session.elderly_idle_factor) {
+            problems.push("session.elderly_idle_factor: must be between 1 and 10".into());
+        }
         if session.update_window_days_before.is_some() != session.update_window_days_after.is_some()
         {
             problems
@@ -725,7 +732,7 @@ profile = "smart_teller"
         );
         let c = Config::parse(&berlin).expect("valid");
         assert_eq!(
-            crate::session::flow_settings(&c).timezone,
+            crate::session::flow_settings(&c, false).timezone,
             chrono_tz::Europe::Berlin
         );
         let bad = Config::problems(&format!(
@@ -753,14 +760,19 @@ profile = "smart_teller"
         assert_eq!(c.session.idle_warning_s, 20);
         assert!(c.session.update_window_days_before.is_none());
         assert!(!c.session.end_on_card_removal);
-        let settings = crate::session::flow_settings(&c);
+        let settings = crate::session::flow_settings(&c, false);
         assert!(settings.update_window.is_none());
         assert_eq!(settings.timezone, chrono_tz::Asia::Shanghai);
+        // Rules A2, A4: a session started in the elderly-friendly mode
+        // has twice the idle times by default.
+        let elderly = crate::session::flow_settings(&c, true);
+        assert_eq!(elderly.idle_timeout, settings.idle_timeout * 2);
+        assert_eq!(elderly.idle_warning, settings.idle_warning * 2);
         let with_window = Config::parse(&format!(
             "{MINIMAL}\n[session]\nupdate_window_days_before = 30\nupdate_window_days_after = 90\n"
         ))
         .expect("valid");
-        let window = crate::session::flow_settings(&with_window)
+        let window = crate::session::flow_settings(&with_window, false)
             .update_window
             .expect("window on");
         assert_eq!((window.days_before, window.days_after), (30, 90));

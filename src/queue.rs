@@ -129,7 +129,7 @@ impl Queue {
             code: Some(code.into()),
             change_id: None,
         };
-        let settings = crate::session::flow_settings(&self.deps.config);
+        let settings = crate::session::flow_settings(&self.deps.config, false);
         let now = Utc::now();
         let request = match flow::swipe_lookup(&card.identity, settings.today(now)) {
             Ok(request) => request,

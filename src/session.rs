@@ -64,8 +64,9 @@ enum Command {
     Input(SessionInput, oneshot::Sender<SessionInfo>),
 }
 
-/// The flows' settings from the config.
-pub fn flow_settings(config: &crate::config::Config) -> FlowSettings {
+/// The flows' settings from the config; `elderly` (rule A2): the idle
+/// times are `[session] elderly_idle_factor` times longer.
+pub fn flow_settings(config: &crate::config::Config, elderly: bool) -> FlowSettings {
     let s = &config.session;
     let update_window = match (s.update_window_days_before, s.update_window_days_after) {
         (Some(days_before), Some(days_after)) => Some(UpdateWindow {
@@ -74,10 +75,11 @@ pub fn flow_settings(config: &crate::config::Config) -> FlowSettings {
         }),
         _ => None,
     };
+    let idle_factor = if elderly { s.elderly_idle_factor } else { 1 };
     FlowSettings {
         timezone: config.branch_timezone(),
-        idle_timeout: Duration::from_secs(s.idle_timeout_s),
-        idle_warning: Duration::from_secs(s.idle_warning_s),
+        idle_timeout: Duration::from_secs(s.idle_timeout_s) * idle_factor,
+        idle_warning: Duration::from_secs(s.idle_warning_s) * idle_factor,
         update_window,
         mask: config.masking,
         print_slip: config.printer.is_some(),
@@ -119,14 +121,15 @@ impl Sessions {
         self.owner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `session_start`.
-    /// `session_start` by the process `owner` (its peer pid).
+    /// `session_start` by the process `owner` (its peer pid); `elderly`:
+    /// the elderly-friendly mode's longer idle times (rules A2, A4).
     pub async fn session_start(
         self: &Arc<Self>,
         flow: &str,
+        elderly: bool,
         owner: Option<i32>,
     ) -> Result<SessionInfo, ApiError> {
-        let settings = flow_settings(&self.deps.config);
+        let settings = flow_settings(&self.deps.config, elderly);
         let mut flow: Box<dyn Flow> = match flow {
             "id_update" => Box::new(IdUpdateFlow::new(settings)),
             "phone_change" => Box::new(PhoneFlow::new(settings)),
@@ -367,6 +370,13 @@ impl Runner {
             SessionInput::Code { code } => Input::CodeEntered(Zeroizing::new(code)),
             SessionInput::Resend => Input::ResendCode,
             SessionInput::ChangeNumber => Input::ChangeNumber,
+            SessionInput::MoreTime => Input::MoreTime,
+            SessionInput::Elderly { on } => {
+                // The flow knows its clock, not the config's factor.
+                let settings = flow_settings(&self.sessions.deps.config, on);
+                self.flow.idle_mut().set_times(&settings);
+                Input::MoreTime
+            }
         };
         self.drive(input).await;
     }
@@ -430,7 +440,9 @@ impl Runner {
                         self.info.message = Some(flow_message(&r.message()));
                         self.info.refusal = Some(r.clone());
                     }
-                    Effect::IdleWarning(m) => self.info.message = Some(flow_message(&m)),
+                    Effect::IdleWarning(m) | Effect::MoreTime(m) => {
+                        self.info.message = Some(flow_message(&m))
+                    }
                     Effect::Finish(o) => {
                         let (name, change_id) = outcome_name(&o.kind);
                         self.info.outcome = Some(name);
@@ -581,9 +593,11 @@ impl Runner {
                 self.audit(note).await;
                 None
             }
-            Effect::Show(_) | Effect::Notice(_) | Effect::IdleWarning(_) | Effect::Finish(_) => {
-                None
-            }
+            Effect::Show(_)
+            | Effect::Notice(_)
+            | Effect::IdleWarning(_)
+            | Effect::MoreTime(_)
+            | Effect::Finish(_) => None,
         }
     }
 
@@ -604,7 +618,7 @@ impl Runner {
         if !self.sessions.deps.printer.configured() {
             return;
         }
-        let tz = flow_settings(&self.sessions.deps.config).timezone;
+        let tz = flow_settings(&self.sessions.deps.config, false).timezone;
         let (outcome, reference) = match finished {
             Some(o) => (
                 format!("{} {}", o.message.zh, o.message.en),

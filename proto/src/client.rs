@@ -229,8 +229,19 @@ impl Client {
 
     /// Start a customer session: `id_update` or `phone_change`.
     pub async fn session_start(&mut self, flow: &str) -> Result<SessionInfo, ClientError> {
+        self.session_start_with(flow, false).await
+    }
+
+    /// Start a customer session; `elderly` (rule A2): with the longer idle
+    /// times of the elderly-friendly mode.
+    pub async fn session_start_with(
+        &mut self,
+        flow: &str,
+        elderly: bool,
+    ) -> Result<SessionInfo, ClientError> {
         self.call_typed(&Request::SessionStart(SessionStartParams {
             flow: flow.to_string(),
+            elderly,
         }))
         .await
     }

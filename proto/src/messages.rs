@@ -98,6 +98,10 @@ pub struct TechnicianUnlocked {
 pub struct SessionStartParams {
     /// `id_update` (rules I1–I9) or `phone_change` (rules P1–P7).
     pub flow: String,
+    /// Rule A2/A4: the customer chose the elderly-friendly mode, so the
+    /// session's idle times are `[session] elderly_idle_factor` longer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub elderly: bool,
 }
 
 /// `session_input` params.
@@ -125,6 +129,13 @@ pub enum SessionInput {
     Resend,
     /// Type another new number.
     ChangeNumber,
+    /// Rule A4: the customer asked for more time (the idle warning's
+    /// button): the idle clock starts again, nothing else changes.
+    MoreTime,
+    /// Rule A2: the customer switched the elderly-friendly mode during the
+    /// session: its idle times become those of the mode (longer when
+    /// `on`), and the idle clock restarts as with `MoreTime`.
+    Elderly { on: bool },
 }
 
 impl std::fmt::Debug for SessionInput {
@@ -137,6 +148,9 @@ impl std::fmt::Debug for SessionInput {
             SessionInput::Code { .. } => "Code(<redacted>)",
             SessionInput::Resend => "Resend",
             SessionInput::ChangeNumber => "ChangeNumber",
+            SessionInput::MoreTime => "MoreTime",
+            SessionInput::Elderly { on: true } => "Elderly(on)",
+            SessionInput::Elderly { on: false } => "Elderly(off)",
         })
     }
 }

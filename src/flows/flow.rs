@@ -67,6 +67,11 @@ pub trait Flow: Send + Sync {
         if !matches!(input, Input::Tick) {
             self.idle_mut().touch(now);
         }
+        if matches!(input, Input::MoreTime) {
+            // Rule A4: the touch above is the whole point; every flow in
+            // every stage takes it and stays where it is.
+            return vec![Effect::MoreTime(super::messages::more_time())];
+        }
         self.step(input, now)
     }
 
@@ -133,6 +138,8 @@ pub enum Input {
     },
     /// The bank is unreachable; the change waits in the outbox.
     ChangeQueued,
+    /// Rule A4: the customer asked for more time; the idle clock restarts.
+    MoreTime,
     Tick,
 }
 
@@ -171,6 +178,7 @@ impl fmt::Debug for Input {
                 .field(message)
                 .finish(),
             Input::ChangeQueued => f.write_str("ChangeQueued"),
+            Input::MoreTime => f.write_str("MoreTime"),
             Input::Tick => f.write_str("Tick"),
         }
     }
@@ -208,6 +216,8 @@ pub enum Effect {
     Audit(AuditNote),
     /// The session ends soon without an input.
     IdleWarning(CustomerMessage),
+    /// Rule A4: the idle clock was restarted at the customer's request.
+    MoreTime(CustomerMessage),
     /// The flow is over; its personal data is gone.
     Finish(Outcome),
 }
@@ -384,6 +394,14 @@ impl Idle {
             last: None,
             warned: false,
         }
+    }
+
+    /// New idle times (rule A2: the elderly-friendly mode's, switched on
+    /// or off during the session); they count from the next touch.
+    pub fn set_times(&mut self, settings: &FlowSettings) {
+        let fresh = Idle::new(settings);
+        self.timeout = fresh.timeout;
+        self.warning = fresh.warning;
     }
 
     pub fn touch(&mut self, now: DateTime<Utc>) {

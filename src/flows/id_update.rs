@@ -1061,6 +1061,50 @@ pub(super) mod tests {
         assert_eq!(finish(&effects).kind, OutcomeKind::TimedOut);
     }
 
+    /// Rule A2: the elderly-friendly mode switched on during the session
+    /// gives it the mode's longer idle times from the next input on.
+    #[test]
+    fn rule_a2_elderly_idle_times_set_during_the_session_count_from_the_next_input() {
+        let (mut flow, _) = started(card());
+        flow.start_idle_clock(utc("2025-03-14T02:00:00Z"));
+        assert_eq!(flow.next_wakeup(), Some(utc("2025-03-14T02:01:40Z")));
+        flow.idle_mut().set_times(&FlowSettings {
+            idle_timeout: std::time::Duration::from_secs(240),
+            idle_warning: std::time::Duration::from_secs(40),
+            ..FlowSettings::default()
+        });
+        flow.handle(Input::MoreTime, utc("2025-03-14T02:00:10Z"));
+        assert_eq!(flow.next_wakeup(), Some(utc("2025-03-14T02:03:30Z")));
+    }
+
+    /// Rule A4: "more time" after the warning restarts the idle clock
+    /// in the stage the customer is in, and says so; the next warning
+    /// comes a whole timeout later.
+    #[test]
+    fn rule_a4_more_time_after_the_warning_restarts_the_idle_clock() {
+        let (mut flow, _) = started(card());
+        let identity = card();
+        flow.handle(
+            Input::LookupAnswered(Ok(customer_for(&identity))),
+            utc("2025-03-14T02:00:00Z"),
+        );
+        let stage = flow.stage();
+        let effects = flow.handle(Input::Tick, utc("2025-03-14T02:01:45Z"));
+        assert!(matches!(effects.as_slice(), [Effect::IdleWarning(_)]));
+        let effects = flow.handle(Input::MoreTime, utc("2025-03-14T02:01:50Z"));
+        let [Effect::MoreTime(m)] = effects.as_slice() else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(m.code, "more_time");
+        assert_eq!(flow.stage(), stage, "the customer stays where they were");
+        assert_eq!(flow.next_wakeup(), Some(utc("2025-03-14T02:03:30Z")));
+        assert!(
+            flow.handle(Input::Tick, utc("2025-03-14T02:02:00Z"))
+                .is_empty(),
+            "no end at the old deadline"
+        );
+    }
+
     #[test]
     fn rule_s2_idle_timeout_warns_then_ends_and_wipes_the_card() {
         let (mut flow, _) = started(card());

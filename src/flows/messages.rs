@@ -280,6 +280,15 @@ pub fn idle_warning(seconds_left: u64) -> CustomerMessage {
     }
 }
 
+/// Rule A4: the customer asked for more time and the idle clock restarted.
+pub fn more_time() -> CustomerMessage {
+    CustomerMessage {
+        code: "more_time",
+        zh: "好的，已为您延长时间，请继续办理".into(),
+        en: "You have more time: please carry on".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +415,7 @@ mod tests {
             cancelled(),
             timed_out(),
             idle_warning(20),
+            more_time(),
         ] {
             assert!(!m.zh.is_empty() && !m.en.is_empty() && !m.code.is_empty());
         }

@@ -918,6 +918,48 @@ async fn rule_s2_idle_session_warns_then_times_out() {
     k.assert_clean();
 }
 
+/// Rule A4: "more time" after the idle warning restarts kioskd's idle
+/// clock: the answer says so (`more_time`), the customer stays on the
+/// same step, and the session's next news is a second warning, not its
+/// end (without the input, the end follows the first warning).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_a4_more_time_after_the_idle_warning_keeps_the_session_alive() {
+    // The warning comes 1 s in; the test has 3 s to answer it.
+    let mut k = kiosk_with("idle_timeout_s = 4\nidle_warning_s = 3\n", false).await;
+    let info = k.start_with_card("phone_change", resident()).await;
+    assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
+    let id = info.session_id.clone().unwrap();
+    // The session's next event that warns or ends.
+    async fn warned_or_ended(k: &mut Kiosk, id: &str) -> SessionInfo {
+        k.c.wait_event(DEADLINE, |e| match e {
+            Event::Session(i)
+                if i.session_id.as_deref() == Some(id)
+                    && (!i.active
+                        || i.message.as_ref().is_some_and(|m| m.code == "idle_warning")) =>
+            {
+                Some(i.clone())
+            }
+            _ => None,
+        })
+        .await
+        .expect("a warning or the end")
+    }
+    let first = warned_or_ended(&mut k, &id).await;
+    assert!(first.active, "{first:?}");
+    let answer = k.input(SessionInput::MoreTime).await;
+    assert!(answer.active, "{answer:?}");
+    assert_eq!(answer.stage, Stage::AwaitingAnswer);
+    let message = answer.message.expect("the clock's news");
+    assert_eq!(message.code, "more_time");
+    assert!(!message.zh.is_empty() && !message.en.is_empty());
+    let next = warned_or_ended(&mut k, &id).await;
+    assert!(next.active, "a second warning, not the end: {next:?}");
+    assert_eq!(next.stage, Stage::AwaitingAnswer);
+    let end = k.c.session_cancel().await.expect("cancel");
+    assert_eq!(end.outcome, Some(Outcome::Cancelled), "{end:?}");
+    k.assert_clean();
+}
+
 /// With `end_on_card_removal`, taking the card away ends the session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_s2_card_removed_ends_the_session_where_configured() {

@@ -171,6 +171,187 @@ fn ui_phone_change_with_wrong_answer_and_wrong_code_in_english() {
     k.assert_clean();
 }
 
+/// Rule A2 through a whole ID update: the customer turns the
+/// elderly-friendly mode on at the start; every screen of the flow has
+/// touch targets at least 1.5 times the standard 15 mm and text 1.5 times
+/// taller, plain words and no secondary hints; the change is applied;
+/// the next customer starts in the standard mode again.
+#[test]
+fn ui_id_update_end_to_end_in_elderly_mode() {
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk("smart_teller", DEFAULT_SESSION, false, "");
+    let standard = touch_px();
+    let large = standard * 1.5;
+    let standard_heading = ui.height_of("欢迎使用自助服务").expect("the welcome");
+    ui.touch("长辈模式");
+    assert!(ui.elderly());
+    assert!(ui.touch_px() >= large, "{} px", ui.touch_px());
+    // Every button of every screen, the toggle and the language too.
+    let check = |ui: &UiDriver, screen: &str| {
+        assert_eq!(ui.screen(), screen);
+        let small = ui.small_buttons(large);
+        assert!(
+            small.is_empty(),
+            "{screen}: smaller than {large} px: {small:?}"
+        );
+        // Larger, and still all on the screen.
+        let off = ui.buttons_off_screen();
+        assert!(off.is_empty(), "{screen}: off the screen: {off:?}");
+    };
+    check(&ui, "attract");
+    let heading = ui.height_of("欢迎使用自助服务").expect("the welcome");
+    assert!(
+        heading + 1.0 >= standard_heading * 1.5,
+        "heading {heading} px, standard {standard_heading} px"
+    );
+    ui.touch("请触摸屏幕开始");
+    ui.wait_screen("menu");
+    check(&ui, "menu");
+    // Plain words: "I have a new ID card", not "update ID card validity".
+    assert!(!ui.shows("更新身份证有效期"), "{}", ui.all_text());
+    ui.touch("换了新身份证");
+    ui.wait_screen("place_card");
+    check(&ui, "place_card");
+    assert!(ui.shows("请放身份证"), "{}", ui.all_text());
+    let card = resident();
+    k.sam.place(card.clone());
+    ui.wait_screen("confirm_id");
+    check(&ui, "confirm_id");
+    assert_eq!(ui.value_of("姓名").as_deref(), Some("张**"));
+    assert!(ui.value_of("旧证到期").unwrap().contains("2020-03-07"));
+    assert!(ui.value_of("新证到期").unwrap().contains("2040"));
+    // The same details in the standard mode, for the text size.
+    let large_value = ui.height_of("姓名").expect("the name");
+    ui.touch("长辈模式");
+    assert!(!ui.elderly());
+    let standard_value = ui.height_of("姓名").expect("the name");
+    assert!(
+        large_value + 1.0 >= standard_value * 1.5,
+        "name {large_value} px, standard {standard_value} px"
+    );
+    ui.touch("长辈模式");
+    check(&ui, "confirm_id");
+    ui.touch("对，办理");
+    ui.wait_screen("result");
+    check(&ui, "result");
+    assert!(ui.shows("办理成功"), "{}", ui.all_text());
+    assert!(ui.shows("别忘了拿走身份证"), "{}", ui.all_text());
+    let record = k.bank().customer("C000001").expect("C000001").record;
+    assert!(record.valid_until.starts_with("2040"), "{record:?}");
+    ui.touch("完成");
+    ui.wait_screen("attract");
+    assert!(
+        !ui.elderly(),
+        "the next customer starts in the standard mode"
+    );
+    assert_eq!(ui.touch_px(), standard);
+    k.assert_clean();
+}
+
+/// Rule A2 on the text keyboard: fewer, larger keys (seven letters a
+/// page in landscape, with a key to the next page), every key at least
+/// 1.5 times the standard target; an answer typed across the pages is
+/// accepted.
+#[test]
+fn ui_security_answer_on_elderly_key_pages_in_english_is_accepted() {
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk("smart_teller", DEFAULT_SESSION, false, "");
+    ui.touch("English");
+    ui.touch("Large text");
+    // Plain words in the elderly-friendly mode.
+    ui.touch("Touch the screen to start");
+    ui.touch("Change my phone number");
+    ui.wait_screen("place_card");
+    k.sam
+        .place(kiosk_sim::CardProfile::builtin("foreign-2017").expect("profile"));
+    ui.wait_screen("question");
+    let large = touch_px() * 1.5;
+    assert!(
+        ui.small_buttons(large).is_empty(),
+        "{:?}",
+        ui.small_buttons(large)
+    );
+    // Seven letters a page in landscape, and the key to the next page.
+    assert!(ui.shows("a") && !ui.shows("h"), "{}", ui.all_text());
+    assert_eq!(ui.page_key(), "H–N");
+    type_on_key_pages(&ui, "Lincoln");
+    assert!(
+        ui.small_buttons(large).is_empty(),
+        "{:?}",
+        ui.small_buttons(large)
+    );
+    assert!(
+        ui.buttons_off_screen().is_empty(),
+        "{:?}",
+        ui.buttons_off_screen()
+    );
+    ui.touch("OK");
+    ui.wait_screen("new_number");
+    assert!(
+        ui.small_buttons(large).is_empty(),
+        "{:?}",
+        ui.small_buttons(large)
+    );
+    assert!(
+        ui.buttons_off_screen().is_empty(),
+        "{:?}",
+        ui.buttons_off_screen()
+    );
+}
+
+/// Types `text` on the elderly-friendly keys: turns pages until each
+/// letter's key is shown; Shift for a capital.
+fn type_on_key_pages(ui: &UiDriver, text: &str) {
+    for c in text.chars() {
+        let upper = c.is_ascii_uppercase();
+        if upper {
+            ui.touch("Shift");
+        }
+        let key = c.to_string();
+        for _ in 0..4 {
+            if ui.shows(&key) {
+                break;
+            }
+            ui.touch(&ui.page_key());
+        }
+        ui.touch(&key);
+        if upper {
+            ui.touch("Shift");
+        }
+    }
+}
+
+/// Rule A4 on screen: kioskd's idle warning shows "more time"; touching
+/// it restarts kioskd's idle clock (its answer says `more_time`), the
+/// customer stays on the confirmation and can still confirm.
+#[test]
+fn ui_more_time_on_the_idle_warning_keeps_the_session_alive() {
+    // The warning comes 1 s in; the test has 3 s to answer it.
+    let session = "idle_timeout_s = 4\nidle_warning_s = 3\nbank_wait_ms = 30000\n";
+    let UiKiosk { mut ui, k, rt: _rt } = ui_kiosk("smart_teller", session, false, "");
+    ui.touch("English");
+    ui.touch("Touch the screen to start");
+    ui.touch("Update ID card validity");
+    ui.wait_screen("place_card");
+    k.sam.place(resident());
+    ui.wait_screen("confirm_id");
+    assert!(!ui.shows("More time"));
+    ui.pump_until("kioskd's idle warning", |ui| ui.shows("More time"));
+    assert_eq!(ui.message_code().as_deref(), Some("idle_warning"));
+    ui.touch("More time");
+    ui.pump_until("kioskd's more time", |ui| {
+        ui.message_code().as_deref() == Some("more_time")
+    });
+    assert_eq!(ui.screen(), "confirm_id");
+    assert!(!ui.shows("More time"), "the offer goes once kioskd agreed");
+    ui.touch("Confirm");
+    ui.wait_screen("result");
+    assert!(
+        ui.shows("Done: your details are updated"),
+        "{}",
+        ui.all_text()
+    );
+    k.assert_clean();
+}
+
 /// A key pressed twice counts twice: with one digit typed, the field
 /// shows a text equal to the next key's label, and the key (not that
 /// text) must take the touch. A code whose first two digits are equal

@@ -185,8 +185,8 @@ async fn execute(client: &mut Client, command: Command, sink: &Sink) -> Result<(
         }
     }
     match command {
-        Command::SessionStart(flow) => {
-            let answer = client.session_start(&flow).await;
+        Command::SessionStart { flow, elderly } => {
+            let answer = client.session_start_with(&flow, elderly).await;
             sink(Input::SessionAnswer(match answer {
                 Ok(info) => Ok(Box::new(info)),
                 Err(e) => Err(refusal(e)?),

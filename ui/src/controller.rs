@@ -22,6 +22,8 @@ pub struct Settings {
     pub timing: Timing,
     /// Voice guidance (rule A3).
     pub voice: VoiceSettings,
+    /// Rule A2: every customer starts in the elderly-friendly mode.
+    pub elderly: bool,
 }
 
 impl Default for Settings {
@@ -31,6 +33,7 @@ impl Default for Settings {
             portrait: false,
             timing: Timing::default(),
             voice: VoiceSettings::default(),
+            elderly: false,
         }
     }
 }
@@ -40,7 +43,16 @@ impl Settings {
     pub fn touch_px(&self) -> f32 {
         (self.dpi * 15.0 / 25.4).ceil()
     }
+
+    /// The smallest touch target in the elderly-friendly mode: 1.5 times
+    /// the standard one (rule A2); every text size follows it.
+    pub fn elderly_touch_px(&self) -> f32 {
+        (self.touch_px() * ELDERLY_SCALE).ceil()
+    }
 }
+
+/// Rule A2: text and touch targets at least 1.5 times larger.
+const ELDERLY_SCALE: f32 = 1.5;
 
 /// Owns the model and the window; lives on the UI thread.
 pub struct Controller {
@@ -52,8 +64,12 @@ pub struct Controller {
     candidates: Rc<VecModel<slint::SharedString>>,
     key_rows: Rc<VecModel<KeyRow>>,
     portrait: bool,
+    /// The touch target of the standard and the elderly-friendly mode.
+    touch_px: f32,
+    elderly_touch_px: f32,
     shown: Option<View>,
-    lang: Option<Lang>,
+    /// The texts set: language and plain wording.
+    texts: Option<(Lang, bool)>,
     /// Added to the clock: tests move time forward without waiting.
     clock_offset: Duration,
     ticker: slint::Timer,
@@ -88,8 +104,10 @@ impl Controller {
         let key_rows = Rc::new(VecModel::default());
         ui.set_kb_candidates(ModelRc::from(candidates.clone()));
         ui.set_kb_rows(ModelRc::from(key_rows.clone()));
+        let mut model = Model::with_engines(settings.timing, Instant::now(), engines);
+        model.set_elderly_default(settings.elderly);
         let controller = Rc::new(RefCell::new(Controller {
-            model: Model::with_engines(settings.timing, Instant::now(), engines),
+            model,
             window: window.clone_strong(),
             commands,
             services,
@@ -97,8 +115,10 @@ impl Controller {
             candidates,
             key_rows,
             portrait: settings.portrait,
+            touch_px: settings.touch_px(),
+            elderly_touch_px: settings.elderly_touch_px(),
             shown: None,
-            lang: None,
+            texts: None,
             clock_offset: Duration::ZERO,
             ticker: slint::Timer::default(),
             voice: Voice::start(&settings.voice),
@@ -182,12 +202,19 @@ impl Controller {
         }
         let ui = self.window.global::<Ui>();
         let lang = self.model.lang();
-        if self.lang != Some(lang) {
-            ui.set_t(Texts::get(lang));
-            self.lang = Some(lang);
+        if self.texts != Some((lang, view.elderly)) {
+            ui.set_t(Texts::get(lang, view.elderly));
+            self.texts = Some((lang, view.elderly));
         }
         ui.set_screen(view.screen.into());
         ui.set_lang_en(view.lang_en);
+        ui.set_elderly(view.elderly);
+        ui.set_touch(if view.elderly {
+            self.elderly_touch_px
+        } else {
+            self.touch_px
+        });
+        ui.set_idle_warning(view.idle_warning);
         ui.set_queue_machine(view.queue_machine);
         ui.set_title(view.title.as_str().into());
         ui.set_message(view.message.as_str().into());
@@ -231,10 +258,25 @@ impl Controller {
                     .collect::<Vec<_>>(),
             );
         }
-        if shown_kb.map(|k| (k.mode, k.shift)) != Some((kb.mode, kb.shift)) {
+        let keys = (kb.mode, kb.shift, kb.key_page, view.elderly);
+        if self.shown.as_ref().map(|v| {
+            let k = &v.keyboard;
+            (k.mode, k.shift, k.key_page, v.elderly)
+        }) != Some(keys)
+        {
+            let layout = if view.elderly {
+                KeyLayout::Elderly {
+                    portrait: self.portrait,
+                }
+            } else if self.portrait {
+                KeyLayout::Portrait
+            } else {
+                KeyLayout::Landscape
+            };
+            let (rows, page_key) = key_rows(kb.mode, kb.shift, layout, kb.key_page);
+            ui.set_kb_page_key(page_key.into());
             self.key_rows.set_vec(
-                key_rows(kb.mode, kb.shift, self.portrait)
-                    .into_iter()
+                rows.into_iter()
                     .map(|row| KeyRow {
                         keys: ModelRc::new(VecModel::from(
                             row.chars()
@@ -279,6 +321,9 @@ fn parse_action(action: &str, argument: &str) -> Option<Action> {
         "touch" => Action::Touch,
         "start" => Action::Start,
         "language" => Action::Language,
+        "elderly" => Action::Elderly,
+        "more_time" => Action::MoreTime,
+        "key_page" => Action::KeyPage,
         "flow" => Action::Flow(argument.to_string()),
         "queue" => Action::QueueMenu,
         "service" => Action::Service(argument.to_string()),
@@ -320,22 +365,117 @@ fn parse_point(argument: &str) -> Option<Point> {
     Some([x.trim().parse().ok()?, y.trim().parse().ok()?])
 }
 
-/// The letter or digit keys, row by row: QWERTY where ten keys of 15 mm
-/// fit across (landscape), alphabetical rows of seven in portrait.
-fn key_rows(mode: &str, shift: bool, portrait: bool) -> Vec<String> {
-    let rows: &[&str] = match (mode, portrait) {
-        ("digits", false) => &["1234567890"],
-        ("digits", true) => &["12345", "67890"],
-        (_, false) => &["qwertyuiop", "asdfghjkl", "zxcvbnm"],
-        (_, true) => &["abcdefg", "hijklmn", "opqrstu", "vwxyz"],
+/// How the letter and digit keys are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyLayout {
+    Landscape,
+    Portrait,
+    /// Rule A2: fewer, larger keys, in alphabetical pages that fit the
+    /// screen at 1.5 times the size, with a key to the next page.
+    Elderly {
+        portrait: bool,
+    },
+}
+
+/// The keys, page by page and row by row: QWERTY where ten keys of 15 mm
+/// fit across (landscape), alphabetical rows of seven in portrait (one
+/// page each); in the elderly-friendly mode one row of seven (landscape)
+/// or two rows of five (portrait) a page.
+fn key_pages(mode: &str, layout: KeyLayout) -> &'static [&'static [&'static str]] {
+    match (mode, layout) {
+        ("digits", KeyLayout::Landscape) => &[&["1234567890"]],
+        ("digits", KeyLayout::Elderly { portrait: false }) => &[&["12345"], &["67890"]],
+        ("digits", _) => &[&["12345", "67890"]],
+        (_, KeyLayout::Landscape) => &[&["qwertyuiop", "asdfghjkl", "zxcvbnm"]],
+        (_, KeyLayout::Portrait) => &[&["abcdefg", "hijklmn", "opqrstu", "vwxyz"]],
+        (_, KeyLayout::Elderly { portrait: false }) => {
+            &[&["abcdefg"], &["hijklmn"], &["opqrstu"], &["vwxyz"]]
+        }
+        (_, KeyLayout::Elderly { portrait: true }) => {
+            &[&["abcde", "fghi"], &["jklmn", "opqr"], &["stuvw", "xyz"]]
+        }
+    }
+}
+
+/// The rows of page `page` (modulo the pages), shifted to upper case
+/// where Shift is on, and the label of the key to the next page (its
+/// keys' range, `H–N`; empty with a single page).
+fn key_rows(mode: &str, shift: bool, layout: KeyLayout, page: usize) -> (Vec<String>, String) {
+    let pages = key_pages(mode, layout);
+    let case = |r: &str| {
+        if shift && mode == "latin" {
+            r.to_ascii_uppercase()
+        } else {
+            r.to_string()
+        }
     };
-    rows.iter()
-        .map(|r| {
-            if shift && mode == "latin" {
-                r.to_ascii_uppercase()
+    let rows = pages[page % pages.len()].iter().map(|r| case(r)).collect();
+    let next_key = if pages.len() > 1 {
+        let next = pages[(page + 1) % pages.len()]
+            .concat()
+            .to_ascii_uppercase();
+        match (next.chars().next(), next.chars().last()) {
+            (Some(first), Some(last)) => format!("{first}–{last}"),
+            _ => String::new(),
+        }
+    } else {
+        String::new()
+    };
+    (rows, next_key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rule A2: the elderly-friendly keys are fewer per page than the
+    /// standard ones, each page's rows fit the screen at 1.5 times the
+    /// size (7 across in landscape, 5 in portrait, where 10 and 7 are the
+    /// standard), and the pages hold the whole alphabet once, in order.
+    #[test]
+    fn elderly_keys_come_in_pages_that_fit_and_hold_the_alphabet() {
+        for (portrait, across) in [(false, 7), (true, 5)] {
+            let layout = KeyLayout::Elderly { portrait };
+            let standard = if portrait {
+                KeyLayout::Portrait
             } else {
-                r.to_string()
+                KeyLayout::Landscape
+            };
+            let standard_keys = key_rows("latin", false, standard, 0).0.concat().len();
+            let pages = key_pages("latin", layout);
+            let mut alphabet = String::new();
+            for page in 0..pages.len() {
+                let (rows, next) = key_rows("latin", false, layout, page);
+                assert!(rows.iter().all(|r| r.len() <= across), "{rows:?}");
+                assert!(rows.concat().len() * 2 <= standard_keys, "{rows:?}");
+                assert!(!next.is_empty());
+                alphabet += &rows.concat();
             }
-        })
-        .collect()
+            assert_eq!(alphabet, "abcdefghijklmnopqrstuvwxyz");
+            for page in 0..key_pages("digits", layout).len() {
+                let rows = key_rows("digits", false, layout, page).0;
+                assert!(rows.iter().all(|r| r.len() <= across), "{rows:?}");
+            }
+        }
+        let landscape = KeyLayout::Elderly { portrait: false };
+        assert_eq!(
+            key_rows("latin", false, landscape, 0),
+            (vec!["abcdefg".to_string()], "H–N".to_string())
+        );
+        // Upper case with Shift; the page count wraps around.
+        assert_eq!(
+            key_rows("latin", true, landscape, 7),
+            (vec!["VWXYZ".to_string()], "A–G".to_string())
+        );
+        assert_eq!(key_rows("latin", false, KeyLayout::Landscape, 3).1, "");
+    }
+
+    #[test]
+    fn elderly_touch_targets_are_half_again_as_large() {
+        let s = Settings {
+            dpi: 160.0,
+            ..Settings::default()
+        };
+        assert!(s.elderly_touch_px() >= s.touch_px() * 1.5);
+    }
 }

@@ -120,6 +120,9 @@ pub enum Edit {
 pub struct Keyboard {
     mode: Mode,
     shift: bool,
+    /// The elderly-friendly keys come in pages: the page up (counted on;
+    /// the layout takes it modulo its number of pages).
+    key_page: usize,
     pinyin: PinyinState,
     /// Finished strokes, and the one being drawn.
     ink: Vec<Zeroizing<Vec<Point>>>,
@@ -142,6 +145,8 @@ impl std::fmt::Debug for Keyboard {
 pub struct KeyboardView {
     pub mode: &'static str,
     pub shift: bool,
+    /// The page of the elderly-friendly keys (modulo the layout's pages).
+    pub key_page: usize,
     pub preedit: String,
     pub candidates: Vec<String>,
     pub has_previous: bool,
@@ -190,6 +195,11 @@ impl Keyboard {
 
     pub fn toggle_shift(&mut self) {
         self.shift = !self.shift;
+    }
+
+    /// The elderly-friendly keys: show the next page of keys.
+    pub fn next_key_page(&mut self) {
+        self.key_page = self.key_page.wrapping_add(1);
     }
 
     /// A character key: a letter or a digit.
@@ -341,6 +351,7 @@ impl Keyboard {
         let mut v = KeyboardView {
             mode: self.mode.as_str(),
             shift: self.shift,
+            key_page: self.key_page,
             pinyin_available: engines.pinyin.is_some(),
             handwriting_available: engines.handwriting.is_some(),
             ..KeyboardView::default()

@@ -35,6 +35,17 @@ struct Args {
     /// Seconds without a touch before the screen goes back to the start.
     #[arg(long, env = "KIOSK_UI_IDLE_S", default_value_t = 60)]
     idle_s: u64,
+    /// Every customer starts in the elderly-friendly mode (长辈模式, rule A2:
+    /// 1.5 times larger text and touch targets, fewer things per screen,
+    /// plain wording); the button on every screen switches it for one
+    /// customer, and the next starts with this setting again.
+    #[arg(long, env = "KIOSK_UI_ELDERLY")]
+    elderly: bool,
+    /// In the elderly-friendly mode the UI's idle times are this many
+    /// times longer (kioskd's session has `[session] elderly_idle_factor`).
+    #[arg(long, env = "KIOSK_UI_ELDERLY_IDLE_FACTOR", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    elderly_idle_factor: u32,
     /// Fill the screen (a kiosk); a window otherwise.
     #[arg(long, env = "KIOSK_UI_FULLSCREEN")]
     fullscreen: bool,
@@ -173,6 +184,7 @@ fn run(args: Args, portrait: bool, voice_on: bool) -> anyhow::Result<()> {
         portrait,
         timing: Timing {
             idle: Duration::from_secs(args.idle_s.max(10)),
+            elderly_factor: args.elderly_idle_factor,
             ..Timing::default()
         },
         voice: VoiceSettings {
@@ -181,6 +193,7 @@ fn run(args: Args, portrait: bool, voice_on: bool) -> anyhow::Result<()> {
             clips: args.voices.clone(),
             output: VoiceOutput::parse(&args.voice_output),
         },
+        elderly: args.elderly,
     };
     // The keyboard's engines: librime deploys its schema into a fresh
     // temporary directory now; dropping the controller removes it.

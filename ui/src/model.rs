@@ -174,6 +174,12 @@ pub enum Action {
     Touch,
     Start,
     Language,
+    /// Rule A2: the elderly-friendly mode on or off.
+    Elderly,
+    /// Rule A4: the idle warning's "more time".
+    MoreTime,
+    /// The elderly-friendly keys: the next page of keys.
+    KeyPage,
     /// `id_update` or `phone_change`.
     Flow(String),
     QueueMenu,
@@ -240,14 +246,23 @@ pub enum Input {
 /// What the bridge must send to kioskd.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    SessionStart(String),
+    /// Start `flow`; `elderly`: with kioskd's longer idle times (rule A2).
+    SessionStart {
+        flow: String,
+        elderly: bool,
+    },
     SessionInput(SessionInput),
     SessionCancel,
-    QueueTake { service: String, use_card: bool },
+    QueueTake {
+        service: String,
+        use_card: bool,
+    },
     TechUnlock(Zeroizing<String>),
     TechLock,
     TechRefresh,
-    Selftest { print_test_page: bool },
+    Selftest {
+        print_test_page: bool,
+    },
     SyncRetryRejected,
 }
 
@@ -260,6 +275,9 @@ pub struct Timing {
     pub final_screen: Duration,
     /// The countdown shows during the last this-long.
     pub countdown: Duration,
+    /// Rules A2, A4: `idle` and `final_screen` are this many times longer
+    /// in the elderly-friendly mode.
+    pub elderly_factor: u32,
 }
 
 impl Default for Timing {
@@ -268,6 +286,7 @@ impl Default for Timing {
             idle: Duration::from_secs(60),
             final_screen: Duration::from_secs(20),
             countdown: Duration::from_secs(10),
+            elderly_factor: 2,
         }
     }
 }
@@ -310,6 +329,11 @@ pub struct DeviceLine {
 pub struct View {
     pub screen: &'static str,
     pub lang_en: bool,
+    /// Rule A2: larger text and targets, fewer things, plain words.
+    pub elderly: bool,
+    /// kioskd warned that the session ends soon (or the UI's own
+    /// countdown runs): "more time" is offered (rule A4).
+    pub idle_warning: bool,
     pub queue_machine: bool,
     /// The main line of a result or notice (in the screen's language).
     pub title: String,
@@ -350,6 +374,10 @@ pub struct View {
 #[derive(Debug)]
 pub struct Model {
     lang: Lang,
+    /// Rule A2: the elderly-friendly mode, and what each customer starts
+    /// with (the kiosk's setting).
+    elderly: bool,
+    elderly_default: bool,
     timing: Timing,
     connected: bool,
     profile: Profile,
@@ -399,6 +427,8 @@ impl Model {
             keyboard: Keyboard::new(Mode::Pinyin, &mut engines),
             engines,
             lang: Lang::Zh,
+            elderly: false,
+            elderly_default: false,
             timing,
             connected: false,
             profile: Profile::SmartTeller,
@@ -427,6 +457,25 @@ impl Model {
 
     pub fn screen(&self) -> Screen {
         self.screen
+    }
+
+    /// The kiosk's setting: every customer starts in the elderly-friendly
+    /// mode (`true`) or in the standard one.
+    pub fn set_elderly_default(&mut self, on: bool) {
+        self.elderly_default = on;
+        self.elderly = on;
+    }
+
+    pub fn elderly(&self) -> bool {
+        self.elderly
+    }
+
+    /// kioskd's idle warning is on screen (rule A4).
+    fn session_idle_warning(&self) -> bool {
+        self.screen.in_session()
+            && self.session.as_ref().is_some_and(|s| {
+                s.active && s.message.as_ref().is_some_and(|m| m.code == "idle_warning")
+            })
     }
 
     /// The code of kioskd's message on screen (`wrong_code`, ...): what a
@@ -581,7 +630,12 @@ impl Model {
             Screen::Ticket | Screen::PrinterFault | Screen::Result => self.timing.final_screen,
             _ => self.timing.idle,
         };
-        Some(self.last_touch + after)
+        let factor = if self.elderly {
+            self.timing.elderly_factor
+        } else {
+            1
+        };
+        Some(self.last_touch + after * factor)
     }
 
     /// Whether the bridge should keep sending [`Input::Tick`]s (a countdown
@@ -623,12 +677,30 @@ impl Model {
     }
 
     fn on_action(&mut self, action: Action, out: &mut Vec<Command>) {
-        if self.screen == Screen::Unavailable && action != Action::Language {
+        if self.screen == Screen::Unavailable
+            && !matches!(action, Action::Language | Action::Elderly)
+        {
             return;
         }
         match action {
             Action::Touch => {}
             Action::Language => self.lang = self.lang.other(),
+            Action::Elderly => {
+                self.elderly = !self.elderly;
+                // kioskd's session takes the mode's idle times too.
+                if self.screen.in_session() && self.session.as_ref().is_some_and(|s| s.active) {
+                    out.push(Command::SessionInput(SessionInput::Elderly {
+                        on: self.elderly,
+                    }));
+                }
+            }
+            // On the UI's own countdown the touch itself was enough.
+            Action::MoreTime => {
+                if self.session_idle_warning() {
+                    out.push(Command::SessionInput(SessionInput::MoreTime));
+                }
+            }
+            Action::KeyPage => self.keyboard.next_key_page(),
             Action::Start => {
                 if self.screen == Screen::Attract {
                     self.go(if self.profile == Profile::QueueMachine {
@@ -780,7 +852,10 @@ impl Model {
         self.card_present = false;
         self.card_used = false;
         self.go(Screen::Working);
-        out.push(Command::SessionStart(flow));
+        out.push(Command::SessionStart {
+            flow,
+            elderly: self.elderly,
+        });
     }
 
     fn field(&mut self) -> Option<&mut Zeroizing<String>> {
@@ -931,6 +1006,8 @@ impl Model {
     /// Back to the attract screen with nothing of the last customer left.
     fn reset(&mut self) {
         self.dismiss();
+        // The next customer starts with the kiosk's setting.
+        self.elderly = self.elderly_default;
         self.card_name = None;
         self.ticket = None;
         self.ticket_pending = false;
@@ -980,6 +1057,8 @@ impl Model {
         let mut v = View {
             screen: self.screen.as_str(),
             lang_en: lang == Lang::En,
+            // The technician's screens stay dense: the mode is the customer's.
+            elderly: self.elderly && !matches!(self.screen, Screen::TechPin | Screen::Technician),
             queue_machine: self.profile == Profile::QueueMachine,
             services: self
                 .services
@@ -1000,6 +1079,7 @@ impl Model {
                 v.countdown_s = left.as_secs_f64().ceil() as i32;
             }
         }
+        v.idle_warning = v.countdown_s > 0 || self.session_idle_warning();
         v.reading = self.screen == Screen::PlaceCard && self.card_present;
         v.card_name = self.card_name.clone().unwrap_or_default();
         if let Some(session) = &self.session {
@@ -1236,7 +1316,13 @@ mod tests {
         act(&mut m, Action::Start, t);
         assert_eq!(m.screen(), Screen::Menu);
         let cmds = act(&mut m, Action::Flow("phone_change".into()), t);
-        assert_eq!(cmds, vec![Command::SessionStart("phone_change".into())]);
+        assert_eq!(
+            cmds,
+            vec![Command::SessionStart {
+                flow: "phone_change".into(),
+                elderly: false
+            }]
+        );
         let code = serde_json::json!({"kind": "code", "masked_mobile": "139****5678",
             "expires_in_s": 300, "resend_in_s": 60});
         let confirm = serde_json::json!({"kind": "confirm_phone", "old_masked": "138****0001",
@@ -1471,6 +1557,130 @@ mod tests {
         assert_eq!(cmds, vec![Command::TechRefresh]);
         assert_eq!(act(&mut m, Action::TechExit, t), vec![Command::TechLock]);
         assert_eq!(m.screen(), Screen::Attract);
+    }
+
+    /// Rule A2: the toggle works on any screen, the session kioskd starts
+    /// has the longer idle times, and the next customer starts fresh with
+    /// the kiosk's setting.
+    #[test]
+    fn elderly_mode_toggles_reaches_kioskd_and_resets_for_the_next_customer() {
+        let (mut m, t) = connected("smart_teller");
+        assert!(!m.view().elderly);
+        act(&mut m, Action::Elderly, t);
+        assert!(m.view().elderly);
+        act(&mut m, Action::Start, t);
+        assert!(m.view().elderly, "kept from screen to screen");
+        let cmds = act(&mut m, Action::Flow("id_update".into()), t);
+        assert_eq!(
+            cmds,
+            vec![Command::SessionStart {
+                flow: "id_update".into(),
+                elderly: true
+            }]
+        );
+        m.handle(
+            Input::Event(Box::new(Event::Session(session(
+                "finished",
+                serde_json::Value::Null,
+            )))),
+            t,
+        );
+        assert!(m.view().elderly, "the customer still reads the end");
+        act(&mut m, Action::Done, t);
+        assert_eq!(m.screen(), Screen::Attract);
+        assert!(!m.view().elderly, "the next customer starts fresh");
+        act(&mut m, Action::Elderly, t);
+        act(&mut m, Action::TechCorner, t);
+        assert!(!m.view().elderly, "the technician's screens stay standard");
+        act(&mut m, Action::Cancel, t);
+        assert!(!m.view().elderly, "and the next customer starts fresh");
+        // A kiosk set to start in the mode starts every customer in it.
+        m.set_elderly_default(true);
+        act(&mut m, Action::Elderly, t);
+        assert!(!m.view().elderly);
+        act(&mut m, Action::Done, t);
+        assert!(m.view().elderly);
+    }
+
+    /// Rules A2, A4: the UI's own idle time is `elderly_factor` times
+    /// longer in the elderly-friendly mode.
+    #[test]
+    fn elderly_mode_doubles_the_uis_idle_time() {
+        let (mut m, t) = connected("smart_teller");
+        act(&mut m, Action::Elderly, t);
+        act(&mut m, Action::Start, t);
+        assert_eq!(m.idle_deadline(), Some(t + Duration::from_secs(120)));
+        m.handle(Input::Tick, t + Duration::from_secs(61));
+        assert_eq!(m.screen(), Screen::Menu, "still there after 60 s");
+        m.handle(Input::Tick, t + Duration::from_secs(115));
+        assert!(m.view().idle_warning, "the countdown offers more time");
+        act(&mut m, Action::MoreTime, t + Duration::from_secs(115));
+        assert!(!m.view().idle_warning);
+        assert_eq!(m.idle_deadline(), Some(t + Duration::from_secs(235)));
+    }
+
+    /// Rule A4: kioskd's idle warning offers "more time", which goes to
+    /// kioskd; once kioskd has restarted its clock the offer goes away.
+    #[test]
+    fn more_time_on_kioskds_idle_warning_asks_kioskd() {
+        let (mut m, t) = connected("smart_teller");
+        let confirm = serde_json::json!({"kind": "confirm_phone", "old_masked": "138****0001",
+            "new_masked": "139****5678"});
+        let mut warned = session("awaiting_confirmation", confirm.clone());
+        warned.message = Some(FlowMessage {
+            code: "idle_warning".into(),
+            zh: "如无操作，本次服务将在 20 秒后结束".into(),
+            en: "Without a touch, this session ends in 20 s".into(),
+        });
+        m.handle(
+            Input::Event(Box::new(Event::Session(session(
+                "awaiting_confirmation",
+                confirm.clone(),
+            )))),
+            t,
+        );
+        assert!(!m.view().idle_warning);
+        assert!(
+            act(&mut m, Action::MoreTime, t).is_empty(),
+            "nothing to extend before the warning"
+        );
+        m.handle(Input::Event(Box::new(Event::Session(warned))), t);
+        assert!(m.view().idle_warning);
+        assert_eq!(
+            act(&mut m, Action::MoreTime, t),
+            vec![Command::SessionInput(SessionInput::MoreTime)]
+        );
+        let mut extended = session("awaiting_confirmation", confirm);
+        extended.message = Some(FlowMessage {
+            code: "more_time".into(),
+            zh: "好的，已为您延长时间，请继续办理".into(),
+            en: "You have more time: please carry on".into(),
+        });
+        m.handle(Input::Event(Box::new(Event::Session(extended))), t);
+        assert!(!m.view().idle_warning);
+        assert_eq!(m.screen(), Screen::ConfirmPhone);
+        // The mode switched during the session: kioskd's clock follows.
+        assert_eq!(
+            act(&mut m, Action::Elderly, t),
+            vec![Command::SessionInput(SessionInput::Elderly { on: true })]
+        );
+    }
+
+    /// Rule A2's plain wording exists in both languages, differs from the
+    /// standard words, and only replaces strings the catalog has.
+    #[test]
+    fn plain_wording_has_both_languages_and_replaces_known_strings() {
+        for (field, zh, en) in crate::texts::PLAIN {
+            assert!(!zh.is_empty() && !en.is_empty() && zh != en, "{field}");
+            let (_, standard_zh, standard_en) = crate::texts::ALL
+                .iter()
+                .find(|(f, _, _)| f == field)
+                .unwrap_or_else(|| panic!("{field} is not in the catalog"));
+            assert!(
+                zh != standard_zh || en != standard_en,
+                "{field} is not plainer"
+            );
+        }
     }
 
     #[test]

@@ -297,6 +297,68 @@ impl UiDriver {
             .collect()
     }
 
+    /// The height of the shortest element labelled `label` on screen, in
+    /// logical pixels: a one-line text's height follows its font size
+    /// (the shortest: not the same words stretched in a bar).
+    pub fn height_of(&self, label: &str) -> Option<f32> {
+        self.find(label)
+            .iter()
+            .map(|e| e.size().height)
+            .min_by(f32::total_cmp)
+    }
+
+    /// The label of the key to the next page of the elderly-friendly
+    /// keys (`H–N`); empty without pages.
+    pub fn page_key(&self) -> String {
+        self.window.global::<Ui>().get_kb_page_key().to_string()
+    }
+
+    /// Whether the elderly-friendly mode is on (rule A2).
+    pub fn elderly(&self) -> bool {
+        self.window.global::<Ui>().get_elderly()
+    }
+
+    /// The touch target the screen is laid out with now, in logical
+    /// pixels (1.5 times larger in the elderly-friendly mode).
+    pub fn touch_px(&self) -> f32 {
+        self.window.global::<Ui>().get_touch()
+    }
+
+    /// Buttons that do not fit inside the window (a layout too large for
+    /// the screen pushes them off its edge).
+    pub fn buttons_off_screen(&self) -> Vec<String> {
+        let window = self
+            .window
+            .window()
+            .size()
+            .to_logical(self.window.window().scale_factor());
+        self.window
+            .root_element()
+            .query_descendants()
+            .match_accessible_role(AccessibleRole::Button)
+            .find_all()
+            .iter()
+            .filter_map(|e| {
+                let at = e.absolute_position();
+                let size = e.size();
+                let outside = at.x < -0.5
+                    || at.y < -0.5
+                    || at.x + size.width > window.width + 0.5
+                    || at.y + size.height > window.height + 0.5;
+                outside.then(|| {
+                    format!(
+                        "{:?} at {},{} {}x{}",
+                        e.accessible_label().unwrap_or_default(),
+                        at.x,
+                        at.y,
+                        size.width,
+                        size.height
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Move the UI's clock forward (idle countdowns) without waiting.
     pub fn advance_clock(&self, by: Duration) {
         self.controller.borrow_mut().advance_clock(by);

@@ -44,11 +44,16 @@ impl Lang {
 macro_rules! catalog {
     ($($field:ident: $zh:literal, $en:literal;)*) => {
         impl Texts {
-            /// The UI's words in `lang`.
-            pub fn get(lang: Lang) -> Texts {
-                Texts {
+            /// The UI's words in `lang`; `plain`: the elderly-friendly
+            /// mode's plainer wording where it has one (rule A2).
+            pub fn get(lang: Lang, plain: bool) -> Texts {
+                let mut t = Texts {
                     $($field: lang.pick($zh, $en).into(),)*
+                };
+                if plain {
+                    plain_words(&mut t, lang);
                 }
+                t
             }
         }
 
@@ -65,8 +70,45 @@ macro_rules! catalog {
     };
 }
 
+/// Rule A2's plain wording: the elderly-friendly mode says these with
+/// shorter, everyday words; every other string stays as it is.
+macro_rules! plain_catalog {
+    ($($field:ident: $zh:literal, $en:literal;)*) => {
+        fn plain_words(t: &mut Texts, lang: Lang) {
+            $(t.$field = lang.pick($zh, $en).into();)*
+        }
+
+        /// Every (field, Chinese, English) of the plain wording, for tests.
+        pub const PLAIN: &[(&str, &str, &str)] = &[$((stringify!($field), $zh, $en),)*];
+    };
+}
+
+plain_catalog! {
+    place_card: "请放身份证", "Put your ID card on the reader";
+    place_card_hint: "放好后先别拿走", "Leave it there for a moment";
+    reading: "正在读卡，请别动", "Reading it: leave it there";
+    menu_title: "您要办什么？", "What would you like to do?";
+    menu_id_update: "换了新身份证", "I have a new ID card";
+    menu_phone: "换手机号", "Change my phone number";
+    menu_queue: "排队拿号", "Get a queue number";
+    confirm_id_title: "请看信息对不对", "Is this right?";
+    label_old_validity: "旧证到期", "Old card ends";
+    label_new_validity: "新证到期", "New card ends";
+    confirm: "对，办理", "Yes, go ahead";
+    cancel: "不办了", "Stop";
+    new_number_title: "请输入新手机号", "Type your new phone number";
+    second_number_label: "再输一遍", "Type it again";
+    code_title: "请输入短信里的数字", "Type the numbers from the text message";
+    confirm_phone_title: "换成这个号码吗？", "Change to this number?";
+    working: "请稍等…", "One moment…";
+    take_card: "别忘了拿走身份证", "Don't forget your ID card";
+    still_there: "您还在吗？", "Are you still there?";
+}
+
 catalog! {
     lang_switch: "English", "中文";
+    elderly_mode: "长辈模式", "Large text";
+    more_time: "延长时间", "More time";
     welcome: "欢迎使用自助服务", "Welcome to self-service";
     touch_to_start: "请触摸屏幕开始", "Touch the screen to start";
     place_card: "请放置身份证", "Place your ID card";

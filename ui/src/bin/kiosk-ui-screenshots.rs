@@ -34,6 +34,7 @@ fn main() -> anyhow::Result<()> {
     for portrait in [false, true] {
         for en in [false, true] {
             count += render_all(&out, portrait, en)?;
+            count += render_elderly(&out, portrait, en)?;
         }
     }
     println!("wrote {count} screens to {}", out.display());
@@ -254,6 +255,131 @@ fn render_all(out: &Path, portrait: bool, en: bool) -> anyhow::Result<usize> {
     feed(Input::Action(Action::Service("personal".into())));
     feed(Input::TicketAnswer(Ok(Box::new(ticket(false)))));
     shot("printer-fault")?;
+    Ok(n)
+}
+
+/// Rule A2: a customer's ID update in the elderly-friendly mode (a kiosk
+/// that starts every customer in it), with the letter keys, the keypad
+/// and kioskd's idle warning offering more time, as `elderly-<screen>`.
+fn render_elderly(out: &Path, portrait: bool, en: bool) -> anyhow::Result<usize> {
+    let window = AppWindow::new()?;
+    let (size, orientation) = if portrait {
+        (slint::LogicalSize::new(800.0, 1280.0), "portrait")
+    } else {
+        (slint::LogicalSize::new(1280.0, 800.0), "landscape")
+    };
+    window.window().set_size(size);
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let settings = Settings {
+        dpi: 160.0,
+        portrait,
+        elderly: true,
+        ..Settings::default()
+    };
+    let controller = Controller::new(
+        window.clone_strong(),
+        settings,
+        tx,
+        kiosk_ui::engines::start(),
+    );
+    let lang = if en { "en" } else { "zh" };
+    let mut n = 0;
+    let mut shot = |name: &str| -> anyhow::Result<()> {
+        let path = out.join(format!("elderly-{name}-{lang}-{orientation}.png"));
+        snapshot(&window, &path)?;
+        n += 1;
+        Ok(())
+    };
+    let feed = |input: Input| controller.borrow_mut().dispatch(input);
+    if en {
+        feed(Input::Action(Action::Language));
+    }
+    feed(connected("smart_teller"));
+    shot("attract")?;
+    feed(Input::Action(Action::Start));
+    shot("menu")?;
+    feed(session("id_update", "awaiting_card", None, None));
+    shot("place-card")?;
+    let confirm_id = serde_json::json!({
+        "kind": "confirm_id", "card_type": "resident",
+        "masked_name": "张*", "masked_number": "110***********002X",
+        "old_valid_from": "2006-03-01", "old_valid_until": "2026-03-01",
+        "new_valid_from": "2026-02-10", "new_valid_until": "2046-02-10",
+    });
+    feed(session(
+        "id_update",
+        "awaiting_confirmation",
+        Some(confirm_id.clone()),
+        None,
+    ));
+    shot("confirm-id")?;
+    feed(session(
+        "id_update",
+        "awaiting_confirmation",
+        Some(confirm_id),
+        Some(message(
+            "idle_warning",
+            "如无操作，本次服务将在 40 秒后结束",
+            "Without a touch, this session ends in 40 s",
+        )),
+    ));
+    shot("idle-warning")?;
+    feed(session(
+        "phone_change",
+        "awaiting_answer",
+        Some(serde_json::json!({"kind": "question", "question": "您母亲的姓名？"})),
+        None,
+    ));
+    feed(Input::Action(Action::KeyboardMode(Mode::Latin)));
+    shot("keyboard-latin")?;
+    feed(Input::Action(Action::KeyboardMode(Mode::Pinyin)));
+    for c in "shiyan".chars() {
+        feed(Input::Action(Action::Key(c)));
+    }
+    shot("keyboard-pinyin")?;
+    feed(Input::Action(Action::KeyboardMode(Mode::Handwriting)));
+    for stroke in kiosk_ui::zinnia::recorded::strokes_of('学').unwrap_or_default() {
+        let mut points = stroke.into_iter();
+        if let Some(first) = points.next() {
+            feed(Input::Action(Action::InkDown(first)));
+        }
+        for p in points {
+            feed(Input::Action(Action::InkMove(p)));
+        }
+        feed(Input::Action(Action::InkUp));
+    }
+    shot("keyboard-handwriting")?;
+    feed(session(
+        "phone_change",
+        "awaiting_number",
+        Some(serde_json::json!({"kind": "new_number"})),
+        None,
+    ));
+    for d in "1391234".chars() {
+        feed(Input::Action(Action::Key(d)));
+    }
+    shot("new-number")?;
+    feed(session(
+        "phone_change",
+        "awaiting_code",
+        Some(serde_json::json!({
+            "kind": "code", "masked_mobile": "139****5678", "expires_in_s": 300, "resend_in_s": 60
+        })),
+        None,
+    ));
+    for d in "1234".chars() {
+        feed(Input::Action(Action::Key(d)));
+    }
+    shot("code")?;
+    feed(ended(
+        "applied",
+        message(
+            "id_updated",
+            "证件有效期已更新",
+            "Your ID validity is updated",
+        ),
+    ));
+    shot("result-applied")?;
     Ok(n)
 }
 
