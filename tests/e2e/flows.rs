@@ -924,8 +924,9 @@ async fn rule_s2_idle_session_warns_then_times_out() {
 /// end (without the input, the end follows the first warning).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_a4_more_time_after_the_idle_warning_keeps_the_session_alive() {
-    // The warning comes 1 s in; the test has 3 s to answer it.
-    let mut k = kiosk_with("idle_timeout_s = 4\nidle_warning_s = 3\n", false).await;
+    // The warning comes 3 s after the last input and the session would end
+    // 30 s later: a window no busy machine closes before the test answers.
+    let mut k = kiosk_with("idle_timeout_s = 33\nidle_warning_s = 30\n", false).await;
     let info = k.start_with_card("phone_change", resident()).await;
     assert_eq!(info.stage, Stage::AwaitingAnswer, "{info:?}");
     let id = info.session_id.clone().unwrap();
