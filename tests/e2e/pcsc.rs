@@ -6,7 +6,7 @@
 use kiosk_idcard::CardType;
 use kiosk_idcard::mask::MaskPolicy;
 use kiosk_proto::{CardReadInfo, DeviceState};
-use kiosk_sim::{CardProfile, Pcscd, ViccConfig, VirtualCard};
+use kiosk_sim::{CardProfile, Pcscd, SamSim, SamSimConfig, ViccConfig, VirtualCard};
 
 use super::harness::{Kioskd, next_read, wait_absent, wait_state};
 
@@ -88,4 +88,55 @@ async fn pcsc_reader_reads_every_card_type_and_survives_removal_and_pcscd_restar
             "full ID number of {name} in kioskd's log"
         );
     }
+}
+
+/// The common branch set-up (`kiosk-config/smart-teller.toml`): a PC/SC
+/// reader tells presence (`tunnel = "none"`, the default: no pseudo-APDU
+/// is sent to it) and a serial SAM reads. Every card type is read through
+/// kioskd from the SAM when the PC/SC reader sees the card, and taking the
+/// card away is seen through PC/SC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcsc_presence_with_a_serial_sam_reads_every_card_type() {
+    let card = VirtualCard::start(ViccConfig::default()).expect("virtual card");
+    let _pcscd = Pcscd::start(&[card.ports()[0]]).expect("pcscd");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let link = dir.path().join("by-id").join("usb-sim-sam-if00");
+    let sam = SamSim::start(SamSimConfig::new(&link)).expect("SAM simulator");
+    let kioskd = Kioskd::start(&format!(
+        "[[readers]]\nname = \"desk\"\n\n[readers.pcsc]\nreader = \"Virtual PCD 00 00\"\n\n[readers.sam]\npath = \"{}\"\n",
+        link.display()
+    ));
+    let mut events = kioskd.subscriber().await;
+    wait_state(&mut events, "desk", DeviceState::Online).await;
+
+    let policy = MaskPolicy::default();
+    for (profile, card_type) in [
+        ("resident", CardType::Resident),
+        ("resident-longterm", CardType::Resident),
+        ("foreign-2017", CardType::ForeignPermanent2017),
+        ("foreign-2023", CardType::ForeignPermanent2023),
+        ("hkmotw", CardType::HkMoTwResidence),
+    ] {
+        let p = CardProfile::builtin(profile).expect("profile");
+        // The same card lies on the reader's antenna and the SAM's.
+        sam.place(p.clone());
+        card.place(p.clone());
+        let read = next_read(&mut events)
+            .await
+            .unwrap_or_else(|e| panic!("{profile}: {e:?}"));
+        assert_eq!(read.reader, "desk");
+        assert_eq!(read.identity.card_type, card_type, "{profile}");
+        assert_eq!(
+            read.identity.number,
+            policy.id_number(&p.identity.number),
+            "{profile}"
+        );
+        card.remove();
+        wait_absent(&mut events).await;
+        sam.remove();
+    }
+    assert!(
+        sam.stats().reads_completed >= 5,
+        "the data came from the serial SAM"
+    );
 }
