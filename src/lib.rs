@@ -47,6 +47,7 @@ pub mod selftest;
 pub mod services;
 pub mod session;
 pub mod store;
+pub mod supervision;
 pub mod sync;
 pub mod technician;
 
