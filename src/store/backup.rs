@@ -52,9 +52,8 @@ pub fn backup(source: &Path, dest: &Path) -> Result<BackupReport> {
     from.busy_timeout(Duration::from_secs(10))
         .map_err(|e| classify(source, e))?;
     let partial = partial_path(dest);
-    copy(&from, &partial).map_err(|e| {
+    copy(&from, &partial).inspect_err(|_| {
         let _ = std::fs::remove_file(&partial);
-        e
     })?;
     let report = inspect(&partial).inspect_err(|_| {
         let _ = std::fs::remove_file(&partial);
