@@ -88,6 +88,10 @@ enum StoreCmd {
         /// kioskd's configuration (for `[store] path`).
         #[arg(long, env = "KIOSK_CONFIG", default_value = "/etc/kiosk/kiosk.toml")]
         config: PathBuf,
+        /// Succeed without writing anything when there is no store yet
+        /// (the package's upgrade uses it).
+        #[arg(long)]
+        if_exists: bool,
     },
 }
 
@@ -153,10 +157,15 @@ fn main() -> ExitCode {
         return pin_hash();
     }
     if let Command::Store {
-        action: StoreCmd::Backup { file, config },
+        action:
+            StoreCmd::Backup {
+                file,
+                config,
+                if_exists,
+            },
     } = &args.command
     {
-        return store_backup(config, file, args.json);
+        return store_backup(config, file, *if_exists, args.json);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -198,18 +207,27 @@ fn pin_hash() -> ExitCode {
 }
 
 /// `store backup FILE`: 0 written, 1 failed, 2 bad config.
-fn store_backup(config: &std::path::Path, file: &std::path::Path, json: bool) -> ExitCode {
-    let config = match kiosk::config::Config::load(config) {
-        Ok(c) => c,
+fn store_backup(
+    config: &std::path::Path,
+    file: &std::path::Path,
+    if_exists: bool,
+    json: bool,
+) -> ExitCode {
+    let store = match kiosk::config::Config::load_store_section(config) {
+        Ok(store) => store,
         Err(e) => {
             eprintln!("kioskctl: {e}");
             return ExitCode::from(2);
         }
     };
-    let Some(store) = &config.store else {
+    let Some(store) = &store else {
         eprintln!("kioskctl: the configuration has no [store]");
         return ExitCode::from(2);
     };
+    if if_exists && !store.path.exists() {
+        println!("{}: no store yet, nothing to back up", store.path.display());
+        return ExitCode::SUCCESS;
+    }
     match kiosk::store::backup(&store.path, file) {
         Ok(report) => {
             if json {

@@ -16,6 +16,7 @@ mod bench_tools;
 mod bench_ui;
 mod demo;
 mod fuzz;
+mod package;
 mod processes;
 mod soak;
 mod supply;
@@ -70,7 +71,12 @@ const PACKAGES: &[&str] = &[
 /// Installed when the machine's package lists allow it (stale lists can
 /// hold libinput-dev back; the `apt-get update` retry usually cures that);
 /// without them `cargo xtask test` says that it skips that build.
-const KMS_PACKAGES: &[&str] = &["libinput-dev", "libudev-dev", "libxkbcommon-dev"];
+const KMS_PACKAGES: &[&str] = &[
+    "libinput-dev",
+    "libudev-dev",
+    "libxkbcommon-dev",
+    "libgbm-dev",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -85,6 +91,7 @@ fn main() -> ExitCode {
         Some("hwtest") => setup().and_then(|()| hwtest(&args[1..])),
         Some("audit") => supply::audit(&args[1..]),
         Some("voices") => setup().and_then(|()| voices::run(&args[1..])),
+        Some("package") => setup().and_then(|()| package::run(&args[1..])),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -99,7 +106,8 @@ fn main() -> ExitCode {
                  fuzz    [--seconds N] [TARGET...] run the fuzz targets; write docs/RELIABILITY.md\n  \
                  hwtest  [--sam PATH]... [--printer PATH]... [--read] [--print] probe the real readers and printers attached\n  \
                  audit   RustSec advisories (cargo deny); exit 3 when the database cannot be fetched\n  \
-                 voices  [DIR] record kiosk-ui's voice clips with espeak-ng (default ui/voices)"
+                 voices  [DIR] record kiosk-ui's voice clips with espeak-ng (default ui/voices)\n  \
+                 package [--arch amd64|arm64] [--profile release|dev] Debian packages into target/debian/PROFILE"
             );
             return ExitCode::from(2);
         }
@@ -125,7 +133,7 @@ pub fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
-fn is_installed(package: &str) -> bool {
+pub fn is_installed(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", package])
         .output()
@@ -142,7 +150,7 @@ pub fn setup() -> Result<()> {
     Ok(())
 }
 
-fn install(packages: &[&str]) -> Result<()> {
+pub fn install(packages: &[&str]) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
         .copied()
@@ -186,7 +194,7 @@ fn install(packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn nix_is_root() -> bool {
+pub fn nix_is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -345,5 +353,9 @@ fn test(args: &[String]) -> Result<()> {
     run_in_root(&cargo, &args)?;
     // The demo itself, end to end: both simulated readers read a card.
     demo::run(&["--smoke".to_string()])?;
+    // The Debian packages: installed, checked, upgraded and purged here;
+    // the arm64 cross build type-checked.
+    package::install_check()?;
+    package::check_arm64()?;
     Ok(())
 }
