@@ -67,6 +67,8 @@ pub fn run(args: &[String]) -> Result<()> {
             // What `cargo xtask test` runs: build (dev), install, check,
             // upgrade, purge.
             "--install-check" => return install_check(),
+            // What `cargo xtask test` runs for arm64.
+            "--check-arm64" => return check_arm64(),
             other => bail!("unknown argument {other:?}"),
         }
     }
