@@ -123,7 +123,21 @@ fn restore(config: &Config, backup: &std::path::Path) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    match kiosk::store::restore(backup, &store.path, &store.key_file) {
+    // As root, restore as the store's owner (kioskd's user): the files it
+    // writes must be kioskd's, and the key file must be its owner's.
+    let staged = match kiosk::hardening::become_owner_of(&store.path, backup) {
+        Ok(staged) => staged,
+        Err(e) => {
+            eprintln!("kioskd: nothing restored: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let from = staged.as_deref().unwrap_or(backup);
+    let restored = kiosk::store::restore(from, &store.path, &store.key_file);
+    if let Some(copy) = &staged {
+        let _ = std::fs::remove_file(copy);
+    }
+    match restored {
         Ok(report) => {
             println!(
                 "{}: restored from {} (schema {}, {} changes, {} audit records, audit chain verified)",

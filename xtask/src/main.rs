@@ -9,6 +9,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod alerts;
 mod bench;
 mod bench_queue;
 mod bench_sync;
@@ -344,6 +345,8 @@ fn test(args: &[String]) -> Result<()> {
     voices::record(&voices::default_dir())?;
     // Licenses, bans and sources (deny.toml); advisories: `cargo xtask audit`.
     supply::deny_check()?;
+    // The shipped alert rules: valid, and firing when they should.
+    alerts::check()?;
     // The fuzz targets only type-check here (no libFuzzer, no fuzzing):
     // they share the workspace's target directory, so only the path crates
     // and the targets themselves are checked again.

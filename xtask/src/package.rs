@@ -13,7 +13,8 @@
 //! on this machine: install, `kioskd --check` on every installed example
 //! config, `systemd-analyze verify` on the installed units, an upgrade over
 //! itself (which must back the store up and keep the store and its key),
-//! and a purge that leaves the file system as it was.
+//! a restore of that backup by root (as docs/install.md rolls back), and a
+//! purge that leaves the file system as it was.
 
 use std::collections::BTreeSet;
 use std::os::unix::net::UnixDatagram;
@@ -327,6 +328,16 @@ fn install_upgrade(debs: &[String], with_ui: bool) -> Result<()> {
         "the upgrade made {} backups of the store, not one",
         backups.len()
     );
+    // The rollback of docs/install.md: root restores that backup; the
+    // restored store is kioskd's user's.
+    let backup = backups[0].path().display().to_string();
+    run_in_root(
+        "kioskd",
+        &["--config", "/etc/kiosk/kiosk.toml", "--restore", &backup],
+    )?;
+    let (uid, _) = kiosk_ids()?;
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/var/lib/kiosk/kiosk.db")?);
+    ensure!(owner == uid, "the restored store belongs to uid {owner}, not kiosk");
     for file in ["/etc/kiosk/corebank.key", "/etc/kiosk/corebank-ca.pem"] {
         std::fs::remove_file(file)?;
     }
