@@ -29,12 +29,26 @@ pub async fn run(services: Arc<Services>) -> Result<(), crate::Error> {
             let services = source.clone();
             Box::pin(async move {
                 crate::metrics::Snapshot {
-                    status: services.status(),
+                    status: services.status_full().await,
                     sync: match services.changes.store() {
                         Some(_) => services.changes.sync_status().await.ok(),
                         None => None,
                     },
                     store_ok: services.config.store.is_none() || services.changes.store().is_some(),
+                    paper_near_end: services
+                        .printer
+                        .state()
+                        .map(|p| {
+                            let near_end =
+                                p.warnings.contains(&kiosk_escpos::Warning::PaperNearEnd);
+                            vec![(p.name, near_end)]
+                        })
+                        .unwrap_or_default(),
+                    queue: match services.config.queue {
+                        Some(_) => services.queue.queue_status().await.ok(),
+                        None => None,
+                    },
+                    now_ms: chrono::Utc::now().timestamp_millis(),
                 }
             })
         });

@@ -42,8 +42,8 @@ pub fn become_owner_of(
     store: &std::path::Path,
     input: &std::path::Path,
 ) -> Result<Option<std::path::PathBuf>, Error> {
-    use std::os::unix::fs::MetadataExt;
     use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+    use std::os::unix::fs::MetadataExt;
     if !Uid::effective().is_root() {
         return Ok(None);
     }

@@ -337,7 +337,10 @@ fn install_upgrade(debs: &[String], with_ui: bool) -> Result<()> {
     )?;
     let (uid, _) = kiosk_ids()?;
     let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/var/lib/kiosk/kiosk.db")?);
-    ensure!(owner == uid, "the restored store belongs to uid {owner}, not kiosk");
+    ensure!(
+        owner == uid,
+        "the restored store belongs to uid {owner}, not kiosk"
+    );
     for file in ["/etc/kiosk/corebank.key", "/etc/kiosk/corebank-ca.pem"] {
         std::fs::remove_file(file)?;
     }
