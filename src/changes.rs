@@ -426,19 +426,19 @@ impl Changes {
         self: &Arc<Self>,
         shutdown: CancellationToken,
         tasks: &TaskTracker,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, crate::Error> {
         let (Some(store), Some(bank), Some(store_section)) = (
             self.store.clone(),
             self.config.corebank.as_ref(),
             self.config.store.as_ref(),
         ) else {
-            return Ok(());
+            return Ok(None);
         };
         let client = CoreBankClient::new(bank, &self.config.kiosk.id)
             .map_err(|e| crate::Error::CoreBank(e.to_string()))?;
         let options = SyncOptions::from_config(&self.config.sync, store_section);
         let (changes, wake) = (self.clone(), self.wake.clone());
-        tasks.spawn(async move {
+        let task = tasks.spawn(async move {
             // Learn the clock skew once at start, beside the worker (which
             // reports reachability from then on).
             let health = async {
@@ -459,7 +459,7 @@ impl Changes {
             );
             tokio::join!(health, worker);
         });
-        Ok(())
+        Ok(Some(task))
     }
 
     async fn check_health(&self, client: &CoreBankClient) {

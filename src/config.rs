@@ -343,6 +343,34 @@ impl Config {
         })
     }
 
+    /// Only the `[store]` table of a config file (`None` without one), for
+    /// tools that read the database while the rest of the config may not
+    /// check out on this machine (the package's pre-upgrade backup runs
+    /// before the bank's key files are in place).
+    pub fn load_store_section(path: &Path) -> Result<Option<StoreSection>, Error> {
+        #[derive(serde::Deserialize)]
+        struct StoreOnly {
+            store: Option<StoreSection>,
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let de = toml::Deserializer::parse(&text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            problems: vec![one_line(&e.to_string())],
+        })?;
+        let only: StoreOnly = serde_path_to_error::deserialize(de).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            problems: vec![format!(
+                "{}: {}",
+                e.path(),
+                one_line(&e.inner().to_string())
+            )],
+        })?;
+        Ok(only.store)
+    }
+
     /// Parse and check config text; every problem found, each naming its key.
     pub fn parse(text: &str) -> Result<Config, Vec<String>> {
         let de = toml::Deserializer::parse(text).map_err(|e| vec![one_line(&e.to_string())])?;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::services::Services;
+use crate::supervision;
 
 /// Run the daemon until `services.shutdown` is cancelled. Returns once
 /// every device thread and every task has stopped and the socket is
@@ -28,12 +29,26 @@ pub async fn run(services: Arc<Services>) -> Result<(), crate::Error> {
             let services = source.clone();
             Box::pin(async move {
                 crate::metrics::Snapshot {
-                    status: services.status(),
+                    status: services.status_full().await,
                     sync: match services.changes.store() {
                         Some(_) => services.changes.sync_status().await.ok(),
                         None => None,
                     },
                     store_ok: services.config.store.is_none() || services.changes.store().is_some(),
+                    paper_near_end: services
+                        .printer
+                        .state()
+                        .map(|p| {
+                            let near_end =
+                                p.warnings.contains(&kiosk_escpos::Warning::PaperNearEnd);
+                            vec![(p.name, near_end)]
+                        })
+                        .unwrap_or_default(),
+                    queue: match services.config.queue {
+                        Some(_) => services.queue.queue_status().await.ok(),
+                        None => None,
+                    },
+                    now_ms: chrono::Utc::now().timestamp_millis(),
                 }
             })
         });
@@ -46,7 +61,7 @@ pub async fn run(services: Arc<Services>) -> Result<(), crate::Error> {
     }
     // The worker watches the shutdown token; a request in flight is
     // reconciled on the next start.
-    services
+    let sync = services
         .changes
         .start_sync(services.shutdown.clone(), &services.tasks)?;
     let devices = crate::devices::start(&config.readers, &services.readers, &services.shutdown);
@@ -58,9 +73,22 @@ pub async fn run(services: Arc<Services>) -> Result<(), crate::Error> {
         readers = config.readers.len(),
         "kioskd ready"
     );
-    notify_ready();
-    crate::api::serve(listener, services.clone(), Arc::new(policy)).await;
-    notify_stopping();
+    supervision::notify_ready();
+    let stopped = || {
+        let mut stopped = devices.stopped();
+        if printer.as_ref().is_some_and(|p| p.is_finished()) {
+            stopped.push("printer".into());
+        }
+        if sync.as_ref().is_some_and(|s| s.is_finished()) {
+            stopped.push("sync".into());
+        }
+        stopped
+    };
+    tokio::join!(
+        crate::api::serve(listener, services.clone(), Arc::new(policy)),
+        main_loop(&services, stopped),
+    );
+    supervision::notify_stopping();
     devices.stop().await;
     services.printer.stop(printer).await;
     services.tasks.close();
@@ -70,34 +98,19 @@ pub async fn run(services: Arc<Services>) -> Result<(), crate::Error> {
     Ok(())
 }
 
-/// Tell a service manager (systemd `Type=notify`, or a test harness) that
-/// the daemon is serving: `READY=1` to the datagram socket named in
-/// `NOTIFY_SOCKET`. Without that variable it does nothing.
-pub fn notify_ready() {
-    notify("READY=1");
-}
-
-/// Tell the service manager the daemon is stopping.
-pub fn notify_stopping() {
-    notify("STOPPING=1");
-}
-
-fn notify(message: &str) {
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr, UnixDatagram};
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let path = path.to_string_lossy().into_owned();
-    let addr = match path.strip_prefix('@') {
-        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
-        None => SocketAddr::from_pathname(&path),
-    };
-    let sent = addr.and_then(|addr| {
-        let sock = UnixDatagram::unbound()?;
-        sock.send_to_addr(message.as_bytes(), &addr)
-    });
-    if let Err(e) = sent {
-        tracing::debug!(error = %e, "cannot notify the service manager");
+/// The main loop: until the shutdown, report to the service manager every
+/// period: the status line, and the watchdog ping while `stopped` names
+/// no long-lived task that has ended.
+async fn main_loop(services: &Services, stopped: impl Fn() -> Vec<String>) {
+    let (period, watchdog) = supervision::period();
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = services.shutdown.cancelled() => return,
+        }
+        let status = services.status_full().await;
+        supervision::report(&status, &stopped(), watchdog);
     }
 }

@@ -57,6 +57,16 @@ pub fn start(
 }
 
 impl Devices {
+    /// The names of the supervisor threads that have ended (none should
+    /// before the shutdown: they restart their device forever).
+    pub fn stopped(&self) -> Vec<String> {
+        self.supervisors
+            .iter()
+            .filter(|t| t.is_finished())
+            .map(|t| t.thread().name().unwrap_or("reader").to_string())
+            .collect()
+    }
+
     /// Stop every device and wait for the threads to end.
     pub async fn stop(self) {
         let _ = tokio::task::spawn_blocking(move || {

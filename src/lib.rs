@@ -47,6 +47,7 @@ pub mod selftest;
 pub mod services;
 pub mod session;
 pub mod store;
+pub mod supervision;
 pub mod sync;
 pub mod technician;
 
@@ -122,6 +123,10 @@ pub enum Error {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    /// A backup could not be made, or a file offered for restore is not a
+    /// sound store (nothing was replaced).
+    #[error("backup {}: {reason}", path.display())]
+    Backup { path: PathBuf, reason: String },
     /// The store's key file is missing or malformed.
     #[error("store key file {}: {reason}", path.display())]
     KeyFile { path: PathBuf, reason: String },

@@ -1,94 +1,152 @@
-//! Fleet metrics: Prometheus text at `/metrics`, `/healthz` (the process
-//! is up) and `/readyz` (store open, API listening), on `[metrics] listen`.
+//! Fleet metrics: Prometheus (OpenMetrics text, written by the
+//! `prometheus-client` crate) at `/metrics`, `/healthz` (the process is up)
+//! and `/readyz` (store open, API listening), on `[metrics] listen`.
+//!
+//! Counters and the read-latency histogram live in [`Metrics`] and are
+//! counted from the daemon's events; gauges (device states, paper, sync
+//! backlog, disk, queue waits) are read from a [`Snapshot`] at each scrape.
+//! Series and alert rules: docs/alerts.md.
 //!
 //! Labels carry only names from the configuration (devices, readers,
-//! services), failure codes and outcomes: never personal data (rule S1).
+//! printers, services), failure codes and outcomes: never personal data
+//! (rule S1).
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use kiosk_proto::{DeviceState, Event, StatusInfo, SyncStatusInfo};
+use kiosk_proto::{DeviceState, Event, QueueStatusInfo, StatusInfo, SyncStatusInfo};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 use tokio_util::sync::CancellationToken;
 
-/// Upper bounds (ms) of the card-read latency histogram's buckets.
-const READ_BUCKETS_MS: [u64; 10] = [50, 100, 200, 300, 500, 750, 1000, 2000, 5000, 10000];
+/// Upper bounds (s) of the card-read latency histogram's buckets.
+const READ_BUCKETS_S: [f64; 10] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReaderLabels {
+    reader: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadFailureLabels {
+    reader: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeviceLabels {
+    device: String,
+    kind: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PrinterLabels {
+    printer: String,
+}
+
+/// Makes each reader's latency histogram with [`READ_BUCKETS_S`].
+#[derive(Clone, Debug)]
+struct ReadBuckets;
+
+impl MetricConstructor<Histogram> for ReadBuckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(READ_BUCKETS_S)
+    }
+}
 
 /// What the metrics count from the daemon's events.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    counts: Mutex<Counts>,
+    reads_ok: Family<ReaderLabels, Counter>,
+    reads_failed: Family<ReadFailureLabels, Counter>,
+    read_duration: Family<ReaderLabels, Histogram, ReadBuckets>,
+    tickets: Family<ServiceLabels, Counter>,
+    deliveries: Family<OutcomeLabels, Counter>,
     /// Set once the local API socket listens.
     pub api_listening: AtomicBool,
 }
 
-#[derive(Debug, Default)]
-struct Counts {
-    /// Per reader: successful reads.
-    reads_ok: BTreeMap<String, u64>,
-    /// Per (reader, code): failed reads.
-    reads_failed: BTreeMap<(String, String), u64>,
-    /// Per reader: histogram bucket counts, sum and count.
-    latency: BTreeMap<String, ([u64; READ_BUCKETS_MS.len()], u64, u64)>,
-    /// Per service id: tickets issued.
-    tickets: BTreeMap<String, u64>,
-    /// Per outcome (applied, already_applied, rejected, ...): deliveries.
-    deliveries: BTreeMap<String, u64>,
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            reads_ok: Family::default(),
+            reads_failed: Family::default(),
+            read_duration: Family::new_with_constructor(ReadBuckets),
+            tickets: Family::default(),
+            deliveries: Family::default(),
+            api_listening: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Metrics {
     /// Count one event.
     pub fn observe(&self, event: &Event) {
-        let Ok(mut c) = self.counts.lock() else {
-            return;
-        };
         match event {
             Event::CardRead {
                 reader, read_ms, ..
             } => {
-                *c.reads_ok.entry(reader.clone()).or_default() += 1;
-                let h = c.latency.entry(reader.clone()).or_default();
-                for (i, bound) in READ_BUCKETS_MS.iter().enumerate() {
-                    if read_ms <= bound {
-                        h.0[i] += 1;
-                    }
-                }
-                h.1 += read_ms;
-                h.2 += 1;
+                let labels = ReaderLabels {
+                    reader: reader.clone(),
+                };
+                self.reads_ok.get_or_create(&labels).inc();
+                self.read_duration
+                    .get_or_create(&labels)
+                    .observe(*read_ms as f64 / 1000.0);
             }
             Event::ReadFailed { reader, code, .. } => {
-                *c.reads_failed
-                    .entry((reader.clone(), code.clone()))
-                    .or_default() += 1;
+                self.reads_failed
+                    .get_or_create(&ReadFailureLabels {
+                        reader: reader.clone(),
+                        reason: code.clone(),
+                    })
+                    .inc();
             }
             Event::TicketIssued { service, .. } => {
-                *c.tickets.entry(service.clone()).or_default() += 1;
+                self.tickets
+                    .get_or_create(&ServiceLabels {
+                        service: service.clone(),
+                    })
+                    .inc();
             }
             Event::ChangeDelivered { outcome, .. } => {
-                *c.deliveries.entry(outcome.as_str().into()).or_default() += 1;
+                self.count_delivery(outcome.as_str());
             }
-            Event::ChangeRejected { .. } => {
-                *c.deliveries.entry("rejected".into()).or_default() += 1;
-            }
+            Event::ChangeRejected { .. } => self.count_delivery("rejected"),
             _ => {}
         }
     }
-}
 
-/// A label value, escaped for the text format.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    fn count_delivery(&self, outcome: &str) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
 }
 
 const STATES: [DeviceState; 6] = [
@@ -103,128 +161,169 @@ const STATES: [DeviceState; 6] = [
 /// What a scrape reads from the daemon's services.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// With the sync backlog and the store's disk (`status_full`).
     pub status: StatusInfo,
     /// `None` without a store (or when it cannot answer).
     pub sync: Option<SyncStatusInfo>,
     /// The store is open, if one is configured.
     pub store_ok: bool,
+    /// Per printer: whether its paper is near the end.
+    pub paper_near_end: Vec<(String, bool)>,
+    /// The queue today (queue machines).
+    pub queue: Option<QueueStatusInfo>,
+    /// Now, for the ages (ms since the epoch).
+    pub now_ms: i64,
 }
 
 /// How the endpoint takes a [`Snapshot`] (given by the daemon, so this
 /// module knows no service).
 pub type SnapshotFn = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Snapshot> + Send>> + Send + Sync>;
 
+/// A gauge with a value.
+fn gauge(v: i64) -> Gauge {
+    let g = Gauge::default();
+    g.set(v);
+    g
+}
+
+fn count(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 /// The exposition text.
 pub fn render(snapshot: &Snapshot, metrics: &Metrics) -> String {
-    let mut out = String::new();
+    let mut r = Registry::default();
     let status = &snapshot.status;
-    out.push_str("# HELP kiosk_up kioskd is running.\n# TYPE kiosk_up gauge\nkiosk_up 1\n");
-    let _ = writeln!(
-        out,
-        "# HELP kiosk_uptime_seconds Seconds since kioskd started.\n# TYPE kiosk_uptime_seconds gauge\nkiosk_uptime_seconds {}",
-        status.uptime_s
+    r.register("kiosk_up", "kioskd is running", gauge(1));
+    r.register_with_unit(
+        "kiosk_uptime",
+        "Time since kioskd started",
+        Unit::Seconds,
+        gauge(count(status.uptime_s)),
     );
-    out.push_str(
-        "# HELP kiosk_device_state 1 for the state each device is in, 0 for the others.\n# TYPE kiosk_device_state gauge\n",
-    );
+    let devices = Family::<DeviceLabels, Gauge>::default();
     for d in &status.devices {
         for s in STATES {
-            let _ = writeln!(
-                out,
-                "kiosk_device_state{{device=\"{}\",kind=\"{}\",state=\"{s}\"}} {}",
-                label(&d.name),
-                label(&d.kind),
-                u8::from(d.state == s)
-            );
+            devices
+                .get_or_create(&DeviceLabels {
+                    device: d.name.clone(),
+                    kind: d.kind.clone(),
+                    state: s.as_str().to_string(),
+                })
+                .set(i64::from(d.state == s));
         }
     }
-    {
-        let c = match metrics.counts.lock() {
-            Ok(c) => c,
-            Err(p) => p.into_inner(),
-        };
-        out.push_str("# HELP kiosk_card_reads_total Cards read successfully.\n# TYPE kiosk_card_reads_total counter\n");
-        for (reader, n) in &c.reads_ok {
-            let _ = writeln!(
-                out,
-                "kiosk_card_reads_total{{reader=\"{}\"}} {n}",
-                label(reader)
-            );
-        }
-        out.push_str("# HELP kiosk_card_read_failures_total Failed card reads by reason.\n# TYPE kiosk_card_read_failures_total counter\n");
-        for ((reader, code), n) in &c.reads_failed {
-            let _ = writeln!(
-                out,
-                "kiosk_card_read_failures_total{{reader=\"{}\",reason=\"{}\"}} {n}",
-                label(reader),
-                label(code)
-            );
-        }
-        out.push_str("# HELP kiosk_card_read_duration_seconds Time to read a card.\n# TYPE kiosk_card_read_duration_seconds histogram\n");
-        for (reader, (buckets, sum_ms, count)) in &c.latency {
-            let r = label(reader);
-            for (bound, n) in READ_BUCKETS_MS.iter().zip(buckets) {
-                let _ = writeln!(
-                    out,
-                    "kiosk_card_read_duration_seconds_bucket{{reader=\"{r}\",le=\"{}\"}} {n}",
-                    *bound as f64 / 1000.0
-                );
-            }
-            let _ = writeln!(
-                out,
-                "kiosk_card_read_duration_seconds_bucket{{reader=\"{r}\",le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(
-                out,
-                "kiosk_card_read_duration_seconds_sum{{reader=\"{r}\"}} {}",
-                *sum_ms as f64 / 1000.0
-            );
-            let _ = writeln!(
-                out,
-                "kiosk_card_read_duration_seconds_count{{reader=\"{r}\"}} {count}"
-            );
-        }
-        out.push_str("# HELP kiosk_tickets_issued_total Queue tickets issued by service.\n# TYPE kiosk_tickets_issued_total counter\n");
-        for (service, n) in &c.tickets {
-            let _ = writeln!(
-                out,
-                "kiosk_tickets_issued_total{{service=\"{}\"}} {n}",
-                label(service)
-            );
-        }
-        out.push_str("# HELP kiosk_sync_deliveries_total Changes the core bank answered for good, by outcome.\n# TYPE kiosk_sync_deliveries_total counter\n");
-        for (outcome, n) in &c.deliveries {
-            let _ = writeln!(
-                out,
-                "kiosk_sync_deliveries_total{{outcome=\"{}\"}} {n}",
-                label(outcome)
-            );
-        }
+    r.register(
+        "kiosk_device_state",
+        "1 for the state each device is in, 0 for the others",
+        devices,
+    );
+    let paper = Family::<PrinterLabels, Gauge>::default();
+    for (printer, near_end) in &snapshot.paper_near_end {
+        paper
+            .get_or_create(&PrinterLabels {
+                printer: printer.clone(),
+            })
+            .set(i64::from(*near_end));
     }
+    r.register(
+        "kiosk_printer_paper_near_end",
+        "1 while the printer reports its paper roll near the end",
+        paper,
+    );
+    r.register(
+        "kiosk_card_reads",
+        "Cards read successfully",
+        metrics.reads_ok.clone(),
+    );
+    r.register(
+        "kiosk_card_read_failures",
+        "Failed card reads by reason",
+        metrics.reads_failed.clone(),
+    );
+    r.register_with_unit(
+        "kiosk_card_read_duration",
+        "Time to read a card",
+        Unit::Seconds,
+        metrics.read_duration.clone(),
+    );
+    r.register(
+        "kiosk_tickets_issued",
+        "Queue tickets issued by service",
+        metrics.tickets.clone(),
+    );
+    r.register(
+        "kiosk_sync_deliveries",
+        "Changes the core bank answered for good, by outcome",
+        metrics.deliveries.clone(),
+    );
     if let Some(s) = &snapshot.sync {
-        let _ = writeln!(
-            out,
-            "# HELP kiosk_sync_backlog Changes not yet acknowledged by the core bank.\n# TYPE kiosk_sync_backlog gauge\nkiosk_sync_backlog {}",
-            s.backlog
+        r.register(
+            "kiosk_sync_backlog",
+            "Changes not yet acknowledged by the core bank",
+            gauge(count(s.backlog)),
         );
-        let _ = writeln!(
-            out,
-            "# HELP kiosk_sync_oldest_pending_age_seconds Age of the oldest unacknowledged change (0: none).\n# TYPE kiosk_sync_oldest_pending_age_seconds gauge\nkiosk_sync_oldest_pending_age_seconds {}",
-            s.oldest_pending_age_s.unwrap_or(0)
+        r.register_with_unit(
+            "kiosk_sync_oldest_pending_age",
+            "Age of the oldest unacknowledged change (0: none)",
+            Unit::Seconds,
+            gauge(count(s.oldest_pending_age_s.unwrap_or(0))),
         );
-        let _ = writeln!(
-            out,
-            "# HELP kiosk_sync_rejected Changes the core bank rejected for good.\n# TYPE kiosk_sync_rejected gauge\nkiosk_sync_rejected {}",
-            s.rejected
+        r.register(
+            "kiosk_sync_rejected",
+            "Changes the core bank rejected for good",
+            gauge(count(s.rejected)),
         );
-        if let Some(r) = s.core_reachable {
-            let _ = writeln!(
-                out,
-                "# HELP kiosk_corebank_reachable Whether the last contact with the core bank succeeded.\n# TYPE kiosk_corebank_reachable gauge\nkiosk_corebank_reachable {}",
-                u8::from(r)
+        if let Some(reachable) = s.core_reachable {
+            r.register(
+                "kiosk_corebank_reachable",
+                "Whether the last contact with the core bank succeeded",
+                gauge(i64::from(reachable)),
             );
         }
     }
+    if let (Some(free), Some(size)) = (status.disk_free_bytes, status.disk_total_bytes) {
+        r.register_with_unit(
+            "kiosk_store_disk_free",
+            "Free space for kioskd on the store's file system",
+            Unit::Bytes,
+            gauge(count(free)),
+        );
+        r.register_with_unit(
+            "kiosk_store_disk_size",
+            "Size of the store's file system",
+            Unit::Bytes,
+            gauge(count(size)),
+        );
+    }
+    if let Some(queue) = &snapshot.queue {
+        let waiting = Family::<ServiceLabels, Gauge>::default();
+        let longest = Family::<ServiceLabels, Gauge<f64, AtomicU64>>::default();
+        for s in &queue.services {
+            let labels = ServiceLabels {
+                service: s.service.clone(),
+            };
+            waiting.get_or_create(&labels).set(i64::from(s.waiting));
+            let age_ms = s
+                .oldest_waiting_at_ms
+                .map_or(0, |at| snapshot.now_ms.saturating_sub(at).max(0));
+            longest.get_or_create(&labels).set(age_ms as f64 / 1000.0);
+        }
+        r.register(
+            "kiosk_queue_waiting",
+            "Tickets waiting, by service",
+            waiting,
+        );
+        r.register_with_unit(
+            "kiosk_queue_longest_wait",
+            "How long the longest-waiting ticket has waited, by service (0: nobody waits)",
+            Unit::Seconds,
+            longest,
+        );
+    }
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &r);
     out
 }
 
@@ -238,7 +337,7 @@ async fn metrics_handler(State(app): State<AppState>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         render(&(app.snapshot)().await, &app.metrics),
     )
@@ -287,5 +386,57 @@ pub async fn serve(
         .await
     {
         tracing::warn!(error = %e, "metrics endpoint stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(paper_near_end: bool) -> Snapshot {
+        Snapshot {
+            status: StatusInfo {
+                daemon_version: "0".into(),
+                kiosk_id: "K1".into(),
+                branch_id: "B1".into(),
+                profile: "queue_machine".into(),
+                uptime_s: 5,
+                devices: Vec::new(),
+                sync_backlog: None,
+                disk_free_bytes: Some(10),
+                disk_total_bytes: Some(100),
+            },
+            sync: None,
+            store_ok: true,
+            paper_near_end: vec![("ticket".into(), paper_near_end)],
+            queue: Some(QueueStatusInfo {
+                business_day: "2026-12-05".into(),
+                services: vec![kiosk_proto::QueueServiceStatus {
+                    service: "personal".into(),
+                    letter: "A".into(),
+                    waiting: 2,
+                    last_called: None,
+                    last_issued: Some("A002".into()),
+                    oldest_waiting_at_ms: Some(1_000),
+                }],
+            }),
+            now_ms: 91_000,
+        }
+    }
+
+    #[test]
+    fn paper_disk_and_queue_waits_are_gauges_read_at_the_scrape() {
+        let text = render(&snapshot(true), &Metrics::default());
+        for series in [
+            "kiosk_printer_paper_near_end{printer=\"ticket\"} 1",
+            "kiosk_store_disk_free_bytes 10",
+            "kiosk_store_disk_size_bytes 100",
+            "kiosk_queue_waiting{service=\"personal\"} 2",
+            "kiosk_queue_longest_wait_seconds{service=\"personal\"} 90.0",
+        ] {
+            assert!(text.contains(series), "{series} missing in:\n{text}");
+        }
+        let text = render(&snapshot(false), &Metrics::default());
+        assert!(text.contains("kiosk_printer_paper_near_end{printer=\"ticket\"} 0"));
     }
 }

@@ -453,6 +453,7 @@ impl Queue {
                     waiting: c.waiting,
                     last_called: text(s.letter, c.last_called),
                     last_issued: text(s.letter, c.last_issued),
+                    oldest_waiting_at_ms: c.oldest_waiting_at_ms,
                 })
                 .collect(),
         })

@@ -451,6 +451,10 @@ pub struct QueueServiceStatus {
     pub waiting: u32,
     pub last_called: Option<String>,
     pub last_issued: Option<String>,
+    /// When the longest-waiting ticket was issued (ms since the epoch;
+    /// `None` when nobody waits).
+    #[serde(default)]
+    pub oldest_waiting_at_ms: Option<i64>,
 }
 
 /// `queue_status` answer.

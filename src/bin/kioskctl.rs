@@ -70,6 +70,29 @@ enum Command {
         #[command(subcommand)]
         action: ConfigCmd,
     },
+    /// The local database, read directly (as root or kioskd's user; kioskd
+    /// may be running).
+    Store {
+        #[command(subcommand)]
+        action: StoreCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCmd {
+    /// Copy the database to FILE (a new file, mode 0600), consistent while
+    /// kioskd keeps working; the outbox's personal data stay encrypted.
+    /// Restore with `kioskd --config CONFIG --restore FILE`.
+    Backup {
+        file: PathBuf,
+        /// kioskd's configuration (for `[store] path`).
+        #[arg(long, env = "KIOSK_CONFIG", default_value = "/etc/kiosk/kiosk.toml")]
+        config: PathBuf,
+        /// Succeed without writing anything when there is no store yet
+        /// (the package's upgrade uses it).
+        #[arg(long)]
+        if_exists: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +156,17 @@ fn main() -> ExitCode {
     if let Command::PinHash = &args.command {
         return pin_hash();
     }
+    if let Command::Store {
+        action:
+            StoreCmd::Backup {
+                file,
+                config,
+                if_exists,
+            },
+    } = &args.command
+    {
+        return store_backup(config, file, *if_exists, args.json);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -168,6 +202,59 @@ fn pin_hash() -> ExitCode {
         Err(e) => {
             eprintln!("kioskctl: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `store backup FILE`: 0 written, 1 failed, 2 bad config.
+fn store_backup(
+    config: &std::path::Path,
+    file: &std::path::Path,
+    if_exists: bool,
+    json: bool,
+) -> ExitCode {
+    let store = match kiosk::config::Config::load_store_section(config) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("kioskctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(store) = &store else {
+        eprintln!("kioskctl: the configuration has no [store]");
+        return ExitCode::from(2);
+    };
+    if if_exists && !store.path.exists() {
+        println!("{}: no store yet, nothing to back up", store.path.display());
+        return ExitCode::SUCCESS;
+    }
+    match kiosk::store::backup(&store.path, file) {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "file": file.display().to_string(),
+                        "schema_version": report.schema_version,
+                        "changes": report.changes,
+                        "audit_records": report.audit_records,
+                    })
+                );
+            } else {
+                println!(
+                    "{}: backup of {} (schema {}, {} changes, {} audit records)",
+                    file.display(),
+                    store.path.display(),
+                    report.schema_version,
+                    report.changes,
+                    report.audit_records
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kioskctl: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -467,7 +554,9 @@ async fn run(args: &Args) -> Result<(), ClientError> {
                 }
             }
         },
-        Command::Config { .. } | Command::PinHash => unreachable!("handled before connecting"),
+        Command::Config { .. } | Command::PinHash | Command::Store { .. } => {
+            unreachable!("handled before connecting")
+        }
         Command::Events { count } => {
             client.subscribe().await?;
             // On stderr, so stdout stays one event per line; a script (or a

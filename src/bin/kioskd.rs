@@ -27,6 +27,12 @@ struct Args {
     /// Check the configuration, print every problem, and exit.
     #[arg(long)]
     check: bool,
+    /// Replace the store with this backup (`kioskctl store backup`) and
+    /// exit: the backup is checked first (integrity, schema, store key,
+    /// audit chain); the current database is kept beside it. kioskd must
+    /// be stopped.
+    #[arg(long, value_name = "FILE")]
+    restore: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +68,9 @@ fn main() -> ExitCode {
     if args.check {
         println!("{}: ok", config_path.display());
         return ExitCode::SUCCESS;
+    }
+    if let Some(backup) = &args.restore {
+        return restore(&config, backup);
     }
     kiosk::logging::init(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -99,6 +108,55 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `--restore FILE`: refuse while a kioskd answers on the socket.
+fn restore(config: &Config, backup: &std::path::Path) -> ExitCode {
+    let Some(store) = &config.store else {
+        eprintln!("kioskd: the configuration has no [store] to restore into");
+        return ExitCode::from(2);
+    };
+    if std::os::unix::net::UnixStream::connect(&config.api.socket).is_ok() {
+        eprintln!(
+            "kioskd: a kioskd is running on {}; stop it first (systemctl stop kioskd)",
+            config.api.socket.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    // As root, restore as the store's owner (kioskd's user): the files it
+    // writes must be kioskd's, and the key file must be its owner's.
+    let staged = match kiosk::hardening::become_owner_of(&store.path, backup) {
+        Ok(staged) => staged,
+        Err(e) => {
+            eprintln!("kioskd: nothing restored: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let from = staged.as_deref().unwrap_or(backup);
+    let restored = kiosk::store::restore(from, &store.path, &store.key_file);
+    if let Some(copy) = &staged {
+        let _ = std::fs::remove_file(copy);
+    }
+    match restored {
+        Ok(report) => {
+            println!(
+                "{}: restored from {} (schema {}, {} changes, {} audit records, audit chain verified)",
+                store.path.display(),
+                backup.display(),
+                report.schema_version,
+                report.changes,
+                report.audit_records
+            );
+            if let Some(aside) = report.replaced {
+                println!("the database it replaced is kept as {}", aside.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kioskd: nothing restored: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn wait_for_signal() {

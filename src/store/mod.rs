@@ -28,6 +28,8 @@
 //!   `DELETE`), each record carrying the SHA-256 of the previous one; the
 //!   chain's head is also kept aside, so [`AuditTrail::audit_verify`](crate::store::AuditTrail::audit_verify) finds an
 //!   edited, removed (also the last one) or reordered record.
+//! * **Backup** (`backup.rs`): an online copy in one read transaction, and a
+//!   restore that checks the copy (integrity, schema, key, audit chain) first.
 //! * **Queue counters** (`queue.rs`): the last ticket number per service and
 //!   business day, taken atomically (rule Q2).
 //!
@@ -56,6 +58,7 @@
 //! ([`SecretChange`]) redacts itself in `Debug` and is zeroized on drop.
 
 mod audit;
+mod backup;
 mod crypto;
 mod migrations;
 mod outbox;
@@ -70,6 +73,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 pub use audit::{
     Actor, AuditAction, AuditBreak, AuditEntry, AuditNote, AuditRecord, AuditReport, AuditTrail,
 };
+pub use backup::{BackupReport, backup, restore};
 pub use crypto::{SecretChange, generate_key_file};
 pub use outbox::{
     Call, ChangeState, ChangeSummary, Decision, ListFilter, Outbox, PendingChange, StoredId,
@@ -223,6 +227,13 @@ impl Store {
             cipher,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Copy the WAL into the database file and empty it.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.lock()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| classify(&self.path, e))
     }
 
     /// The database file.

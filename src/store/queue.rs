@@ -124,6 +124,8 @@ pub struct QueueCounts {
     pub waiting: u32,
     pub last_called: Option<u32>,
     pub last_issued: Option<u32>,
+    /// When the longest-waiting ticket was issued (ms since the epoch).
+    pub oldest_waiting_at_ms: Option<i64>,
 }
 
 const TICKET_COLUMNS: &str = "ticket_id, service_id, letter, business_day, number, number_text, \
@@ -357,24 +359,31 @@ impl Tickets<'_> {
     pub fn queue_counts(&self, letter: char, business_day: NaiveDate) -> Result<QueueCounts> {
         let (l, day) = (letter.to_string(), day_text(business_day));
         self.store.read(|tx| {
-            let (waiting, last_called, last_issued): (i64, Option<i64>, Option<i64>) = tx
-                .query_row(
-                    "SELECT
+            let (waiting, last_called, last_issued, oldest): (
+                i64,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+            ) = tx.query_row(
+                "SELECT
                         (SELECT COUNT(*) FROM ticket WHERE letter = ?1 AND business_day = ?2
                             AND state = 'waiting'),
                         (SELECT number FROM ticket WHERE letter = ?1 AND business_day = ?2
                             AND state = 'called' ORDER BY called_at_ms DESC, number DESC LIMIT 1),
                         (SELECT last_number FROM queue_counter WHERE service = ?1
-                            AND business_day = ?2)",
-                    [l.as_str(), day.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?;
+                            AND business_day = ?2),
+                        (SELECT MIN(issued_at_ms) FROM ticket WHERE letter = ?1
+                            AND business_day = ?2 AND state = 'waiting')",
+                [l.as_str(), day.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
             let num = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
             Ok(QueueCounts {
                 letter,
                 waiting: num(waiting),
                 last_called: last_called.map(num),
                 last_issued: last_issued.map(num),
+                oldest_waiting_at_ms: oldest,
             })
         })
     }
@@ -514,7 +523,8 @@ mod tests {
                 letter: 'A',
                 waiting: 1,
                 last_called: Some(1),
-                last_issued: Some(2)
+                last_issued: Some(2),
+                oldest_waiting_at_ms: Some(1_000),
             }
         );
         store

@@ -1283,8 +1283,10 @@ fn http_get(port: u16, path: &str) -> (String, String) {
 }
 
 /// Fleet metrics: scraped during a flow (a card read, a synced change, a
-/// queue ticket) they show the expected series, and no ID number, name or
-/// phone number of any test card or customer.
+/// queue ticket) they show the expected series (OpenMetrics text from
+/// prometheus-client: counters, the read-latency histogram, disk, queue
+/// waits), and no ID number, name or phone number of any test card or
+/// customer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_reads_tickets_and_deliveries_and_nothing_personal() {
     let port = free_port();
@@ -1317,12 +1319,16 @@ async fn metrics_show_reads_tickets_and_deliveries_and_nothing_personal() {
         "kiosk_device_state{device=\"desk\",kind=\"id_reader\",state=\"online\"} 1",
         "kiosk_card_reads_total{reader=\"desk\"} 1",
         "kiosk_card_read_duration_seconds_count{reader=\"desk\"} 1",
-        "kiosk_card_read_duration_seconds_bucket{reader=\"desk\",le=\"+Inf\"} 1",
+        "kiosk_card_read_duration_seconds_bucket{le=\"+Inf\",reader=\"desk\"} 1",
         "kiosk_tickets_issued_total{service=\"personal\"} 1",
         "kiosk_sync_deliveries_total{outcome=\"applied\"} 1",
         "kiosk_sync_backlog 0",
         "kiosk_sync_oldest_pending_age_seconds 0",
-        "# TYPE kiosk_card_read_failures_total counter",
+        "kiosk_store_disk_free_bytes ",
+        "kiosk_store_disk_size_bytes ",
+        "kiosk_queue_waiting{service=\"personal\"} 1",
+        "kiosk_queue_longest_wait_seconds{service=\"personal\"} ",
+        "# EOF",
     ] {
         assert!(body.contains(series), "{series} missing in:\n{body}");
     }

@@ -54,6 +54,8 @@ pub struct Kioskd {
     run_as: Option<(u32, u32)>,
     /// Extra environment variables for kioskd.
     env: Vec<(String, String)>,
+    /// The service manager's end of `NOTIFY_SOCKET` for the current run.
+    notify: Option<UnixDatagram>,
 }
 
 impl Kioskd {
@@ -149,6 +151,7 @@ level = "trace"
             log_path: PathBuf::new(),
             run_as,
             env: env.to_vec(),
+            notify: None,
         };
         if run_as.is_some() {
             let open = std::fs::Permissions::from_mode(0o777);
@@ -167,7 +170,17 @@ level = "trace"
         let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
         notify.set_read_timeout(Some(DEADLINE)).expect("timeout");
         let log = std::fs::File::create(&self.log_path).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kioskd"));
+        let mut command = if self.env.iter().any(|(k, _)| k == "WATCHDOG_USEC") {
+            // systemd names the watched process in WATCHDOG_PID: the
+            // shell's pid is kioskd's once it execs.
+            let mut sh = Command::new("/bin/sh");
+            sh.arg("-c")
+                .arg(r#"export WATCHDOG_PID=$$; exec "$0" "$@""#)
+                .arg(env!("CARGO_BIN_EXE_kioskd"));
+            sh
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_kioskd"))
+        };
         if let Some((uid, gid)) = self.run_as {
             let open = std::fs::Permissions::from_mode(0o777);
             std::fs::set_permissions(&notify_path, open).expect("chmod notify socket");
@@ -190,6 +203,29 @@ level = "trace"
             Ok(n) if buf[..n].starts_with(b"READY=1") => {}
             other => panic!("kioskd did not get ready: {other:?}\n{}", self.log()),
         }
+        self.notify = Some(notify);
+    }
+
+    /// The next datagram kioskd sends the service manager after `READY=1`
+    /// (waiting up to [`DEADLINE`]).
+    pub fn next_notification(&self) -> String {
+        let notify = self.notify.as_ref().expect("running");
+        let mut buf = [0u8; 4096];
+        let n = notify
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no notification from kioskd: {e}\n{}", self.log()));
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// A datagram already sent to the service manager, if any (for after
+    /// the process has exited: nothing more can come).
+    pub fn next_notification_now(&self) -> Option<String> {
+        let notify = self.notify.as_ref()?;
+        notify.set_nonblocking(true).ok()?;
+        let mut buf = [0u8; 4096];
+        let got = notify.recv(&mut buf).ok();
+        let _ = notify.set_nonblocking(false);
+        got.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 
     /// Stop with SIGKILL (no chance to clean up) and start again on the

@@ -10,6 +10,8 @@ pub mod printer_transports;
 pub mod queue;
 pub mod sam_serial;
 pub mod sdtapi;
+pub mod store_backup;
+pub mod supervision;
 pub mod sync;
 pub mod technician;
 pub mod ui;

@@ -9,6 +9,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod alerts;
 mod bench;
 mod bench_queue;
 mod bench_sync;
@@ -16,6 +17,7 @@ mod bench_tools;
 mod bench_ui;
 mod demo;
 mod fuzz;
+mod package;
 mod processes;
 mod soak;
 mod supply;
@@ -70,7 +72,12 @@ const PACKAGES: &[&str] = &[
 /// Installed when the machine's package lists allow it (stale lists can
 /// hold libinput-dev back; the `apt-get update` retry usually cures that);
 /// without them `cargo xtask test` says that it skips that build.
-const KMS_PACKAGES: &[&str] = &["libinput-dev", "libudev-dev", "libxkbcommon-dev"];
+const KMS_PACKAGES: &[&str] = &[
+    "libinput-dev",
+    "libudev-dev",
+    "libxkbcommon-dev",
+    "libgbm-dev",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -85,6 +92,7 @@ fn main() -> ExitCode {
         Some("hwtest") => setup().and_then(|()| hwtest(&args[1..])),
         Some("audit") => supply::audit(&args[1..]),
         Some("voices") => setup().and_then(|()| voices::run(&args[1..])),
+        Some("package") => setup().and_then(|()| package::run(&args[1..])),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -99,7 +107,8 @@ fn main() -> ExitCode {
                  fuzz    [--seconds N] [TARGET...] run the fuzz targets; write docs/RELIABILITY.md\n  \
                  hwtest  [--sam PATH]... [--printer PATH]... [--read] [--print] probe the real readers and printers attached\n  \
                  audit   RustSec advisories (cargo deny); exit 3 when the database cannot be fetched\n  \
-                 voices  [DIR] record kiosk-ui's voice clips with espeak-ng (default ui/voices)"
+                 voices  [DIR] record kiosk-ui's voice clips with espeak-ng (default ui/voices)\n  \
+                 package [--arch amd64|arm64] [--profile release|dev] Debian packages into target/debian/PROFILE"
             );
             return ExitCode::from(2);
         }
@@ -125,7 +134,7 @@ pub fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
-fn is_installed(package: &str) -> bool {
+pub fn is_installed(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", package])
         .output()
@@ -142,7 +151,7 @@ pub fn setup() -> Result<()> {
     Ok(())
 }
 
-fn install(packages: &[&str]) -> Result<()> {
+pub fn install(packages: &[&str]) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
         .copied()
@@ -186,7 +195,7 @@ fn install(packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn nix_is_root() -> bool {
+pub fn nix_is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -336,6 +345,8 @@ fn test(args: &[String]) -> Result<()> {
     voices::record(&voices::default_dir())?;
     // Licenses, bans and sources (deny.toml); advisories: `cargo xtask audit`.
     supply::deny_check()?;
+    // The shipped alert rules: valid, and firing when they should.
+    alerts::check()?;
     // The fuzz targets only type-check here (no libFuzzer, no fuzzing):
     // they share the workspace's target directory, so only the path crates
     // and the targets themselves are checked again.
@@ -345,5 +356,9 @@ fn test(args: &[String]) -> Result<()> {
     run_in_root(&cargo, &args)?;
     // The demo itself, end to end: both simulated readers read a card.
     demo::run(&["--smoke".to_string()])?;
+    // The Debian packages: installed, checked, upgraded and purged here;
+    // the arm64 cross build type-checked.
+    package::install_check()?;
+    package::check_arm64()?;
     Ok(())
 }

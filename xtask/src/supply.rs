@@ -36,8 +36,14 @@ fn cargo() -> String {
 /// Install cargo-deny when `cargo deny --version` fails (one quick process
 /// when it is there).
 pub fn ensure_cargo_deny() -> Result<()> {
+    ensure_cargo_tool("deny", "cargo-deny", None)
+}
+
+/// Install the cargo plug-in `krate` (at `version`, if given) when `cargo
+/// SUBCOMMAND --version` fails.
+pub fn ensure_cargo_tool(subcommand: &str, krate: &str, version: Option<&str>) -> Result<()> {
     let present = Command::new(cargo())
-        .args(["deny", "--version"])
+        .args([subcommand, "--version"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -45,13 +51,17 @@ pub fn ensure_cargo_deny() -> Result<()> {
     if present {
         return Ok(());
     }
-    eprintln!("xtask: cargo-deny is missing: cargo install --locked cargo-deny");
+    let mut args = vec!["install", "--locked", krate];
+    if let Some(v) = version {
+        args.extend(["--version", v]);
+    }
+    eprintln!("xtask: {krate} is missing: cargo {}", args.join(" "));
     let status = Command::new(cargo())
-        .args(["install", "--locked", "cargo-deny"])
+        .args(&args)
         .status()
         .context("starting cargo install")?;
     if !status.success() {
-        bail!("cargo install --locked cargo-deny failed ({status})");
+        bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
 }
