@@ -94,8 +94,11 @@ fn main() -> ExitCode {
         };
         let services = Services::new(config, store);
         let stop = services.shutdown.clone();
+        // Handlers in place before kioskd says READY=1: a SIGTERM right
+        // after it must stop kioskd gracefully, not kill it.
+        let signals = stop_signals();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            wait_for_signal(signals).await;
             tracing::info!("stop requested");
             stop.cancel();
         });
@@ -159,12 +162,22 @@ fn restore(config: &Config, backup: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn wait_for_signal() {
+type StopSignals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+/// SIGTERM and SIGINT, registered now.
+fn stop_signals() -> StopSignals {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => None,
+    }
+}
+
+async fn wait_for_signal(signals: StopSignals) {
+    let Some((mut term, mut int)) = signals else {
         // Without signal handlers the daemon still runs; it just cannot stop gracefully.
         std::future::pending::<()>().await;
         return;

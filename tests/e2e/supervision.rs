@@ -68,3 +68,17 @@ key_file = "{}"
         "no STOPPING=1 after SIGTERM: {rest:?}"
     );
 }
+
+/// A SIGTERM as soon as kioskd says READY=1 stops it gracefully (exit 0,
+/// STOPPING=1): the signal handlers are in place before the readiness.
+/// (They were installed by a task that could run after READY=1, and a
+/// SIGTERM in between killed kioskd.) Ten starts make the old race show.
+#[test]
+fn sigterm_right_after_ready_stops_kioskd_gracefully() {
+    for _ in 0..10 {
+        let mut kioskd = Kioskd::start("");
+        let exit = kioskd.terminate();
+        assert!(exit.success(), "{exit:?}\n{}", kioskd.log());
+        assert!(kioskd.log().contains("kioskd stopped"), "{}", kioskd.log());
+    }
+}
