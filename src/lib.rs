@@ -157,6 +157,9 @@ pub enum Error {
     /// A change that cannot be recorded as given (never quotes personal data).
     #[error("invalid change: {0}")]
     InvalidChange(String),
+    /// A counter's action the ticket's life does not allow (rule Q5).
+    #[error(transparent)]
+    Lifecycle(#[from] crate::flows::ticket::LifecycleError),
 }
 
 impl Error {

@@ -18,7 +18,8 @@ use uuid::Uuid;
 use crate::deps::Deps;
 use crate::flows::id_rules::ValidityDecision;
 use crate::flows::queue::{self as flow, IssueRequest, MaskedName, PrintOutcome, QueueConfig};
-use crate::store::{Actor, AuditAction, AuditEntry, NewTicket, Store, TicketRow};
+use crate::flows::ticket::{CounterAction, LifecycleError};
+use crate::store::{ActRequest, Actor, AuditAction, AuditEntry, NewTicket, Store, TicketRow};
 
 /// A swiped card: the read's serial number (a card left on the reader by
 /// the previous customer is no swipe), its masked name, and the identity
@@ -63,6 +64,9 @@ pub struct Queue {
     deps: Deps,
     /// Serialises ticket issuing (numbering, waiting ahead, printing order).
     turn: tokio::sync::Mutex<QueueTurn>,
+    /// Bumped after each committed queue event (write before you tell):
+    /// the branch stream then reads the new events from the store's log.
+    committed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Queue {
@@ -70,7 +74,19 @@ impl Queue {
         Queue {
             deps,
             turn: tokio::sync::Mutex::default(),
+            committed: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Say that queue events were committed (after the commit).
+    pub fn announce(&self) {
+        self.committed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes up after each [`Queue::announce`]; the events themselves are
+    /// in the store's queue log.
+    pub fn committed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
     fn queue_config(&self) -> Result<&QueueConfig, ApiError> {
@@ -278,6 +294,7 @@ impl Queue {
             issued_at_ms: now.timestamp_millis(),
             number_digits: config.number_digits,
             masked_name: masked_name.as_ref().map(|n| n.as_str().to_string()),
+            issued_for: None,
         };
         // Rule Q2: committed (fsync'd) before anything is printed.
         let row = self
@@ -289,6 +306,7 @@ impl Queue {
             service = %row.service_id,
             "ticket number committed"
         );
+        self.announce();
         let plan = flow::plan_ticket(
             &config,
             &self.deps.config.kiosk.branch_name,
@@ -397,28 +415,47 @@ impl Queue {
         })
     }
 
-    /// `queue_call`: the next waiting ticket of a service, today.
+    /// `queue_call` (a technician): the next waiting ticket of a service,
+    /// today; it belongs to no counter (rule Q5's counters call through
+    /// the branch API).
     pub async fn queue_call(&self, params: QueueServiceParams) -> Result<QueueCalled, ApiError> {
         let config = self.queue_config()?;
-        let request = flow::number_request(config, &params.service, Utc::now())
+        let now = Utc::now();
+        let request = flow::number_request(config, &params.service, now)
             .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
         let letter = config
             .service(&request.service_id)
             .map(|s| s.letter)
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "unknown service"))?;
-        let asked = request.business_day;
-        let now_ms = Utc::now().timestamp_millis();
+        let act = ActRequest {
+            counter: None,
+            services: vec![request.service_id.clone()],
+            action: CounterAction::CallNext,
+            number: None,
+            ticket_id: None,
+            business_day: request.business_day,
+            now_ms: now.timestamp_millis(),
+            known_services: config.services.iter().map(|s| s.id.clone()).collect(),
+        };
+        let service = request.service_id.clone();
         let (called, counts) = self
             .blocking_store(move |s| {
-                let day = s.tickets().queue_day(asked)?;
-                let called = s.tickets().call_next_ticket(letter, day, now_ms)?;
-                Ok((called, s.tickets().queue_counts(letter, day)?))
+                let called = match s.calls().act(&act) {
+                    Ok(acted) => Some(acted),
+                    Err(crate::Error::Lifecycle(LifecycleError::NobodyWaiting { .. })) => None,
+                    Err(e) => return Err(e),
+                };
+                let day = s.tickets().queue_day(act.business_day)?;
+                Ok((called, s.tickets().queue_counts(letter, &service, day)?))
             })
             .await?;
+        if called.is_some() {
+            self.announce();
+        }
         Ok(QueueCalled {
             service: request.service_id,
-            ticket_id: called.as_ref().map(|t| t.ticket_id.clone()),
-            number: called.map(|t| t.number_text),
+            ticket_id: called.as_ref().map(|a| a.ticket.ticket_id.clone()),
+            number: called.map(|a| a.ticket.number_text),
             waiting: counts.waiting,
         })
     }
@@ -427,13 +464,17 @@ impl Queue {
     pub async fn queue_status(&self) -> Result<QueueStatusInfo, ApiError> {
         let config = self.queue_config()?.clone();
         let asked = flow::business_day(Utc::now(), &config);
-        let letters: Vec<char> = config.services.iter().map(|s| s.letter).collect();
+        let services: Vec<(char, String)> = config
+            .services
+            .iter()
+            .map(|s| (s.letter, s.id.clone()))
+            .collect();
         let (day, counts) = self
             .blocking_store(move |s| {
                 let day = s.tickets().queue_day(asked)?;
-                let counts = letters
+                let counts = services
                     .iter()
-                    .map(|l| s.tickets().queue_counts(*l, day))
+                    .map(|(l, id)| s.tickets().queue_counts(*l, id, day))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((day, counts))
             })

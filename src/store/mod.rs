@@ -30,6 +30,10 @@
 //!   edited, removed (also the last one) or reordered record.
 //! * **Queue counters** (`queue.rs`): the last ticket number per service and
 //!   business day, taken atomically (rule Q2).
+//! * **Queue life** (`calls.rs`): counters' calls, recalls, skips,
+//!   reactivations, transfers and serves, each one transaction with its
+//!   entry in the append-only `queue_event` log and its audit record
+//!   (rules Q5, Q8); the log's `seq` is the branch stream's resume point.
 //!
 //! # Crash safety
 //!
@@ -56,6 +60,7 @@
 //! ([`SecretChange`]) redacts itself in `Debug` and is zeroized on drop.
 
 mod audit;
+mod calls;
 mod crypto;
 mod migrations;
 mod outbox;
@@ -70,6 +75,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 pub use audit::{
     Actor, AuditAction, AuditBreak, AuditEntry, AuditNote, AuditRecord, AuditReport, AuditTrail,
 };
+pub use calls::{ActRequest, Acted, Calls, QueueEventRow, WaitingCounts};
 pub use crypto::{SecretChange, generate_key_file};
 pub use outbox::{
     Call, ChangeState, ChangeSummary, Decision, ListFilter, Outbox, PendingChange, StoredId,
@@ -395,6 +401,11 @@ impl Store {
     /// The queue tickets.
     pub fn tickets(&self) -> Tickets<'_> {
         Tickets { store: self }
+    }
+
+    /// The tickets' life at the counters and the queue's event log.
+    pub fn calls(&self) -> Calls<'_> {
+        Calls { store: self }
     }
 
     /// The technician PIN's wrong tries as last written.
