@@ -17,6 +17,7 @@ pub async fn run(services: Arc<Services>) -> Result<(), crate::Error> {
         Some(m) => Some(crate::metrics::bind(m.listen).await?),
         None => None,
     };
+    let branch = crate::branch::bind(config.branch.as_ref()).await?;
     let policy = crate::access::Policy::from_config(&config.api)?;
     let listener = crate::api::bind(&config.api.socket, crate::access::socket_gid(&config.api)?)?;
     metrics
@@ -34,6 +35,7 @@ pub async fn run(services: Arc<Services>) -> Result<(), crate::Error> {
                         None => None,
                     },
                     store_ok: services.config.store.is_none() || services.changes.store().is_some(),
+                    queue: services.queue.gauges().await,
                 }
             })
         });
@@ -49,6 +51,16 @@ pub async fn run(services: Arc<Services>) -> Result<(), crate::Error> {
     services
         .changes
         .start_sync(services.shutdown.clone(), &services.tasks)?;
+    if let Some(bound) = branch {
+        services
+            .tasks
+            .spawn(crate::branch::serve(bound, services.clone()));
+    }
+    if let Some(link) = &services.primary {
+        services
+            .tasks
+            .spawn(link.clone().probe_loop(services.shutdown.clone()));
+    }
     let devices = crate::devices::start(&config.readers, &services.readers, &services.shutdown);
     let printer = services.printer.start();
     tracing::info!(

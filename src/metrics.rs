@@ -108,6 +108,17 @@ pub struct Snapshot {
     pub sync: Option<SyncStatusInfo>,
     /// The store is open, if one is configured.
     pub store_ok: bool,
+    /// The branch queue's services now (a queue machine that numbers).
+    pub queue: Vec<QueueGauge>,
+}
+
+/// One service of the queue for the gauges (rule Q9; no personal data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueGauge {
+    pub service: String,
+    pub waiting: u32,
+    /// How long the oldest waiting ticket has waited (0: nobody waits).
+    pub longest_wait_s: u64,
 }
 
 /// How the endpoint takes a [`Snapshot`] (given by the daemon, so this
@@ -198,6 +209,26 @@ pub fn render(snapshot: &Snapshot, metrics: &Metrics) -> String {
                 out,
                 "kiosk_sync_deliveries_total{{outcome=\"{}\"}} {n}",
                 label(outcome)
+            );
+        }
+    }
+    if !snapshot.queue.is_empty() {
+        out.push_str("# HELP kiosk_queue_waiting Tickets waiting now, by service.\n# TYPE kiosk_queue_waiting gauge\n");
+        for q in &snapshot.queue {
+            let _ = writeln!(
+                out,
+                "kiosk_queue_waiting{{service=\"{}\"}} {}",
+                label(&q.service),
+                q.waiting
+            );
+        }
+        out.push_str("# HELP kiosk_queue_longest_wait_seconds How long the oldest waiting ticket has waited, by service (0: nobody waits).\n# TYPE kiosk_queue_longest_wait_seconds gauge\n");
+        for q in &snapshot.queue {
+            let _ = writeln!(
+                out,
+                "kiosk_queue_longest_wait_seconds{{service=\"{}\"}} {}",
+                label(&q.service),
+                q.longest_wait_s
             );
         }
     }

@@ -4,22 +4,35 @@
 //! module does the I/O: the store (the number is committed before
 //! printing), the printer, the core bank.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use kiosk_corebank::CardEvidence;
 use kiosk_escpos::QueueTicket;
 use kiosk_idcard::Identity;
 use kiosk_proto::{
-    ApiError, ErrorCode, Event, QueueCalled, QueueReprintParams, QueueServiceInfo,
-    QueueServiceParams, QueueServiceStatus, QueueStatusInfo, QueueTakeParams, QueueTicketInfo,
-    TicketMessage,
+    ApiError, ErrorCode, Event, QueueCalled, QueueReport, QueueReportParams, QueueReprintParams,
+    QueueServiceInfo, QueueServiceParams, QueueServiceStatus, QueueStatusInfo, QueueTakeParams,
+    QueueTicketInfo, TicketMessage,
 };
 use uuid::Uuid;
 
+use crate::config::BranchRole;
 use crate::deps::Deps;
 use crate::flows::id_rules::ValidityDecision;
 use crate::flows::queue::{self as flow, IssueRequest, MaskedName, PrintOutcome, QueueConfig};
 use crate::flows::ticket::{CounterAction, LifecycleError};
 use crate::store::{ActRequest, Actor, AuditAction, AuditEntry, NewTicket, Store, TicketRow};
+
+/// Rule Q7: what the customer (and the technician) hear when a secondary
+/// queue machine gets no number from the primary.
+pub const PRIMARY_UNREACHABLE_ZH: &str = "本机暂时无法取号，请使用其他取号机或咨询工作人员。";
+pub const PRIMARY_UNREACHABLE_EN: &str = "This machine cannot give out numbers right now. Please use another queue machine or ask the staff.";
+
+fn primary_unreachable(detail: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::PrimaryUnreachable,
+        format!("{PRIMARY_UNREACHABLE_ZH} / {PRIMARY_UNREACHABLE_EN} ({detail})"),
+    )
+}
 
 /// A swiped card: the read's serial number (a card left on the reader by
 /// the previous customer is no swipe), its masked name, and the identity
@@ -296,10 +309,9 @@ impl Queue {
             masked_name: masked_name.as_ref().map(|n| n.as_str().to_string()),
             issued_for: None,
         };
-        // Rule Q2: committed (fsync'd) before anything is printed.
-        let row = self
-            .blocking_store(move |s| s.tickets().issue_ticket(&new))
-            .await?;
+        // Rule Q2: committed (fsync'd) before anything is printed; on a
+        // secondary queue machine, by the primary (rule Q7).
+        let row = self.number_ticket(new).await?;
         tracing::info!(
             ticket_id = %row.ticket_id,
             number = %row.number_text,
@@ -355,6 +367,157 @@ impl Queue {
             validity: validity.code,
             change_id: validity.change_id,
         })
+    }
+
+    /// This machine takes its numbers from the branch's primary (rule Q7).
+    fn is_secondary(&self) -> bool {
+        self.deps
+            .config
+            .branch
+            .as_ref()
+            .is_some_and(|b| b.role == BranchRole::Secondary)
+    }
+
+    /// Number `new`: in the local store, or (a secondary) by the primary,
+    /// keeping a copy here for reprints. A secondary that cannot reach the
+    /// primary refuses, in both languages; it never numbers on its own.
+    async fn number_ticket(&self, new: NewTicket) -> Result<TicketRow, ApiError> {
+        if !self.is_secondary() {
+            return self
+                .blocking_store(move |s| s.tickets().issue_ticket(&new))
+                .await;
+        }
+        let Some(link) = self.deps.primary.clone() else {
+            return Err(primary_unreachable("no link configured"));
+        };
+        let grant = link.take_number(&new.service_id).await.map_err(|e| {
+            tracing::warn!(error = %e, "no number from the primary queue machine");
+            primary_unreachable(&e.to_string())
+        })?;
+        let business_day = NaiveDate::parse_from_str(&grant.business_day, "%Y-%m-%d")
+            .map_err(|_| primary_unreachable("the primary's business day is not a date"))?;
+        let row = TicketRow {
+            ticket_id: grant.ticket_id,
+            service_id: grant.service,
+            letter: grant.letter.chars().next().unwrap_or(new.letter),
+            business_day,
+            number: grant.number,
+            number_text: grant.number_text,
+            issued_at_ms: grant.issued_at_ms,
+            waiting_ahead: grant.waiting_ahead,
+            masked_name: new.masked_name,
+            state: "waiting".into(),
+            printed: false,
+            called_at_ms: None,
+            counter: None,
+        };
+        let copy = row.clone();
+        self.blocking_store(move |s| s.tickets().record_granted(&copy, "primary"))
+            .await?;
+        Ok(row)
+    }
+
+    /// On the primary (rule Q7): a number for another queue machine,
+    /// `machine`, which prints it. No personal data comes with it.
+    pub async fn grant_number(&self, machine: &str, service: &str) -> Result<TicketRow, ApiError> {
+        let config = self.queue_config()?.clone();
+        let now = Utc::now();
+        let request = flow::number_request(&config, service, now)
+            .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
+        let letter = config
+            .service(&request.service_id)
+            .map(|s| s.letter)
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "unknown service"))?;
+        let new = NewTicket {
+            ticket_id: Uuid::new_v4().hyphenated().to_string(),
+            service_id: request.service_id,
+            letter,
+            business_day: request.business_day,
+            issued_at_ms: now.timestamp_millis(),
+            number_digits: config.number_digits,
+            masked_name: None,
+            issued_for: Some(machine.to_string()),
+        };
+        let row = self
+            .blocking_store(move |s| s.tickets().issue_ticket(&new))
+            .await?;
+        tracing::info!(ticket_id = %row.ticket_id, number = %row.number_text, %machine, "ticket number granted to a queue machine");
+        self.announce();
+        Ok(row)
+    }
+
+    /// `queue_report` (rule Q9): the statistics of a business day (the
+    /// primary's, asked for on a secondary).
+    pub async fn queue_report(&self, params: QueueReportParams) -> Result<QueueReport, ApiError> {
+        let config = self.queue_config()?.clone();
+        if self.is_secondary() {
+            let link = self
+                .deps
+                .primary
+                .clone()
+                .ok_or_else(|| primary_unreachable("no link configured"))?;
+            return link
+                .report(params.date.as_deref())
+                .await
+                .map_err(|e| primary_unreachable(&e.to_string()));
+        }
+        let asked = flow::business_day(Utc::now(), &config);
+        let day = match &params.date {
+            Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("date {d:?} is not YYYY-MM-DD"),
+                )
+            })?,
+            None => {
+                self.blocking_store(move |s| s.tickets().queue_day(asked))
+                    .await?
+            }
+        };
+        let times = self
+            .blocking_store(move |s| s.calls().day_times(day))
+            .await?;
+        let services: Vec<String> = config.services.iter().map(|s| s.id.clone()).collect();
+        Ok(QueueReport {
+            business_day: day.format("%Y-%m-%d").to_string(),
+            rows: crate::flows::queue_report::daily_report(&services, &times),
+        })
+    }
+
+    /// The gauges of the metrics: per service, waiting now and the longest
+    /// current wait. Empty on a machine that does not number (none, or a
+    /// secondary: the primary's own metrics have them).
+    pub async fn gauges(&self) -> Vec<crate::metrics::QueueGauge> {
+        let Ok(config) = self.queue_config().cloned() else {
+            return Vec::new();
+        };
+        if self.is_secondary() || self.deps.changes.store().is_none() {
+            return Vec::new();
+        }
+        let now = Utc::now();
+        let asked = flow::business_day(now, &config);
+        let Ok((waiting, oldest)) = self
+            .blocking_store(move |s| {
+                let (_, waiting, _) = s.calls().snapshot(asked)?;
+                Ok((waiting, s.calls().oldest_waiting(asked)?))
+            })
+            .await
+        else {
+            return Vec::new();
+        };
+        let now_ms = now.timestamp_millis();
+        config
+            .services
+            .iter()
+            .map(|s| crate::metrics::QueueGauge {
+                service: s.id.clone(),
+                waiting: waiting.get(&s.id).copied().unwrap_or(0),
+                longest_wait_s: oldest
+                    .get(&s.id)
+                    .and_then(|at| u64::try_from(now_ms - at).ok())
+                    .map_or(0, |ms| ms / 1000),
+            })
+            .collect()
     }
 
     /// `queue_reprint`: the same ticket and number again (rule Q4), with
@@ -420,6 +583,12 @@ impl Queue {
     /// the branch API).
     pub async fn queue_call(&self, params: QueueServiceParams) -> Result<QueueCalled, ApiError> {
         let config = self.queue_config()?;
+        if self.is_secondary() {
+            return Err(ApiError::new(
+                ErrorCode::NotAllowed,
+                "this is a secondary queue machine: tickets are called on the primary",
+            ));
+        }
         let now = Utc::now();
         let request = flow::number_request(config, &params.service, now)
             .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
@@ -463,6 +632,17 @@ impl Queue {
     /// `queue_status`: per service, today.
     pub async fn queue_status(&self) -> Result<QueueStatusInfo, ApiError> {
         let config = self.queue_config()?.clone();
+        if self.is_secondary() {
+            let link = self
+                .deps
+                .primary
+                .clone()
+                .ok_or_else(|| primary_unreachable("no link configured"))?;
+            return link
+                .status()
+                .await
+                .map_err(|e| primary_unreachable(&e.to_string()));
+        }
         let asked = flow::business_day(Utc::now(), &config);
         let services: Vec<(char, String)> = config
             .services

@@ -33,28 +33,7 @@ pub struct TicketTimes {
     pub served_at_ms: Option<i64>,
 }
 
-/// Median, p90 and maximum of some durations, in seconds; `None` without
-/// any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct Spread {
-    pub median_s: Option<u64>,
-    pub p90_s: Option<u64>,
-    pub max_s: Option<u64>,
-}
-
-/// One row of the report.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ReportRow {
-    /// A service id, or `None` for a counter's row over all its services.
-    pub service: Option<String>,
-    /// A counter id, or `None` for a service's row over all counters.
-    pub counter: Option<String>,
-    pub tickets: u32,
-    pub served: u32,
-    pub skipped: u32,
-    pub waiting: Spread,
-    pub service_time: Spread,
-}
+pub use kiosk_proto::{QueueReportRow as ReportRow, Spread};
 
 /// The nearest-rank `p`-th percentile of `sorted` (ascending), ms.
 fn percentile(sorted: &[u64], p: u64) -> Option<u64> {
