@@ -573,7 +573,9 @@ async fn counter_action(
         known_services: queue.services.iter().map(|s| s.id.clone()).collect(),
     };
     // Durable (ticket, event, audit) before anyone hears of it.
-    let acted = app.with_store(move |s| s.calls().act(&request)).await?;
+    let acted = app
+        .with_store(move |s| s.calls().act(&request, &crate::flows::ticket::RULES))
+        .await?;
     app.services.queue.announce();
     tracing::info!(counter = %counter.id, action = action.as_str(), number = %acted.ticket.number_text, seq = acted.event.seq, "counter action");
     Ok(axum::Json(ActionResult {

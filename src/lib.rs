@@ -169,7 +169,7 @@ pub enum Error {
     InvalidChange(String),
     /// A counter's action the ticket's life does not allow (rule Q5).
     #[error(transparent)]
-    Lifecycle(#[from] crate::flows::ticket::LifecycleError),
+    Lifecycle(#[from] crate::store::LifecycleError),
 }
 
 impl Error {

@@ -609,7 +609,7 @@ impl Queue {
         let service = request.service_id.clone();
         let (called, counts) = self
             .blocking_store(move |s| {
-                let called = match s.calls().act(&act) {
+                let called = match s.calls().act(&act, &crate::flows::ticket::RULES) {
                     Ok(acted) => Some(acted),
                     Err(crate::Error::Lifecycle(LifecycleError::NobodyWaiting { .. })) => None,
                     Err(e) => return Err(e),

@@ -17,22 +17,9 @@
 
 use std::collections::BTreeMap;
 
-use super::ticket::TicketState;
+use crate::store::TicketState;
 
-/// One ticket's facts for the statistics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketTimes {
-    pub service_id: String,
-    /// The counter that called it last, if any did.
-    pub counter: Option<String>,
-    pub state: TicketState,
-    pub issued_at_ms: i64,
-    pub first_called_at_ms: Option<i64>,
-    /// The last call (the one that was served).
-    pub called_at_ms: Option<i64>,
-    pub served_at_ms: Option<i64>,
-}
-
+pub use crate::store::TicketTimes;
 pub use kiosk_proto::{QueueReportRow as ReportRow, Spread};
 
 /// The nearest-rank `p`-th percentile of `sorted` (ascending), ms.

@@ -34,185 +34,19 @@
 
 use chrono::NaiveDate;
 
-/// Where a ticket is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TicketState {
-    Waiting,
-    Called,
-    Served,
-    Skipped,
-}
+// The vocabulary is the store's (it applies transitions in its
+// transactions and imports nothing above it); the rules are here.
+pub use crate::store::{
+    Candidate, CounterAction, EventKind, LifecycleError, LifecycleRules, TicketFacts, TicketState,
+    Transition,
+};
 
-impl TicketState {
-    /// The store's and the wire's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TicketState::Waiting => "waiting",
-            TicketState::Called => "called",
-            TicketState::Served => "served",
-            TicketState::Skipped => "skipped",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<TicketState> {
-        Some(match text {
-            "waiting" => TicketState::Waiting,
-            "called" => TicketState::Called,
-            "served" => TicketState::Served,
-            "skipped" => TicketState::Skipped,
-            _ => return None,
-        })
-    }
-}
-
-/// What happened to a ticket: the kind of a queue event (the stream's
-/// `event:` field, the audit record's action).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    Issued,
-    Called,
-    Recalled,
-    Skipped,
-    Reactivated,
-    Transferred,
-    Served,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 7] = [
-        EventKind::Issued,
-        EventKind::Called,
-        EventKind::Recalled,
-        EventKind::Skipped,
-        EventKind::Reactivated,
-        EventKind::Transferred,
-        EventKind::Served,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Issued => "issued",
-            EventKind::Called => "called",
-            EventKind::Recalled => "recalled",
-            EventKind::Skipped => "skipped",
-            EventKind::Reactivated => "reactivated",
-            EventKind::Transferred => "transferred",
-            EventKind::Served => "served",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|k| k.as_str() == text)
-    }
-
-    /// A call the hall announces (a first call or a recall).
-    pub fn is_call(self) -> bool {
-        matches!(self, EventKind::Called | EventKind::Recalled)
-    }
-}
-
-/// What a counter asks for. Recall, skip, serve and transfer act on the
-/// counter's current ticket; reactivate names a skipped ticket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CounterAction {
-    CallNext,
-    Recall,
-    Skip,
-    Serve,
-    Transfer { to_service: String },
-    Reactivate,
-}
-
-impl CounterAction {
-    /// The action's name on the wire and in the audit trail.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            CounterAction::CallNext => "call_next",
-            CounterAction::Recall => "recall",
-            CounterAction::Skip => "skip",
-            CounterAction::Serve => "serve",
-            CounterAction::Transfer { .. } => "transfer",
-            CounterAction::Reactivate => "reactivate",
-        }
-    }
-}
-
-/// What the decisions need to know of a ticket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketFacts {
-    pub state: TicketState,
-    pub service_id: String,
-    pub business_day: NaiveDate,
-    /// The counter that called it last (while called: its counter).
-    pub counter: Option<String>,
-}
-
-/// A waiting ticket "call next" may take.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub service_id: String,
-    pub issued_at_ms: i64,
-    /// The store's issue order (ties on the same millisecond).
-    pub seq: i64,
-}
-
-/// Why a counter's action is refused. Each has a stable code for the wire.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LifecycleError {
-    #[error("counter {counter} has no current ticket")]
-    NoCurrentTicket { counter: String },
-    #[error("counter {counter} is still serving {number}: serve, skip or transfer it first")]
-    StillServing { counter: String, number: String },
-    #[error("nobody is waiting for the services of counter {counter}")]
-    NobodyWaiting { counter: String },
-    #[error("ticket {number} is {state}, not skipped")]
-    NotSkipped { number: String, state: &'static str },
-    #[error("ticket {number} was skipped on another business day and cannot be reactivated")]
-    OtherDay { number: String },
-    #[error("ticket {number} is already in service {service}")]
-    SameService { number: String, service: String },
-    #[error("no queue service {service:?} is configured")]
-    UnknownService { service: String },
-    #[error("no ticket {number} today")]
-    NoSuchTicket { number: String },
-}
-
-impl LifecycleError {
-    /// The stable code (the branch API's `error.code`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            LifecycleError::NoCurrentTicket { .. } => "no_current_ticket",
-            LifecycleError::StillServing { .. } => "still_serving",
-            LifecycleError::NobodyWaiting { .. } => "nobody_waiting",
-            LifecycleError::NotSkipped { .. } => "not_skipped",
-            LifecycleError::OtherDay { .. } => "other_day",
-            LifecycleError::SameService { .. } => "same_service",
-            LifecycleError::UnknownService { .. } => "unknown_service",
-            LifecycleError::NoSuchTicket { .. } => "no_such_ticket",
-        }
-    }
-
-    /// A ticket or service that does not exist (rather than a conflict).
-    pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            LifecycleError::UnknownService { .. } | LifecycleError::NoSuchTicket { .. }
-        )
-    }
-}
-
-/// A ticket's new state, service and counter after an action, and the
-/// event that records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
-    pub kind: EventKind,
-    pub state: TicketState,
-    pub service_id: String,
-    /// The counter holding it afterwards (`None` once it waits again).
-    pub counter: Option<String>,
-    /// The ticket's first call (rule Q9: waiting time ends here).
-    pub first_call: bool,
-}
+/// The rules the store applies inside its transactions.
+pub const RULES: LifecycleRules = LifecycleRules {
+    pick_next,
+    may_call_next,
+    transition,
+};
 
 /// Rule Q5: which waiting ticket "call next" at a counter serving
 /// `services` (in its order) takes: the index in `waiting` of the oldest
@@ -249,7 +83,7 @@ pub fn transition(
     action: &CounterAction,
     counter: &str,
     today: NaiveDate,
-    known_service: impl Fn(&str) -> bool,
+    known_service: &dyn Fn(&str) -> bool,
 ) -> Result<Transition, LifecycleError> {
     let own_current =
         ticket.state == TicketState::Called && ticket.counter.as_deref() == Some(counter);
@@ -361,7 +195,7 @@ mod tests {
         action: CounterAction,
         counter: &str,
     ) -> Result<Transition, LifecycleError> {
-        transition(t, "A001", &action, counter, day(5), known)
+        transition(t, "A001", &action, counter, day(5), &known)
     }
 
     fn cand(service: &str, at: i64, seq: i64) -> Candidate {

@@ -3,7 +3,7 @@
 //! replays from.
 //!
 //! Every counter action is ONE transaction: read the ticket, let
-//! [`crate::flows::ticket::transition`] decide, update the ticket, append
+//! the [`LifecycleRules`] (`crate::flows::ticket::RULES`) decide, update the ticket, append
 //! the queue event and the audit record. Only once it has committed
 //! (`synchronous=FULL`) does the caller announce the event: a call the
 //! hall heard is never lost by a crash, and a crash before the commit
@@ -17,10 +17,218 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::audit::{self, Actor, AuditAction, AuditEntry};
 use super::queue::{TICKET_COLUMNS, day_in_use, day_text, ticket_row};
 use super::{Result, Store, TicketRow};
-use crate::flows::queue_report::TicketTimes;
-use crate::flows::ticket::{
-    self, Candidate, CounterAction, EventKind, LifecycleError, TicketFacts, TicketState,
-};
+use crate::Error;
+
+/// Where a ticket is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TicketState {
+    Waiting,
+    Called,
+    Served,
+    Skipped,
+}
+
+impl TicketState {
+    /// The store's and the wire's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketState::Waiting => "waiting",
+            TicketState::Called => "called",
+            TicketState::Served => "served",
+            TicketState::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TicketState> {
+        Some(match text {
+            "waiting" => TicketState::Waiting,
+            "called" => TicketState::Called,
+            "served" => TicketState::Served,
+            "skipped" => TicketState::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+/// What happened to a ticket: the kind of a queue event (the stream's
+/// `event:` field, the audit record's action).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Issued,
+    Called,
+    Recalled,
+    Skipped,
+    Reactivated,
+    Transferred,
+    Served,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 7] = [
+        EventKind::Issued,
+        EventKind::Called,
+        EventKind::Recalled,
+        EventKind::Skipped,
+        EventKind::Reactivated,
+        EventKind::Transferred,
+        EventKind::Served,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Issued => "issued",
+            EventKind::Called => "called",
+            EventKind::Recalled => "recalled",
+            EventKind::Skipped => "skipped",
+            EventKind::Reactivated => "reactivated",
+            EventKind::Transferred => "transferred",
+            EventKind::Served => "served",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// A call the hall announces (a first call or a recall).
+    pub fn is_call(self) -> bool {
+        matches!(self, EventKind::Called | EventKind::Recalled)
+    }
+}
+
+/// What a counter asks for. Recall, skip, serve and transfer act on the
+/// counter's current ticket; reactivate names a skipped ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CounterAction {
+    CallNext,
+    Recall,
+    Skip,
+    Serve,
+    Transfer { to_service: String },
+    Reactivate,
+}
+
+impl CounterAction {
+    /// The action's name on the wire and in the audit trail.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CounterAction::CallNext => "call_next",
+            CounterAction::Recall => "recall",
+            CounterAction::Skip => "skip",
+            CounterAction::Serve => "serve",
+            CounterAction::Transfer { .. } => "transfer",
+            CounterAction::Reactivate => "reactivate",
+        }
+    }
+}
+
+/// What the decisions need to know of a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketFacts {
+    pub state: TicketState,
+    pub service_id: String,
+    pub business_day: NaiveDate,
+    /// The counter that called it last (while called: its counter).
+    pub counter: Option<String>,
+}
+
+/// A waiting ticket "call next" may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub service_id: String,
+    pub issued_at_ms: i64,
+    /// The store's issue order (ties on the same millisecond).
+    pub seq: i64,
+}
+
+/// Why a counter's action is refused. Each has a stable code for the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("counter {counter} has no current ticket")]
+    NoCurrentTicket { counter: String },
+    #[error("counter {counter} is still serving {number}: serve, skip or transfer it first")]
+    StillServing { counter: String, number: String },
+    #[error("nobody is waiting for the services of counter {counter}")]
+    NobodyWaiting { counter: String },
+    #[error("ticket {number} is {state}, not skipped")]
+    NotSkipped { number: String, state: &'static str },
+    #[error("ticket {number} was skipped on another business day and cannot be reactivated")]
+    OtherDay { number: String },
+    #[error("ticket {number} is already in service {service}")]
+    SameService { number: String, service: String },
+    #[error("no queue service {service:?} is configured")]
+    UnknownService { service: String },
+    #[error("no ticket {number} today")]
+    NoSuchTicket { number: String },
+}
+
+impl LifecycleError {
+    /// The stable code (the branch API's `error.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            LifecycleError::NoCurrentTicket { .. } => "no_current_ticket",
+            LifecycleError::StillServing { .. } => "still_serving",
+            LifecycleError::NobodyWaiting { .. } => "nobody_waiting",
+            LifecycleError::NotSkipped { .. } => "not_skipped",
+            LifecycleError::OtherDay { .. } => "other_day",
+            LifecycleError::SameService { .. } => "same_service",
+            LifecycleError::UnknownService { .. } => "unknown_service",
+            LifecycleError::NoSuchTicket { .. } => "no_such_ticket",
+        }
+    }
+
+    /// A ticket or service that does not exist (rather than a conflict).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            LifecycleError::UnknownService { .. } | LifecycleError::NoSuchTicket { .. }
+        )
+    }
+}
+
+/// A ticket's new state, service and counter after an action, and the
+/// event that records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub kind: EventKind,
+    pub state: TicketState,
+    pub service_id: String,
+    /// The counter holding it afterwards (`None` once it waits again).
+    pub counter: Option<String>,
+    /// The ticket's first call (rule Q9: waiting time ends here).
+    pub first_call: bool,
+}
+
+/// One ticket's facts for the statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketTimes {
+    pub service_id: String,
+    /// The counter that called it last, if any did.
+    pub counter: Option<String>,
+    pub state: TicketState,
+    pub issued_at_ms: i64,
+    pub first_called_at_ms: Option<i64>,
+    /// The last call (the one that was served).
+    pub called_at_ms: Option<i64>,
+    pub served_at_ms: Option<i64>,
+}
+
+/// The ticket rules the store applies inside its transaction (given by
+/// `crate::flows::ticket::RULES`; the store imports nothing above it).
+#[derive(Debug, Clone, Copy)]
+pub struct LifecycleRules {
+    pub pick_next: fn(&[String], &[Candidate]) -> Option<usize>,
+    pub may_call_next: fn(&str, Option<&str>) -> std::result::Result<(), LifecycleError>,
+    #[allow(clippy::type_complexity)]
+    pub transition: fn(
+        &TicketFacts,
+        &str,
+        &CounterAction,
+        &str,
+        NaiveDate,
+        &dyn Fn(&str) -> bool,
+    ) -> std::result::Result<Transition, LifecycleError>,
+}
 
 /// Waiting tickets per service id (services without any are absent).
 pub type WaitingCounts = BTreeMap<String, u32>;
@@ -231,7 +439,7 @@ impl Calls<'_> {
     /// Rule Q5 and Q8: apply a counter's action in one transaction with
     /// its queue event and audit record. Durable when it returns; a
     /// refusal ([`crate::Error::Lifecycle`]) changes nothing.
-    pub fn act(&self, req: &ActRequest) -> Result<Acted> {
+    pub fn act(&self, req: &ActRequest, rules: &LifecycleRules) -> Result<Acted> {
         let counter_name = req.counter.as_deref().unwrap_or("");
         self.store.write(|tx| {
             let day = day_in_use(tx, req.business_day)?;
@@ -240,18 +448,18 @@ impl Calls<'_> {
                 CounterAction::CallNext => {
                     if let Some(counter) = &req.counter {
                         let current = current_of(tx, counter, &day_s)?;
-                        ticket::may_call_next(
+                        (rules.may_call_next)(
                             counter,
                             current.as_ref().map(|t| t.number_text.as_str()),
                         )
-                        .map_err(crate::Error::from)?;
+                        .map_err(Error::from)?;
                     }
                     let mut waiting = waiting_candidates(tx, &day_s)?;
                     let cands: Vec<Candidate> = waiting.iter().map(|(_, c)| c.clone()).collect();
-                    match ticket::pick_next(&req.services, &cands) {
+                    match (rules.pick_next)(&req.services, &cands) {
                         Some(i) => waiting.swap_remove(i).0,
                         None => {
-                            return Err(crate::Error::from(LifecycleError::NobodyWaiting {
+                            return Err(Error::from(LifecycleError::NobodyWaiting {
                                 counter: counter_name.to_string(),
                             })
                             .into());
@@ -269,7 +477,7 @@ impl Calls<'_> {
                         (None, None) => None,
                     };
                     found.ok_or_else(|| {
-                        crate::Error::from(LifecycleError::NoSuchTicket {
+                        Error::from(LifecycleError::NoSuchTicket {
                             number: req
                                 .number
                                 .clone()
@@ -279,20 +487,20 @@ impl Calls<'_> {
                     })?
                 }
                 _ => current_of(tx, counter_name, &day_s)?.ok_or_else(|| {
-                    crate::Error::from(LifecycleError::NoCurrentTicket {
+                    Error::from(LifecycleError::NoCurrentTicket {
                         counter: counter_name.to_string(),
                     })
                 })?,
             };
-            let change = ticket::transition(
+            let change = (rules.transition)(
                 &facts(&target),
                 &target.number_text,
                 &req.action,
                 counter_name,
                 day,
-                |s| req.known_services.iter().any(|k| k == s),
+                &|s| req.known_services.iter().any(|k| k == s),
             )
-            .map_err(crate::Error::from)?;
+            .map_err(Error::from)?;
             let now = req.now_ms;
             let counter_after = match (&change.counter, &req.counter) {
                 // A technician's call (no counter) names none.
@@ -486,6 +694,7 @@ mod tests {
     use super::super::testutil::*;
     use super::super::{NewTicket, Store};
     use super::*;
+    use crate::flows::ticket::RULES;
 
     fn day() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 12, 5).expect("date")
@@ -516,16 +725,19 @@ mod tests {
         action: CounterAction,
         at: i64,
     ) -> Result<Acted> {
-        store.calls().act(&ActRequest {
-            counter: Some(counter.into()),
-            services: services.iter().map(|s| s.to_string()).collect(),
-            action,
-            number: None,
-            ticket_id: None,
-            business_day: day(),
-            now_ms: at,
-            known_services: SERVICES.iter().map(|s| s.to_string()).collect(),
-        })
+        store.calls().act(
+            &ActRequest {
+                counter: Some(counter.into()),
+                services: services.iter().map(|s| s.to_string()).collect(),
+                action,
+                number: None,
+                ticket_id: None,
+                business_day: day(),
+                now_ms: at,
+                known_services: SERVICES.iter().map(|s| s.to_string()).collect(),
+            },
+            &RULES,
+        )
     }
 
     fn code(r: Result<Acted>) -> &'static str {
@@ -577,16 +789,19 @@ mod tests {
         // A001 comes back and waits again; with its issue time it is next.
         let back = store
             .calls()
-            .act(&ActRequest {
-                counter: Some("2".into()),
-                services: vec!["personal".into()],
-                action: CounterAction::Reactivate,
-                number: Some("A001".into()),
-                ticket_id: None,
-                business_day: day(),
-                now_ms: 23_000,
-                known_services: SERVICES.iter().map(|s| s.to_string()).collect(),
-            })
+            .act(
+                &ActRequest {
+                    counter: Some("2".into()),
+                    services: vec!["personal".into()],
+                    action: CounterAction::Reactivate,
+                    number: Some("A001".into()),
+                    ticket_id: None,
+                    business_day: day(),
+                    now_ms: 23_000,
+                    known_services: SERVICES.iter().map(|s| s.to_string()).collect(),
+                },
+                &RULES,
+            )
             .expect("reactivate");
         assert_eq!(
             (back.event.kind, back.ticket.state.as_str()),

@@ -75,7 +75,10 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 pub use audit::{
     Actor, AuditAction, AuditBreak, AuditEntry, AuditNote, AuditRecord, AuditReport, AuditTrail,
 };
-pub use calls::{ActRequest, Acted, Calls, QueueEventRow, WaitingCounts};
+pub use calls::{
+    ActRequest, Acted, Calls, Candidate, CounterAction, EventKind, LifecycleError, LifecycleRules,
+    QueueEventRow, TicketFacts, TicketState, TicketTimes, Transition, WaitingCounts,
+};
 pub use crypto::{SecretChange, generate_key_file};
 pub use outbox::{
     Call, ChangeState, ChangeSummary, Decision, ListFilter, Outbox, PendingChange, StoredId,

@@ -116,7 +116,7 @@ pub struct TicketRow {
     pub waiting_ahead: u32,
     pub masked_name: Option<String>,
     /// `waiting`, `called`, `served` or `skipped`
-    /// ([`crate::flows::ticket::TicketState`]).
+    /// ([`super::TicketState`]).
     pub state: String,
     pub printed: bool,
     /// The last call.
@@ -481,7 +481,7 @@ mod tests {
 
     /// A technician's call of the next `svc-A` ticket.
     fn call(store: &Store, day: NaiveDate, now_ms: i64) -> Option<TicketRow> {
-        use crate::flows::ticket::{CounterAction, LifecycleError};
+        use crate::store::{CounterAction, LifecycleError};
         let req = crate::store::ActRequest {
             counter: None,
             services: vec!["svc-A".into()],
@@ -492,7 +492,7 @@ mod tests {
             now_ms,
             known_services: vec!["svc-A".into()],
         };
-        match store.calls().act(&req) {
+        match store.calls().act(&req, &crate::flows::ticket::RULES) {
             Ok(acted) => Some(acted.ticket),
             Err(Error::Lifecycle(LifecycleError::NobodyWaiting { .. })) => None,
             Err(e) => panic!("call: {e}"),
