@@ -934,6 +934,110 @@ branch_name = "Test branch"
 profile = "smart_teller"
 "#;
 
+    const QUEUE: &str = r#"
+[store]
+path = "/tmp/x.db"
+key_file = "/tmp/x.key"
+
+[queue]
+timezone = "Asia/Shanghai"
+
+[[queue.services]]
+id = "personal"
+letter = "A"
+name_zh = "个人业务"
+name_en = "Personal banking"
+"#;
+
+    /// The branch API: plain HTTP only on loopback, HTTPS needs its files,
+    /// counters name configured services and carry token hashes only.
+    #[test]
+    fn branch_section_is_checked_key_by_key() {
+        let hash = token_hash("secret-token");
+        assert_eq!(hash.len(), 64);
+        let primary = |listen: &str, extra: &str| {
+            Config::problems(&format!(
+                "{MINIMAL}{QUEUE}
+[branch]
+role = \"primary\"
+listen = \"{listen}\"
+{extra}
+[[branch.counters]]
+id = \"3\"
+services = [\"personal\"]
+token_sha256 = \"{hash}\"
+"
+            ))
+        };
+        let ok = primary("127.0.0.1:8443", "insecure_loopback_http = true");
+        assert!(ok.is_empty(), "{ok:?}");
+        let lan = primary("0.0.0.0:8443", "insecure_loopback_http = true");
+        assert!(
+            lan.iter()
+                .any(|p| p.starts_with("branch.insecure_loopback_http") && p.contains("loopback")),
+            "{lan:?}"
+        );
+        let https = primary("0.0.0.0:8443", "tls_cert = \"/nonexistent.pem\"");
+        assert!(
+            https.iter().any(|p| p.starts_with("branch.tls_cert")),
+            "{https:?}"
+        );
+        assert!(
+            https.iter().any(|p| p.starts_with("branch.tls_key")),
+            "{https:?}"
+        );
+        let bad = Config::problems(&format!(
+            "{MINIMAL}{QUEUE}
+[branch]
+role = \"primary\"
+listen = \"127.0.0.1:1\"
+insecure_loopback_http = true
+[[branch.counters]]
+id = \"3 \"
+services = [\"nope\"]
+token_sha256 = \"secret\"
+"
+        ));
+        for key in [
+            "branch.counters[0].id",
+            "branch.counters[0].services",
+            "branch.counters[0].token_sha256",
+        ] {
+            assert!(bad.iter().any(|p| p.starts_with(key)), "{key}: {bad:?}");
+        }
+        let secondary = Config::problems(&format!(
+            "{MINIMAL}{QUEUE}
+[branch]
+role = \"secondary\"
+primary_url = \"http://10.0.0.5:8443\"
+"
+        ));
+        assert!(
+            secondary
+                .iter()
+                .any(|p| p.starts_with("branch.primary_url")),
+            "{secondary:?}"
+        );
+        assert!(
+            secondary.iter().any(|p| p.starts_with("branch.token_file")),
+            "{secondary:?}"
+        );
+        let no_queue = Config::problems(&format!(
+            "{MINIMAL}
+[branch]
+role = \"primary\"
+listen = \"127.0.0.1:1\"
+insecure_loopback_http = true
+"
+        ));
+        assert!(
+            no_queue
+                .iter()
+                .any(|p| p.starts_with("branch: needs a [queue]")),
+            "{no_queue:?}"
+        );
+    }
+
     /// Rule S1: `[masking]` may not reveal more than 7 characters of an
     /// ID number (or a mobile number).
     #[test]

@@ -27,10 +27,13 @@ use crate::store::{ActRequest, Actor, AuditAction, AuditEntry, NewTicket, Store,
 pub const PRIMARY_UNREACHABLE_ZH: &str = "本机暂时无法取号，请使用其他取号机或咨询工作人员。";
 pub const PRIMARY_UNREACHABLE_EN: &str = "This machine cannot give out numbers right now. Please use another queue machine or ask the staff.";
 
+/// The refusal the customer reads (the UI shows `message`); the
+/// technician's `detail` goes to the log and the `queue_primary` device.
 fn primary_unreachable(detail: &str) -> ApiError {
+    tracing::warn!(%detail, "refused: no number from the primary queue machine (rule Q7)");
     ApiError::new(
         ErrorCode::PrimaryUnreachable,
-        format!("{PRIMARY_UNREACHABLE_ZH} / {PRIMARY_UNREACHABLE_EN} ({detail})"),
+        format!("{PRIMARY_UNREACHABLE_ZH} / {PRIMARY_UNREACHABLE_EN}"),
     )
 }
 
@@ -559,9 +562,14 @@ impl Queue {
         )
         .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
         let row_for_count = row.clone();
-        let ahead = self
-            .blocking_store(move |s| s.tickets().waiting_ahead(&row_for_count))
-            .await?;
+        // A secondary's copy is not queued here: the number the primary
+        // gave is what it knows.
+        let ahead = if self.is_secondary() {
+            row.waiting_ahead
+        } else {
+            self.blocking_store(move |s| s.tickets().waiting_ahead(&row_for_count))
+                .await?
+        };
         let outcome = self.print_ticket(&plan.reprint(ahead)).await;
         let (printed, message) = self.finish_print(&plan, &outcome).await?;
         tracing::info!(ticket_id = %row.ticket_id, number = %row.number_text, printed, "ticket reprinted");

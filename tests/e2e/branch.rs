@@ -89,6 +89,8 @@ struct BranchRig {
     /// Counter id → its token.
     tokens: BTreeMap<String, String>,
     machine_token: String,
+    /// The primary's `[metrics] listen` port.
+    metrics_port: u16,
 }
 
 async fn rig() -> BranchRig {
@@ -96,6 +98,7 @@ async fn rig() -> BranchRig {
     let s_setup = setup();
     let pki = pki(p_setup.dir.path());
     let port = free_port();
+    let metrics_port = free_port();
     let url = format!("https://127.0.0.1:{port}");
     let mut tokens = BTreeMap::new();
     let mut counters = String::new();
@@ -119,6 +122,9 @@ tls_key = "{key}"
 [[branch.machines]]
 id = "Q-2"
 token_sha256 = "{machine}"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
 "#,
         queue = queue_toml(p_setup.dir.path(), Some(p_setup.printer.link())),
         cert = pki.cert.display(),
@@ -163,6 +169,7 @@ probe_interval_ms = 200
         http,
         tokens,
         machine_token,
+        metrics_port,
     }
 }
 
@@ -571,10 +578,115 @@ async fn rule_q7_q5_q8_two_queue_machines_one_numbering_and_counters_over_https(
     let report: QueueReport = serde_json::from_slice(&out.stdout).expect("report");
     assert!(report.rows[0].waiting.max_s.is_some());
 
-    // Rule Q9 in the metrics: none configured here; the audit trail
-    // (rule Q8) holds every counter action with counter and ticket.
+    // Rule Q9 in the metrics: waiting per service and the longest wait,
+    // labelled by service only.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", rig.metrics_port))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    for line in [
+        "kiosk_queue_waiting{service=\"personal\"} 2",
+        "kiosk_queue_waiting{service=\"corporate\"} 1",
+        "kiosk_queue_waiting{service=\"vip\"} 0",
+        "kiosk_queue_longest_wait_seconds{service=\"vip\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("kiosk_queue_longest_wait_seconds{service=\"personal\"} ")),
+        "{metrics}"
+    );
+
+    // Rule Q8: every counter action is in the primary's audit trail with
+    // its counter and ticket (and the chain holds).
     drop(p);
     drop(s);
+    let store = kiosk::store::Store::open(
+        &rig.p_setup.dir.path().join("kiosk.db"),
+        &rig.p_setup.dir.path().join("store.key"),
+        &kiosk::store::StoreOptions::default(),
+    )
+    .expect("the primary's store");
+    let records = store.audit().audit_records(0, 1000).expect("audit");
+    let by_counters: Vec<_> = records.iter().filter(|r| r.actor == "counter").collect();
+    assert_eq!(by_counters.len(), 12, "one record per action");
+    assert!(
+        by_counters
+            .iter()
+            .all(|r| r.subject.is_some() && r.detail.contains("counter "))
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.actor == "queue_machine" && r.detail.contains("for queue machine Q-2"))
+    );
+    assert!(store.audit().audit_verify().expect("verify").ok());
+}
+
+/// Plain HTTP only where the config allows it: on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branch_api_over_plain_http_on_loopback_when_configured() {
+    let s = setup();
+    let port = free_port();
+    let t = token("c9");
+    let toml = format!(
+        "{}\n[branch]\nrole = \"primary\"\nlisten = \"127.0.0.1:{port}\"\ninsecure_loopback_http = true\n[[branch.counters]]\nid = \"9\"\nservices = [\"personal\"]\ntoken_sha256 = \"{}\"\n",
+        queue_toml(s.dir.path(), None),
+        kiosk::config::token_hash(&t)
+    );
+    let k = Kioskd::start_profile("queue_machine", "", &toml, false);
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let health: kiosk_proto::branch::Health = http
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("health body");
+    assert_eq!(health.role, "primary");
+    let view: kiosk_proto::branch::CounterView = http
+        .get(format!("{base}/counters/9"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("counter")
+        .json()
+        .await
+        .expect("counter body");
+    assert_eq!(view.counter.label_en, "Counter 9");
+    assert!(view.current.is_none());
+    let r = http
+        .post(format!("{base}/counters/9/call-next"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let body: ErrorBody = r.json().await.expect("error");
+    assert_eq!(body.error.code, "nobody_waiting");
+    // The same config on a LAN address is refused.
+    let lan = std::fs::read_to_string(&k.config_path)
+        .expect("config")
+        .replace(&format!("127.0.0.1:{port}"), "0.0.0.0:8443");
+    std::fs::write(&k.config_path, lan).expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kioskd"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&k.config_path)
+        .output()
+        .expect("kioskd --check");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("branch.insecure_loopback_http"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
