@@ -51,7 +51,7 @@ enum Command {
         #[command(subcommand)]
         action: AuditCmd,
     },
-    /// The ticket queue: services, take, reprint, call, status.
+    /// The ticket queue: services, take, reprint, call, status, report.
     Queue {
         #[command(subcommand)]
         action: QueueCmd,
