@@ -46,7 +46,8 @@ pub fn required_role(request: &Request) -> Role {
         | Request::SyncRejected
         | Request::AuditVerify
         | Request::QueueServices
-        | Request::QueueStatus => Role::ReadOnly,
+        | Request::QueueStatus
+        | Request::QueueReport(_) => Role::ReadOnly,
         Request::ReadCard(_)
         | Request::QueueTake(_)
         | Request::QueueReprint(_)

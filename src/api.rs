@@ -652,6 +652,7 @@ async fn handle_request(
         Request::QueueReprint(p) => to_value(services.queue.queue_reprint(p).await?),
         Request::QueueCall(p) => to_value(services.queue.queue_call(p).await?),
         Request::QueueStatus => to_value(services.queue.queue_status().await?),
+        Request::QueueReport(p) => to_value(services.queue.queue_report(p).await?),
         Request::SessionStart(p) => to_value(
             services
                 .sessions

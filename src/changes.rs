@@ -45,6 +45,10 @@ fn store_error(e: crate::Error) -> ApiError {
             ApiError::new(ErrorCode::NotAllowed, e.to_string())
         }
         crate::Error::InvalidChange(_) => ApiError::new(ErrorCode::BadRequest, e.to_string()),
+        crate::Error::Lifecycle(l) if l.is_not_found() => {
+            ApiError::new(ErrorCode::NotFound, l.to_string())
+        }
+        crate::Error::Lifecycle(l) => ApiError::new(ErrorCode::NotAllowed, l.to_string()),
         crate::Error::Busy(_) => ApiError::new(ErrorCode::Busy, e.to_string()),
         other => {
             tracing::error!(error = %other, "store failure");

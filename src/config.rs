@@ -55,6 +55,241 @@ pub struct Config {
     /// What kioskd keeps for the touchscreen UI (its technician PIN).
     #[serde(default)]
     pub ui: UiSection,
+    /// The branch queue (counters, displays, several queue machines);
+    /// off without it.
+    #[serde(default)]
+    pub branch: Option<BranchSection>,
+}
+
+/// `[branch]`: this queue machine's part in the branch queue
+/// (docs/branch-api.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BranchSection {
+    /// `primary` (keeps the numbering, serves the branch API) or
+    /// `secondary` (takes its numbers from the primary, rule Q7).
+    pub role: BranchRole,
+    /// Primary: where the branch API listens (`0.0.0.0:8443`).
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Primary: the TLS certificate chain (PEM).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// Primary: the certificate's private key (PEM).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Primary: plain HTTP instead of TLS, allowed only on a loopback
+    /// `listen` address (a proxy or a test on the same machine).
+    #[serde(default)]
+    pub insecure_loopback_http: bool,
+    /// Primary: the counters.
+    #[serde(default)]
+    pub counters: Vec<CounterSection>,
+    /// Primary: the secondary queue machines allowed to take numbers.
+    #[serde(default)]
+    pub machines: Vec<MachineSection>,
+    /// Secondary: the primary's branch API (`https://10.1.2.3:8443`).
+    #[serde(default)]
+    pub primary_url: Option<String>,
+    /// Secondary: a CA certificate (PEM) to trust for the primary's
+    /// certificate (a branch's own CA or the primary's self-signed one).
+    #[serde(default)]
+    pub primary_ca: Option<PathBuf>,
+    /// Secondary: a file (mode 0600) holding this machine's token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Secondary: how long a request to the primary may take.
+    #[serde(default = "default_primary_timeout_ms")]
+    pub primary_timeout_ms: u64,
+    /// Secondary: how often the primary's reachability is checked.
+    #[serde(default = "default_probe_interval_ms")]
+    pub probe_interval_ms: u64,
+}
+
+fn default_primary_timeout_ms() -> u64 {
+    3000
+}
+
+fn default_probe_interval_ms() -> u64 {
+    5000
+}
+
+/// `[branch] role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BranchRole {
+    Primary,
+    Secondary,
+}
+
+/// `[[branch.counters]]`: one counter (a teller's window).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CounterSection {
+    /// `3`: what the hall hears ("请A001号到3号窗口办理").
+    pub id: String,
+    /// Default `{id}号窗口`.
+    #[serde(default)]
+    pub label_zh: Option<String>,
+    /// Default `Counter {id}`.
+    #[serde(default)]
+    pub label_en: Option<String>,
+    /// Service ids it calls, in order (`["vip", "personal"]`: VIP first).
+    pub services: Vec<String>,
+    /// SHA-256 (hex) of the counter's token (`kioskctl branch-token`).
+    pub token_sha256: String,
+}
+
+impl CounterSection {
+    pub fn label_zh(&self) -> String {
+        self.label_zh
+            .clone()
+            .unwrap_or_else(|| format!("{}号窗口", self.id))
+    }
+
+    pub fn label_en(&self) -> String {
+        self.label_en
+            .clone()
+            .unwrap_or_else(|| format!("Counter {}", self.id))
+    }
+}
+
+/// `[[branch.machines]]`: a secondary queue machine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineSection {
+    /// Its `[kiosk] id`.
+    pub id: String,
+    /// SHA-256 (hex) of its token.
+    pub token_sha256: String,
+}
+
+/// The SHA-256 (hex) of a token, as `token_sha256` holds it. Tokens are
+/// random (256 bits), so a plain hash is enough to keep them out of the
+/// configuration.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.trim().as_bytes()))
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+impl BranchSection {
+    /// Check what serde cannot, against the `[queue]` services.
+    fn check(&self, queue: Option<&crate::flows::queue::QueueConfig>) -> Vec<String> {
+        let mut problems = Vec::new();
+        if queue.is_none() {
+            problems.push("branch: needs a [queue] (its services)".into());
+        }
+        let known = |id: &str| queue.is_some_and(|q| q.service(id).is_some());
+        let mut hashes = BTreeSet::new();
+        match self.role {
+            BranchRole::Primary => {
+                match self.listen {
+                    None => problems.push("branch.listen: a primary needs an address".into()),
+                    Some(addr) if self.insecure_loopback_http && !addr.ip().is_loopback() => {
+                        problems.push(format!(
+                            "branch.insecure_loopback_http: {addr} is not a loopback address; plain HTTP is allowed on loopback only"
+                        ))
+                    }
+                    Some(_) => {}
+                }
+                if !self.insecure_loopback_http {
+                    for (key, path) in [("tls_cert", &self.tls_cert), ("tls_key", &self.tls_key)] {
+                        match path {
+                            None => problems.push(format!("branch.{key}: needed for HTTPS")),
+                            Some(p) if !p.is_file() => problems
+                                .push(format!("branch.{key}: {} is not a file", p.display())),
+                            Some(_) => {}
+                        }
+                    }
+                }
+                let mut ids = BTreeSet::new();
+                for (i, c) in self.counters.iter().enumerate() {
+                    let key = format!("branch.counters[{i}]");
+                    if c.id.trim().is_empty()
+                        || c.id.len() > 16
+                        || !c
+                            .id
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+                    {
+                        problems.push(format!(
+                            "{key}.id: {:?} must be 1 to 16 letters, digits or '-'",
+                            c.id
+                        ));
+                    } else if !ids.insert(c.id.as_str()) {
+                        problems.push(format!("{key}.id: {:?} is used twice", c.id));
+                    }
+                    if c.services.is_empty() {
+                        problems.push(format!("{key}.services: at least one service"));
+                    }
+                    for s in &c.services {
+                        if !known(s) {
+                            problems
+                                .push(format!("{key}.services: {s:?} is not a [queue] service"));
+                        }
+                    }
+                    if !is_sha256_hex(&c.token_sha256) {
+                        problems.push(format!("{key}.token_sha256: not 64 lowercase hex digits"));
+                    } else if !hashes.insert(c.token_sha256.as_str()) {
+                        problems.push(format!(
+                            "{key}.token_sha256: another credential has the same token"
+                        ));
+                    }
+                }
+                for (i, m) in self.machines.iter().enumerate() {
+                    let key = format!("branch.machines[{i}]");
+                    if m.id.trim().is_empty() || m.id.chars().any(char::is_control) {
+                        problems.push(format!("{key}.id: must not be empty"));
+                    }
+                    if !is_sha256_hex(&m.token_sha256) {
+                        problems.push(format!("{key}.token_sha256: not 64 lowercase hex digits"));
+                    } else if !hashes.insert(m.token_sha256.as_str()) {
+                        problems.push(format!(
+                            "{key}.token_sha256: another credential has the same token"
+                        ));
+                    }
+                }
+            }
+            BranchRole::Secondary => {
+                match &self.primary_url {
+                    None => problems.push("branch.primary_url: a secondary needs the primary's URL".into()),
+                    Some(u) if !(u.starts_with("https://") || u.starts_with("http://127.") || u.starts_with("http://[::1]") || u.starts_with("http://localhost")) => {
+                        problems.push(format!("branch.primary_url: {u:?} must be https:// (plain http only to loopback)"))
+                    }
+                    Some(_) => {}
+                }
+                match &self.token_file {
+                    None => problems.push("branch.token_file: a secondary needs its token".into()),
+                    Some(p) if !p.is_file() => {
+                        problems.push(format!("branch.token_file: {} is not a file", p.display()))
+                    }
+                    Some(_) => {}
+                }
+                if let Some(ca) = &self.primary_ca
+                    && !ca.is_file()
+                {
+                    problems.push(format!("branch.primary_ca: {} is not a file", ca.display()));
+                }
+                if !self.counters.is_empty() || !self.machines.is_empty() || self.listen.is_some() {
+                    problems
+                        .push("branch: counters, machines and listen belong to the primary".into());
+                }
+            }
+        }
+        if !(100..=60_000).contains(&self.primary_timeout_ms) {
+            problems.push("branch.primary_timeout_ms: must be between 100 and 60000".into());
+        }
+        if !(100..=600_000).contains(&self.probe_interval_ms) {
+            problems.push("branch.probe_interval_ms: must be between 100 and 600000".into());
+        }
+        problems
+    }
 }
 
 // `[ui]` is the technician gate's own section.
@@ -566,6 +801,9 @@ impl Config {
                 problems.push("queue: needs a [store] to keep the ticket numbers in".into());
             }
         }
+        if let Some(branch) = &self.branch {
+            problems.extend(branch.check(self.queue.as_ref()));
+        }
         let session = &self.session;
         if session.idle_timeout_s == 0 || session.idle_timeout_s > 3600 {
             problems.push("session.idle_timeout_s: must be between 1 and 3600".into());
@@ -723,6 +961,110 @@ branch_id = "0101"
 branch_name = "Test branch"
 profile = "smart_teller"
 "#;
+
+    const QUEUE: &str = r#"
+[store]
+path = "/tmp/x.db"
+key_file = "/tmp/x.key"
+
+[queue]
+timezone = "Asia/Shanghai"
+
+[[queue.services]]
+id = "personal"
+letter = "A"
+name_zh = "个人业务"
+name_en = "Personal banking"
+"#;
+
+    /// The branch API: plain HTTP only on loopback, HTTPS needs its files,
+    /// counters name configured services and carry token hashes only.
+    #[test]
+    fn branch_section_is_checked_key_by_key() {
+        let hash = token_hash("secret-token");
+        assert_eq!(hash.len(), 64);
+        let primary = |listen: &str, extra: &str| {
+            Config::problems(&format!(
+                "{MINIMAL}{QUEUE}
+[branch]
+role = \"primary\"
+listen = \"{listen}\"
+{extra}
+[[branch.counters]]
+id = \"3\"
+services = [\"personal\"]
+token_sha256 = \"{hash}\"
+"
+            ))
+        };
+        let ok = primary("127.0.0.1:8443", "insecure_loopback_http = true");
+        assert!(ok.is_empty(), "{ok:?}");
+        let lan = primary("0.0.0.0:8443", "insecure_loopback_http = true");
+        assert!(
+            lan.iter()
+                .any(|p| p.starts_with("branch.insecure_loopback_http") && p.contains("loopback")),
+            "{lan:?}"
+        );
+        let https = primary("0.0.0.0:8443", "tls_cert = \"/nonexistent.pem\"");
+        assert!(
+            https.iter().any(|p| p.starts_with("branch.tls_cert")),
+            "{https:?}"
+        );
+        assert!(
+            https.iter().any(|p| p.starts_with("branch.tls_key")),
+            "{https:?}"
+        );
+        let bad = Config::problems(&format!(
+            "{MINIMAL}{QUEUE}
+[branch]
+role = \"primary\"
+listen = \"127.0.0.1:1\"
+insecure_loopback_http = true
+[[branch.counters]]
+id = \"3 \"
+services = [\"nope\"]
+token_sha256 = \"secret\"
+"
+        ));
+        for key in [
+            "branch.counters[0].id",
+            "branch.counters[0].services",
+            "branch.counters[0].token_sha256",
+        ] {
+            assert!(bad.iter().any(|p| p.starts_with(key)), "{key}: {bad:?}");
+        }
+        let secondary = Config::problems(&format!(
+            "{MINIMAL}{QUEUE}
+[branch]
+role = \"secondary\"
+primary_url = \"http://10.0.0.5:8443\"
+"
+        ));
+        assert!(
+            secondary
+                .iter()
+                .any(|p| p.starts_with("branch.primary_url")),
+            "{secondary:?}"
+        );
+        assert!(
+            secondary.iter().any(|p| p.starts_with("branch.token_file")),
+            "{secondary:?}"
+        );
+        let no_queue = Config::problems(&format!(
+            "{MINIMAL}
+[branch]
+role = \"primary\"
+listen = \"127.0.0.1:1\"
+insecure_loopback_http = true
+"
+        ));
+        assert!(
+            no_queue
+                .iter()
+                .any(|p| p.starts_with("branch: needs a [queue]")),
+            "{no_queue:?}"
+        );
+    }
 
     /// Rule S1: `[masking]` may not reveal more than 7 characters of an
     /// ID number (or a mobile number).

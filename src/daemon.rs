@@ -18,6 +18,7 @@ pub async fn run(services: Arc<Services>) -> Result<(), crate::Error> {
         Some(m) => Some(crate::metrics::bind(m.listen).await?),
         None => None,
     };
+    let branch = crate::branch::bind(config.branch.as_ref()).await?;
     let policy = crate::access::Policy::from_config(&config.api)?;
     let listener = crate::api::bind(&config.api.socket, crate::access::socket_gid(&config.api)?)?;
     metrics
@@ -44,11 +45,7 @@ pub async fn run(services: Arc<Services>) -> Result<(), crate::Error> {
                             vec![(p.name, near_end)]
                         })
                         .unwrap_or_default(),
-                    queue: match services.config.queue {
-                        Some(_) => services.queue.queue_status().await.ok(),
-                        None => None,
-                    },
-                    now_ms: chrono::Utc::now().timestamp_millis(),
+                    queue: services.queue.gauges().await,
                 }
             })
         });
@@ -64,6 +61,16 @@ pub async fn run(services: Arc<Services>) -> Result<(), crate::Error> {
     let sync = services
         .changes
         .start_sync(services.shutdown.clone(), &services.tasks)?;
+    if let Some(bound) = branch {
+        services
+            .tasks
+            .spawn(crate::branch::serve(bound, services.clone()));
+    }
+    if let Some(link) = &services.primary {
+        services
+            .tasks
+            .spawn(link.clone().probe_loop(services.shutdown.clone()));
+    }
     let devices = crate::devices::start(&config.readers, &services.readers, &services.shutdown);
     let printer = services.printer.start();
     tracing::info!(

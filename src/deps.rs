@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::bus::Bus;
 use crate::changes::Changes;
 use crate::config::Config;
+use crate::primary::PrimaryLink;
 use crate::printer::Printer;
 use crate::readers::Readers;
 
@@ -19,4 +20,6 @@ pub struct Deps {
     pub readers: Arc<Readers>,
     pub printer: Arc<Printer>,
     pub changes: Arc<Changes>,
+    /// A secondary queue machine's link to the primary (rule Q7).
+    pub primary: Option<Arc<PrimaryLink>>,
 }

@@ -28,6 +28,7 @@
 
 pub mod access;
 pub mod api;
+pub mod branch;
 pub mod bus;
 pub mod changes;
 pub mod clock;
@@ -40,6 +41,7 @@ pub mod hardening;
 pub mod logging;
 pub mod masking;
 pub mod metrics;
+pub mod primary;
 pub mod printer;
 pub mod queue;
 pub mod readers;
@@ -71,6 +73,14 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("branch.listen: cannot listen on {addr}: {source}")]
+    BranchListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// The branch API's certificate or key cannot be used.
+    #[error("branch: {0}")]
+    BranchTls(String),
     #[error("metrics.listen: cannot listen on {addr}: {source}")]
     MetricsListen {
         addr: std::net::SocketAddr,
@@ -162,6 +172,9 @@ pub enum Error {
     /// A change that cannot be recorded as given (never quotes personal data).
     #[error("invalid change: {0}")]
     InvalidChange(String),
+    /// A counter's action the ticket's life does not allow (rule Q5).
+    #[error(transparent)]
+    Lifecycle(#[from] crate::store::LifecycleError),
 }
 
 impl Error {

@@ -15,14 +15,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use kiosk_proto::{DeviceState, Event, QueueStatusInfo, StatusInfo, SyncStatusInfo};
+use kiosk_proto::{DeviceState, Event, StatusInfo, SyncStatusInfo};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
@@ -169,10 +169,17 @@ pub struct Snapshot {
     pub store_ok: bool,
     /// Per printer: whether its paper is near the end.
     pub paper_near_end: Vec<(String, bool)>,
-    /// The queue today (queue machines).
-    pub queue: Option<QueueStatusInfo>,
-    /// Now, for the ages (ms since the epoch).
-    pub now_ms: i64,
+    /// The branch queue's services now (a queue machine that numbers).
+    pub queue: Vec<QueueGauge>,
+}
+
+/// One service of the queue for the gauges (rule Q9; no personal data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueGauge {
+    pub service: String,
+    pub waiting: u32,
+    /// How long the oldest waiting ticket has waited (0: nobody waits).
+    pub longest_wait_s: u64,
 }
 
 /// How the endpoint takes a [`Snapshot`] (given by the daemon, so this
@@ -296,27 +303,24 @@ pub fn render(snapshot: &Snapshot, metrics: &Metrics) -> String {
             gauge(count(size)),
         );
     }
-    if let Some(queue) = &snapshot.queue {
+    if !snapshot.queue.is_empty() {
         let waiting = Family::<ServiceLabels, Gauge>::default();
-        let longest = Family::<ServiceLabels, Gauge<f64, AtomicU64>>::default();
-        for s in &queue.services {
+        let longest = Family::<ServiceLabels, Gauge>::default();
+        for q in &snapshot.queue {
             let labels = ServiceLabels {
-                service: s.service.clone(),
+                service: q.service.clone(),
             };
-            waiting.get_or_create(&labels).set(i64::from(s.waiting));
-            let age_ms = s
-                .oldest_waiting_at_ms
-                .map_or(0, |at| snapshot.now_ms.saturating_sub(at).max(0));
-            longest.get_or_create(&labels).set(age_ms as f64 / 1000.0);
+            waiting.get_or_create(&labels).set(i64::from(q.waiting));
+            longest.get_or_create(&labels).set(count(q.longest_wait_s));
         }
         r.register(
             "kiosk_queue_waiting",
-            "Tickets waiting, by service",
+            "Tickets waiting now, by service",
             waiting,
         );
         r.register_with_unit(
             "kiosk_queue_longest_wait",
-            "How long the longest-waiting ticket has waited, by service (0: nobody waits)",
+            "How long the oldest waiting ticket has waited, by service (0: nobody waits)",
             Unit::Seconds,
             longest,
         );
@@ -409,18 +413,11 @@ mod tests {
             sync: None,
             store_ok: true,
             paper_near_end: vec![("ticket".into(), paper_near_end)],
-            queue: Some(QueueStatusInfo {
-                business_day: "2026-12-05".into(),
-                services: vec![kiosk_proto::QueueServiceStatus {
-                    service: "personal".into(),
-                    letter: "A".into(),
-                    waiting: 2,
-                    last_called: None,
-                    last_issued: Some("A002".into()),
-                    oldest_waiting_at_ms: Some(1_000),
-                }],
-            }),
-            now_ms: 91_000,
+            queue: vec![QueueGauge {
+                service: "personal".into(),
+                waiting: 2,
+                longest_wait_s: 90,
+            }],
         }
     }
 
@@ -432,7 +429,7 @@ mod tests {
             "kiosk_store_disk_free_bytes 10",
             "kiosk_store_disk_size_bytes 100",
             "kiosk_queue_waiting{service=\"personal\"} 2",
-            "kiosk_queue_longest_wait_seconds{service=\"personal\"} 90.0",
+            "kiosk_queue_longest_wait_seconds{service=\"personal\"} 90",
         ] {
             assert!(text.contains(series), "{series} missing in:\n{text}");
         }

@@ -4,21 +4,38 @@
 //! module does the I/O: the store (the number is committed before
 //! printing), the printer, the core bank.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use kiosk_corebank::CardEvidence;
 use kiosk_escpos::QueueTicket;
 use kiosk_idcard::Identity;
 use kiosk_proto::{
-    ApiError, ErrorCode, Event, QueueCalled, QueueReprintParams, QueueServiceInfo,
-    QueueServiceParams, QueueServiceStatus, QueueStatusInfo, QueueTakeParams, QueueTicketInfo,
-    TicketMessage,
+    ApiError, ErrorCode, Event, QueueCalled, QueueReport, QueueReportParams, QueueReprintParams,
+    QueueServiceInfo, QueueServiceParams, QueueServiceStatus, QueueStatusInfo, QueueTakeParams,
+    QueueTicketInfo, TicketMessage,
 };
 use uuid::Uuid;
 
+use crate::config::BranchRole;
 use crate::deps::Deps;
 use crate::flows::id_rules::ValidityDecision;
 use crate::flows::queue::{self as flow, IssueRequest, MaskedName, PrintOutcome, QueueConfig};
-use crate::store::{Actor, AuditAction, AuditEntry, NewTicket, Store, TicketRow};
+use crate::flows::ticket::{CounterAction, LifecycleError};
+use crate::store::{ActRequest, Actor, AuditAction, AuditEntry, NewTicket, Store, TicketRow};
+
+/// Rule Q7: what the customer (and the technician) hear when a secondary
+/// queue machine gets no number from the primary.
+pub const PRIMARY_UNREACHABLE_ZH: &str = "本机暂时无法取号，请使用其他取号机或咨询工作人员。";
+pub const PRIMARY_UNREACHABLE_EN: &str = "This machine cannot give out numbers right now. Please use another queue machine or ask the staff.";
+
+/// The refusal the customer reads (the UI shows `message`); the
+/// technician's `detail` goes to the log and the `queue_primary` device.
+fn primary_unreachable(detail: &str) -> ApiError {
+    tracing::warn!(%detail, "refused: no number from the primary queue machine (rule Q7)");
+    ApiError::new(
+        ErrorCode::PrimaryUnreachable,
+        format!("{PRIMARY_UNREACHABLE_ZH} / {PRIMARY_UNREACHABLE_EN}"),
+    )
+}
 
 /// A swiped card: the read's serial number (a card left on the reader by
 /// the previous customer is no swipe), its masked name, and the identity
@@ -63,6 +80,9 @@ pub struct Queue {
     deps: Deps,
     /// Serialises ticket issuing (numbering, waiting ahead, printing order).
     turn: tokio::sync::Mutex<QueueTurn>,
+    /// Bumped after each committed queue event (write before you tell):
+    /// the branch stream then reads the new events from the store's log.
+    committed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Queue {
@@ -70,7 +90,19 @@ impl Queue {
         Queue {
             deps,
             turn: tokio::sync::Mutex::default(),
+            committed: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Say that queue events were committed (after the commit).
+    pub fn announce(&self) {
+        self.committed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes up after each [`Queue::announce`]; the events themselves are
+    /// in the store's queue log.
+    pub fn committed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
     fn queue_config(&self) -> Result<&QueueConfig, ApiError> {
@@ -278,17 +310,18 @@ impl Queue {
             issued_at_ms: now.timestamp_millis(),
             number_digits: config.number_digits,
             masked_name: masked_name.as_ref().map(|n| n.as_str().to_string()),
+            issued_for: None,
         };
-        // Rule Q2: committed (fsync'd) before anything is printed.
-        let row = self
-            .blocking_store(move |s| s.tickets().issue_ticket(&new))
-            .await?;
+        // Rule Q2: committed (fsync'd) before anything is printed; on a
+        // secondary queue machine, by the primary (rule Q7).
+        let row = self.number_ticket(new).await?;
         tracing::info!(
             ticket_id = %row.ticket_id,
             number = %row.number_text,
             service = %row.service_id,
             "ticket number committed"
         );
+        self.announce();
         let plan = flow::plan_ticket(
             &config,
             &self.deps.config.kiosk.branch_name,
@@ -339,6 +372,157 @@ impl Queue {
         })
     }
 
+    /// This machine takes its numbers from the branch's primary (rule Q7).
+    fn is_secondary(&self) -> bool {
+        self.deps
+            .config
+            .branch
+            .as_ref()
+            .is_some_and(|b| b.role == BranchRole::Secondary)
+    }
+
+    /// Number `new`: in the local store, or (a secondary) by the primary,
+    /// keeping a copy here for reprints. A secondary that cannot reach the
+    /// primary refuses, in both languages; it never numbers on its own.
+    async fn number_ticket(&self, new: NewTicket) -> Result<TicketRow, ApiError> {
+        if !self.is_secondary() {
+            return self
+                .blocking_store(move |s| s.tickets().issue_ticket(&new))
+                .await;
+        }
+        let Some(link) = self.deps.primary.clone() else {
+            return Err(primary_unreachable("no link configured"));
+        };
+        let grant = link.take_number(&new.service_id).await.map_err(|e| {
+            tracing::warn!(error = %e, "no number from the primary queue machine");
+            primary_unreachable(&e.to_string())
+        })?;
+        let business_day = NaiveDate::parse_from_str(&grant.business_day, "%Y-%m-%d")
+            .map_err(|_| primary_unreachable("the primary's business day is not a date"))?;
+        let row = TicketRow {
+            ticket_id: grant.ticket_id,
+            service_id: grant.service,
+            letter: grant.letter.chars().next().unwrap_or(new.letter),
+            business_day,
+            number: grant.number,
+            number_text: grant.number_text,
+            issued_at_ms: grant.issued_at_ms,
+            waiting_ahead: grant.waiting_ahead,
+            masked_name: new.masked_name,
+            state: "waiting".into(),
+            printed: false,
+            called_at_ms: None,
+            counter: None,
+        };
+        let copy = row.clone();
+        self.blocking_store(move |s| s.tickets().record_granted(&copy, "primary"))
+            .await?;
+        Ok(row)
+    }
+
+    /// On the primary (rule Q7): a number for another queue machine,
+    /// `machine`, which prints it. No personal data comes with it.
+    pub async fn grant_number(&self, machine: &str, service: &str) -> Result<TicketRow, ApiError> {
+        let config = self.queue_config()?.clone();
+        let now = Utc::now();
+        let request = flow::number_request(&config, service, now)
+            .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
+        let letter = config
+            .service(&request.service_id)
+            .map(|s| s.letter)
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "unknown service"))?;
+        let new = NewTicket {
+            ticket_id: Uuid::new_v4().hyphenated().to_string(),
+            service_id: request.service_id,
+            letter,
+            business_day: request.business_day,
+            issued_at_ms: now.timestamp_millis(),
+            number_digits: config.number_digits,
+            masked_name: None,
+            issued_for: Some(machine.to_string()),
+        };
+        let row = self
+            .blocking_store(move |s| s.tickets().issue_ticket(&new))
+            .await?;
+        tracing::info!(ticket_id = %row.ticket_id, number = %row.number_text, %machine, "ticket number granted to a queue machine");
+        self.announce();
+        Ok(row)
+    }
+
+    /// `queue_report` (rule Q9): the statistics of a business day (the
+    /// primary's, asked for on a secondary).
+    pub async fn queue_report(&self, params: QueueReportParams) -> Result<QueueReport, ApiError> {
+        let config = self.queue_config()?.clone();
+        if self.is_secondary() {
+            let link = self
+                .deps
+                .primary
+                .clone()
+                .ok_or_else(|| primary_unreachable("no link configured"))?;
+            return link
+                .report(params.date.as_deref())
+                .await
+                .map_err(|e| primary_unreachable(&e.to_string()));
+        }
+        let asked = flow::business_day(Utc::now(), &config);
+        let day = match &params.date {
+            Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("date {d:?} is not YYYY-MM-DD"),
+                )
+            })?,
+            None => {
+                self.blocking_store(move |s| s.tickets().queue_day(asked))
+                    .await?
+            }
+        };
+        let times = self
+            .blocking_store(move |s| s.calls().day_times(day))
+            .await?;
+        let services: Vec<String> = config.services.iter().map(|s| s.id.clone()).collect();
+        Ok(QueueReport {
+            business_day: day.format("%Y-%m-%d").to_string(),
+            rows: crate::flows::queue_report::daily_report(&services, &times),
+        })
+    }
+
+    /// The gauges of the metrics: per service, waiting now and the longest
+    /// current wait. Empty on a machine that does not number (none, or a
+    /// secondary: the primary's own metrics have them).
+    pub async fn gauges(&self) -> Vec<crate::metrics::QueueGauge> {
+        let Ok(config) = self.queue_config().cloned() else {
+            return Vec::new();
+        };
+        if self.is_secondary() || self.deps.changes.store().is_none() {
+            return Vec::new();
+        }
+        let now = Utc::now();
+        let asked = flow::business_day(now, &config);
+        let Ok((waiting, oldest)) = self
+            .blocking_store(move |s| {
+                let (_, waiting, _) = s.calls().snapshot(asked)?;
+                Ok((waiting, s.calls().oldest_waiting(asked)?))
+            })
+            .await
+        else {
+            return Vec::new();
+        };
+        let now_ms = now.timestamp_millis();
+        config
+            .services
+            .iter()
+            .map(|s| crate::metrics::QueueGauge {
+                service: s.id.clone(),
+                waiting: waiting.get(&s.id).copied().unwrap_or(0),
+                longest_wait_s: oldest
+                    .get(&s.id)
+                    .and_then(|at| u64::try_from(now_ms - at).ok())
+                    .map_or(0, |ms| ms / 1000),
+            })
+            .collect()
+    }
+
     /// `queue_reprint`: the same ticket and number again (rule Q4), with
     /// the people waiting ahead now.
     pub async fn queue_reprint(
@@ -378,9 +562,14 @@ impl Queue {
         )
         .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
         let row_for_count = row.clone();
-        let ahead = self
-            .blocking_store(move |s| s.tickets().waiting_ahead(&row_for_count))
-            .await?;
+        // A secondary's copy is not queued here: the number the primary
+        // gave is what it knows.
+        let ahead = if self.is_secondary() {
+            row.waiting_ahead
+        } else {
+            self.blocking_store(move |s| s.tickets().waiting_ahead(&row_for_count))
+                .await?
+        };
         let outcome = self.print_ticket(&plan.reprint(ahead)).await;
         let (printed, message) = self.finish_print(&plan, &outcome).await?;
         tracing::info!(ticket_id = %row.ticket_id, number = %row.number_text, printed, "ticket reprinted");
@@ -397,28 +586,53 @@ impl Queue {
         })
     }
 
-    /// `queue_call`: the next waiting ticket of a service, today.
+    /// `queue_call` (a technician): the next waiting ticket of a service,
+    /// today; it belongs to no counter (rule Q5's counters call through
+    /// the branch API).
     pub async fn queue_call(&self, params: QueueServiceParams) -> Result<QueueCalled, ApiError> {
         let config = self.queue_config()?;
-        let request = flow::number_request(config, &params.service, Utc::now())
+        if self.is_secondary() {
+            return Err(ApiError::new(
+                ErrorCode::NotAllowed,
+                "this is a secondary queue machine: tickets are called on the primary",
+            ));
+        }
+        let now = Utc::now();
+        let request = flow::number_request(config, &params.service, now)
             .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
         let letter = config
             .service(&request.service_id)
             .map(|s| s.letter)
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "unknown service"))?;
-        let asked = request.business_day;
-        let now_ms = Utc::now().timestamp_millis();
+        let act = ActRequest {
+            counter: None,
+            services: vec![request.service_id.clone()],
+            action: CounterAction::CallNext,
+            number: None,
+            ticket_id: None,
+            business_day: request.business_day,
+            now_ms: now.timestamp_millis(),
+            known_services: config.services.iter().map(|s| s.id.clone()).collect(),
+        };
+        let service = request.service_id.clone();
         let (called, counts) = self
             .blocking_store(move |s| {
-                let day = s.tickets().queue_day(asked)?;
-                let called = s.tickets().call_next_ticket(letter, day, now_ms)?;
-                Ok((called, s.tickets().queue_counts(letter, day)?))
+                let called = match s.calls().act(&act, &crate::flows::ticket::RULES) {
+                    Ok(acted) => Some(acted),
+                    Err(crate::Error::Lifecycle(LifecycleError::NobodyWaiting { .. })) => None,
+                    Err(e) => return Err(e),
+                };
+                let day = s.tickets().queue_day(act.business_day)?;
+                Ok((called, s.tickets().queue_counts(letter, &service, day)?))
             })
             .await?;
+        if called.is_some() {
+            self.announce();
+        }
         Ok(QueueCalled {
             service: request.service_id,
-            ticket_id: called.as_ref().map(|t| t.ticket_id.clone()),
-            number: called.map(|t| t.number_text),
+            ticket_id: called.as_ref().map(|a| a.ticket.ticket_id.clone()),
+            number: called.map(|a| a.ticket.number_text),
             waiting: counts.waiting,
         })
     }
@@ -426,14 +640,29 @@ impl Queue {
     /// `queue_status`: per service, today.
     pub async fn queue_status(&self) -> Result<QueueStatusInfo, ApiError> {
         let config = self.queue_config()?.clone();
+        if self.is_secondary() {
+            let link = self
+                .deps
+                .primary
+                .clone()
+                .ok_or_else(|| primary_unreachable("no link configured"))?;
+            return link
+                .status()
+                .await
+                .map_err(|e| primary_unreachable(&e.to_string()));
+        }
         let asked = flow::business_day(Utc::now(), &config);
-        let letters: Vec<char> = config.services.iter().map(|s| s.letter).collect();
+        let services: Vec<(char, String)> = config
+            .services
+            .iter()
+            .map(|s| (s.letter, s.id.clone()))
+            .collect();
         let (day, counts) = self
             .blocking_store(move |s| {
                 let day = s.tickets().queue_day(asked)?;
-                let counts = letters
+                let counts = services
                     .iter()
-                    .map(|l| s.tickets().queue_counts(*l, day))
+                    .map(|(l, id)| s.tickets().queue_counts(*l, id, day))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((day, counts))
             })
@@ -453,7 +682,6 @@ impl Queue {
                     waiting: c.waiting,
                     last_called: text(s.letter, c.last_called),
                     last_issued: text(s.letter, c.last_issued),
-                    oldest_waiting_at_ms: c.oldest_waiting_at_ms,
                 })
                 .collect(),
         })

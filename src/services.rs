@@ -48,6 +48,8 @@ pub struct Services {
     pub changes: Arc<Changes>,
     pub queue: Arc<Queue>,
     pub sessions: Arc<Sessions>,
+    /// A secondary queue machine's link to the primary.
+    pub primary: Option<Arc<crate::primary::PrimaryLink>>,
 }
 
 impl Services {
@@ -65,12 +67,26 @@ impl Services {
             shutdown.clone(),
         ));
         let changes = Arc::new(Changes::new(config.clone(), store, bus.clone()));
+        // A secondary queue machine without a working link refuses every
+        // ticket (rule Q7: it never numbers on its own).
+        let primary = config
+            .branch
+            .as_ref()
+            .filter(|b| b.role == crate::config::BranchRole::Secondary)
+            .and_then(|b| match crate::primary::PrimaryLink::new(b, bus.clone()) {
+                Ok(link) => Some(Arc::new(link)),
+                Err(e) => {
+                    tracing::error!(error = %e, "no link to the primary queue machine");
+                    None
+                }
+            });
         let deps = Deps {
             config: config.clone(),
             bus: bus.clone(),
             readers: readers.clone(),
             printer: printer.clone(),
             changes: changes.clone(),
+            primary: primary.clone(),
         };
         let queue = Arc::new(Queue::new(deps.clone()));
         let sessions = Arc::new(Sessions::new(deps, shutdown.clone(), tasks.clone()));
@@ -85,6 +101,7 @@ impl Services {
             changes,
             queue,
             sessions,
+            primary,
         })
     }
 
@@ -100,6 +117,7 @@ impl Services {
     pub fn status(&self) -> StatusInfo {
         let mut devices = self.readers.devices();
         devices.extend(self.printer.device());
+        devices.extend(self.primary.as_ref().map(|p| p.device()));
         StatusInfo {
             daemon_version: env!("CARGO_PKG_VERSION").to_string(),
             kiosk_id: self.config.kiosk.id.clone(),

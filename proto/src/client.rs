@@ -227,6 +227,14 @@ impl Client {
         self.call_typed(&Request::QueueStatus).await
     }
 
+    /// Rule Q9: the statistics of `date` (`YYYY-MM-DD`; today without).
+    pub async fn queue_report(&mut self, date: Option<&str>) -> Result<QueueReport, ClientError> {
+        self.call_typed(&Request::QueueReport(QueueReportParams {
+            date: date.map(str::to_string),
+        }))
+        .await
+    }
+
     /// Start a customer session: `id_update` or `phone_change`.
     pub async fn session_start(&mut self, flow: &str) -> Result<SessionInfo, ClientError> {
         self.session_start_with(flow, false).await

@@ -13,6 +13,7 @@
 //! Nothing in this crate carries full personal data: identities cross the
 //! socket only as [`MaskedIdentity`] (rule S1).
 
+pub mod branch;
 pub mod client;
 pub mod messages;
 pub mod refusal;

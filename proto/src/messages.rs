@@ -55,6 +55,8 @@ pub enum Request {
     QueueCall(QueueServiceParams),
     /// Per service: waiting, last called, last issued.
     QueueStatus,
+    /// Rule Q9: the day's queue statistics.
+    QueueReport(QueueReportParams),
     /// Start a customer session (`id_update` or `phone_change`).
     SessionStart(SessionStartParams),
     /// The customer's input to the running session.
@@ -451,10 +453,6 @@ pub struct QueueServiceStatus {
     pub waiting: u32,
     pub last_called: Option<String>,
     pub last_issued: Option<String>,
-    /// When the longest-waiting ticket was issued (ms since the epoch;
-    /// `None` when nobody waits).
-    #[serde(default)]
-    pub oldest_waiting_at_ms: Option<i64>,
 }
 
 /// `queue_status` answer.
@@ -463,6 +461,48 @@ pub struct QueueStatusInfo {
     /// `YYYY-MM-DD`, the branch's business day now.
     pub business_day: String,
     pub services: Vec<QueueServiceStatus>,
+}
+
+/// `queue_report` params.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueReportParams {
+    /// `YYYY-MM-DD`; the queue's business day now without it.
+    #[serde(default)]
+    pub date: Option<String>,
+}
+
+/// Median, p90 and maximum of some durations, in whole seconds
+/// (nearest-rank); `null` without any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spread {
+    pub median_s: Option<u64>,
+    pub p90_s: Option<u64>,
+    pub max_s: Option<u64>,
+}
+
+/// One row of the queue report: a service over all counters (`counter`
+/// null) or a counter over all services (`service` null).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueReportRow {
+    pub service: Option<String>,
+    pub counter: Option<String>,
+    /// A service's row: tickets in it; a counter's row: tickets it called.
+    pub tickets: u32,
+    pub served: u32,
+    pub skipped: u32,
+    /// Issued → first call.
+    pub waiting: Spread,
+    /// The call → served.
+    pub service_time: Spread,
+}
+
+/// `queue_report` answer (rule Q9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueReport {
+    /// `YYYY-MM-DD`.
+    pub business_day: String,
+    pub rows: Vec<QueueReportRow>,
 }
 
 /// Parameters of `sync_list`.
@@ -589,6 +629,7 @@ impl Request {
             Request::QueueReprint(_) => "queue_reprint",
             Request::QueueCall(_) => "queue_call",
             Request::QueueStatus => "queue_status",
+            Request::QueueReport(_) => "queue_report",
             Request::SessionStart(_) => "session_start",
             Request::SessionInput(_) => "session_input",
             Request::SessionCancel => "session_cancel",
@@ -609,6 +650,7 @@ impl Request {
             Request::QueueTake(p) => serde_json::to_value(p).ok(),
             Request::QueueReprint(p) => serde_json::to_value(p).ok(),
             Request::QueueCall(p) => serde_json::to_value(p).ok(),
+            Request::QueueReport(p) => serde_json::to_value(p).ok(),
             Request::SessionStart(p) => serde_json::to_value(p).ok(),
             Request::SessionInput(p) => serde_json::to_value(p).ok(),
             Request::TechnicianUnlock(p) => serde_json::to_value(p).ok(),
@@ -674,6 +716,7 @@ impl Request {
             "queue_reprint" => Request::QueueReprint(params(m, &line.params)?),
             "queue_call" => Request::QueueCall(required(m, &line.params)?),
             "queue_status" => no_params(m, &line.params).map(|()| Request::QueueStatus)?,
+            "queue_report" => Request::QueueReport(params(m, &line.params)?),
             "session_start" => Request::SessionStart(required(m, &line.params)?),
             "session_input" => Request::SessionInput(required(m, &line.params)?),
             "session_cancel" => no_params(m, &line.params).map(|()| Request::SessionCancel)?,
@@ -763,6 +806,10 @@ pub enum ErrorCode {
     /// The same long check is already running (`audit_verify`): try again
     /// when it is done.
     Busy,
+    /// A secondary queue machine cannot reach the branch's primary, which
+    /// keeps the numbering (rule Q7): no number was issued; the message
+    /// says so in Chinese and English.
+    PrimaryUnreachable,
     /// Anything else; details are in the daemon's log.
     Internal,
 }

@@ -58,6 +58,8 @@ fn readers() -> Vec<(&'static str, Reader)> {
         ("QueueStatusInfo", through::<QueueStatusInfo>),
         ("[QueueServiceInfo]", through::<Vec<QueueServiceInfo>>),
         ("QueueCalled", through::<QueueCalled>),
+        ("QueueReport", through::<QueueReport>),
+        ("QueueReportRow", through::<QueueReportRow>),
         ("SubmitChangeParams", through::<SubmitChangeParams>),
         ("SubmittedChange", through::<SubmittedChange>),
         ("TechnicianUnlocked", through::<TechnicianUnlocked>),
@@ -65,10 +67,10 @@ fn readers() -> Vec<(&'static str, Reader)> {
     ]
 }
 
-#[test]
-fn every_documented_example_is_what_the_typed_messages_write() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/local-api.md"))
-        .expect("docs/local-api.md");
+/// The JSON examples of a document's code blocks (see the module docs):
+/// (the values, how many lines were skipped as placeholders). A line's
+/// `data: ` prefix (a server-sent event) is dropped first.
+fn doc_examples(doc: &str) -> (Vec<Value>, usize) {
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in doc.lines() {
@@ -76,14 +78,14 @@ fn every_documented_example_is_what_the_typed_messages_write() {
             (None, "```json" | "```") => current = Some(String::new()),
             (Some(_), "```") => blocks.extend(current.take()),
             (Some(block), _) => {
-                block.push_str(line);
+                block.push_str(line.trim_start().strip_prefix("data: ").unwrap_or(line));
                 block.push('\n');
             }
             (None, _) => {}
         }
     }
-    let (mut checked, mut placeholders, mut failures) = (0, 0, Vec::new());
-    let mut used = std::collections::BTreeSet::new();
+    let mut placeholders = 0;
+    let mut all = Vec::new();
     for block in &blocks {
         // The block as JSON values; where a placeholder spoils it, its
         // lines one by one (each line of a block of one-line examples).
@@ -103,19 +105,30 @@ fn every_documented_example_is_what_the_typed_messages_write() {
                 })
                 .collect()
         });
-        for v in values.into_iter().filter(|v| v.is_object() || v.is_array()) {
-            let want = without_nulls(v.clone());
-            let read_by: Vec<&str> = readers()
-                .into_iter()
-                .filter(|(_, read)| read(&v).as_ref() == Some(&want))
-                .map(|(name, _)| name)
-                .collect();
-            if read_by.is_empty() {
-                failures.push(v.to_string());
-            } else {
-                checked += 1;
-                used.extend(read_by);
-            }
+        all.extend(values.into_iter().filter(|v| v.is_object() || v.is_array()));
+    }
+    (all, placeholders)
+}
+
+#[test]
+fn every_documented_example_is_what_the_typed_messages_write() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/local-api.md"))
+        .expect("docs/local-api.md");
+    let (values, placeholders) = doc_examples(&doc);
+    let (mut checked, mut failures) = (0, Vec::new());
+    let mut used = std::collections::BTreeSet::new();
+    for v in values {
+        let want = without_nulls(v.clone());
+        let read_by: Vec<&str> = readers()
+            .into_iter()
+            .filter(|(_, read)| read(&v).as_ref() == Some(&want))
+            .map(|(name, _)| name)
+            .collect();
+        if read_by.is_empty() {
+            failures.push(v.to_string());
+        } else {
+            checked += 1;
+            used.extend(read_by);
         }
     }
     assert!(
@@ -136,6 +149,46 @@ fn every_documented_example_is_what_the_typed_messages_write() {
         "SessionInput",
         "StatusInfo",
     ] {
+        assert!(used.contains(typed), "no example read as {typed}: {used:?}");
+    }
+}
+
+/// The branch API's examples (docs/branch-api.md), the server-sent
+/// events' `data:` lines included, are what the `branch` types write.
+#[test]
+fn every_branch_api_example_is_what_the_branch_types_write() {
+    use kiosk_proto::branch::*;
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/branch-api.md"
+    ))
+    .expect("docs/branch-api.md");
+    let readers: Vec<(&str, Reader)> = vec![
+        ("BranchTicket", through::<BranchTicket>),
+        ("StreamEvent", through::<StreamEvent>),
+        ("QueueState", through::<QueueState>),
+        ("CounterView", through::<CounterView>),
+        ("ActionResult", through::<ActionResult>),
+        ("NumberGrant", through::<NumberGrant>),
+        ("NumberRequest", through::<NumberRequest>),
+        ("ActionBody", through::<ActionBody>),
+        ("ErrorBody", through::<ErrorBody>),
+        ("Health", through::<Health>),
+        ("QueueReportRow", through::<QueueReportRow>),
+    ];
+    let (values, _) = doc_examples(&doc);
+    let mut used = std::collections::BTreeSet::new();
+    for v in &values {
+        let want = without_nulls(v.clone());
+        let read_by: Vec<&str> = readers
+            .iter()
+            .filter(|(_, read)| read(v).as_ref() == Some(&want))
+            .map(|(name, _)| *name)
+            .collect();
+        assert!(!read_by.is_empty(), "no branch type writes back {v}");
+        used.extend(read_by);
+    }
+    for typed in ["StreamEvent", "BranchTicket", "NumberGrant"] {
         assert!(used.contains(typed), "no example read as {typed}: {used:?}");
     }
 }

@@ -51,7 +51,7 @@ enum Command {
         #[command(subcommand)]
         action: AuditCmd,
     },
-    /// The ticket queue: services, take, reprint, call, status.
+    /// The ticket queue: services, take, reprint, call, status, report.
     Queue {
         #[command(subcommand)]
         action: QueueCmd,
@@ -62,6 +62,11 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// A new random token for a counter or a secondary queue machine: prints
+    /// the token (give it to the counter or put it in the machine's
+    /// `token_file`) and its `token_sha256` line for the primary's
+    /// `[branch]` (no running kioskd needed).
+    BranchToken,
     /// Hash a technician PIN for `[ui] technician_pin_hash`: reads the PIN
     /// from standard input (no running kioskd needed).
     PinHash,
@@ -137,6 +142,16 @@ enum QueueCmd {
     Call { service: String },
     /// Per service: waiting, last called, last issued.
     Status,
+    /// Rule Q9: per service and counter, tickets, served, skipped, waiting
+    /// and service time (median, p90, max) of a business day.
+    Report {
+        /// YYYY-MM-DD; today's business day without it.
+        #[arg(long)]
+        date: Option<String>,
+        /// Comma-separated values with a header line.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +181,15 @@ fn main() -> ExitCode {
     } = &args.command
     {
         return store_backup(config, file, *if_exists, args.json);
+    }
+    if let Command::BranchToken = &args.command {
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let token = hex::encode(bytes);
+        println!("token        {token}");
+        println!("token_sha256 = \"{}\"", kiosk::config::token_hash(&token));
+        return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -536,6 +560,13 @@ async fn run(args: &Args) -> Result<(), ClientError> {
                     None => println!("nobody is waiting for {}", c.service),
                 }
             }
+            QueueCmd::Report { date, csv } => {
+                let report = client.queue_report(date.as_deref()).await?;
+                if args.json {
+                    return print_json(&report);
+                }
+                print_report(&report, *csv);
+            }
             QueueCmd::Status => {
                 let st = client.queue_status().await?;
                 if args.json {
@@ -554,7 +585,10 @@ async fn run(args: &Args) -> Result<(), ClientError> {
                 }
             }
         },
-        Command::Config { .. } | Command::PinHash | Command::Store { .. } => {
+        Command::Config { .. }
+        | Command::PinHash
+        | Command::Store { .. }
+        | Command::BranchToken => {
             unreachable!("handled before connecting")
         }
         Command::Events { count } => {
@@ -578,6 +612,60 @@ async fn run(args: &Args) -> Result<(), ClientError> {
         }
     }
     Ok(())
+}
+
+/// The report as a table or as CSV (seconds; empty when none).
+fn print_report(report: &kiosk_proto::QueueReport, csv: bool) {
+    let n = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    if csv {
+        println!(
+            "business_day,service,counter,tickets,served,skipped,wait_median_s,wait_p90_s,wait_max_s,service_median_s,service_p90_s,service_max_s"
+        );
+    } else {
+        println!("business day {}", report.business_day);
+        println!(
+            "{:<12} {:<8} {:>7} {:>6} {:>7}  {:>17}  {:>17}",
+            "service",
+            "counter",
+            "tickets",
+            "served",
+            "skipped",
+            "wait med/p90/max",
+            "serve med/p90/max"
+        );
+    }
+    for r in &report.rows {
+        let service = r.service.as_deref().unwrap_or(if csv { "" } else { "*" });
+        let counter = r.counter.as_deref().unwrap_or(if csv { "" } else { "*" });
+        if csv {
+            println!(
+                "{},{service},{counter},{},{},{},{},{},{},{},{},{}",
+                report.business_day,
+                r.tickets,
+                r.served,
+                r.skipped,
+                n(r.waiting.median_s),
+                n(r.waiting.p90_s),
+                n(r.waiting.max_s),
+                n(r.service_time.median_s),
+                n(r.service_time.p90_s),
+                n(r.service_time.max_s)
+            );
+        } else {
+            let spread = |s: &kiosk_proto::Spread| {
+                let d = |v: Option<u64>| v.map(|v| format!("{v}s")).unwrap_or_else(|| "-".into());
+                format!("{}/{}/{}", d(s.median_s), d(s.p90_s), d(s.max_s))
+            };
+            println!(
+                "{service:<12} {counter:<8} {:>7} {:>6} {:>7}  {:>17}  {:>17}",
+                r.tickets,
+                r.served,
+                r.skipped,
+                spread(&r.waiting),
+                spread(&r.service_time)
+            );
+        }
+    }
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<(), ClientError> {

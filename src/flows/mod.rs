@@ -6,6 +6,9 @@
 //!   `self_service.id_update`), in one place for every flow.
 //! * [`queue`]: the queue ticket (rules Q1–Q4), and what a queue machine
 //!   does with a swiped card (rule Q3, with [`id_rules`]).
+//! * [`ticket`]: a ticket's life at the counters (rules Q5, Q8): call,
+//!   recall, skip, reactivate, transfer, serve.
+//! * [`queue_report`]: the daily queue statistics (rule Q9).
 //! * [`flow`]: what both customer flows share: one [`flow::Input`], one
 //!   [`flow::Effect`], the [`flow::Flow`] trait the session drives, the
 //!   settings, the outcome, the slip, the idle clock.
@@ -22,3 +25,5 @@ pub mod id_update;
 pub mod messages;
 pub mod phone;
 pub mod queue;
+pub mod queue_report;
+pub mod ticket;

@@ -34,6 +34,11 @@ pub enum Actor {
     Technician,
     /// A customer at the screen.
     CustomerSession,
+    /// A counter of the branch queue (the detail names which, rule Q8).
+    Counter,
+    /// Another queue machine of the branch taking a number (rule Q7; the
+    /// detail names which).
+    QueueMachine,
 }
 
 impl Actor {
@@ -42,6 +47,8 @@ impl Actor {
             Actor::Kiosk => "kiosk",
             Actor::Technician => "technician",
             Actor::CustomerSession => "customer_session",
+            Actor::Counter => "counter",
+            Actor::QueueMachine => "queue_machine",
         }
     }
 }
@@ -64,6 +71,14 @@ pub enum AuditAction {
     /// A change's personal data was purged after retention (rule S2).
     PayloadPurged,
     TicketIssued,
+    /// Rule Q8: a counter called, recalled, skipped, reactivated,
+    /// transferred or served a ticket (subject: the ticket id).
+    TicketCalled,
+    TicketRecalled,
+    TicketSkipped,
+    TicketReactivated,
+    TicketTransferred,
+    TicketServed,
     /// A technician called a technician-only method of the local API
     /// (the detail names the method and the caller's uid).
     TechnicianRequest,
@@ -85,6 +100,12 @@ impl AuditAction {
             AuditAction::ChangeRetried => "change_retried",
             AuditAction::PayloadPurged => "payload_purged",
             AuditAction::TicketIssued => "ticket_issued",
+            AuditAction::TicketCalled => "ticket_called",
+            AuditAction::TicketRecalled => "ticket_recalled",
+            AuditAction::TicketSkipped => "ticket_skipped",
+            AuditAction::TicketReactivated => "ticket_reactivated",
+            AuditAction::TicketTransferred => "ticket_transferred",
+            AuditAction::TicketServed => "ticket_served",
             AuditAction::TechnicianRequest => "technician_request",
             AuditAction::TechnicianPin => "technician_pin",
         }

@@ -109,6 +109,77 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER ticket_no_delete BEFORE DELETE ON ticket
     BEGIN SELECT RAISE(ABORT, 'ticket rows are never deleted'); END;
     "#,
+    // 3: the ticket's life at the counters (rules Q5, Q8, Q9) and the
+    // append-only log of queue events the branch stream replays. `state`
+    // gains `served` and `skipped`, which a CHECK cannot be altered to
+    // allow: the table is rebuilt (DROP TABLE fires no DELETE trigger).
+    r#"
+    CREATE TABLE ticket_v3 (
+        seq                INTEGER PRIMARY KEY,
+        ticket_id          TEXT NOT NULL UNIQUE,
+        -- The service it waits in now (a transfer changes it, not `letter`).
+        service_id         TEXT NOT NULL,
+        letter             TEXT NOT NULL,
+        business_day       TEXT NOT NULL,
+        number             INTEGER NOT NULL CHECK (number >= 1),
+        number_text        TEXT NOT NULL,
+        issued_at_ms       INTEGER NOT NULL,
+        waiting_ahead      INTEGER NOT NULL,
+        masked_name        TEXT,
+        state              TEXT NOT NULL DEFAULT 'waiting'
+                           CHECK (state IN ('waiting', 'called', 'served', 'skipped')),
+        printed            INTEGER NOT NULL DEFAULT 0 CHECK (printed IN (0, 1)),
+        -- The last call.
+        called_at_ms       INTEGER,
+        first_called_at_ms INTEGER,
+        -- The counter that called it last.
+        counter_id         TEXT,
+        served_at_ms       INTEGER,
+        skipped_at_ms      INTEGER,
+        recalls            INTEGER NOT NULL DEFAULT 0,
+        -- The machine that asked for the number (a secondary queue
+        -- machine's id, rule Q7); NULL: this machine.
+        issued_for         TEXT,
+        -- A copy of a ticket the primary numbered (on a secondary).
+        numbered_by        TEXT,
+        UNIQUE (letter, business_day, number)
+    ) STRICT;
+    INSERT INTO ticket_v3 (seq, ticket_id, service_id, letter, business_day, number,
+        number_text, issued_at_ms, waiting_ahead, masked_name, state, printed,
+        called_at_ms, first_called_at_ms)
+    SELECT seq, ticket_id, service_id, letter, business_day, number, number_text,
+        issued_at_ms, waiting_ahead, masked_name, state, printed, called_at_ms,
+        called_at_ms
+    FROM ticket;
+    DROP TABLE ticket;
+    ALTER TABLE ticket_v3 RENAME TO ticket;
+    CREATE INDEX ticket_waiting ON ticket (business_day, state, service_id, issued_at_ms);
+    CREATE INDEX ticket_counter ON ticket (counter_id, state);
+    CREATE TRIGGER ticket_no_delete BEFORE DELETE ON ticket
+    BEGIN SELECT RAISE(ABORT, 'ticket rows are never deleted'); END;
+
+    -- Every issue, call, recall, skip, reactivation, transfer and serve,
+    -- in the order they were committed. `seq` only grows and is never
+    -- reused (AUTOINCREMENT): the stream's resume point.
+    CREATE TABLE queue_event (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms        INTEGER NOT NULL,
+        business_day TEXT NOT NULL,
+        kind         TEXT NOT NULL CHECK (kind IN ('issued', 'called', 'recalled',
+                         'skipped', 'reactivated', 'transferred', 'served')),
+        ticket_id    TEXT NOT NULL,
+        number_text  TEXT NOT NULL,
+        service_id   TEXT NOT NULL,
+        from_service TEXT,
+        counter_id   TEXT,
+        -- Waiting tickets per service right after the event (JSON object).
+        waiting      TEXT NOT NULL
+    ) STRICT;
+    CREATE TRIGGER queue_event_no_update BEFORE UPDATE ON queue_event
+    BEGIN SELECT RAISE(ABORT, 'queue events are append-only'); END;
+    CREATE TRIGGER queue_event_no_delete BEFORE DELETE ON queue_event
+    BEGIN SELECT RAISE(ABORT, 'queue events are append-only'); END;
+    "#,
 ];
 
 /// Bring the schema up to date.
@@ -173,6 +244,53 @@ mod tests {
         // And through Store::open, twice.
         drop(t.open());
         drop(t.open());
+    }
+
+    #[test]
+    fn version_2_tickets_keep_their_numbers_and_state_in_the_lifecycle_table() {
+        let t = TestDir::new();
+        let mut conn = Connection::open(t.db()).expect("open");
+        let tx = conn.transaction().expect("tx");
+        for m in &MIGRATIONS[..2] {
+            tx.execute_batch(m).expect("old migration");
+        }
+        tx.pragma_update(None, "user_version", 2).expect("version");
+        tx.execute_batch(
+            "INSERT INTO ticket (ticket_id, service_id, letter, business_day, number,
+                number_text, issued_at_ms, waiting_ahead, state, called_at_ms)
+             VALUES ('t1', 'personal', 'A', '2026-12-05', 1, 'A001', 5, 0, 'called', 9),
+                    ('t2', 'personal', 'A', '2026-12-05', 2, 'A002', 6, 1, 'waiting', NULL);",
+        )
+        .expect("old rows");
+        tx.commit().expect("commit");
+        migrate(&mut conn, &t.db()).expect("to the newest");
+        let rows: Vec<(String, String, Option<i64>)> = conn
+            .prepare("SELECT number_text, state, first_called_at_ms FROM ticket ORDER BY seq")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            rows,
+            [
+                ("A001".to_string(), "called".to_string(), Some(9)),
+                ("A002".to_string(), "waiting".to_string(), None)
+            ]
+        );
+        // Still never deleted; the queue log is append-only.
+        assert!(conn.execute("DELETE FROM ticket", []).is_err());
+        conn.execute(
+            "INSERT INTO queue_event (at_ms, business_day, kind, ticket_id, number_text,
+                service_id, waiting) VALUES (1, '2026-12-05', 'called', 't1', 'A001', 'personal', '{}')",
+            [],
+        )
+        .expect("append");
+        assert!(
+            conn.execute("UPDATE queue_event SET at_ms = 2", [])
+                .is_err()
+        );
+        assert!(conn.execute("DELETE FROM queue_event", []).is_err());
     }
 
     #[test]

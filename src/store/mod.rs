@@ -32,6 +32,10 @@
 //!   restore that checks the copy (integrity, schema, key, audit chain) first.
 //! * **Queue counters** (`queue.rs`): the last ticket number per service and
 //!   business day, taken atomically (rule Q2).
+//! * **Queue life** (`calls.rs`): counters' calls, recalls, skips,
+//!   reactivations, transfers and serves, each one transaction with its
+//!   entry in the append-only `queue_event` log and its audit record
+//!   (rules Q5, Q8); the log's `seq` is the branch stream's resume point.
 //!
 //! # Crash safety
 //!
@@ -59,6 +63,7 @@
 
 mod audit;
 mod backup;
+mod calls;
 mod crypto;
 mod migrations;
 mod outbox;
@@ -74,6 +79,10 @@ pub use audit::{
     Actor, AuditAction, AuditBreak, AuditEntry, AuditNote, AuditRecord, AuditReport, AuditTrail,
 };
 pub use backup::{BackupReport, backup, restore};
+pub use calls::{
+    ActRequest, Acted, Calls, Candidate, CounterAction, EventKind, LifecycleError, LifecycleRules,
+    QueueEventRow, TicketFacts, TicketState, TicketTimes, Transition, WaitingCounts,
+};
 pub use crypto::{SecretChange, generate_key_file};
 pub use outbox::{
     Call, ChangeState, ChangeSummary, Decision, ListFilter, Outbox, PendingChange, StoredId,
@@ -406,6 +415,11 @@ impl Store {
     /// The queue tickets.
     pub fn tickets(&self) -> Tickets<'_> {
         Tickets { store: self }
+    }
+
+    /// The tickets' life at the counters and the queue's event log.
+    pub fn calls(&self) -> Calls<'_> {
+        Calls { store: self }
     }
 
     /// The technician PIN's wrong tries as last written.

@@ -6,8 +6,10 @@ use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::audit::{self, Actor, AuditAction, AuditEntry};
+use super::calls::log_event;
 use super::{Result, Store};
 use crate::Error;
+use crate::flows::ticket::EventKind;
 
 /// `A` and 23 with 3 digits → `A023`; a number too long for `digits`
 /// keeps all its digits (`A1000`).
@@ -40,7 +42,7 @@ impl Tickets<'_> {
 /// The business day numbering is on: `asked`, or the latest business day
 /// any counter has used when `asked` is earlier (the clock was stepped
 /// back; rule Q2: a business day never goes back).
-fn day_in_use(tx: &Connection, asked: NaiveDate) -> rusqlite::Result<NaiveDate> {
+pub(super) fn day_in_use(tx: &Connection, asked: NaiveDate) -> rusqlite::Result<NaiveDate> {
     let latest: Option<String> =
         tx.query_row("SELECT MAX(business_day) FROM queue_counter", [], |r| {
             r.get(0)
@@ -96,6 +98,8 @@ pub struct NewTicket {
     pub number_digits: u8,
     /// Masked only (rule S1).
     pub masked_name: Option<String>,
+    /// The queue machine that asked for it (rule Q7); `None`: this one.
+    pub issued_for: Option<String>,
 }
 
 /// An issued ticket as stored.
@@ -111,10 +115,14 @@ pub struct TicketRow {
     /// People waiting ahead when it was issued.
     pub waiting_ahead: u32,
     pub masked_name: Option<String>,
-    /// `waiting` or `called`.
+    /// `waiting`, `called`, `served` or `skipped`
+    /// ([`super::TicketState`]).
     pub state: String,
     pub printed: bool,
+    /// The last call.
     pub called_at_ms: Option<i64>,
+    /// The counter that called it last (rule Q5).
+    pub counter: Option<String>,
 }
 
 /// One service letter's queue on a business day.
@@ -124,18 +132,16 @@ pub struct QueueCounts {
     pub waiting: u32,
     pub last_called: Option<u32>,
     pub last_issued: Option<u32>,
-    /// When the longest-waiting ticket was issued (ms since the epoch).
-    pub oldest_waiting_at_ms: Option<i64>,
 }
 
-const TICKET_COLUMNS: &str = "ticket_id, service_id, letter, business_day, number, number_text, \
-     issued_at_ms, waiting_ahead, masked_name, state, printed, called_at_ms";
+pub(super) const TICKET_COLUMNS: &str = "ticket_id, service_id, letter, business_day, number, \
+     number_text, issued_at_ms, waiting_ahead, masked_name, state, printed, called_at_ms, counter_id";
 
-fn day_text(day: NaiveDate) -> String {
+pub(super) fn day_text(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
 }
 
-fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
+pub(super) fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
     let letter: String = r.get(2)?;
     let day: String = r.get(3)?;
     let bad = |i, what: &str| {
@@ -158,19 +164,27 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
         state: r.get(9)?,
         printed: r.get::<_, i64>(10)? != 0,
         called_at_ms: r.get(11)?,
+        counter: r.get(12)?,
     })
 }
 
+/// Waiting tickets of `service` on `day` issued before the ticket with
+/// `issued_at_ms` and `ticket_id` (a transferred ticket keeps its issue
+/// time, so it waits ahead of younger ones in its new service).
 fn count_waiting_before(
     tx: &Connection,
-    letter: &str,
+    service: &str,
     day: &str,
-    number: i64,
+    issued_at_ms: i64,
+    ticket_id: &str,
 ) -> rusqlite::Result<u32> {
     let n: i64 = tx.query_row(
         "SELECT COUNT(*) FROM ticket
-         WHERE letter = ?1 AND business_day = ?2 AND state = 'waiting' AND number < ?3",
-        params![letter, day, number],
+         WHERE service_id = ?1 AND business_day = ?2 AND state = 'waiting'
+            AND numbered_by IS NULL AND ticket_id <> ?4
+            AND (issued_at_ms < ?3 OR (issued_at_ms = ?3 AND seq < COALESCE(
+                (SELECT seq FROM ticket WHERE ticket_id = ?4), 9223372036854775807)))",
+        params![service, day, issued_at_ms, ticket_id],
         |r| r.get(0),
     )?;
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -199,11 +213,12 @@ impl Tickets<'_> {
             let number = u32::try_from(n).unwrap_or(u32::MAX);
             let number_text =
                 format_ticket_number(t.letter, number, t.number_digits);
-            let waiting_ahead = count_waiting_before(tx, &letter, &day, n)?;
+            let waiting_ahead =
+                count_waiting_before(tx, &t.service_id, &day, t.issued_at_ms, &t.ticket_id)?;
             tx.execute(
                 "INSERT INTO ticket (ticket_id, service_id, letter, business_day, number,
-                    number_text, issued_at_ms, waiting_ahead, masked_name)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    number_text, issued_at_ms, waiting_ahead, masked_name, issued_for)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     t.ticket_id,
                     t.service_id,
@@ -214,13 +229,33 @@ impl Tickets<'_> {
                     t.issued_at_ms,
                     i64::from(waiting_ahead),
                     t.masked_name,
+                    t.issued_for,
                 ],
             )?;
+            let row = TicketRow {
+                ticket_id: t.ticket_id.clone(),
+                service_id: t.service_id.clone(),
+                letter: t.letter,
+                business_day,
+                number,
+                number_text: number_text.clone(),
+                issued_at_ms: t.issued_at_ms,
+                waiting_ahead,
+                masked_name: t.masked_name.clone(),
+                state: "waiting".into(),
+                printed: false,
+                called_at_ms: None,
+                counter: None,
+            };
+            // The halls' displays learn of it from the queue's log.
+            log_event(tx, EventKind::Issued, &row, None, t.issued_at_ms)?;
             audit::append(
                 tx,
                 &AuditEntry {
                     at_ms: t.issued_at_ms,
-                    actor: if t.masked_name.is_some() {
+                    actor: if t.issued_for.is_some() {
+                        Actor::QueueMachine
+                    } else if t.masked_name.is_some() {
                         Actor::CustomerSession
                     } else {
                         Actor::Kiosk
@@ -228,30 +263,66 @@ impl Tickets<'_> {
                     action: AuditAction::TicketIssued,
                     subject: Some(t.ticket_id.clone()),
                     detail: format!(
-                        "ticket {number_text} service {} business day {day}, {waiting_ahead} waiting ahead{}",
+                        "ticket {number_text} service {} business day {day}, {waiting_ahead} waiting ahead{}{}",
                         t.service_id,
                         if t.masked_name.is_some() {
                             ", ID card swiped"
                         } else {
                             ""
+                        },
+                        match &t.issued_for {
+                            Some(m) => format!(", for queue machine {m} (rule Q7)"),
+                            None => String::new(),
                         }
                     ),
                 },
             )?;
-            Ok(TicketRow {
-                ticket_id: t.ticket_id.clone(),
-                service_id: t.service_id.clone(),
-                letter: t.letter,
-                business_day,
-                number,
-                number_text,
-                issued_at_ms: t.issued_at_ms,
-                waiting_ahead,
-                masked_name: t.masked_name.clone(),
-                state: "waiting".into(),
-                printed: false,
-                called_at_ms: None,
-            })
+            Ok(row)
+        })
+    }
+
+    /// On a secondary queue machine (rule Q7): keep a copy of a ticket the
+    /// primary numbered (`row`, as the primary granted it), with its
+    /// audit record, so it can be reprinted here (rule Q4). The copy is
+    /// never numbered, called or counted here (`numbered_by`).
+    pub fn record_granted(&self, row: &TicketRow, primary: &str) -> Result<()> {
+        self.store.write(|tx| {
+            let day = day_text(row.business_day);
+            tx.execute(
+                "INSERT INTO ticket (ticket_id, service_id, letter, business_day, number,
+                    number_text, issued_at_ms, waiting_ahead, masked_name, numbered_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    row.ticket_id,
+                    row.service_id,
+                    row.letter.to_string(),
+                    day,
+                    i64::from(row.number),
+                    row.number_text,
+                    row.issued_at_ms,
+                    i64::from(row.waiting_ahead),
+                    row.masked_name,
+                    primary,
+                ],
+            )?;
+            audit::append(
+                tx,
+                &AuditEntry {
+                    at_ms: row.issued_at_ms,
+                    actor: if row.masked_name.is_some() {
+                        Actor::CustomerSession
+                    } else {
+                        Actor::Kiosk
+                    },
+                    action: AuditAction::TicketIssued,
+                    subject: Some(row.ticket_id.clone()),
+                    detail: format!(
+                        "ticket {} service {} business day {day}, numbered by the primary queue machine {primary} (rule Q7)",
+                        row.number_text, row.service_id
+                    ),
+                },
+            )?;
+            Ok(())
         })
     }
 
@@ -294,48 +365,15 @@ impl Tickets<'_> {
 
     /// People still waiting ahead of `ticket` in its queue now.
     pub fn waiting_ahead(&self, ticket: &TicketRow) -> Result<u32> {
-        let (letter, day) = (ticket.letter.to_string(), day_text(ticket.business_day));
+        let day = day_text(ticket.business_day);
         self.store.read(|tx| {
             Ok(count_waiting_before(
                 tx,
-                &letter,
+                &ticket.service_id,
                 &day,
-                i64::from(ticket.number),
+                ticket.issued_at_ms,
+                &ticket.ticket_id,
             )?)
-        })
-    }
-
-    /// Counter staff: call the next waiting ticket of `letter` on
-    /// `business_day` (the lowest number), if any.
-    pub fn call_next_ticket(
-        &self,
-        letter: char,
-        business_day: NaiveDate,
-        now_ms: i64,
-    ) -> Result<Option<TicketRow>> {
-        let (letter, day) = (letter.to_string(), day_text(business_day));
-        self.store.write(|tx| {
-            let next = tx
-                .query_row(
-                    &format!(
-                        "SELECT {TICKET_COLUMNS} FROM ticket
-                         WHERE letter = ?1 AND business_day = ?2 AND state = 'waiting'
-                         ORDER BY number LIMIT 1"
-                    ),
-                    [letter.as_str(), day.as_str()],
-                    ticket_row,
-                )
-                .optional()?;
-            let Some(mut t) = next else {
-                return Ok(None);
-            };
-            tx.execute(
-                "UPDATE ticket SET state = 'called', called_at_ms = ?2 WHERE ticket_id = ?1",
-                params![t.ticket_id, now_ms],
-            )?;
-            t.state = "called".into();
-            t.called_at_ms = Some(now_ms);
-            Ok(Some(t))
         })
     }
 
@@ -354,36 +392,36 @@ impl Tickets<'_> {
         })
     }
 
-    /// The queue of `letter` on `business_day`: waiting, last called, last
-    /// issued.
-    pub fn queue_counts(&self, letter: char, business_day: NaiveDate) -> Result<QueueCounts> {
+    /// The queue of service `service_id` (letter `letter`) on
+    /// `business_day`: waiting, last called, last issued.
+    pub fn queue_counts(
+        &self,
+        letter: char,
+        service_id: &str,
+        business_day: NaiveDate,
+    ) -> Result<QueueCounts> {
         let (l, day) = (letter.to_string(), day_text(business_day));
         self.store.read(|tx| {
-            let (waiting, last_called, last_issued, oldest): (
-                i64,
-                Option<i64>,
-                Option<i64>,
-                Option<i64>,
-            ) = tx.query_row(
-                "SELECT
-                        (SELECT COUNT(*) FROM ticket WHERE letter = ?1 AND business_day = ?2
-                            AND state = 'waiting'),
+            let (waiting, last_called, last_issued): (i64, Option<i64>, Option<i64>) = tx
+                .query_row(
+                    "SELECT
+                        (SELECT COUNT(*) FROM ticket WHERE service_id = ?3 AND business_day = ?2
+                            AND state = 'waiting' AND numbered_by IS NULL),
                         (SELECT number FROM ticket WHERE letter = ?1 AND business_day = ?2
-                            AND state = 'called' ORDER BY called_at_ms DESC, number DESC LIMIT 1),
+                            AND state <> 'waiting' AND called_at_ms IS NOT NULL
+                            AND numbered_by IS NULL
+                            ORDER BY called_at_ms DESC, number DESC LIMIT 1),
                         (SELECT last_number FROM queue_counter WHERE service = ?1
-                            AND business_day = ?2),
-                        (SELECT MIN(issued_at_ms) FROM ticket WHERE letter = ?1
-                            AND business_day = ?2 AND state = 'waiting')",
-                [l.as_str(), day.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
+                            AND business_day = ?2)",
+                    params![l, day, service_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
             let num = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
             Ok(QueueCounts {
                 letter,
                 waiting: num(waiting),
                 last_called: last_called.map(num),
                 last_issued: last_issued.map(num),
-                oldest_waiting_at_ms: oldest,
             })
         })
     }
@@ -441,6 +479,26 @@ mod tests {
         assert_eq!(all, (1..=100).collect::<Vec<_>>());
     }
 
+    /// A technician's call of the next `svc-A` ticket.
+    fn call(store: &Store, day: NaiveDate, now_ms: i64) -> Option<TicketRow> {
+        use crate::store::{CounterAction, LifecycleError};
+        let req = crate::store::ActRequest {
+            counter: None,
+            services: vec!["svc-A".into()],
+            action: CounterAction::CallNext,
+            number: None,
+            ticket_id: None,
+            business_day: day,
+            now_ms,
+            known_services: vec!["svc-A".into()],
+        };
+        match store.calls().act(&req, &crate::flows::ticket::RULES) {
+            Ok(acted) => Some(acted.ticket),
+            Err(Error::Lifecycle(LifecycleError::NobodyWaiting { .. })) => None,
+            Err(e) => panic!("call: {e}"),
+        }
+    }
+
     fn new_ticket(id: &str, letter: char, day: NaiveDate, name: Option<&str>) -> NewTicket {
         NewTicket {
             ticket_id: id.to_string(),
@@ -450,6 +508,7 @@ mod tests {
             issued_at_ms: 1_000,
             number_digits: 3,
             masked_name: name.map(str::to_string),
+            issued_for: None,
         }
     }
 
@@ -509,14 +568,13 @@ mod tests {
                 .ticket_id,
             "t3"
         );
-        let called = store
-            .tickets()
-            .call_next_ticket('A', day, 5)
-            .expect("call")
-            .expect("a ticket");
+        let called = call(&store, day, 5).expect("a ticket");
         assert_eq!(called.number, 1);
         assert_eq!(store.tickets().waiting_ahead(&a2).expect("ahead"), 0);
-        let counts = store.tickets().queue_counts('A', day).expect("counts");
+        let counts = store
+            .tickets()
+            .queue_counts('A', "svc-A", day)
+            .expect("counts");
         assert_eq!(
             counts,
             QueueCounts {
@@ -524,21 +582,10 @@ mod tests {
                 waiting: 1,
                 last_called: Some(1),
                 last_issued: Some(2),
-                oldest_waiting_at_ms: Some(1_000),
             }
         );
-        store
-            .tickets()
-            .call_next_ticket('A', day, 6)
-            .expect("call")
-            .expect("a ticket");
-        assert!(
-            store
-                .tickets()
-                .call_next_ticket('A', day, 7)
-                .expect("call")
-                .is_none()
-        );
+        call(&store, day, 6).expect("a ticket");
+        assert!(call(&store, day, 7).is_none());
         // The number after a failed issue (same id) was not consumed.
         let a3 = store
             .tickets()

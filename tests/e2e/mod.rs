@@ -1,5 +1,6 @@
 pub mod access;
 pub mod api;
+pub mod branch;
 pub mod config_check;
 pub mod faults;
 pub mod flows;
