@@ -329,7 +329,7 @@ impl Default for SyncSection {
             backoff_max_ms: 60_000,
             jitter: 0.2,
             keep_bank_messages: false,
-            concurrency: 8,
+            concurrency: 16,
         }
     }
 }

@@ -350,6 +350,18 @@ impl Outbox<'_> {
     /// `change.change_id` must be a UUID (it is the idempotency key).
     /// [`Error::StoreFull`] / [`Error::StoreReadOnly`]: nothing was recorded.
     pub fn commit_change(&self, change: &ChangeRequest, note: AuditNote) -> Result<StoredId> {
+        self.commit_change_with(change, note, None)
+    }
+
+    /// [`Outbox::commit_change`], with `also` appended to the audit trail
+    /// first in the same transaction (the technician's call that recorded
+    /// the change): one commit for both, and neither without the other.
+    pub fn commit_change_with(
+        &self,
+        change: &ChangeRequest,
+        note: AuditNote,
+        also: Option<AuditEntry>,
+    ) -> Result<StoredId> {
         if uuid::Uuid::parse_str(&change.change_id).is_err() {
             return Err(Error::InvalidChange("change_id must be a UUID".into()));
         }
@@ -370,6 +382,9 @@ impl Outbox<'_> {
                 .is_some();
             if exists {
                 return Err(Error::ChangeExists { change_id }.into());
+            }
+            if let Some(entry) = &also {
+                audit::append(tx, entry)?;
             }
             tx.prepare_cached(
                 "INSERT INTO outbox (change_id, kind, customer_id, state, nonce, payload,
