@@ -43,10 +43,12 @@ pub fn run(args: &[String]) -> Result<()> {
         cmd.extend(args.iter().map(String::as_str));
         return crate::run_in_root(&cargo, &cmd);
     }
+    // `--only SECTION` is accepted too.
+    let args: Vec<String> = args.iter().filter(|a| *a != "--only").cloned().collect();
     let selected: Vec<&str> = if args.is_empty() {
         SECTIONS.to_vec()
     } else {
-        for a in args {
+        for a in &args {
             anyhow::ensure!(
                 SECTIONS.contains(&a.as_str()),
                 "unknown section {a:?}: one of {}",
