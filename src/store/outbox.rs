@@ -1931,7 +1931,7 @@ mod tests {
             .iter()
             .map(|p| p.change_id().to_string())
             .collect();
-        assert_eq!(taken, [a2.change_id.clone()]);
+        assert_eq!(taken, std::slice::from_ref(&a2.change_id));
         assert_eq!(
             store.outbox().get(&a1.change_id).expect("a1").state,
             ChangeState::Delivered
