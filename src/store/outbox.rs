@@ -2104,4 +2104,42 @@ mod tests {
         assert_eq!(recorded.len(), writers);
         assert!(store.audit().audit_verify().expect("verify").ok());
     }
+
+    /// Issue 16: the technician call that records a change (`submit_change`)
+    /// is audited in the change's own transaction, before its
+    /// `change_recorded`; when the change is refused, neither is kept.
+    #[test]
+    fn a_change_and_the_call_that_recorded_it_are_audited_in_one_commit() {
+        let t = TestDir::new();
+        let store = t.open();
+        let call = AuditEntry {
+            at_ms: T0,
+            actor: Actor::Technician,
+            action: AuditAction::TechnicianRequest,
+            subject: None,
+            detail: "method=submit_change uid=0".into(),
+        };
+        let c = id_change("A");
+        store
+            .outbox()
+            .commit_change_with(&c, note(T0), Some(call.clone()))
+            .expect("commit");
+        let actions = |store: &Store| -> Vec<String> {
+            store
+                .audit()
+                .audit_records(0, 10)
+                .expect("audit")
+                .into_iter()
+                .map(|r| r.action)
+                .collect()
+        };
+        assert_eq!(actions(&store), ["technician_request", "change_recorded"]);
+        let err = store
+            .outbox()
+            .commit_change_with(&c, note(T0), Some(call))
+            .expect_err("the same change twice");
+        assert!(matches!(err, Error::ChangeExists { .. }), "{err:?}");
+        assert_eq!(actions(&store), ["technician_request", "change_recorded"]);
+        assert!(store.audit().audit_verify().expect("verify").ok());
+    }
 }
