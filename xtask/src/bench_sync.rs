@@ -31,7 +31,7 @@ use crate::processes::{Guard, start_kioskd, write_random_hex_key};
 pub const HEADING: &str = "## Durable changes and sync to the core bank";
 
 const COMMITS: usize = 2000;
-const ROUNDS: usize = 10;
+const ROUNDS: usize = 50;
 const CLIENTS: usize = 8;
 const BACKLOG: usize = 10_000;
 const ACK_SAMPLES: usize = 300;
@@ -543,8 +543,17 @@ pub fn report(d: &Durability) -> String {
          when answers come back together). Confirmations that wait for the store at the same time share one \
          commit (group commit), each still durable before its answer."
     );
+    if d.commits_per_s > d.plain_commits_per_s {
+        let _ = writeln!(
+            s,
+            "\n**This run's commit baselines are not a limit**: plain SQLite measured slower than kioskd's \
+             whole confirmation path, in the same rounds on the same disk. That happens here when other jobs \
+             keep the disk busy (its flush time then varies by an order of magnitude); the commit ratios above \
+             say nothing about kioskd then. Run `cargo xtask bench sync` again on a quiet machine."
+        );
+    }
     let shaped = d.shaped_per_s / d.plain_commits_per_s;
-    if shaped < 0.8 {
+    if shaped < 0.8 && d.commits_per_s <= d.plain_commits_per_s {
         let _ = writeln!(
             s,
             "\nThe rows one confirmation must write (the outbox row and its indexes, the audit records, \
