@@ -547,9 +547,10 @@ pub fn report(d: &Durability) -> String {
         let _ = writeln!(
             s,
             "\n**This run's commit baselines are not a limit**: plain SQLite measured slower than kioskd's \
-             whole confirmation path, in the same rounds on the same disk. That happens here when other jobs \
-             keep the disk busy (its flush time then varies by an order of magnitude); the commit ratios above \
-             say nothing about kioskd then. Run `cargo xtask bench sync` again on a quiet machine."
+             whole confirmation path, in the same interleaved rounds on the same disk. On this machine that \
+             happens while other jobs keep the disk busy (not understood yet: the same SQLite build, WAL and \
+             `synchronous=FULL` on both sides, one `fdatasync` per commit); the commit ratios above say \
+             nothing about kioskd then. Run `cargo xtask bench sync` again on a quiet machine."
         );
     }
     let shaped = d.shaped_per_s / d.plain_commits_per_s;
