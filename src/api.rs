@@ -444,7 +444,10 @@ async fn handle_connection(
         tokio::spawn(async move {
             // Held until the answer is queued (or the client is gone).
             let _permit = permit;
-            if needed == Role::Technician {
+            // `submit_change` audits the call in the change's own
+            // transaction (one commit, issue 16); every other technician
+            // call is audited before it is handled.
+            if needed == Role::Technician && !matches!(request, Request::SubmitChange(_)) {
                 let method = request.method();
                 if let Err(e) = services.changes.audit_technician(method, caller.uid).await {
                     let _ = out.send(answer(id, Err(e))).await;
@@ -646,7 +649,7 @@ async fn handle_request(
         Request::SyncRejected => to_value(services.changes.sync_rejected().await?),
         Request::AuditVerify => to_value(services.changes.audit_verify().await?),
         Request::Selftest(p) => to_value(services.selftest().run(p).await),
-        Request::SubmitChange(p) => to_value(services.changes.submit_change(p).await?),
+        Request::SubmitChange(p) => to_value(services.changes.submit_change(p, caller.uid).await?),
         Request::QueueServices => to_value(services.queue.queue_services()?),
         Request::QueueTake(p) => to_value(services.queue.queue_take(p).await?),
         Request::QueueReprint(p) => to_value(services.queue.queue_reprint(p).await?),

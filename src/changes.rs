@@ -189,6 +189,20 @@ impl Changes {
         actor: Actor,
         detail: String,
     ) -> Result<SubmittedChange, ApiError> {
+        self.record_change_with(customer_id, kind, actor, detail, None)
+            .await
+    }
+
+    /// [`Changes::record_change`], with `also` audited first in the same
+    /// transaction (a technician's `submit_change`: one commit for both).
+    async fn record_change_with(
+        &self,
+        customer_id: String,
+        kind: ChangeKind,
+        actor: Actor,
+        detail: String,
+        also: Option<store::AuditEntry>,
+    ) -> Result<SubmittedChange, ApiError> {
         let kiosk = &self.config.kiosk;
         let change = ChangeRequest {
             change_id: uuid::Uuid::new_v4().to_string(),
@@ -211,7 +225,7 @@ impl Changes {
             detail,
         };
         let stored = self
-            .with_store(move |s| s.outbox().commit_change(&change, note))
+            .with_store(move |s| s.outbox().commit_change_with(&change, note, also))
             .await?;
         tracing::info!(change_id = %stored.change_id, kind = kind_name, "change recorded");
         self.bus.emit(Event::ChangeRecorded {
@@ -224,11 +238,36 @@ impl Changes {
         })
     }
 
-    /// `submit_change`: demo and test kiosks only.
+    /// `submit_change`: demo and test kiosks only. A technician's call
+    /// (`uid`), audited (`technician_request`) in the same transaction as
+    /// the change it records; a refused call is audited on its own.
     pub async fn submit_change(
         &self,
         params: SubmitChangeParams,
+        uid: u32,
     ) -> Result<SubmittedChange, ApiError> {
+        let checked = self.check_direct_change(params);
+        let (customer_id, kind) = match checked {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.audit_technician("submit_change", uid).await?;
+                return Err(e);
+            }
+        };
+        self.record_change_with(
+            customer_id,
+            kind,
+            Actor::Kiosk,
+            "recorded through submit_change".into(),
+            Some(technician_entry("submit_change", uid)),
+        )
+        .await
+    }
+
+    fn check_direct_change(
+        &self,
+        params: SubmitChangeParams,
+    ) -> Result<(String, ChangeKind), ApiError> {
         if !self.config.api.allow_direct_changes {
             return Err(ApiError::new(
                 ErrorCode::NotAllowed,
@@ -241,15 +280,9 @@ impl Changes {
                 "customer_id must not be empty",
             ));
         }
-        let kind: ChangeKind = serde_json::from_value(params.change.clone())
+        let kind: ChangeKind = serde_json::from_value(params.change)
             .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid change: {e}")))?;
-        self.record_change(
-            params.customer_id,
-            kind,
-            Actor::Kiosk,
-            "recorded through submit_change".into(),
-        )
-        .await
+        Ok((params.customer_id, kind))
     }
 
     pub async fn sync_status(&self) -> Result<SyncStatusInfo, ApiError> {
@@ -318,14 +351,7 @@ impl Changes {
     /// Audit a technician's call of a technician-only method (actor
     /// technician, the method and uid in the detail).
     pub async fn audit_technician(&self, method: &'static str, uid: u32) -> Result<(), ApiError> {
-        self.audit(store::AuditEntry {
-            at_ms: now_ms(),
-            actor: Actor::Technician,
-            action: store::AuditAction::TechnicianRequest,
-            subject: None,
-            detail: format!("method={method} uid={uid}"),
-        })
-        .await
+        self.audit(technician_entry(method, uid)).await
     }
 
     /// A technician PIN was tried at the UI: right or wrong, never the PIN.
@@ -391,6 +417,18 @@ impl Changes {
             }),
             SyncEvent::CoreBankLink { reachable, detail } => self.set_link(reachable, detail),
         }
+    }
+}
+
+/// The audit record of a technician's call (actor technician, the method
+/// and uid in the detail).
+fn technician_entry(method: &'static str, uid: u32) -> store::AuditEntry {
+    store::AuditEntry {
+        at_ms: now_ms(),
+        actor: Actor::Technician,
+        action: store::AuditAction::TechnicianRequest,
+        subject: None,
+        detail: format!("method={method} uid={uid}"),
     }
 }
 

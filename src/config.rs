@@ -552,6 +552,9 @@ pub struct SyncSection {
     /// Keep the text of the bank's rejections, not only their code: only
     /// where the bank vouches that its messages hold no personal data.
     pub keep_bank_messages: bool,
+    /// Requests to the core bank out at once, each for a different
+    /// customer (a customer's changes always go one after the other).
+    pub concurrency: usize,
 }
 
 impl Default for SyncSection {
@@ -561,6 +564,7 @@ impl Default for SyncSection {
             backoff_max_ms: 60_000,
             jitter: 0.2,
             keep_bank_messages: false,
+            concurrency: 16,
         }
     }
 }
@@ -755,6 +759,9 @@ impl Config {
             problems.push("sync.backoff_max_ms: must not be less than sync.backoff_min_ms".into());
         } else if self.sync.backoff_max_ms > 86_400_000 {
             problems.push("sync.backoff_max_ms: at most 86400000 (one day)".into());
+        }
+        if !(1..=64).contains(&self.sync.concurrency) {
+            problems.push("sync.concurrency: must be between 1 and 64".into());
         }
         if !(0.0..=1.0).contains(&self.sync.jitter) {
             problems.push(format!(

@@ -246,6 +246,42 @@ impl Printer {
         self.print(slip.document()).await
     }
 
+    /// How long a print may take at most (its status checks, its bytes).
+    fn print_timeout(&self) -> Duration {
+        self.section
+            .as_ref()
+            .map(|p| {
+                let c = p.driver_config();
+                let connect = match c.transport {
+                    kiosk_escpos::Transport::Tcp => c.connect_timeout(),
+                    _ => Duration::ZERO,
+                };
+                c.write_timeout() + c.status_timeout() * 4 + connect + Duration::from_secs(2)
+            })
+            .unwrap_or(Duration::from_secs(10))
+    }
+
+    /// Take the printer's next turn now and start its status check, for a
+    /// document made ready meanwhile (a ticket whose number is being
+    /// committed): see [`kiosk_escpos::PrinterHandle::reserve`]. Turns are
+    /// served in the order taken. Cheap and non-blocking.
+    pub fn reserve(&self) -> PrintTurn {
+        let Some(handle) = self.handle() else {
+            return PrintTurn(Err(PrintOutcome::NotPrinted {
+                fault: None,
+                reason: "no printer configured".into(),
+            }));
+        };
+        // The wait for the document (a commit) is bounded by the store's
+        // own timeout; a few seconds more than a print.
+        let timeout = self.print_timeout() + Duration::from_secs(5);
+        PrintTurn(
+            handle
+                .reserve(timeout)
+                .map_err(|e| PrintOutcome::from_result(&Err(e))),
+        )
+    }
+
     /// Print `document` (blocking pool, bounded wait).
     pub async fn print(&self, document: Result<Document, EscposError>) -> PrintOutcome {
         let Some(handle) = self.handle() else {
@@ -263,20 +299,38 @@ impl Printer {
                 };
             }
         };
-        let timeout = self
-            .section
-            .as_ref()
-            .map(|p| {
-                let c = p.driver_config();
-                let connect = match c.transport {
-                    kiosk_escpos::Transport::Tcp => c.connect_timeout(),
-                    _ => Duration::ZERO,
-                };
-                c.write_timeout() + c.status_timeout() * 4 + connect + Duration::from_secs(2)
-            })
-            .unwrap_or(Duration::from_secs(10));
+        let timeout = self.print_timeout();
         let result: Result<Printed, EscposError> =
             tokio::task::spawn_blocking(move || handle.print(document, timeout))
+                .await
+                .unwrap_or(Err(EscposError::DeviceStopped));
+        PrintOutcome::from_result(&result)
+    }
+}
+
+/// A turn at the printer taken by [`Printer::reserve`]; dropping it
+/// prints nothing.
+#[derive(Debug)]
+pub struct PrintTurn(Result<kiosk_escpos::PrintGate, PrintOutcome>);
+
+impl PrintTurn {
+    /// Print `document` in this turn (blocking pool, bounded wait).
+    pub async fn print(self, document: Result<Document, EscposError>) -> PrintOutcome {
+        let gate = match self.0 {
+            Ok(gate) => gate,
+            Err(outcome) => return outcome,
+        };
+        let document = match document {
+            Ok(d) => d,
+            Err(e) => {
+                return PrintOutcome::NotPrinted {
+                    fault: None,
+                    reason: e.to_string(),
+                };
+            }
+        };
+        let result: Result<Printed, EscposError> =
+            tokio::task::spawn_blocking(move || gate.print(document))
                 .await
                 .unwrap_or(Err(EscposError::DeviceStopped));
         PrintOutcome::from_result(&result)

@@ -312,8 +312,13 @@ impl Queue {
             masked_name: masked_name.as_ref().map(|n| n.as_str().to_string()),
             issued_for: None,
         };
-        // Rule Q2: committed (fsync'd) before anything is printed; on a
-        // secondary queue machine, by the primary (rule Q7).
+        // The printer's turn is taken in numbering order (under `turn`) and
+        // its status check runs while the number is committed; the ticket
+        // is sent only once the number is on disk (rule Q2: committed
+        // before anything is printed; on a secondary queue machine, by the
+        // primary, rule Q7). A failure before then drops the turn: nothing
+        // is printed.
+        let print_turn = self.deps.printer.reserve();
         let row = self.number_ticket(new).await?;
         tracing::info!(
             ticket_id = %row.ticket_id,
@@ -338,13 +343,12 @@ impl Queue {
             },
         )
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        // The printer serves its turns in order: the next ticket may be
+        // numbered while this one prints and is checked after printing.
+        drop(turn);
         // Print and (with a card) check the validity side by side: the
         // ticket never waits for the bank.
-        let print = async {
-            let outcome = self.print_ticket(&plan.ticket).await;
-            drop(turn);
-            outcome
-        };
+        let print = print_turn.print(plan.ticket.document());
         let (outcome, validity) = tokio::join!(print, async {
             match &card {
                 Some(c) => self.check_validity(c).await,

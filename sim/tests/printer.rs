@@ -140,8 +140,8 @@ fn a_ticket_prints_and_decodes_field_by_field() {
     assert_eq!(stats.tickets, 2);
     assert_eq!(stats.rejected_bytes, 0);
     assert_eq!(stats.garbled_bytes, 0);
-    // open: 4 queries; each print: 4 before, 2 after.
-    assert_eq!(stats.status_queries, 4 + 6 + 6);
+    // open: 4 queries; each print: 1 before (online), 2 after (issue 16).
+    assert_eq!(stats.status_queries, 4 + 3 + 3);
 }
 
 #[test]
@@ -316,6 +316,27 @@ fn at_the_wrong_speed_the_printer_does_not_answer() {
     }
     assert_eq!(sim.stats().garbled_bytes, 3);
     assert_eq!(sim.stats().status_queries, 0);
+}
+
+/// Issue 16: the last byte of a ticket is stamped apart from the status
+/// queries after it (each byte gets the time it finished arriving), and
+/// the counters at that moment say what was exchanged until then.
+#[test]
+fn the_last_ticket_byte_is_stamped_apart_from_later_status_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_with(&dir, |c| {
+        c.baud = 19_200;
+        c.emulate_wire_time = true;
+    });
+    let mut printer = open(&sim);
+    printer.print(&ticket()).unwrap();
+    let ticket_end = sim.last_ticket_byte_at().unwrap();
+    let last = sim.last_byte_at().unwrap();
+    // Printer and paper status after the ticket: 6 bytes on the wire.
+    assert!(last.duration_since(ticket_end) >= wire_time(1, 19_200) * 6);
+    let at_cut = sim.stats_at_last_ticket().unwrap();
+    assert_eq!(sim.stats().status_queries - at_cut.status_queries, 2);
+    assert_eq!(sim.stats().bytes_in - at_cut.bytes_in, 6);
 }
 
 #[test]

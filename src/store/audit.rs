@@ -219,12 +219,10 @@ fn head(conn: &Connection) -> rusqlite::Result<Option<(u64, String)>> {
 
 /// Append a record inside the caller's transaction; its seq.
 pub(super) fn append(conn: &Connection, entry: &AuditEntry) -> rusqlite::Result<u64> {
+    // Cached statements: this runs in every confirmation's transaction.
     let last: Option<(u64, String)> = conn
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
         .optional()?;
     let (seq, prev_hash) = match last {
         Some((seq, hash)) => (seq + 1, hash),
@@ -241,25 +239,25 @@ pub(super) fn append(conn: &Connection, entry: &AuditEntry) -> rusqlite::Result<
         &entry.detail,
         &prev_hash,
     );
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO audit (seq, at_ms, actor, action, subject, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            seq as i64,
-            entry.at_ms,
-            actor,
-            action,
-            entry.subject,
-            entry.detail,
-            prev_hash,
-            hash
-        ],
-    )?;
-    conn.execute(
+    )?
+    .execute(params![
+        seq as i64,
+        entry.at_ms,
+        actor,
+        action,
+        entry.subject,
+        entry.detail,
+        prev_hash,
+        hash
+    ])?;
+    conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES ('audit_head', ?1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [format!("{seq}:{hash}")],
-    )?;
+    )?
+    .execute([format!("{seq}:{hash}")])?;
     Ok(seq)
 }
 

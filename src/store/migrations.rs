@@ -180,6 +180,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER queue_event_no_delete BEFORE DELETE ON queue_event
     BEGIN SELECT RAISE(ABORT, 'queue events are append-only'); END;
     "#,
+    // 4: the sync worker's hot path must not grow with history (issue 16):
+    // the open changes in commit order (outbox.rs `candidates`, used with
+    // INDEXED BY: without statistics SQLite would sort every open row),
+    // and the oldest settled payload still to purge.
+    r#"
+    CREATE INDEX outbox_open_seq ON outbox (seq)
+        WHERE state IN ('pending', 'reconcile');
+    CREATE INDEX outbox_purge ON outbox (acked_at_ms)
+        WHERE payload IS NOT NULL AND state IN ('delivered', 'rejected');
+    "#,
 ];
 
 /// Bring the schema up to date.

@@ -48,10 +48,20 @@
 //! attempt begun, the bank's answer, a technician's retry, a purge) is again
 //! one transaction together with its audit record, so the outbox and the
 //! audit trail can never disagree. Before a request is sent the row is
-//! marked in flight in its own committed transaction; a process that dies
+//! marked in flight in a committed transaction (the sync worker's step,
+//! [`Outbox::advance`](crate::store::Outbox::advance), which also records
+//! the outcomes that came back just before); a process that dies
 //! while the request is out leaves the mark behind, and the next
 //! [`Outbox::next_deliverable`](crate::store::Outbox::next_deliverable) asks for reconciliation (`GET`) instead of a
 //! blind resend.
+//!
+//! # Group commit
+//!
+//! Confirmations and sync steps that wait for the connection at the same
+//! time run together in one transaction, each in its own savepoint, and
+//! share one commit (one fsync); each caller still returns only once that
+//! commit is on disk. The bundled SQLite is built with `HAVE_FDATASYNC`
+//! (`.cargo/config.toml`), so it syncs with `fdatasync`, not `fsync`.
 //!
 //! A full disk or a read-only database fails the write with
 //! [`Error::StoreFull`] / [`Error::StoreReadOnly`]; SQLite rolls the
@@ -85,8 +95,8 @@ pub use calls::{
 };
 pub use crypto::{SecretChange, generate_key_file};
 pub use outbox::{
-    Call, ChangeState, ChangeSummary, Decision, ListFilter, Outbox, PendingChange, StoredId,
-    SyncStatus,
+    Advance, Call, ChangeState, ChangeSummary, Decision, ListFilter, Outbox, PendingChange,
+    StoredId, SyncStatus,
 };
 pub use queue::{NewTicket, QueueCounts, TicketRow, Tickets, format_ticket_number};
 
@@ -151,14 +161,34 @@ impl From<&StoreSection> for StoreOptions {
     }
 }
 
+/// A write waiting for the connection (see [`Store::write_grouped`]): run
+/// with the open transaction, or with the error that kept it from opening.
+/// It runs its body in a savepoint and returns what to do once the
+/// transaction's fate is known.
+/// Besides, the SQLite error of a body that failed with one (SQLite may
+/// have rolled the whole transaction back then: a full disk).
+type GroupJob = Box<
+    dyn FnOnce(
+            std::result::Result<&Connection, &rusqlite::Error>,
+        ) -> (Finish, Option<rusqlite::ffi::Error>)
+        + Send,
+>;
+/// Tells a grouped write's caller the outcome once the commit is done.
+type Finish = Box<dyn FnOnce(std::result::Result<(), &rusqlite::Error>) + Send>;
+
 /// The kiosk's database. See the [module documentation](self).
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Grouped writes waiting for the connection (group commit).
+    waiting: Mutex<Vec<GroupJob>>,
+    /// Transactions committed by [`Store::write_grouped`] (for tests).
+    group_commits: std::sync::atomic::AtomicU64,
     /// A second, read-only connection for long reads (`audit_verify` walks
     /// the whole chain): in WAL mode it never holds back a commit.
     aside: Mutex<Option<Connection>>,
     busy_timeout: std::time::Duration,
-    cipher: crypto::PayloadCipher,
+    /// Shared with grouped writes, which run on whichever thread commits.
+    cipher: std::sync::Arc<crypto::PayloadCipher>,
     path: PathBuf,
 }
 
@@ -231,9 +261,11 @@ impl Store {
         }
         Ok(Store {
             conn: Mutex::new(conn),
+            waiting: Mutex::new(Vec::new()),
+            group_commits: std::sync::atomic::AtomicU64::new(0),
             aside: Mutex::new(None),
             busy_timeout: options.busy_timeout,
-            cipher,
+            cipher: std::sync::Arc::new(cipher),
             path: path.to_path_buf(),
         })
     }
@@ -270,6 +302,124 @@ impl Store {
     fn write<T>(&self, body: impl FnOnce(&Connection) -> Inner<T>) -> Result<T> {
         let mut conn = self.lock();
         in_transaction(&mut conn, TransactionBehavior::Immediate, body).map_err(|e| self.fail(e))
+    }
+
+    /// Like [`Store::write`], with group commit: writes that arrive while
+    /// another holds the connection wait together, and the first of them to
+    /// get it runs them all in one transaction, each in its own savepoint
+    /// (a failing one is rolled back alone and gets its error), with one
+    /// commit, hence one fsync, for all. Each caller returns once that
+    /// commit is on disk, as with [`Store::write`]. The bodies run in
+    /// arrival order, so the audit chain and the outbox's order are those
+    /// of a sequence of single transactions.
+    fn write_grouped<T: Send + 'static>(
+        &self,
+        body: impl FnOnce(&Connection) -> Inner<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T>>(1);
+        let path = self.path.clone();
+        let job: GroupJob = Box::new(move |conn| {
+            let nothing: Finish = Box::new(|_| {});
+            let conn = match conn {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let _ = tx.send(Err(classify_ref(&path, e)));
+                    return (nothing, None);
+                }
+            };
+            match in_savepoint(conn, body) {
+                Ok(value) => (
+                    Box::new(move |commit| {
+                        let _ = tx.send(match commit {
+                            Ok(()) => Ok(value),
+                            Err(e) => Err(classify_ref(&path, e)),
+                        });
+                    }),
+                    None,
+                ),
+                Err(failure) => {
+                    let code = match &failure {
+                        Failure::Db(e) => e.sqlite_error().copied(),
+                        Failure::Kiosk(_) => None,
+                    };
+                    let _ = tx.send(Err(match failure {
+                        Failure::Db(e) => classify(&path, e),
+                        Failure::Kiosk(e) => e,
+                    }));
+                    (nothing, code)
+                }
+            }
+        });
+        self.waiting_jobs().push(job);
+        {
+            let mut conn = self.lock();
+            // Whoever holds the connection runs every write waiting then;
+            // ours may already have run with an earlier group.
+            let jobs = std::mem::take(&mut *self.waiting_jobs());
+            if !jobs.is_empty() {
+                self.run_group(&mut conn, jobs);
+            }
+        }
+        rx.recv()
+            .unwrap_or_else(|_| Err(Error::Io(std::io::Error::other("grouped write lost"))))
+    }
+
+    fn waiting_jobs(&self) -> MutexGuard<'_, Vec<GroupJob>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One transaction for `jobs`, committed once.
+    fn run_group(&self, conn: &mut Connection, jobs: Vec<GroupJob>) {
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                for job in jobs {
+                    // Each job has told its caller; nothing is left to finish.
+                    drop(job(Err(&e)));
+                }
+                return;
+            }
+        };
+        let mut finishes: Vec<Finish> = Vec::with_capacity(jobs.len());
+        let mut jobs = jobs.into_iter();
+        while let Some(job) = jobs.next() {
+            let (finish, failed) = job(Ok(&tx));
+            finishes.push(finish);
+            if tx.is_autocommit() {
+                // SQLite rolled the whole transaction back (a full disk,
+                // an I/O error): what ran before is gone too, and nothing
+                // may run outside a transaction.
+                let code = failed
+                    .unwrap_or_else(|| rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT));
+                let e = rusqlite::Error::SqliteFailure(
+                    code,
+                    Some("the grouped transaction was rolled back".into()),
+                );
+                for job in jobs {
+                    drop(job(Err(&e)));
+                }
+                for finish in finishes {
+                    finish(Err(&e));
+                }
+                return;
+            }
+        }
+        let committed = tx.commit();
+        if committed.is_ok() {
+            self.group_commits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        for finish in finishes {
+            finish(committed.as_ref().map(|_| ()));
+        }
+    }
+
+    /// Transactions committed by grouped writes so far (tests check that
+    /// waiting writes share one).
+    #[cfg(test)]
+    pub(crate) fn group_commits(&self) -> u64 {
+        self.group_commits
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Like [`Store::read`], on the read-only connection beside the one
@@ -322,6 +472,25 @@ fn in_transaction<T>(
     Ok(value)
 }
 
+/// `body` in a savepoint of the open transaction: released if it
+/// succeeds, rolled back (alone) if it fails.
+fn in_savepoint<T>(conn: &Connection, body: impl FnOnce(&Connection) -> Inner<T>) -> Inner<T> {
+    conn.execute_batch("SAVEPOINT grouped")?;
+    match body(conn) {
+        Ok(value) => {
+            conn.execute_batch("RELEASE grouped")?;
+            Ok(value)
+        }
+        // SQLite may have rolled the whole transaction back already (a full
+        // disk): then there is no savepoint left to go back to.
+        Err(e) if conn.is_autocommit() => Err(e),
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO grouped; RELEASE grouped")?;
+            Err(e)
+        }
+    }
+}
+
 /// The per-connection settings (outside the migrations: they are not stored
 /// in the file, except the journal mode).
 fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> {
@@ -351,6 +520,21 @@ fn classify(path: &Path, e: rusqlite::Error) -> Error {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::StoreBusy { path },
         _ => Error::Store { path, source: e },
     }
+}
+
+/// [`classify`] for an error shared by several callers (a failed commit
+/// of a group): each gets its own copy.
+fn classify_ref(path: &Path, e: &rusqlite::Error) -> Error {
+    let copy = match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    };
+    classify(path, copy)
 }
 
 /// The database remembers a fingerprint of the key its payloads are sealed

@@ -165,6 +165,17 @@ pub struct ChangeSummary {
     pub purged: bool,
 }
 
+/// What [`Outbox::advance`](crate::store::Outbox::advance) did.
+#[derive(Debug)]
+pub struct Advance {
+    /// The changes now marked in flight: send them.
+    pub taken: Vec<PendingChange>,
+    /// Outcomes not recorded (change id, why): the row was no longer open.
+    pub refused: Vec<(String, String)>,
+    /// Changes rejected on the spot: their payload failed authentication.
+    pub unreadable: Vec<String>,
+}
+
 /// The change to work on next, decrypted.
 #[derive(Debug)]
 pub struct PendingChange {
@@ -318,7 +329,8 @@ struct Candidate {
 
 /// Open rows that are first in their customer's line (rule: a customer's
 /// later change waits while an earlier one is open).
-const HEADS: &str = "FROM outbox o WHERE o.state IN ('pending', 'reconcile')
+const HEADS: &str = "FROM outbox o INDEXED BY outbox_open_seq
+    WHERE o.state IN ('pending', 'reconcile')
     AND NOT EXISTS (SELECT 1 FROM outbox e
                     WHERE e.customer_id = o.customer_id
                       AND e.state IN ('pending', 'reconcile') AND e.seq < o.seq)";
@@ -338,6 +350,18 @@ impl Outbox<'_> {
     /// `change.change_id` must be a UUID (it is the idempotency key).
     /// [`Error::StoreFull`] / [`Error::StoreReadOnly`]: nothing was recorded.
     pub fn commit_change(&self, change: &ChangeRequest, note: AuditNote) -> Result<StoredId> {
+        self.commit_change_with(change, note, None)
+    }
+
+    /// [`Outbox::commit_change`], with `also` appended to the audit trail
+    /// first in the same transaction (the technician's call that recorded
+    /// the change): one commit for both, and neither without the other.
+    pub fn commit_change_with(
+        &self,
+        change: &ChangeRequest,
+        note: AuditNote,
+        also: Option<AuditEntry>,
+    ) -> Result<StoredId> {
         if uuid::Uuid::parse_str(&change.change_id).is_err() {
             return Err(Error::InvalidChange("change_id must be a UUID".into()));
         }
@@ -347,31 +371,34 @@ impl Outbox<'_> {
         let (nonce, sealed) = self.store.cipher.seal_change(change)?;
         let kind = kind_name(&change.kind);
         let change_id = change.change_id.clone();
-        self.store.write(|tx| {
+        let customer_id = change.customer_id.clone();
+        // Group commit: confirmations arriving together share one fsync,
+        // each still durable before its caller hears of it.
+        self.store.write_grouped(move |tx| {
             let exists = tx
-                .query_row(
-                    "SELECT 1 FROM outbox WHERE change_id = ?1",
-                    [&change_id],
-                    |_| Ok(()),
-                )
+                .prepare_cached("SELECT 1 FROM outbox WHERE change_id = ?1")?
+                .query_row([&change_id], |_| Ok(()))
                 .optional()?
                 .is_some();
             if exists {
                 return Err(Error::ChangeExists { change_id }.into());
             }
-            tx.execute(
+            if let Some(entry) = &also {
+                audit::append(tx, entry)?;
+            }
+            tx.prepare_cached(
                 "INSERT INTO outbox (change_id, kind, customer_id, state, nonce, payload,
                                      created_at_ms, updated_at_ms, next_attempt_at_ms)
                  VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?6, ?6)",
-                params![
-                    change_id,
-                    kind,
-                    change.customer_id,
-                    &nonce[..],
-                    sealed,
-                    note.at_ms
-                ],
-            )?;
+            )?
+            .execute(params![
+                change_id,
+                kind,
+                customer_id,
+                &nonce[..],
+                sealed,
+                note.at_ms
+            ])?;
             let seq = tx.last_insert_rowid() as u64;
             audit::append(
                 tx,
@@ -425,62 +452,129 @@ impl Outbox<'_> {
     /// it neither blocks the customer's later changes nor the loop.
     pub fn next_deliverable(&self, now_ms: i64) -> Result<Option<PendingChange>> {
         loop {
-            let candidate = self.store.read(|tx| {
-                Ok(tx
-                    .query_row(
-                        &format!(
-                            "SELECT o.seq, o.change_id, o.state, o.in_flight, o.nonce, o.payload,
-                                    o.attempts, o.failures, o.created_at_ms, o.last_error
-                             {HEADS} AND (o.next_attempt_at_ms <= ?1 OR o.in_flight = 1)
-                             ORDER BY o.seq LIMIT 1"
-                        ),
-                        [now_ms],
-                        |r| {
-                            Ok(Candidate {
-                                seq: r.get::<_, i64>(0)? as u64,
-                                change_id: r.get(1)?,
-                                state: r.get(2)?,
-                                in_flight: r.get(3)?,
-                                nonce: r.get(4)?,
-                                payload: r.get(5)?,
-                                attempts: r.get(6)?,
-                                failures: r.get(7)?,
-                                created_at_ms: r.get(8)?,
-                                last_error: r.get(9)?,
-                            })
-                        },
-                    )
-                    .optional()?)
-            })?;
+            let candidate = self
+                .store
+                .read(|tx| Ok(candidates(tx, now_ms, 1)?.into_iter().next()))?;
             let Some(c) = candidate else {
                 return Ok(None);
             };
-            let change = match (&c.nonce, &c.payload) {
-                (Some(nonce), Some(payload)) => {
-                    self.store.cipher.open_change(&c.change_id, nonce, payload)
-                }
-                _ => None,
-            };
-            let Some(change) = change else {
-                self.reject_unreadable(&c.change_id, now_ms)?;
-                continue;
-            };
-            let reconcile = c.in_flight || c.state == "reconcile";
-            return Ok(Some(PendingChange {
-                seq: c.seq,
-                change,
-                call: if reconcile {
-                    Call::Reconcile
-                } else {
-                    Call::Deliver
-                },
-                interrupted: c.in_flight,
-                attempts: c.attempts,
-                failures: c.failures,
-                created_at_ms: c.created_at_ms,
-                last_error: c.last_error,
-            }));
+            match self.open_candidate(c) {
+                Ok(p) => return Ok(Some(p)),
+                Err(change_id) => self.reject_unreadable(&change_id, now_ms)?,
+            }
         }
+    }
+
+    /// Decrypt a candidate; its change id when the payload does not open.
+    fn open_candidate(&self, c: Candidate) -> std::result::Result<PendingChange, String> {
+        let change = match (&c.nonce, &c.payload) {
+            (Some(nonce), Some(payload)) => {
+                self.store.cipher.open_change(&c.change_id, nonce, payload)
+            }
+            _ => None,
+        };
+        let Some(change) = change else {
+            return Err(c.change_id);
+        };
+        let reconcile = c.in_flight || c.state == "reconcile";
+        Ok(PendingChange {
+            seq: c.seq,
+            change,
+            call: if reconcile {
+                Call::Reconcile
+            } else {
+                Call::Deliver
+            },
+            interrupted: c.in_flight,
+            attempts: c.attempts,
+            failures: c.failures,
+            created_at_ms: c.created_at_ms,
+            last_error: c.last_error,
+        })
+    }
+
+    /// One step of the sync worker, in one transaction (one fsync): record
+    /// the decisions on the changes whose requests came back, then mark up
+    /// to `room` due changes in flight (each first in its customer's line;
+    /// none of `busy`, the changes whose requests are still out) and hand
+    /// them out to be sent. A change is still marked in flight, committed,
+    /// before its request leaves (a crash then costs a reconcile, never a
+    /// blind resend); folding the mark into the commit of the previous
+    /// outcomes saves a transaction per change, and several outcomes share
+    /// one commit. Waits for other writes as [`Outbox::commit_change`] does
+    /// and may share their commit.
+    ///
+    /// An outcome the row refuses (it is no longer open: nothing to record)
+    /// is reported in [`Advance::refused`] and does not stop the others. A
+    /// payload that fails authentication is rejected on the spot, as in
+    /// [`Outbox::next_deliverable`].
+    pub fn advance(
+        &self,
+        outcomes: Vec<(String, Decision)>,
+        busy: std::collections::HashSet<String>,
+        room: usize,
+        now_ms: i64,
+    ) -> Result<Advance> {
+        let store = self.store;
+        let cipher = std::sync::Arc::clone(&store.cipher);
+        let taken = store.write_grouped(move |tx| {
+            let mut refused_ids = Vec::new();
+            for (change_id, decision) in &outcomes {
+                match apply_outcome(tx, change_id, decision, now_ms) {
+                    Ok(()) => {}
+                    Err(Failure::Kiosk(e)) => refused_ids.push((change_id.clone(), e.to_string())),
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut taken = Vec::new();
+            let mut unreadable = Vec::new();
+            if room > 0 {
+                let limit = room.saturating_add(busy.len());
+                for c in candidates(tx, now_ms, limit)? {
+                    if taken.len() == room {
+                        break;
+                    }
+                    if busy.contains(&c.change_id) {
+                        continue;
+                    }
+                    let sealed = (c.nonce.clone(), c.payload.clone());
+                    let opened = match sealed {
+                        (Some(nonce), Some(payload)) => {
+                            cipher.open_change(&c.change_id, &nonce, &payload)
+                        }
+                        _ => None,
+                    };
+                    let Some(change) = opened else {
+                        unreadable.push(c.change_id.clone());
+                        reject_unreadable_in(tx, &c.change_id, now_ms)?;
+                        continue;
+                    };
+                    let reconcile = c.in_flight || c.state == "reconcile";
+                    let call = if reconcile {
+                        Call::Reconcile
+                    } else {
+                        Call::Deliver
+                    };
+                    mark_in_flight(tx, &c.change_id, call, now_ms)?;
+                    taken.push(PendingChange {
+                        seq: c.seq,
+                        change,
+                        call,
+                        interrupted: c.in_flight,
+                        attempts: c.attempts,
+                        failures: c.failures,
+                        created_at_ms: c.created_at_ms,
+                        last_error: c.last_error,
+                    });
+                }
+            }
+            Ok(Advance {
+                taken,
+                refused: refused_ids,
+                unreadable,
+            })
+        })?;
+        Ok(taken)
     }
 
     fn reject_unreadable(&self, change_id: &str, now_ms: i64) -> Result<()> {
@@ -488,30 +582,8 @@ impl Outbox<'_> {
             change_id,
             "stored payload failed authentication (damaged or tampered with): change rejected"
         );
-        self.store.write(|tx| {
-            tx.execute(
-                &format!(
-                    "UPDATE outbox SET state = 'rejected', in_flight = 0,
-                        rejection_code = 'payload_unreadable',
-                        rejection_message = 'the stored payload is damaged or was tampered with',
-                        updated_at_ms = ?2, acked_at_ms = ?2
-                     WHERE change_id = ?1 AND {OPEN}"
-                ),
-                params![change_id, now_ms],
-            )?;
-            audit::append(
-                tx,
-                &AuditEntry {
-                    at_ms: now_ms,
-                    actor: Actor::Kiosk,
-                    action: AuditAction::ChangeRejected,
-                    subject: Some(change_id.to_string()),
-                    detail: "payload_unreadable (local: the stored payload failed authentication)"
-                        .into(),
-                },
-            )?;
-            Ok(())
-        })
+        self.store
+            .write(|tx| reject_unreadable_in(tx, change_id, now_ms))
     }
 
     /// When the next open change (first in its customer's line) is due;
@@ -536,135 +608,16 @@ impl Outbox<'_> {
     /// `Deliver` is refused unless the change is plainly pending: a change
     /// whose last outcome is unknown must be reconciled first.
     pub fn begin_attempt(&self, change_id: &str, call: Call, now_ms: i64) -> Result<()> {
-        self.store.write(|tx| {
-            let (sql, action) = match call {
-                Call::Deliver => (
-                    "UPDATE outbox SET in_flight = 1, attempts = attempts + 1, updated_at_ms = ?2
-                     WHERE change_id = ?1 AND state = 'pending' AND in_flight = 0",
-                    "send it",
-                ),
-                Call::Reconcile => (
-                    "UPDATE outbox SET state = 'reconcile', in_flight = 1,
-                        attempts = attempts + 1, updated_at_ms = ?2
-                     WHERE change_id = ?1 AND state IN ('pending', 'reconcile')",
-                    "reconcile it",
-                ),
-            };
-            if tx.execute(sql, params![change_id, now_ms])? == 0 {
-                return Err(refused(tx, change_id, action));
-            }
-            Ok(())
-        })
+        self.store
+            .write(|tx| mark_in_flight(tx, change_id, call, now_ms))
     }
 
     /// Apply the sync worker's decision about an open change (clearing the
     /// in-flight mark), in one transaction; `Done` and `Rejected` are
     /// audited (`change_applied`, `change_rejected`) in it.
     pub fn record_outcome(&self, change_id: &str, decision: &Decision, now_ms: i64) -> Result<()> {
-        let kiosk_audit = |action, detail: String| AuditEntry {
-            at_ms: now_ms,
-            actor: Actor::Kiosk,
-            action,
-            subject: Some(change_id.to_string()),
-            detail,
-        };
-        self.store.write(|tx| {
-            let updated = match decision {
-                Decision::Deliver => tx.execute(
-                    &format!(
-                        "UPDATE outbox SET state = 'pending', in_flight = 0,
-                            next_attempt_at_ms = ?2, updated_at_ms = ?2
-                         WHERE change_id = ?1 AND {OPEN}"
-                    ),
-                    params![change_id, now_ms],
-                )?,
-                Decision::Reconcile => tx.execute(
-                    &format!(
-                        "UPDATE outbox SET state = 'reconcile', in_flight = 0,
-                            next_attempt_at_ms = ?2, updated_at_ms = ?2
-                         WHERE change_id = ?1 AND {OPEN}"
-                    ),
-                    params![change_id, now_ms],
-                )?,
-                Decision::RetryAt {
-                    at_ms,
-                    then,
-                    reason,
-                } => tx.execute(
-                    &format!(
-                        "UPDATE outbox SET state = ?3, in_flight = 0, failures = failures + 1,
-                            next_attempt_at_ms = ?4, last_error = ?5, updated_at_ms = ?2
-                         WHERE change_id = ?1 AND {OPEN}"
-                    ),
-                    params![
-                        change_id,
-                        now_ms,
-                        match then {
-                            Call::Deliver => "pending",
-                            Call::Reconcile => "reconcile",
-                        },
-                        at_ms,
-                        bounded(reason, MAX_TEXT)
-                    ],
-                )?,
-                Decision::Done { status, core_ref } => {
-                    let n = tx.execute(
-                        &format!(
-                            "UPDATE outbox SET state = 'delivered', in_flight = 0, outcome = ?3,
-                                core_ref = ?4, last_error = NULL, acked_at_ms = ?2,
-                                updated_at_ms = ?2
-                             WHERE change_id = ?1 AND {OPEN}"
-                        ),
-                        params![
-                            change_id,
-                            now_ms,
-                            status_str(*status),
-                            bounded(core_ref, MAX_TEXT)
-                        ],
-                    )?;
-                    if n > 0 {
-                        audit::append(
-                            tx,
-                            &kiosk_audit(
-                                AuditAction::ChangeApplied,
-                                format!("{}; core_ref {core_ref}", status_str(*status)),
-                            ),
-                        )?;
-                    }
-                    n
-                }
-                Decision::Rejected { code, message } => {
-                    let n = tx.execute(
-                        &format!(
-                            "UPDATE outbox SET state = 'rejected', in_flight = 0,
-                                rejection_code = ?3, rejection_message = ?4,
-                                acked_at_ms = ?2, updated_at_ms = ?2
-                             WHERE change_id = ?1 AND {OPEN}"
-                        ),
-                        params![
-                            change_id,
-                            now_ms,
-                            bounded(code, MAX_TEXT),
-                            bounded(message, MAX_TEXT)
-                        ],
-                    )?;
-                    if n > 0 {
-                        audit::append(
-                            tx,
-                            &kiosk_audit(
-                                AuditAction::ChangeRejected,
-                                format!("rejected by the core bank: {}", bounded(code, 100)),
-                            ),
-                        )?;
-                    }
-                    n
-                }
-            };
-            if updated == 0 {
-                return Err(refused(tx, change_id, "record an outcome for it"));
-            }
-            Ok(())
-        })
+        self.store
+            .write(|tx| apply_outcome(tx, change_id, decision, now_ms))
     }
 
     /// The backlog, for `sync_status`.
@@ -791,7 +744,7 @@ impl Outbox<'_> {
         let purged = self.store.write(|tx| {
             let ids: Vec<String> = {
                 let mut stmt = tx.prepare(
-                    "SELECT change_id FROM outbox
+                    "SELECT change_id FROM outbox INDEXED BY outbox_purge
                      WHERE state IN ('delivered', 'rejected') AND payload IS NOT NULL
                        AND acked_at_ms <= ?1
                      ORDER BY seq",
@@ -836,7 +789,7 @@ impl Outbox<'_> {
         let retention = millis(retention);
         self.store.read(|tx| {
             let oldest: Option<i64> = tx.query_row(
-                "SELECT min(acked_at_ms) FROM outbox
+                "SELECT min(acked_at_ms) FROM outbox INDEXED BY outbox_purge
                  WHERE state IN ('delivered', 'rejected') AND payload IS NOT NULL",
                 [],
                 |r| r.get(0),
@@ -844,6 +797,203 @@ impl Outbox<'_> {
             Ok(oldest.map(|t| t.saturating_add(retention)))
         })
     }
+}
+
+/// Apply the sync worker's decision about an open change (clearing the
+/// in-flight mark) inside the caller's transaction; `Done` and `Rejected`
+/// are audited in it.
+fn apply_outcome(tx: &Connection, change_id: &str, decision: &Decision, now_ms: i64) -> Inner<()> {
+    let kiosk_audit = |action, detail: String| AuditEntry {
+        at_ms: now_ms,
+        actor: Actor::Kiosk,
+        action,
+        subject: Some(change_id.to_string()),
+        detail,
+    };
+    {
+        let updated = match decision {
+            Decision::Deliver => tx.execute(
+                &format!(
+                    "UPDATE outbox SET state = 'pending', in_flight = 0,
+                            next_attempt_at_ms = ?2, updated_at_ms = ?2
+                         WHERE change_id = ?1 AND {OPEN}"
+                ),
+                params![change_id, now_ms],
+            )?,
+            Decision::Reconcile => tx.execute(
+                &format!(
+                    "UPDATE outbox SET state = 'reconcile', in_flight = 0,
+                            next_attempt_at_ms = ?2, updated_at_ms = ?2
+                         WHERE change_id = ?1 AND {OPEN}"
+                ),
+                params![change_id, now_ms],
+            )?,
+            Decision::RetryAt {
+                at_ms,
+                then,
+                reason,
+            } => tx.execute(
+                &format!(
+                    "UPDATE outbox SET state = ?3, in_flight = 0, failures = failures + 1,
+                            next_attempt_at_ms = ?4, last_error = ?5, updated_at_ms = ?2
+                         WHERE change_id = ?1 AND {OPEN}"
+                ),
+                params![
+                    change_id,
+                    now_ms,
+                    match then {
+                        Call::Deliver => "pending",
+                        Call::Reconcile => "reconcile",
+                    },
+                    at_ms,
+                    bounded(reason, MAX_TEXT)
+                ],
+            )?,
+            Decision::Done { status, core_ref } => {
+                let n = tx.execute(
+                    &format!(
+                        "UPDATE outbox SET state = 'delivered', in_flight = 0, outcome = ?3,
+                                core_ref = ?4, last_error = NULL, acked_at_ms = ?2,
+                                updated_at_ms = ?2
+                             WHERE change_id = ?1 AND {OPEN}"
+                    ),
+                    params![
+                        change_id,
+                        now_ms,
+                        status_str(*status),
+                        bounded(core_ref, MAX_TEXT)
+                    ],
+                )?;
+                if n > 0 {
+                    audit::append(
+                        tx,
+                        &kiosk_audit(
+                            AuditAction::ChangeApplied,
+                            format!("{}; core_ref {core_ref}", status_str(*status)),
+                        ),
+                    )?;
+                }
+                n
+            }
+            Decision::Rejected { code, message } => {
+                let n = tx.execute(
+                    &format!(
+                        "UPDATE outbox SET state = 'rejected', in_flight = 0,
+                                rejection_code = ?3, rejection_message = ?4,
+                                acked_at_ms = ?2, updated_at_ms = ?2
+                             WHERE change_id = ?1 AND {OPEN}"
+                    ),
+                    params![
+                        change_id,
+                        now_ms,
+                        bounded(code, MAX_TEXT),
+                        bounded(message, MAX_TEXT)
+                    ],
+                )?;
+                if n > 0 {
+                    audit::append(
+                        tx,
+                        &kiosk_audit(
+                            AuditAction::ChangeRejected,
+                            format!("rejected by the core bank: {}", bounded(code, 100)),
+                        ),
+                    )?;
+                }
+                n
+            }
+        };
+        if updated == 0 {
+            return Err(refused(tx, change_id, "record an outcome for it"));
+        }
+        Ok(())
+    }
+}
+
+/// Mark an attempt as begun inside the caller's transaction (see
+/// [`Outbox::begin_attempt`]).
+fn mark_in_flight(tx: &Connection, change_id: &str, call: Call, now_ms: i64) -> Inner<()> {
+    let (sql, action) = match call {
+        Call::Deliver => (
+            "UPDATE outbox SET in_flight = 1, attempts = attempts + 1, updated_at_ms = ?2
+             WHERE change_id = ?1 AND state = 'pending' AND in_flight = 0",
+            "send it",
+        ),
+        Call::Reconcile => (
+            "UPDATE outbox SET state = 'reconcile', in_flight = 1,
+                attempts = attempts + 1, updated_at_ms = ?2
+             WHERE change_id = ?1 AND state IN ('pending', 'reconcile')",
+            "reconcile it",
+        ),
+    };
+    if tx
+        .prepare_cached(sql)?
+        .execute(params![change_id, now_ms])?
+        == 0
+    {
+        return Err(refused(tx, change_id, action));
+    }
+    Ok(())
+}
+
+/// Reject a change whose payload failed authentication, audited, inside
+/// the caller's transaction.
+fn reject_unreadable_in(tx: &Connection, change_id: &str, now_ms: i64) -> Inner<()> {
+    tracing::error!(
+        change_id,
+        "stored payload failed authentication (damaged or tampered with): change rejected"
+    );
+    tx.execute(
+        &format!(
+            "UPDATE outbox SET state = 'rejected', in_flight = 0,
+                rejection_code = 'payload_unreadable',
+                rejection_message = 'the stored payload is damaged or was tampered with',
+                updated_at_ms = ?2, acked_at_ms = ?2
+             WHERE change_id = ?1 AND {OPEN}"
+        ),
+        params![change_id, now_ms],
+    )?;
+    audit::append(
+        tx,
+        &AuditEntry {
+            at_ms: now_ms,
+            actor: Actor::Kiosk,
+            action: AuditAction::ChangeRejected,
+            subject: Some(change_id.to_string()),
+            detail: "payload_unreadable (local: the stored payload failed authentication)".into(),
+        },
+    )?;
+    Ok(())
+}
+
+/// Up to `limit` changes that may be worked on at `now_ms`, oldest first:
+/// first in their customer's line, and due (or left in flight). Walks the
+/// open changes in commit order through the `outbox_open_seq` index, so
+/// its cost grows with the changes it skips, not with history.
+fn candidates(tx: &Connection, now_ms: i64, limit: usize) -> Inner<Vec<Candidate>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT o.seq, o.change_id, o.state, o.in_flight, o.nonce, o.payload,
+                o.attempts, o.failures, o.created_at_ms, o.last_error
+         {HEADS} AND (o.next_attempt_at_ms <= ?1 OR o.in_flight = 1)
+         ORDER BY o.seq LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(
+        params![now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| {
+            Ok(Candidate {
+                seq: r.get::<_, i64>(0)? as u64,
+                change_id: r.get(1)?,
+                state: r.get(2)?,
+                in_flight: r.get(3)?,
+                nonce: r.get(4)?,
+                payload: r.get(5)?,
+                attempts: r.get(6)?,
+                failures: r.get(7)?,
+                created_at_ms: r.get(8)?,
+                last_error: r.get(9)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 fn with_prefix(prefix: &str, detail: &str) -> String {
@@ -1731,5 +1881,265 @@ mod tests {
         raw(&store, |c| {
             c.execute("DELETE FROM outbox", []).expect_err("refused");
         });
+    }
+
+    /// Issue 16: one transaction records the outcomes that came back and
+    /// marks the next changes in flight (one fsync per step), a customer's
+    /// later change still waits for the earlier one, and a crash after the
+    /// mark leaves every change marked in flight to be reconciled (never
+    /// blindly sent again).
+    #[test]
+    fn advance_records_outcomes_marks_the_next_in_flight_and_a_crash_reconciles_them() {
+        let t = TestDir::new();
+        let store = t.open();
+        let a1 = id_change("A");
+        let a2 = mobile_change("A");
+        let b1 = id_change("B");
+        for c in [&a1, &a2, &b1] {
+            store.outbox().commit_change(c, note(T0)).expect("commit");
+        }
+        let none = std::collections::HashSet::new();
+        let step = store
+            .outbox()
+            .advance(Vec::new(), none.clone(), 8, T0)
+            .expect("advance");
+        let taken: Vec<_> = step
+            .taken
+            .iter()
+            .map(|p| p.change_id().to_string())
+            .collect();
+        assert_eq!(
+            taken,
+            [a1.change_id.clone(), b1.change_id.clone()],
+            "a2 waits behind a1"
+        );
+        assert!(step.taken.iter().all(|p| p.call == Call::Deliver));
+        assert_eq!(
+            store.outbox().get(&a1.change_id).expect("a1").state,
+            ChangeState::InFlight
+        );
+
+        // a1 answered; b1 still out: a1's outcome and a2's mark together.
+        let busy: std::collections::HashSet<String> = [b1.change_id.clone()].into();
+        let step = store
+            .outbox()
+            .advance(vec![(a1.change_id.clone(), done("R-A1"))], busy, 8, T0 + 1)
+            .expect("advance");
+        assert!(step.refused.is_empty());
+        let taken: Vec<_> = step
+            .taken
+            .iter()
+            .map(|p| p.change_id().to_string())
+            .collect();
+        assert_eq!(taken, std::slice::from_ref(&a2.change_id));
+        assert_eq!(
+            store.outbox().get(&a1.change_id).expect("a1").state,
+            ChangeState::Delivered
+        );
+        assert_eq!(
+            store.outbox().get(&a2.change_id).expect("a2").state,
+            ChangeState::InFlight
+        );
+
+        // A crash with b1 and a2 out: both are asked about, not resent.
+        drop(store);
+        let store = t.open();
+        let step = store
+            .outbox()
+            .advance(Vec::new(), none, 8, T0 + 2)
+            .expect("advance");
+        let calls: Vec<_> = step
+            .taken
+            .iter()
+            .map(|p| (p.change_id().to_string(), p.call, p.interrupted))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                (a2.change_id.clone(), Call::Reconcile, true),
+                (b1.change_id.clone(), Call::Reconcile, true)
+            ]
+        );
+        let actions: Vec<_> = store
+            .audit()
+            .audit_records(0, 10)
+            .expect("audit")
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "change_recorded",
+                "change_recorded",
+                "change_recorded",
+                "change_applied"
+            ]
+        );
+        assert!(store.audit().audit_verify().expect("verify").ok());
+    }
+
+    /// Issue 16: an outcome for a change that is no longer open is
+    /// refused on its own; the others in the step are recorded.
+    #[test]
+    fn advance_refuses_a_stale_outcome_alone() {
+        let t = TestDir::new();
+        let store = t.open();
+        let a = id_change("A");
+        let b = id_change("B");
+        for c in [&a, &b] {
+            store.outbox().commit_change(c, note(T0)).expect("commit");
+        }
+        let none = std::collections::HashSet::new();
+        store
+            .outbox()
+            .advance(Vec::new(), none.clone(), 8, T0)
+            .expect("advance");
+        store
+            .outbox()
+            .advance(
+                vec![(a.change_id.clone(), done("R-A"))],
+                none.clone(),
+                0,
+                T0,
+            )
+            .expect("advance");
+        let step = store
+            .outbox()
+            .advance(
+                vec![
+                    (a.change_id.clone(), done("R-A again")),
+                    (b.change_id.clone(), done("R-B")),
+                ],
+                none,
+                0,
+                T0,
+            )
+            .expect("advance");
+        assert_eq!(step.refused.len(), 1);
+        assert_eq!(step.refused[0].0, a.change_id);
+        let sa = store.outbox().get(&a.change_id).expect("a");
+        assert_eq!(sa.core_ref.as_deref(), Some("R-A"));
+        assert_eq!(
+            store.outbox().get(&b.change_id).expect("b").state,
+            ChangeState::Delivered
+        );
+    }
+
+    /// Issue 16 (group commit): confirmations waiting for the store at the
+    /// same time share one transaction; each is durable and audited in
+    /// order, a failing one (a change id already there) fails alone, and
+    /// the audit chain stays whole.
+    #[test]
+    fn waiting_confirmations_share_one_commit_and_keep_the_audit_chain() {
+        let t = TestDir::new();
+        let store = std::sync::Arc::new(t.open());
+        let existing = id_change("X");
+        store
+            .outbox()
+            .commit_change(&existing, note(T0))
+            .expect("commit");
+        let commits_before = store.group_commits();
+        let writers = 6;
+        let handles = {
+            // Hold the connection so that every writer queues up.
+            let held = store.lock();
+            let mut handles = Vec::new();
+            for k in 0..writers {
+                let store = std::sync::Arc::clone(&store);
+                let change = if k == 3 {
+                    existing.clone()
+                } else {
+                    id_change(&format!("C{}", k % 2))
+                };
+                handles.push(std::thread::spawn(move || {
+                    store
+                        .outbox()
+                        .commit_change(&change, note(T0 + 1))
+                        .map(|_| change)
+                }));
+            }
+            while store.waiting_jobs().len() < writers {
+                std::thread::yield_now();
+            }
+            drop(held);
+            handles
+        };
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().expect("no panic"))
+            .collect();
+        assert_eq!(
+            store.group_commits(),
+            commits_before + 1,
+            "one commit for all"
+        );
+        for (k, r) in results.iter().enumerate() {
+            if k == 3 {
+                assert!(matches!(r, Err(Error::ChangeExists { .. })), "{r:?}");
+            } else {
+                let change = r.as_ref().expect("committed");
+                assert_eq!(
+                    store.outbox().get(&change.change_id).expect("get").state,
+                    ChangeState::Pending
+                );
+            }
+        }
+        // Each committed change has its record, in the outbox's order.
+        let records = store.audit().audit_records(0, 100).expect("audit");
+        let recorded: Vec<_> = records
+            .iter()
+            .filter(|r| r.action == "change_recorded")
+            .filter_map(|r| r.subject.clone())
+            .collect();
+        let in_outbox: Vec<_> = store
+            .outbox()
+            .list(&ListFilter::default())
+            .expect("list")
+            .into_iter()
+            .rev()
+            .map(|c| c.change_id)
+            .collect();
+        assert_eq!(recorded, in_outbox);
+        assert_eq!(recorded.len(), writers);
+        assert!(store.audit().audit_verify().expect("verify").ok());
+    }
+
+    /// Issue 16: the technician call that records a change (`submit_change`)
+    /// is audited in the change's own transaction, before its
+    /// `change_recorded`; when the change is refused, neither is kept.
+    #[test]
+    fn a_change_and_the_call_that_recorded_it_are_audited_in_one_commit() {
+        let t = TestDir::new();
+        let store = t.open();
+        let call = AuditEntry {
+            at_ms: T0,
+            actor: Actor::Technician,
+            action: AuditAction::TechnicianRequest,
+            subject: None,
+            detail: "method=submit_change uid=0".into(),
+        };
+        let c = id_change("A");
+        store
+            .outbox()
+            .commit_change_with(&c, note(T0), Some(call.clone()))
+            .expect("commit");
+        let actions = |store: &Store| -> Vec<String> {
+            store
+                .audit()
+                .audit_records(0, 10)
+                .expect("audit")
+                .into_iter()
+                .map(|r| r.action)
+                .collect()
+        };
+        assert_eq!(actions(&store), ["technician_request", "change_recorded"]);
+        let err = store
+            .outbox()
+            .commit_change_with(&c, note(T0), Some(call))
+            .expect_err("the same change twice");
+        assert!(matches!(err, Error::ChangeExists { .. }), "{err:?}");
+        assert_eq!(actions(&store), ["technician_request", "change_recorded"]);
+        assert!(store.audit().audit_verify().expect("verify").ok());
     }
 }

@@ -8,12 +8,16 @@
 //!   backoff with jitter, Retry-After as a floor), deliver now, or reconcile
 //!   first. No I/O, no clock, no randomness of its own: every transition is
 //!   unit-tested.
-//! * [`run`] (`worker.rs`): the thin loop. It takes the next deliverable
-//!   change from the [`Store`](crate::store::Store), marks the attempt in
-//!   flight (committed), makes the one request through a [`CoreBankPort`],
-//!   lets [`decide`] judge the outcome and records the decision (committed,
-//!   audited when final). Changes go one at a time, oldest first, a
-//!   customer's later change never before an earlier one is settled. When
+//! * [`run`] (`worker.rs`): the thin loop. Each step is one transaction
+//!   ([`Outbox::advance`](crate::store::Outbox::advance)): it records the
+//!   decisions on the requests that came back (audited when final) and
+//!   marks the next due changes in flight, committed before their requests
+//!   leave through a [`CoreBankPort`]; [`decide`] judges each outcome. Up
+//!   to `[sync] concurrency` requests are out at once, each for a
+//!   different customer, oldest first; a customer's later change never
+//!   goes before an earlier one is settled. In steady state that is at
+//!   most one fsync per delivered change (the mark rides with the previous
+//!   outcomes' commit), fewer when answers come back together. When
 //!   nothing is due the loop sleeps until exactly the next retry or purge
 //!   time, or until woken by a commit ([`tokio::sync::Notify`]); it never
 //!   polls.
@@ -26,9 +30,9 @@
 //! failure (timeout after sending, connection lost, 5xx) or a crash with a
 //! request in flight, the next request is always `GET /v1/changes/{id}`;
 //! only a `404` there leads to a new `POST` (same key). The in-flight mark
-//! is committed before the request leaves, so a crash at any point is
-//! covered: before the mark, nothing was sent; after it, the restart
-//! reconciles.
+//! is committed before the request leaves (in the same transaction as the
+//! outcomes recorded just before it), so a crash at any point is covered:
+//! before the mark, nothing was sent; after it, the restart reconciles.
 
 mod machine;
 mod port;

@@ -1,17 +1,19 @@
 //! The sync loop: the I/O around [`decide`](super::decide).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kiosk_corebank::ChangeStatus;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::machine::{Backoff, Call, Decision, History, IDEMPOTENCY_CONFLICT, decide};
 use super::{Clock, CoreBankPort, Outcome};
 use crate::Error;
 use crate::config::{StoreSection, SyncSection};
-use crate::store::Store;
+use crate::store::{PendingChange, Store};
 
 /// How the loop retries and purges.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +25,9 @@ pub struct SyncOptions {
     /// only their code: only where the bank vouches that its messages hold
     /// no personal data (`[sync] keep_bank_messages`).
     pub keep_bank_messages: bool,
+    /// Requests out at once, each for a different customer
+    /// (`[sync] concurrency`).
+    pub concurrency: usize,
 }
 
 impl SyncOptions {
@@ -31,6 +36,7 @@ impl SyncOptions {
             backoff: Backoff::from(sync),
             retention: Duration::from_secs(store.retention_hours.saturating_mul(3600)),
             keep_bank_messages: sync.keep_bank_messages,
+            concurrency: sync.concurrency,
         }
     }
 }
@@ -75,9 +81,16 @@ pub enum SyncEvent {
 /// is busy is kept for its next wait). Otherwise it sleeps until the next
 /// retry or purge is due, through `clock`.
 ///
-/// Shutdown drops a request in flight: its in-flight mark stays in the
-/// store and the next start reconciles it. Store errors (a full disk) are
-/// logged and retried with backoff; they never end the loop.
+/// Up to [`SyncOptions::concurrency`] requests are out at once, each for a
+/// different customer (a customer's later change waits until the earlier
+/// one is settled). Each step of the loop is one transaction
+/// ([`Outbox::advance`](crate::store::Outbox::advance)): the outcomes that
+/// came back are recorded and the next changes marked in flight, committed
+/// before their requests leave.
+///
+/// Shutdown drops the requests in flight: their in-flight marks stay in
+/// the store and the next start reconciles them. Store errors (a full
+/// disk) are logged and retried with backoff; they never end the loop.
 pub async fn run<P, C, F>(
     store: Arc<Store>,
     bank: P,
@@ -87,18 +100,21 @@ pub async fn run<P, C, F>(
     options: SyncOptions,
     on_event: F,
 ) where
-    P: CoreBankPort,
+    P: CoreBankPort + 'static,
     C: Clock,
     F: FnMut(SyncEvent) + Send,
 {
     let mut worker = Worker {
         store,
-        bank,
+        bank: Arc::new(bank),
         clock,
         options,
         on_event,
-        shutdown: shutdown.clone(),
         reachable: None,
+        requests: JoinSet::new(),
+        busy: HashSet::new(),
+        finished: Vec::new(),
+        next_purge: None,
     };
     let mut store_failures = 0u32;
     tracing::info!("sync worker started");
@@ -106,13 +122,16 @@ pub async fn run<P, C, F>(
         if shutdown.is_cancelled() {
             break;
         }
-        let until = match worker.once().await {
-            Ok(Progress::Worked) => {
+        let until = match worker.step().await {
+            Ok(true) => {
                 store_failures = 0;
-                continue;
+                if worker.requests.is_empty() {
+                    // Look again at once (more may be due).
+                    continue;
+                }
+                None
             }
-            Ok(Progress::Stopped) => break,
-            Ok(Progress::Idle) => match worker.next_wake().await {
+            Ok(false) => match worker.next_wake().await {
                 Ok(until) => {
                     store_failures = 0;
                     until
@@ -121,38 +140,72 @@ pub async fn run<P, C, F>(
             },
             Err(e) => Some(worker.store_trouble(&e, &mut store_failures)),
         };
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            () = wake.notified() => {}
-            () = worker.clock.sleep_until(until) => {}
+        if worker.requests.is_empty() {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = wake.notified() => {}
+                () = worker.clock.sleep_until(until) => {}
+            }
+        } else if until.is_some() {
+            // A store failure with requests out: their outcomes stay in
+            // `finished` until the store works again.
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = worker.clock.sleep_until(until) => {}
+            }
+        } else {
+            // Requests are out: wait for one to come back (then take every
+            // other that is back too), or for new work if there is room.
+            let room = worker.busy.len() < worker.options.concurrency;
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                done = worker.requests.join_next() => {
+                    if let Some(done) = done {
+                        worker.came_back(done);
+                    }
+                    while let Some(done) = worker.requests.try_join_next() {
+                        worker.came_back(done);
+                    }
+                }
+                () = wake.notified(), if room => {}
+            }
         }
     }
+    // Dropping the requests in flight, as a crash would.
+    worker.requests.abort_all();
     tracing::info!("sync worker stopped");
 }
 
-enum Progress {
-    /// A request was made (or a change settled): look again at once.
-    Worked,
-    /// Nothing is due.
-    Idle,
-    /// Shutdown while a request was out.
-    Stopped,
+/// A request that came back: its change, what was asked, and the answer.
+struct Returned {
+    change_id: String,
+    history: History,
+    outcome: Outcome,
 }
 
 struct Worker<P, C, F> {
     store: Arc<Store>,
-    bank: P,
+    bank: Arc<P>,
     clock: C,
     options: SyncOptions,
     on_event: F,
-    shutdown: CancellationToken,
     reachable: Option<bool>,
+    /// The requests out now, one per change (and customer).
+    requests: JoinSet<Returned>,
+    /// Their change ids.
+    busy: HashSet<String>,
+    /// Decisions on requests that came back, not yet recorded.
+    finished: Vec<(String, Decision, bool)>,
+    /// When the next purge is due, as last computed (`None`: unknown).
+    next_purge: Option<Option<i64>>,
 }
 
 impl<P, C, F> Worker<P, C, F>
 where
-    P: CoreBankPort,
+    P: CoreBankPort + 'static,
     C: Clock,
     F: FnMut(SyncEvent) + Send,
 {
@@ -169,30 +222,112 @@ where
         }
     }
 
-    /// Purge what is due, then work on the next due change, if any.
-    async fn once(&mut self) -> Result<Progress, Error> {
+    /// A request came back: decide what follows (recorded by the next
+    /// step).
+    fn came_back(&mut self, done: Result<Returned, tokio::task::JoinError>) {
+        let r = match done {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Aborted: only at shutdown, and the loop is gone by then.
+            Err(_) => return,
+        };
+        // Rule S1: a rejection's free text may quote the customer; unless
+        // the bank vouches for it only its code goes further.
+        let outcome = if self.options.keep_bank_messages {
+            r.outcome
+        } else {
+            r.outcome.without_bank_message()
+        };
+        self.link(&outcome);
+        let replayed = matches!(outcome, Outcome::Accepted { replayed: true, .. });
+        let now = self.clock.now_ms();
+        let decision = decide(
+            &self.options.backoff,
+            r.history,
+            outcome,
+            now,
+            rand::random(),
+        );
+        self.finished.push((r.change_id, decision, replayed));
+    }
+
+    /// Purge what is due; then, in one transaction, record the outcomes
+    /// that came back and mark the next due changes in flight; then send
+    /// their requests. `true` if anything was done.
+    async fn step(&mut self) -> Result<bool, Error> {
         let now = self.clock.now_ms();
         let retention = self.options.retention;
-        let purged = self
-            .blocking(move |s| match s.outbox().next_purge_at(retention)? {
-                Some(at) if at <= now => s.outbox().purge(now, retention),
-                _ => Ok(0),
-            })
-            .await?;
-        if purged > 0 {
-            tracing::info!(
-                purged,
-                "purged the personal data of settled changes (rule S2)"
-            );
-            (self.on_event)(SyncEvent::Purged { count: purged });
+        let next_purge = match self.next_purge {
+            Some(at) => at,
+            None => {
+                let at = self
+                    .blocking(move |s| s.outbox().next_purge_at(retention))
+                    .await?;
+                self.next_purge = Some(at);
+                at
+            }
+        };
+        if next_purge.is_some_and(|at| at <= now) {
+            self.next_purge = None;
+            let purged = self
+                .blocking(move |s| s.outbox().purge(now, retention))
+                .await?;
+            if purged > 0 {
+                tracing::info!(
+                    purged,
+                    "purged the personal data of settled changes (rule S2)"
+                );
+                (self.on_event)(SyncEvent::Purged { count: purged });
+            }
         }
 
-        let Some(pending) = self
-            .blocking(move |s| s.outbox().next_deliverable(now))
-            .await?
-        else {
-            return Ok(Progress::Idle);
-        };
+        let room = self
+            .options
+            .concurrency
+            .max(1)
+            .saturating_sub(self.busy.len());
+        if self.finished.is_empty() && room == 0 {
+            return Ok(false);
+        }
+        let outcomes: Vec<(String, Decision)> = self
+            .finished
+            .iter()
+            .map(|(id, d, _)| (id.clone(), d.clone()))
+            .collect();
+        let recorded = !outcomes.is_empty();
+        let busy = self.busy.clone();
+        // The decisions are still in `finished` if this fails: recorded on
+        // the next try.
+        let advance = self
+            .blocking(move |s| s.outbox().advance(outcomes, busy, room, now))
+            .await?;
+        for (change_id, reason) in &advance.refused {
+            tracing::warn!(change_id, reason, "outcome not recorded");
+        }
+        let any_final = self.finished.iter().any(|(_, d, _)| d.is_final());
+        for (change_id, decision, replayed) in std::mem::take(&mut self.finished) {
+            self.busy.remove(&change_id);
+            if !advance.refused.iter().any(|(id, _)| *id == change_id) {
+                self.report(change_id, decision, replayed);
+            }
+        }
+        if any_final || !advance.unreadable.is_empty() {
+            // A new settled payload: purge it after the retention.
+            let at = now.saturating_add(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+            self.next_purge = Some(Some(match self.next_purge {
+                Some(Some(earlier)) => earlier.min(at),
+                _ => at,
+            }));
+        }
+        let sent = !advance.taken.is_empty();
+        for pending in advance.taken {
+            self.send(pending);
+        }
+        Ok(recorded || sent)
+    }
+
+    /// Send the request for a change already marked in flight.
+    fn send(&mut self, pending: PendingChange) {
         let change_id = pending.change_id().to_string();
         let call = pending.call;
         if pending.interrupted {
@@ -201,58 +336,39 @@ where
                 "a request was in flight when kioskd stopped: asking the core bank what became of it"
             );
         }
-        {
-            let id = change_id.clone();
-            self.blocking(move |s| s.outbox().begin_attempt(&id, call, now))
-                .await?;
-        }
         tracing::debug!(
             change_id,
             ?call,
             attempt = pending.attempts + 1,
             "core bank request"
         );
-        let request = async {
-            match call {
-                Call::Deliver => self.bank.submit(pending.change.request()).await,
-                Call::Reconcile => self.bank.get_change(&change_id).await,
+        self.busy.insert(change_id.clone());
+        let bank = Arc::clone(&self.bank);
+        self.requests.spawn(async move {
+            let outcome = match call {
+                Call::Deliver => bank.submit(pending.change.request()).await,
+                Call::Reconcile => bank.get_change(&change_id).await,
+            };
+            let history = History {
+                call,
+                failures: pending.failures,
+                created_at_ms: pending.created_at_ms,
+            };
+            drop(pending);
+            Returned {
+                change_id,
+                history,
+                outcome,
             }
-        };
-        let outcome = tokio::select! {
-            biased;
-            () = self.shutdown.cancelled() => return Ok(Progress::Stopped),
-            outcome = request => outcome,
-        };
-        // Rule S1: a rejection's free text may quote the customer; unless
-        // the bank vouches for it only its code goes further.
-        let outcome = if self.options.keep_bank_messages {
-            outcome
-        } else {
-            outcome.without_bank_message()
-        };
-        let history = History {
-            call,
-            failures: pending.failures,
-            created_at_ms: pending.created_at_ms,
-        };
-        drop(pending);
-
-        self.link(&outcome);
-        let replayed = matches!(outcome, Outcome::Accepted { replayed: true, .. });
-        let now = self.clock.now_ms();
-        let decision = decide(&self.options.backoff, history, outcome, now, rand::random());
-        {
-            let id = change_id.clone();
-            let d = decision.clone();
-            self.blocking(move |s| s.outbox().record_outcome(&id, &d, now))
-                .await?;
-        }
-        self.report(change_id, decision, replayed);
-        Ok(Progress::Worked)
+        });
     }
 
     /// When to look again: the next retry or purge; `None` for never.
-    async fn next_wake(&self) -> Result<Option<i64>, Error> {
+    async fn next_wake(&mut self) -> Result<Option<i64>, Error> {
+        if !self.requests.is_empty() {
+            // A request coming back wakes the loop.
+            return Ok(None);
+        }
         let retention = self.options.retention;
         let (due, purge) = self
             .blocking(move |s| {
@@ -262,6 +378,7 @@ where
                 ))
             })
             .await?;
+        self.next_purge = Some(purge);
         Ok(match (due, purge) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -450,6 +567,8 @@ mod tests {
             },
             retention: Duration::from_secs(3600),
             keep_bank_messages: true,
+            // One at a time: the requests come in a fixed order.
+            concurrency: 1,
         }
     }
 
@@ -912,6 +1031,77 @@ mod tests {
             .filter(|e| matches!(e, SyncEvent::CoreBankLink { .. }))
             .count();
         assert_eq!(links, 2);
+    }
+
+    /// Issue 16: with room for several requests, the changes of different
+    /// customers go out together (a customer's later change still waits
+    /// for the earlier one); a crash with them all out costs a reconcile
+    /// of each, never a blind resend, and the later change follows.
+    #[tokio::test]
+    async fn requests_for_different_customers_go_out_together_and_a_crash_reconciles_each() {
+        let mut h = Harness::new_with(SyncOptions {
+            concurrency: 4,
+            ..options()
+        })
+        .await;
+        let a1 = id_change("A");
+        let a2 = mobile_change("A");
+        let b1 = id_change("B");
+        let c1 = id_change("C");
+        h.commit(&[&a1, &a2, &b1, &c1]);
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            let (req, reply) = h.call().await;
+            out.push(req);
+            drop(reply);
+        }
+        assert_eq!(
+            out,
+            [
+                Req::Submit(a1.change_id.clone()),
+                Req::Submit(b1.change_id.clone()),
+                Req::Submit(c1.change_id.clone())
+            ]
+        );
+        h.no_request_pending();
+        assert_eq!(h.state(&a2.change_id), ChangeState::Pending);
+
+        // kioskd dies with the three POSTs out.
+        h.restart().await;
+        let found = |core_ref: &str| {
+            Outcome::Found(StoredChange::Accepted(ChangeResult {
+                status: ChangeStatus::Applied,
+                core_ref: core_ref.into(),
+            }))
+        };
+        let mut asked = Vec::new();
+        for _ in 0..3 {
+            let (req, reply) = h.call().await;
+            let Req::Get(id) = &req else {
+                panic!("a resend before reconciling: {req:?}");
+            };
+            reply.send(found(&format!("R-{id}"))).expect("loop waiting");
+            asked.push(req);
+        }
+        asked.sort_by_key(|r| format!("{r:?}"));
+        let mut expected = vec![
+            Req::Get(a1.change_id.clone()),
+            Req::Get(b1.change_id.clone()),
+            Req::Get(c1.change_id.clone()),
+        ];
+        expected.sort_by_key(|r| format!("{r:?}"));
+        assert_eq!(asked, expected);
+        // Only now a2, a1 being settled.
+        h.answer(Req::Submit(a2.change_id.clone()), accepted("R-A2"))
+            .await;
+        h.park().await;
+        h.no_request_pending();
+        for c in [&a1, &a2, &b1, &c1] {
+            assert_eq!(h.state(&c.change_id), ChangeState::Delivered);
+        }
+        let a1s = h.store.outbox().get(&a1.change_id).expect("a1");
+        assert_eq!(a1s.attempts, 2, "one POST, one GET");
+        assert!(h.store.audit().audit_verify().expect("verify").ok());
     }
 
     #[tokio::test]

@@ -65,6 +65,26 @@ pub fn build_binaries(release: bool) -> Result<()> {
     crate::run_in_root(&cargo, &args)
 }
 
+/// The release binaries the benchmarks start (kiosk-ui only when its
+/// section runs).
+pub fn build_release_binaries(with_ui: bool) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec![
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "kiosk",
+        "-p",
+        "kiosk-sim",
+    ];
+    if with_ui {
+        args.extend(["-p", "kiosk-ui"]);
+    }
+    args.push("--bins");
+    crate::run_in_root(&cargo, &args)
+}
+
 pub fn bin(name: &str, release: bool) -> PathBuf {
     target_dir()
         .join(if release { "release" } else { "debug" })

@@ -156,6 +156,9 @@ impl Default for PrinterSnapshot {
 
 enum Command {
     Print(Box<Document>),
+    /// Check the printer now; print the document that comes through the
+    /// gate (see [`PrinterHandle::reserve`]).
+    GatedPrint(std::sync::mpsc::Receiver<Document>),
     Status,
     TestPage,
 }
@@ -289,6 +292,36 @@ impl PrinterHandle {
         }
     }
 
+    /// Take the printer's next turn for a document not ready yet, and
+    /// check the printer's status now (one round trip,
+    /// [`Printer::preflight`]) while the caller gets the document ready
+    /// (a queue ticket's number is committed meanwhile): the check costs
+    /// the ticket no time of its own. Requests are served in order, so the
+    /// order of `reserve` calls is the order of printing. Send the
+    /// document with [`PrintGate::print`]; dropping the gate prints
+    /// nothing. `timeout` covers the whole: the check, the wait for the
+    /// document and the print.
+    pub fn reserve(&self, timeout: Duration) -> Result<PrintGate, EscposError> {
+        let (document, gate) = std::sync::mpsc::sync_channel(1);
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let deadline = Instant::now() + timeout;
+        let answer = self
+            .shared
+            .mailbox
+            .request(Job {
+                command: Command::GatedPrint(gate),
+                deadline,
+                timeout_ms,
+            })
+            .map_err(|_| EscposError::DeviceStopped)?;
+        Ok(PrintGate {
+            document,
+            answer,
+            deadline,
+            timeout_ms,
+        })
+    }
+
     /// Ask the printer for its four statuses now (reopening it by its path
     /// when it is closed). A printer that answers gives `Ok` even when it
     /// cannot print: see [`PrinterStatus::fault`]. Events report what
@@ -358,6 +391,47 @@ impl Drop for PrinterHandle {
     }
 }
 
+/// A turn at the printer taken by [`PrinterHandle::reserve`]: its status
+/// check runs (or ran) already; the document follows.
+#[derive(Debug)]
+pub struct PrintGate {
+    document: std::sync::mpsc::SyncSender<Document>,
+    answer: std::sync::mpsc::Receiver<Result<Answer, EscposError>>,
+    deadline: Instant,
+    timeout_ms: u64,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Printed(p) => f.debug_tuple("Printed").field(p).finish(),
+            Answer::Status(s) => f.debug_tuple("Status").field(s).finish(),
+        }
+    }
+}
+
+impl PrintGate {
+    /// Print `document` in the turn taken (blocking until the outcome, at
+    /// most until the reservation's deadline). A printer found unable to
+    /// print by the check gives its fault (`sent: false`) and the document
+    /// is not sent; otherwise as [`PrinterHandle::print`].
+    pub fn print(self, document: Document) -> Result<Printed, EscposError> {
+        // The device may have answered already (a fault): then nobody
+        // takes the document, and its answer says why.
+        let _ = self.document.send(document);
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        match self.answer.recv_timeout(left) {
+            Ok(Ok(Answer::Printed(printed))) => Ok(printed),
+            Ok(Ok(Answer::Status(_))) => Err(EscposError::DeviceStopped),
+            Ok(Err(e)) => Err(e),
+            Err(RecvTimeoutError::Timeout) => Err(EscposError::DeviceTimeout {
+                timeout_ms: self.timeout_ms,
+            }),
+            Err(RecvTimeoutError::Disconnected) => Err(EscposError::DeviceStopped),
+        }
+    }
+}
+
 /// The device thread's state.
 struct Device {
     name: String,
@@ -411,6 +485,9 @@ impl Device {
             }
             match job.command {
                 Command::Print(document) => self.print(&document).map(Answer::Printed),
+                Command::GatedPrint(gate) => {
+                    self.gated_print(&gate, job.deadline).map(Answer::Printed)
+                }
                 Command::TestPage => match self.test_page() {
                     Ok(document) => self.print(&document).map(Answer::Printed),
                     Err(e) => Err(e),
@@ -422,7 +499,60 @@ impl Device {
 
     fn print(&mut self, document: &Document) -> Result<Printed, EscposError> {
         let result = self.printer.print(document);
-        match &result {
+        self.after_print(&result);
+        result
+    }
+
+    /// Check the printer, wait for the document (until `deadline`), print
+    /// it unless the check found a fault.
+    fn gated_print(
+        &mut self,
+        gate: &std::sync::mpsc::Receiver<Document>,
+        deadline: Instant,
+    ) -> Result<Printed, EscposError> {
+        let before = if self.printer.answers_status() {
+            match self.printer.preflight() {
+                Ok(status) => {
+                    if let Some(fault) = status.fault() {
+                        tracing::info!(%fault, "printer cannot print; nothing sent");
+                        let result = Err(EscposError::from_fault(fault, false));
+                        self.after_print(&result);
+                        return result;
+                    }
+                    Some(status)
+                }
+                Err(e) => {
+                    let result = Err(e);
+                    self.after_print(&result);
+                    return result;
+                }
+            }
+        } else {
+            None
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let document = match gate.recv_timeout(left) {
+            Ok(document) => document,
+            Err(e) => {
+                // The caller gave up (its commit failed, or it is gone):
+                // nothing to print, and the printer was not touched.
+                tracing::debug!(error = %e, "reserved print cancelled");
+                return Err(EscposError::DeviceTimeout {
+                    timeout_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+        };
+        let result = match before {
+            Some(status) => self.printer.print_checked(&document, status),
+            None => self.printer.print(&document),
+        };
+        self.after_print(&result);
+        result
+    }
+
+    /// Report what a print found.
+    fn after_print(&mut self, result: &Result<Printed, EscposError>) {
+        match result {
             Ok(printed) if printed.status_known => self.on_status(printed.status),
             Ok(_) => self.on_status_unknown(),
             Err(e) => match e.printer_fault() {
@@ -437,7 +567,6 @@ impl Device {
                 None => self.on_error(e),
             },
         }
-        result
     }
 
     fn test_page(&self) -> Result<Document, EscposError> {

@@ -82,7 +82,7 @@ pub mod usb;
 pub use command::{Align, CharSize, Cut, HriPosition, QrErrorCorrection};
 pub use config::{FlowControl, PrinterConfig, Transport};
 pub use device::{
-    DeviceState, EventSink, PrinterDevice, PrinterEvent, PrinterHandle, PrinterSnapshot,
+    DeviceState, EventSink, PrintGate, PrinterDevice, PrinterEvent, PrinterHandle, PrinterSnapshot,
 };
 pub use document::{
     BarcodeOptions, Document, DocumentBuilder, Element, QrOptions, QueueTicket, Slip,

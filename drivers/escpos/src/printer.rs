@@ -8,11 +8,18 @@
 //!   a timeout the next exchange first reads the line until it is quiet
 //!   (a late reply to the request that timed out would otherwise arrive
 //!   after the flush and be taken for the next reply).
-//! * **Printing** ([`Printer::print`]) asks all four statuses and refuses
-//!   to send anything to a printer that cannot print; sends the document;
-//!   then asks the printer and paper statuses again. The replies come
-//!   after the document has been received (the printer handles its input
-//!   in order), so their deadline adds the document's wire time.
+//! * **Several queries at once.** Real-time requests are answered in the
+//!   order they arrive, so several `DLE EOT n` go out in one write and
+//!   their replies are read in that order: one round trip (one latency
+//!   timer of a USB-serial adapter) for all of them.
+//! * **Printing** ([`Printer::print`]) first asks the printer status
+//!   (`DLE EOT 1`, one round trip, [`Printer::preflight`]); only an
+//!   offline printer is asked why (offline cause, error cause, paper: one
+//!   more round trip), and nothing is sent to a printer that cannot
+//!   print. Then it sends the document and asks the printer and paper
+//!   statuses together (one round trip). Those replies come after the
+//!   document has been received (the printer handles its input in order),
+//!   so their deadline adds the document's wire time.
 //! * **No status** (`status = false`, a printer that never answers, e.g. a
 //!   unidirectional USB one): printing just writes, and
 //!   [`Printer::status`] gives [`EscposError::NoStatus`]: unknown, not a
@@ -206,11 +213,57 @@ impl Printer {
         self.exchange(query, Duration::ZERO)
     }
 
-    /// Ask all four statuses.
+    /// Ask all four statuses, one after the other (at open and when asked:
+    /// a printer that does not answer the first is not sent the others).
     pub fn status(&mut self) -> Result<PrinterStatus, EscposError> {
         let mut status = PrinterStatus::READY;
         for query in StatusQuery::ALL {
             status.apply(self.query(query)?);
+        }
+        self.last_status = Some(status);
+        Ok(status)
+    }
+
+    /// The check before printing, in as few round trips as the printer
+    /// allows: the printer status alone (`DLE EOT 1`) when it is online
+    /// (online means no offline cause and no error; the paper's near-end
+    /// warning, if any, is read after printing); the three causes too, in
+    /// one more round trip, when it is offline. Reopens a closed link, or
+    /// one found dead, once. `Ok` also for a printer that cannot print:
+    /// see [`PrinterStatus::fault`].
+    pub fn preflight(&mut self) -> Result<PrinterStatus, EscposError> {
+        if !self.config.status {
+            return Err(EscposError::NoStatus);
+        }
+        if !self.link.is_open() {
+            return self.reopen();
+        }
+        let reply = match self.query(StatusQuery::Printer) {
+            Err(EscposError::Unplugged { detail }) => {
+                tracing::debug!(%detail, "printer link dead before printing; reopening");
+                return self.reopen();
+            }
+            other => other?,
+        };
+        let mut status = PrinterStatus::READY;
+        if self
+            .last_status
+            .is_some_and(|s| s.paper == crate::status::PaperState::NearEnd)
+        {
+            status.paper = crate::status::PaperState::NearEnd;
+        }
+        status.apply(reply);
+        if !status.online {
+            for reply in self.exchange_many(
+                &[
+                    StatusQuery::OfflineCause,
+                    StatusQuery::ErrorCause,
+                    StatusQuery::PaperSensor,
+                ],
+                Duration::ZERO,
+            )? {
+                status.apply(reply);
+            }
         }
         self.last_status = Some(status);
         Ok(status)
@@ -247,17 +300,33 @@ impl Printer {
         if !self.config.status {
             return self.print_blind(bytes);
         }
-        let before = if !self.link.is_open() {
-            self.reopen()?
-        } else {
-            match self.status() {
-                Err(EscposError::Unplugged { detail }) => {
-                    tracing::debug!(%detail, "printer link dead before printing; reopening");
-                    self.reopen()?
-                }
-                other => other?,
-            }
-        };
+        let before = self.preflight()?;
+        self.print_bytes_checked(bytes, before)
+    }
+
+    /// [`Printer::print`] after [`Printer::preflight`] answered `before`
+    /// (just now: nothing else was sent since).
+    pub fn print_checked(
+        &mut self,
+        document: &Document,
+        before: PrinterStatus,
+    ) -> Result<Printed, EscposError> {
+        let encoding = self.config.encoding;
+        let raster = document
+            .needs_raster(encoding)
+            .then(|| raster_fonts(&self.config.raster_fonts));
+        let bytes = document.render_with(encoding, raster.as_deref());
+        if !self.config.status {
+            return self.print_blind(&bytes);
+        }
+        self.print_bytes_checked(&bytes, before)
+    }
+
+    fn print_bytes_checked(
+        &mut self,
+        bytes: &[u8],
+        before: PrinterStatus,
+    ) -> Result<Printed, EscposError> {
         if let Some(fault) = before.fault() {
             tracing::info!(%fault, "printer cannot print; nothing sent");
             return Err(EscposError::from_fault(fault, false));
@@ -267,11 +336,19 @@ impl Printer {
         self.write_all(bytes)?;
 
         let mut after = before;
-        after.apply(self.exchange(StatusQuery::Printer, self.link.wire_time(bytes.len()))?);
-        after.apply(self.query(StatusQuery::PaperSensor)?);
+        for reply in self.exchange_many(
+            &[StatusQuery::Printer, StatusQuery::PaperSensor],
+            self.link.wire_time(bytes.len()),
+        )? {
+            after.apply(reply);
+        }
         if !after.online {
-            after.apply(self.query(StatusQuery::OfflineCause)?);
-            after.apply(self.query(StatusQuery::ErrorCause)?);
+            for reply in self.exchange_many(
+                &[StatusQuery::OfflineCause, StatusQuery::ErrorCause],
+                Duration::ZERO,
+            )? {
+                after.apply(reply);
+            }
         }
         self.last_status = Some(after);
         if let Some(fault) = after.fault() {
@@ -328,12 +405,24 @@ impl Printer {
         query: StatusQuery,
         queued: Duration,
     ) -> Result<StatusReply, EscposError> {
+        let mut replies = self.exchange_many(&[query], queued)?;
+        replies.pop().ok_or(EscposError::NoStatus)
+    }
+
+    /// Status requests written together, their replies read in the same
+    /// order (one round trip); `queued` as in [`Printer::exchange`].
+    fn exchange_many(
+        &mut self,
+        queries: &[StatusQuery],
+        queued: Duration,
+    ) -> Result<Vec<StatusReply>, EscposError> {
         if !self.config.status {
             return Err(EscposError::NoStatus);
         }
-        let request = query.request();
-        let timeout =
-            self.config.status_timeout() + queued + self.link.wire_time(request.len() + 1);
+        let request: Vec<u8> = queries.iter().flat_map(|q| q.request()).collect();
+        let timeout = self.config.status_timeout()
+            + queued
+            + self.link.wire_time(request.len() + queries.len());
         if !self.link.is_open() {
             return Err(closed());
         }
@@ -344,52 +433,57 @@ impl Printer {
             return Err(self.gone_or_io(e));
         }
         self.write_all(&request)?;
-        tracing::trace!(query = query.name(), ">>> status request");
+        tracing::trace!(queries = queries.len(), ">>> status requests");
 
         let deadline = Instant::now() + timeout;
-        let mut skipped = Vec::new();
-        let mut buf = [0u8; 1];
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                if let Some(detail) = self.link.vanished() {
-                    self.close();
-                    return Err(EscposError::Unplugged { detail });
-                }
-                self.unsettled = true;
-                tracing::debug!(query = query.name(), skipped = ?skipped, "no status reply in time");
-                return Err(EscposError::StatusTimeout {
-                    query,
-                    timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-                    received: skipped,
-                });
-            }
-            // One byte at a time: bytes after the reply stay queued (and
-            // are dropped before the next request).
-            match self.link.read(&mut buf, deadline - now) {
-                Ok(0) => return Err(self.end_of_file()),
-                Ok(_) => {
-                    self.wire_bytes += 1;
-                    let byte = buf[0];
-                    match query.parse(byte) {
-                        Ok(reply) => {
-                            tracing::trace!(
-                                query = query.name(),
-                                byte = format_args!("{byte:02X}"),
-                                "<<< status reply"
-                            );
-                            if !skipped.is_empty() {
-                                tracing::debug!(query = query.name(), skipped = ?skipped, "skipped bytes that are not a reply to it");
-                            }
-                            return Ok(reply);
-                        }
-                        Err(_) => skipped.push(byte),
+        let mut replies = Vec::with_capacity(queries.len());
+        for &query in queries {
+            let mut skipped = Vec::new();
+            let mut buf = [0u8; 1];
+            loop {
+                let now = Instant::now();
+                if now >= deadline {
+                    if let Some(detail) = self.link.vanished() {
+                        self.close();
+                        return Err(EscposError::Unplugged { detail });
                     }
+                    self.unsettled = true;
+                    tracing::debug!(query = query.name(), skipped = ?skipped, "no status reply in time");
+                    return Err(EscposError::StatusTimeout {
+                        query,
+                        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                        received: skipped,
+                    });
                 }
-                Err(e) if kiosk_device::serial_errors::is_transient(&e) => {}
-                Err(e) => return Err(self.gone_or_io(e)),
+                // One byte at a time: bytes after the replies stay queued
+                // (and are dropped before the next request).
+                match self.link.read(&mut buf, deadline - now) {
+                    Ok(0) => return Err(self.end_of_file()),
+                    Ok(_) => {
+                        self.wire_bytes += 1;
+                        let byte = buf[0];
+                        match query.parse(byte) {
+                            Ok(reply) => {
+                                tracing::trace!(
+                                    query = query.name(),
+                                    byte = format_args!("{byte:02X}"),
+                                    "<<< status reply"
+                                );
+                                if !skipped.is_empty() {
+                                    tracing::debug!(query = query.name(), skipped = ?skipped, "skipped bytes that are not a reply to it");
+                                }
+                                replies.push(reply);
+                                break;
+                            }
+                            Err(_) => skipped.push(byte),
+                        }
+                    }
+                    Err(e) if kiosk_device::serial_errors::is_transient(&e) => {}
+                    Err(e) => return Err(self.gone_or_io(e)),
+                }
             }
         }
+        Ok(replies)
     }
 
     /// Read until the line has been quiet for [`SETTLE_QUIET`] (at most

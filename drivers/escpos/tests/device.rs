@@ -191,13 +191,56 @@ fn starts_online_and_prints_a_ticket_with_status_checked_around_it() {
         tickets[0].qr,
         vec!["0b4a2c9e-3f1d-4d55-9a7e-6c1f2b3d4e5f".to_string()]
     );
-    // Four before the ticket, printer and paper after it.
-    assert_eq!(r.sim.stats().status_queries, before + 6);
+    // The printer status before the ticket (online: nothing more to ask),
+    // printer and paper after it (issue 16: one round trip each).
+    assert_eq!(r.sim.stats().status_queries, before + 3);
 
     let snapshot = r.printer.snapshot();
     assert_eq!(snapshot.state, DeviceState::Online);
     assert_eq!(snapshot.fault, None);
     r.printer.stop();
+}
+
+/// Issue 16: a reserved turn checks the printer at once, before its
+/// document exists (one status query), and prints once the document comes;
+/// turns print in the order taken; a dropped turn prints nothing.
+#[test]
+fn reserved_turns_check_first_and_print_in_the_order_taken() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    let queries = r.sim.stats().status_queries;
+    let bytes = r.sim.stats().bytes_in;
+    let first = r.printer.reserve(CALL).unwrap();
+    // The check of the first turn: `DLE EOT 1`, answered.
+    r.sim.wait_for_bytes(bytes + 3, WAIT).unwrap();
+    let second = r.printer.reserve(CALL).unwrap();
+    let dropped = r.printer.reserve(CALL).unwrap();
+    let later = std::thread::spawn(move || second.print(ticket("A002")));
+    first.print(ticket("A001")).unwrap();
+    later.join().unwrap().unwrap();
+    drop(dropped);
+    r.printer.print(ticket("A003"), CALL).unwrap();
+    let tickets = r.sim.wait_for_tickets(3, WAIT).unwrap();
+    let numbers: Vec<_> = tickets.iter().map(|t| t.texts()[2].to_string()).collect();
+    assert_eq!(numbers, ["A001", "A002", "A003"]);
+    // Each print: one query before, two after (the dropped turn may have
+    // checked the printer before it was dropped).
+    let asked = r.sim.stats().status_queries - queries;
+    assert!((9..=10).contains(&asked), "{asked} status queries");
+}
+
+/// Issue 16: a turn on a printer that cannot print says why at once, and
+/// its document is never sent.
+#[test]
+fn a_reserved_turn_on_a_printer_without_paper_sends_nothing() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    r.sim.set_state(PrinterState::PaperOut);
+    let turn = r.printer.reserve(CALL).unwrap();
+    let err = turn.print(ticket("A001")).unwrap_err();
+    assert_eq!(err.printer_fault(), Some(PrinterFault::PaperOut), "{err}");
+    assert_eq!(r.sim.stats().tickets, 0);
+    assert_eq!(r.sim.stats().rejected_bytes, 0, "nothing was sent");
 }
 
 #[test]

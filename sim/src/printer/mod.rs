@@ -69,8 +69,14 @@
 //! waits their wire time at the configured baud (10 bits a byte) before
 //! handling them. So a status reply comes only after everything sent
 //! before it has "arrived", and a writer is throttled once the pty's
-//! kernel buffer (tens of KiB) is full. [`PrinterSim::last_byte_at`] is
-//! when the last byte was handled (for benchmarks). As with the SAM, the
+//! kernel buffer (tens of KiB) is full. Each byte is given the time it
+//! finished arriving (the end of its chunk's wire time, less the wire time
+//! of the bytes after it): [`PrinterSim::last_byte_at`] is that of the
+//! last byte received, [`PrinterSim::last_ticket_byte_at`] that of the
+//! last byte of the last ticket cut (not of a status query after it), for
+//! benchmarks. The status replies take their own wire time too before
+//! they are sent (then an emulated adapter holds them for its latency
+//! timer), so both directions cost what they would on a serial line. As with the SAM, the
 //! speed the kiosk set on its end is read from the pty; at another speed
 //! the bytes count as [`PrinterSimStats::garbled_bytes`] and get no answer.
 
@@ -321,6 +327,13 @@ pub struct PrinterCore {
     interrupted: Vec<DecodedTicket>,
     stats: PrinterSimStats,
     last_byte_at: Option<Instant>,
+    /// When the last byte of the last ticket cut arrived.
+    last_ticket_byte_at: Option<Instant>,
+    /// The counters then.
+    stats_at_last_ticket: Option<PrinterSimStats>,
+    /// The arrival time of the byte being handled ([`PrinterCore::receive_at`]);
+    /// `None`: now.
+    arrival: Option<Instant>,
     /// Unplug once `bytes_in` reaches this.
     unplug_at: Option<u64>,
     /// Run out of paper once `bytes_in` reaches this.
@@ -355,6 +368,29 @@ impl PrinterCore {
         self.state = state;
     }
 
+    /// Receive bytes whose last one finished arriving at `last_at`, each
+    /// taking `byte_time` on the wire: each byte is stamped with its own
+    /// arrival time. The status replies to send back, in order.
+    pub fn receive_at(&mut self, bytes: &[u8], last_at: Instant, byte_time: Duration) -> Vec<u8> {
+        let mut replies = Vec::new();
+        let n = bytes.len();
+        for (i, byte) in bytes.iter().enumerate() {
+            let later = u32::try_from(n - 1 - i).unwrap_or(u32::MAX);
+            self.arrival = Some(
+                last_at
+                    .checked_sub(byte_time.saturating_mul(later))
+                    .unwrap_or(last_at),
+            );
+            replies.extend(self.receive(std::slice::from_ref(byte)));
+        }
+        self.arrival = None;
+        replies
+    }
+
+    fn arrived(&self) -> Instant {
+        self.arrival.unwrap_or_else(Instant::now)
+    }
+
     /// Receive bytes: the status replies to send back, in order.
     pub fn receive(&mut self, bytes: &[u8]) -> Vec<u8> {
         // A pending paper-out falls at its exact byte, whatever the reads'
@@ -378,7 +414,7 @@ impl PrinterCore {
             return Vec::new();
         }
         self.stats.bytes_in += bytes.len() as u64;
-        self.last_byte_at = Some(Instant::now());
+        self.last_byte_at = Some(self.arrived());
         let mut replies = Vec::new();
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
@@ -422,7 +458,9 @@ impl PrinterCore {
             self.decoder.push(bytes, &mut self.tickets);
             let cut = self.tickets.len() - before;
             if cut > 0 {
+                self.last_ticket_byte_at = Some(self.arrived());
                 self.stats.tickets += cut as u64;
+                self.stats_at_last_ticket = Some(self.stats);
                 debug!(tickets = self.stats.tickets, "printer: ticket cut");
             }
         } else {
@@ -464,6 +502,8 @@ impl PrinterCore {
         self.interrupted.clear();
         self.stats = PrinterSimStats::default();
         self.last_byte_at = None;
+        self.last_ticket_byte_at = None;
+        self.stats_at_last_ticket = None;
     }
 
     pub fn stats(&self) -> PrinterSimStats {
@@ -472,6 +512,16 @@ impl PrinterCore {
 
     pub fn last_byte_at(&self) -> Option<Instant> {
         self.last_byte_at
+    }
+
+    /// When the last byte of the last ticket cut arrived.
+    pub fn last_ticket_byte_at(&self) -> Option<Instant> {
+        self.last_ticket_byte_at
+    }
+
+    /// The counters as they were when the last ticket was cut.
+    pub fn stats_at_last_ticket(&self) -> Option<PrinterSimStats> {
+        self.stats_at_last_ticket
     }
 
     /// How many more bytes may be received before a pending
@@ -778,6 +828,19 @@ impl PrinterSim {
         self.core().last_byte_at()
     }
 
+    /// When the last byte of the last ticket cut was received (after its
+    /// emulated wire time): the end of a ticket, not a status query sent
+    /// after it.
+    pub fn last_ticket_byte_at(&self) -> Option<Instant> {
+        self.core().last_ticket_byte_at()
+    }
+
+    /// The counters as they were when the last ticket was cut: what was
+    /// exchanged up to its last byte.
+    pub fn stats_at_last_ticket(&self) -> Option<PrinterSimStats> {
+        self.core().stats_at_last_ticket()
+    }
+
     fn wait_until(
         &self,
         timeout: Duration,
@@ -876,7 +939,12 @@ impl PtyDevice for Worker {
             let take = core
                 .bytes_until_unplug()
                 .map_or(bytes.len(), |left| bytes.len().min(left as usize));
-            let replies = core.receive(&bytes[..take]);
+            let byte_time = if self.config.emulate_wire_time {
+                wire_time(1, self.config.baud)
+            } else {
+                Duration::ZERO
+            };
+            let replies = core.receive_at(&bytes[..take], Instant::now(), byte_time);
             (replies, core.bytes_until_unplug() == Some(0))
         };
         self.shared.1.notify_all();
@@ -885,7 +953,15 @@ impl PtyDevice for Worker {
             pty::unplug(self);
             return Flow::Abandon;
         }
-        // The adapter holds the answer for its latency timer.
+        // The replies take their wire time back to the kiosk...
+        if self.config.emulate_wire_time
+            && !replies.is_empty()
+            && let flow @ (Flow::Stop | Flow::Abandon) =
+                pty::wait(self, wire_time(replies.len(), self.config.baud))
+        {
+            return flow;
+        }
+        // ...and the adapter holds them for its latency timer.
         if !replies.is_empty()
             && let (Some(sysfs), Some(pty)) = (&self.config.adapter_sysfs, self.port.pty())
         {
