@@ -427,7 +427,13 @@ fn ui_security_answer_typed_in_pinyin_is_accepted() {
         ui.small_buttons(touch_px())
     );
     ui.pick_candidate("实验小学", "下一页");
+    // The customer sees the characters picked (试验 and 实验 sound alike),
+    // and can hide them.
+    assert_eq!(ui.value_of("答案").as_deref(), Some("实验小学"));
+    ui.touch("隐藏");
     assert_eq!(ui.value_of("答案").as_deref(), Some("●●●●"));
+    ui.touch("显示");
+    assert_eq!(ui.value_of("答案").as_deref(), Some("实验小学"));
     assert!(ui.candidates().is_empty());
     ui.touch("确定");
     ui.wait_screen("new_number");
@@ -457,7 +463,7 @@ fn ui_security_answer_written_by_hand_is_accepted() {
         // The pad is clean for the next character.
         assert!(ui.candidates().is_empty());
     }
-    assert_eq!(ui.value_of("答案").as_deref(), Some("●●●●"));
+    assert_eq!(ui.value_of("答案").as_deref(), Some("实验小学"));
     ui.touch("确定");
     ui.wait_screen("new_number");
     k.assert_clean();
@@ -474,7 +480,7 @@ fn ui_security_answer_typed_on_letter_keys_in_english_is_accepted() {
     ui.touch("L");
     ui.touch("Shift");
     ui.touch_keys("incoln");
-    assert_eq!(ui.value_of("Answer").as_deref(), Some("●●●●●●●"));
+    assert_eq!(ui.value_of("Answer").as_deref(), Some("Lincoln"));
     ui.touch("OK");
     ui.wait_screen("new_number");
     k.assert_clean();

@@ -35,6 +35,8 @@ pub mod rime;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod texts;
+#[cfg(feature = "testing")]
+pub mod tour;
 pub mod voice;
 pub mod zinnia;
 

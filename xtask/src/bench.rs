@@ -29,7 +29,19 @@ const IDLE: Duration = Duration::from_secs(10);
 /// read text+photo (10 + 1295).
 const READ_WIRE_BYTES: usize = 10 + 15 + 10 + 19 + 10 + 1295;
 
-pub fn run(_args: &[String]) -> Result<()> {
+pub fn run(args: &[String]) -> Result<()> {
+    // `--only ui`: the touchscreen's section alone (the other sections of
+    // docs/BENCHMARKS.md stay as they are).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
+    match only {
+        None => {}
+        Some("ui") => return run_ui_only(),
+        Some(other) => bail!("bench --only: unknown section {other:?} (known: ui)"),
+    }
     build_binaries(true)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -56,6 +68,20 @@ pub fn run(_args: &[String]) -> Result<()> {
     let path = root().join("docs/BENCHMARKS.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("{report}");
+    println!("written to {}", path.display());
+    Ok(())
+}
+
+/// `cargo xtask bench --only ui`.
+fn run_ui_only() -> Result<()> {
+    build_binaries(true)?;
+    let ui = crate::bench_ui::measure()?;
+    let section = crate::bench_ui::report(&ui);
+    let path = root().join("docs/BENCHMARKS.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    std::fs::write(&path, crate::bench_ui::replace_section(&doc, &section))
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("{section}");
     println!("written to {}", path.display());
     Ok(())
 }
