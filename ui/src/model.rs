@@ -1635,6 +1635,68 @@ mod tests {
         assert_eq!(m.view().answer, "x");
     }
 
+    /// The technician's status board: a card per device, the sync
+    /// backlog, the disk and the kiosk, each coloured by how it is.
+    #[test]
+    fn the_status_board_colours_each_card_by_its_state() {
+        use kiosk_proto::{DeviceInfo, DeviceState};
+        let device = |name: &str, kind: &str, state, detail: Option<&str>| DeviceInfo {
+            name: name.into(),
+            kind: kind.into(),
+            state,
+            detail: detail.map(Into::into),
+            last_error: None,
+            sam_id: None,
+        };
+        let mut s = status("smart_teller");
+        s.devices = vec![
+            device("desk", "id_reader", DeviceState::Online, None),
+            device(
+                "slips",
+                "printer",
+                DeviceState::Online,
+                Some("paper_near_end: roll"),
+            ),
+            device("ticket", "printer", DeviceState::Offline, Some("paper out")),
+        ];
+        s.disk_free_bytes = Some(1 << 30);
+        s.disk_total_bytes = Some(32 << 30);
+        let sync = SyncStatusInfo {
+            backlog: 3,
+            oldest_pending_age_s: Some(40),
+            rejected: 1,
+            delivered: 9,
+            last_error: None,
+            last_delivery_at_ms: None,
+            core_reachable: Some(true),
+            clock_skew_ms: None,
+        };
+        let cards = status_board(&s, Some(&sync), "0.1.0", Lang::En);
+        let level = |title: &str| {
+            cards
+                .iter()
+                .find(|c| c.title == title)
+                .unwrap_or_else(|| panic!("no card {title}: {cards:?}"))
+                .level
+        };
+        assert_eq!(level("desk (id_reader)"), Level::Ok);
+        assert_eq!(level("slips (printer)"), Level::Warn);
+        assert_eq!(level("ticket (printer)"), Level::Fault);
+        // A rejected change needs a person.
+        assert_eq!(level("Changes waiting for the bank"), Level::Fault);
+        // 1 GiB of 32 left.
+        assert_eq!(level("Disk"), Level::Fault);
+        assert_eq!(level("This kiosk"), Level::Info);
+        let mut fine = sync.clone();
+        fine.rejected = 0;
+        let cards = status_board(&s, Some(&fine), "0.1.0", Lang::Zh);
+        assert_eq!(cards[3].title, "待同步变更");
+        assert_eq!(
+            (cards[3].state.as_str(), cards[3].level),
+            ("3", Level::Warn)
+        );
+    }
+
     #[test]
     fn resend_waits_out_the_countdown() {
         let (mut m, t) = connected("smart_teller");

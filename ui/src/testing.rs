@@ -256,22 +256,7 @@ impl UiDriver {
     /// Every accessible label and value on screen, for "no personal data
     /// left" checks.
     pub fn all_text(&self) -> String {
-        let mut out = String::new();
-        self.window
-            .root_element()
-            .query_descendants()
-            .find_all()
-            .iter()
-            .for_each(|e| {
-                for s in [e.accessible_label(), e.accessible_value()]
-                    .into_iter()
-                    .flatten()
-                {
-                    out.push_str(s.as_str());
-                    out.push('\n');
-                }
-            });
-        out
+        all_text(&self.window)
     }
 
     /// Controls (buttons) smaller than `min` logical pixels either way.
@@ -321,6 +306,51 @@ impl UiDriver {
 /// Slint's testing backend on this thread (no event loop), once.
 pub fn init() {
     BACKEND.with(|()| {});
+}
+
+/// Whether `window` is laid out in portrait.
+pub fn portrait(window: &AppWindow) -> bool {
+    window.global::<Ui>().get_portrait()
+}
+
+/// The letter or digit keys shown, row by row.
+pub fn key_rows(window: &AppWindow) -> Vec<String> {
+    use slint::Model;
+    window
+        .global::<Ui>()
+        .get_kb_rows()
+        .iter()
+        .map(|row| row.keys.iter().map(|k| k.to_string()).collect())
+        .collect()
+}
+
+/// Resize `window` as a turned or replaced panel would, and let the
+/// controller see it.
+pub fn resize(window: &AppWindow, controller: &Rc<RefCell<Controller>>, width: f32, height: f32) {
+    window
+        .window()
+        .set_size(slint::LogicalSize::new(width, height));
+    controller.borrow_mut().resized();
+}
+
+/// Every accessible label and value of `window`, one a line.
+pub fn all_text(window: &AppWindow) -> String {
+    let mut out = String::new();
+    window
+        .root_element()
+        .query_descendants()
+        .find_all()
+        .iter()
+        .for_each(|e| {
+            for s in [e.accessible_label(), e.accessible_value()]
+                .into_iter()
+                .flatten()
+            {
+                out.push_str(s.as_str());
+                out.push('\n');
+            }
+        });
+    out
 }
 
 /// Buttons of `window` smaller than `min` logical pixels either way (the

@@ -347,6 +347,28 @@ impl Clip {
 mod tests {
     use super::*;
 
+    /// The header's clock is the branch's time (kioskd's time zone), in
+    /// the screen's language.
+    #[test]
+    fn the_clock_shows_the_branchs_time_in_the_screens_language() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-02-10T02:30:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            clock(at, "Asia/Shanghai", Lang::Zh),
+            ("10:30".to_string(), "2月10日 星期二".to_string())
+        );
+        assert_eq!(
+            clock(at, "Europe/London", Lang::En),
+            ("02:30".to_string(), "Tue 10 Feb".to_string())
+        );
+        // The day turns over in the branch's zone, not in UTC.
+        let late = chrono::DateTime::parse_from_rfc3339("2026-02-10T17:05:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(clock(late, "Asia/Shanghai", Lang::En).1, "Wed 11 Feb");
+    }
+
     #[test]
     fn every_clip_has_a_unique_id_and_both_languages() {
         let mut ids = std::collections::HashSet::new();

@@ -6,17 +6,22 @@
 //! The screens are reached by [`kiosk_ui::tour`] (synthetic, masked
 //! data; no daemon). Each is also checked before it is written: every
 //! button inside the window and at least a touch target large.
+//!
+//! `--check`: render nothing; walk every panel the screens must fit
+//! (`tour::CHECKED_PANELS`) and list what does not fit.
 
 use std::path::{Path, PathBuf};
 
 use i_slint_backend_testing::{TestingBackend, TestingBackendOptions};
 use kiosk_ui::AppWindow;
-use kiosk_ui::tour::{self, SCREENSHOT_PANELS};
+use kiosk_ui::tour::{self, CHECKED_PANELS, SCREENSHOT_PANELS};
 use slint::ComponentHandle;
 
 fn main() -> anyhow::Result<()> {
+    let check_only = std::env::args().any(|a| a == "--check");
     let out: PathBuf = std::env::args()
-        .nth(1)
+        .skip(1)
+        .find(|a| a != "--check")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("docs/screens"));
     std::fs::create_dir_all(&out)?;
@@ -26,6 +31,9 @@ fn main() -> anyhow::Result<()> {
         renderer_name: Some("software".into()),
     })))
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if check_only {
+        return check();
+    }
     let mut count = 0;
     for panel in SCREENSHOT_PANELS {
         for en in [false, true] {
@@ -56,6 +64,42 @@ fn main() -> anyhow::Result<()> {
         }
     }
     println!("wrote {count} screens to {}", out.display());
+    Ok(())
+}
+
+/// Every screen on every panel it must fit: what does not fit, listed.
+fn check() -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for panel in CHECKED_PANELS {
+        for en in [false, true] {
+            for elderly in [false, true] {
+                let (window, controller) = tour::ui(panel, elderly);
+                let mut shot = |name: &str| -> anyhow::Result<()> {
+                    for p in kiosk_ui::testing::layout_problems(&window) {
+                        problems.push(format!(
+                            "{}{name} ({}, {}x{} at {} dpi): {p}",
+                            if elderly { "elderly-" } else { "" },
+                            if en { "en" } else { "zh" },
+                            panel.width,
+                            panel.height,
+                            panel.dpi
+                        ));
+                    }
+                    Ok(())
+                };
+                if elderly {
+                    tour::elderly(&controller, en, &mut shot)?;
+                } else {
+                    tour::standard(&controller, en, &mut shot)?;
+                }
+            }
+        }
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    anyhow::ensure!(problems.is_empty(), "{} problems", problems.len());
+    println!("every screen fits every panel");
     Ok(())
 }
 
