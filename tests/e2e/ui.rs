@@ -838,8 +838,11 @@ fn ui_every_screen_fits_every_panel() {
                 walked.unwrap_or_else(|e| panic!("{e:#}"));
                 assert!(screens >= 16, "{screens} screens");
                 assert!(header.contains("某某银行 西城支行"), "{header}");
-                // 02:30 UTC is 10:30 in the branch's time zone.
-                assert!(header.contains("10:30"), "{header}");
+                // 02:30 UTC is 10:30 in the branch's time zone; the clock
+                // gives way to the large buttons on an 800 px wide screen.
+                if !(elderly && panel.width < 1000.0) {
+                    assert!(header.contains("10:30"), "{header}");
+                }
             }
         }
     }

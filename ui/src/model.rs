@@ -348,7 +348,7 @@ impl Level {
 /// One card of the technician's status board: a device, the sync
 /// backlog, the disk, the kiosk's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusCard {
+pub struct BoardCard {
     /// The picture: `reader`, `printer`, `sync`, `disk` or `info`.
     pub icon: &'static str,
     pub title: String,
@@ -404,7 +404,7 @@ pub struct View {
     pub can_retry: bool,
     pub pin_dots: String,
     /// The technician's status board.
-    pub tech_cards: Vec<StatusCard>,
+    pub tech_cards: Vec<BoardCard>,
     pub tech_report: String,
 }
 
@@ -1214,9 +1214,9 @@ fn status_board(
     sync: Option<&SyncStatusInfo>,
     app_version: &str,
     lang: Lang,
-) -> Vec<StatusCard> {
+) -> Vec<BoardCard> {
     use kiosk_proto::DeviceState;
-    let mut cards: Vec<StatusCard> = status
+    let mut cards: Vec<BoardCard> = status
         .devices
         .iter()
         .map(|d| {
@@ -1241,7 +1241,7 @@ fn status_board(
                 DeviceState::Starting | DeviceState::Busy => Level::Warn,
                 _ => Level::Fault,
             };
-            StatusCard {
+            BoardCard {
                 icon: match d.kind.as_str() {
                     "id_reader" => "reader",
                     "printer" => "printer",
@@ -1255,7 +1255,7 @@ fn status_board(
         })
         .collect();
     let backlog = sync.map(|s| s.backlog).or(status.sync_backlog);
-    let mut sync_card = StatusCard {
+    let mut sync_card = BoardCard {
         icon: "sync",
         title: lang
             .pick("待同步变更", "Changes waiting for the bank")
@@ -1297,7 +1297,7 @@ fn status_board(
     if let (Some(free), Some(total)) = (status.disk_free_bytes, status.disk_total_bytes) {
         let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
         let share = free as f64 / total.max(1) as f64;
-        cards.push(StatusCard {
+        cards.push(BoardCard {
             icon: "disk",
             title: lang.pick("存储空间", "Disk").into(),
             state: format!("{:.1} GiB {}", gib(free), lang.pick("可用", "free")),
@@ -1316,7 +1316,7 @@ fn status_board(
             },
         });
     }
-    cards.push(StatusCard {
+    cards.push(BoardCard {
         icon: "info",
         title: lang.pick("本机", "This kiosk").into(),
         state: status.kiosk_id.clone(),
@@ -1330,7 +1330,7 @@ fn status_board(
         ),
         level: Level::Info,
     });
-    cards.push(StatusCard {
+    cards.push(BoardCard {
         icon: "info",
         title: lang.pick("版本", "Versions").into(),
         state: format!("kiosk-ui {app_version}"),
