@@ -409,6 +409,8 @@ mod tests {
                 sync_backlog: None,
                 disk_free_bytes: Some(10),
                 disk_total_bytes: Some(100),
+                branch_name: "Test branch".into(),
+                timezone: "Asia/Shanghai".into(),
             },
             sync: None,
             store_ok: true,

@@ -122,6 +122,8 @@ impl Services {
             daemon_version: env!("CARGO_PKG_VERSION").to_string(),
             kiosk_id: self.config.kiosk.id.clone(),
             branch_id: self.config.kiosk.branch_id.clone(),
+            branch_name: self.config.kiosk.branch_name.clone(),
+            timezone: self.config.branch_timezone().name().to_string(),
             profile: self.config.kiosk.profile.as_str().to_string(),
             uptime_s: self.started.elapsed().as_secs(),
             devices,

@@ -124,6 +124,8 @@ mod tests {
             sync_backlog: backlog,
             disk_free_bytes: None,
             disk_total_bytes: None,
+            branch_name: "Test branch".into(),
+            timezone: "Asia/Shanghai".into(),
         }
     }
 

@@ -940,6 +940,13 @@ pub struct StatusInfo {
     pub daemon_version: String,
     pub kiosk_id: String,
     pub branch_id: String,
+    /// `[kiosk] branch_name`: the touchscreen's header shows it.
+    #[serde(default)]
+    pub branch_name: String,
+    /// The branch's time zone (IANA name, `Asia/Shanghai`): the clock in
+    /// the touchscreen's header is the branch's.
+    #[serde(default)]
+    pub timezone: String,
     pub profile: String,
     pub uptime_s: u64,
     pub devices: Vec<DeviceInfo>,

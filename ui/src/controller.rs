@@ -11,7 +11,7 @@ use crate::keyboard::{Engines, Mode, Point};
 use crate::model::{Action, Command, Field, Input, Model, Timing, View};
 use crate::texts::Lang;
 use crate::voice::{Voice, VoiceSettings};
-use crate::{AppWindow, Device, KeyRow, Service, Texts, Ui};
+use crate::{AppWindow, KeyRow, Service, StatusCard, Texts, Ui};
 
 /// How the screen is set up.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ pub struct Controller {
     window: AppWindow,
     commands: UnboundedSender<Command>,
     services: Rc<VecModel<Service>>,
-    devices: Rc<VecModel<Device>>,
+    cards: Rc<VecModel<StatusCard>>,
     candidates: Rc<VecModel<slint::SharedString>>,
     key_rows: Rc<VecModel<KeyRow>>,
     portrait: bool,
@@ -73,6 +73,10 @@ pub struct Controller {
     /// Added to the clock: tests move time forward without waiting.
     clock_offset: Duration,
     ticker: slint::Timer,
+    /// The header's clock, updated every second.
+    clock: slint::Timer,
+    /// A fixed time for the header (screenshots); `None`: the real one.
+    wall_clock: Option<chrono::DateTime<chrono::Utc>>,
     voice: Voice,
 }
 
@@ -97,9 +101,9 @@ impl Controller {
         ui.set_touch(settings.touch_px());
         ui.set_portrait(settings.portrait);
         let services = Rc::new(VecModel::default());
-        let devices = Rc::new(VecModel::default());
+        let cards = Rc::new(VecModel::default());
         ui.set_services(ModelRc::from(services.clone()));
-        ui.set_devices(ModelRc::from(devices.clone()));
+        ui.set_tech_cards(ModelRc::from(cards.clone()));
         let candidates = Rc::new(VecModel::default());
         let key_rows = Rc::new(VecModel::default());
         ui.set_kb_candidates(ModelRc::from(candidates.clone()));
@@ -111,7 +115,7 @@ impl Controller {
             window: window.clone_strong(),
             commands,
             services,
-            devices,
+            cards,
             candidates,
             key_rows,
             portrait: settings.portrait,
@@ -121,10 +125,21 @@ impl Controller {
             texts: None,
             clock_offset: Duration::ZERO,
             ticker: slint::Timer::default(),
+            clock: slint::Timer::default(),
+            wall_clock: None,
             voice: Voice::start(&settings.voice),
         }));
         let weak = Rc::downgrade(&controller);
         ui.on_act(move |action, argument| {
+            // The window's size is the screen's business, not the model's.
+            if action == "resize" {
+                if let Some(c) = weak.upgrade()
+                    && let Ok(mut inner) = c.try_borrow_mut()
+                {
+                    inner.resized();
+                }
+                return;
+            }
             let Some(action) = parse_action(&action, &argument) else {
                 tracing::warn!(%action, "unknown UI action");
                 return;
@@ -138,8 +153,64 @@ impl Controller {
                 Controller::arm_ticker(&c);
             }
         });
+        controller.borrow_mut().resized();
         controller.borrow_mut().render();
+        controller.borrow_mut().show_clock();
+        let weak = Rc::downgrade(&controller);
+        controller.borrow().clock.start(
+            slint::TimerMode::Repeated,
+            Duration::from_secs(1),
+            move || {
+                if let Some(c) = weak.upgrade()
+                    && let Ok(inner) = c.try_borrow()
+                {
+                    inner.show_clock();
+                }
+            },
+        );
         controller
+    }
+
+    /// The window's size changed (or is known now): the layout follows it.
+    /// Taller than wide is portrait, whatever `Settings::portrait` asked
+    /// for (that is the window's preferred shape, and the guess before
+    /// the window has a size).
+    pub fn resized(&mut self) {
+        let window = self.window.window();
+        let size = window.size().to_logical(window.scale_factor());
+        if size.width < 1.0 || size.height < 1.0 {
+            return;
+        }
+        let portrait = size.height > size.width;
+        let ui = self.window.global::<Ui>();
+        ui.set_window_width(size.width);
+        ui.set_window_height(size.height);
+        if portrait != self.portrait {
+            self.portrait = portrait;
+            ui.set_portrait(portrait);
+            // The keys are laid out for the orientation: draw them again.
+            self.shown = None;
+            self.render();
+        }
+    }
+
+    /// Show this time in the header from now on (screenshots, tests).
+    pub fn freeze_wall_clock(&mut self, at: chrono::DateTime<chrono::Utc>) {
+        self.wall_clock = Some(at);
+        self.show_clock();
+    }
+
+    /// The header's clock: the branch's time, in the screen's language.
+    fn show_clock(&self) {
+        let now = self.wall_clock.unwrap_or_else(chrono::Utc::now);
+        let (time, date) = crate::texts::clock(now, self.model.timezone(), self.model.lang());
+        let ui = self.window.global::<Ui>();
+        if ui.get_clock() != time.as_str() {
+            ui.set_clock(time.into());
+        }
+        if ui.get_date() != date.as_str() {
+            ui.set_date(date.into());
+        }
     }
 
     pub fn window(&self) -> &AppWindow {
@@ -205,7 +276,9 @@ impl Controller {
         if self.texts != Some((lang, view.elderly)) {
             ui.set_t(Texts::get(lang, view.elderly));
             self.texts = Some((lang, view.elderly));
+            self.show_clock();
         }
+        ui.set_branch(view.branch.as_str().into());
         ui.set_screen(view.screen.into());
         ui.set_lang_en(view.lang_en);
         ui.set_elderly(view.elderly);
@@ -237,9 +310,9 @@ impl Controller {
         ui.set_countdown_s(view.countdown_s);
         ui.set_can_retry(view.can_retry);
         ui.set_pin_dots(view.pin_dots.as_str().into());
-        ui.set_tech_summary(view.tech_summary.as_str().into());
         ui.set_tech_report(view.tech_report.as_str().into());
-        ui.set_answer_dots(view.answer_dots.as_str().into());
+        ui.set_answer(view.answer.as_str().into());
+        ui.set_answer_hidden(view.answer_hidden);
         let kb = &view.keyboard;
         ui.set_kb_mode(kb.mode.into());
         ui.set_kb_shift(kb.shift);
@@ -299,19 +372,23 @@ impl Controller {
                     .collect::<Vec<_>>(),
             );
         }
-        if self.shown.as_ref().map(|v| &v.tech_devices) != Some(&view.tech_devices) {
-            self.devices.set_vec(
-                view.tech_devices
+        if self.shown.as_ref().map(|v| &v.tech_cards) != Some(&view.tech_cards) {
+            self.cards.set_vec(
+                view.tech_cards
                     .iter()
-                    .map(|d| Device {
-                        name: d.name.as_str().into(),
-                        state: d.state.as_str().into(),
-                        detail: d.detail.as_str().into(),
+                    .map(|c| StatusCard {
+                        icon: c.icon.into(),
+                        title: c.title.as_str().into(),
+                        state: c.state.as_str().into(),
+                        detail: c.detail.as_str().into(),
+                        level: c.level.as_str().into(),
                     })
                     .collect::<Vec<_>>(),
             );
         }
         self.shown = Some(view);
+        // kioskd may have named the branch's time zone just now.
+        self.show_clock();
     }
 }
 
@@ -348,6 +425,7 @@ fn parse_action(action: &str, argument: &str) -> Option<Action> {
         "ink_move" => Action::InkMove(parse_point(argument)?),
         "ink_up" => Action::InkUp,
         "clear_ink" => Action::ClearInk,
+        "hide_answer" => Action::HideAnswer,
         "resend" => Action::Resend,
         "change_number" => Action::ChangeNumber,
         "tech_corner" => Action::TechCorner,

@@ -18,6 +18,12 @@
 //!   own thread: the model says which clips ([`model::screen_clips`]),
 //!   the voice plays them through ALSA or writes them to a WAV file.
 //! - `ui/app.slint` lays the view out; it holds no state of its own.
+//!   Spacing, the content's width and the orientation follow the
+//!   window's size ([`controller::Controller::resized`]); its pictures
+//!   are the project's own SVGs (`ui/images/`).
+//! - With the `testing` feature, [`testing`] drives the UI in tests and
+//!   [`tour`] walks every screen without a daemon (screenshots, the
+//!   layout checks, `kiosk-ui-bench`).
 
 /// The Slint code generated from `ui/app.slint`.
 #[allow(missing_debug_implementations)]
@@ -35,6 +41,8 @@ pub mod rime;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod texts;
+#[cfg(feature = "testing")]
+pub mod tour;
 pub mod voice;
 pub mod zinnia;
 

@@ -29,7 +29,9 @@ struct Args {
     /// The screen's density in dots per inch (touch targets are 15 mm).
     #[arg(long, env = "KIOSK_UI_DPI", default_value_t = 96.0)]
     dpi: f32,
-    /// `landscape` or `portrait`.
+    /// `landscape` or `portrait`: the window's shape until it has a size;
+    /// then the layout follows the window (a panel turned, a fullscreen
+    /// window of another shape).
     #[arg(long, env = "KIOSK_UI_ORIENTATION", default_value = "landscape")]
     orientation: String,
     /// Seconds without a touch before the screen goes back to the start.

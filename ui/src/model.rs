@@ -207,6 +207,8 @@ pub enum Action {
     InkUp,
     /// Wipe the handwriting pad.
     ClearInk,
+    /// The answer field: dots instead of the answer, or back.
+    HideAnswer,
     Resend,
     ChangeNumber,
     TechCorner,
@@ -305,6 +307,8 @@ struct Entry {
     answer: Zeroizing<String>,
     pin: Zeroizing<String>,
     focus: Field,
+    /// The answer shows as dots (the customer asked: a crowded hall).
+    answer_hidden: bool,
 }
 
 impl std::fmt::Debug for Entry {
@@ -316,18 +320,50 @@ impl std::fmt::Debug for Entry {
     }
 }
 
-/// A one-line device summary for the technician.
+/// How a card of the technician's status board is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Level {
+    /// Nothing to say either way (versions, identity).
+    #[default]
+    Info,
+    Ok,
+    /// Works, but needs attention soon (paper near its end, a backlog).
+    Warn,
+    /// Does not work, or data is stuck (a reader gone, changes rejected).
+    Fault,
+}
+
+impl Level {
+    /// The name the `.slint` side colours by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Fault => "fault",
+        }
+    }
+}
+
+/// One card of the technician's status board: a device, the sync
+/// backlog, the disk, the kiosk's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceLine {
-    pub name: String,
+pub struct BoardCard {
+    /// The picture: `reader`, `printer`, `sync`, `disk` or `info`.
+    pub icon: &'static str,
+    pub title: String,
+    /// The headline value (a device's state, the backlog's size).
     pub state: String,
     pub detail: String,
+    pub level: Level,
 }
 
 /// The screen, as data.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct View {
     pub screen: &'static str,
+    /// The branch's name (`[kiosk] branch_name`), for the header.
+    pub branch: String,
     pub lang_en: bool,
     /// Rule A2: larger text and targets, fewer things, plain words.
     pub elderly: bool,
@@ -350,8 +386,10 @@ pub struct View {
     pub first: String,
     pub second: String,
     pub focus_second: bool,
-    /// The answer, as dots.
-    pub answer_dots: String,
+    /// The answer as typed, so the customer sees which characters the
+    /// candidates put there; dots while `answer_hidden`.
+    pub answer: String,
+    pub answer_hidden: bool,
     /// The text keyboard (the answer's screen only).
     pub keyboard: KeyboardView,
     pub code: String,
@@ -365,8 +403,8 @@ pub struct View {
     pub countdown_s: i32,
     pub can_retry: bool,
     pub pin_dots: String,
-    pub tech_devices: Vec<DeviceLine>,
-    pub tech_summary: String,
+    /// The technician's status board.
+    pub tech_cards: Vec<BoardCard>,
     pub tech_report: String,
 }
 
@@ -381,6 +419,9 @@ pub struct Model {
     timing: Timing,
     connected: bool,
     profile: Profile,
+    /// The branch's name and time zone, from kioskd's `status`.
+    branch_name: String,
+    timezone: String,
     services: Vec<QueueServiceInfo>,
     screen: Screen,
     /// The session shown, as kioskd last described it.
@@ -432,6 +473,8 @@ impl Model {
             timing,
             connected: false,
             profile: Profile::SmartTeller,
+            branch_name: String::new(),
+            timezone: String::new(),
             services: Vec::new(),
             screen: Screen::Unavailable,
             session: None,
@@ -491,6 +534,11 @@ impl Model {
         self.lang
     }
 
+    /// The branch's time zone (IANA name) kioskd gave; empty before.
+    pub fn timezone(&self) -> &str {
+        &self.timezone
+    }
+
     /// Voice guidance (rule A3) to say now, in [`Model::lang`], if the
     /// screen, its language or the idle warning changed since the last
     /// call. An empty list cuts off what is still playing (the screen it
@@ -542,6 +590,8 @@ impl Model {
                     _ => Profile::SmartTeller,
                 };
                 self.services = services;
+                self.branch_name = status.branch_name.clone();
+                self.timezone = status.timezone.clone();
                 self.tech_status = None;
                 if self.screen == Screen::Unavailable {
                     self.go(Screen::Attract);
@@ -799,6 +849,7 @@ impl Model {
             Action::InkMove(at) => self.keyboard.ink_move(at),
             Action::InkUp => self.keyboard.ink_up(&mut self.engines),
             Action::ClearInk => self.keyboard.clear_ink(),
+            Action::HideAnswer => self.entry.answer_hidden = !self.entry.answer_hidden,
             Action::Submit => self.submit(out),
             Action::Resend => {
                 if self.screen == Screen::Code && self.resend_in_s() == 0 {
@@ -1056,6 +1107,7 @@ impl Model {
         let lang = self.lang;
         let mut v = View {
             screen: self.screen.as_str(),
+            branch: self.branch_name.clone(),
             lang_en: lang == Lang::En,
             // The technician's screens stay dense: the mode is the customer's.
             elderly: self.elderly && !matches!(self.screen, Screen::TechPin | Screen::Technician),
@@ -1124,7 +1176,12 @@ impl Model {
         v.second = self.entry.second.to_string();
         v.focus_second = self.entry.focus == Field::Second;
         v.code = self.entry.code.to_string();
-        v.answer_dots = "●".repeat(self.entry.answer.chars().count());
+        v.answer_hidden = self.entry.answer_hidden;
+        v.answer = if self.entry.answer_hidden {
+            "●".repeat(self.entry.answer.chars().count())
+        } else {
+            self.entry.answer.to_string()
+        };
         if self.screen == Screen::Question {
             v.keyboard = self.keyboard.view(&self.engines);
         }
@@ -1143,53 +1200,144 @@ impl Model {
             v.message = self.pin_message.clone();
         }
         if let Some((status, sync)) = &self.tech_status {
-            v.tech_devices = status
-                .devices
-                .iter()
-                .map(|d| DeviceLine {
-                    name: format!("{} ({})", d.name, d.kind),
-                    state: d.state.to_string(),
-                    detail: [
-                        d.sam_id.as_ref().map(|s| format!("SAM {s}")),
-                        d.detail.clone(),
-                        d.last_error.as_ref().map(|e| format!("last error: {e}")),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" · "),
-                })
-                .collect();
-            let backlog = sync
-                .as_ref()
-                .map(|s| {
-                    let mut line = format!("{}", s.backlog);
-                    if let Some(age) = s.oldest_pending_age_s {
-                        line.push_str(&format!(" (oldest {age} s)"));
-                    }
-                    if s.rejected > 0 {
-                        line.push_str(&format!(" · rejected {}", s.rejected));
-                    }
-                    if let Some(e) = &s.last_error {
-                        line.push_str(&format!(" · last error: {e}"));
-                    }
-                    line
-                })
-                .or(status.sync_backlog.map(|b| b.to_string()))
-                .unwrap_or_else(|| "-".into());
-            v.tech_summary = format!(
-                "{}: {backlog}\n{}: kiosk-ui {} · kioskd {} · {} · {}",
-                lang.pick("待同步变更", "Changes waiting for the bank"),
-                lang.pick("版本", "Versions"),
-                self.app_version,
-                status.daemon_version,
-                status.kiosk_id,
-                status.profile,
-            );
+            v.tech_cards = status_board(status, sync.as_ref(), self.app_version, lang);
         }
         v.tech_report = self.tech_report.clone();
         v
     }
+}
+
+/// The technician's status board: one card per device, then the sync
+/// backlog, the disk and the kiosk itself, each coloured by how it is.
+fn status_board(
+    status: &StatusInfo,
+    sync: Option<&SyncStatusInfo>,
+    app_version: &str,
+    lang: Lang,
+) -> Vec<BoardCard> {
+    use kiosk_proto::DeviceState;
+    let mut cards: Vec<BoardCard> = status
+        .devices
+        .iter()
+        .map(|d| {
+            let detail = [
+                d.sam_id.as_ref().map(|s| format!("SAM {s}")),
+                d.detail.clone(),
+                d.last_error
+                    .as_ref()
+                    .map(|e| format!("{}: {e}", lang.pick("上次故障", "last error"))),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" · ");
+            // A printer that prints but warns (paper near its end) says so
+            // in its detail (docs/local-api.md).
+            let level = match d.state {
+                DeviceState::Online if d.detail.as_deref().is_some_and(|x| x.contains("near")) => {
+                    Level::Warn
+                }
+                DeviceState::Online => Level::Ok,
+                DeviceState::Starting | DeviceState::Busy => Level::Warn,
+                _ => Level::Fault,
+            };
+            BoardCard {
+                icon: match d.kind.as_str() {
+                    "id_reader" => "reader",
+                    "printer" => "printer",
+                    _ => "info",
+                },
+                title: format!("{} ({})", d.name, d.kind),
+                state: d.state.to_string(),
+                detail,
+                level,
+            }
+        })
+        .collect();
+    let backlog = sync.map(|s| s.backlog).or(status.sync_backlog);
+    let mut sync_card = BoardCard {
+        icon: "sync",
+        title: lang
+            .pick("待同步变更", "Changes waiting for the bank")
+            .into(),
+        state: backlog.map_or_else(|| "-".into(), |b| b.to_string()),
+        detail: String::new(),
+        level: match backlog {
+            Some(0) => Level::Ok,
+            Some(_) => Level::Warn,
+            None => Level::Info,
+        },
+    };
+    if let Some(s) = sync {
+        let mut detail = Vec::new();
+        if let Some(age) = s.oldest_pending_age_s {
+            detail.push(format!("{} {age} s", lang.pick("最早一笔已等", "oldest")));
+        }
+        detail.push(format!(
+            "{} {}",
+            lang.pick("已送达", "delivered"),
+            s.delivered
+        ));
+        if s.rejected > 0 {
+            detail.push(format!("{} {}", lang.pick("被拒", "rejected"), s.rejected));
+        }
+        if s.core_reachable == Some(false) {
+            detail.push(lang.pick("核心系统不可达", "core bank unreachable").into());
+        }
+        if let Some(e) = &s.last_error {
+            detail.push(format!("{}: {e}", lang.pick("上次错误", "last error")));
+        }
+        // Rejected changes need a person; a backlog only needs time.
+        if s.rejected > 0 {
+            sync_card.level = Level::Fault;
+        }
+        sync_card.detail = detail.join(" · ");
+    }
+    cards.push(sync_card);
+    if let (Some(free), Some(total)) = (status.disk_free_bytes, status.disk_total_bytes) {
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        let share = free as f64 / total.max(1) as f64;
+        cards.push(BoardCard {
+            icon: "disk",
+            title: lang.pick("存储空间", "Disk").into(),
+            state: format!("{:.1} GiB {}", gib(free), lang.pick("可用", "free")),
+            detail: format!(
+                "{} {:.1} GiB · {:.0}%",
+                lang.pick("共", "of"),
+                gib(total),
+                share * 100.0
+            ),
+            level: if share < 0.05 {
+                Level::Fault
+            } else if share < 0.15 {
+                Level::Warn
+            } else {
+                Level::Ok
+            },
+        });
+    }
+    cards.push(BoardCard {
+        icon: "info",
+        title: lang.pick("本机", "This kiosk").into(),
+        state: status.kiosk_id.clone(),
+        detail: format!(
+            "{} · {} {} · {} {} s",
+            status.profile,
+            lang.pick("网点", "branch"),
+            status.branch_id,
+            lang.pick("运行", "up"),
+            status.uptime_s
+        ),
+        level: Level::Info,
+    });
+    cards.push(BoardCard {
+        icon: "info",
+        title: lang.pick("版本", "Versions").into(),
+        state: format!("kiosk-ui {app_version}"),
+        detail: format!("kioskd {}", status.daemon_version),
+        level: Level::Info,
+    });
+    cards
 }
 
 fn validity(from: &str, until: &str, lang: Lang) -> String {
@@ -1238,6 +1386,8 @@ mod tests {
             daemon_version: "0.1.0".into(),
             kiosk_id: "K1".into(),
             branch_id: "0101".into(),
+            branch_name: "西城支行".into(),
+            timezone: "Asia/Shanghai".into(),
             profile: profile.into(),
             uptime_s: 1,
             devices: vec![],
@@ -1416,7 +1566,7 @@ mod tests {
         act(&mut m, Action::KeyboardMode(Mode::Digits), t);
         assert_eq!(m.view().keyboard.mode, "digits");
         act(&mut m, Action::Key('1'), t);
-        assert_eq!(m.view().answer_dots, "●".repeat(8));
+        assert_eq!(m.view().answer, "Lincoln1");
         // `{:?}` (what a log line would print) shows none of it.
         assert!(!format!("{m:?}").contains("incoln"), "{m:?}");
         act(&mut m, Action::Delete, t);
@@ -1443,8 +1593,108 @@ mod tests {
             )))),
             t,
         );
-        assert_eq!(m.view().answer_dots, "");
+        assert_eq!(m.view().answer, "");
         assert_eq!(m.view().keyboard, KeyboardView::default());
+    }
+
+    /// The customer sees the answer as typed: the characters a pinyin or
+    /// handwriting candidate put in the field are checked before "OK"
+    /// (dots hid which of 实验 and 试验 was picked). "Hide" turns it into
+    /// dots for a crowded hall; the next question starts shown again.
+    #[test]
+    fn the_answer_shows_as_typed_and_can_be_hidden() {
+        let (mut m, t) = connected("smart_teller");
+        let question = serde_json::json!({"kind": "question", "question": "My first school?"});
+        let ask = |m: &mut Model| {
+            m.handle(
+                Input::Event(Box::new(Event::Session(session(
+                    "awaiting_answer",
+                    question.clone(),
+                )))),
+                t,
+            )
+        };
+        ask(&mut m);
+        for c in "li".chars() {
+            act(&mut m, Action::Key(c), t);
+        }
+        assert_eq!(m.view().answer, "li");
+        act(&mut m, Action::HideAnswer, t);
+        assert!(m.view().answer_hidden);
+        assert_eq!(m.view().answer, "●●");
+        act(&mut m, Action::Key('n'), t);
+        assert_eq!(m.view().answer, "●●●");
+        act(&mut m, Action::HideAnswer, t);
+        assert_eq!(m.view().answer, "lin");
+        act(&mut m, Action::HideAnswer, t);
+        // A wrong answer brings the question back: empty and shown.
+        act(&mut m, Action::Submit, t);
+        ask(&mut m);
+        act(&mut m, Action::Key('x'), t);
+        assert!(!m.view().answer_hidden);
+        assert_eq!(m.view().answer, "x");
+    }
+
+    /// The technician's status board: a card per device, the sync
+    /// backlog, the disk and the kiosk, each coloured by how it is.
+    #[test]
+    fn the_status_board_colours_each_card_by_its_state() {
+        use kiosk_proto::{DeviceInfo, DeviceState};
+        let device = |name: &str, kind: &str, state, detail: Option<&str>| DeviceInfo {
+            name: name.into(),
+            kind: kind.into(),
+            state,
+            detail: detail.map(Into::into),
+            last_error: None,
+            sam_id: None,
+        };
+        let mut s = status("smart_teller");
+        s.devices = vec![
+            device("desk", "id_reader", DeviceState::Online, None),
+            device(
+                "slips",
+                "printer",
+                DeviceState::Online,
+                Some("paper_near_end: roll"),
+            ),
+            device("ticket", "printer", DeviceState::Offline, Some("paper out")),
+        ];
+        s.disk_free_bytes = Some(1 << 30);
+        s.disk_total_bytes = Some(32 << 30);
+        let sync = SyncStatusInfo {
+            backlog: 3,
+            oldest_pending_age_s: Some(40),
+            rejected: 1,
+            delivered: 9,
+            last_error: None,
+            last_delivery_at_ms: None,
+            core_reachable: Some(true),
+            clock_skew_ms: None,
+        };
+        let cards = status_board(&s, Some(&sync), "0.1.0", Lang::En);
+        let level = |title: &str| {
+            cards
+                .iter()
+                .find(|c| c.title == title)
+                .unwrap_or_else(|| panic!("no card {title}: {cards:?}"))
+                .level
+        };
+        assert_eq!(level("desk (id_reader)"), Level::Ok);
+        assert_eq!(level("slips (printer)"), Level::Warn);
+        assert_eq!(level("ticket (printer)"), Level::Fault);
+        // A rejected change needs a person.
+        assert_eq!(level("Changes waiting for the bank"), Level::Fault);
+        // 1 GiB of 32 left.
+        assert_eq!(level("Disk"), Level::Fault);
+        assert_eq!(level("This kiosk"), Level::Info);
+        let mut fine = sync.clone();
+        fine.rejected = 0;
+        let cards = status_board(&s, Some(&fine), "0.1.0", Lang::Zh);
+        assert_eq!(cards[3].title, "待同步变更");
+        assert_eq!(
+            (cards[3].state.as_str(), cards[3].level),
+            ("3", Level::Warn)
+        );
     }
 
     #[test]

@@ -256,45 +256,12 @@ impl UiDriver {
     /// Every accessible label and value on screen, for "no personal data
     /// left" checks.
     pub fn all_text(&self) -> String {
-        let mut out = String::new();
-        self.window
-            .root_element()
-            .query_descendants()
-            .find_all()
-            .iter()
-            .for_each(|e| {
-                for s in [e.accessible_label(), e.accessible_value()]
-                    .into_iter()
-                    .flatten()
-                {
-                    out.push_str(s.as_str());
-                    out.push('\n');
-                }
-            });
-        out
+        all_text(&self.window)
     }
 
     /// Controls (buttons) smaller than `min` logical pixels either way.
     pub fn small_buttons(&self, min: f32) -> Vec<String> {
-        self.window
-            .root_element()
-            .query_descendants()
-            .match_accessible_role(AccessibleRole::Button)
-            .find_all()
-            .iter()
-            .filter(|e| e.accessible_label().as_deref() != Some("technician"))
-            .filter_map(|e| {
-                let size = e.size();
-                (size.width + 0.5 < min || size.height + 0.5 < min).then(|| {
-                    format!(
-                        "{:?} {}x{}",
-                        e.accessible_label().unwrap_or_default(),
-                        size.width,
-                        size.height
-                    )
-                })
-            })
-            .collect()
+        small_buttons(&self.window, min)
     }
 
     /// The height of the shortest element labelled `label` on screen, in
@@ -327,40 +294,135 @@ impl UiDriver {
     /// Buttons that do not fit inside the window (a layout too large for
     /// the screen pushes them off its edge).
     pub fn buttons_off_screen(&self) -> Vec<String> {
-        let window = self
-            .window
-            .window()
-            .size()
-            .to_logical(self.window.window().scale_factor());
-        self.window
-            .root_element()
-            .query_descendants()
-            .match_accessible_role(AccessibleRole::Button)
-            .find_all()
-            .iter()
-            .filter_map(|e| {
-                let at = e.absolute_position();
-                let size = e.size();
-                let outside = at.x < -0.5
-                    || at.y < -0.5
-                    || at.x + size.width > window.width + 0.5
-                    || at.y + size.height > window.height + 0.5;
-                outside.then(|| {
-                    format!(
-                        "{:?} at {},{} {}x{}",
-                        e.accessible_label().unwrap_or_default(),
-                        at.x,
-                        at.y,
-                        size.width,
-                        size.height
-                    )
-                })
-            })
-            .collect()
+        buttons_off_screen(&self.window)
     }
 
     /// Move the UI's clock forward (idle countdowns) without waiting.
     pub fn advance_clock(&self, by: Duration) {
         self.controller.borrow_mut().advance_clock(by);
     }
+}
+
+/// Slint's testing backend on this thread (no event loop), once.
+pub fn init() {
+    BACKEND.with(|()| {});
+}
+
+/// Whether `window` is laid out in portrait.
+pub fn portrait(window: &AppWindow) -> bool {
+    window.global::<Ui>().get_portrait()
+}
+
+/// The letter or digit keys shown, row by row.
+pub fn key_rows(window: &AppWindow) -> Vec<String> {
+    use slint::Model;
+    window
+        .global::<Ui>()
+        .get_kb_rows()
+        .iter()
+        .map(|row| row.keys.iter().map(|k| k.to_string()).collect())
+        .collect()
+}
+
+/// Resize `window` as a turned or replaced panel would, and let the
+/// controller see it.
+pub fn resize(window: &AppWindow, controller: &Rc<RefCell<Controller>>, width: f32, height: f32) {
+    window
+        .window()
+        .set_size(slint::LogicalSize::new(width, height));
+    controller.borrow_mut().resized();
+}
+
+/// Every accessible label and value of `window`, one a line.
+pub fn all_text(window: &AppWindow) -> String {
+    let mut out = String::new();
+    window
+        .root_element()
+        .query_descendants()
+        .find_all()
+        .iter()
+        .for_each(|e| {
+            for s in [e.accessible_label(), e.accessible_value()]
+                .into_iter()
+                .flatten()
+            {
+                out.push_str(s.as_str());
+                out.push('\n');
+            }
+        });
+    out
+}
+
+/// Buttons of `window` smaller than `min` logical pixels either way (the
+/// hidden technician corner aside).
+pub fn small_buttons(window: &AppWindow, min: f32) -> Vec<String> {
+    window
+        .root_element()
+        .query_descendants()
+        .match_accessible_role(AccessibleRole::Button)
+        .find_all()
+        .iter()
+        .filter(|e| e.accessible_label().as_deref() != Some("technician"))
+        .filter_map(|e| {
+            let size = e.size();
+            (size.width + 0.5 < min || size.height + 0.5 < min).then(|| {
+                format!(
+                    "{:?} {}x{}",
+                    e.accessible_label().unwrap_or_default(),
+                    size.width,
+                    size.height
+                )
+            })
+        })
+        .collect()
+}
+
+/// Buttons of `window` that do not fit inside it.
+pub fn buttons_off_screen(window: &AppWindow) -> Vec<String> {
+    let size = window
+        .window()
+        .size()
+        .to_logical(window.window().scale_factor());
+    window
+        .root_element()
+        .query_descendants()
+        .match_accessible_role(AccessibleRole::Button)
+        .find_all()
+        .iter()
+        .filter_map(|e| {
+            let at = e.absolute_position();
+            let b = e.size();
+            let outside = at.x < -0.5
+                || at.y < -0.5
+                || at.x + b.width > size.width + 0.5
+                || at.y + b.height > size.height + 0.5;
+            outside.then(|| {
+                format!(
+                    "{:?} at {},{} {}x{}",
+                    e.accessible_label().unwrap_or_default(),
+                    at.x,
+                    at.y,
+                    b.width,
+                    b.height
+                )
+            })
+        })
+        .collect()
+}
+
+/// What is wrong with the screen shown: buttons off the window, or
+/// smaller than its touch target (`Ui.touch`: 1.5 times larger in the
+/// elderly-friendly mode).
+pub fn layout_problems(window: &AppWindow) -> Vec<String> {
+    let touch = window.global::<Ui>().get_touch();
+    let mut problems: Vec<String> = buttons_off_screen(window)
+        .into_iter()
+        .map(|b| format!("off the screen: {b}"))
+        .collect();
+    problems.extend(
+        small_buttons(window, touch)
+            .into_iter()
+            .map(|b| format!("smaller than {touch} px: {b}")),
+    );
+    problems
 }

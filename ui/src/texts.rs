@@ -41,6 +41,38 @@ impl Lang {
     }
 }
 
+/// The header's clock at `now` in the branch's time zone `tz` (an IANA
+/// name; the machine's own zone when kioskd has not said or the name is
+/// unknown): the time (`14:05`) and the date (`12月5日 星期六`, `Sat 5 Dec`).
+pub fn clock(now: chrono::DateTime<chrono::Utc>, tz: &str, lang: Lang) -> (String, String) {
+    use chrono::{Datelike, Timelike};
+    let local = match tz.parse::<chrono_tz::Tz>() {
+        Ok(tz) => now.with_timezone(&tz).naive_local(),
+        Err(_) => now.with_timezone(&chrono::Local).naive_local(),
+    };
+    let time = format!("{:02}:{:02}", local.hour(), local.minute());
+    let weekday = local.weekday().num_days_from_monday() as usize;
+    let date = match lang {
+        Lang::Zh => {
+            const DAYS: [&str; 7] = ["一", "二", "三", "四", "五", "六", "日"];
+            format!("{}月{}日 星期{}", local.month(), local.day(), DAYS[weekday])
+        }
+        Lang::En => {
+            const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+            const MONTHS: [&str; 12] = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
+            format!(
+                "{} {} {}",
+                DAYS[weekday],
+                local.day(),
+                MONTHS[local.month0() as usize]
+            )
+        }
+    };
+    (time, date)
+}
+
 macro_rules! catalog {
     ($($field:ident: $zh:literal, $en:literal;)*) => {
         impl Texts {
@@ -118,6 +150,10 @@ catalog! {
     menu_id_update: "更新身份证有效期", "Update ID card validity";
     menu_phone: "变更手机号码", "Change mobile number";
     menu_queue: "取号排队", "Take a queue number";
+    menu_id_update_hint: "换了新身份证？在这里更新银行登记的有效期", "Got a new ID card? Bring the bank's record up to date";
+    menu_phone_hint: "回答私密问题，再用短信验证码确认", "Answer your security question, then confirm with a text message";
+    menu_queue_hint: "领取柜台排队号票", "Get a ticket for the counter";
+    card_picture: "身份证放置位置", "Where to place your ID card";
     queue_title: "请选择业务类型取号", "Choose a service to take a number";
     queue_swipe_hint: "刷身份证取号，新证件的有效期将自动更新", "Swipe your ID card when you take a number: a newer card's validity is updated for you";
     queue_card_read: "已读取证件", "Card read";
@@ -137,6 +173,8 @@ catalog! {
     back: "返回", "Back";
     question_title: "请回答私密问题", "Answer your security question";
     answer_label: "答案", "Answer";
+    hide_answer: "隐藏", "Hide";
+    show_answer: "显示", "Show";
     new_number_title: "请输入新手机号码", "Enter your new mobile number";
     first_number_label: "新号码", "New number";
     second_number_label: "再次输入新号码", "New number again";
@@ -308,6 +346,28 @@ impl Clip {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The header's clock is the branch's time (kioskd's time zone), in
+    /// the screen's language.
+    #[test]
+    fn the_clock_shows_the_branchs_time_in_the_screens_language() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-02-10T02:30:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            clock(at, "Asia/Shanghai", Lang::Zh),
+            ("10:30".to_string(), "2月10日 星期二".to_string())
+        );
+        assert_eq!(
+            clock(at, "Europe/London", Lang::En),
+            ("02:30".to_string(), "Tue 10 Feb".to_string())
+        );
+        // The day turns over in the branch's zone, not in UTC.
+        let late = chrono::DateTime::parse_from_rfc3339("2026-02-10T17:05:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(clock(late, "Asia/Shanghai", Lang::En).1, "Wed 11 Feb");
+    }
 
     #[test]
     fn every_clip_has_a_unique_id_and_both_languages() {

@@ -102,7 +102,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     if want("ui") {
         let ui = crate::bench_ui::measure()?;
-        parts.push(("## Touchscreen UI", crate::bench_ui::report(&ui)));
+        parts.push((crate::bench_ui::HEADING, crate::bench_ui::report(&ui)));
     }
     let path = root().join("docs/BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
@@ -482,4 +482,28 @@ fn idle_report(pcsc: &Idle, sam: &Idle) -> String {
          the RSS goal is under 20 MB."
     );
     s
+}
+
+#[cfg(test)]
+mod splice_tests {
+    use super::splice;
+
+    #[test]
+    fn a_run_of_some_sections_rewrites_only_theirs() {
+        let doc = "# Benchmarks\n\nold header\n\n## Queue\n\nq\n\n## Touchscreen UI (kiosk-ui)\n\nold\n\n## Later\n\nl\n";
+        let new = splice(
+            doc,
+            "# Benchmarks\n\nnew header",
+            &[(
+                "## Touchscreen UI (kiosk-ui)",
+                "## Touchscreen UI (kiosk-ui)\n\nnew".to_string(),
+            )],
+        );
+        assert_eq!(
+            new,
+            "# Benchmarks\n\nnew header\n\n## Queue\n\nq\n\n## Touchscreen UI (kiosk-ui)\n\nnew\n\n## Later\n\nl\n"
+        );
+        let appended = splice("# B\n", "# B", &[("## New", "## New\n\nx".to_string())]);
+        assert_eq!(appended, "# B\n\n## New\n\nx\n");
+    }
 }

@@ -5,7 +5,12 @@
 //!   (`ui/examples/first-frame-baseline.rs`) started the same way;
 //! * from kioskd emitting a `card_read` event to the end of the frame that
 //!   shows it, against one frame at 60 Hz (a screen cannot show anything
-//!   sooner than its next refresh).
+//!   sooner than its next refresh);
+//! * in process (`kiosk-ui-bench`, Slint's software renderer on the CPU,
+//!   1920 x 1080): a pinyin keystroke and a handwriting stroke's end to
+//!   the frame showing their candidates, against one frame at 60 Hz; the
+//!   RSS with both keyboard engines loaded and used, against the same
+//!   screens without them.
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
@@ -28,6 +33,82 @@ pub struct UiFigures {
     rss_kib: u64,
     baseline_rss_kib: u64,
     event_to_frame_ms: Vec<f64>,
+    input: InputFigures,
+}
+
+/// What `kiosk-ui-bench` printed.
+struct InputRun {
+    keystroke_ms: Vec<f64>,
+    stroke_ms: Vec<f64>,
+    rss_kib: u64,
+}
+
+struct InputFigures {
+    keystroke_ms: Vec<f64>,
+    stroke_ms: Vec<f64>,
+    rss_kib: u64,
+    baseline_rss_kib: u64,
+}
+
+/// The keyboard's figures: `kiosk-ui-bench` with its engines, then
+/// without them (the RSS baseline).
+fn measure_input() -> Result<InputFigures> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::run_in_root(
+        &cargo,
+        &[
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "kiosk-ui",
+            "--features",
+            "testing",
+            "--bin",
+            "kiosk-ui-bench",
+        ],
+    )?;
+    let bench = crate::processes::target_dir().join("release/kiosk-ui-bench");
+    let run = |args: &[&str]| -> Result<InputRun> {
+        let dir = tempfile::tempdir()?;
+        let out = Command::new(&bench)
+            .args(args)
+            // librime's user directory: removed with `dir`.
+            .env("TMPDIR", dir.path())
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running kiosk-ui-bench")?;
+        anyhow::ensure!(out.status.success(), "kiosk-ui-bench failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .with_context(|| format!("kiosk-ui-bench printed no figures:\n{text}"))?;
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        let list = |k: &str| -> Vec<f64> {
+            v[k].as_array()
+                .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
+                .unwrap_or_default()
+        };
+        Ok(InputRun {
+            keystroke_ms: list("keystroke_ms"),
+            stroke_ms: list("stroke_ms"),
+            rss_kib: v["rss_kib"].as_u64().unwrap_or(0),
+        })
+    };
+    let with = run(&[])?;
+    let without = run(&["--no-engines"])?;
+    anyhow::ensure!(
+        !with.keystroke_ms.is_empty() && !with.stroke_ms.is_empty(),
+        "kiosk-ui-bench measured no keystroke or stroke"
+    );
+    Ok(InputFigures {
+        keystroke_ms: with.keystroke_ms,
+        stroke_ms: with.stroke_ms,
+        rss_kib: with.rss_kib,
+        baseline_rss_kib: without.rss_kib,
+    })
 }
 
 pub fn build() -> Result<()> {
@@ -59,6 +140,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 pub fn measure() -> Result<UiFigures> {
     build()?;
+    let input = measure_input()?;
     let mut display = start_xvfb()?;
     let _xvfb = Guard(
         display
@@ -68,10 +150,10 @@ pub fn measure() -> Result<UiFigures> {
             .into_iter()
             .collect(),
     );
-    measure_on(&display)
+    measure_on(&display, input)
 }
 
-fn measure_on(display: &crate::ui::Display) -> Result<UiFigures> {
+fn measure_on(display: &crate::ui::Display, input: InputFigures) -> Result<UiFigures> {
     let dir = tempfile::tempdir()?;
     // The baseline window.
     let mut baseline_first_frame_ms = Vec::new();
@@ -181,6 +263,7 @@ fn measure_on(display: &crate::ui::Display) -> Result<UiFigures> {
             rss_kib: rss,
             baseline_rss_kib,
             event_to_frame_ms: latencies,
+            input,
         });
     }
     anyhow::bail!("no kiosk-ui start was measured")
@@ -223,5 +306,44 @@ pub fn report(f: &UiFigures) -> String {
         "| kioskd's `card_read` event → end of the frame showing it (median, p95, mean) | {ev:.1} ms, {ev95:.1} ms, {evmean:.1} ms | one frame at 60 Hz: {FRAME_60HZ_MS:.1} ms | **{:.2}** |",
         ev / FRAME_60HZ_MS
     );
+    let i = &f.input;
+    let (ks, ks95, _) = stats(&ms(&i.keystroke_ms));
+    let (st, st95, _) = stats(&ms(&i.stroke_ms));
+    let _ = writeln!(
+        s,
+        "\nThe on-screen keyboard (rule A1), in process (`ui/src/bin/kiosk-ui-bench.rs`, release build): the security \
+         question's screen on a 1920 × 1080 panel, each frame rendered in full by Slint's software renderer on this \
+         machine's CPU (no GPU), librime and Zinnia in the process. {} pinyin keystrokes (five phrases, {} rounds), each \
+         timed from the key reaching the UI to the end of the frame showing librime's candidates; {} handwriting strokes \
+         (实验小学 from recorded strokes), each from the finger leaving the pad to the end of the frame showing Zinnia's \
+         candidates. RSS baseline: the same screens and keys in the same binary without the engines (Latin keys only).\n",
+        i.keystroke_ms.len(),
+        3,
+        i.stroke_ms.len()
+    );
+    let _ = writeln!(s, "| figure | kiosk-ui | baseline | ratio |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| pinyin keystroke → candidates on screen (median, p95) | {ks:.1} ms, {ks95:.1} ms | one frame at 60 Hz: {FRAME_60HZ_MS:.1} ms | **{:.2}** (p95 {:.2}) |",
+        ks / FRAME_60HZ_MS,
+        ks95 / FRAME_60HZ_MS
+    );
+    let _ = writeln!(
+        s,
+        "| handwriting stroke end → candidates on screen (median, p95) | {st:.1} ms, {st95:.1} ms | one frame at 60 Hz: {FRAME_60HZ_MS:.1} ms | **{:.2}** (p95 {:.2}) |",
+        st / FRAME_60HZ_MS,
+        st95 / FRAME_60HZ_MS
+    );
+    let _ = writeln!(
+        s,
+        "| RSS with both engines loaded and used | {:.1} MiB | {:.1} MiB without them | **{:.2}** |",
+        i.rss_kib as f64 / 1024.0,
+        i.baseline_rss_kib as f64 / 1024.0,
+        i.rss_kib as f64 / i.baseline_rss_kib.max(1) as f64
+    );
     s
 }
+
+/// The heading of this section in docs/BENCHMARKS.md.
+pub const HEADING: &str = "## Touchscreen UI (kiosk-ui)";

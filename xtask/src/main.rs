@@ -101,7 +101,7 @@ fn main() -> ExitCode {
                  demo    start simulators and kioskd on the demo profile\n  \
                  test    formatting, clippy -D warnings, every test\n          \
                  [--under-load] with two busy loops beside it (flakiness check)\n  \
-                 bench   measure read latency, idle CPU and RSS; write docs/BENCHMARKS.md\n  \
+                 bench   [--only ui] measure read latency, idle CPU and RSS; write docs/BENCHMARKS.md\n  \
                  screenshots  render every UI screen (both languages, both orientations) to docs/screens\n  \
                  soak    the fault-injection suite, larger (--scale N, default 10); write docs/RELIABILITY.md\n  \
                  fuzz    [--seconds N] [TARGET...] run the fuzz targets; write docs/RELIABILITY.md\n  \

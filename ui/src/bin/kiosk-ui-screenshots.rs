@@ -1,26 +1,27 @@
-//! `cargo xtask screenshots`: every screen, in both languages and both
-//! orientations, rendered headless by Slint's software renderer to
-//! `docs/screens/<screen>-<lang>-<orientation>.png`.
+//! `cargo xtask screenshots`: every screen, in both languages, on the
+//! 1920 x 1080 and 1080 x 1920 panels, in the standard and the
+//! elderly-friendly mode, rendered headless by Slint's software renderer
+//! to `docs/screens/[elderly-]<screen>-<lang>-<orientation>.png`.
 //!
-//! The screens are reached by feeding the model what kioskd would say
-//! (synthetic, masked data), so no daemon is needed to draw them.
+//! The screens are reached by [`kiosk_ui::tour`] (synthetic, masked
+//! data; no daemon). Each is also checked before it is written: every
+//! button inside the window and at least a touch target large.
+//!
+//! `--check`: render nothing; walk every panel the screens must fit
+//! (`tour::CHECKED_PANELS`) and list what does not fit.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use i_slint_backend_testing::{TestingBackend, TestingBackendOptions};
-use kiosk_proto::{
-    DeviceInfo, DeviceState, Event, FlowMessage, QueueServiceInfo, QueueTicketInfo, SessionInfo,
-    StatusInfo, SyncStatusInfo, TicketMessage,
-};
-use kiosk_ui::keyboard::Mode;
-use kiosk_ui::model::{Action, Input};
-use kiosk_ui::{AppWindow, Controller, Settings};
+use kiosk_ui::AppWindow;
+use kiosk_ui::tour::{self, CHECKED_PANELS, SCREENSHOT_PANELS};
 use slint::ComponentHandle;
 
 fn main() -> anyhow::Result<()> {
+    let check_only = std::env::args().any(|a| a == "--check");
     let out: PathBuf = std::env::args()
-        .nth(1)
+        .skip(1)
+        .find(|a| a != "--check")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("docs/screens"));
     std::fs::create_dir_all(&out)?;
@@ -30,357 +31,76 @@ fn main() -> anyhow::Result<()> {
         renderer_name: Some("software".into()),
     })))
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if check_only {
+        return check();
+    }
     let mut count = 0;
-    for portrait in [false, true] {
+    for panel in SCREENSHOT_PANELS {
         for en in [false, true] {
-            count += render_all(&out, portrait, en)?;
-            count += render_elderly(&out, portrait, en)?;
+            for elderly in [false, true] {
+                let (window, controller) = tour::ui(panel, elderly);
+                let lang = if en { "en" } else { "zh" };
+                let prefix = if elderly { "elderly-" } else { "" };
+                let mut shot = |name: &str| -> anyhow::Result<()> {
+                    let problems = kiosk_ui::testing::layout_problems(&window);
+                    anyhow::ensure!(
+                        problems.is_empty(),
+                        "{prefix}{name} ({lang}, {}x{}): {problems:?}",
+                        panel.width,
+                        panel.height
+                    );
+                    let path =
+                        out.join(format!("{prefix}{name}-{lang}-{}.png", panel.orientation()));
+                    snapshot(&window, &path)?;
+                    count += 1;
+                    Ok(())
+                };
+                if elderly {
+                    tour::elderly(&controller, en, &mut shot)?;
+                } else {
+                    tour::standard(&controller, en, &mut shot)?;
+                }
+            }
         }
     }
     println!("wrote {count} screens to {}", out.display());
     Ok(())
 }
 
-/// One UI, walked through every screen.
-fn render_all(out: &Path, portrait: bool, en: bool) -> anyhow::Result<usize> {
-    let window = AppWindow::new()?;
-    let (size, orientation) = if portrait {
-        (slint::LogicalSize::new(800.0, 1280.0), "portrait")
-    } else {
-        (slint::LogicalSize::new(1280.0, 800.0), "landscape")
-    };
-    window.window().set_size(size);
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let settings = Settings {
-        dpi: 160.0,
-        portrait,
-        ..Settings::default()
-    };
-    let controller = Controller::new(
-        window.clone_strong(),
-        settings,
-        tx,
-        kiosk_ui::engines::start(),
-    );
-    let lang = if en { "en" } else { "zh" };
-    let mut n = 0;
-    let mut shot = |name: &str| -> anyhow::Result<()> {
-        let path = out.join(format!("{name}-{lang}-{orientation}.png"));
-        snapshot(&window, &path)?;
-        n += 1;
-        Ok(())
-    };
-    let feed = |input: Input| controller.borrow_mut().dispatch(input);
-    if en {
-        feed(Input::Action(Action::Language));
-    }
-    shot("unavailable")?;
-    feed(connected("smart_teller"));
-    shot("attract")?;
-    feed(Input::Action(Action::Start));
-    shot("menu")?;
-    feed(session("id_update", "awaiting_card", None, None));
-    shot("place-card")?;
-    feed(Input::Event(Box::new(Event::CardPresent {
-        reader: "desk".into(),
-    })));
-    shot("reading")?;
-    feed(session(
-        "id_update",
-        "awaiting_confirmation",
-        Some(serde_json::json!({
-            "kind": "confirm_id", "card_type": "resident",
-            "masked_name": "张*", "masked_number": "110***********002X",
-            "old_valid_from": "2006-03-01", "old_valid_until": "2026-03-01",
-            "new_valid_from": "2026-02-10", "new_valid_until": "2046-02-10",
-        })),
-        None,
-    ));
-    shot("confirm-id")?;
-    feed(session(
-        "phone_change",
-        "awaiting_answer",
-        Some(serde_json::json!({"kind": "question", "question": "您母亲的姓名？"})),
-        Some(message(
-            "wrong_answer",
-            "答案不正确，还可尝试 2 次",
-            "That answer is not right: 2 attempts left",
-        )),
-    ));
-    shot("question")?;
-    // The text keyboard in each mode, with something typed or drawn.
-    feed(Input::Action(Action::KeyboardMode(Mode::Pinyin)));
-    for c in "shiyan".chars() {
-        feed(Input::Action(Action::Key(c)));
-    }
-    shot("keyboard-pinyin")?;
-    feed(Input::Action(Action::KeyboardMode(Mode::Handwriting)));
-    for stroke in kiosk_ui::zinnia::recorded::strokes_of('学').unwrap_or_default() {
-        let mut points = stroke.into_iter();
-        if let Some(first) = points.next() {
-            feed(Input::Action(Action::InkDown(first)));
+/// Every screen on every panel it must fit: what does not fit, listed.
+fn check() -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for panel in CHECKED_PANELS {
+        for en in [false, true] {
+            for elderly in [false, true] {
+                let (window, controller) = tour::ui(panel, elderly);
+                let mut shot = |name: &str| -> anyhow::Result<()> {
+                    for p in kiosk_ui::testing::layout_problems(&window) {
+                        problems.push(format!(
+                            "{}{name} ({}, {}x{} at {} dpi): {p}",
+                            if elderly { "elderly-" } else { "" },
+                            if en { "en" } else { "zh" },
+                            panel.width,
+                            panel.height,
+                            panel.dpi
+                        ));
+                    }
+                    Ok(())
+                };
+                if elderly {
+                    tour::elderly(&controller, en, &mut shot)?;
+                } else {
+                    tour::standard(&controller, en, &mut shot)?;
+                }
+            }
         }
-        for p in points {
-            feed(Input::Action(Action::InkMove(p)));
-        }
-        feed(Input::Action(Action::InkUp));
     }
-    shot("keyboard-handwriting")?;
-    feed(Input::Action(Action::KeyboardMode(Mode::Latin)));
-    feed(Input::Action(Action::Shift));
-    shot("keyboard-latin")?;
-    feed(Input::Action(Action::KeyboardMode(Mode::Digits)));
-    shot("keyboard-digits")?;
-    feed(session(
-        "phone_change",
-        "awaiting_number",
-        Some(serde_json::json!({"kind": "new_number"})),
-        None,
-    ));
-    for d in "1391234".chars() {
-        feed(Input::Action(Action::Key(d)));
+    for p in &problems {
+        println!("{p}");
     }
-    shot("new-number")?;
-    feed(session(
-        "phone_change",
-        "awaiting_code",
-        Some(serde_json::json!({
-            "kind": "code", "masked_mobile": "139****5678", "expires_in_s": 300, "resend_in_s": 60
-        })),
-        None,
-    ));
-    for d in "1234".chars() {
-        feed(Input::Action(Action::Key(d)));
-    }
-    shot("code")?;
-    feed(session(
-        "phone_change",
-        "awaiting_confirmation",
-        Some(serde_json::json!({
-            "kind": "confirm_phone", "old_masked": "138****0000", "new_masked": "139****5678"
-        })),
-        None,
-    ));
-    shot("confirm-phone")?;
-    feed(ended(
-        "applied",
-        message(
-            "applied",
-            "手机号码已变更，已打印回执",
-            "Your mobile number is changed; your receipt is printed",
-        ),
-    ));
-    shot("result-applied")?;
-    feed(Input::Action(Action::Done));
-    feed(Input::Action(Action::Start));
-    feed(session("id_update", "awaiting_card", None, None));
-    feed(ended(
-        "accepted_will_sync",
-        message(
-            "accepted_will_sync",
-            "已受理，将尽快同步至银行系统",
-            "Accepted: it will reach the bank's records shortly",
-        ),
-    ));
-    shot("result-accepted")?;
-    feed(Input::Action(Action::Done));
-    feed(Input::Action(Action::Start));
-    feed(session("id_update", "awaiting_card", None, None));
-    feed(ended(
-        "refused",
-        message(
-            "expired_card",
-            "证件已过期（有效期至 2020-01-01），请到柜台办理",
-            "This card expired on 2020-01-01: please go to the counter",
-        ),
-    ));
-    shot("result-refused")?;
-    feed(Input::Action(Action::Done));
-    feed(Input::Action(Action::TechCorner));
-    for d in "12".chars() {
-        feed(Input::Action(Action::Key(d)));
-    }
-    feed(Input::TechUnlocked(Err(
-        "PIN 错误，还可尝试 2 次 / wrong PIN: 2 tries left".into(),
-    )));
-    shot("tech-pin")?;
-    feed(Input::TechUnlocked(Ok(())));
-    feed(Input::TechStatus(
-        Box::new(status("smart_teller")),
-        Some(Box::new(SyncStatusInfo {
-            backlog: 2,
-            oldest_pending_age_s: Some(41),
-            rejected: 0,
-            delivered: 118,
-            last_error: Some("core bank answered 503".into()),
-            last_delivery_at_ms: None,
-            core_reachable: Some(false),
-            clock_skew_ms: Some(120),
-        })),
-    ));
-    shot("technician")?;
-    feed(Input::Action(Action::TechExit));
-    // Idle countdown on the menu.
-    feed(Input::Action(Action::Start));
-    controller
-        .borrow_mut()
-        .advance_clock(Duration::from_secs(53));
-    shot("idle-countdown")?;
-    controller
-        .borrow_mut()
-        .advance_clock(Duration::from_secs(10));
-    // The queue machine.
-    feed(Input::Disconnected);
-    feed(connected("queue_machine"));
-    shot("queue-attract")?;
-    feed(Input::Event(Box::new(Event::CardRead {
-        reader: "swipe".into(),
-        identity: kiosk_proto::MaskedIdentity {
-            card_type: kiosk_proto::CardType::Resident,
-            name: "李*".into(),
-            english_name: None,
-            number: "440***********1234".into(),
-            birth_date: "****-**-**".into(),
-            address: Some("***".into()),
-            valid_from: "2016-05-01".into(),
-            valid_until: "2036-05-01".into(),
-            has_photo: true,
-        },
-        read_ms: 310,
-    })));
-    shot("queue-card")?;
-    feed(Input::TicketAnswer(Ok(Box::new(ticket(true)))));
-    shot("ticket")?;
-    feed(Input::Action(Action::Done));
-    feed(Input::Action(Action::Service("personal".into())));
-    feed(Input::TicketAnswer(Ok(Box::new(ticket(false)))));
-    shot("printer-fault")?;
-    Ok(n)
-}
-
-/// Rule A2: a customer's ID update in the elderly-friendly mode (a kiosk
-/// that starts every customer in it), with the letter keys, the keypad
-/// and kioskd's idle warning offering more time, as `elderly-<screen>`.
-fn render_elderly(out: &Path, portrait: bool, en: bool) -> anyhow::Result<usize> {
-    let window = AppWindow::new()?;
-    let (size, orientation) = if portrait {
-        (slint::LogicalSize::new(800.0, 1280.0), "portrait")
-    } else {
-        (slint::LogicalSize::new(1280.0, 800.0), "landscape")
-    };
-    window.window().set_size(size);
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let settings = Settings {
-        dpi: 160.0,
-        portrait,
-        elderly: true,
-        ..Settings::default()
-    };
-    let controller = Controller::new(
-        window.clone_strong(),
-        settings,
-        tx,
-        kiosk_ui::engines::start(),
-    );
-    let lang = if en { "en" } else { "zh" };
-    let mut n = 0;
-    let mut shot = |name: &str| -> anyhow::Result<()> {
-        let path = out.join(format!("elderly-{name}-{lang}-{orientation}.png"));
-        snapshot(&window, &path)?;
-        n += 1;
-        Ok(())
-    };
-    let feed = |input: Input| controller.borrow_mut().dispatch(input);
-    if en {
-        feed(Input::Action(Action::Language));
-    }
-    feed(connected("smart_teller"));
-    shot("attract")?;
-    feed(Input::Action(Action::Start));
-    shot("menu")?;
-    feed(session("id_update", "awaiting_card", None, None));
-    shot("place-card")?;
-    let confirm_id = serde_json::json!({
-        "kind": "confirm_id", "card_type": "resident",
-        "masked_name": "张*", "masked_number": "110***********002X",
-        "old_valid_from": "2006-03-01", "old_valid_until": "2026-03-01",
-        "new_valid_from": "2026-02-10", "new_valid_until": "2046-02-10",
-    });
-    feed(session(
-        "id_update",
-        "awaiting_confirmation",
-        Some(confirm_id.clone()),
-        None,
-    ));
-    shot("confirm-id")?;
-    feed(session(
-        "id_update",
-        "awaiting_confirmation",
-        Some(confirm_id),
-        Some(message(
-            "idle_warning",
-            "如无操作，本次服务将在 40 秒后结束",
-            "Without a touch, this session ends in 40 s",
-        )),
-    ));
-    shot("idle-warning")?;
-    feed(session(
-        "phone_change",
-        "awaiting_answer",
-        Some(serde_json::json!({"kind": "question", "question": "您母亲的姓名？"})),
-        None,
-    ));
-    feed(Input::Action(Action::KeyboardMode(Mode::Latin)));
-    shot("keyboard-latin")?;
-    feed(Input::Action(Action::KeyboardMode(Mode::Pinyin)));
-    for c in "shiyan".chars() {
-        feed(Input::Action(Action::Key(c)));
-    }
-    shot("keyboard-pinyin")?;
-    feed(Input::Action(Action::KeyboardMode(Mode::Handwriting)));
-    for stroke in kiosk_ui::zinnia::recorded::strokes_of('学').unwrap_or_default() {
-        let mut points = stroke.into_iter();
-        if let Some(first) = points.next() {
-            feed(Input::Action(Action::InkDown(first)));
-        }
-        for p in points {
-            feed(Input::Action(Action::InkMove(p)));
-        }
-        feed(Input::Action(Action::InkUp));
-    }
-    shot("keyboard-handwriting")?;
-    feed(session(
-        "phone_change",
-        "awaiting_number",
-        Some(serde_json::json!({"kind": "new_number"})),
-        None,
-    ));
-    for d in "1391234".chars() {
-        feed(Input::Action(Action::Key(d)));
-    }
-    shot("new-number")?;
-    feed(session(
-        "phone_change",
-        "awaiting_code",
-        Some(serde_json::json!({
-            "kind": "code", "masked_mobile": "139****5678", "expires_in_s": 300, "resend_in_s": 60
-        })),
-        None,
-    ));
-    for d in "1234".chars() {
-        feed(Input::Action(Action::Key(d)));
-    }
-    shot("code")?;
-    feed(ended(
-        "applied",
-        message(
-            "id_updated",
-            "证件有效期已更新",
-            "Your ID validity is updated",
-        ),
-    ));
-    shot("result-applied")?;
-    Ok(n)
+    anyhow::ensure!(problems.is_empty(), "{} problems", problems.len());
+    println!("every screen fits every panel");
+    Ok(())
 }
 
 fn snapshot(window: &AppWindow, path: &Path) -> anyhow::Result<()> {
@@ -400,159 +120,4 @@ fn snapshot(window: &AppWindow, path: &Path) -> anyhow::Result<()> {
     let mut writer = encoder.write_header()?;
     writer.write_image_data(buffer.as_bytes())?;
     Ok(())
-}
-
-fn status(profile: &str) -> StatusInfo {
-    StatusInfo {
-        daemon_version: "0.1.0".into(),
-        kiosk_id: "K-DEMO-01".into(),
-        branch_id: "0101".into(),
-        profile: profile.into(),
-        uptime_s: 3600,
-        devices: vec![
-            DeviceInfo {
-                name: "desk".into(),
-                kind: "id_reader".into(),
-                state: DeviceState::Online,
-                detail: Some("pcsc".into()),
-                last_error: None,
-                sam_id: Some("05.01-20101101-0000000001-2100000001".into()),
-            },
-            DeviceInfo {
-                name: "ticket".into(),
-                kind: "printer".into(),
-                state: DeviceState::HardwareError,
-                detail: Some("paper out".into()),
-                last_error: Some("paper out".into()),
-                sam_id: None,
-            },
-        ],
-        sync_backlog: Some(2),
-        disk_free_bytes: Some(20 << 30),
-        disk_total_bytes: Some(32 << 30),
-    }
-}
-
-fn connected(profile: &str) -> Input {
-    Input::Connected {
-        status: Box::new(status(profile)),
-        services: vec![
-            QueueServiceInfo {
-                id: "personal".into(),
-                letter: "A".into(),
-                name_zh: "个人业务".into(),
-                name_en: "Personal banking".into(),
-            },
-            QueueServiceInfo {
-                id: "corporate".into(),
-                letter: "B".into(),
-                name_zh: "对公业务".into(),
-                name_en: "Corporate banking".into(),
-            },
-        ],
-        session: Box::new(SessionInfo {
-            session_id: None,
-            active: false,
-            flow: None,
-            stage: kiosk_proto::Stage::None,
-            screen: None,
-            message: None,
-            outcome: None,
-            refusal: None,
-            change_id: None,
-        }),
-    }
-}
-
-/// A session field from its wire JSON (the screens are written as the
-/// local API documents them).
-fn wire<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
-    serde_json::from_value(v).expect("a documented session field")
-}
-
-fn message(code: &str, zh: &str, en: &str) -> FlowMessage {
-    FlowMessage {
-        code: code.into(),
-        zh: zh.into(),
-        en: en.into(),
-    }
-}
-
-fn session(
-    flow: &str,
-    stage: &str,
-    screen: Option<serde_json::Value>,
-    msg: Option<FlowMessage>,
-) -> Input {
-    let refusal = msg.as_ref().and_then(|m| refusal_of(&m.code));
-    if stage == "awaiting_card" {
-        SESSION.with(|n| n.set(n.get() + 1));
-    }
-    Input::Event(Box::new(Event::Session(SessionInfo {
-        session_id: Some(session_id()),
-        active: true,
-        flow: Some(flow.into()),
-        stage: wire(serde_json::json!(stage)),
-        screen: Some(screen.map_or(kiosk_proto::Screen::PlaceCard, wire)),
-        message: msg,
-        outcome: None,
-        refusal,
-        change_id: None,
-    })))
-}
-
-/// The refusal whose code is `code`, when it needs no more data.
-fn refusal_of(code: &str) -> Option<kiosk_proto::Refusal> {
-    serde_json::from_value(serde_json::json!({ "refusal": code })).ok()
-}
-
-thread_local! {
-    /// The number of the session shown, for distinct session ids.
-    static SESSION: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-fn session_id() -> String {
-    format!("screenshot-{}", SESSION.with(|n| n.get()))
-}
-
-fn ended(outcome: &str, msg: FlowMessage) -> Input {
-    Input::Event(Box::new(Event::Session(SessionInfo {
-        session_id: Some(session_id()),
-        active: false,
-        flow: Some("phone_change".into()),
-        stage: kiosk_proto::Stage::Finished,
-        screen: None,
-        refusal: (outcome == "refused")
-            .then(|| refusal_of(&msg.code))
-            .flatten(),
-        message: Some(msg),
-        outcome: Some(wire(serde_json::json!(outcome))),
-        change_id: None,
-    })))
-}
-
-fn ticket(printed: bool) -> QueueTicketInfo {
-    QueueTicketInfo {
-        ticket_id: "t1".into(),
-        number: "A023".into(),
-        service: "personal".into(),
-        waiting_ahead: 4,
-        printed,
-        message: if printed {
-            TicketMessage {
-                code: "printed".into(),
-                zh: "请取走号票，留意叫号".into(),
-                en: "Please take your ticket and listen for your number".into(),
-            }
-        } else {
-            TicketMessage {
-                code: "printer_fault".into(),
-                zh: "打印机故障：号码 A023 已保留".into(),
-                en: "Printer fault: number A023 is kept for you".into(),
-            }
-        },
-        masked_name: printed.then(|| "李*".into()),
-        validity: None,
-        change_id: None,
-    }
 }
