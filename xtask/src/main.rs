@@ -66,6 +66,10 @@ const PACKAGES: &[&str] = &[
     // espeak-ng to record the shipped clips (`cargo xtask voices`).
     "libasound2-dev",
     "espeak-ng",
+    // The counter page and the hall display are tested in Debian's
+    // Chromium, headless, driven over WebDriver (chromedriver).
+    "chromium",
+    "chromium-driver",
 ];
 
 /// Packages for kiosk-ui's linuxkms build (DRM/KMS with libinput touch).
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Some("hwtest") => setup().and_then(|()| hwtest(&args[1..])),
         Some("audit") => supply::audit(&args[1..]),
         Some("voices") => setup().and_then(|()| voices::run(&args[1..])),
+        Some("hall-voices") => setup().and_then(|()| voices::run_hall(&args[1..])),
         Some("package") => setup().and_then(|()| package::run(&args[1..])),
         _ => {
             eprintln!(
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
                  hwtest  [--sam PATH]... [--printer PATH]... [--read] [--print] probe the real readers and printers attached\n  \
                  audit   RustSec advisories (cargo deny); exit 3 when the database cannot be fetched\n  \
                  voices  [DIR] record kiosk-ui's voice clips with espeak-ng (default ui/voices)\n  \
+                 hall-voices [DIR] record the hall display's call clips with espeak-ng (default hall-voices)\n  \
                  package [--arch amd64|arm64] [--profile release|dev] Debian packages into target/debian/PROFILE"
             );
             return ExitCode::from(2);
