@@ -18,6 +18,7 @@
 
   // Tests read what was queued (and played) without a sound card.
   window.kioskVoiceLog = [];
+  window.kioskVoicePlayed = []; // "zh/please:ended" (or ":error")
   window.kioskDisplay = { calls: () => calls.slice(), handled: () => handled };
 
   const el = (id) => document.getElementById(id);
@@ -114,11 +115,16 @@
     playing = true;
     const audio = new Audio(`/voices/${clip}.wav`);
     let done = false;
-    const next = () => { if (!done) { done = true; playNext(); } };
-    audio.addEventListener("ended", next);
-    audio.addEventListener("error", next);
+    const next = (how) => {
+      if (done) return;
+      done = true;
+      window.kioskVoicePlayed.push(`${clip}:${how}`);
+      playNext();
+    };
+    audio.addEventListener("ended", () => next("ended"));
+    audio.addEventListener("error", () => next("error"));
     // A missing clip or a refused autoplay must not stop the queue.
-    audio.play().catch(next);
+    audio.play().catch(() => next("error"));
   }
 
   function onState(state) {

@@ -107,7 +107,7 @@ fn main() -> ExitCode {
                  test    formatting, clippy -D warnings, every test\n          \
                  [--under-load] with two busy loops beside it (flakiness check)\n  \
                  bench   measure read latency, idle CPU and RSS; write docs/BENCHMARKS.md\n  \
-                 screenshots  render every UI screen (both languages, both orientations) to docs/screens\n  \
+                 screenshots  render every UI screen (both languages, both orientations) and the branch pages to docs/screens\n  \
                  soak    the fault-injection suite, larger (--scale N, default 10); write docs/RELIABILITY.md\n  \
                  fuzz    [--seconds N] [TARGET...] run the fuzz targets; write docs/RELIABILITY.md\n  \
                  hwtest  [--sam PATH]... [--printer PATH]... [--read] [--print] probe the real readers and printers attached\n  \
@@ -255,7 +255,27 @@ fn screenshots(args: &[String]) -> Result<()> {
             "--",
             &out,
         ],
-    )
+    )?;
+    // The counter page and the hall display, in headless Chromium: the
+    // browser test writes them when told where.
+    let status = Command::new(&cargo)
+        .current_dir(root())
+        .env("KIOSK_PAGES_SCREENS", &out)
+        .args([
+            "test",
+            "--quiet",
+            "-p",
+            "kiosk",
+            "--test",
+            "tests",
+            "pages::rule_q6_a_call_from_the_counter_page",
+        ])
+        .status()
+        .context("cargo test (page screenshots)")?;
+    if !status.success() {
+        bail!("the page screenshots failed ({status})");
+    }
+    Ok(())
 }
 
 /// Busy processes that load the machine's cores while the suite runs
