@@ -8,6 +8,8 @@
 //!   on its own, with the measured wait from placement to that request.
 //! * kioskd's idle CPU over 10 s and its RSS, with a PC/SC reader (event
 //!   driven, no polling) and with a serial SAM (polling find-card).
+//! * The branch queue (`bench_branch`): a counter's call on 3 displays,
+//!   and the primary's numbering for two secondaries.
 
 use std::fmt::Write as _;
 use std::process::{Child, Stdio};
@@ -29,12 +31,21 @@ const IDLE: Duration = Duration::from_secs(10);
 /// read text+photo (10 + 1295).
 const READ_WIRE_BYTES: usize = 10 + 15 + 10 + 19 + 10 + 1295;
 
-pub fn run(_args: &[String]) -> Result<()> {
+pub fn run(args: &[String]) -> Result<()> {
     build_binaries(true)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
+    match args {
+        [] => {}
+        [flag, what] if flag == "--only" && what == "branch" => {
+            let branch = rt.block_on(crate::bench_branch::measure())?;
+            println!("{}", crate::bench_branch::report(&branch));
+            return Ok(());
+        }
+        other => bail!("cargo xtask bench [--only branch], not {other:?}"),
+    }
     let latency = rt.block_on(read_latency(None))?;
     // Behind an emulated FTDI-like adapter (16 ms per answer), as kioskd
     // finds it with low latency off and with it on (the default).
@@ -47,11 +58,13 @@ pub fn run(_args: &[String]) -> Result<()> {
     for adapter in [None, Some(false), Some(true)] {
         queue.push(rt.block_on(crate::bench_queue::measure(adapter))?);
     }
+    let branch = rt.block_on(crate::bench_branch::measure())?;
     let ui = crate::bench_ui::measure()?;
     let mut report = report(&latency, &idle_pcsc, &idle_sam);
     report.push_str(&adapter_report(&adapter_slow, &adapter_low));
     report.push_str(&crate::bench_sync::report(&durability));
     report.push_str(&crate::bench_queue::report(&queue));
+    report.push_str(&crate::bench_branch::report(&branch));
     report.push_str(&crate::bench_ui::report(&ui));
     let path = root().join("docs/BENCHMARKS.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;

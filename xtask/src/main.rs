@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 
 mod alerts;
 mod bench;
+mod bench_branch;
 mod bench_queue;
 mod bench_sync;
 mod bench_tools;
@@ -106,7 +107,8 @@ fn main() -> ExitCode {
                  demo    start simulators and kioskd on the demo profile\n  \
                  test    formatting, clippy -D warnings, every test\n          \
                  [--under-load] with two busy loops beside it (flakiness check)\n  \
-                 bench   measure read latency, idle CPU and RSS; write docs/BENCHMARKS.md\n  \
+                 bench   measure read latency, idle CPU and RSS; write docs/BENCHMARKS.md\n          \
+                 [--only branch] only the branch queue's figures, printed (the file is left alone)\n  \
                  screenshots  render every UI screen (both languages, both orientations) and the branch pages to docs/screens\n  \
                  soak    the fault-injection suite, larger (--scale N, default 10); write docs/RELIABILITY.md\n  \
                  fuzz    [--seconds N] [TARGET...] run the fuzz targets; write docs/RELIABILITY.md\n  \
