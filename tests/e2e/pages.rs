@@ -568,3 +568,43 @@ async fn rule_q6_the_display_reconnects_after_a_kioskd_restart_losing_and_repeat
     assert_eq!(loads, json!(1), "the page was not reloaded");
     browser.stop().await;
 }
+
+/// The pages and clips are served from the binary and from `voices_dir`
+/// only: unknown pages, other languages and names that are not plain clip
+/// ids are `404`, whatever they point at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_and_voice_clips_are_served_from_the_binary_and_the_clip_folder_only() {
+    let rig = rig().await;
+    let get = |path: &str| rig.http.get(format!("{}{path}", rig.url)).send();
+    for (path, mime) in [
+        ("/counter", "text/html; charset=utf-8"),
+        ("/display", "text/html; charset=utf-8"),
+        ("/pages/display.js", "text/javascript; charset=utf-8"),
+        ("/pages/common.css", "text/css; charset=utf-8"),
+        ("/voices/zh/please.wav", "audio/wav"),
+        ("/voices/en/letter_A.wav", "audio/wav"),
+    ] {
+        let r = get(path).await.expect("get");
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "{path}");
+        assert_eq!(r.headers()["content-type"], mime, "{path}");
+    }
+    let config: Value = get("/pages/display-config.json")
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(config, json!({"languages": ["zh", "en"], "voices": true}));
+    for path in [
+        "/pages/nope.js",
+        "/voices/fr/please.wav",
+        "/voices/zh/please.mp3",
+        "/voices/zh/nope.wav",
+        "/voices/zh/..%2F..%2Fkiosk.toml",
+        "/voices/zh/%2E%2E.wav",
+        "/voices/..%2Fzh/please.wav",
+    ] {
+        let r = get(path).await.expect("get");
+        assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND, "{path}");
+    }
+}
