@@ -114,9 +114,9 @@ async fn take(http: &reqwest::Client, url: &str, token: &str) -> Result<()> {
     Ok(())
 }
 
-/// One display: follows the stream, reports every `called` number.
+/// One display: follows the stream at `url`, reports every `called` number.
 async fn display(http: reqwest::Client, url: String, tx: mpsc::UnboundedSender<(String, Instant)>) {
-    let Ok(mut r) = http.get(format!("{url}/api/v1/stream")).send().await else {
+    let Ok(mut r) = http.get(url).send().await else {
         return;
     };
     let mut buf = String::new();
@@ -176,16 +176,28 @@ pub async fn measure() -> Result<BranchFigures> {
         take(&http, &url, &machine_tokens[0]).await?;
     }
 
+    // The displays start where the log is now: a call made before one
+    // of them is connected is replayed to it, none is missed.
+    let state: serde_json::Value = http
+        .get(format!("{url}/api/v1/state"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let since = state["last_seq"].as_i64().context("no last_seq")?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut displays = Vec::new();
     for _ in 0..DISPLAYS {
         // A client each: its own connection, as a display has.
         let client = reqwest::Client::builder().build()?;
-        displays.push(tokio::spawn(display(client, url.clone(), tx.clone())));
+        displays.push(tokio::spawn(display(
+            client,
+            format!("{url}/api/v1/stream?since={since}"),
+            tx.clone(),
+        )));
     }
     drop(tx);
-    // Each display is following once a call reaches all of them: the
-    // first two calls are that check, not samples.
+    // The first two calls warm up (connections, caches), not samples.
     let mut answered = Vec::new();
     let mut displayed = Vec::new();
     for i in 0..CALLS + 2 {
