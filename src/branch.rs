@@ -226,7 +226,101 @@ fn router(app: AppState) -> Router {
         .route("/api/v1/numbers", post(numbers))
         .route("/api/v1/status", get(status))
         .route("/api/v1/report", get(report))
+        .route("/counter", get(|| page("counter.html".into())))
+        .route("/display", get(|| page("display.html".into())))
+        .route("/pages/display-config.json", get(display_config))
+        .route("/pages/{file}", get(|Path(file): Path<String>| page(file)))
+        .route("/voices/{lang}/{clip}", get(voice_clip))
         .with_state(app)
+}
+
+/// The counter page and the hall display (docs/branch-api.md "Pages"):
+/// plain HTML, CSS and JavaScript built into kioskd, nothing personal in
+/// them (rule Q10; they show what the API carries).
+const PAGES: &[(&str, &str, &str)] = &[
+    (
+        "counter.html",
+        "text/html; charset=utf-8",
+        include_str!("pages/counter.html"),
+    ),
+    (
+        "counter.js",
+        "text/javascript; charset=utf-8",
+        include_str!("pages/counter.js"),
+    ),
+    (
+        "display.html",
+        "text/html; charset=utf-8",
+        include_str!("pages/display.html"),
+    ),
+    (
+        "display.js",
+        "text/javascript; charset=utf-8",
+        include_str!("pages/display.js"),
+    ),
+    (
+        "common.css",
+        "text/css; charset=utf-8",
+        include_str!("pages/common.css"),
+    ),
+    (
+        "hall-voices.tsv",
+        "text/tab-separated-values; charset=utf-8",
+        include_str!("pages/hall-voices.tsv"),
+    ),
+];
+
+async fn page(name: String) -> Response {
+    match PAGES.iter().find(|(n, _, _)| *n == name) {
+        Some((_, mime, body)) => (
+            [
+                (header::CONTENT_TYPE, *mime),
+                // A new kioskd's pages load at once.
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such page").into_response(),
+    }
+}
+
+/// `GET /pages/display-config.json`: the announcement languages (rule
+/// Q6) and whether there are clips to play.
+async fn display_config(State(app): State<AppState>) -> axum::Json<serde_json::Value> {
+    let section = app.section();
+    axum::Json(serde_json::json!({
+        "languages": section.map(|b| b.display_languages.clone()).unwrap_or_default(),
+        "voices": section.is_some_and(|b| b.voices_dir.is_some()),
+    }))
+}
+
+/// `GET /voices/{lang}/{clip}.wav`: a clip of `[branch] voices_dir`. Only
+/// `zh`/`en` and names of `[a-z0-9_]` are looked up, so no path leaves
+/// the folder.
+async fn voice_clip(
+    State(app): State<AppState>,
+    Path((lang, clip)): Path<(String, String)>,
+) -> Result<Response, HttpError> {
+    let not_found = || HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such voice clip");
+    let dir = app
+        .section()
+        .and_then(|b| b.voices_dir.clone())
+        .ok_or_else(not_found)?;
+    let stem = clip.strip_suffix(".wav").ok_or_else(not_found)?;
+    let safe = |s: &str| {
+        !s.is_empty()
+            && s.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b.is_ascii_uppercase()
+            })
+    };
+    if !matches!(lang.as_str(), "zh" | "en") || !safe(stem) {
+        return Err(not_found());
+    }
+    let bytes = tokio::fs::read(dir.join(&lang).join(format!("{stem}.wav")))
+        .await
+        .map_err(|_| not_found())?;
+    Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response())
 }
 
 /// An error answer.

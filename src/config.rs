@@ -104,6 +104,20 @@ pub struct BranchSection {
     /// Secondary: how often the primary's reachability is checked.
     #[serde(default = "default_probe_interval_ms")]
     pub probe_interval_ms: u64,
+    /// Primary: the folder of the hall display's voice clips
+    /// (`zh/*.wav`, `en/*.wav`, made by `cargo xtask hall-voices`; a bank
+    /// puts its own recordings there), served under `/voices/`. Without
+    /// it the display shows calls but stays silent.
+    #[serde(default)]
+    pub voices_dir: Option<PathBuf>,
+    /// Primary: the languages the hall display announces a call in, in
+    /// order (rule Q6: `["zh"]`, or `["zh", "en"]`).
+    #[serde(default = "default_display_languages")]
+    pub display_languages: Vec<String>,
+}
+
+fn default_display_languages() -> Vec<String> {
+    vec!["zh".into()]
 }
 
 fn default_primary_timeout_ms() -> u64 {
@@ -241,6 +255,25 @@ impl BranchSection {
                             "{key}.token_sha256: another credential has the same token"
                         ));
                     }
+                }
+                if self.display_languages.is_empty()
+                    || self
+                        .display_languages
+                        .iter()
+                        .any(|l| !matches!(l.as_str(), "zh" | "en"))
+                {
+                    problems.push(format!(
+                        "branch.display_languages: {:?}: \"zh\" and/or \"en\", at least one",
+                        self.display_languages
+                    ));
+                }
+                if let Some(dir) = &self.voices_dir
+                    && !dir.is_dir()
+                {
+                    problems.push(format!(
+                        "branch.voices_dir: {} is not a folder (cargo xtask hall-voices makes one)",
+                        dir.display()
+                    ));
                 }
                 for (i, m) in self.machines.iter().enumerate() {
                     let key = format!("branch.machines[{i}]");
@@ -1006,6 +1039,16 @@ token_sha256 = \"{hash}\"
         };
         let ok = primary("127.0.0.1:8443", "insecure_loopback_http = true");
         assert!(ok.is_empty(), "{ok:?}");
+        let display = primary(
+            "127.0.0.1:8443",
+            "insecure_loopback_http = true\ndisplay_languages = [\"zh\", \"fr\"]\nvoices_dir = \"/nonexistent\"",
+        );
+        for key in ["branch.display_languages", "branch.voices_dir"] {
+            assert!(
+                display.iter().any(|p| p.starts_with(key)),
+                "{key}: {display:?}"
+            );
+        }
         let lan = primary("0.0.0.0:8443", "insecure_loopback_http = true");
         assert!(
             lan.iter()

@@ -26,14 +26,14 @@ const COUNTERS: [(&str, &str); 3] = [
 ];
 
 /// A CA and a server certificate for 127.0.0.1, written as PEM files.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    ca_pem: Vec<u8>,
+pub(super) struct Pki {
+    pub(super) ca: PathBuf,
+    pub(super) cert: PathBuf,
+    pub(super) key: PathBuf,
+    pub(super) ca_pem: Vec<u8>,
 }
 
-fn pki(dir: &Path) -> Pki {
+pub(super) fn pki(dir: &Path) -> Pki {
     let ca_key = KeyPair::generate().expect("key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -61,7 +61,7 @@ fn pki(dir: &Path) -> Pki {
     p
 }
 
-fn token(seed: &str) -> String {
+pub(super) fn token(seed: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(format!(
         "{seed}-{}",
@@ -70,7 +70,7 @@ fn token(seed: &str) -> String {
 }
 
 /// A free loopback port (the primary restarts on the same one).
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

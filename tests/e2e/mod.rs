@@ -6,6 +6,7 @@ pub mod faults;
 pub mod flows;
 pub mod hardening;
 pub mod harness;
+pub mod pages;
 pub mod pcsc;
 pub mod printer_transports;
 pub mod queue;

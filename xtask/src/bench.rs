@@ -8,6 +8,8 @@
 //!   on its own, with the measured wait from placement to that request.
 //! * kioskd's idle CPU over 10 s and its RSS, with a PC/SC reader (event
 //!   driven, no polling) and with a serial SAM (polling find-card).
+//! * The branch queue (`bench_branch`): a counter's call on 3 displays,
+//!   and the primary's numbering for two secondaries.
 
 use std::fmt::Write as _;
 use std::process::{Child, Stdio};
@@ -32,7 +34,7 @@ const READ_WIRE_BYTES: usize = 10 + 15 + 10 + 19 + 10 + 1295;
 /// The sections `cargo xtask bench [SECTION...]` can run; all by default.
 /// Each owns its part of docs/BENCHMARKS.md (found by its heading), and a
 /// run of some sections rewrites only theirs.
-const SECTIONS: [&str; 5] = ["read", "idle", "sync", "queue", "ui"];
+const SECTIONS: [&str; 6] = ["read", "idle", "sync", "queue", "branch", "ui"];
 
 pub fn run(args: &[String]) -> Result<()> {
     // Every simulator the benchmarks start in this process (core bank,
@@ -100,6 +102,13 @@ pub fn run(args: &[String]) -> Result<()> {
             crate::bench_queue::report(&queue),
         ));
     }
+    if want("branch") {
+        let branch = rt.block_on(crate::bench_branch::measure())?;
+        parts.push((
+            crate::bench_branch::HEADING,
+            crate::bench_branch::report(&branch),
+        ));
+    }
     if want("ui") {
         let ui = crate::bench_ui::measure()?;
         parts.push((crate::bench_ui::HEADING, crate::bench_ui::report(&ui)));
@@ -152,7 +161,7 @@ fn splice(old: &str, header: &str, parts: &[(&str, String)]) -> String {
 
 fn header() -> String {
     format!(
-        "# Benchmarks\n\nWritten by `cargo xtask bench [read idle sync queue ui]` (release builds of kioskd \
+        "# Benchmarks\n\nWritten by `cargo xtask bench [read idle sync queue branch ui]` (release builds of kioskd \
          and of every simulator; a run of some sections rewrites only those).\n\nMachine: {}.\n",
         machine()
     )

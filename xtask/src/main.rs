@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 
 mod alerts;
 mod bench;
+mod bench_branch;
 mod bench_queue;
 mod bench_sync;
 mod bench_tools;
@@ -66,6 +67,10 @@ const PACKAGES: &[&str] = &[
     // espeak-ng to record the shipped clips (`cargo xtask voices`).
     "libasound2-dev",
     "espeak-ng",
+    // The counter page and the hall display are tested in Debian's
+    // Chromium, headless, driven over WebDriver (chromedriver).
+    "chromium",
+    "chromium-driver",
 ];
 
 /// Packages for kiosk-ui's linuxkms build (DRM/KMS with libinput touch).
@@ -92,6 +97,7 @@ fn main() -> ExitCode {
         Some("hwtest") => setup().and_then(|()| hwtest(&args[1..])),
         Some("audit") => supply::audit(&args[1..]),
         Some("voices") => setup().and_then(|()| voices::run(&args[1..])),
+        Some("hall-voices") => setup().and_then(|()| voices::run_hall(&args[1..])),
         Some("package") => setup().and_then(|()| package::run(&args[1..])),
         _ => {
             eprintln!(
@@ -101,13 +107,14 @@ fn main() -> ExitCode {
                  demo    start simulators and kioskd on the demo profile\n  \
                  test    formatting, clippy -D warnings, every test\n          \
                  [--under-load] with two busy loops beside it (flakiness check)\n  \
-                 bench   [--only ui] measure read latency, idle CPU and RSS; write docs/BENCHMARKS.md\n  \
-                 screenshots  render every UI screen (both languages, both orientations) to docs/screens\n  \
+                 bench   [SECTION...] (read idle sync queue branch ui; all by default) measure, write docs/BENCHMARKS.md\n  \
+                 screenshots  render every UI screen (both languages, both orientations) and the branch pages to docs/screens\n  \
                  soak    the fault-injection suite, larger (--scale N, default 10); write docs/RELIABILITY.md\n  \
                  fuzz    [--seconds N] [TARGET...] run the fuzz targets; write docs/RELIABILITY.md\n  \
                  hwtest  [--sam PATH]... [--printer PATH]... [--read] [--print] probe the real readers and printers attached\n  \
                  audit   RustSec advisories (cargo deny); exit 3 when the database cannot be fetched\n  \
                  voices  [DIR] record kiosk-ui's voice clips with espeak-ng (default ui/voices)\n  \
+                 hall-voices [DIR] record the hall display's call clips with espeak-ng (default hall-voices)\n  \
                  package [--arch amd64|arm64] [--profile release|dev] Debian packages into target/debian/PROFILE"
             );
             return ExitCode::from(2);
@@ -249,7 +256,27 @@ fn screenshots(args: &[String]) -> Result<()> {
             "--",
             &out,
         ],
-    )
+    )?;
+    // The counter page and the hall display, in headless Chromium: the
+    // browser test writes them when told where.
+    let status = Command::new(&cargo)
+        .current_dir(root())
+        .env("KIOSK_PAGES_SCREENS", &out)
+        .args([
+            "test",
+            "--quiet",
+            "-p",
+            "kiosk",
+            "--test",
+            "tests",
+            "pages::rule_q6_a_call_from_the_counter_page",
+        ])
+        .status()
+        .context("cargo test (page screenshots)")?;
+    if !status.success() {
+        bail!("the page screenshots failed ({status})");
+    }
+    Ok(())
 }
 
 /// Busy processes that load the machine's cores while the suite runs

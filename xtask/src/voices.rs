@@ -4,6 +4,11 @@
 //! of audio, made again in seconds). The clips and their words come from
 //! kiosk-ui itself (`kiosk-ui --voice-catalogue`), so the xtask keeps no
 //! copy of them. A bank replaces the files with its own recordings.
+//!
+//! `cargo xtask hall-voices [DIR]`: the same for the hall display's call
+//! announcements (rule Q6), from the clip list built into kioskd
+//! (`src/pages/hall-voices.tsv`), into `DIR` (default `hall-voices`, not
+//! committed either), which kioskd serves from `[branch] voices_dir`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,8 +48,29 @@ pub fn record(dir: &Path) -> Result<()> {
         bail!("kiosk-ui --voice-catalogue failed ({})", out.status);
     }
     let catalogue = String::from_utf8(out.stdout).context("the catalogue is not UTF-8")?;
+    record_catalogue(dir, &catalogue)
+}
+
+/// Where `cargo xtask hall-voices` writes.
+pub fn hall_default_dir() -> PathBuf {
+    root().join("hall-voices")
+}
+
+pub fn run_hall(args: &[String]) -> Result<()> {
+    let dir = args
+        .first()
+        .map(PathBuf::from)
+        .unwrap_or_else(hall_default_dir);
+    let catalogue = std::fs::read_to_string(root().join("src/pages/hall-voices.tsv"))
+        .context("reading src/pages/hall-voices.tsv")?;
+    record_catalogue(&dir, &catalogue)
+}
+
+/// Record every clip of a catalogue (`lang<TAB>id<TAB>words` lines) into
+/// `dir`, unless it already holds this catalogue's.
+fn record_catalogue(dir: &Path, catalogue: &str) -> Result<()> {
     let recorded = dir.join(RECORDED);
-    if std::fs::read_to_string(&recorded).is_ok_and(|r| r == catalogue) {
+    if std::fs::read_to_string(&recorded).is_ok_and(|r| r == *catalogue) {
         eprintln!("xtask: the voice clips in {} are up to date", dir.display());
         return Ok(());
     }
@@ -76,7 +102,7 @@ pub fn record(dir: &Path) -> Result<()> {
         std::fs::rename(&part, folder.join(format!("{id}.wav")))?;
         count += 1;
     }
-    std::fs::write(&recorded, &catalogue)?;
+    std::fs::write(&recorded, catalogue)?;
     eprintln!("xtask: recorded {count} voice clips into {}", dir.display());
     Ok(())
 }
