@@ -1,6 +1,6 @@
 //! The sync loop: the I/O around [`decide`](super::decide).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,7 +79,8 @@ pub enum SyncEvent {
 /// Call `wake.notify_one()` after every [`Outbox::commit_change`](crate::store::Outbox::commit_change) and
 /// [`Outbox::retry`](crate::store::Outbox::retry): the loop then looks at once (a notification while it
 /// is busy is kept for its next wait). Otherwise it sleeps until the next
-/// retry or purge is due, through `clock`.
+/// retry or purge is due, through `clock`; while requests are out it also
+/// wakes when a retry comes due and there is room for its request.
 ///
 /// Up to [`SyncOptions::concurrency`] requests are out at once, each for a
 /// different customer (a customer's later change waits until the earlier
@@ -115,6 +116,7 @@ pub async fn run<P, C, F>(
         busy: HashSet::new(),
         finished: Vec::new(),
         next_purge: None,
+        retries: BTreeSet::new(),
     };
     let mut store_failures = 0u32;
     tracing::info!("sync worker started");
@@ -159,9 +161,13 @@ pub async fn run<P, C, F>(
             // Requests are out: wait for one to come back (then take every
             // other that is back too), or for new work if there is room.
             let room = worker.busy.len() < worker.options.concurrency;
+            let retry = worker.next_retry();
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                // A retry that comes due meanwhile goes out then, not after
+                // the slowest request out has come back.
+                () = sleep_for_retry(&worker.clock, retry), if room => {}
                 done = worker.requests.join_next() => {
                     if let Some(done) = done {
                         worker.came_back(done);
@@ -177,6 +183,15 @@ pub async fn run<P, C, F>(
     // Dropping the requests in flight, as a crash would.
     worker.requests.abort_all();
     tracing::info!("sync worker stopped");
+}
+
+/// Until `at`, through `clock`; never for `None`. Only called when polled,
+/// so a disabled `select!` branch reports no wait.
+async fn sleep_for_retry<C: Clock>(clock: &C, at: Option<i64>) {
+    match at {
+        Some(_) => clock.sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A request that came back: its change, what was asked, and the answer.
@@ -201,6 +216,9 @@ struct Worker<P, C, F> {
     finished: Vec<(String, Decision, bool)>,
     /// When the next purge is due, as last computed (`None`: unknown).
     next_purge: Option<Option<i64>>,
+    /// When retries recorded or found since are due (the loop wakes for
+    /// them while requests are out, when the store is not asked).
+    retries: BTreeSet<i64>,
 }
 
 impl<P, C, F> Worker<P, C, F>
@@ -363,6 +381,14 @@ where
         });
     }
 
+    /// The next retry still to come; those already due were looked at by
+    /// the last step (sent, or waiting for room).
+    fn next_retry(&mut self) -> Option<i64> {
+        let now = self.clock.now_ms();
+        self.retries = self.retries.split_off(&now.saturating_add(1));
+        self.retries.first().copied()
+    }
+
     /// When to look again: the next retry or purge; `None` for never.
     async fn next_wake(&mut self) -> Result<Option<i64>, Error> {
         if !self.requests.is_empty() {
@@ -379,6 +405,7 @@ where
             })
             .await?;
         self.next_purge = Some(purge);
+        self.retries.extend(due);
         Ok(match (due, purge) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -454,6 +481,7 @@ where
                 reason,
             } => {
                 tracing::info!(change_id, reason, at_ms, ?then, "change will be retried");
+                self.retries.insert(at_ms);
                 (self.on_event)(SyncEvent::Retrying {
                     change_id,
                     at_ms,
@@ -1102,6 +1130,44 @@ mod tests {
         let a1s = h.store.outbox().get(&a1.change_id).expect("a1");
         assert_eq!(a1s.attempts, 2, "one POST, one GET");
         assert!(h.store.audit().audit_verify().expect("verify").ok());
+    }
+
+    #[tokio::test]
+    async fn a_retry_that_comes_due_while_another_request_is_out_is_sent_on_time() {
+        let mut h = Harness::new_with(SyncOptions {
+            concurrency: 2,
+            ..options()
+        })
+        .await;
+        let a1 = id_change("A");
+        let b1 = id_change("B");
+        h.commit(&[&a1]);
+        h.answer(
+            Req::Submit(a1.change_id.clone()),
+            Outcome::Transient {
+                retry_after: None,
+                reason: "connection refused".into(),
+            },
+        )
+        .await;
+        assert_eq!(h.park().await, Some(T0 + 500), "a1 waits for its retry");
+
+        // b1's request goes out and the bank keeps it waiting.
+        h.commit(&[&b1]);
+        let (req, slow_reply) = h.call().await;
+        assert_eq!(req, Req::Submit(b1.change_id.clone()));
+        // a1's retry comes due meanwhile: it is sent then, not after b1's
+        // answer.
+        h.set_now(T0 + 500);
+        h.answer(Req::Submit(a1.change_id.clone()), accepted("CR-A1"))
+            .await;
+        slow_reply.send(accepted("CR-B1")).expect("loop waiting");
+        while h.state(&b1.change_id) != ChangeState::Delivered
+            || h.state(&a1.change_id) != ChangeState::Delivered
+        {
+            h.park().await;
+        }
+        h.no_request_pending();
     }
 
     #[tokio::test]
