@@ -205,7 +205,9 @@ impl Changes {
     ) -> Result<SubmittedChange, ApiError> {
         let kiosk = &self.config.kiosk;
         let change = ChangeRequest {
-            change_id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered (v7): each new id goes to the end of the
+            // outbox's change_id index, not to a random page of it.
+            change_id: uuid::Uuid::now_v7().to_string(),
             customer_id,
             occurred_at_ms: now_ms(),
             source: Source {

@@ -190,6 +190,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_purge ON outbox (acked_at_ms)
         WHERE payload IS NOT NULL AND state IN ('delivered', 'rejected');
     "#,
+    // 5: a confirmation writes fewer pages (issue 16): the index over every
+    // row's state, touched by each new row, gives way to one per settled
+    // state (their counts and lists); open rows have outbox_open_seq.
+    r#"
+    DROP INDEX outbox_state;
+    CREATE INDEX outbox_delivered ON outbox (seq) WHERE state = 'delivered';
+    CREATE INDEX outbox_rejected ON outbox (seq) WHERE state = 'rejected';
+    "#,
 ];
 
 /// Bring the schema up to date.
