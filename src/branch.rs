@@ -36,6 +36,7 @@ use kiosk_proto::branch::{
 };
 use kiosk_proto::{ApiError, ErrorCode, QueueReportParams};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -49,8 +50,6 @@ use crate::store::{ActRequest, QueueEventRow, TicketRow};
 const RECENT_CALLS: u32 = 10;
 /// Events read from the store per page of a replay.
 const REPLAY_PAGE: u32 = 500;
-/// A TLS handshake that takes longer is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The listening socket and, for HTTPS, the TLS acceptor.
 pub struct Bound {
@@ -155,6 +154,8 @@ pub async fn serve(bound: Bound, services: Arc<Services>) {
     }
     let shutdown = services.shutdown.clone();
     let tasks = services.tasks.clone();
+    let slots = Arc::new(Semaphore::new(section.max_connections));
+    let header_timeout = Duration::from_millis(section.request_header_timeout_ms);
     let app = Arc::new(App {
         services,
         credentials,
@@ -179,16 +180,27 @@ pub async fn serve(bound: Bound, services: Arc<Services>) {
                 continue;
             }
         };
+        // One place per connection: past the limit a connection is closed
+        // at once (a LAN client cannot take every descriptor); a silent
+        // one gives its place back after the header timeout.
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            refused_connection(&section);
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let tls = bound.tls.clone();
         let router = router.clone();
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
+            let _slot = slot;
             match tls {
-                None => serve_connection(tcp, router, shutdown).await,
+                None => serve_connection(tcp, router, shutdown, header_timeout).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, router, shutdown).await,
+                    match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, router, shutdown, header_timeout).await
+                        }
                         Ok(Err(e)) => {
                             tracing::debug!(error = %e, "branch API: TLS handshake failed")
                         }
@@ -200,12 +212,32 @@ pub async fn serve(bound: Bound, services: Arc<Services>) {
     }
 }
 
-async fn serve_connection<I>(io: I, router: Router, shutdown: CancellationToken)
-where
+/// Log a connection refused for the limit, at most once a minute (a flood
+/// must not flood the journal too).
+fn refused_connection(section: &BranchSection) {
+    static LAST_LOGGED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST_LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+    if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+        *last = Some(std::time::Instant::now());
+        tracing::warn!(
+            max_connections = section.max_connections,
+            "branch API: too many connections, new ones are closed (branch.max_connections)"
+        );
+    }
+}
+
+async fn serve_connection<I>(
+    io: I,
+    router: Router,
+    shutdown: CancellationToken,
+    header_timeout: Duration,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper_util::service::TowerToHyperService::new(router);
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .serve_connection(hyper_util::rt::TokioIo::new(io), service);
     tokio::select! {
         r = conn => if let Err(e) = r {

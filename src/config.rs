@@ -114,10 +114,28 @@ pub struct BranchSection {
     /// order (rule Q6: `["zh"]`, or `["zh", "en"]`).
     #[serde(default = "default_display_languages")]
     pub display_languages: Vec<String>,
+    /// Primary: at most this many branch API connections at once (the
+    /// counters, the displays, the secondaries); more are closed at once,
+    /// so a LAN client opening many cannot take the daemon's descriptors.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Primary: a connection that has not sent a request's headers (or
+    /// finished its TLS handshake) this long after it opened or after its
+    /// last answer is closed, freeing its place.
+    #[serde(default = "default_request_header_timeout_ms")]
+    pub request_header_timeout_ms: u64,
 }
 
 fn default_display_languages() -> Vec<String> {
     vec!["zh".into()]
+}
+
+fn default_max_connections() -> usize {
+    64
+}
+
+fn default_request_header_timeout_ms() -> u64 {
+    10_000
 }
 
 fn default_primary_timeout_ms() -> u64 {
@@ -203,6 +221,12 @@ impl BranchSection {
         let mut hashes = BTreeSet::new();
         match self.role {
             BranchRole::Primary => {
+                if self.max_connections == 0 {
+                    problems.push("branch.max_connections: must be at least 1".into());
+                }
+                if self.request_header_timeout_ms == 0 {
+                    problems.push("branch.request_header_timeout_ms: must be at least 1".into());
+                }
                 match self.listen {
                     None => problems.push("branch.listen: a primary needs an address".into()),
                     Some(addr) if self.insecure_loopback_http && !addr.ip().is_loopback() => {

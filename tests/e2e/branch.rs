@@ -627,6 +627,114 @@ async fn rule_q7_q5_q8_two_queue_machines_one_numbering_and_counters_over_https(
     assert!(store.audit().audit_verify().expect("verify").ok());
 }
 
+/// A primary on plain loopback HTTP with `extra` in its `[branch]`.
+fn plain_primary(s: &Setup, port: u16, extra: &str) -> Kioskd {
+    let toml = format!(
+        "{}\n[branch]\nrole = \"primary\"\nlisten = \"127.0.0.1:{port}\"\ninsecure_loopback_http = true\n{extra}\n",
+        queue_toml(s.dir.path(), None),
+    );
+    Kioskd::start_profile("queue_machine", "", &toml, false)
+}
+
+/// Whether kioskd closes `conn` by itself (a read ends) before
+/// [`DEADLINE`]; `false` if it keeps it open that long.
+async fn closed_by_kioskd(conn: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    loop {
+        match tokio::time::timeout(DEADLINE, conn.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // An answer (a 408): keep reading until it closes.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// A LAN client opening connection after connection gets no more than
+/// `branch.max_connections`: the one past the limit is closed at once
+/// (the old primary accepted them all and kept each open for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branch_api_closes_connections_past_its_limit() {
+    let s = setup();
+    let port = free_port();
+    let _k = plain_primary(
+        &s,
+        port,
+        "max_connections = 2\nrequest_header_timeout_ms = 600000",
+    );
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}");
+    // Two displays follow the stream: both places taken, and known to be
+    // (their first event has arrived).
+    let mut displays = Vec::new();
+    for _ in 0..2 {
+        let mut d = SseReader::try_open(&http, &url, None)
+            .await
+            .expect("stream");
+        d.state().await;
+        displays.push(d);
+    }
+    let mut third = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    assert!(
+        closed_by_kioskd(&mut third).await,
+        "a connection past branch.max_connections is closed at once"
+    );
+    assert!(
+        http.get(format!("{url}/api/v1/health"))
+            .send()
+            .await
+            .is_err(),
+        "no request is served past the limit"
+    );
+    // The displays are still served.
+    drop(displays);
+}
+
+/// A connection that sends no request (or half of one) is closed after
+/// `branch.request_header_timeout_ms`, giving its place back (before, it
+/// was kept open for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branch_api_closes_a_connection_that_sends_no_request() {
+    use tokio::io::AsyncWriteExt;
+    let s = setup();
+    let port = free_port();
+    let _k = plain_primary(
+        &s,
+        port,
+        "max_connections = 3\nrequest_header_timeout_ms = 200",
+    );
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut half = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    half.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    assert!(
+        closed_by_kioskd(&mut silent).await,
+        "a silent connection is closed"
+    );
+    assert!(
+        closed_by_kioskd(&mut half).await,
+        "half a request is closed"
+    );
+    // Served again (a third place was free all along: the two come back
+    // as their tasks end, just after the sockets close).
+    let health: kiosk_proto::branch::Health =
+        reqwest::get(format!("http://127.0.0.1:{port}/api/v1/health"))
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("health body");
+    assert_eq!(health.role, "primary");
+}
+
 /// Plain HTTP only where the config allows it: on loopback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn branch_api_over_plain_http_on_loopback_when_configured() {
