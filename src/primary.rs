@@ -91,7 +91,9 @@ impl PrimaryLink {
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(30));
+            // Below the primary's default request-header timeout (10 s):
+            // a connection it closes while idle is not reused for a number.
+            .pool_idle_timeout(Duration::from_secs(5));
         if let Some(ca) = &section.primary_ca {
             let pem = std::fs::read(ca)
                 .map_err(|e| bad(format!("branch.primary_ca: {}: {e}", ca.display())))?;
