@@ -65,6 +65,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod asb;
 pub mod command;
 pub mod config;
 pub mod device;
@@ -79,6 +80,7 @@ pub mod status;
 pub mod tcp;
 pub mod usb;
 
+pub use asb::{AsbStatus, Inbound, InboundDemux};
 pub use command::{Align, CharSize, Cut, HriPosition, QrErrorCorrection};
 pub use config::{FlowControl, PrinterConfig, Transport};
 pub use device::{

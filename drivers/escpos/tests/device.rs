@@ -43,16 +43,32 @@ fn rig() -> Rig {
 
 /// A simulator; `before` runs before the device is spawned.
 fn rig_with(before: impl FnOnce(&PrinterSim)) -> Rig {
+    rig_custom(|_| {}, before, |_| {})
+}
+
+/// The device with automatic status back off: every print asks first.
+fn rig_without_asb() -> Rig {
+    rig_custom(|_| {}, |_| {}, |c| c.automatic_status_back = false)
+}
+
+/// A simulator set up by `sim_config`, `before` run before the device is
+/// spawned with the config `configure` changes.
+fn rig_custom(
+    sim_config: impl FnOnce(&mut PrinterSimConfig),
+    before: impl FnOnce(&PrinterSim),
+    configure: impl FnOnce(&mut PrinterConfig),
+) -> Rig {
     init_logs();
     let dir = tempfile::tempdir().unwrap();
-    let sim = PrinterSim::start(PrinterSimConfig::new(
-        dir.path().join("by-id/usb-1a86_USB_Serial-if00-port0"),
-    ))
-    .unwrap();
+    let mut sim_cfg =
+        PrinterSimConfig::new(dir.path().join("by-id/usb-1a86_USB_Serial-if00-port0"));
+    sim_config(&mut sim_cfg);
+    let sim = PrinterSim::start(sim_cfg).unwrap();
     before(&sim);
     let mut config = PrinterConfig::new(sim.link());
     config.baud = sim.baud();
     config.status_timeout_ms = 2000;
+    configure(&mut config);
     let (tx, rx) = mpsc::channel();
     let printer = PrinterDevice::spawn("ticket".into(), config, tx).unwrap();
     Rig {
@@ -191,9 +207,11 @@ fn starts_online_and_prints_a_ticket_with_status_checked_around_it() {
         tickets[0].qr,
         vec!["0b4a2c9e-3f1d-4d55-9a7e-6c1f2b3d4e5f".to_string()]
     );
-    // The printer status before the ticket (online: nothing more to ask),
-    // printer and paper after it (issue 16: one round trip each).
-    assert_eq!(r.sim.stats().status_queries, before + 3);
+    // Automatic status back is on (the open sent `GS a`, the printer
+    // answered with a block): nothing asked before the ticket; printer
+    // and paper after it (issue 16: one round trip).
+    assert!(r.sim.asb_enabled());
+    assert_eq!(r.sim.stats().status_queries, before + 2);
 
     let snapshot = r.printer.snapshot();
     assert_eq!(snapshot.state, DeviceState::Online);
@@ -206,7 +224,7 @@ fn starts_online_and_prints_a_ticket_with_status_checked_around_it() {
 /// turns print in the order taken; a dropped turn prints nothing.
 #[test]
 fn reserved_turns_check_first_and_print_in_the_order_taken() {
-    let mut r = rig();
+    let mut r = rig_without_asb();
     r.events.state(WAIT, DeviceState::Online);
     let queries = r.sim.stats().status_queries;
     let bytes = r.sim.stats().bytes_in;
