@@ -220,7 +220,8 @@ fn starts_online_and_prints_a_ticket_with_status_checked_around_it() {
 }
 
 /// Issue 16: a reserved turn checks the printer at once, before its
-/// document exists (one status query), and prints once the document comes;
+/// document exists (without automatic status back: one status query), and
+/// prints once the document comes;
 /// turns print in the order taken; a dropped turn prints nothing.
 #[test]
 fn reserved_turns_check_first_and_print_in_the_order_taken() {
@@ -259,6 +260,120 @@ fn a_reserved_turn_on_a_printer_without_paper_sends_nothing() {
     assert_eq!(err.printer_fault(), Some(PrinterFault::PaperOut), "{err}");
     assert_eq!(r.sim.stats().tickets, 0);
     assert_eq!(r.sim.stats().rejected_bytes, 0, "nothing was sent");
+}
+
+/// Issue 16 with automatic status back (the default): the printer's own
+/// blocks vouch for it, so a reserved turn asks nothing before the ticket;
+/// the check after it stays (printer and paper, one round trip).
+#[test]
+fn rule_q4_asb_ticket_prints_with_no_status_round_trip_before_it() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    assert!(r.sim.asb_enabled(), "GS a sent on open");
+    for number in ["A001", "A002", "A003"] {
+        let before = r.sim.stats();
+        let turn = r.printer.reserve(CALL).unwrap();
+        let printed = turn.print(ticket(number)).unwrap();
+        assert!(printed.status_known);
+        let at_cut = r.sim.stats_at_last_ticket().unwrap();
+        assert_eq!(
+            at_cut.status_queries, before.status_queries,
+            "no DLE EOT before {number}"
+        );
+        let after = r.sim.stats();
+        assert_eq!(after.status_queries, before.status_queries + 2);
+        // Each document ends with GS a, answered by a block.
+        assert!(after.asb_blocks > before.asb_blocks);
+    }
+    let numbers: Vec<_> = r
+        .sim
+        .wait_for_tickets(3, WAIT)
+        .unwrap()
+        .iter()
+        .map(|t| t.texts()[2].to_string())
+        .collect();
+    assert_eq!(numbers, ["A001", "A002", "A003"]);
+}
+
+/// Rule Q4 with automatic status back: paper running out while idle is
+/// pushed by the printer; the next ticket is refused from that block
+/// alone (nothing sent, not even a status query), the technician sees the
+/// fault; a refill, pushed too, lets the next ticket print.
+#[test]
+fn rule_q4_asb_paper_out_pushed_refuses_the_next_ticket_and_sends_nothing() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    r.printer.print(ticket("A001"), CALL).unwrap();
+    // Returns once the block waits in the kiosk's input queue.
+    r.sim.set_state(PrinterState::PaperOut);
+    let before = r.sim.stats();
+    let turn = r.printer.reserve(CALL).unwrap();
+    let err = turn.print(ticket("A002")).unwrap_err();
+    assert_eq!(err.printer_fault(), Some(PrinterFault::PaperOut), "{err}");
+    assert!(
+        matches!(err, EscposError::PaperOut { sent: false }),
+        "{err:?}"
+    );
+    let after = r.sim.stats();
+    assert_eq!(after.bytes_in, before.bytes_in, "nothing at all was sent");
+    assert_eq!(after.rejected_bytes, 0);
+    r.events.fault(WAIT, PrinterFault::PaperOut);
+    assert_eq!(r.printer.snapshot().fault, Some(PrinterFault::PaperOut));
+
+    r.sim.set_state(PrinterState::Ready);
+    r.printer.print(ticket("A003"), CALL).unwrap();
+    let tickets = r.sim.wait_for_tickets(2, WAIT).unwrap();
+    assert_eq!(tickets[1].texts()[2], "A003");
+}
+
+/// A printer that ignores `GS a` never sends a block: every ticket is
+/// checked with the `DLE EOT` round trip, as without ASB.
+#[test]
+fn a_printer_ignoring_gs_a_falls_back_to_the_status_round_trip() {
+    let mut r = rig_custom(|c| c.honours_asb = false, |_| {}, |_| {});
+    r.events.state(WAIT, DeviceState::Online);
+    assert!(!r.sim.asb_enabled());
+    for number in ["A001", "A002"] {
+        let before = r.sim.stats();
+        let turn = r.printer.reserve(CALL).unwrap();
+        turn.print(ticket(number)).unwrap();
+        let at_cut = r.sim.stats_at_last_ticket().unwrap();
+        assert_eq!(
+            at_cut.status_queries,
+            before.status_queries + 1,
+            "DLE EOT 1 before {number}"
+        );
+        assert_eq!(r.sim.stats().status_queries, before.status_queries + 3);
+    }
+    assert_eq!(r.sim.stats().asb_blocks, 0);
+    // And paper out is still refused before anything is sent.
+    r.sim.set_state(PrinterState::PaperOut);
+    let turn = r.printer.reserve(CALL).unwrap();
+    let err = turn.print(ticket("A003")).unwrap_err();
+    assert_eq!(err.printer_fault(), Some(PrinterFault::PaperOut), "{err}");
+    assert_eq!(r.sim.stats().rejected_bytes, 0);
+}
+
+/// Paper near end pushed by the printer: tickets still print, with the
+/// warning, and no round trip before them.
+#[test]
+fn asb_paper_near_end_pushed_prints_and_warns() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    r.printer.print(ticket("A001"), CALL).unwrap();
+    r.sim.set_state(PrinterState::PaperNearEnd);
+    let before = r.sim.stats();
+    let printed = r
+        .printer
+        .reserve(CALL)
+        .unwrap()
+        .print(ticket("A002"))
+        .unwrap();
+    assert_eq!(printed.warnings, vec![Warning::PaperNearEnd]);
+    assert_eq!(
+        r.sim.stats_at_last_ticket().unwrap().status_queries,
+        before.status_queries
+    );
 }
 
 #[test]
