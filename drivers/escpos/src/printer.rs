@@ -36,10 +36,12 @@
 //!   **When ASB stands in for the check before printing** (rule Q4:
 //!   nothing is sent to a printer that cannot print). The status is
 //!   *fresh*, and used without a round trip, only when all of these hold:
-//!   1. since the link was last opened, every `GS a` sent (at the open,
-//!      after each document) has been answered by a block: the printer
-//!      honours `GS a`, and has re-enabled ASB after the last document's
-//!      `ESC @` and reported the status it had then;
+//!   1. since the link was last opened, a block has come after the last
+//!      `GS a` sent (at the open, at the end of each document): the
+//!      printer honours `GS a`, and has re-enabled ASB after the last
+//!      document's `ESC @` and reported the status it had then (a `GS a`
+//!      sent to a printer that could not print may be discarded by it;
+//!      the next document's is answered);
 //!   2. a block has arrived since the last thing that breaks the chain:
 //!      opening or closing the link, a link error, a status timeout (the
 //!      line is unsettled) or the writing of a document (each document
@@ -134,8 +136,7 @@ pub struct Printer {
     last_status: Option<PrinterStatus>,
     /// Splits what the printer sends into ASB blocks and replies.
     demux: InboundDemux,
-    /// `GS a` sent on this opening of the link not yet answered by a
-    /// block.
+    /// `GS a` sent on this opening of the link since the last block.
     asb_pending: u32,
     /// A block came since the last thing that breaks trust in ASB (see
     /// the module docs).
@@ -357,7 +358,9 @@ impl Printer {
         }
         self.last_status = Some(status);
         self.asb_blocks += 1;
-        self.asb_pending = self.asb_pending.saturating_sub(1);
+        // Answers the last `GS a` (one lost to a printer that could not
+        // print then must not block trust for good).
+        self.asb_pending = 0;
         self.asb_trusted = true;
     }
 

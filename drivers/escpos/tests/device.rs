@@ -354,6 +354,31 @@ fn a_printer_ignoring_gs_a_falls_back_to_the_status_round_trip() {
     assert_eq!(r.sim.stats().rejected_bytes, 0);
 }
 
+/// A printer without paper when the port opens discards the `GS a` sent
+/// then: after the refill the first ticket is checked with the round trip,
+/// and its own `GS a` (at its end) is answered, so the next one is not.
+#[test]
+fn asb_lost_at_open_is_enabled_by_the_next_ticket() {
+    let mut r = rig_with(|sim| sim.set_state(PrinterState::PaperOut));
+    r.events.fault(NOTICE, PrinterFault::PaperOut);
+    assert!(!r.sim.asb_enabled());
+    r.sim.set_state(PrinterState::Ready);
+    r.events.state(NOTICE, DeviceState::Online);
+    let before = r.sim.stats();
+    r.printer.print(ticket("A001"), CALL).unwrap();
+    let at_cut = r.sim.stats_at_last_ticket().unwrap();
+    assert_eq!(
+        at_cut.status_queries,
+        before.status_queries + 1,
+        "asked first"
+    );
+    assert!(r.sim.asb_enabled());
+    let before = r.sim.stats();
+    r.printer.print(ticket("A002"), CALL).unwrap();
+    let at_cut = r.sim.stats_at_last_ticket().unwrap();
+    assert_eq!(at_cut.status_queries, before.status_queries, "trusted now");
+}
+
 /// Paper near end pushed by the printer: tickets still print, with the
 /// warning, and no round trip before them.
 #[test]
