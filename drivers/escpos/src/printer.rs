@@ -378,7 +378,7 @@ impl Printer {
         if !self.link.is_open() {
             return self.reopen();
         }
-        if self.config.uses_asb() && self.fresh_status().is_some() {
+        if self.config.uses_asb() {
             // A device node that went away while idle pushes nothing.
             if let Some(detail) = self.link.vanished() {
                 tracing::debug!(%detail, "printer link gone before printing; reopening");
@@ -396,6 +396,8 @@ impl Printer {
                 }
                 Ok(()) => {}
             }
+            // Blocks that arrived meanwhile (the one answering the last
+            // document's `GS a` included) are in now.
             if let Some(status) = self.fresh_status() {
                 tracing::trace!(fault = ?status.fault(), "status from automatic status back; no round trip");
                 return Ok(status);

@@ -379,6 +379,28 @@ fn asb_lost_at_open_is_enabled_by_the_next_ticket() {
     assert_eq!(at_cut.status_queries, before.status_queries, "trusted now");
 }
 
+/// A real printer answers the `GS a` that ends a ticket once it has
+/// printed it, after the replies to the check that follows: that block is
+/// read when the next ticket starts, before deciding whether to ask.
+#[test]
+fn asb_block_arriving_after_the_post_print_check_is_read_before_the_next_ticket() {
+    // The simulator skips `GS a`; the block is sent by hand, late.
+    let mut r = rig_custom(|c| c.honours_asb = false, |_| {}, |_| {});
+    r.events.state(WAIT, DeviceState::Online);
+    r.printer.print(ticket("A001"), CALL).unwrap();
+    // Epson's "all well" block (see tests/asb.rs for the source).
+    r.sim.inject(&[0x10, 0x00, 0x00, 0x00]).unwrap();
+    let before = r.sim.stats();
+    r.printer.print(ticket("A002"), CALL).unwrap();
+    let at_cut = r.sim.stats_at_last_ticket().unwrap();
+    assert_eq!(at_cut.status_queries, before.status_queries, "no DLE EOT");
+    // That ticket's own `GS a` goes unanswered: the next one asks again.
+    let before = r.sim.stats();
+    r.printer.print(ticket("A003"), CALL).unwrap();
+    let at_cut = r.sim.stats_at_last_ticket().unwrap();
+    assert_eq!(at_cut.status_queries, before.status_queries + 1);
+}
+
 /// Paper near end pushed by the printer: tickets still print, with the
 /// warning, and no round trip before them.
 #[test]
