@@ -194,8 +194,8 @@ pub fn report(figures: &[QueueFigures]) -> String {
         "kioskd runs with its default `automatic_status_back = true` and the simulator honours it: kioskd \
          sends `GS a` when it opens the printer and again at the end of every ticket, and the printer \
          answers each with a 4-byte status block (and sends one by itself whenever its status changes). \
-         While those blocks are trusted (every `GS a` answered, a block since the last ticket, no link \
-         error; rule Q4) kioskd reads what has arrived and sends the ticket without asking the printer \
+         While those blocks are trusted (a block has come since the last `GS a`, ticket, link error or \
+         reopen; rule Q4) kioskd reads what has arrived and sends the ticket without asking the printer \
          first."
     } else {
         "Automatic status back was NOT enabled in every set-up of this run (kioskd or the simulator did \
