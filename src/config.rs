@@ -430,6 +430,9 @@ pub struct PrinterSection {
     /// False: the printer never answers `DLE EOT`.
     #[serde(default)]
     pub status: Option<bool>,
+    /// Automatic status back (`GS a`; default true, used when `status`).
+    #[serde(default)]
+    pub automatic_status_back: Option<bool>,
     #[serde(default)]
     pub connect_timeout_ms: Option<u64>,
     /// Fallback fonts for lines printed as raster images.
@@ -456,6 +459,9 @@ impl PrinterSection {
         c.address = self.address.clone();
         if let Some(s) = self.status {
             c.status = s;
+        }
+        if let Some(asb) = self.automatic_status_back {
+            c.automatic_status_back = asb;
         }
         if let Some(t) = self.connect_timeout_ms {
             c.connect_timeout_ms = t;
@@ -913,6 +919,13 @@ impl Config {
             if let Err(e) = printer.driver_config().validate() {
                 problems.push(format!("printer: {e}"));
             }
+            if printer.automatic_status_back == Some(true) && printer.status == Some(false) {
+                problems.push(
+                    "printer.automatic_status_back: needs status = true (a printer that gives no \
+                     status sends no automatic status either)"
+                        .into(),
+                );
+            }
         }
         let mut names = BTreeSet::new();
         for (i, reader) in self.readers.iter().enumerate() {
@@ -1320,6 +1333,32 @@ insecure_loopback_http = true
             p.driver_config(),
             kiosk_escpos::PrinterConfig::new("/dev/x")
         );
+        assert!(p.driver_config().uses_asb(), "ASB is on by default");
+    }
+
+    #[test]
+    fn printer_automatic_status_back_is_read_and_checked() {
+        let off = Config::parse(&format!(
+            "{MINIMAL}\n[printer]\npath = \"/dev/x\"\nautomatic_status_back = false\n"
+        ))
+        .expect("valid");
+        assert!(!off.printer.expect("printer").driver_config().uses_asb());
+        let problems = Config::parse(&format!(
+            "{MINIMAL}\n[printer]\npath = \"/dev/x\"\nstatus = false\nautomatic_status_back = true\n"
+        ))
+        .expect_err("ASB without status");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("printer.automatic_status_back")),
+            "{problems:?}"
+        );
+        // A unidirectional printer with the default: no ASB, no problem.
+        let blind = Config::parse(&format!(
+            "{MINIMAL}\n[printer]\npath = \"/dev/x\"\nstatus = false\n"
+        ))
+        .expect("valid");
+        assert!(!blind.printer.expect("printer").driver_config().uses_asb());
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Read arbitrary bytes as `DLE EOT n` replies, one by one to every query
 //! and four at a time as a full status: never a panic, a byte is accepted
 //! exactly when it parses, and what parses gives its byte back (bar the
-//! one undefined bit).
+//! one undefined bit); the same bytes as a printer's stream with
+//! automatic status back: blocks and replies come apart without a panic.
 //! Run: `cargo xtask fuzz escpos_status`.
 #![no_main]
 
-use kiosk_escpos::{PrinterStatus, StatusQuery, TextEncoding};
+use kiosk_escpos::{AsbStatus, Inbound, InboundDemux, PrinterStatus, StatusQuery, TextEncoding};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -45,6 +46,18 @@ fuzz_target!(|data: &[u8]| {
                 PrinterStatus::from_bytes(status.to_bytes()).ok(),
                 Some(status)
             );
+        }
+    }
+    let mut demux = InboundDemux::new();
+    for &byte in data {
+        match demux.push(byte) {
+            Inbound::Asb(block) => {
+                assert_eq!(AsbStatus::parse(block.bytes()), Some(block));
+                let status = block.status();
+                let _ = (status.fault(), status.warnings());
+            }
+            Inbound::Reply(b) => assert!(StatusQuery::Printer.accepts(b)),
+            Inbound::FlowControl(_) | Inbound::Partial | Inbound::Other(_) => {}
         }
     }
     // Printer text in every encoding: no panic either way, and no control

@@ -140,8 +140,9 @@ fn a_ticket_prints_and_decodes_field_by_field() {
     assert_eq!(stats.tickets, 2);
     assert_eq!(stats.rejected_bytes, 0);
     assert_eq!(stats.garbled_bytes, 0);
-    // open: 4 queries; each print: 1 before (online), 2 after (issue 16).
-    assert_eq!(stats.status_queries, 4 + 3 + 3);
+    // open: 4 queries; each print: none before (automatic status back
+    // vouches for the printer), 2 after (issue 16).
+    assert_eq!(stats.status_queries, 4 + 2 + 2);
 }
 
 #[test]
@@ -156,10 +157,11 @@ fn paper_out_before_printing_is_an_error_and_nothing_is_sent() {
         "{err:?}"
     );
     assert_eq!(err.printer_fault(), Some(PrinterFault::PaperOut));
-    // Only the 8 status requests reached the printer (all answered, so
-    // all received): no document byte.
+    // Only what the open sent reached the printer (`GS a` and the 4
+    // status requests): the block the printer pushed refused the print,
+    // with no request and no document byte.
     let stats = sim.stats();
-    assert_eq!(stats.bytes_in, 8 * 3);
+    assert_eq!(stats.bytes_in, 3 + 4 * 3);
     assert_eq!(stats.rejected_bytes, 0);
     assert!(sim.tickets().is_empty());
 
@@ -314,7 +316,8 @@ fn at_the_wrong_speed_the_printer_does_not_answer() {
         }
         other => panic!("expected a status timeout, got {other:?}"),
     }
-    assert_eq!(sim.stats().garbled_bytes, 3);
+    // `GS a` and `DLE EOT 1`.
+    assert_eq!(sim.stats().garbled_bytes, 6);
     assert_eq!(sim.stats().status_queries, 0);
 }
 
@@ -332,11 +335,12 @@ fn the_last_ticket_byte_is_stamped_apart_from_later_status_queries() {
     printer.print(&ticket()).unwrap();
     let ticket_end = sim.last_ticket_byte_at().unwrap();
     let last = sim.last_byte_at().unwrap();
-    // Printer and paper status after the ticket: 6 bytes on the wire.
-    assert!(last.duration_since(ticket_end) >= wire_time(1, 19_200) * 6);
+    // `GS a` ending the document, then printer and paper status: 9
+    // bytes on the wire after the ticket.
+    assert!(last.duration_since(ticket_end) >= wire_time(1, 19_200) * 9);
     let at_cut = sim.stats_at_last_ticket().unwrap();
     assert_eq!(sim.stats().status_queries - at_cut.status_queries, 2);
-    assert_eq!(sim.stats().bytes_in - at_cut.bytes_in, 6);
+    assert_eq!(sim.stats().bytes_in - at_cut.bytes_in, 9);
 }
 
 #[test]
@@ -636,4 +640,104 @@ fn a_unidirectional_printer_prints_and_never_answers_status() {
     assert!(!printed.status_known);
     check_ticket(&sim.wait_for_tickets(1, WAIT).unwrap()[0]);
     assert_eq!(sim.stats().bytes_out, 0, "no reply ever sent");
+}
+
+/// `GS a`: the sans-IO printer sends its block when the command is
+/// executed and then only when the block changes; a printer set to skip
+/// `GS a` sends none, and one that cannot print discards the command with
+/// the rest of its input.
+#[test]
+fn gs_a_sends_a_block_at_once_and_on_each_change() {
+    use kiosk_sim::printer::PrinterCore;
+    let gs_a = [0x1D, 0x61, 0x0E];
+    let mut core = PrinterCore::new();
+    assert_eq!(core.receive(&gs_a), vec![0x10, 0x00, 0x00, 0x00]);
+    assert!(core.asb_enabled());
+    core.set_state(PrinterState::PaperOut);
+    assert_eq!(core.take_outgoing(), vec![0x18, 0x00, 0x0F, 0x00]);
+    core.set_state(PrinterState::PaperOut);
+    assert!(core.take_outgoing().is_empty(), "no change, no block");
+    // A DLE EOT reply after a pushed block, in order.
+    core.set_state(PrinterState::CoverOpen);
+    assert_eq!(
+        core.receive(&[0x10, 0x04, 0x01]),
+        vec![0x38, 0x00, 0x00, 0x00, 0x1A]
+    );
+    assert_eq!(core.stats().asb_blocks, 3);
+    assert_eq!(core.stats().status_queries, 1);
+    // `GS a` belongs to no ticket.
+    core.set_state(PrinterState::Ready);
+    core.take_outgoing();
+    let mut doc = ticket().render(kiosk_escpos::TextEncoding::Gb18030);
+    let len = doc.len();
+    doc.extend_from_slice(&gs_a);
+    assert_eq!(core.receive(&doc), vec![0x10, 0x00, 0x00, 0x00]);
+    assert_eq!(core.tickets()[0].bytes, len);
+    // An unplug forgets it (power-on default: off).
+    core.unplugged();
+    assert!(!core.asb_enabled());
+    core.set_state(PrinterState::PaperOut);
+    assert!(core.take_outgoing().is_empty());
+
+    let mut deaf = PrinterCore::new();
+    deaf.set_honours_asb(false);
+    assert!(deaf.receive(&gs_a).is_empty());
+    deaf.set_state(PrinterState::PaperOut);
+    assert!(deaf.take_outgoing().is_empty());
+    assert_eq!(deaf.stats().asb_blocks, 0);
+
+    let mut stopped = PrinterCore::new();
+    stopped.set_state(PrinterState::CoverOpen);
+    assert!(stopped.receive(&gs_a).is_empty(), "discarded, not executed");
+    assert!(!stopped.asb_enabled());
+}
+
+/// The simulator's blocks and its `DLE EOT` replies say the same thing to
+/// the kiosk's decoder, in every state (the two sides share no code).
+#[test]
+fn asb_blocks_of_every_state_decode_as_its_dle_eot_replies() {
+    use kiosk_escpos::{AsbStatus, PrinterStatus};
+    for state in PrinterState::ALL {
+        let replies = [1, 2, 3, 4].map(|n| state.status_byte(n).unwrap());
+        let by_query = PrinterStatus::from_bytes(replies).unwrap();
+        let block = AsbStatus::parse(state.asb_block())
+            .unwrap_or_else(|| panic!("{state}: not a valid block"));
+        assert_eq!(block.status(), by_query, "{state}");
+    }
+}
+
+/// Over the pty: the kiosk's printer enables ASB on open, and a state
+/// change pushed by the simulator decides the check before printing with
+/// no query; a printer that ignores `GS a` is asked.
+#[test]
+fn a_pushed_block_is_the_check_before_printing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(&dir);
+    let mut printer = open(&sim);
+    assert!(sim.asb_enabled());
+    assert!(printer.asb_blocks() >= 1, "the block answering GS a");
+    assert!(printer.fresh_status().is_some());
+    sim.set_state(PrinterState::CoverOpen);
+    let queries = sim.stats().status_queries;
+    let status = printer.preflight().unwrap();
+    assert_eq!(status.fault(), Some(PrinterFault::CoverOpen));
+    assert_eq!(sim.stats().status_queries, queries, "no DLE EOT");
+    let err = printer.print(&ticket()).unwrap_err();
+    assert!(
+        matches!(err, EscposError::CoverOpen { sent: false }),
+        "{err:?}"
+    );
+    assert_eq!(sim.stats().rejected_bytes, 0);
+    sim.set_state(PrinterState::Ready);
+    printer.print(&ticket()).unwrap();
+    check_ticket(&sim.wait_for_tickets(1, WAIT).unwrap()[0]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let deaf = start_with(&dir, |c| c.honours_asb = false);
+    let mut printer = open(&deaf);
+    assert_eq!(printer.asb_blocks(), 0);
+    assert_eq!(printer.fresh_status(), None);
+    let queries = deaf.stats().status_queries;
+    printer.preflight().unwrap();
+    assert_eq!(deaf.stats().status_queries, queries + 1, "asked instead");
 }

@@ -430,6 +430,115 @@ async fn rule_q4_paper_out_keeps_the_number_and_the_reprint_after_refill_prints_
     assert_eq!(s.printer.wait_for_tickets(3, DEADLINE).expect("3").len(), 3);
 }
 
+/// Issue 16 with automatic status back (on by default): kioskd enables
+/// `GS a` when it opens the printer, and a ticket is sent with no status
+/// round trip before it; the check after it stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_q4_asb_ticket_prints_with_no_status_round_trip_before_it() {
+    let s = setup();
+    let kioskd = Kioskd::start(&queue_toml(s.dir.path(), Some(s.printer.link())));
+    let mut events = kioskd.subscriber().await;
+    wait_printer(&mut events, DeviceState::Online).await;
+    assert!(s.printer.asb_enabled(), "kioskd sent GS a");
+    let mut c = kioskd.client().await;
+    for want in ["A001", "A002", "A003"] {
+        let before = s.printer.stats();
+        let t = c.queue_take("personal", false).await.expect("take");
+        assert!(t.printed, "{}", t.message.en);
+        assert_eq!(t.number, want);
+        let at_cut = s.printer.stats_at_last_ticket().expect("a ticket");
+        assert_eq!(
+            at_cut.status_queries, before.status_queries,
+            "no DLE EOT before {want}"
+        );
+        // Printer and paper status after it.
+        assert_eq!(s.printer.stats().status_queries, before.status_queries + 2);
+    }
+}
+
+/// Rule Q4 with automatic status back: paper running out while idle is
+/// pushed by the printer; the next ticket is refused from that block (no
+/// query, nothing sent), the customer is told in both languages, the
+/// number is kept, and the technician sees the fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_q4_asb_paper_out_pushed_refuses_the_next_ticket_in_both_languages() {
+    let s = setup();
+    let kioskd = Kioskd::start(&queue_toml(s.dir.path(), Some(s.printer.link())));
+    let mut events = kioskd.subscriber().await;
+    wait_printer(&mut events, DeviceState::Online).await;
+    let mut c = kioskd.client().await;
+    assert!(c.queue_take("personal", false).await.expect("take").printed);
+
+    // Returns once the block waits in kioskd's input.
+    s.printer.set_state(PrinterState::PaperOut);
+    let before = s.printer.stats();
+    let t = c.queue_take("personal", false).await.expect("take");
+    assert_eq!((t.number.as_str(), t.printed), ("A002", false));
+    assert_eq!(t.message.code, "printer_fault");
+    assert_eq!(t.message.zh, "请联系工作人员：您的号码 A002 已为您保留");
+    assert_eq!(
+        t.message.en,
+        "Please ask our staff: your number A002 is kept"
+    );
+    let after = s.printer.stats();
+    assert_eq!(
+        after.bytes_in, before.bytes_in,
+        "nothing sent, not even DLE EOT"
+    );
+    assert_eq!(after.rejected_bytes, 0);
+    wait_printer(&mut events, DeviceState::Offline).await;
+    let out = kioskd.kioskctl(&["status", "--json"]);
+    let st: kiosk_proto::StatusInfo = serde_json::from_slice(&out.stdout).expect("JSON");
+    let p = printer_info(&st);
+    assert_eq!(p.state, DeviceState::Offline);
+    assert!(
+        p.detail.as_deref().unwrap_or("").contains("paper out"),
+        "{p:?}"
+    );
+
+    // A new roll, pushed too: the kept number reprints.
+    s.printer.set_state(PrinterState::Ready);
+    wait_printer(&mut events, DeviceState::Online).await;
+    let r = c.queue_reprint(Some(&t.ticket_id)).await.expect("reprint");
+    assert!(r.printed);
+    assert_eq!(r.number, "A002");
+    let tickets = s.printer.wait_for_tickets(2, DEADLINE).expect("reprint");
+    assert_eq!(tickets[1].texts()[3], "A002");
+}
+
+/// A printer that ignores `GS a` sends no block: kioskd falls back to the
+/// `DLE EOT` round trip before each ticket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_q4_asb_ignored_by_the_printer_falls_back_to_the_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    kiosk::store::generate_key_file(&dir.path().join("store.key")).expect("store key");
+    let mut config = PrinterSimConfig::new(dir.path().join("by-id/printer0"));
+    config.honours_asb = false;
+    let printer = PrinterSim::start(config).expect("printer simulator");
+    let kioskd = Kioskd::start(&queue_toml(dir.path(), Some(printer.link())));
+    let mut events = kioskd.subscriber().await;
+    wait_printer(&mut events, DeviceState::Online).await;
+    let mut c = kioskd.client().await;
+    for want in ["A001", "A002"] {
+        let before = printer.stats();
+        let t = c.queue_take("personal", false).await.expect("take");
+        assert!(t.printed, "{}", t.message.en);
+        assert_eq!(t.number, want);
+        let at_cut = printer.stats_at_last_ticket().expect("a ticket");
+        assert_eq!(
+            at_cut.status_queries,
+            before.status_queries + 1,
+            "DLE EOT 1 before {want}"
+        );
+    }
+    assert_eq!(printer.stats().asb_blocks, 0);
+    // Still refused before anything is sent when the printer cannot print.
+    printer.set_state(PrinterState::PaperOut);
+    let t = c.queue_take("personal", false).await.expect("take");
+    assert_eq!((t.number.as_str(), t.printed), ("A003", false));
+    assert_eq!(printer.stats().rejected_bytes, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_q4_printer_unplugged_and_replugged_prints_again() {
     let s = setup();

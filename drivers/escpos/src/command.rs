@@ -334,6 +334,13 @@ pub fn status_request(n: u8) -> Vec<u8> {
     vec![DLE, EOT, n]
 }
 
+/// `GS a n`: enable automatic status back for the status items whose bits
+/// are set in `n` (bit 0 drawer, 1 on-line/off-line, 2 errors, 3 paper
+/// roll sensors; `n` = 0 disables it). See [`crate::asb`].
+pub fn automatic_status_back(n: u8) -> Vec<u8> {
+    vec![GS, b'a', n]
+}
+
 /// `GS v 0 m xL xH yL yH d1...dk`: print a raster bit image at normal
 /// scale (`m` = 0), `bytes_per_row` bytes (8 dots each, the most
 /// significant bit leftmost) by `height` dots, `k = bytes_per_row ×

@@ -11,6 +11,7 @@
 //! write_timeout_ms = 5000       # default
 //! status_timeout_ms = 1000      # default
 //! status = true                 # default; false: the printer never answers DLE EOT
+//! automatic_status_back = true  # default; use GS a (ASB) when status = true
 //! low_latency = true            # default; serial: lower a USB-serial adapter's latency timer
 //! ```
 //!
@@ -122,6 +123,14 @@ pub struct PrinterConfig {
     /// true.
     #[serde(default = "default_status")]
     pub status: bool,
+    /// Ask the printer to report its status by itself (automatic status
+    /// back, `GS a`), so a ticket needs no status round trip before it
+    /// while the printer's own reports say it can print
+    /// ([`crate::printer`] says when they are trusted). Only with
+    /// `status = true`; a printer that ignores `GS a` is asked with `DLE
+    /// EOT` as without it. Default true.
+    #[serde(default = "default_automatic_status_back")]
+    pub automatic_status_back: bool,
     /// TCP: how long a connection attempt may take, in ms. Default 3000.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
@@ -154,6 +163,9 @@ fn default_status_timeout_ms() -> u64 {
 fn default_status() -> bool {
     true
 }
+fn default_automatic_status_back() -> bool {
+    true
+}
 fn default_connect_timeout_ms() -> u64 {
     3000
 }
@@ -178,6 +190,7 @@ impl PrinterConfig {
             write_timeout_ms: default_write_timeout_ms(),
             status_timeout_ms: default_status_timeout_ms(),
             status: default_status(),
+            automatic_status_back: default_automatic_status_back(),
             connect_timeout_ms: default_connect_timeout_ms(),
             low_latency: default_low_latency(),
             sysfs: default_sysfs(),
@@ -215,6 +228,12 @@ impl PrinterConfig {
 
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
+    }
+
+    /// Is automatic status back used (configured, and the printer answers
+    /// status at all)?
+    pub fn uses_asb(&self) -> bool {
+        self.status && self.automatic_status_back
     }
 
     pub fn status_timeout(&self) -> Duration {

@@ -4,8 +4,12 @@
 //!
 //! # When the printer is asked for its status
 //!
-//! * when the port is opened (at start, and each reopen by path);
-//! * before and after every print ([`Printer::print`]);
+//! * when the port is opened (at start, and each reopen by path; `GS a`
+//!   is sent first when automatic status back is configured);
+//! * before and after every print ([`Printer::print`]); before it only
+//!   when the printer's automatic status back is not trusted (see
+//!   [`crate::printer`]: then its latest block, read from the input when
+//!   the print starts, decides);
 //! * when asked ([`PrinterHandle::status`]: the technician's check, or
 //!   `kioskctl status` wanting a fresh reading);
 //! * **while the printer cannot print, and only then**: when it is absent
@@ -20,7 +24,9 @@
 //! Between prints a healthy printer is **not polled**: the thread sleeps
 //! until a command comes, and uses no CPU. The price: an unplug (or paper
 //! running out by hand) while idle is noticed at the next print or status
-//! request, not before. The next print reopens a port found dead by its
+//! request, not before. With automatic status back the printer's blocks
+//! wait in the port's input meanwhile and are read at that next request
+//! (the ticket is then refused from them, without a round trip). The next print reopens a port found dead by its
 //! path first, so a printer replugged while idle just prints.
 //!
 //! # Events
@@ -293,8 +299,9 @@ impl PrinterHandle {
     }
 
     /// Take the printer's next turn for a document not ready yet, and
-    /// check the printer's status now (one round trip,
-    /// [`Printer::preflight`]) while the caller gets the document ready
+    /// check the printer's status now ([`Printer::preflight`]: its
+    /// trusted automatic status back, else one round trip) while the
+    /// caller gets the document ready
     /// (a queue ticket's number is committed meanwhile): the check costs
     /// the ticket no time of its own. Requests are served in order, so the
     /// order of `reserve` calls is the order of printing. Send the

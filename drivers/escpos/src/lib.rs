@@ -32,6 +32,14 @@
 //! ([`PrinterStatus::from_bytes`], [`PrinterStatus::to_bytes`]), so a
 //! simulator can answer with the same layout.
 //!
+//! **Automatic status back.** [`asb`] has `GS a`, the 4-byte blocks a
+//! printer then sends by itself ([`AsbStatus`], decoded into the same
+//! [`PrinterStatus`]) and [`InboundDemux`], which splits everything a
+//! printer sends into blocks and `DLE EOT` replies by their fixed bits.
+//! [`Printer`] enables it on open and after each document and, while the
+//! blocks are trusted, prints without asking first ([`printer`] says
+//! exactly when, for rule Q4).
+//!
 //! **Small transports.** [`Printer`] is the only code that talks to the
 //! device, through a [`Link`] per transport ([`SerialLink`], [`UsbLpLink`]
 //! for `/dev/usb/lpN`, [`TcpLink`] for a raw port 9100; [`link`] says
@@ -65,6 +73,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod asb;
 pub mod command;
 pub mod config;
 pub mod device;
@@ -79,6 +88,7 @@ pub mod status;
 pub mod tcp;
 pub mod usb;
 
+pub use asb::{AsbStatus, Inbound, InboundDemux};
 pub use command::{Align, CharSize, Cut, HriPosition, QrErrorCorrection};
 pub use config::{FlowControl, PrinterConfig, Transport};
 pub use device::{

@@ -43,6 +43,14 @@ pub trait Link: Send + fmt::Debug {
     /// file (the device or the peer went away).
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize>;
 
+    /// Read what has come already, without waiting:
+    /// [`io::ErrorKind::TimedOut`] (or `WouldBlock`) when nothing has.
+    /// Used to take in automatic status back blocks that arrived while
+    /// the link was idle ([`crate::asb`]) instead of dropping them.
+    fn read_pending(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read(buf, Duration::ZERO)
+    }
+
     /// Does this error from `read`, `write` or `discard_input` mean the
     /// device is gone (reopen it), rather than a passing fault?
     fn is_gone(&self, e: &io::Error) -> bool;

@@ -12,14 +12,58 @@
 //!   order they arrive, so several `DLE EOT n` go out in one write and
 //!   their replies are read in that order: one round trip (one latency
 //!   timer of a USB-serial adapter) for all of them.
-//! * **Printing** ([`Printer::print`]) first asks the printer status
-//!   (`DLE EOT 1`, one round trip, [`Printer::preflight`]); only an
-//!   offline printer is asked why (offline cause, error cause, paper: one
-//!   more round trip), and nothing is sent to a printer that cannot
-//!   print. Then it sends the document and asks the printer and paper
-//!   statuses together (one round trip). Those replies come after the
-//!   document has been received (the printer handles its input in order),
-//!   so their deadline adds the document's wire time.
+//! * **Printing** ([`Printer::print`]) first checks the printer
+//!   ([`Printer::preflight`]): from its automatic status back when that is
+//!   trusted (below: no round trip), else by asking the printer status
+//!   (`DLE EOT 1`, one round trip); only an offline printer is asked why
+//!   (offline cause, error cause, paper: one more round trip), and nothing
+//!   is sent to a printer that cannot print. Then it sends the document
+//!   and asks the printer and paper statuses together (one round trip).
+//!   Those replies come after the document has been received (the printer
+//!   handles its input in order), so their deadline adds the document's
+//!   wire time.
+//! * **Automatic status back** (`automatic_status_back = true`, the
+//!   default with `status = true`; [`crate::asb`]): `GS a` is sent when
+//!   the link opens and again at the end of every document (some printers
+//!   turn ASB off at the `ESC @` a document starts with). The printer
+//!   then sends a 4-byte status block when it executes `GS a` and
+//!   whenever its status changes. Everything the printer sends goes
+//!   through one [`InboundDemux`]: blocks update [`Printer::last_status`]
+//!   wherever they arrive (read before each request and each print
+//!   instead of being dropped, between and amid `DLE EOT` replies), and
+//!   replies are matched to their queries as before.
+//!
+//!   **When ASB stands in for the check before printing** (rule Q4:
+//!   nothing is sent to a printer that cannot print). The status is
+//!   *fresh*, and used without a round trip, only when all of these hold:
+//!   1. since the link was last opened, a block has come after the last
+//!      `GS a` sent (at the open, at the end of each document): the
+//!      printer honours `GS a`, and has re-enabled ASB after the last
+//!      document's `ESC @` and reported the status it had then (a `GS a`
+//!      sent to a printer that could not print may be discarded by it;
+//!      the next document's is answered);
+//!   2. a block has arrived since the last thing that breaks the chain:
+//!      opening or closing the link, a link error, a status timeout (the
+//!      line is unsettled) or the writing of a document (each document
+//!      ends with `GS a`, whose block restores trust);
+//!   3. the device node is still there, and every byte already received
+//!      has been read (blocks pushed while idle are applied first).
+//!
+//!   Then the status is what the blocks since said, with the replies to
+//!   the previous document's post-print check applied in order: a fault
+//!   there refuses the print at once (nothing sent, the fault reported,
+//!   the customer told). Otherwise the `DLE EOT` round trip is made as
+//!   without ASB: a printer that ignores `GS a` (no block ever comes) is
+//!   checked exactly as before, plus three bytes a document. The
+//!   post-print check is kept in every case: it is what finds a printer
+//!   that died or was unplugged while idle (a dead printer pushes
+//!   nothing). Limits, as with the round trip: a change less than one
+//!   block's wire time (plus a USB-serial adapter's hold) before the
+//!   ticket is not seen before it, and is reported by the post-print
+//!   check (`sent: true`: the customer is told and offered a reprint); a
+//!   printer power-cycled on a link that stays open (RS-232) forgets `GS
+//!   a` until the next document re-sends it, and the post-print check is
+//!   then what sees a fault.
 //! * **No status** (`status = false`, a printer that never answers, e.g. a
 //!   unidirectional USB one): printing just writes, and
 //!   [`Printer::status`] gives [`EscposError::NoStatus`]: unknown, not a
@@ -38,6 +82,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::asb::{self, AsbStatus, Inbound, InboundDemux};
 use crate::config::{PrinterConfig, Transport};
 use crate::document::Document;
 use crate::error::EscposError;
@@ -54,6 +99,8 @@ const WRITE_CHUNK: usize = 256;
 /// long to wait for that at most.
 const SETTLE_QUIET: Duration = Duration::from_millis(20);
 const SETTLE_MAX: Duration = Duration::from_millis(250);
+/// Most reads when taking in what arrived while idle (64 bytes each).
+const PENDING_MAX_READS: usize = 64;
 /// [`Printer::reconnect`]'s first and longest wait between attempts.
 pub const BACKOFF_START: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(3);
@@ -87,6 +134,15 @@ pub struct Printer {
     wire_bytes: u64,
     /// What the printer said last (see [`Printer::last_status`]).
     last_status: Option<PrinterStatus>,
+    /// Splits what the printer sends into ASB blocks and replies.
+    demux: InboundDemux,
+    /// `GS a` sent on this opening of the link since the last block.
+    asb_pending: u32,
+    /// A block came since the last thing that breaks trust in ASB (see
+    /// the module docs).
+    asb_trusted: bool,
+    /// ASB blocks received in all.
+    asb_blocks: u64,
 }
 
 impl std::fmt::Debug for Printer {
@@ -124,6 +180,10 @@ impl Printer {
             unsettled: false,
             wire_bytes: 0,
             last_status: None,
+            demux: InboundDemux::new(),
+            asb_pending: 0,
+            asb_trusted: false,
+            asb_blocks: 0,
         }
     }
 
@@ -165,15 +225,34 @@ impl Printer {
 
     /// The status the printer reported last: all four replies from the
     /// last [`Printer::status`] (or open), updated with the replies read
-    /// after the last print. `None` before the first answer. Kept when
-    /// the link closes (it is what was known last).
+    /// after the last print and with every automatic status back block
+    /// received. `None` before the first answer. Kept when the link
+    /// closes (it is what was known last).
     pub fn last_status(&self) -> Option<PrinterStatus> {
         self.last_status
+    }
+
+    /// Automatic status back blocks received so far.
+    pub fn asb_blocks(&self) -> u64 {
+        self.asb_blocks
+    }
+
+    /// The status automatic status back vouches for now without asking
+    /// (see the module docs for when), from what has been read so far.
+    /// `None`: ask the printer.
+    pub fn fresh_status(&self) -> Option<PrinterStatus> {
+        let fresh = self.config.uses_asb()
+            && self.link.is_open()
+            && !self.unsettled
+            && self.asb_trusted
+            && self.asb_pending == 0;
+        if fresh { self.last_status } else { None }
     }
 
     /// Close the link (reopened by [`Printer::reopen`] or the next print).
     pub fn close(&mut self) {
         self.link.close();
+        self.asb_trusted = false;
     }
 
     /// (Re)open the link, drop whatever was buffered, and ask the four
@@ -181,8 +260,18 @@ impl Printer {
     /// the error is returned; a printer without status gives
     /// [`EscposError::NoStatus`] once open.
     pub fn reopen(&mut self) -> Result<PrinterStatus, EscposError> {
+        self.asb_trusted = false;
         self.link.open()?;
         self.unsettled = false;
+        self.demux.reset();
+        self.asb_pending = 0;
+        if self.config.uses_asb() {
+            // Answered by a block, read amid the replies that follow.
+            let request = asb::enable_request();
+            self.write_all(&request)?;
+            self.asb_pending += 1;
+            tracing::trace!(">>> GS a (automatic status back)");
+        }
         self.status()
     }
 
@@ -224,6 +313,57 @@ impl Printer {
         Ok(status)
     }
 
+    /// Take in what the printer sent while nobody was reading (ASB blocks
+    /// pushed while idle), without waiting; replies left from earlier
+    /// requests are stale and dropped.
+    fn take_pending(&mut self) -> Result<(), EscposError> {
+        let mut buf = [0u8; 64];
+        for _ in 0..PENDING_MAX_READS {
+            match self.link.read_pending(&mut buf) {
+                Ok(0) => return Err(self.end_of_file()),
+                Ok(n) => {
+                    self.wire_bytes += n as u64;
+                    for &byte in &buf[..n] {
+                        if let Inbound::Reply(b) | Inbound::Other(b) = self.take_byte(byte) {
+                            tracing::debug!(byte = format_args!("{b:02X}"), "dropped a stale byte");
+                        }
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+                    return Ok(());
+                }
+                Err(e) if kiosk_device::serial_errors::is_transient(&e) => {}
+                Err(e) => return Err(self.gone_or_io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// One received byte through the demultiplexer; a completed ASB block
+    /// is applied at once.
+    fn take_byte(&mut self, byte: u8) -> Inbound {
+        let inbound = self.demux.push(byte);
+        if let Inbound::Asb(block) = inbound {
+            self.on_asb(block);
+        }
+        inbound
+    }
+
+    fn on_asb(&mut self, block: AsbStatus) {
+        let status = block.status();
+        if self.last_status != Some(status) {
+            tracing::debug!(block = ?block.bytes(), fault = ?status.fault(), "<<< automatic status back");
+        } else {
+            tracing::trace!(block = ?block.bytes(), "<<< automatic status back");
+        }
+        self.last_status = Some(status);
+        self.asb_blocks += 1;
+        // Answers the last `GS a` (one lost to a printer that could not
+        // print then must not block trust for good).
+        self.asb_pending = 0;
+        self.asb_trusted = true;
+    }
+
     /// The check before printing, in as few round trips as the printer
     /// allows: the printer status alone (`DLE EOT 1`) when it is online
     /// (online means no offline cause and no error; the paper's near-end
@@ -237,6 +377,31 @@ impl Printer {
         }
         if !self.link.is_open() {
             return self.reopen();
+        }
+        if self.config.uses_asb() {
+            // A device node that went away while idle pushes nothing.
+            if let Some(detail) = self.link.vanished() {
+                tracing::debug!(%detail, "printer link gone before printing; reopening");
+                self.close();
+                return self.reopen();
+            }
+            match self.take_pending() {
+                Err(EscposError::Unplugged { detail }) => {
+                    tracing::debug!(%detail, "printer link dead before printing; reopening");
+                    return self.reopen();
+                }
+                Err(e) => {
+                    self.asb_trusted = false;
+                    return Err(e);
+                }
+                Ok(()) => {}
+            }
+            // Blocks that arrived meanwhile (the one answering the last
+            // document's `GS a` included) are in now.
+            if let Some(status) = self.fresh_status() {
+                tracing::trace!(fault = ?status.fault(), "status from automatic status back; no round trip");
+                return Ok(status);
+            }
         }
         let reply = match self.query(StatusQuery::Printer) {
             Err(EscposError::Unplugged { detail }) => {
@@ -325,20 +490,54 @@ impl Printer {
     fn print_bytes_checked(
         &mut self,
         bytes: &[u8],
-        before: PrinterStatus,
+        mut before: PrinterStatus,
     ) -> Result<Printed, EscposError> {
+        let result = self.print_bytes_checked_inner(bytes, &mut before);
+        if result.is_err() {
+            self.asb_trusted = false;
+        }
+        result
+    }
+
+    fn print_bytes_checked_inner(
+        &mut self,
+        bytes: &[u8],
+        before: &mut PrinterStatus,
+    ) -> Result<Printed, EscposError> {
+        let asb = self.config.uses_asb();
+        if asb && self.link.is_open() {
+            // A block pushed since the check (while the document was being
+            // made) is newer than it.
+            let seen = self.asb_blocks;
+            self.take_pending()?;
+            if self.asb_blocks != seen
+                && let Some(status) = self.last_status
+            {
+                *before = status;
+            }
+        }
         if let Some(fault) = before.fault() {
             tracing::info!(%fault, "printer cannot print; nothing sent");
             return Err(EscposError::from_fault(fault, false));
         }
 
+        let mut sent = bytes.to_vec();
+        if asb {
+            // After the document's `ESC @`, which turns ASB off on some
+            // printers; its block says the status once the document is in.
+            sent.extend(asb::enable_request());
+        }
         tracing::debug!(bytes = bytes.len(), ">>> document");
-        self.write_all(bytes)?;
+        self.asb_trusted = false;
+        self.write_all(&sent)?;
+        if asb {
+            self.asb_pending += 1;
+        }
 
-        let mut after = before;
+        let mut after = *before;
         for reply in self.exchange_many(
             &[StatusQuery::Printer, StatusQuery::PaperSensor],
-            self.link.wire_time(bytes.len()),
+            self.link.wire_time(sent.len()),
         )? {
             after.apply(reply);
         }
@@ -416,6 +615,19 @@ impl Printer {
         queries: &[StatusQuery],
         queued: Duration,
     ) -> Result<Vec<StatusReply>, EscposError> {
+        let result = self.exchange_many_inner(queries, queued);
+        if result.is_err() {
+            // No longer sure what the printer is doing: ask next time.
+            self.asb_trusted = false;
+        }
+        result
+    }
+
+    fn exchange_many_inner(
+        &mut self,
+        queries: &[StatusQuery],
+        queued: Duration,
+    ) -> Result<Vec<StatusReply>, EscposError> {
         if !self.config.status {
             return Err(EscposError::NoStatus);
         }
@@ -429,8 +641,14 @@ impl Printer {
         if self.unsettled {
             self.settle()?;
         }
-        if let Err(e) = self.link.discard_input() {
-            return Err(self.gone_or_io(e));
+        if self.config.uses_asb() {
+            // Blocks that came meanwhile are news, not stale replies.
+            self.take_pending()?;
+        } else {
+            if let Err(e) = self.link.discard_input() {
+                return Err(self.gone_or_io(e));
+            }
+            self.demux.reset();
         }
         self.write_all(&request)?;
         tracing::trace!(queries = queries.len(), ">>> status requests");
@@ -462,7 +680,13 @@ impl Printer {
                     Ok(_) => {
                         self.wire_bytes += 1;
                         let byte = buf[0];
-                        match query.parse(byte) {
+                        // ASB blocks amid the replies are applied as they
+                        // complete; only a `DLE EOT` reply can be one.
+                        let parsed = match self.take_byte(byte) {
+                            Inbound::Reply(b) => query.parse(b),
+                            _ => Err(EscposError::BadStatusReply { query, byte }),
+                        };
+                        match parsed {
                             Ok(reply) => {
                                 tracing::trace!(
                                     query = query.name(),
@@ -498,7 +722,13 @@ impl Printer {
             }
             match self.link.read(&mut buf, SETTLE_QUIET.min(until - now)) {
                 Ok(0) => return Err(self.end_of_file()),
-                Ok(n) => tracing::debug!(bytes = n, "dropped late bytes"),
+                Ok(n) => {
+                    // Late replies are dropped; ASB blocks still count.
+                    for &byte in &buf[..n] {
+                        self.take_byte(byte);
+                    }
+                    tracing::debug!(bytes = n, "dropped late bytes")
+                }
                 Err(e) if e.kind() == ErrorKind::TimedOut => break,
                 Err(e) if kiosk_device::serial_errors::is_transient(&e) => {}
                 Err(e) => return Err(self.gone_or_io(e)),

@@ -106,6 +106,15 @@ impl Link for TcpLink {
         result
     }
 
+    /// Non-blocking: a read timeout cannot be zero on a socket.
+    fn read_pending(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let stream = self.stream()?;
+        stream.set_nonblocking(true)?;
+        let result = stream.read(buf);
+        stream.set_nonblocking(false)?;
+        result
+    }
+
     fn write(&mut self, bytes: &[u8], stall: Duration) -> io::Result<usize> {
         let stream = self.stream()?;
         stream.set_write_timeout(Some(stall.max(Duration::from_millis(1))))?;

@@ -43,16 +43,32 @@ fn rig() -> Rig {
 
 /// A simulator; `before` runs before the device is spawned.
 fn rig_with(before: impl FnOnce(&PrinterSim)) -> Rig {
+    rig_custom(|_| {}, before, |_| {})
+}
+
+/// The device with automatic status back off: every print asks first.
+fn rig_without_asb() -> Rig {
+    rig_custom(|_| {}, |_| {}, |c| c.automatic_status_back = false)
+}
+
+/// A simulator set up by `sim_config`, `before` run before the device is
+/// spawned with the config `configure` changes.
+fn rig_custom(
+    sim_config: impl FnOnce(&mut PrinterSimConfig),
+    before: impl FnOnce(&PrinterSim),
+    configure: impl FnOnce(&mut PrinterConfig),
+) -> Rig {
     init_logs();
     let dir = tempfile::tempdir().unwrap();
-    let sim = PrinterSim::start(PrinterSimConfig::new(
-        dir.path().join("by-id/usb-1a86_USB_Serial-if00-port0"),
-    ))
-    .unwrap();
+    let mut sim_cfg =
+        PrinterSimConfig::new(dir.path().join("by-id/usb-1a86_USB_Serial-if00-port0"));
+    sim_config(&mut sim_cfg);
+    let sim = PrinterSim::start(sim_cfg).unwrap();
     before(&sim);
     let mut config = PrinterConfig::new(sim.link());
     config.baud = sim.baud();
     config.status_timeout_ms = 2000;
+    configure(&mut config);
     let (tx, rx) = mpsc::channel();
     let printer = PrinterDevice::spawn("ticket".into(), config, tx).unwrap();
     Rig {
@@ -191,9 +207,11 @@ fn starts_online_and_prints_a_ticket_with_status_checked_around_it() {
         tickets[0].qr,
         vec!["0b4a2c9e-3f1d-4d55-9a7e-6c1f2b3d4e5f".to_string()]
     );
-    // The printer status before the ticket (online: nothing more to ask),
-    // printer and paper after it (issue 16: one round trip each).
-    assert_eq!(r.sim.stats().status_queries, before + 3);
+    // Automatic status back is on (the open sent `GS a`, the printer
+    // answered with a block): nothing asked before the ticket; printer
+    // and paper after it (issue 16: one round trip).
+    assert!(r.sim.asb_enabled());
+    assert_eq!(r.sim.stats().status_queries, before + 2);
 
     let snapshot = r.printer.snapshot();
     assert_eq!(snapshot.state, DeviceState::Online);
@@ -202,11 +220,12 @@ fn starts_online_and_prints_a_ticket_with_status_checked_around_it() {
 }
 
 /// Issue 16: a reserved turn checks the printer at once, before its
-/// document exists (one status query), and prints once the document comes;
+/// document exists (without automatic status back: one status query), and
+/// prints once the document comes;
 /// turns print in the order taken; a dropped turn prints nothing.
 #[test]
 fn reserved_turns_check_first_and_print_in_the_order_taken() {
-    let mut r = rig();
+    let mut r = rig_without_asb();
     r.events.state(WAIT, DeviceState::Online);
     let queries = r.sim.stats().status_queries;
     let bytes = r.sim.stats().bytes_in;
@@ -241,6 +260,167 @@ fn a_reserved_turn_on_a_printer_without_paper_sends_nothing() {
     assert_eq!(err.printer_fault(), Some(PrinterFault::PaperOut), "{err}");
     assert_eq!(r.sim.stats().tickets, 0);
     assert_eq!(r.sim.stats().rejected_bytes, 0, "nothing was sent");
+}
+
+/// Issue 16 with automatic status back (the default): the printer's own
+/// blocks vouch for it, so a reserved turn asks nothing before the ticket;
+/// the check after it stays (printer and paper, one round trip).
+#[test]
+fn rule_q4_asb_ticket_prints_with_no_status_round_trip_before_it() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    assert!(r.sim.asb_enabled(), "GS a sent on open");
+    for number in ["A001", "A002", "A003"] {
+        let before = r.sim.stats();
+        let turn = r.printer.reserve(CALL).unwrap();
+        let printed = turn.print(ticket(number)).unwrap();
+        assert!(printed.status_known);
+        let at_cut = r.sim.stats_at_last_ticket().unwrap();
+        assert_eq!(
+            at_cut.status_queries, before.status_queries,
+            "no DLE EOT before {number}"
+        );
+        let after = r.sim.stats();
+        assert_eq!(after.status_queries, before.status_queries + 2);
+        // Each document ends with GS a, answered by a block.
+        assert!(after.asb_blocks > before.asb_blocks);
+    }
+    let numbers: Vec<_> = r
+        .sim
+        .wait_for_tickets(3, WAIT)
+        .unwrap()
+        .iter()
+        .map(|t| t.texts()[2].to_string())
+        .collect();
+    assert_eq!(numbers, ["A001", "A002", "A003"]);
+}
+
+/// Rule Q4 with automatic status back: paper running out while idle is
+/// pushed by the printer; the next ticket is refused from that block
+/// alone (nothing sent, not even a status query), the technician sees the
+/// fault; a refill, pushed too, lets the next ticket print.
+#[test]
+fn rule_q4_asb_paper_out_pushed_refuses_the_next_ticket_and_sends_nothing() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    r.printer.print(ticket("A001"), CALL).unwrap();
+    // Returns once the block waits in the kiosk's input queue.
+    r.sim.set_state(PrinterState::PaperOut);
+    let before = r.sim.stats();
+    let turn = r.printer.reserve(CALL).unwrap();
+    let err = turn.print(ticket("A002")).unwrap_err();
+    assert_eq!(err.printer_fault(), Some(PrinterFault::PaperOut), "{err}");
+    assert!(
+        matches!(err, EscposError::PaperOut { sent: false }),
+        "{err:?}"
+    );
+    let after = r.sim.stats();
+    assert_eq!(after.bytes_in, before.bytes_in, "nothing at all was sent");
+    assert_eq!(after.rejected_bytes, 0);
+    r.events.fault(WAIT, PrinterFault::PaperOut);
+    assert_eq!(r.printer.snapshot().fault, Some(PrinterFault::PaperOut));
+
+    r.sim.set_state(PrinterState::Ready);
+    r.printer.print(ticket("A003"), CALL).unwrap();
+    let tickets = r.sim.wait_for_tickets(2, WAIT).unwrap();
+    assert_eq!(tickets[1].texts()[2], "A003");
+}
+
+/// A printer that ignores `GS a` never sends a block: every ticket is
+/// checked with the `DLE EOT` round trip, as without ASB.
+#[test]
+fn a_printer_ignoring_gs_a_falls_back_to_the_status_round_trip() {
+    let mut r = rig_custom(|c| c.honours_asb = false, |_| {}, |_| {});
+    r.events.state(WAIT, DeviceState::Online);
+    assert!(!r.sim.asb_enabled());
+    for number in ["A001", "A002"] {
+        let before = r.sim.stats();
+        let turn = r.printer.reserve(CALL).unwrap();
+        turn.print(ticket(number)).unwrap();
+        let at_cut = r.sim.stats_at_last_ticket().unwrap();
+        assert_eq!(
+            at_cut.status_queries,
+            before.status_queries + 1,
+            "DLE EOT 1 before {number}"
+        );
+        assert_eq!(r.sim.stats().status_queries, before.status_queries + 3);
+    }
+    assert_eq!(r.sim.stats().asb_blocks, 0);
+    // And paper out is still refused before anything is sent.
+    r.sim.set_state(PrinterState::PaperOut);
+    let turn = r.printer.reserve(CALL).unwrap();
+    let err = turn.print(ticket("A003")).unwrap_err();
+    assert_eq!(err.printer_fault(), Some(PrinterFault::PaperOut), "{err}");
+    assert_eq!(r.sim.stats().rejected_bytes, 0);
+}
+
+/// A printer without paper when the port opens discards the `GS a` sent
+/// then: after the refill the first ticket is checked with the round trip,
+/// and its own `GS a` (at its end) is answered, so the next one is not.
+#[test]
+fn asb_lost_at_open_is_enabled_by_the_next_ticket() {
+    let mut r = rig_with(|sim| sim.set_state(PrinterState::PaperOut));
+    r.events.fault(NOTICE, PrinterFault::PaperOut);
+    assert!(!r.sim.asb_enabled());
+    r.sim.set_state(PrinterState::Ready);
+    r.events.state(NOTICE, DeviceState::Online);
+    let before = r.sim.stats();
+    r.printer.print(ticket("A001"), CALL).unwrap();
+    let at_cut = r.sim.stats_at_last_ticket().unwrap();
+    assert_eq!(
+        at_cut.status_queries,
+        before.status_queries + 1,
+        "asked first"
+    );
+    assert!(r.sim.asb_enabled());
+    let before = r.sim.stats();
+    r.printer.print(ticket("A002"), CALL).unwrap();
+    let at_cut = r.sim.stats_at_last_ticket().unwrap();
+    assert_eq!(at_cut.status_queries, before.status_queries, "trusted now");
+}
+
+/// A real printer answers the `GS a` that ends a ticket once it has
+/// printed it, after the replies to the check that follows: that block is
+/// read when the next ticket starts, before deciding whether to ask.
+#[test]
+fn asb_block_arriving_after_the_post_print_check_is_read_before_the_next_ticket() {
+    // The simulator skips `GS a`; the block is sent by hand, late.
+    let mut r = rig_custom(|c| c.honours_asb = false, |_| {}, |_| {});
+    r.events.state(WAIT, DeviceState::Online);
+    r.printer.print(ticket("A001"), CALL).unwrap();
+    // Epson's "all well" block (see tests/asb.rs for the source).
+    r.sim.inject(&[0x10, 0x00, 0x00, 0x00]).unwrap();
+    let before = r.sim.stats();
+    r.printer.print(ticket("A002"), CALL).unwrap();
+    let at_cut = r.sim.stats_at_last_ticket().unwrap();
+    assert_eq!(at_cut.status_queries, before.status_queries, "no DLE EOT");
+    // That ticket's own `GS a` goes unanswered: the next one asks again.
+    let before = r.sim.stats();
+    r.printer.print(ticket("A003"), CALL).unwrap();
+    let at_cut = r.sim.stats_at_last_ticket().unwrap();
+    assert_eq!(at_cut.status_queries, before.status_queries + 1);
+}
+
+/// Paper near end pushed by the printer: tickets still print, with the
+/// warning, and no round trip before them.
+#[test]
+fn asb_paper_near_end_pushed_prints_and_warns() {
+    let mut r = rig();
+    r.events.state(WAIT, DeviceState::Online);
+    r.printer.print(ticket("A001"), CALL).unwrap();
+    r.sim.set_state(PrinterState::PaperNearEnd);
+    let before = r.sim.stats();
+    let printed = r
+        .printer
+        .reserve(CALL)
+        .unwrap()
+        .print(ticket("A002"))
+        .unwrap();
+    assert_eq!(printed.warnings, vec![Warning::PaperNearEnd]);
+    assert_eq!(
+        r.sim.stats_at_last_ticket().unwrap().status_queries,
+        before.status_queries
+    );
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! byte in its text.
 
 use kiosk_escpos::{
-    Align, BarcodeOptions, CharSize, Cut, Document, GlyphRaster, HriPosition, PaperState,
-    PrinterStatus, QrErrorCorrection, QrOptions, StatusQuery, TextEncoding,
+    Align, AsbStatus, BarcodeOptions, CharSize, Cut, Document, GlyphRaster, HriPosition, Inbound,
+    InboundDemux, PaperState, PrinterStatus, QrErrorCorrection, QrOptions, StatusQuery,
+    TextEncoding,
 };
 use proptest::prelude::*;
 
@@ -158,5 +159,110 @@ proptest! {
         let doc = b.cut(Cut::FeedPartial(n)).build().unwrap();
         let bytes = doc.render_with(enc, Some(&GlyphRaster::bundled()));
         prop_assert_eq!(real_time_command_at(&bytes), None, "{:02X?}", bytes);
+    }
+}
+
+/// What a printer sends: an ASB block (with XON / XOFF at the given
+/// offsets inside it, which software flow control may interleave) or a
+/// `DLE EOT` reply, each with its documented fixed bits and random others.
+#[derive(Debug, Clone)]
+enum Sent {
+    Block([u8; 4], Vec<(usize, u8)>),
+    Reply(u8),
+}
+
+fn any_sent() -> impl Strategy<Value = Sent> {
+    prop_oneof![
+        (
+            any::<[u8; 4]>(),
+            prop::collection::vec((1usize..4, prop::sample::select(vec![0x11u8, 0x13])), 0..3)
+        )
+            .prop_map(|(r, flow)| Sent::Block(
+                [r[0] & 0x6C | 0x10, r[1] & 0x6F, r[2] & 0x6F, r[3] & 0x6F],
+                flow
+            )),
+        any::<u8>().prop_map(|r| Sent::Reply(r & 0x6C | 0x12)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any interleaving of blocks and replies comes apart as it was sent,
+    /// also when the stream is read in arbitrary pieces.
+    #[test]
+    fn asb_blocks_and_dle_eot_replies_demultiplex(
+        sent in prop::collection::vec(any_sent(), 0..40),
+        cut in 1usize..9,
+    ) {
+        let mut bytes = Vec::new();
+        let mut want = Vec::new();
+        for s in &sent {
+            match s {
+                Sent::Block(b, flow) => {
+                    for (i, &byte) in b.iter().enumerate() {
+                        for &(at, f) in flow {
+                            if at == i {
+                                bytes.push(f);
+                            }
+                        }
+                        bytes.push(byte);
+                    }
+                    want.push(Inbound::Asb(AsbStatus(*b)));
+                }
+                Sent::Reply(r) => {
+                    bytes.push(*r);
+                    want.push(Inbound::Reply(*r));
+                }
+            }
+        }
+        let mut d = InboundDemux::new();
+        let mut got = Vec::new();
+        for piece in bytes.chunks(cut) {
+            got.extend(
+                d.push_all(piece)
+                    .into_iter()
+                    .filter(|i| !matches!(i, Inbound::FlowControl(_))),
+            );
+        }
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(d.dropped(), 0);
+        prop_assert!(!d.in_block());
+    }
+
+    /// Garbage never panics; whatever comes out has the right fixed bits,
+    /// and no more blocks than four bytes each allow.
+    #[test]
+    fn asb_demux_survives_garbage(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let mut d = InboundDemux::new();
+        let out = d.push_all(&bytes);
+        let blocks = out.iter().filter(|i| matches!(i, Inbound::Asb(_))).count();
+        prop_assert!(blocks <= bytes.len() / 4);
+        for i in out {
+            match i {
+                Inbound::Asb(a) => {
+                    prop_assert_eq!(AsbStatus::parse(a.bytes()), Some(a));
+                    let _ = a.status().fault();
+                }
+                Inbound::Reply(r) => prop_assert!(StatusQuery::Printer.accepts(r)),
+                Inbound::FlowControl(b) => prop_assert!(b == 0x11 || b == 0x13),
+                Inbound::Partial | Inbound::Other(_) => {}
+            }
+        }
+    }
+
+    /// The block of any status decodes to it (the bits the block layout
+    /// has; a cause-less error reads as a mechanical one).
+    #[test]
+    fn asb_block_of_a_status_round_trips(status in any_status()) {
+        let decoded = AsbStatus::of(&status).status();
+        prop_assert_eq!(decoded.online, status.online);
+        prop_assert_eq!(decoded.cover_open, status.cover_open);
+        prop_assert_eq!(decoded.paper, status.paper);
+        prop_assert_eq!(decoded.cutter_error, status.cutter_error);
+        prop_assert_eq!(
+            decoded.error,
+            status.error || status.cutter_error || status.unrecoverable_error || status.auto_recoverable_error
+        );
     }
 }

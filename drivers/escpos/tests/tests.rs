@@ -4,6 +4,7 @@
 //! simulator in `kiosk-sim` (`sim/tests/printer.rs`); `transports` runs
 //! the device loop over TCP and a USB printer-class stand-in.
 
+mod asb;
 mod commands;
 mod config;
 mod device;

@@ -40,6 +40,8 @@ pub(super) struct Decoder {
     segment: Vec<u8>,
     qr_data: Vec<u8>,
     ticket: DecodedTicket,
+    /// `GS a n` executed, their `n`, for the core to act on.
+    pub(super) asb_requests: Vec<u8>,
 }
 
 impl Decoder {
@@ -48,7 +50,10 @@ impl Decoder {
         self.pending.extend_from_slice(bytes);
         let mut at = 0;
         while at < self.pending.len() {
-            let real_time = self.pending[at] == 0x10;
+            // Real-time commands and `GS a` (a setting, not print data)
+            // count for no ticket.
+            let real_time = self.pending[at] == 0x10
+                || (self.pending[at] == 0x1D && self.pending.get(at + 1) == Some(&b'a'));
             let cut_before = done.len();
             let Some(n) = self.step(at, done) else { break };
             at += n;
@@ -350,7 +355,13 @@ impl Decoder {
                 self.ticket.barcodes.push(text);
                 Some(len)
             }
-            b'h' | b'w' | b'H' | b'f' | b'B' | b'a' | b'r' | b'I' | b'b' | b'E' => {
+            b'a' => {
+                // GS a n: automatic status back, acted on by the core.
+                need(3)?;
+                self.asb_requests.push(p[2]);
+                Some(3)
+            }
+            b'h' | b'w' | b'H' | b'f' | b'B' | b'r' | b'I' | b'b' | b'E' => {
                 need(3)?;
                 Some(3)
             }

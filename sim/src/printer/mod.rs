@@ -55,6 +55,18 @@
 //! | `Offline` | 1A | 12 | 12 | 12 | no |
 //! | `CutterError` | 1A | 52 | 1A | 12 | no |
 //!
+//! **Automatic status back.** `GS a n` (n ≠ 0) is executed in order with
+//! the print data (so not by a printer that cannot print, which discards
+//! it): the printer sends its 4-byte block at once and then whenever the
+//! block changes ([`PrinterState::asb_block`]: a state set by
+//! [`PrinterSim::set_state`], paper running out by
+//! [`PrinterSim::paper_out_after`], `DLE ENQ` clearing a cutter error).
+//! Blocks take their wire time and the adapter's hold like any answer and
+//! are counted in [`PrinterSimStats::asb_blocks`]; `GS a` counts for no
+//! ticket. An unplug forgets it (power-on default: off). With
+//! [`PrinterSimConfig::honours_asb`] false, `GS a` is skipped, as by a
+//! printer without ASB.
+//!
 //! A printer that cannot print **discards** what it receives and counts it
 //! in [`PrinterSimStats::rejected_bytes`] (real-time commands excepted).
 //! Real printers buffer and go busy instead; discarding makes "nothing was
@@ -148,6 +160,21 @@ impl PrinterState {
             3 => Some(error),
             4 => Some(paper),
             _ => None,
+        }
+    }
+
+    /// The automatic status back block (`GS a`) of this state, in Epson's
+    /// layout: byte 1 printer (bit 3 offline, bit 5 cover open, bit 4
+    /// fixed on), byte 2 errors (bit 3 autocutter), byte 3 paper (bits
+    /// 0+1 near end, 2+3 end), byte 4 reserved.
+    pub fn asb_block(self) -> [u8; 4] {
+        match self {
+            PrinterState::Ready => [0x10, 0x00, 0x00, 0x00],
+            PrinterState::PaperNearEnd => [0x10, 0x00, 0x03, 0x00],
+            PrinterState::PaperOut => [0x18, 0x00, 0x0F, 0x00],
+            PrinterState::CoverOpen => [0x38, 0x00, 0x00, 0x00],
+            PrinterState::Offline => [0x18, 0x00, 0x00, 0x00],
+            PrinterState::CutterError => [0x18, 0x08, 0x00, 0x00],
         }
     }
 
@@ -306,10 +333,12 @@ pub struct PrinterSimStats {
     pub rejected_bytes: u64,
     /// Bytes received at a speed other than the printer's.
     pub garbled_bytes: u64,
-    /// Status replies sent.
+    /// Status replies and automatic status back blocks sent.
     pub bytes_out: u64,
     /// `DLE EOT n` answered.
     pub status_queries: u64,
+    /// Automatic status back blocks sent (4 bytes each).
+    pub asb_blocks: u64,
     /// Tickets cut.
     pub tickets: u64,
     /// Tickets left unfinished by a state change or an unplug.
@@ -340,6 +369,14 @@ pub struct PrinterCore {
     paper_out_at: Option<u64>,
     /// A unidirectional printer: `DLE EOT` gets no answer.
     mute_status: bool,
+    /// A printer without automatic status back: `GS a` is skipped.
+    ignore_asb: bool,
+    /// The `n` of the last `GS a` (0: ASB off, as at power-on).
+    asb_items: u8,
+    /// The last block sent, so a block goes only on a change.
+    asb_sent: Option<[u8; 4]>,
+    /// What to send the kiosk next (replies and blocks, in order).
+    outgoing: Vec<u8>,
 }
 
 impl PrinterCore {
@@ -356,8 +393,20 @@ impl PrinterCore {
         self.mute_status = !answers;
     }
 
+    /// Honour `GS a` (the default) or skip it, as a printer without
+    /// automatic status back does.
+    pub fn set_honours_asb(&mut self, honours: bool) {
+        self.ignore_asb = !honours;
+    }
+
+    /// Is automatic status back on (a `GS a` with items was executed)?
+    pub fn asb_enabled(&self) -> bool {
+        self.asb_items != 0
+    }
+
     /// Change the state; a ticket in progress is interrupted when the
-    /// printer stops printing.
+    /// printer stops printing. With automatic status back on, a changed
+    /// status is queued as a block ([`PrinterCore::take_outgoing`]).
     pub fn set_state(&mut self, state: PrinterState) {
         if self.state != state {
             info!(from = %self.state, to = %state, "printer state");
@@ -366,6 +415,29 @@ impl PrinterCore {
             self.interrupt();
         }
         self.state = state;
+        self.push_asb(false);
+    }
+
+    /// What the printer has queued to send by itself (automatic status
+    /// back blocks after a state change made from outside).
+    pub fn take_outgoing(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    /// Queue the status block if ASB is on and it changed (or `always`:
+    /// the block sent when `GS a` is executed).
+    fn push_asb(&mut self, always: bool) {
+        if !self.asb_enabled() {
+            return;
+        }
+        let block = self.state.asb_block();
+        if always || self.asb_sent != Some(block) {
+            debug!(?block, "printer: automatic status back");
+            self.asb_sent = Some(block);
+            self.outgoing.extend_from_slice(&block);
+            self.stats.asb_blocks += 1;
+            self.stats.bytes_out += 4;
+        }
     }
 
     /// Receive bytes whose last one finished arriving at `last_at`, each
@@ -411,11 +483,10 @@ impl PrinterCore {
 
     fn receive_bytes(&mut self, bytes: &[u8]) -> Vec<u8> {
         if bytes.is_empty() {
-            return Vec::new();
+            return self.take_outgoing();
         }
         self.stats.bytes_in += bytes.len() as u64;
         self.last_byte_at = Some(self.arrived());
-        let mut replies = Vec::new();
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
             if let Some(rt) = self.scanner.step(b) {
@@ -433,20 +504,21 @@ impl PrinterCore {
                         if let Some(reply) = self.state.status_byte(n) {
                             self.stats.status_queries += 1;
                             self.stats.bytes_out += 1;
-                            replies.push(reply);
+                            self.outgoing.push(reply);
                         }
                     }
                     RealTime::Recover(_) => {
                         if self.state == PrinterState::CutterError {
                             info!("printer: DLE ENQ clears the cutter error");
                             self.state = PrinterState::Ready;
+                            self.push_asb(false);
                         }
                     }
                 }
             }
         }
         self.consume(&bytes[start..]);
-        replies
+        self.take_outgoing()
     }
 
     fn consume(&mut self, bytes: &[u8]) {
@@ -456,6 +528,15 @@ impl PrinterCore {
         if self.state.prints() {
             let before = self.tickets.len();
             self.decoder.push(bytes, &mut self.tickets);
+            for n in std::mem::take(&mut self.decoder.asb_requests) {
+                if self.ignore_asb {
+                    debug!(n, "printer: GS a ignored (no automatic status back)");
+                    continue;
+                }
+                self.asb_items = n;
+                // Sent when the command is executed, then on each change.
+                self.push_asb(true);
+            }
             let cut = self.tickets.len() - before;
             if cut > 0 {
                 self.last_ticket_byte_at = Some(self.arrived());
@@ -481,6 +562,10 @@ impl PrinterCore {
     pub fn unplugged(&mut self) {
         self.interrupt();
         self.scanner = RealTimeScanner::default();
+        // Power-on defaults again: ASB off, nothing left to send.
+        self.asb_items = 0;
+        self.asb_sent = None;
+        self.outgoing.clear();
         self.stats.unplugs += 1;
         self.unplug_at = None;
         self.paper_out_at = None;
@@ -545,6 +630,9 @@ pub struct PrinterSimConfig {
     pub emulate_wire_time: bool,
     /// Answer `DLE EOT` (default); false: a unidirectional printer.
     pub answers_status: bool,
+    /// Honour `GS a` (automatic status back, default); false: a printer
+    /// that skips it, so the kiosk must fall back to asking.
+    pub honours_asb: bool,
     /// Serve over TCP on this address instead of a pty (`link` is then
     /// not used); port 0 picks a free one.
     pub listen: Option<SocketAddr>,
@@ -564,6 +652,7 @@ impl PrinterSimConfig {
             baud: 115_200,
             emulate_wire_time: false,
             answers_status: true,
+            honours_asb: true,
             listen: None,
             adapter_sysfs: None,
         }
@@ -589,6 +678,9 @@ impl PrinterSimConfig {
 #[derive(Debug)]
 struct Inject {
     bytes: Vec<u8>,
+    /// Sent by the printer itself (an ASB block): after its wire time and
+    /// the adapter's hold, like any answer.
+    timed: bool,
     done: Done,
 }
 
@@ -622,6 +714,7 @@ impl PrinterSim {
     pub fn start(config: PrinterSimConfig) -> Result<PrinterSim> {
         let mut core = PrinterCore::new();
         core.set_answers_status(config.answers_status);
+        core.set_honours_asb(config.honours_asb);
         let shared: Shared = Arc::new((Mutex::new(core), Condvar::new()));
         let port = match config.listen {
             // A simulator never serves the network: loopback only.
@@ -698,10 +791,40 @@ impl PrinterSim {
     }
 
     /// Paper near end, paper out, cover open, offline, cutter error, or
-    /// ready again. Takes effect for the next byte received.
+    /// ready again. Takes effect for the next byte received. With
+    /// automatic status back on (the kiosk sent `GS a`), the changed status
+    /// is sent as a block, after its wire time and the adapter's hold like
+    /// any answer; this returns once it waits in the kiosk side's input
+    /// queue (as [`PrinterSim::inject`]).
     pub fn set_state(&self, state: PrinterState) {
-        self.core().set_state(state);
+        let pushed = {
+            let mut core = self.core();
+            core.set_state(state);
+            core.take_outgoing()
+        };
         self.shared.1.notify_all();
+        if pushed.is_empty() {
+            return;
+        }
+        let sent = match &self.port {
+            Port::Pty(pty) => pty.call(|done| {
+                PortCtrl::Device(Inject {
+                    bytes: pushed,
+                    timed: true,
+                    done,
+                })
+            }),
+            Port::Tcp(tcp) => tcp.inject(&pushed),
+        };
+        if let Err(e) = sent {
+            debug!(error = %e, "printer: automatic status back not delivered");
+        }
+    }
+
+    /// Is automatic status back on (the kiosk sent `GS a` since the
+    /// printer was plugged in)?
+    pub fn asb_enabled(&self) -> bool {
+        self.core().asb_enabled()
     }
 
     /// Unplug: the pty master is closed (the kiosk's reads and writes see
@@ -764,6 +887,7 @@ impl PrinterSim {
             Port::Pty(pty) => pty.call(|done| {
                 PortCtrl::Device(Inject {
                     bytes: bytes.to_vec(),
+                    timed: false,
                     done,
                 })
             }),
@@ -889,6 +1013,24 @@ impl PtyDevice for Worker {
     }
 
     fn control(&mut self, msg: Inject) -> Flow {
+        if msg.timed {
+            // The block's own wire time back, then the adapter's hold.
+            let mut hold = if self.config.emulate_wire_time {
+                wire_time(msg.bytes.len(), self.config.baud)
+            } else {
+                Duration::ZERO
+            };
+            if let (Some(sysfs), Some(pty)) = (&self.config.adapter_sysfs, self.port.pty()) {
+                hold += pty::adapter_latency(sysfs, &pty.path);
+            }
+            if let flow @ (Flow::Stop | Flow::Abandon) = pty::wait(self, hold) {
+                let _ = msg.done.send(Err(SimError::Io {
+                    context: "sending automatic status back".into(),
+                    source: std::io::ErrorKind::NotConnected.into(),
+                }));
+                return flow;
+            }
+        }
         let _ = msg.done.send(self.inject(&msg.bytes));
         Flow::Go
     }
