@@ -300,7 +300,8 @@ impl Queue {
             .service(&request.service_id)
             .map(|s| s.letter)
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "unknown service"))?;
-        let ticket_id = Uuid::new_v4();
+        // Time-ordered (v7): each ticket's id goes to the end of its index.
+        let ticket_id = Uuid::now_v7();
         let masked_name = card.as_ref().and_then(|c| c.masked_name.clone());
         let new = NewTicket {
             ticket_id: ticket_id.hyphenated().to_string(),
@@ -436,7 +437,7 @@ impl Queue {
             .map(|s| s.letter)
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "unknown service"))?;
         let new = NewTicket {
-            ticket_id: Uuid::new_v4().hyphenated().to_string(),
+            ticket_id: Uuid::now_v7().hyphenated().to_string(),
             service_id: request.service_id,
             letter,
             business_day: request.business_day,

@@ -344,22 +344,22 @@ pub(super) fn log_event(
     let day = day_text(t.business_day);
     let waiting = waiting_counts(tx, &day)?;
     let waiting_json = serde_json::to_string(&waiting).unwrap_or_else(|_| "{}".into());
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO queue_event (at_ms, business_day, kind, ticket_id, number_text,
             service_id, from_service, counter_id, waiting)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            at_ms,
-            day,
-            kind.as_str(),
-            t.ticket_id,
-            t.number_text,
-            t.service_id,
-            from_service,
-            t.counter,
-            waiting_json
-        ],
-    )?;
+    )?
+    .execute(params![
+        at_ms,
+        day,
+        kind.as_str(),
+        t.ticket_id,
+        t.number_text,
+        t.service_id,
+        from_service,
+        t.counter,
+        waiting_json
+    ])?;
     Ok(QueueEventRow {
         seq: tx.last_insert_rowid(),
         at_ms,

@@ -43,10 +43,9 @@ impl Tickets<'_> {
 /// any counter has used when `asked` is earlier (the clock was stepped
 /// back; rule Q2: a business day never goes back).
 pub(super) fn day_in_use(tx: &Connection, asked: NaiveDate) -> rusqlite::Result<NaiveDate> {
-    let latest: Option<String> =
-        tx.query_row("SELECT MAX(business_day) FROM queue_counter", [], |r| {
-            r.get(0)
-        })?;
+    let latest: Option<String> = tx
+        .prepare_cached("SELECT MAX(business_day) FROM queue_counter")?
+        .query_row([], |r| r.get(0))?;
     let latest = latest.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
     Ok(match latest {
         Some(latest) if latest > asked => {
@@ -73,15 +72,16 @@ fn take_number(
     asked: NaiveDate,
 ) -> rusqlite::Result<(NaiveDate, i64)> {
     let day = day_in_use(tx, asked)?;
-    let n: i64 = tx.query_row(
-        "INSERT INTO queue_counter (service, business_day, last_number)
-         VALUES (?1, ?2, 1)
-         ON CONFLICT (service, business_day)
-         DO UPDATE SET last_number = last_number + 1
-         RETURNING last_number",
-        [letter, day_text(day).as_str()],
-        |r| r.get(0),
-    )?;
+    // Cached statements, as below: each ticket's commit runs them all.
+    let n: i64 = tx
+        .prepare_cached(
+            "INSERT INTO queue_counter (service, business_day, last_number)
+             VALUES (?1, ?2, 1)
+             ON CONFLICT (service, business_day)
+             DO UPDATE SET last_number = last_number + 1
+             RETURNING last_number",
+        )?
+        .query_row([letter, day_text(day).as_str()], |r| r.get(0))?;
     Ok((day, n))
 }
 
@@ -178,15 +178,15 @@ fn count_waiting_before(
     issued_at_ms: i64,
     ticket_id: &str,
 ) -> rusqlite::Result<u32> {
-    let n: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM ticket
-         WHERE service_id = ?1 AND business_day = ?2 AND state = 'waiting'
-            AND numbered_by IS NULL AND ticket_id <> ?4
-            AND (issued_at_ms < ?3 OR (issued_at_ms = ?3 AND seq < COALESCE(
-                (SELECT seq FROM ticket WHERE ticket_id = ?4), 9223372036854775807)))",
-        params![service, day, issued_at_ms, ticket_id],
-        |r| r.get(0),
-    )?;
+    let n: i64 = tx
+        .prepare_cached(
+            "SELECT COUNT(*) FROM ticket
+             WHERE service_id = ?1 AND business_day = ?2 AND state = 'waiting'
+                AND numbered_by IS NULL AND ticket_id <> ?4
+                AND (issued_at_ms < ?3 OR (issued_at_ms = ?3 AND seq < COALESCE(
+                    (SELECT seq FROM ticket WHERE ticket_id = ?4), 9223372036854775807)))",
+        )?
+        .query_row(params![service, day, issued_at_ms, ticket_id], |r| r.get(0))?;
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
@@ -215,23 +215,23 @@ impl Tickets<'_> {
                 format_ticket_number(t.letter, number, t.number_digits);
             let waiting_ahead =
                 count_waiting_before(tx, &t.service_id, &day, t.issued_at_ms, &t.ticket_id)?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO ticket (ticket_id, service_id, letter, business_day, number,
                     number_text, issued_at_ms, waiting_ahead, masked_name, issued_for)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    t.ticket_id,
-                    t.service_id,
-                    letter,
-                    day,
-                    n,
-                    number_text,
-                    t.issued_at_ms,
-                    i64::from(waiting_ahead),
-                    t.masked_name,
-                    t.issued_for,
-                ],
-            )?;
+            )?
+            .execute(params![
+                t.ticket_id,
+                t.service_id,
+                letter,
+                day,
+                n,
+                number_text,
+                t.issued_at_ms,
+                i64::from(waiting_ahead),
+                t.masked_name,
+                t.issued_for,
+            ])?;
             let row = TicketRow {
                 ticket_id: t.ticket_id.clone(),
                 service_id: t.service_id.clone(),

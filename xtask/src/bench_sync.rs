@@ -184,7 +184,7 @@ fn change_json(i: usize) -> serde_json::Value {
     })
 }
 
-fn change(i: usize) -> SubmitChangeParams {
+pub fn change(i: usize) -> SubmitChangeParams {
     SubmitChangeParams {
         customer_id: fixtures::synthetic_customer(i).customer_id,
         change: change_json(i),
