@@ -219,7 +219,10 @@ pub fn report(figures: &[QueueFigures]) -> String {
          `card_read` event arrives. One ticket is {} bytes: **{ticket_ms:.2} ms on the wire**. {asb_text} \
          The ticket number is committed before the ticket is sent (rule Q2: on disk before anything is \
          printed); a plain SQLite commit (WAL, `synchronous=FULL`, same directory, warmed up, median of 200, \
-         same run) takes {commit_ms:.2} ms. kioskd's store is first brought to the state of a machine that          has been running: {WARM_UP_CHANGES} changes committed through `submit_change` take its WAL past          SQLite's first checkpoint, after which it is written over in place (while a new store's WAL grows,          each commit's fsync also writes the file's size, about 1 ms here). No core bank is configured here, so no lookup is made (with one, \
+         same run) takes {commit_ms:.2} ms. kioskd's store is first brought to the state of a machine that has been running: \
+         {WARM_UP_CHANGES} changes committed through `submit_change` take its WAL past SQLite's first \
+         checkpoint, after which it is written over in place (while a new store's WAL grows, each \
+         commit's fsync also writes the file's size). No core bank is configured here, so no lookup is made (with one, \
          the rule-I7 lookup runs beside the printing and does not hold the ticket back). {SAMPLES} tickets \
          per row.\n\n\
          Exchanged with the printer, counted by the simulator: before the ticket's last byte, the `DLE EOT` \
