@@ -689,7 +689,6 @@ async fn branch_api_closes_connections_past_its_limit() {
             .is_err(),
         "no request is served past the limit"
     );
-    // The displays are still served.
     drop(displays);
 }
 
