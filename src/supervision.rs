@@ -40,7 +40,7 @@ fn send(states: &[NotifyState]) {
 }
 
 /// How often the main loop reports: half the watchdog period systemd asked
-/// for (`WATCHDOG_USEC` for this process), or [`STATUS_PERIOD`] for the
+/// for (`WATCHDOG_USEC` for this process), or every 10 s (`STATUS_PERIOD`) for the
 /// status line alone.
 pub fn period() -> (Duration, bool) {
     let mut usec = 0;

@@ -1,6 +1,6 @@
-//! The tickets' life at the counters in the store (rules Q5, Q8, Q9) and
-//! the append-only log of queue events (`queue_event`) the branch stream
-//! replays from.
+//! The tickets' life at the counters in the store (rules Q5, Q8, Q9), and
+//! the reading of the append-only log of queue events (`queue_event`,
+//! written by [`super::queue::log_event`]) the branch stream replays from.
 //!
 //! Every counter action is ONE transaction: read the ticket, let
 //! the [`LifecycleRules`] (`crate::flows::ticket::RULES`) decide, update the ticket, append
@@ -15,7 +15,10 @@ use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::audit::{self, Actor, AuditAction, AuditEntry};
-use super::queue::{TICKET_COLUMNS, day_in_use, day_text, ticket_row};
+use super::queue::{
+    EventKind, QueueEventRow, TICKET_COLUMNS, WaitingCounts, day_in_use, day_text, log_event,
+    ticket_row, waiting_counts,
+};
 use super::{Result, Store, TicketRow};
 use crate::Error;
 
@@ -47,52 +50,6 @@ impl TicketState {
             "skipped" => TicketState::Skipped,
             _ => return None,
         })
-    }
-}
-
-/// What happened to a ticket: the kind of a queue event (the stream's
-/// `event:` field, the audit record's action).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    Issued,
-    Called,
-    Recalled,
-    Skipped,
-    Reactivated,
-    Transferred,
-    Served,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 7] = [
-        EventKind::Issued,
-        EventKind::Called,
-        EventKind::Recalled,
-        EventKind::Skipped,
-        EventKind::Reactivated,
-        EventKind::Transferred,
-        EventKind::Served,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Issued => "issued",
-            EventKind::Called => "called",
-            EventKind::Recalled => "recalled",
-            EventKind::Skipped => "skipped",
-            EventKind::Reactivated => "reactivated",
-            EventKind::Transferred => "transferred",
-            EventKind::Served => "served",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|k| k.as_str() == text)
-    }
-
-    /// A call the hall announces (a first call or a recall).
-    pub fn is_call(self) -> bool {
-        matches!(self, EventKind::Called | EventKind::Recalled)
     }
 }
 
@@ -230,29 +187,6 @@ pub struct LifecycleRules {
     ) -> std::result::Result<Transition, LifecycleError>,
 }
 
-/// Waiting tickets per service id (services without any are absent).
-pub type WaitingCounts = BTreeMap<String, u32>;
-
-/// One committed queue event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueEventRow {
-    /// Only grows; never reused (the stream's `id:`).
-    pub seq: i64,
-    pub at_ms: i64,
-    pub business_day: NaiveDate,
-    pub kind: EventKind,
-    pub ticket_id: String,
-    /// `A001`.
-    pub number: String,
-    /// The service it is in after the event.
-    pub service_id: String,
-    /// A transfer: the service it left.
-    pub from_service: Option<String>,
-    pub counter: Option<String>,
-    /// Waiting per service right after the event.
-    pub waiting: WaitingCounts,
-}
-
 /// A counter's action as the store applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActRequest {
@@ -313,64 +247,6 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueEventRow> {
         from_service: r.get(7)?,
         counter: r.get(8)?,
         waiting: serde_json::from_str(&waiting).map_err(|_| bad(9, "waiting"))?,
-    })
-}
-
-/// Waiting tickets per service on `day` (this machine's numbering only).
-pub(super) fn waiting_counts(tx: &Connection, day: &str) -> rusqlite::Result<WaitingCounts> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT service_id, COUNT(*) FROM ticket
-         WHERE business_day = ?1 AND state = 'waiting' AND numbered_by IS NULL
-         GROUP BY service_id",
-    )?;
-    let rows = stmt.query_map([day], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            u32::try_from(r.get::<_, i64>(1)?).unwrap_or(u32::MAX),
-        ))
-    })?;
-    rows.collect()
-}
-
-/// Append a queue event for `t` (as it is now) inside the caller's
-/// transaction.
-pub(super) fn log_event(
-    tx: &Connection,
-    kind: EventKind,
-    t: &TicketRow,
-    from_service: Option<&str>,
-    at_ms: i64,
-) -> rusqlite::Result<QueueEventRow> {
-    let day = day_text(t.business_day);
-    let waiting = waiting_counts(tx, &day)?;
-    let waiting_json = serde_json::to_string(&waiting).unwrap_or_else(|_| "{}".into());
-    tx.prepare_cached(
-        "INSERT INTO queue_event (at_ms, business_day, kind, ticket_id, number_text,
-            service_id, from_service, counter_id, waiting)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        at_ms,
-        day,
-        kind.as_str(),
-        t.ticket_id,
-        t.number_text,
-        t.service_id,
-        from_service,
-        t.counter,
-        waiting_json
-    ])?;
-    Ok(QueueEventRow {
-        seq: tx.last_insert_rowid(),
-        at_ms,
-        business_day: t.business_day,
-        kind,
-        ticket_id: t.ticket_id.clone(),
-        number: t.number_text.clone(),
-        service_id: t.service_id.clone(),
-        from_service: from_service.map(str::to_string),
-        counter: t.counter.clone(),
-        waiting,
     })
 }
 

@@ -90,15 +90,18 @@ pub use audit::{
 };
 pub use backup::{BackupReport, backup, restore};
 pub use calls::{
-    ActRequest, Acted, Calls, Candidate, CounterAction, EventKind, LifecycleError, LifecycleRules,
-    QueueEventRow, TicketFacts, TicketState, TicketTimes, Transition, WaitingCounts,
+    ActRequest, Acted, Calls, Candidate, CounterAction, LifecycleError, LifecycleRules,
+    TicketFacts, TicketState, TicketTimes, Transition,
 };
 pub use crypto::{SecretChange, generate_key_file};
 pub use outbox::{
     Advance, Call, ChangeState, ChangeSummary, Decision, ListFilter, Outbox, PendingChange,
     StoredId, SyncStatus,
 };
-pub use queue::{NewTicket, QueueCounts, TicketRow, Tickets, format_ticket_number};
+pub use queue::{
+    EventKind, NewTicket, QueueCounts, QueueEventRow, TicketRow, Tickets, WaitingCounts,
+    format_ticket_number,
+};
 
 use crate::Error;
 
