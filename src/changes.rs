@@ -166,30 +166,17 @@ impl Changes {
         .ok()
     }
 
-    /// Run `f` on the store without holding up the runtime's other tasks.
-    /// On kioskd's multi-threaded runtime it runs right here, the worker's
-    /// other tasks moving to another thread meanwhile (`block_in_place`):
-    /// the answer then waits for no thread to be woken, which is a good
-    /// part of a confirmation's time. Elsewhere (a single-threaded test
-    /// runtime) on the blocking pool.
+    /// Run `f` on the store on tokio's blocking pool.
     pub(crate) async fn with_store<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, crate::Error> + Send + 'static,
     {
         let store = self.require_store()?;
-        let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread;
-        let result = if multi_thread {
-            tokio::task::block_in_place(move || f(&store))
-        } else {
-            tokio::task::spawn_blocking(move || f(&store))
-                .await
-                .map_err(|e| {
-                    ApiError::new(ErrorCode::Internal, format!("store task failed: {e}"))
-                })?
-        };
-        result.map_err(store_error)
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("store task failed: {e}")))?
+            .map_err(store_error)
     }
 
     /// Record a confirmed change: durable in SQLite (outbox + audit, one
