@@ -36,6 +36,7 @@ pub async fn run(services: Arc<Services>) -> Result<(), crate::Error> {
                         None => None,
                     },
                     store_ok: services.config.store.is_none() || services.changes.store().is_some(),
+                    store_commits: services.changes.store().map(|s| s.commit_durations()),
                     paper_near_end: services
                         .printer
                         .state()

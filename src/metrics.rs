@@ -167,6 +167,8 @@ pub struct Snapshot {
     pub sync: Option<SyncStatusInfo>,
     /// The store is open, if one is configured.
     pub store_ok: bool,
+    /// The store's commit times (`None` without a store).
+    pub store_commits: Option<Histogram>,
     /// Per printer: whether its paper is near the end.
     pub paper_near_end: Vec<(String, bool)>,
     /// The branch queue's services now (a queue machine that numbers).
@@ -303,6 +305,14 @@ pub fn render(snapshot: &Snapshot, metrics: &Metrics) -> String {
             gauge(count(size)),
         );
     }
+    if let Some(commits) = &snapshot.store_commits {
+        r.register_with_unit(
+            "kiosk_store_commit_duration",
+            "Time to commit a write to the store (WAL write and fdatasync)",
+            Unit::Seconds,
+            commits.clone(),
+        );
+    }
     if !snapshot.queue.is_empty() {
         let waiting = Family::<ServiceLabels, Gauge>::default();
         let longest = Family::<ServiceLabels, Gauge>::default();
@@ -414,6 +424,11 @@ mod tests {
             },
             sync: None,
             store_ok: true,
+            store_commits: Some({
+                let commits = Histogram::new([0.001, 0.01]);
+                commits.observe(0.0004);
+                commits
+            }),
             paper_near_end: vec![("ticket".into(), paper_near_end)],
             queue: vec![QueueGauge {
                 service: "personal".into(),
@@ -424,7 +439,7 @@ mod tests {
     }
 
     #[test]
-    fn paper_disk_and_queue_waits_are_gauges_read_at_the_scrape() {
+    fn paper_disk_queue_waits_and_commit_times_are_read_at_the_scrape() {
         let text = render(&snapshot(true), &Metrics::default());
         for series in [
             "kiosk_printer_paper_near_end{printer=\"ticket\"} 1",
@@ -432,6 +447,8 @@ mod tests {
             "kiosk_store_disk_size_bytes 100",
             "kiosk_queue_waiting{service=\"personal\"} 2",
             "kiosk_queue_longest_wait_seconds{service=\"personal\"} 90",
+            "kiosk_store_commit_duration_seconds_count 1",
+            "kiosk_store_commit_duration_seconds_bucket{le=\"0.001\"} 1",
         ] {
             assert!(text.contains(series), "{series} missing in:\n{text}");
         }

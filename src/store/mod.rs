@@ -83,6 +83,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 pub use audit::{
@@ -109,6 +110,12 @@ use crate::Error;
 pub const DEFAULT_STORE_PATH: &str = "/var/lib/kiosk/kiosk.db";
 /// Where the store's key file lives when the config does not say.
 pub const DEFAULT_KEY_FILE: &str = "/etc/kiosk/store.key";
+
+/// Upper bounds (s) of the commit-time histogram's buckets: a healthy
+/// disk commits in well under a millisecond, a worn SD card in tens.
+const COMMIT_BUCKETS_S: [f64; 11] = [
+    0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0,
+];
 
 /// `[store]`: the local SQLite database (outbox, audit trail, queue counters).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -186,6 +193,9 @@ pub struct Store {
     waiting: Mutex<Vec<GroupJob>>,
     /// Transactions committed by [`Store::write_grouped`] (for tests).
     group_commits: std::sync::atomic::AtomicU64,
+    /// How long each write transaction's commit took (the WAL write and
+    /// its fdatasync): a slow or failing disk shows here first.
+    commit_duration: Histogram,
     /// A second, read-only connection for long reads (`audit_verify` walks
     /// the whole chain): in WAL mode it never holds back a commit.
     aside: Mutex<Option<Connection>>,
@@ -266,6 +276,7 @@ impl Store {
             conn: Mutex::new(conn),
             waiting: Mutex::new(Vec::new()),
             group_commits: std::sync::atomic::AtomicU64::new(0),
+            commit_duration: Histogram::new(COMMIT_BUCKETS_S),
             aside: Mutex::new(None),
             busy_timeout: options.busy_timeout,
             cipher: std::sync::Arc::new(cipher),
@@ -304,7 +315,30 @@ impl Store {
     /// (durable on return: `synchronous=FULL`). Any error rolls it back.
     fn write<T>(&self, body: impl FnOnce(&Connection) -> Inner<T>) -> Result<T> {
         let mut conn = self.lock();
-        in_transaction(&mut conn, TransactionBehavior::Immediate, body).map_err(|e| self.fail(e))
+        let written = (|| -> Inner<T> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = body(&tx)?;
+            self.commit(tx)?;
+            Ok(value)
+        })();
+        written.map_err(|e| self.fail(e))
+    }
+
+    /// Commit a write transaction, timing it for
+    /// [`Store::commit_durations`].
+    fn commit(&self, tx: rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+        let started = std::time::Instant::now();
+        let committed = tx.commit();
+        self.commit_duration
+            .observe(started.elapsed().as_secs_f64());
+        committed
+    }
+
+    /// How long write transactions took to commit, since the store was
+    /// opened (`kiosk_store_commit_duration_seconds`); the handle shares
+    /// its counts with the store.
+    pub fn commit_durations(&self) -> Histogram {
+        self.commit_duration.clone()
     }
 
     /// Like [`Store::write`], with group commit: writes that arrive while
@@ -407,7 +441,7 @@ impl Store {
                 return;
             }
         }
-        let committed = tx.commit();
+        let committed = self.commit(tx);
         if committed.is_ok() {
             self.group_commits
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -753,6 +787,43 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::*;
     use super::*;
+
+    /// How many commits the store's histogram has observed.
+    fn commits_timed(store: &Store) -> u64 {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("commits", "commits", store.commit_durations());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        text.lines()
+            .find_map(|l| l.strip_prefix("commits_count "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("a count in the exposition")
+    }
+
+    /// `kiosk_store_commit_duration_seconds` counts every write committed
+    /// (grouped or on its own), and no read.
+    #[test]
+    fn every_committed_write_is_timed_and_no_read() {
+        let t = TestDir::new();
+        let store = t.open();
+        let before = commits_timed(&store);
+        store
+            .outbox()
+            .commit_change(&id_change("A"), note(1_763_880_000_000))
+            .expect("grouped write");
+        store
+            .audit()
+            .audit_append(&AuditEntry {
+                at_ms: 1_763_880_000_001,
+                actor: Actor::CustomerSession,
+                action: AuditAction::CardRead,
+                subject: None,
+                detail: "card 110***********7777".into(),
+            })
+            .expect("single write");
+        store.outbox().sync_status(1_763_880_000_002).expect("read");
+        assert_eq!(commits_timed(&store), before + 2);
+    }
 
     #[test]
     fn every_connection_sets_the_pragmas() {

@@ -15,6 +15,10 @@ use crate::Error;
 use crate::config::{StoreSection, SyncSection};
 use crate::store::{PendingChange, Store};
 
+/// The longest a payload waits past its retention for the batch it is
+/// purged with ([`SyncOptions::purge_due`]).
+const MAX_PURGE_SLACK_MS: i64 = 10 * 60 * 1000;
+
 /// How the loop retries and purges.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncOptions {
@@ -31,6 +35,19 @@ pub struct SyncOptions {
 }
 
 impl SyncOptions {
+    /// When a purge is due, given the time the oldest settled payload's
+    /// retention ends: that far in, so that payloads settled one after
+    /// another are purged together, not each on its own (rule S2 batched).
+    /// Each purge ends with a checkpoint that empties the WAL, and the
+    /// commits after it are slower until the WAL has grown back.
+    /// The slack is 1% of the retention, at most 10 minutes (a retention
+    /// of 0 purges at once).
+    fn purge_due(&self, retention_ends: Option<i64>) -> Option<i64> {
+        let retention = i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        let slack = (retention / 100).min(MAX_PURGE_SLACK_MS);
+        retention_ends.map(|at| at.saturating_add(slack))
+    }
+
     pub fn from_config(sync: &SyncSection, store: &StoreSection) -> SyncOptions {
         SyncOptions {
             backoff: Backoff::from(sync),
@@ -278,9 +295,10 @@ where
         let next_purge = match self.next_purge {
             Some(at) => at,
             None => {
-                let at = self
+                let ends = self
                     .blocking(move |s| s.outbox().next_purge_at(retention))
                     .await?;
+                let at = self.options.purge_due(ends);
                 self.next_purge = Some(at);
                 at
             }
@@ -331,7 +349,8 @@ where
         }
         if any_final || !advance.unreadable.is_empty() {
             // A new settled payload: purge it after the retention.
-            let at = now.saturating_add(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+            let ends = now.saturating_add(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+            let at = self.options.purge_due(Some(ends)).unwrap_or(ends);
             self.next_purge = Some(Some(match self.next_purge {
                 Some(Some(earlier)) => earlier.min(at),
                 _ => at,
@@ -404,6 +423,7 @@ where
                 ))
             })
             .await?;
+        let purge = self.options.purge_due(purge);
         self.next_purge = Some(purge);
         self.retries.extend(due);
         Ok(match (due, purge) {
@@ -738,6 +758,63 @@ mod tests {
         }
     }
 
+    /// The purge's slack with [`options`]' retention of an hour (1%).
+    const PURGE_SLACK: i64 = 36_000;
+
+    /// Rule S2, in batches: payloads settled one after another are purged
+    /// together, each at most the slack (1% of the retention, at most 10
+    /// minutes) after its retention ends, not each on its own: every purge
+    /// empties the WAL, and the commits after it are slower until it has
+    /// grown back.
+    #[tokio::test]
+    async fn rule_s2_payloads_settled_one_after_another_are_purged_in_batches() {
+        let mut h = Harness::new().await;
+        let mut settled = Vec::new();
+        for k in 0..10 {
+            h.set_now(T0 + k * 10_000);
+            let c = id_change(&format!("C{k}"));
+            h.commit(&[&c]);
+            h.answer(Req::Submit(c.change_id.clone()), accepted("CR"))
+                .await;
+            assert_eq!(
+                h.park().await,
+                Some(T0 + 3_600_000 + PURGE_SLACK),
+                "the first payload's purge"
+            );
+            settled.push((c.change_id, T0 + k * 10_000));
+        }
+        h.events();
+        let mut purges = Vec::new();
+        let mut due = Some(T0 + 3_600_000 + PURGE_SLACK);
+        while let Some(at) = due {
+            h.set_now(at);
+            due = h.park_or_purge(&mut purges).await;
+            for (change_id, acked_at) in &settled {
+                let purged = h.store.outbox().get(change_id).expect("get").purged;
+                let retention_ends = acked_at + 3_600_000;
+                assert!(!purged || at >= retention_ends, "purged early: {change_id}");
+                assert!(
+                    purged || at < retention_ends + PURGE_SLACK,
+                    "late: {change_id}"
+                );
+            }
+        }
+        assert_eq!(purges, [4, 4, 2], "three purges for ten payloads");
+    }
+
+    impl Harness {
+        /// After the clock moved to a purge's time: the purge's count, if
+        /// one ran, into `purges`; the loop's next wait.
+        async fn park_or_purge(&mut self, purges: &mut Vec<usize>) -> Option<i64> {
+            let next = self.park().await;
+            purges.extend(self.events().into_iter().filter_map(|e| match e {
+                SyncEvent::Purged { count } => Some(count),
+                _ => None,
+            }));
+            next
+        }
+    }
+
     fn accepted(core_ref: &str) -> Outcome {
         Outcome::Accepted {
             result: ChangeResult {
@@ -755,7 +832,11 @@ mod tests {
         h.commit(&[&c]);
         h.answer(Req::Submit(c.change_id.clone()), accepted("CR-1"))
             .await;
-        assert_eq!(h.park().await, Some(T0 + 3_600_000), "next: the purge");
+        assert_eq!(
+            h.park().await,
+            Some(T0 + 3_600_000 + PURGE_SLACK),
+            "next: the purge"
+        );
         h.no_request_pending();
 
         let s = h.store.outbox().get(&c.change_id).expect("get");
@@ -788,9 +869,9 @@ mod tests {
             .collect();
         assert_eq!(actions, ["change_recorded", "change_applied"]);
 
-        // The retention passes: the payload is purged, then nothing is left
-        // to wait for.
-        h.set_now(T0 + 3_600_000);
+        // The retention passes, then the batch's slack: the payload is
+        // purged, then nothing is left to wait for.
+        h.set_now(T0 + 3_600_000 + PURGE_SLACK);
         assert_eq!(h.park().await, None);
         assert!(h.store.outbox().get(&c.change_id).expect("get").purged);
     }
@@ -835,7 +916,7 @@ mod tests {
             })),
         )
         .await;
-        assert_eq!(h.park().await, Some(T0 + 500 + 3_600_000));
+        assert_eq!(h.park().await, Some(T0 + 500 + 3_600_000 + PURGE_SLACK));
         h.no_request_pending();
 
         let sa = h.store.outbox().get(&a.change_id).expect("a");
@@ -876,7 +957,7 @@ mod tests {
         .await;
         assert_eq!(
             h.park().await,
-            Some(T0 + 3_600_000),
+            Some(T0 + 3_600_000 + PURGE_SLACK),
             "only the purge is left"
         );
         h.no_request_pending();
