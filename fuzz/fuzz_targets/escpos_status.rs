@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = StatusQuery::from_n(byte);
         for query in StatusQuery::ALL {
             match query.parse(byte) {
-                Ok(reply) => {
+                Some(reply) => {
                     assert!(query.accepts(byte));
                     assert_eq!(reply.query(), query);
                     // Every bit means something except bit 2 of the error
@@ -25,27 +25,21 @@ fuzz_target!(|data: &[u8]| {
                         0
                     };
                     assert_eq!(reply.to_byte(), byte & !undefined, "{query:?} {byte:#04x}");
-                    assert_eq!(query.parse(reply.to_byte()).ok(), Some(reply));
+                    assert_eq!(query.parse(reply.to_byte()), Some(reply));
                     let mut status = PrinterStatus::READY;
                     status.apply(reply);
                     let _ = (status.fault(), status.warnings());
                 }
-                Err(e) => {
-                    assert!(!query.accepts(byte));
-                    let _ = e.to_string();
-                }
+                None => assert!(!query.accepts(byte)),
             }
         }
     }
     for window in data.windows(4) {
         let bytes = [window[0], window[1], window[2], window[3]];
-        if let Ok(status) = PrinterStatus::from_bytes(bytes) {
+        if let Some(status) = PrinterStatus::from_bytes(bytes) {
             let _ = (status.fault(), status.warnings());
             // The canonical replies mean the same status.
-            assert_eq!(
-                PrinterStatus::from_bytes(status.to_bytes()).ok(),
-                Some(status)
-            );
+            assert_eq!(PrinterStatus::from_bytes(status.to_bytes()), Some(status));
         }
     }
     let mut demux = InboundDemux::new();

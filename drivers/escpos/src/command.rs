@@ -329,11 +329,6 @@ pub fn code128(data: &str) -> Vec<u8> {
     out
 }
 
-/// `DLE EOT n`: real-time status request (see [`crate::StatusQuery`]).
-pub fn status_request(n: u8) -> Vec<u8> {
-    vec![DLE, EOT, n]
-}
-
 /// `GS a n`: enable automatic status back for the status items whose bits
 /// are set in `n` (bit 0 drawer, 1 on-line/off-line, 2 errors, 3 paper
 /// roll sensors; `n` = 0 disables it). See [`crate::asb`].

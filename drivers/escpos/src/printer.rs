@@ -684,8 +684,9 @@ impl Printer {
                         // complete; only a `DLE EOT` reply can be one.
                         let parsed = match self.take_byte(byte) {
                             Inbound::Reply(b) => query.parse(b),
-                            _ => Err(EscposError::BadStatusReply { query, byte }),
-                        };
+                            _ => None,
+                        }
+                        .ok_or(EscposError::BadStatusReply { query, byte });
                         match parsed {
                             Ok(reply) => {
                                 tracing::trace!(

@@ -27,9 +27,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::command;
-use crate::error::EscposError;
-
 /// Bits fixed in every reply: 0 and 7 off, 1 and 4 on.
 const FIXED_MASK: u8 = 0x93;
 const FIXED_VALUE: u8 = 0x12;
@@ -78,9 +75,9 @@ impl StatusQuery {
             .copied()
     }
 
-    /// `DLE EOT n`.
+    /// `DLE EOT n` (`10 04 n`): the real-time status request.
     pub fn request(self) -> Vec<u8> {
-        command::status_request(self.n())
+        vec![0x10, 0x04, self.n()]
     }
 
     pub fn name(self) -> &'static str {
@@ -105,14 +102,16 @@ impl StatusQuery {
         }
     }
 
-    /// The reply `byte` means, or [`EscposError::BadStatusReply`] when it
-    /// cannot be a reply to this query.
-    pub fn parse(self, byte: u8) -> Result<StatusReply, EscposError> {
+    /// What the reply `byte` means; `None` when it cannot be a reply to
+    /// this query (the printer link turns that into
+    /// `EscposError::BadStatusReply`). Pure decoding: this module depends
+    /// on no other of the crate.
+    pub fn parse(self, byte: u8) -> Option<StatusReply> {
         if !self.accepts(byte) {
-            return Err(EscposError::BadStatusReply { query: self, byte });
+            return None;
         }
         let bit = |n: u8| byte & (1 << n) != 0;
-        Ok(match self {
+        Some(match self {
             StatusQuery::Printer => StatusReply::Printer {
                 online: !bit(3),
                 drawer_pin3_high: bit(2),
@@ -309,12 +308,13 @@ impl PrinterStatus {
     };
 
     /// From the replies to n = 1, 2, 3, 4, in that order.
-    pub fn from_bytes(bytes: [u8; 4]) -> Result<PrinterStatus, EscposError> {
+    /// `None` if a byte cannot be the reply to its query.
+    pub fn from_bytes(bytes: [u8; 4]) -> Option<PrinterStatus> {
         let mut status = PrinterStatus::READY;
         for (query, byte) in StatusQuery::ALL.into_iter().zip(bytes) {
             status.apply(query.parse(byte)?);
         }
-        Ok(status)
+        Some(status)
     }
 
     /// The replies a printer in this state gives to n = 1, 2, 3, 4

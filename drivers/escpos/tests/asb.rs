@@ -156,7 +156,7 @@ fn demux_tells_blocks_from_replies() {
         d.push_all(&[0x1E, 0x7E]),
         vec![Inbound::Reply(0x1E), Inbound::Reply(0x7E)]
     );
-    assert!(StatusQuery::PaperSensor.parse(0x7E).is_ok());
+    assert!(StatusQuery::PaperSensor.parse(0x7E).is_some());
     // XOFF and XON amid a block are skipped; the block stands.
     assert_eq!(
         d.push_all(&[0x18, 0x13, 0x00, 0x0C, 0x11, 0x00]),

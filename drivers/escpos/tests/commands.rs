@@ -1,7 +1,9 @@
 //! Every command as exact bytes.
 
 use kiosk_escpos::command::*;
-use kiosk_escpos::{Align, CharSize, Cut, EscposError, HriPosition, QrErrorCorrection};
+use kiosk_escpos::{
+    Align, CharSize, Cut, EscposError, HriPosition, QrErrorCorrection, StatusQuery,
+};
 
 #[test]
 fn init_is_esc_at() {
@@ -178,6 +180,7 @@ fn code128_selects_code_set_b_and_escapes_braces() {
 #[test]
 fn status_request_is_dle_eot_n() {
     for n in 1..=4 {
-        assert_eq!(status_request(n), vec![0x10, 0x04, n]);
+        let query = StatusQuery::from_n(n).expect("n = 1 to 4");
+        assert_eq!(query.request(), vec![0x10, 0x04, n]);
     }
 }
