@@ -204,6 +204,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP INDEX ticket_counter;
     CREATE INDEX ticket_counter ON ticket (counter_id, state) WHERE counter_id IS NOT NULL;
     "#,
+    // 7: the time of the last delivery (sync status, asked at every
+    // supervision tick and scrape) is read from an index, not from every
+    // delivered row: 27 ms at 300,000 rows, holding the store (issue 16).
+    r#"
+    CREATE INDEX outbox_delivered_at ON outbox (acked_at_ms) WHERE state = 'delivered';
+    "#,
 ];
 
 /// Bring the schema up to date.

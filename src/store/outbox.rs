@@ -234,6 +234,23 @@ impl Default for ListFilter {
 
 const OPEN: &str = "state IN ('pending', 'reconcile')";
 
+/// The sync status in one statement. Asked at every supervision tick and
+/// scrape, holding the store: the last delivery's time comes from the
+/// `outbox_delivered_at` index, not from every delivered row; only the
+/// counts walk an index.
+fn sync_status_sql() -> String {
+    format!(
+        "SELECT
+           (SELECT count(*) FROM outbox WHERE {OPEN}),
+           (SELECT min(created_at_ms) FROM outbox WHERE {OPEN}),
+           (SELECT count(*) FROM outbox WHERE state = 'rejected'),
+           (SELECT count(*) FROM outbox WHERE state = 'delivered'),
+           (SELECT last_error FROM outbox WHERE {OPEN} AND last_error IS NOT NULL
+            ORDER BY updated_at_ms DESC, seq DESC LIMIT 1),
+           (SELECT max(acked_at_ms) FROM outbox WHERE state = 'delivered')"
+    )
+}
+
 const SUMMARY: &str = "SELECT seq, change_id, kind, customer_id, state, in_flight, attempts,
     created_at_ms, updated_at_ms, next_attempt_at_ms, last_error, outcome, core_ref,
     rejection_code, rejection_message, acked_at_ms, payload IS NULL FROM outbox";
@@ -623,31 +640,18 @@ impl Outbox<'_> {
     /// The backlog, for `sync_status`.
     pub fn sync_status(&self, now_ms: i64) -> Result<SyncStatus> {
         self.store.read(|tx| {
-            Ok(tx.query_row(
-                &format!(
-                    "SELECT
-                       (SELECT count(*) FROM outbox WHERE {OPEN}),
-                       (SELECT min(created_at_ms) FROM outbox WHERE {OPEN}),
-                       (SELECT count(*) FROM outbox WHERE state = 'rejected'),
-                       (SELECT count(*) FROM outbox WHERE state = 'delivered'),
-                       (SELECT last_error FROM outbox WHERE {OPEN} AND last_error IS NOT NULL
-                        ORDER BY updated_at_ms DESC, seq DESC LIMIT 1),
-                       (SELECT max(acked_at_ms) FROM outbox WHERE state = 'delivered')"
-                ),
-                [],
-                |r| {
-                    let oldest: Option<i64> = r.get(1)?;
-                    Ok(SyncStatus {
-                        pending: r.get::<_, i64>(0)? as u64,
-                        oldest_pending_age: oldest
-                            .map(|t| Duration::from_millis(u64::try_from(now_ms - t).unwrap_or(0))),
-                        rejected: r.get::<_, i64>(2)? as u64,
-                        delivered: r.get::<_, i64>(3)? as u64,
-                        last_error: r.get(4)?,
-                        last_delivery_at_ms: r.get(5)?,
-                    })
-                },
-            )?)
+            Ok(tx.query_row(&sync_status_sql(), [], |r| {
+                let oldest: Option<i64> = r.get(1)?;
+                Ok(SyncStatus {
+                    pending: r.get::<_, i64>(0)? as u64,
+                    oldest_pending_age: oldest
+                        .map(|t| Duration::from_millis(u64::try_from(now_ms - t).unwrap_or(0))),
+                    rejected: r.get::<_, i64>(2)? as u64,
+                    delivered: r.get::<_, i64>(3)? as u64,
+                    last_error: r.get(4)?,
+                    last_delivery_at_ms: r.get(5)?,
+                })
+            })?)
         })
     }
 
@@ -1521,6 +1525,53 @@ mod tests {
         assert_eq!(status.pending, 1);
         assert_eq!(status.oldest_pending_age, Some(Duration::from_secs(1)));
         assert_eq!(status.last_error.as_deref(), Some("timeout after send"));
+    }
+
+    /// Issue 16: the sync status (asked at every supervision tick and
+    /// scrape, holding the store) takes the last delivery's time from an
+    /// index instead of walking every delivered row (27 ms at 300,000
+    /// rows before), and it is the latest acknowledgement, whichever change
+    /// it was for.
+    #[test]
+    fn the_last_delivery_is_the_latest_acknowledgement_read_from_an_index() {
+        let t = TestDir::new();
+        let store = t.open();
+        let older = id_change("C1");
+        let newer = id_change("C2");
+        store
+            .outbox()
+            .commit_change(&older, note(T0))
+            .expect("commit");
+        store
+            .outbox()
+            .commit_change(&newer, note(T0))
+            .expect("commit");
+        for (change, acked_at) in [(&older, T0 + 30), (&newer, T0 + 20)] {
+            let p = deliver_now(&store, T0);
+            assert_eq!(p.change_id(), change.change_id);
+            store
+                .outbox()
+                .record_outcome(&change.change_id, &done("CR"), acked_at)
+                .expect("done");
+        }
+        let status = store.outbox().sync_status(T0 + 40).expect("status");
+        assert_eq!(status.delivered, 2);
+        assert_eq!(status.last_delivery_at_ms, Some(T0 + 30));
+
+        let plan: Vec<String> = raw(&store, |c| {
+            let mut stmt = c
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", sync_status_sql()))
+                .expect("plan");
+            stmt.query_map([], |r| r.get(3))
+                .expect("plan rows")
+                .collect::<rusqlite::Result<_>>()
+                .expect("plan rows")
+        });
+        assert!(
+            plan.iter()
+                .any(|l| l == "SEARCH outbox USING COVERING INDEX outbox_delivered_at"),
+            "{plan:#?}"
+        );
     }
 
     #[test]
