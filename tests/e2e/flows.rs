@@ -1326,12 +1326,20 @@ async fn metrics_show_reads_tickets_and_deliveries_and_nothing_personal() {
         "kiosk_sync_oldest_pending_age_seconds 0",
         "kiosk_store_disk_free_bytes ",
         "kiosk_store_disk_size_bytes ",
+        "kiosk_store_commit_duration_seconds_bucket{le=\"+Inf\"} ",
         "kiosk_queue_waiting{service=\"personal\"} 1",
         "kiosk_queue_longest_wait_seconds{service=\"personal\"} ",
         "# EOF",
     ] {
         assert!(body.contains(series), "{series} missing in:\n{body}");
     }
+    // Every write was timed: at least the change, its delivery, the ticket.
+    let commits: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("kiosk_store_commit_duration_seconds_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the store's commit count");
+    assert!(commits >= 3, "{commits} commits timed:\n{body}");
     for secret in all_secrets()
         .iter()
         .map(String::as_str)
