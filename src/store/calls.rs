@@ -616,6 +616,97 @@ mod tests {
         )
     }
 
+    /// Add past business days' tickets until `tickets` are behind today:
+    /// each issued, called and served at counter 1, with its three events
+    /// and its day's numbering, written directly.
+    fn fill_queue_history(store: &Store, tickets: i64) {
+        raw(store, |c| {
+            let tx = c.unchecked_transaction().expect("begin");
+            let from: i64 = tx
+                .query_row("SELECT count(*) FROM ticket", [], |r| r.get(0))
+                .expect("count");
+            let per_day = 500;
+            for i in from..tickets {
+                let past = day() - chrono::Days::new(1 + (i / per_day) as u64);
+                let day_s = past.format("%Y-%m-%d").to_string();
+                let number = i % per_day + 1;
+                let (id, text) = (format!("h{i}"), format!("A{number:03}"));
+                let at = 1_000 + i;
+                tx.execute(
+                    "INSERT INTO ticket (ticket_id, service_id, letter, business_day, number,
+                         number_text, issued_at_ms, waiting_ahead, state, printed, called_at_ms,
+                         first_called_at_ms, counter_id, served_at_ms)
+                     VALUES (?1, 'personal', 'A', ?2, ?3, ?4, ?5, 0, 'served', 1, ?5, ?5, '1', ?5)",
+                    rusqlite::params![id, day_s, number, text, at],
+                )
+                .expect("ticket");
+                for kind in ["issued", "called", "served"] {
+                    tx.execute(
+                        "INSERT INTO queue_event (at_ms, business_day, kind, ticket_id,
+                             number_text, service_id, counter_id, waiting)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 'personal', '1', '{}')",
+                        rusqlite::params![at, day_s, kind, id, text],
+                    )
+                    .expect("event");
+                }
+                tx.execute(
+                    "INSERT INTO queue_counter (service, business_day, last_number)
+                     VALUES ('A', ?1, ?2)
+                     ON CONFLICT (service, business_day) DO UPDATE SET last_number = ?2",
+                    rusqlite::params![day_s, number],
+                )
+                .expect("numbering");
+            }
+            tx.commit().expect("commit");
+        });
+    }
+
+    /// With `tickets` served on past days behind it, a ticket issued
+    /// today, called and served, each with the SQLite VM instructions it
+    /// ran.
+    fn queue_hot_path_steps(store: &Store, tickets: i64) -> Vec<(&'static str, u64)> {
+        fill_queue_history(store, tickets);
+        let id = format!("t{tickets}");
+        let (ticket, issued) = vm_steps(store, || issue(store, &id, "personal", 'A', 5_000));
+        let (_, ahead) = vm_steps(store, || {
+            store.tickets().waiting_ahead(&ticket).expect("ahead")
+        });
+        let (called, call) = vm_steps(store, || {
+            act(store, "1", &["personal"], CounterAction::CallNext, 6_000).expect("call")
+        });
+        assert_eq!(called.ticket.ticket_id, id);
+        let (_, serve) = vm_steps(store, || {
+            act(store, "1", &["personal"], CounterAction::Serve, 7_000).expect("serve")
+        });
+        let (_, snapshot) = vm_steps(store, || store.calls().snapshot(day()).expect("snapshot"));
+        vec![
+            ("issue_ticket", issued),
+            ("waiting_ahead", ahead),
+            ("call next", call),
+            ("serve", serve),
+            ("snapshot", snapshot),
+        ]
+    }
+
+    /// Issue 16: the queue's hot path does not grow with history. With
+    /// twenty times as many tickets served on past days behind it, taking
+    /// a ticket, calling it and serving it run about as many SQLite VM
+    /// instructions (deeper B-trees add a few: at most a tenth and 20
+    /// more).
+    #[test]
+    fn queue_work_does_not_grow_with_history() {
+        let t = TestDir::new();
+        let store = t.open();
+        let small = queue_hot_path_steps(&store, 1_000);
+        let large = queue_hot_path_steps(&store, 20_000);
+        for ((name, few), (_, many)) in small.iter().zip(&large) {
+            assert!(
+                *many <= few + few / 10 + 20,
+                "{name}: {few} VM instructions after 1,000 past tickets, {many} after 20,000"
+            );
+        }
+    }
+
     fn code(r: Result<Acted>) -> &'static str {
         match r {
             Err(crate::Error::Lifecycle(e)) => e.code(),

@@ -210,6 +210,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX outbox_delivered_at ON outbox (acked_at_ms) WHERE state = 'delivered';
     "#,
+    // 8: the queue's day in use (queue.rs `day_in_use`, asked by every
+    // ticket and every counter's action) is the latest numbering day, read
+    // from an index instead of every service's every past day (issue 16).
+    r#"
+    CREATE INDEX queue_counter_day ON queue_counter (business_day);
+    "#,
 ];
 
 /// Bring the schema up to date.

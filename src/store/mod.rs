@@ -781,6 +781,26 @@ pub(crate) mod testutil {
     pub fn raw<T>(store: &Store, f: impl FnOnce(&Connection) -> T) -> T {
         f(&store.lock())
     }
+
+    /// `f`'s result and how many SQLite VM instructions it ran on the
+    /// store's connection (its progress handler, called at each one).
+    pub fn vm_steps<T>(store: &Store, f: impl FnOnce() -> T) -> (T, u64) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let steps = std::sync::Arc::new(AtomicU64::new(0));
+        let counter = std::sync::Arc::clone(&steps);
+        raw(store, |c| {
+            c.progress_handler(
+                1,
+                Some(move || {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    false
+                }),
+            );
+        });
+        let value = f();
+        raw(store, |c| c.progress_handler(0, None::<fn() -> bool>));
+        (value, steps.load(Ordering::Relaxed))
+    }
 }
 
 #[cfg(test)]

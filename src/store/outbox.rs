@@ -1025,6 +1025,105 @@ mod tests {
         }
     }
 
+    /// Add settled changes to the history until it holds `settled`: each
+    /// delivered, its payload purged, with its two audit records (as the
+    /// sync worker and the purge leave them), written directly.
+    fn fill_history(store: &Store, settled: i64) {
+        raw(store, |c| {
+            let tx = c.unchecked_transaction().expect("begin");
+            let from: i64 = tx
+                .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+                .expect("count");
+            let mut change = tx
+                .prepare(
+                    "INSERT INTO outbox (change_id, kind, customer_id, state, outcome, core_ref,
+                         created_at_ms, updated_at_ms, next_attempt_at_ms, acked_at_ms, purged_at_ms)
+                     VALUES (?1, 'id_validity', ?2, 'delivered', 'applied', 'CR', ?3, ?3, ?3, ?3, ?3)",
+                )
+                .expect("insert change");
+            let mut audit = tx
+                .prepare(
+                    "INSERT INTO audit (at_ms, actor, action, subject, detail, prev_hash, hash)
+                     VALUES (?1, 'kiosk', ?2, ?3, 'history', ?4, ?4)",
+                )
+                .expect("insert audit");
+            for i in from..settled {
+                let id = uuid::Uuid::from_u128(i as u128).to_string();
+                let at = T0 - 1_000_000_000 + i;
+                change
+                    .execute(params![id, format!("H{}", i % 3000), at])
+                    .expect("change");
+                for action in ["change_recorded", "change_applied"] {
+                    audit
+                        .execute(params![at, action, id, "0".repeat(64)])
+                        .expect("audit");
+                }
+            }
+            drop((change, audit));
+            tx.commit().expect("commit");
+        });
+    }
+
+    /// With `settled` changes behind it, one confirmation and the sync
+    /// worker's calls for it, each with the SQLite VM instructions it ran.
+    fn hot_path_steps(store: &Store, settled: i64) -> Vec<(&'static str, u64)> {
+        fill_history(store, settled);
+        let outbox = store.outbox();
+        let now = T0 + settled;
+        let change = id_change(&format!("N{settled}"));
+        let ((), commit) = vm_steps(store, || {
+            outbox.commit_change(&change, note(now)).expect("commit");
+        });
+        let (_, due) = vm_steps(store, || outbox.next_due_at().expect("due"));
+        let (next, deliverable) = vm_steps(store, || outbox.next_deliverable(now).expect("next"));
+        assert!(next.is_some());
+        let (taken, mark) = vm_steps(store, || {
+            outbox
+                .advance(Vec::new(), Default::default(), 1, now)
+                .expect("advance")
+        });
+        assert_eq!(taken.taken.len(), 1);
+        let outcome = vec![(change.change_id.clone(), done("CR"))];
+        let (_, record) = vm_steps(store, || {
+            outbox
+                .advance(outcome, Default::default(), 1, now)
+                .expect("advance")
+        });
+        let (purge_at, purge) = vm_steps(store, || {
+            outbox
+                .next_purge_at(Duration::from_secs(3600))
+                .expect("purge")
+        });
+        assert!(purge_at.is_some());
+        vec![
+            ("commit_change", commit),
+            ("next_due_at", due),
+            ("next_deliverable", deliverable),
+            ("advance (mark in flight)", mark),
+            ("advance (record the outcome)", record),
+            ("next_purge_at", purge),
+        ]
+    }
+
+    /// Issue 16: no statement on the hot path grows with history. With
+    /// twenty times as many settled changes (and audit records) behind
+    /// it, a confirmation and each of the sync worker's calls run about as
+    /// many SQLite VM instructions (deeper B-trees add a few: at most a
+    /// tenth and 20 more).
+    #[test]
+    fn hot_path_work_does_not_grow_with_history() {
+        let t = TestDir::new();
+        let store = t.open();
+        let small = hot_path_steps(&store, 1_000);
+        let large = hot_path_steps(&store, 20_000);
+        for ((name, few), (_, many)) in small.iter().zip(&large) {
+            assert!(
+                *many <= few + few / 10 + 20,
+                "{name}: {few} VM instructions after 1,000 settled changes, {many} after 20,000"
+            );
+        }
+    }
+
     fn deliver_now(store: &Store, now: i64) -> PendingChange {
         let p = store
             .outbox()
