@@ -97,7 +97,7 @@ pub use calls::{
 pub use crypto::{SecretChange, generate_key_file};
 pub use outbox::{
     Advance, Call, ChangeState, ChangeSummary, Decision, ListFilter, Outbox, PendingChange,
-    StoredId, SyncStatus,
+    StoredId, SyncStatus, purge_due_at,
 };
 pub use queue::{
     EventKind, NewTicket, QueueCounts, QueueEventRow, TicketRow, Tickets, WaitingCounts,

@@ -788,9 +788,9 @@ impl Outbox<'_> {
         Ok(purged)
     }
 
-    /// When [`Outbox::purge`](crate::store::Outbox::purge) next has something to do, with this retention.
+    /// When the next purge is due, with this retention: [`purge_due_at`]
+    /// of the oldest settled payload still kept.
     pub fn next_purge_at(&self, retention: Duration) -> Result<Option<i64>> {
-        let retention = millis(retention);
         self.store.read(|tx| {
             let oldest: Option<i64> = tx.query_row(
                 "SELECT min(acked_at_ms) FROM outbox INDEXED BY outbox_purge
@@ -798,9 +798,27 @@ impl Outbox<'_> {
                 [],
                 |r| r.get(0),
             )?;
-            Ok(oldest.map(|t| t.saturating_add(retention)))
+            Ok(oldest.map(|t| purge_due_at(t, retention)))
         })
     }
+}
+
+/// The longest a payload waits past its retention for the batch it is
+/// purged with ([`purge_due_at`]).
+const MAX_PURGE_SLACK_MS: i64 = 10 * 60 * 1000;
+
+/// When the payload of a change settled at `settled_at_ms` is due to be
+/// purged (rule S2): after the retention, plus 1% of it (at most 10
+/// minutes), so that payloads settled one after another are purged
+/// together instead of each on its own. Each purge ends with a checkpoint
+/// that empties the WAL, and the commits after it are slower until the
+/// WAL has grown back. A retention of 0 purges at once.
+pub fn purge_due_at(settled_at_ms: i64, retention: Duration) -> i64 {
+    let retention = millis(retention);
+    let slack = (retention / 100).min(MAX_PURGE_SLACK_MS);
+    settled_at_ms
+        .saturating_add(retention)
+        .saturating_add(slack)
 }
 
 /// Apply the sync worker's decision about an open change (clearing the

@@ -15,10 +15,6 @@ use crate::Error;
 use crate::config::{StoreSection, SyncSection};
 use crate::store::{PendingChange, Store};
 
-/// The longest a payload waits past its retention for the batch it is
-/// purged with ([`SyncOptions::purge_due`]).
-const MAX_PURGE_SLACK_MS: i64 = 10 * 60 * 1000;
-
 /// How the loop retries and purges.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncOptions {
@@ -35,19 +31,6 @@ pub struct SyncOptions {
 }
 
 impl SyncOptions {
-    /// When a purge is due, given the time the oldest settled payload's
-    /// retention ends: that far in, so that payloads settled one after
-    /// another are purged together, not each on its own (rule S2 batched).
-    /// Each purge ends with a checkpoint that empties the WAL, and the
-    /// commits after it are slower until the WAL has grown back.
-    /// The slack is 1% of the retention, at most 10 minutes (a retention
-    /// of 0 purges at once).
-    fn purge_due(&self, retention_ends: Option<i64>) -> Option<i64> {
-        let retention = i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
-        let slack = (retention / 100).min(MAX_PURGE_SLACK_MS);
-        retention_ends.map(|at| at.saturating_add(slack))
-    }
-
     pub fn from_config(sync: &SyncSection, store: &StoreSection) -> SyncOptions {
         SyncOptions {
             backoff: Backoff::from(sync),
@@ -295,10 +278,9 @@ where
         let next_purge = match self.next_purge {
             Some(at) => at,
             None => {
-                let ends = self
+                let at = self
                     .blocking(move |s| s.outbox().next_purge_at(retention))
                     .await?;
-                let at = self.options.purge_due(ends);
                 self.next_purge = Some(at);
                 at
             }
@@ -348,13 +330,13 @@ where
             }
         }
         if any_final || !advance.unreadable.is_empty() {
-            // A new settled payload: purge it after the retention.
-            let ends = now.saturating_add(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
-            let at = self.options.purge_due(Some(ends)).unwrap_or(ends);
-            self.next_purge = Some(Some(match self.next_purge {
-                Some(Some(earlier)) => earlier.min(at),
-                _ => at,
-            }));
+            // A new settled payload: its purge may be the next one. When
+            // the next is not known (a purge just ran), the store is asked
+            // at the next step: the payloads it left may be due sooner.
+            if let Some(known) = self.next_purge {
+                let at = crate::store::purge_due_at(now, retention);
+                self.next_purge = Some(Some(known.map_or(at, |earlier| earlier.min(at))));
+            }
         }
         let sent = !advance.taken.is_empty();
         for pending in advance.taken {
@@ -423,7 +405,6 @@ where
                 ))
             })
             .await?;
-        let purge = self.options.purge_due(purge);
         self.next_purge = Some(purge);
         self.retries.extend(due);
         Ok(match (due, purge) {
@@ -800,6 +781,64 @@ mod tests {
             }
         }
         assert_eq!(purges, [4, 4, 2], "three purges for ten payloads");
+    }
+
+    /// Rule S2 under steady traffic: when a purge and a new final answer
+    /// come in the same step, the payloads the purge left are still purged
+    /// when they come due, while other requests are out (the next purge was
+    /// once taken from the new answer alone: a whole retention late).
+    #[tokio::test]
+    async fn rule_s2_a_purge_and_a_final_answer_in_one_step_leave_no_payload_late() {
+        let mut h = Harness::new_with(SyncOptions {
+            concurrency: 2,
+            ..options()
+        })
+        .await;
+        let (a, b) = (id_change("A"), id_change("B"));
+        h.commit(&[&a]);
+        h.answer(Req::Submit(a.change_id.clone()), accepted("CR-A"))
+            .await;
+        assert_eq!(h.park().await, Some(T0 + 3_600_000 + PURGE_SLACK));
+        h.set_now(T0 + 100_000);
+        h.commit(&[&b]);
+        h.answer(Req::Submit(b.change_id.clone()), accepted("CR-B"))
+            .await;
+        assert_eq!(h.park().await, Some(T0 + 3_600_000 + PURGE_SLACK));
+        let b_due = T0 + 100_000 + 3_600_000 + PURGE_SLACK;
+
+        // Two requests out, and they stay out in turn.
+        h.set_now(T0 + 3_600_000);
+        let (c, d) = (id_change("C"), id_change("D"));
+        h.commit(&[&c, &d]);
+        let (_, reply_c) = h.call().await;
+        let (_, reply_d) = h.call().await;
+        // A's purge comes due; C's answer comes back: one step purges A,
+        // records C and sends E.
+        h.set_now(T0 + 3_600_000 + PURGE_SLACK);
+        let e = id_change("E");
+        h.commit(&[&e]);
+        reply_c.send(accepted("CR-C")).expect("loop waiting");
+        let (_, reply_e) = h.call().await;
+        let purged = |h: &Harness, c: &ChangeRequest| {
+            h.store.outbox().get(&c.change_id).expect("get").purged
+        };
+        assert!(purged(&h, &a));
+        assert!(!purged(&h, &b), "B's retention has not ended");
+        // B comes due while D and E are out; D's answer brings the next step.
+        h.set_now(b_due);
+        let f = id_change("F");
+        h.commit(&[&f]);
+        reply_d.send(accepted("CR-D")).expect("loop waiting");
+        let (_, reply_f) = h.call().await;
+        assert!(purged(&h, &b), "B purged when due, not a retention later");
+
+        reply_e.send(accepted("CR-E")).expect("loop waiting");
+        reply_f.send(accepted("CR-F")).expect("loop waiting");
+        assert_eq!(
+            h.park().await,
+            Some(T0 + 2 * (3_600_000 + PURGE_SLACK)),
+            "next: C's purge"
+        );
     }
 
     impl Harness {
