@@ -300,6 +300,30 @@ fn a_stale_status_byte_in_the_input_is_flushed_before_asking() {
     assert_eq!(printer.status().unwrap().fault(), None);
 }
 
+/// A byte that comes back but is no reply to the query (here 0x00: its
+/// fixed bits are wrong for every `DLE EOT n`) is not taken for one: the
+/// query times out, and the timeout reports the byte.
+#[test]
+fn a_byte_that_is_no_reply_is_skipped_and_reported_with_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_with(&dir, |c| c.answers_status = false);
+    let mut config = config(&sim);
+    config.automatic_status_back = false;
+    let opening = std::thread::spawn(move || SerialPrinter::open(config));
+    // `DLE EOT 1` has reached the printer: the junk comes after it.
+    sim.wait_for_bytes(3, WAIT).unwrap();
+    sim.inject(&[0x00]).unwrap();
+    match opening.join().unwrap() {
+        Err(EscposError::StatusTimeout {
+            query, received, ..
+        }) => {
+            assert_eq!(query, StatusQuery::Printer);
+            assert_eq!(received, [0x00]);
+        }
+        other => panic!("expected a status timeout, got {other:?}"),
+    }
+}
+
 #[test]
 fn at_the_wrong_speed_the_printer_does_not_answer() {
     let dir = tempfile::tempdir().unwrap();

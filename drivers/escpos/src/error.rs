@@ -18,9 +18,6 @@ pub enum EscposError {
     /// A document element with a value the printer cannot take.
     #[error("invalid {what}: {detail}")]
     InvalidArgument { what: &'static str, detail: String },
-    /// A byte that cannot be the reply to this status query.
-    #[error("0x{byte:02X} is not a reply to {}", query.name())]
-    BadStatusReply { query: StatusQuery, byte: u8 },
     /// The printer has no paper (or stopped at the paper end).
     #[error("printer out of paper{}", sent_note(*sent))]
     PaperOut { sent: bool },

@@ -685,10 +685,9 @@ impl Printer {
                         let parsed = match self.take_byte(byte) {
                             Inbound::Reply(b) => query.parse(b),
                             _ => None,
-                        }
-                        .ok_or(EscposError::BadStatusReply { query, byte });
+                        };
                         match parsed {
-                            Ok(reply) => {
+                            Some(reply) => {
                                 tracing::trace!(
                                     query = query.name(),
                                     byte = format_args!("{byte:02X}"),
@@ -700,7 +699,8 @@ impl Printer {
                                 replies.push(reply);
                                 break;
                             }
-                            Err(_) => skipped.push(byte),
+                            // Not a reply to it: kept for the timeout's report.
+                            None => skipped.push(byte),
                         }
                     }
                     Err(e) if kiosk_device::serial_errors::is_transient(&e) => {}

@@ -103,9 +103,9 @@ impl StatusQuery {
     }
 
     /// What the reply `byte` means; `None` when it cannot be a reply to
-    /// this query (the printer link turns that into
-    /// `EscposError::BadStatusReply`). Pure decoding: this module depends
-    /// on no other of the crate.
+    /// this query (the printer link skips it, and reports it with the
+    /// timeout if no reply comes). Pure decoding: this module depends on
+    /// no other of the crate.
     pub fn parse(self, byte: u8) -> Option<StatusReply> {
         if !self.accepts(byte) {
             return None;
