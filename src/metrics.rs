@@ -308,7 +308,7 @@ pub fn render(snapshot: &Snapshot, metrics: &Metrics) -> String {
     if let Some(commits) = &snapshot.store_commits {
         r.register_with_unit(
             "kiosk_store_commit_duration",
-            "Time to commit a write to the store (WAL write and fdatasync)",
+            "Time to commit to the store (WAL write and fdatasync); writes sharing a commit count once",
             Unit::Seconds,
             commits.clone(),
         );

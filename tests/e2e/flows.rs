@@ -1333,7 +1333,8 @@ async fn metrics_show_reads_tickets_and_deliveries_and_nothing_personal() {
     ] {
         assert!(body.contains(series), "{series} missing in:\n{body}");
     }
-    // Every write was timed: at least the change, its delivery, the ticket.
+    // The commits were timed: at least the change's, its delivery's, the
+    // ticket's.
     let commits: u64 = body
         .lines()
         .find_map(|l| l.strip_prefix("kiosk_store_commit_duration_seconds_count "))
