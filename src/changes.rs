@@ -144,7 +144,7 @@ impl Changes {
     pub async fn backlog_and_disk(&self) -> Option<(Option<u64>, Option<(u64, u64)>)> {
         let store = self.store.clone()?;
         tokio::task::spawn_blocking(move || {
-            let backlog = store.outbox().sync_status(now_ms()).ok().map(|s| s.pending);
+            let backlog = store.outbox().backlog().ok();
             let dir = store
                 .path()
                 .parent()

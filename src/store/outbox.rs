@@ -655,6 +655,18 @@ impl Outbox<'_> {
         })
     }
 
+    /// How many changes the bank has not answered for good yet: what the
+    /// status line and `status` show every few seconds. Counts the open
+    /// changes only, not the history [`Outbox::sync_status`] also counts.
+    pub fn backlog(&self) -> Result<u64> {
+        self.store.read(|tx| {
+            let n: i64 = tx
+                .prepare_cached(&format!("SELECT count(*) FROM outbox WHERE {OPEN}"))?
+                .query_row([], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+    }
+
     /// Changes matching `filter`, newest first; no personal data.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<ChangeSummary>> {
         let state = filter.state.map_or("1", ChangeState::condition);
@@ -1093,6 +1105,8 @@ mod tests {
             outbox.commit_change(&change, note(now)).expect("commit");
         });
         let (_, due) = vm_steps(store, || outbox.next_due_at().expect("due"));
+        let (pending, backlog) = vm_steps(store, || outbox.backlog().expect("backlog"));
+        assert_eq!(pending, 1);
         let (next, deliverable) = vm_steps(store, || outbox.next_deliverable(now).expect("next"));
         assert!(next.is_some());
         let (taken, mark) = vm_steps(store, || {
@@ -1116,6 +1130,7 @@ mod tests {
         vec![
             ("commit_change", commit),
             ("next_due_at", due),
+            ("backlog (status line)", backlog),
             ("next_deliverable", deliverable),
             ("advance (mark in flight)", mark),
             ("advance (record the outcome)", record),
