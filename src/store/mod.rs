@@ -797,6 +797,26 @@ pub(crate) mod testutil {
             .expect("a count in the exposition")
     }
 
+    /// Each call of a hot path ran about as many SQLite VM instructions
+    /// with `large` history behind it as with `small`: deeper B-trees add
+    /// a few (at most a tenth and 20 more), a scan of the history adds
+    /// its length. `steps` runs the calls once, after filling the history
+    /// up to the size it is given.
+    pub fn assert_steps_flat(
+        store: &Store,
+        (small, large): (i64, i64),
+        steps: impl Fn(&Store, i64) -> Vec<(&'static str, u64)>,
+    ) {
+        let few = steps(store, small);
+        let many = steps(store, large);
+        for ((name, few), (_, many)) in few.iter().zip(&many) {
+            assert!(
+                *many <= few + few / 10 + 20,
+                "{name}: {few} VM instructions with {small} behind it, {many} with {large}"
+            );
+        }
+    }
+
     /// `f`'s result and how many SQLite VM instructions it ran on the
     /// store's connection (its progress handler, called at each one).
     pub fn vm_steps<T>(store: &Store, f: impl FnOnce() -> T) -> (T, u64) {
