@@ -111,6 +111,13 @@ fn today_shanghai() -> [String; 2] {
     ]
 }
 
+/// The branch's business day now: the test configuration starts it at
+/// local midnight in Shanghai (the default start).
+fn business_day_now() -> chrono::NaiveDate {
+    let tz: chrono_tz::Tz = "Asia/Shanghai".parse().expect("tz");
+    chrono::Utc::now().with_timezone(&tz).date_naive()
+}
+
 /// Check one printed ticket field by field (rule Q1).
 fn check_ticket(
     t: &DecodedTicket,
@@ -983,9 +990,12 @@ pub(crate) struct TicketCrashReport {
 /// store, the audit trail and the printed tickets.
 pub(crate) async fn sigkill_during_ticket_issuing(kills: usize, seed: u64) -> TicketCrashReport {
     let s = setup();
+    // The run may cross the branch's midnight, where the numbering starts
+    // again at 1 (rule Q2): numbers are checked per business day.
+    let first_day = business_day_now();
     let mut kioskd = Kioskd::start(&queue_toml(s.dir.path(), Some(s.printer.link())));
     let mut rng = Lcg(seed);
-    // number -> ticket id, as acknowledged to the client.
+    // ticket id -> number, as acknowledged to the client.
     let mut acknowledged: BTreeMap<String, String> = BTreeMap::new();
     let mut unanswered = 0usize;
     let mut duplicated = 0usize;
@@ -1005,10 +1015,10 @@ pub(crate) async fn sigkill_during_ticket_issuing(kills: usize, seed: u64) -> Ti
         match answer {
             Ok(Ok(t)) => {
                 if acknowledged
-                    .insert(t.number.clone(), t.ticket_id.clone())
+                    .insert(t.ticket_id.clone(), t.number.clone())
                     .is_some()
                 {
-                    eprintln!("kill {i}: {} acknowledged twice", t.number);
+                    eprintln!("kill {i}: ticket {} acknowledged twice", t.number);
                     duplicated += 1;
                 }
             }
@@ -1024,6 +1034,7 @@ pub(crate) async fn sigkill_during_ticket_issuing(kills: usize, seed: u64) -> Ti
     }
     drop(c);
     kioskd.kill();
+    let last_day = business_day_now();
 
     let store = kiosk::store::Store::open(
         &s.dir.path().join("kiosk.db"),
@@ -1032,64 +1043,68 @@ pub(crate) async fn sigkill_during_ticket_issuing(kills: usize, seed: u64) -> Ti
     )
     .expect("open the store");
     let mut tickets = Vec::new();
-    let mut days: Vec<_> = today_shanghai()
-        .iter()
-        .map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").expect("date"))
-        .collect();
-    days.dedup();
-    for day in &days {
-        tickets.extend(store.tickets().tickets_of_day(*day).expect("tickets"));
+    let mut per_day_letter: BTreeMap<(chrono::NaiveDate, char), Vec<u32>> = BTreeMap::new();
+    for day in first_day.iter_days().take_while(|d| *d <= last_day) {
+        for t in store.tickets().tickets_of_day(day).expect("tickets") {
+            per_day_letter
+                .entry((day, t.letter))
+                .or_default()
+                .push(t.number);
+            tickets.push(t);
+        }
     }
-    let mut per_letter: BTreeMap<char, Vec<u32>> = BTreeMap::new();
-    let mut by_number: BTreeMap<String, String> = BTreeMap::new();
+    // ticket id -> number as stored; a number stored twice on one day
+    // counts as a duplicate.
+    let mut by_id: BTreeMap<String, String> = BTreeMap::new();
+    let mut numbers_of_day = BTreeSet::new();
     for t in &tickets {
-        per_letter.entry(t.letter).or_default().push(t.number);
-        if by_number
-            .insert(t.number_text.clone(), t.ticket_id.clone())
-            .is_some()
-        {
-            eprintln!("{} issued twice", t.number_text);
+        by_id.insert(t.ticket_id.clone(), t.number_text.clone());
+        if !numbers_of_day.insert((t.business_day, t.number_text.clone())) {
+            eprintln!("{} issued twice on {}", t.number_text, t.business_day);
             duplicated += 1;
         }
     }
-    for (letter, numbers) in &per_letter {
+    for ((day, letter), numbers) in &per_day_letter {
         let n = u32::try_from(numbers.len()).expect("count");
         assert_eq!(
             *numbers,
             (1..=n).collect::<Vec<_>>(),
-            "{letter}: contiguous from 1"
+            "{letter} on {day}: contiguous from 1"
         );
         let counts = store
             .tickets()
             // Only the numbering (by letter) is checked here.
-            .queue_counts(*letter, "", days[days.len() - 1])
+            .queue_counts(*letter, "", *day)
             .expect("counts");
         assert_eq!(
             counts.last_issued,
             Some(n),
-            "{letter}: the counter matches the rows"
+            "{letter} on {day}: the counter matches the rows"
         );
     }
     let lost = acknowledged
         .iter()
-        .filter(|(number, id)| by_number.get(*number) != Some(*id))
+        .filter(|(id, number)| by_id.get(*id) != Some(*number))
         .count();
     let audit = store.audit().audit_records(0, 100_000).expect("audit");
     let issued_records = audit.iter().filter(|r| r.action == "ticket_issued").count();
     assert_eq!(issued_records, tickets.len(), "one audit record per ticket");
     assert!(store.audit().audit_verify().expect("verify").ok());
-    // Every ticket that came out of the printer shows a stored number with
-    // its own ticket id, and no number came out twice.
+    // Every ticket that came out of the printer shows the number stored
+    // under its own ticket id, and no ticket came out twice.
     let cut = s.printer.tickets();
-    let mut printed_numbers = BTreeSet::new();
+    let mut printed_ids = BTreeSet::new();
     for t in &cut {
         let number = t.texts()[3].to_string();
+        let [id] = t.qr.as_slice() else {
+            panic!("one QR code (the ticket id) on {number}: {:?}", t.qr);
+        };
         assert_eq!(
-            by_number.get(&number),
-            t.qr.first(),
+            by_id.get(id),
+            Some(&number),
             "printed {number} matches the store"
         );
-        if !printed_numbers.insert(number.clone()) {
+        if !printed_ids.insert(id.clone()) {
             eprintln!("{number} printed twice");
             duplicated += 1;
         }
@@ -1098,9 +1113,9 @@ pub(crate) async fn sigkill_during_ticket_issuing(kills: usize, seed: u64) -> Ti
     eprintln!(
         "crash test: {kills} SIGKILLs; {} tickets in the store ({}), {} acknowledged, {} unanswered, {} marked printed, {} cut by the printer simulator",
         tickets.len(),
-        per_letter
+        per_day_letter
             .iter()
-            .map(|(l, v)| format!("{l}: 1..{}", v.len()))
+            .map(|((d, l), v)| format!("{d} {l}: 1..{}", v.len()))
             .collect::<Vec<_>>()
             .join(", "),
         acknowledged.len(),
