@@ -458,6 +458,36 @@ mod tests {
         );
     }
 
+    /// The cards' validity is fixed in their files, while the kiosk checks
+    /// it against today (rule I4): a card meant to be valid that expires
+    /// turns flow and UI tests red with a screen that says nothing of why.
+    /// This test fails first, a quarter ahead, naming the file to change.
+    #[test]
+    fn rule_i4_every_card_meant_to_be_valid_stays_valid_for_another_quarter() {
+        let today = chrono::Utc::now().date_naive();
+        let horizon = today + chrono::Days::new(90);
+        for p in CardProfile::builtins()
+            .into_iter()
+            .chain(Fixtures::special_cards())
+        {
+            let kiosk_idcard::Validity::Until(until) = p.identity.valid_until else {
+                continue;
+            };
+            if p.name == "resident-expired" {
+                assert!(until < today, "{} must stay expired", p.name);
+                continue;
+            }
+            assert!(
+                until > horizon,
+                "card {} is valid until {until}, less than 90 days from now: move its \
+                 valid_from and valid_until (sim/profiles/ or sim/fixtures/cards/) forward \
+                 by whole years, and its customer's validity on file \
+                 (sim/fixtures/customers.toml) with them",
+                p.name
+            );
+        }
+    }
+
     #[test]
     fn long_term_is_later_than_any_date() {
         let d = ValidUntil::parse("2099-12-31").unwrap();
